@@ -1,0 +1,48 @@
+/* The ferry command line: shared state and helpers of the verb files. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "util/err.h"
+
+struct cli {
+  struct api_client *api;
+  bool json; /* global --json */
+};
+
+struct cli_cmd {
+  const char *name;
+  int (*fn)(struct cli *cli, int argc, char **argv);
+  const char *summary;
+};
+
+/* Prints "Error: <msg>" and returns the exit code for it (125, as podman). */
+int cli_fail(const struct ferry_err *err);
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when argv has -h/--help before "--": prints help text and the caller returns 0. */
+bool cli_wants_help(int argc, char **argv, const char *help);
+void cli_print_json(json_t *j);
+/* "1.5 MiB", "300 ms" and similar, into buf. */
+const char *fmt_bytes(uint64_t b, char *buf, size_t len);
+const char *fmt_ms(int64_t ms, char *buf, size_t len);
+/* Makes a path absolute against the cwd (malloc'd). */
+char *cli_abs_path(const char *p);
+
+int cmd_image(struct cli *cli, int argc, char **argv);
+int cmd_images(struct cli *cli, int argc, char **argv);
+int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_create(struct cli *cli, int argc, char **argv);
+int cmd_start(struct cli *cli, int argc, char **argv);
+int cmd_stop(struct cli *cli, int argc, char **argv);
+int cmd_kill(struct cli *cli, int argc, char **argv);
+int cmd_rm(struct cli *cli, int argc, char **argv);
+int cmd_ps(struct cli *cli, int argc, char **argv);
+int cmd_inspect(struct cli *cli, int argc, char **argv);
+int cmd_logs(struct cli *cli, int argc, char **argv);
+int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_volume(struct cli *cli, int argc, char **argv);
+int cmd_checkpoint(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
+int cmd_info(struct cli *cli, int argc, char **argv);

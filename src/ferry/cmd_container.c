@@ -1,0 +1,422 @@
+/* ferry run/create/start/stop/kill/rm/ps/inspect/logs/exec */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static char *ctr_url(const char *name, const char *suffix)
+{
+  _cleanup_free_ char *e = api_escape(name);
+  return xasprintf("/v1/containers/%s%s", e, suffix ? suffix : "");
+}
+
+static const char run_help[] =
+    "Usage: ferry run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+    "       ferry create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\n"
+    "  -d, --detach          run in the background and print the container id (run)\n"
+    "  --name NAME           container name (default: generated)\n"
+    "  --ip ADDR             pin the container's address (from the agent's subnet)\n"
+    "  -v, --volume VOL:/path  mount named volume VOL (created if missing)\n"
+    "  -e, --env KEY=VALUE   set an environment variable\n"
+    "  -w, --workdir DIR     working directory\n"
+    "  -u, --user USER[:GROUP]  user to run as\n"
+    "  --rm                  remove the container when it exits (run without -d)\n"
+    "  --json                print the container record as JSON\n";
+
+static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
+{
+  if (cli_wants_help(argc, argv, run_help))
+    return 0;
+  static const struct option lo[] = {{"detach", no_argument, 0, 'd'},
+                                     {"name", required_argument, 0, 'n'},
+                                     {"ip", required_argument, 0, 'i'},
+                                     {"volume", required_argument, 0, 'v'},
+                                     {"env", required_argument, 0, 'e'},
+                                     {"workdir", required_argument, 0, 'w'},
+                                     {"user", required_argument, 0, 'u'},
+                                     {"rm", no_argument, 0, 'r'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {0, 0, 0, 0}};
+  _cleanup_json_ json_t *req = json_object();
+  json_t *vols = json_array(), *env = json_array();
+  json_object_set_new(req, "volumes", vols);
+  json_object_set_new(req, "env", env);
+  bool detach = false, autorm = false;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+dn:v:e:w:u:", lo, NULL)) != -1) {
+    switch (c) {
+    case 'd': detach = true; break;
+    case 'n': json_object_set_new(req, "name", json_string(optarg)); break;
+    case 'i': json_object_set_new(req, "ip", json_string(optarg)); break;
+    case 'v': json_array_append_new(vols, json_string(optarg)); break;
+    case 'e':
+      if (!strchr(optarg, '=')) {
+        const char *v = getenv(optarg);
+        if (!v)
+          continue;
+        _cleanup_free_ char *kv = xasprintf("%s=%s", optarg, v);
+        json_array_append_new(env, json_string(kv));
+      } else {
+        json_array_append_new(env, json_string(optarg));
+      }
+      break;
+    case 'w': json_object_set_new(req, "workdir", json_string(optarg)); break;
+    case 'u': json_object_set_new(req, "user", json_string(optarg)); break;
+    case 'r': autorm = true; break;
+    case 'j': cli->json = true; break;
+    default: return 125;
+    }
+  }
+  if (optind >= argc)
+    return cli_usage_error("%s needs an IMAGE (see ferry %s --help)", argv[0], argv[0]);
+  json_object_set_new(req, "image", json_string(argv[optind]));
+  if (optind + 1 < argc) {
+    json_t *cmd = json_array();
+    for (int i = optind + 1; i < argc; i++)
+      json_array_append_new(cmd, json_string(argv[i]));
+    json_object_set_new(req, "cmd", cmd);
+  }
+  json_object_set_new(req, "start", json_boolean(start));
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *rec = NULL;
+  if (api_call(cli->api, "POST", "/v1/containers", req, &rec, &err) < 0)
+    return cli_fail(&err);
+  const char *id = json_str_or(rec, "id", "");
+  if (cli->json)
+    cli_print_json(rec);
+  if (!start || detach) {
+    if (!cli->json)
+      puts(id);
+    return 0;
+  }
+  /* Attached: follow the output until the container exits. */
+  const char *name = json_str_or(rec, "name", id);
+  _cleanup_free_ char *url = ctr_url(name, NULL);
+  size_t offset = 0;
+  int code = 0;
+  for (;;) {
+    _cleanup_free_ char *lurl = xasprintf("%s/logs?offset=%zu", url, offset);
+    char *text = NULL;
+    size_t len = 0;
+    if (api_get_raw(cli->api, lurl, &text, &len, &err) == 0) {
+      fwrite(text, 1, len, stdout);
+      fflush(stdout);
+      offset += len;
+      free(text);
+    }
+    _cleanup_json_ json_t *st = NULL;
+    if (api_call(cli->api, "GET", url, NULL, &st, &err) < 0)
+      return cli_fail(&err);
+    const char *s = json_str_or(st, "status", "");
+    if (strcmp(s, "running") != 0 && strcmp(s, "paused") != 0) {
+      if (len > 0)
+        continue; /* drain what is left */
+      code = (int)json_integer_value(json_object_get(st, "exit_code"));
+      break;
+    }
+    usleep(100000);
+  }
+  if (autorm) {
+    _cleanup_free_ char *durl = xasprintf("%s?force=1", url);
+    if (api_call(cli->api, "DELETE", durl, NULL, NULL, &err) < 0)
+      return cli_fail(&err);
+  }
+  return code;
+}
+
+int cmd_run(struct cli *cli, int argc, char **argv) { return create_or_run(cli, argc, argv, true); }
+int cmd_create(struct cli *cli, int argc, char **argv)
+{
+  return create_or_run(cli, argc, argv, false);
+}
+
+/* Runs one request per named container; prints each name on success. */
+static int each(struct cli *cli, int argc, char **argv, int first, const char *method,
+                const char *suffix)
+{
+  int rc = 0;
+  if (first >= argc)
+    return cli_usage_error("%s needs at least one container name", argv[0]);
+  for (int i = first; i < argc; i++) {
+    struct ferry_err err = {0};
+    _cleanup_free_ char *url = ctr_url(argv[i], suffix);
+    _cleanup_json_ json_t *out = NULL;
+    if (api_call(cli->api, method, url, NULL, &out, &err) < 0)
+      rc = cli_fail(&err);
+    else if (cli->json)
+      cli_print_json(out);
+    else
+      puts(argv[i]);
+  }
+  return rc;
+}
+
+int cmd_start(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv, "Usage: ferry start NAME...\n"))
+    return 0;
+  return each(cli, argc, argv, 1, "POST", "/start");
+}
+
+int cmd_stop(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry stop [-t SECONDS] NAME...\n"
+                     "  -t, --time N   seconds to wait after SIGTERM before SIGKILL (default 10)\n"))
+    return 0;
+  static const struct option lo[] = {{"time", required_argument, 0, 't'}, {0, 0, 0, 0}};
+  int c, t = -1;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+t:", lo, NULL)) != -1) {
+    if (c != 't')
+      return 125;
+    t = atoi(optarg);
+  }
+  _cleanup_free_ char *sfx = t >= 0 ? xasprintf("/stop?timeout=%d", t) : xstrdup("/stop");
+  return each(cli, argc, argv, optind, "POST", sfx);
+}
+
+int cmd_kill(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry kill [-s SIGNAL] NAME...\n"
+                     "  -s, --signal SIG   signal name or number (default KILL)\n"))
+    return 0;
+  static const struct option lo[] = {{"signal", required_argument, 0, 's'}, {0, 0, 0, 0}};
+  int c;
+  const char *sig = "KILL";
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+s:", lo, NULL)) != -1) {
+    if (c != 's')
+      return 125;
+    sig = optarg;
+  }
+  _cleanup_free_ char *esig = api_escape(sig);
+  _cleanup_free_ char *sfx = xasprintf("/kill?signal=%s", esig);
+  return each(cli, argc, argv, optind, "POST", sfx);
+}
+
+int cmd_rm(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry rm [-f] NAME...\n"
+                     "  -f, --force   stop (kill) a running container first\n"))
+    return 0;
+  static const struct option lo[] = {{"force", no_argument, 0, 'f'}, {0, 0, 0, 0}};
+  int c;
+  bool force = false;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+f", lo, NULL)) != -1) {
+    if (c != 'f')
+      return 125;
+    force = true;
+  }
+  return each(cli, argc, argv, optind, "DELETE", force ? "?force=1" : NULL);
+}
+
+static void short_cmd(json_t *args, char *buf, size_t len)
+{
+  buf[0] = '\0';
+  size_t i;
+  json_t *a;
+  json_array_foreach(args, i, a)
+  {
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, "%s%s", i ? " " : "", json_string_value(a));
+  }
+  if (strlen(buf) > 24)
+    strcpy(buf + 21, "...");
+}
+
+int cmd_ps(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry ps [-a] [--json]\n"
+                     "  -a, --all   also show containers that are not running\n"))
+    return 0;
+  static const struct option lo[] = {{"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'},
+                                     {0, 0, 0, 0}};
+  int c;
+  bool all = false;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+aq", lo, NULL)) != -1) {
+    if (c == 'a')
+      all = true;
+    else if (c == 'j')
+      cli->json = true;
+    else
+      return 125;
+  }
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *list = NULL;
+  if (api_call(cli->api, "GET", all ? "/v1/containers?all=1" : "/v1/containers", NULL, &list,
+               &err) < 0)
+    return cli_fail(&err);
+  if (cli->json) {
+    cli_print_json(list);
+    return 0;
+  }
+  printf("%-12s  %-20s  %-20s  %-24s  %-14s  %-15s\n", "CONTAINER ID", "NAME", "IMAGE", "COMMAND",
+         "STATUS", "IP");
+  size_t i;
+  json_t *r;
+  json_array_foreach(list, i, r)
+  {
+    char cmd[64], status[32];
+    short_cmd(json_object_get(r, "args"), cmd, sizeof cmd);
+    const char *st = json_str_or(r, "status", "?");
+    if (strcmp(st, "exited") == 0 && json_object_get(r, "exit_code"))
+      snprintf(status, sizeof status, "exited (%lld)",
+               (long long)json_integer_value(json_object_get(r, "exit_code")));
+    else
+      snprintf(status, sizeof status, "%s", st);
+    printf("%-12.12s  %-20s  %-20s  %-24s  %-14s  %-15s\n", json_str_or(r, "id", ""),
+           json_str_or(r, "name", ""), json_str_or(r, "image_name", ""), cmd, status,
+           json_str_or(r, "ip", ""));
+  }
+  return 0;
+}
+
+int cmd_inspect(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv, "Usage: ferry inspect NAME...\n"))
+    return 0;
+  if (argc < 2)
+    return cli_usage_error("inspect needs a container name");
+  int rc = 0;
+  json_t *arr = json_array();
+  for (int i = 1; i < argc; i++) {
+    struct ferry_err err = {0};
+    _cleanup_free_ char *url = ctr_url(argv[i], NULL);
+    json_t *out = NULL;
+    if (api_call(cli->api, "GET", url, NULL, &out, &err) < 0)
+      rc = cli_fail(&err);
+    else
+      json_array_append_new(arr, out);
+  }
+  if (json_array_size(arr) > 0)
+    cli_print_json(arr);
+  json_decref(arr);
+  return rc;
+}
+
+int cmd_logs(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry logs [-f] NAME\n"
+                     "  -f, --follow   keep printing new output until the container exits\n"))
+    return 0;
+  static const struct option lo[] = {{"follow", no_argument, 0, 'f'}, {0, 0, 0, 0}};
+  int c;
+  bool follow = false;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+f", lo, NULL)) != -1) {
+    if (c != 'f')
+      return 125;
+    follow = true;
+  }
+  if (optind + 1 != argc)
+    return cli_usage_error("logs needs exactly one container name");
+  _cleanup_free_ char *url = ctr_url(argv[optind], NULL);
+  size_t offset = 0;
+  for (;;) {
+    struct ferry_err err = {0};
+    _cleanup_free_ char *lurl = xasprintf("%s/logs?offset=%zu", url, offset);
+    char *text = NULL;
+    size_t len = 0;
+    if (api_get_raw(cli->api, lurl, &text, &len, &err) < 0)
+      return cli_fail(&err);
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    free(text);
+    offset += len;
+    if (!follow)
+      return 0;
+    _cleanup_json_ json_t *st = NULL;
+    if (api_call(cli->api, "GET", url, NULL, &st, &err) < 0)
+      return cli_fail(&err);
+    const char *s = json_str_or(st, "status", "");
+    if (len == 0 && strcmp(s, "running") != 0 && strcmp(s, "paused") != 0)
+      return 0;
+    if (len == 0)
+      usleep(200000);
+  }
+}
+
+int cmd_exec(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry exec [-e KEY=VALUE] NAME COMMAND [ARG...]\n"
+                     "Runs COMMAND in the running container; prints its output and exits with "
+                     "its exit code.\n"))
+    return 0;
+  static const struct option lo[] = {{"env", required_argument, 0, 'e'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {0, 0, 0, 0}};
+  _cleanup_json_ json_t *req = json_object();
+  json_t *env = json_array();
+  json_object_set_new(req, "env", env);
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+e:it", lo, NULL)) != -1) {
+    if (c == 'e')
+      json_array_append_new(env, json_string(optarg));
+    else if (c == 'j')
+      cli->json = true;
+    else if (c == 'i' || c == 't')
+      continue; /* accepted for podman habits; no terminal is attached */
+    else
+      return 125;
+  }
+  if (optind + 2 > argc)
+    return cli_usage_error("exec needs a container name and a command");
+  json_t *cmd = json_array();
+  for (int i = optind + 1; i < argc; i++)
+    json_array_append_new(cmd, json_string(argv[i]));
+  json_object_set_new(req, "cmd", cmd);
+  struct ferry_err err = {0};
+  _cleanup_free_ char *url = ctr_url(argv[optind], "/exec");
+  _cleanup_json_ json_t *out = NULL;
+  if (api_call(cli->api, "POST", url, req, &out, &err) < 0)
+    return cli_fail(&err);
+  if (cli->json) {
+    cli_print_json(out);
+    return 0;
+  }
+  fputs(json_str_or(out, "stdout", ""), stdout);
+  fputs(json_str_or(out, "stderr", ""), stderr);
+  return (int)json_integer_value(json_object_get(out, "exit_code"));
+}
+
+int cmd_info(struct cli *cli, int argc, char **argv)
+{
+  (void)argc;
+  (void)argv;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *out = NULL;
+  if (api_call(cli->api, "GET", "/v1/info", NULL, &out, &err) < 0)
+    return cli_fail(&err);
+  if (cli->json) {
+    cli_print_json(out);
+    return 0;
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(out, k, v)
+  {
+    if (json_is_string(v))
+      printf("%-12s %s\n", k, json_string_value(v));
+    else
+      printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+/* ferry volume create|ls|rm|inspect */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+int cmd_volume(struct cli *cli, int argc, char **argv)
+{
+  static const char help[] = "Usage: ferry volume COMMAND\n\n"
+                             "  create NAME      create a named volume\n"
+                             "  ls [--json]      list volumes\n"
+                             "  rm NAME...       remove volumes no container uses\n"
+                             "  inspect NAME     show a volume\n";
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    fputs(help, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 125 : 0;
+  }
+  const char *sub = argv[1];
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], "--json") == 0)
+      cli->json = true;
+  struct ferry_err err = {0};
+  if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
+    _cleanup_json_ json_t *list = NULL;
+    if (api_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
+      return cli_fail(&err);
+    if (cli->json) {
+      cli_print_json(list);
+      return 0;
+    }
+    printf("%-24s  %-10s  %s\n", "NAME", "SIZE", "MOUNTPOINT");
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+      char sz[32];
+      fmt_bytes((uint64_t)json_integer_value(json_object_get(v, "size")), sz, sizeof sz);
+      printf("%-24s  %-10s  %s\n", json_str_or(v, "name", ""), sz, json_str_or(v, "mountpoint", ""));
+    }
+    return 0;
+  }
+  int rc = 0;
+  int n = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      continue;
+    n++;
+    _cleanup_free_ char *e = api_escape(argv[i]);
+    _cleanup_free_ char *url = xasprintf("/v1/volumes/%s", e);
+    _cleanup_json_ json_t *out = NULL;
+    int r;
+    if (strcmp(sub, "create") == 0) {
+      _cleanup_json_ json_t *req = json_pack("{s:s}", "name", argv[i]);
+      r = api_call(cli->api, "POST", "/v1/volumes", req, &out, &err);
+    } else if (strcmp(sub, "rm") == 0) {
+      r = api_call(cli->api, "DELETE", url, NULL, &out, &err);
+    } else if (strcmp(sub, "inspect") == 0) {
+      r = api_call(cli->api, "GET", url, NULL, &out, &err);
+    } else {
+      return cli_usage_error("unknown volume command \"%s\"", sub);
+    }
+    if (r < 0)
+      rc = cli_fail(&err);
+    else if (strcmp(sub, "inspect") == 0 || cli->json)
+      cli_print_json(out);
+    else
+      puts(argv[i]);
+  }
+  if (n == 0)
+    return cli_usage_error("volume %s needs a NAME", sub);
+  return rc;
+}

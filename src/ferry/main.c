@@ -1,0 +1,83 @@
+/* ferry: the command line. Talks to a ferry agent over its REST API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util/cleanup.h"
+
+static const struct cli_cmd commands[] = {
+    {"run", cmd_run, "Create and start a container"},
+    {"create", cmd_create, "Create a container without starting it"},
+    {"start", cmd_start, "Start containers"},
+    {"stop", cmd_stop, "Stop containers"},
+    {"kill", cmd_kill, "Send a signal to containers"},
+    {"rm", cmd_rm, "Remove containers"},
+    {"ps", cmd_ps, "List containers"},
+    {"inspect", cmd_inspect, "Show a container's record as JSON"},
+    {"logs", cmd_logs, "Show a container's output"},
+    {"exec", cmd_exec, "Run a command in a running container"},
+    {"checkpoint", cmd_checkpoint, "Checkpoint a running container to a directory"},
+    {"restore", cmd_restore, "Restore a container from a checkpoint directory"},
+    {"image", cmd_image, "Manage images (import, ls, rm, inspect)"},
+    {"images", cmd_images, "List images"},
+    {"volume", cmd_volume, "Manage volumes (create, ls, rm, inspect)"},
+    {"info", cmd_info, "Show the agent's identity and settings"},
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f, "Usage: ferry [--host URL] [--json] COMMAND [ARGS...]\n\n"
+             "Global options:\n"
+             "  --host URL   agent to talk to: unix:///PATH or tcp://ADDR:PORT\n"
+             "               (default: $FERRY_HOST, else unix:///run/ferry/ferryd.sock)\n"
+             "  --json       machine-readable output\n\nCommands:\n");
+  for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+    fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nRun 'ferry COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+  const char *host = NULL;
+  struct cli cli = {0};
+  int i = 1;
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], "--host") == 0 || strcmp(argv[i], "-H") == 0) {
+      if (i + 1 >= argc)
+        return cli_usage_error("--host needs a URL");
+      host = argv[++i];
+    } else if (strncmp(argv[i], "--host=", 7) == 0) {
+      host = argv[i] + 7;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      cli.json = true;
+    } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      puts("ferry 0.1.0");
+      return 0;
+    } else if (argv[i][0] == '-') {
+      return cli_usage_error("unknown global option %s (see ferry --help)", argv[i]);
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return 125;
+  }
+  const char *name = argv[i];
+  for (size_t k = 0; k < ARRAY_SIZE(commands); k++) {
+    if (strcmp(commands[k].name, name) != 0)
+      continue;
+    struct ferry_err err = {0};
+    if (api_client_new(host, &cli.api, &err) < 0)
+      return cli_fail(&err);
+    /* Per-command --json is accepted too. */
+    int r = commands[k].fn(&cli, argc - i, argv + i);
+    api_client_free(cli.api);
+    return r;
+  }
+  return cli_usage_error("unknown command \"%s\" (see ferry --help)", name);
+}

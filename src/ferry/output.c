@@ -1,0 +1,83 @@
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util/fs.h"
+
+int cli_fail(const struct ferry_err *err)
+{
+  fprintf(stderr, "Error: %s\n", err->msg[0] ? err->msg : "unknown error");
+  return 125;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("Error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n", stderr);
+  va_end(ap);
+  return 125;
+}
+
+bool cli_wants_help(int argc, char **argv, const char *help)
+{
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0)
+      break;
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(help, stdout);
+      return true;
+    }
+  }
+  return false;
+}
+
+void cli_print_json(json_t *j)
+{
+  char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+  if (s) {
+    puts(s);
+    free(s);
+  }
+}
+
+const char *fmt_bytes(uint64_t b, char *buf, size_t len)
+{
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)b;
+  int i = 0;
+  while (v >= 1024 && i < 4) {
+    v /= 1024;
+    i++;
+  }
+  if (i == 0)
+    snprintf(buf, len, "%llu B", (unsigned long long)b);
+  else
+    snprintf(buf, len, "%.1f %s", v, u[i]);
+  return buf;
+}
+
+const char *fmt_ms(int64_t ms, char *buf, size_t len)
+{
+  if (ms < 10000)
+    snprintf(buf, len, "%lld ms", (long long)ms);
+  else
+    snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+  return buf;
+}
+
+char *cli_abs_path(const char *p)
+{
+  if (p[0] == '/')
+    return xstrdup(p);
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd))
+    return xstrdup(p);
+  return path_join(cwd, p);
+}

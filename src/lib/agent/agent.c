@@ -1,0 +1,780 @@
+#include "agent/agent.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/overlay.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+#define LOCK(a) pthread_mutex_lock(&(a)->lock)
+#define UNLOCK(a) pthread_mutex_unlock(&(a)->lock)
+
+int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err)
+{
+  memset(a, 0, sizeof *a);
+  pthread_mutex_init(&a->lock, NULL);
+  a->started_ms = now_wall_ms();
+  const char *root = o->root ? o->root : "/var/lib/ferry";
+  int r = mkdir_p(root, 0700, err);
+  if (r < 0)
+    return r;
+  a->root = realpath(root, NULL);
+  if (!a->root)
+    return ferry_err_sys(err, -errno, "agent root %s", root);
+  if ((r = image_store_open(&a->images, a->root, err)) < 0)
+    return r;
+  if (o->max_entry_size)
+    a->images.limits.max_entry_size = o->max_entry_size;
+  if ((r = runtime_init(&a->rt, a->root, o->runc_root ? o->runc_root : "/run/ferry/runc", o->runc,
+                        o->shim, err)) < 0)
+    return r;
+  a->subnet_str = xstrdup(o->subnet ? o->subnet : "10.89.0.0/24");
+  if ((r = subnet_parse(a->subnet_str, &a->net.subnet, err)) < 0)
+    return r;
+  a->net.bridge = xstrdup(o->bridge ? o->bridge : "ferry0");
+  if (strlen(a->net.bridge) > 15)
+    return FERRY_INVALID(err, "bridge name \"%s\" is longer than 15 characters", a->net.bridge);
+  /* A stable identity for this agent. */
+  _cleanup_free_ char *idp = path_join(a->root, "agent.json");
+  _cleanup_json_ json_t *idj = NULL;
+  if (json_load(idp, &idj, NULL) == 0 && json_str_or(idj, "id", NULL)) {
+    a->id = xstrdup(json_str_or(idj, "id", ""));
+  } else {
+    char id[17];
+    random_hex(id, 16);
+    a->id = xstrdup(id);
+    json_decref(idj);
+    idj = json_pack("{s:s}", "id", id);
+    if ((r = json_save_atomic(idp, idj, err)) < 0)
+      return r;
+  }
+  if ((r = net_bridge_ensure(&a->net, err)) < 0)
+    return r;
+  agent_recover(a);
+  return 0;
+}
+
+void agent_close(struct agent *a)
+{
+  image_store_close(&a->images);
+  runtime_fini(&a->rt);
+  free(a->net.bridge);
+  free(a->subnet_str);
+  free(a->id);
+  free(a->root);
+  pthread_mutex_destroy(&a->lock);
+}
+
+void agent_recover(struct agent *a)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *rec;
+  json_array_foreach(all, i, rec)
+  {
+    const char *id = json_str_or(rec, "id", "");
+    const char *op = json_str_or(rec, "op", NULL);
+    if (op && strcmp(op, "checkpoint") == 0) {
+      /* A checkpoint was cut short: the container may still be frozen. */
+      _cleanup_free_ char *st = NULL;
+      int pid;
+      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0) {
+        runc_simple(&a->rt, "resume", id, NULL);
+        log_warn("agent", "container %s: resumed after an interrupted checkpoint",
+                 json_str_or(rec, "name", id));
+      }
+      json_object_del(rec, "op");
+      ctr_save(&a->rt, rec, NULL);
+    } else if (op && strcmp(op, "restore") == 0) {
+      _cleanup_free_ char *st = NULL;
+      int pid;
+      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "running") == 0) {
+        json_object_del(rec, "op");
+        json_object_set_new(rec, "state", json_string("running"));
+        ctr_save(&a->rt, rec, NULL);
+      } else {
+        log_warn("agent", "container %s: removing the remains of an unfinished restore",
+                 json_str_or(rec, "name", id));
+        agent_ctr_remove_locked(a, rec, true, NULL);
+      }
+    }
+  }
+}
+
+json_t *agent_info(struct agent *a)
+{
+  char ts[40];
+  format_time(a->started_ms, ts, sizeof ts);
+  LOCK(a);
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t running = 0, i;
+  json_t *c;
+  json_array_foreach(all, i, c) if (strcmp(ctr_refresh(&a->rt, c), "running") == 0) running++;
+  UNLOCK(a);
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version", "0.1.0",
+                   "root", a->root, "bridge", a->net.bridge, "subnet", a->subnet_str, "started", ts,
+                   "containers", (int)json_array_size(all), "running", (int)running);
+}
+
+/* ---- images ---- */
+
+int agent_image_import(struct agent *a, const char *path, const char *name, const char *display,
+                       json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  int r = image_import(&a->images, path, name, display, out, err);
+  UNLOCK(a);
+  return r;
+}
+
+json_t *agent_image_list(struct agent *a)
+{
+  LOCK(a);
+  json_t *l = image_list(&a->images);
+  UNLOCK(a);
+  return l;
+}
+
+int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  int r = image_lookup(&a->images, ref, out, err);
+  UNLOCK(a);
+  return r;
+}
+
+int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *all = NULL;
+  int r = image_lookup(&a->images, ref, &img, err);
+  if (r < 0)
+    goto out;
+  const char *id = json_str_or(img, "id", "");
+  all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c)
+  {
+    if (strcmp(json_str_or(c, "image", ""), id) == 0) {
+      r = FERRY_CONFLICT(err, "image \"%s\": in use by container \"%s\"", ref,
+                         json_str_or(c, "name", ""));
+      goto out;
+    }
+  }
+  r = image_remove(&a->images, id, err);
+out:
+  UNLOCK(a);
+  return r;
+}
+
+/* ---- containers ---- */
+
+static json_t *find_exact_name(struct agent *a, const char *name)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "name", ""), name) == 0) return json_incref(c);
+  return NULL;
+}
+
+int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err)
+{
+  uint32_t v;
+  if (ip_parse(ip, &v) < 0)
+    return FERRY_INVALID(err, "address \"%s\" is not an IPv4 address", ip);
+  if (!subnet_usable(&a->net.subnet, v))
+    return FERRY_INVALID(err, "address %s is not a usable host address of this agent's subnet %s",
+                         ip, a->subnet_str);
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c)
+  {
+    if (except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0)
+      continue;
+    if (strcmp(json_str_or(c, "ip", ""), ip) == 0)
+      return FERRY_CONFLICT(err, "address %s is in use by container \"%s\"", ip,
+                            json_str_or(c, "name", ""));
+  }
+  return 0;
+}
+
+static int alloc_ip(struct agent *a, char *buf, size_t len, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t n = json_array_size(all), i;
+  uint32_t *used = calloc(n + 1, sizeof *used);
+  json_t *c;
+  json_array_foreach(all, i, c) ip_parse(json_str_or(c, "ip", ""), &used[i]);
+  uint32_t ip = subnet_alloc(&a->net.subnet, used, n);
+  free(used);
+  if (!ip)
+    return ferry_err_set(err, -ENOSPC, FERRY_E_CONFLICT, "subnet %s: no free address left",
+                         a->subnet_str);
+  ip_format(ip, buf, len);
+  return 0;
+}
+
+static int check_dest(const char *dest, struct ferry_err *err)
+{
+  if (!dest || dest[0] != '/')
+    return FERRY_INVALID(err, "volume destination \"%s\" must be an absolute path",
+                         dest ? dest : "");
+  if (strstr(dest, "/../") || (strlen(dest) >= 3 && strcmp(dest + strlen(dest) - 3, "/..") == 0))
+    return FERRY_INVALID(err, "volume destination \"%s\" must not contain \"..\"", dest);
+  if (strcmp(dest, "/") == 0)
+    return FERRY_INVALID(err, "volume destination must not be /");
+  return 0;
+}
+
+/* "name:/dest" -> {"name", "destination"} */
+static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *vols = json_array();
+  json_t *v = json_object_get(req, "volumes");
+  if (v && !json_is_array(v))
+    return FERRY_INVALID(err, "field \"volumes\" must be an array of \"VOLUME:/path\"");
+  size_t i;
+  json_t *e;
+  json_array_foreach(v, i, e)
+  {
+    const char *s = json_string_value(e);
+    const char *colon = s ? strchr(s, ':') : NULL;
+    if (!colon)
+      return FERRY_INVALID(err, "volume \"%s\": expected VOLUME:/path", s ? s : "?");
+    _cleanup_free_ char *name = strndup(s, (size_t)(colon - s));
+    int r;
+    if ((r = validate_name("volume", name, err)) < 0 || (r = check_dest(colon + 1, err)) < 0)
+      return r;
+    json_array_append_new(vols, json_pack("{s:s, s:s}", "name", name, "destination", colon + 1));
+  }
+  *out = json_incref(vols);
+  return 0;
+}
+
+static void env_set(json_t *env, const char *kv)
+{
+  const char *eq = strchr(kv, '=');
+  size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+  size_t i;
+  json_t *e;
+  json_array_foreach(env, i, e)
+  {
+    const char *s = json_string_value(e);
+    if (strncmp(s, kv, klen) == 0 && (s[klen] == '=' || s[klen] == '\0')) {
+      json_array_set_new(env, i, json_string(kv));
+      return;
+    }
+  }
+  json_array_append_new(env, json_string(kv));
+}
+
+int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *spec = NULL;
+  _cleanup_free_ char *cfg = NULL;
+  const char *id = json_str_or(rec, "id", "");
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
+  _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
+  _cleanup_free_ char *work = ctr_path(&a->rt, id, "work");
+  int r;
+  if ((r = mkdir_p(rootfs, 0755, err)) < 0 || (r = mkdir_p(upper, 0755, err)) < 0 ||
+      (r = mkdir_p(work, 0700, err)) < 0)
+    return r;
+  if (!path_is_mountpoint(rootfs)) {
+    _cleanup_strv_ char **lowers = strv_new();
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(img, "layers"), i, l)
+    {
+      char *d = image_layer_dir(&a->images, json_string_value(l));
+      if (!path_exists(d)) {
+        r = FERRY_NOTFOUND(err, "image %s: layer %s is missing from the store",
+                           json_str_or(img, "id", ""), json_string_value(l));
+        free(d);
+        return r;
+      }
+      strv_push_take(&lowers, d);
+    }
+    if ((r = overlay_mount(lowers, upper, work, rootfs, err)) < 0)
+      return r;
+  }
+  if (!json_object_get(rec, "uid")) {
+    uint32_t uid, gid;
+    if ((r = spec_resolve_user(rootfs, json_str_or(rec, "user", ""), &uid, &gid, err)) < 0)
+      goto fail;
+    json_object_set_new(rec, "uid", json_integer(uid));
+    json_object_set_new(rec, "gid", json_integer(gid));
+  }
+  spec = NULL;
+  if ((r = spec_build(&a->rt, rec, &spec, err)) < 0)
+    goto fail;
+  cfg = ctr_path(&a->rt, id, "bundle/config.json");
+  if ((r = json_save_atomic(cfg, spec, err)) < 0)
+    goto fail;
+  const char *netns = json_str_or(rec, "netns", "");
+  if (!net_netns_exists(netns)) {
+    if ((r = net_ctr_setup(&a->net, netns, json_str_or(rec, "veth", ""), json_str_or(rec, "ip", ""),
+                           json_str_or(rec, "mac", ""), err)) < 0)
+      goto fail;
+  }
+  return 0;
+fail:
+  overlay_umount(rootfs, NULL);
+  return r;
+}
+
+void agent_ctr_unmaterialize(struct agent *a, json_t *rec)
+{
+  const char *id = json_str_or(rec, "id", "");
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
+  overlay_umount(rootfs, NULL);
+  net_ctr_teardown(json_str_or(rec, "netns", NULL), json_str_or(rec, "veth", NULL), NULL);
+}
+
+static int launch_locked(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  _cleanup_json_ json_t *img = NULL;
+  int r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+  runc_delete(&a->rt, id, true, NULL); /* a stopped runc container of an earlier run */
+  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+  int pid = 0;
+  if ((r = runc_launch(&a->rt, rec, NULL, &pid, err)) < 0)
+    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+  char ts[40];
+  format_time(now_wall_ms(), ts, sizeof ts);
+  json_object_set_new(rec, "state", json_string("running"));
+  json_object_set_new(rec, "started_at", json_string(ts));
+  json_object_del(rec, "exit_code");
+  json_object_del(rec, "finished_at");
+  r = ctr_save(&a->rt, rec, err);
+  log_info("agent", "container %s (%.12s) started, pid %d", json_str_or(rec, "name", ""), id, pid);
+  return r;
+}
+
+int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *hostenv = NULL;
+  const char *name, *image, *ip, *workdir, *user;
+  bool start;
+  _cleanup_strv_ char **cmd = NULL;
+  _cleanup_strv_ char **env = NULL;
+  _cleanup_json_ json_t *vols = NULL;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_str(req, "name", false, &name, err)) < 0 ||
+      (r = json_get_str(req, "image", true, &image, err)) < 0 ||
+      (r = json_get_str(req, "ip", false, &ip, err)) < 0 ||
+      (r = json_get_str(req, "workdir", false, &workdir, err)) < 0 ||
+      (r = json_get_str(req, "user", false, &user, err)) < 0 ||
+      (r = json_get_bool(req, "start", false, &start, err)) < 0 ||
+      (r = json_get_strv(req, "cmd", &cmd, err)) < 0 ||
+      (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(req, &vols, err)) < 0)
+    return r;
+  if (name && (r = validate_name("container", name, err)) < 0)
+    return r;
+  for (size_t i = 0; env && env[i]; i++)
+    if (!strchr(env[i], '=') || env[i][0] == '=')
+      return FERRY_INVALID(err, "environment entry \"%s\": expected KEY=VALUE", env[i]);
+  if (workdir && workdir[0] != '/')
+    return FERRY_INVALID(err, "working directory \"%s\" must be absolute", workdir);
+
+  LOCK(a);
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *rec = NULL;
+  _cleanup_strv_ char **made_vols = strv_new();
+  char genname[32];
+  if (!name) {
+    char hx[9];
+    random_hex(hx, 8);
+    snprintf(genname, sizeof genname, "ferry-%s", hx);
+    name = genname;
+  }
+  json_t *taken = find_exact_name(a, name);
+  if (taken) {
+    json_decref(taken);
+    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use", name);
+    goto out;
+  }
+  if ((r = image_lookup(&a->images, image, &img, err)) < 0)
+    goto out;
+  json_t *icfg = json_object_get(img, "config");
+  json_t *args = json_array();
+  json_t *ep = json_object_get(icfg, "Entrypoint");
+  size_t i;
+  json_t *e;
+  json_array_foreach(ep, i, e) json_array_append(args, e);
+  if (cmd && cmd[0]) {
+    for (i = 0; cmd[i]; i++)
+      json_array_append_new(args, json_string(cmd[i]));
+  } else {
+    json_array_foreach(json_object_get(icfg, "Cmd"), i, e) json_array_append(args, e);
+  }
+  if (json_array_size(args) == 0) {
+    json_decref(args);
+    r = FERRY_INVALID(err, "image \"%s\" has no Entrypoint or Cmd: give a command", image);
+    goto out;
+  }
+  json_t *envj = json_array();
+  bool have_path = false;
+  json_array_foreach(json_object_get(icfg, "Env"), i, e) if (json_is_string(e))
+  {
+    env_set(envj, json_string_value(e));
+    if (strncmp(json_string_value(e), "PATH=", 5) == 0)
+      have_path = true;
+  }
+  if (!have_path)
+    env_set(envj, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  hostenv = xasprintf("HOSTNAME=%s", name);
+  env_set(envj, hostenv);
+  for (i = 0; env && env[i]; i++)
+    env_set(envj, env[i]);
+
+  char ipbuf[16];
+  if (ip) {
+    if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
+      json_decref(args);
+      json_decref(envj);
+      goto out;
+    }
+    snprintf(ipbuf, sizeof ipbuf, "%s", ip);
+  } else if ((r = alloc_ip(a, ipbuf, sizeof ipbuf, err)) < 0) {
+    json_decref(args);
+    json_decref(envj);
+    goto out;
+  }
+  uint32_t ipv;
+  ip_parse(ipbuf, &ipv);
+  char mac[18], netns[32], veth[16], id[65];
+  mac_for_ip(ipv, mac, sizeof mac);
+  random_hex(id, 64);
+  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  char ts[40];
+  format_time(now_wall_ms(), ts, sizeof ts);
+  const char *iname = json_string_value(json_array_get(json_object_get(img, "names"), 0));
+  rec = json_object();
+  json_object_set_new(rec, "id", json_string(id));
+  json_object_set_new(rec, "name", json_string(name));
+  json_object_set_new(rec, "image", json_string(json_str_or(img, "id", "")));
+  json_object_set_new(rec, "image_name", json_string(iname ? iname : image));
+  json_object_set_new(rec, "args", args);
+  json_object_set_new(rec, "env", envj);
+  json_object_set_new(rec, "cwd",
+                      json_string(workdir ? workdir : json_str_or(icfg, "WorkingDir", "/")[0]
+                                                          ? json_str_or(icfg, "WorkingDir", "/")
+                                                          : "/"));
+  json_object_set_new(rec, "user", json_string(user ? user : json_str_or(icfg, "User", "")));
+  json_object_set(rec, "volumes", vols);
+  json_object_set_new(rec, "ip", json_string(ipbuf));
+  json_object_set_new(rec, "mac", json_string(mac));
+  json_object_set_new(rec, "netns", json_string(netns));
+  json_object_set_new(rec, "veth", json_string(veth));
+  json_object_set_new(rec, "created", json_string(ts));
+  json_object_set_new(rec, "state", json_string("created"));
+
+  json_array_foreach(vols, i, e)
+  {
+    const char *vn = json_str_or(e, "name", "");
+    _cleanup_json_ json_t *vj = NULL;
+    if (volume_get(&a->rt, vn, &vj, NULL) < 0) {
+      if ((r = volume_create(&a->rt, vn, false, NULL, err)) < 0)
+        goto undo;
+      strv_push(&made_vols, vn);
+    }
+  }
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto undo;
+  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\"", name);
+    goto undo;
+  }
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto undo;
+  if (start && (r = launch_locked(a, rec, err)) < 0)
+    goto undo;
+  ctr_refresh(&a->rt, rec);
+  *out = json_incref(rec);
+  r = 0;
+  goto out;
+undo:
+  agent_ctr_unmaterialize(a, rec);
+  {
+    _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
+    rm_rf(dir, NULL);
+  }
+  for (i = 0; made_vols[i]; i++)
+    volume_remove(&a->rt, made_vols[i], NULL);
+out:
+  UNLOCK(a);
+  return r;
+}
+
+int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r < 0)
+    goto out;
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+    r = FERRY_CONFLICT(err, "container \"%s\" is already running", ref);
+    goto out;
+  }
+  json_object_del(rec, "status");
+  if ((r = launch_locked(a, rec, err)) < 0)
+    goto out;
+  ctr_refresh(&a->rt, rec);
+  *out = json_incref(rec);
+out:
+  UNLOCK(a);
+  return r;
+}
+
+static int stop_locked(struct agent *a, json_t *rec, int timeout_s, int sig, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "paused") == 0)
+    runc_simple(&a->rt, "resume", id, NULL);
+  if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+    int r = runc_signal(&a->rt, id, sig, false, err);
+    if (r < 0 && sig != SIGKILL)
+      return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+    if (!ctr_wait_exit(&a->rt, id, sig == SIGKILL ? 5000 : timeout_s * 1000)) {
+      runc_signal(&a->rt, id, SIGKILL, true, NULL);
+      if (!ctr_wait_exit(&a->rt, id, 10000))
+        return FERRY_INTERNAL(err, "container \"%s\": did not exit after SIGKILL",
+                              json_str_or(rec, "name", ""));
+    }
+  }
+  runc_delete(&a->rt, id, true, NULL);
+  if (strcmp(json_str_or(rec, "state", ""), "running") == 0) {
+    json_object_set_new(rec, "state", json_string("exited"));
+    json_object_del(rec, "status");
+    json_object_del(rec, "exit_code");
+    ctr_refresh(&a->rt, rec);
+    json_object_del(rec, "status");
+    return ctr_save(&a->rt, rec, err);
+  }
+  return 0;
+}
+
+int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out,
+                   struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0)
+    r = stop_locked(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
+  if (r == 0) {
+    ctr_refresh(&a->rt, rec);
+    *out = json_incref(rec);
+  }
+  UNLOCK(a);
+  return r;
+}
+
+int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, struct ferry_err *err)
+{
+  if (sig <= 0 || sig >= 65)
+    return FERRY_INVALID(err, "signal %d is not a valid signal number", sig);
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r < 0)
+    goto out;
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running", ref);
+    goto out;
+  }
+  if ((r = runc_signal(&a->rt, json_str_or(rec, "id", ""), sig, false, err)) < 0)
+    goto out;
+  if (sig == SIGKILL)
+    ctr_wait_exit(&a->rt, json_str_or(rec, "id", ""), 5000);
+  ctr_refresh(&a->rt, rec);
+  *out = json_incref(rec);
+out:
+  UNLOCK(a);
+  return r;
+}
+
+int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  const char *st = ctr_refresh(&a->rt, rec);
+  if ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
+    if (!force)
+      return FERRY_CONFLICT(err, "container \"%s\" is running: stop it first or force removal",
+                            json_str_or(rec, "name", ""));
+    int r = stop_locked(a, rec, 0, SIGKILL, err);
+    if (r < 0)
+      return r;
+  }
+  runc_delete(&a->rt, id, true, NULL);
+  agent_ctr_unmaterialize(a, rec);
+  _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
+  if (path_is_mountpoint(rootfs))
+    return FERRY_INTERNAL(err, "container \"%s\": rootfs is still mounted", json_str_or(rec, "name", ""));
+  return rm_rf(dir, err);
+}
+
+int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0)
+    r = agent_ctr_remove_locked(a, rec, force, err);
+  if (r == 0)
+    log_info("agent", "container %s removed", json_str_or(rec, "name", ""));
+  UNLOCK(a);
+  return r;
+}
+
+json_t *agent_ctr_list(struct agent *a, bool all)
+{
+  LOCK(a);
+  json_t *list = ctr_load_all(&a->rt);
+  json_t *res = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(list, i, c)
+  {
+    const char *st = ctr_refresh(&a->rt, c);
+    if (all || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)
+      json_array_append(res, c);
+  }
+  json_decref(list);
+  UNLOCK(a);
+  return res;
+}
+
+int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  int r = ctr_find(&a->rt, ref, out, err);
+  if (r == 0)
+    ctr_refresh(&a->rt, *out);
+  UNLOCK(a);
+  return r;
+}
+
+int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
+                   struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  UNLOCK(a);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *p = ctr_path(&a->rt, json_str_or(rec, "id", ""), "ctr.log");
+  if (!path_exists(p)) {
+    *out = xstrdup("");
+    *len = 0;
+    return 0;
+  }
+  return read_file(p, 256u << 20, out, len, err);
+}
+
+int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
+                   struct ferry_err *err)
+{
+  _cleanup_strv_ char **cmd = NULL;
+  _cleanup_strv_ char **env = NULL;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_strv(req, "cmd", &cmd, err)) < 0 || (r = json_get_strv(req, "env", &env, err)) < 0)
+    return r;
+  if (!cmd || !cmd[0])
+    return FERRY_INVALID(err, "exec: field \"cmd\" must name a command");
+  json_t *tj = json_object_get(req, "timeout");
+  int timeout = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
+  LOCK(a);
+  _cleanup_json_ json_t *rec = NULL;
+  r = ctr_find(&a->rt, ref, &rec, err);
+  const char *st = r == 0 ? ctr_refresh(&a->rt, rec) : "";
+  UNLOCK(a);
+  if (r < 0)
+    return r;
+  if (strcmp(st, "running") != 0)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  struct exec_result res = {0};
+  if ((r = runc_exec(&a->rt, rec, cmd, env, timeout * 1000, &res, err)) < 0)
+    return r;
+  *out = json_pack("{s:i, s:s, s:s}", "exit_code", res.exit_code, "stdout", res.out, "stderr",
+                   res.errout);
+  free(res.out);
+  free(res.errout);
+  return 0;
+}
+
+/* ---- volumes ---- */
+
+int agent_volume_create(struct agent *a, const char *name, json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  int r = volume_create(&a->rt, name, false, out, err);
+  UNLOCK(a);
+  return r;
+}
+
+json_t *agent_volume_list(struct agent *a)
+{
+  LOCK(a);
+  json_t *l = volume_list(&a->rt);
+  UNLOCK(a);
+  return l;
+}
+
+int agent_volume_inspect(struct agent *a, const char *name, json_t **out, struct ferry_err *err)
+{
+  LOCK(a);
+  int r = volume_get(&a->rt, name, out, err);
+  UNLOCK(a);
+  return r;
+}
+
+int agent_volume_remove(struct agent *a, const char *name, struct ferry_err *err)
+{
+  LOCK(a);
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i, k;
+  json_t *c, *v;
+  int r = 0;
+  json_array_foreach(all, i, c)
+  {
+    json_array_foreach(json_object_get(c, "volumes"), k, v)
+    {
+      if (strcmp(json_str_or(v, "name", ""), name) == 0) {
+        r = FERRY_CONFLICT(err, "volume \"%s\": in use by container \"%s\"", name,
+                           json_str_or(c, "name", ""));
+        goto out;
+      }
+    }
+  }
+  r = volume_remove(&a->rt, name, err);
+out:
+  UNLOCK(a);
+  return r;
+}

@@ -1,0 +1,81 @@
+/* The node agent's operations, independent of HTTP. Each call takes the
+ * agent's lock for the part that reads or changes state, so that calls from
+ * concurrent requests see a consistent store. Results are jansson objects
+ * that the API layer sends as they are. */
+#pragma once
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "image/store.h"
+#include "net/net.h"
+#include "runtime/runtime.h"
+#include "util/err.h"
+
+struct agent_options {
+  const char *root;       /* default /var/lib/ferry */
+  const char *runc_root;  /* default /run/ferry/runc */
+  const char *runc;       /* default "runc" */
+  const char *shim;       /* ferry-shim path */
+  const char *bridge;     /* default ferry0 */
+  const char *subnet;     /* default 10.89.0.0/24 */
+  uint64_t max_entry_size; /* image archive entries; 0: default */
+};
+
+struct agent {
+  char *id;
+  char *root;
+  struct image_store images;
+  struct runtime rt;
+  struct net_config net;
+  char *subnet_str;
+  pthread_mutex_t lock;
+  uint64_t started_ms;
+};
+
+int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err);
+void agent_close(struct agent *a);
+/* Resolves what an earlier run left half done (a pause that was never
+ * resumed, a restore that never finished). Called by agent_open. */
+void agent_recover(struct agent *a);
+
+json_t *agent_info(struct agent *a);
+
+int agent_image_import(struct agent *a, const char *path, const char *name, const char *display,
+                       json_t **out, struct ferry_err *err);
+json_t *agent_image_list(struct agent *a);
+int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
+int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err);
+
+/* req: {"name", "image", "cmd": [..], "env": ["K=V"], "volumes": ["vol:/path"],
+ *       "ip", "workdir", "user", "start": bool} */
+int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
+int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
+int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out,
+                   struct ferry_err *err);
+int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, struct ferry_err *err);
+int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err);
+json_t *agent_ctr_list(struct agent *a, bool all);
+int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
+int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
+                   struct ferry_err *err);
+/* req: {"cmd": [..], "env": [..], "timeout": seconds} -> {"exit_code", "stdout", "stderr"} */
+int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
+                   struct ferry_err *err);
+
+int agent_volume_create(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
+json_t *agent_volume_list(struct agent *a);
+int agent_volume_inspect(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
+int agent_volume_remove(struct agent *a, const char *name, struct ferry_err *err);
+
+/* req: {"dir", "leave_running"}; out: the checkpoint's report (timings, CRIU figures). */
+int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out,
+                     struct ferry_err *err);
+/* req: {"dir", "name"}; out: the restored container and the restore report. */
+int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
+
+/* Internal to the agent module (agent.c and agent_ckpt.c). */
+int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct ferry_err *err);
+int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, struct ferry_err *err);
+void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
+int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

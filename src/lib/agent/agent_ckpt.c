@@ -1,0 +1,429 @@
+/* Checkpoint and restore of a container on this host.
+ *
+ * A checkpoint directory is self-contained:
+ *   DIR/checkpoint.json    format version, the container record, its image record, report
+ *   DIR/criu/              CRIU's images (runc checkpoint --image-path)
+ *   DIR/rootfs-diff.tar    the overlay upper dir: files changed in the container
+ *   DIR/volumes/NAME.tar   each named volume's contents
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "ckpt/ckpt.h"
+#include "image/extract.h"
+#include "image/overlay.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/spawn.h"
+#include "util/strv.h"
+
+#define CKPT_FORMAT 1
+
+static char **runc_base(struct agent *a)
+{
+  char **v = strv_new();
+  strv_push(&v, a->rt.runc);
+  strv_push(&v, "--root");
+  strv_push(&v, a->rt.runc_root);
+  return v;
+}
+
+static int tar_volumes(struct agent *a, json_t *rec, const char *dir, uint64_t *bytes,
+                       struct ferry_err *err)
+{
+  size_t i;
+  json_t *v;
+  *bytes = 0;
+  json_array_foreach(json_object_get(rec, "volumes"), i, v)
+  {
+    const char *name = json_str_or(v, "name", "");
+    _cleanup_free_ char *vd = path_join(dir, "volumes");
+    int r = mkdir_p(vd, 0700, err);
+    if (r < 0)
+      return r;
+    _cleanup_free_ char *leaf = xasprintf("%s.tar", name);
+    _cleanup_free_ char *out = path_join(vd, leaf);
+    _cleanup_free_ char *src = volume_path(&a->rt, name);
+    uint64_t b = 0;
+    if ((r = dir_to_tar(src, out, &b, err)) < 0)
+      return ferry_err_wrap(err, "volume \"%s\"", name);
+    *bytes += b;
+  }
+  return 0;
+}
+
+int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out,
+                     struct ferry_err *err)
+{
+  _cleanup_free_ char *criu_dir = NULL;
+  _cleanup_free_ char *upper = NULL;
+  _cleanup_free_ char *difftar = NULL;
+  _cleanup_strv_ char **argv = NULL;
+  _cleanup_free_ char *statsp = NULL;
+  _cleanup_json_ json_t *meta = NULL;
+  _cleanup_free_ char *metap = NULL;
+  const char *dir_in;
+  bool leave;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_str(req, "dir", true, &dir_in, err)) < 0 ||
+      (r = json_get_bool(req, "leave_running", false, &leave, err)) < 0)
+    return r;
+  if (dir_in[0] != '/')
+    return FERRY_INVALID(err, "checkpoint directory \"%s\" must be an absolute path", dir_in);
+  if (path_exists(dir_in) && !dir_is_empty(dir_in))
+    return FERRY_CONFLICT(err, "checkpoint directory %s exists and is not empty", dir_in);
+
+  pthread_mutex_lock(&a->lock);
+  _cleanup_json_ json_t *rec = NULL;
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *report = json_object();
+  bool made_dir = false, paused = false;
+  _cleanup_free_ char *dir = NULL;
+  if ((r = ctr_find(&a->rt, ref, &rec, err)) < 0)
+    goto out;
+  const char *name = json_str_or(rec, "name", "");
+  const char *id = json_str_or(rec, "id", "");
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "running") != 0) {
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s): nothing to checkpoint", name, st);
+    goto out;
+  }
+  json_object_del(rec, "status");
+  json_object_del(rec, "pid");
+  if ((r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, err)) < 0)
+    goto out;
+  made_dir = !path_exists(dir_in);
+  if ((r = mkdir_p(dir_in, 0700, err)) < 0)
+    goto out;
+  dir = realpath(dir_in, NULL);
+  criu_dir = path_join(dir, "criu");
+  if ((r = mkdir_p(criu_dir, 0700, err)) < 0)
+    goto fail;
+
+  /* Mark the operation so that a restart of the agent resumes the container. */
+  json_object_set_new(rec, "op", json_string("checkpoint"));
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto fail;
+  uint64_t t0 = now_mono_ms();
+  /* Freeze first: runc pause takes ~10 ms, CRIU's own freezing polls in 100 ms steps. */
+  if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\": freeze", name);
+    goto fail;
+  }
+  paused = true;
+  uint64_t t_frozen = now_mono_ms();
+  /* The rootfs changes and volumes, while nothing in the container runs and
+   * before CRIU ends the processes: a full disk here leaves the container
+   * running as it was. */
+  upper = ctr_path(&a->rt, id, "upper");
+  difftar = path_join(dir, "rootfs-diff.tar");
+  uint64_t diff_bytes = 0, vol_bytes = 0;
+  if ((r = dir_to_tar(upper, difftar, &diff_bytes, err)) < 0 ||
+      (r = tar_volumes(a, rec, dir, &vol_bytes, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\": save file changes", name);
+    goto fail;
+  }
+  uint64_t t_files = now_mono_ms();
+  argv = runc_base(a);
+  strv_push(&argv, "checkpoint");
+  strv_push(&argv, "--image-path");
+  strv_push(&argv, criu_dir);
+  strv_push(&argv, "--work-path");
+  strv_push(&argv, criu_dir);
+  strv_push(&argv, "--tcp-established");
+  strv_push(&argv, "--file-locks");
+  if (leave)
+    strv_push(&argv, "--leave-running");
+  strv_push(&argv, id);
+  struct spawn_result res = {0};
+  struct spawn_opts so = {.timeout_ms = 600000};
+  r = spawn_run((const char *const *)argv, &so, &res, err);
+  if (r == 0 && res.exit_code != 0) {
+    _cleanup_free_ char *logp = path_join(criu_dir, "dump.log");
+    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+    _cleanup_free_ char *t = tail_lines(res.errout, 300);
+    r = FERRY_INTERNAL(err, "container \"%s\": runc checkpoint failed: %s%s%s", name, t,
+                       *cerr ? "; CRIU: " : "", cerr);
+  }
+  spawn_result_free(&res);
+  if (r < 0)
+    goto fail;
+  uint64_t t_dumped = now_mono_ms();
+
+  if (leave) {
+    runc_simple(&a->rt, "resume", id, NULL);
+    paused = false;
+  } else {
+    ctr_wait_exit(&a->rt, id, 5000);
+    runc_delete(&a->rt, id, true, NULL);
+    json_object_set_new(rec, "state", json_string("checkpointed"));
+    paused = false;
+  }
+  uint64_t t_end = now_mono_ms();
+  json_object_del(rec, "op");
+  char ts[40];
+  format_time(now_wall_ms(), ts, sizeof ts);
+  json_object_set_new(report, "container", json_string(name));
+  json_object_set_new(report, "dir", json_string(dir));
+  json_object_set_new(report, "created", json_string(ts));
+  json_object_set_new(report, "leave_running", json_boolean(leave));
+  json_object_set_new(report, "freeze_ms", json_integer((json_int_t)(t_frozen - t0)));
+  json_object_set_new(report, "files_ms", json_integer((json_int_t)(t_files - t_frozen)));
+  json_object_set_new(report, "dump_ms", json_integer((json_int_t)(t_dumped - t_files)));
+  json_object_set_new(report, "total_ms", json_integer((json_int_t)(t_end - t0)));
+  if (leave)
+    json_object_set_new(report, "paused_ms", json_integer((json_int_t)(t_end - t0)));
+  json_object_set_new(report, "criu_bytes", json_integer((json_int_t)dir_size(criu_dir)));
+  json_object_set_new(report, "rootfs_bytes", json_integer((json_int_t)diff_bytes));
+  json_object_set_new(report, "volume_bytes", json_integer((json_int_t)vol_bytes));
+  statsp = path_join(criu_dir, "stats-dump");
+  json_t *criu = NULL;
+  if (criu_stats_read(statsp, &criu, NULL) == 0)
+    json_object_set_new(report, "criu", criu);
+  meta = json_object();
+  json_object_set_new(meta, "format", json_integer(CKPT_FORMAT));
+  json_object_set(meta, "container", rec);
+  json_object_set(meta, "image", img);
+  json_object_set(meta, "report", report);
+  metap = path_join(dir, "checkpoint.json");
+  if ((r = json_save_atomic(metap, meta, err)) < 0)
+    goto fail;
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto out;
+  log_info("agent", "container %s checkpointed to %s (%" PRIu64 " ms)", name, dir, t_end - t0);
+  *out = json_incref(report);
+  r = 0;
+  goto out;
+fail:
+  if (paused)
+    runc_simple(&a->rt, "resume", json_str_or(rec, "id", ""), NULL);
+  if (rec) {
+    json_object_del(rec, "op");
+    ctr_save(&a->rt, rec, NULL);
+  }
+  if (dir || made_dir) {
+    const char *d = dir ? dir : dir_in;
+    if (made_dir)
+      rm_rf(d, NULL);
+    else {
+      _cleanup_free_ char *c = path_join(d, "criu");
+      _cleanup_free_ char *t = path_join(d, "rootfs-diff.tar");
+      _cleanup_free_ char *v = path_join(d, "volumes");
+      rm_rf(c, NULL);
+      rm_rf(t, NULL);
+      rm_rf(v, NULL);
+    }
+  }
+out:
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}
+
+static int restore_volumes(struct agent *a, json_t *rec, const char *dir, char ***made,
+                           struct ferry_err *err)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(rec, "volumes"), i, v)
+  {
+    const char *name = json_str_or(v, "name", "");
+    int r = validate_name("volume", name, err);
+    if (r < 0)
+      return r;
+    _cleanup_json_ json_t *vj = NULL;
+    if (volume_get(&a->rt, name, &vj, NULL) == 0)
+      continue; /* the volume is here already (same host): use it as it is */
+    _cleanup_free_ char *leaf = xasprintf("volumes/%s.tar", name);
+    _cleanup_free_ char *tar = path_join(dir, leaf);
+    if ((r = volume_create(&a->rt, name, false, NULL, err)) < 0)
+      return r;
+    strv_push(made, name);
+    if (path_exists(tar)) {
+      _cleanup_free_ char *dest = volume_path(&a->rt, name);
+      _cleanup_free_ char *what = xasprintf("checkpoint volume %s", name);
+      if ((r = extract_archive(tar, dest, EXTRACT_UPPER, &a->images.limits, what, err)) < 0)
+        return r;
+    }
+  }
+  return 0;
+}
+
+int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *upper = NULL;
+  _cleanup_free_ char *difftar = NULL;
+  _cleanup_free_ char *criu_dir = NULL;
+  _cleanup_free_ char *work = NULL;
+  _cleanup_strv_ char **rargs = NULL;
+  _cleanup_free_ char *statsp = NULL;
+  const char *dir_in, *newname;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_str(req, "dir", true, &dir_in, err)) < 0 ||
+      (r = json_get_str(req, "name", false, &newname, err)) < 0)
+    return r;
+  if (dir_in[0] != '/')
+    return FERRY_INVALID(err, "checkpoint directory \"%s\" must be an absolute path", dir_in);
+  if (newname && (r = validate_name("container", newname, err)) < 0)
+    return r;
+  _cleanup_free_ char *dir = realpath(dir_in, NULL);
+  if (!dir)
+    return ferry_err_sys(err, -errno, "checkpoint directory %s", dir_in);
+  _cleanup_free_ char *metap = path_join(dir, "checkpoint.json");
+  _cleanup_json_ json_t *meta = NULL;
+  if (!path_exists(metap))
+    return FERRY_INVALID(err, "%s is not a ferry checkpoint (no checkpoint.json)", dir);
+  if ((r = json_load(metap, &meta, err)) < 0)
+    return r;
+  if (json_integer_value(json_object_get(meta, "format")) != CKPT_FORMAT)
+    return FERRY_INVALID(err, "%s: unsupported checkpoint format", dir);
+  json_t *rec0 = json_object_get(meta, "container");
+  const char *oldname = json_str_or(rec0, "name", NULL);
+  const char *oldid = json_str_or(rec0, "id", NULL);
+  const char *ip = json_str_or(rec0, "ip", NULL);
+  if (!oldname || !oldid || !ip || strlen(oldid) != 64 || strspn(oldid, "0123456789abcdef") != 64)
+    return FERRY_INVALID(err, "%s: checkpoint.json has no valid container record", dir);
+  const char *name = newname ? newname : oldname;
+
+  pthread_mutex_lock(&a->lock);
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *rec = json_deep_copy(rec0);
+  _cleanup_json_ json_t *existing = NULL;
+  _cleanup_strv_ char **made_vols = strv_new();
+  _cleanup_json_ json_t *report = json_object();
+  char id[65];
+  bool created = false;
+  uint64_t t0 = now_mono_ms();
+  if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
+      strcmp(json_str_or(existing, "name", ""), name) == 0) {
+    const char *st = ctr_refresh(&a->rt, existing);
+    bool same = strcmp(json_str_or(existing, "id", ""), oldid) == 0;
+    if (!same || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+      r = FERRY_CONFLICT(err, "container name \"%s\" is in use by a %s container: remove it or "
+                              "restore under another name",
+                         name, st);
+      goto out;
+    }
+  } else {
+    json_decref(existing);
+    existing = NULL;
+  }
+  if ((r = image_lookup(&a->images, json_str_or(rec0, "image", ""), &img, err)) < 0) {
+    json_t *ci = json_object_get(meta, "image");
+    const char *iname = json_string_value(json_array_get(json_object_get(ci, "names"), 0));
+    r = FERRY_NOTFOUND(err, "image %s (%s) of the checkpoint is not in this agent's store: import "
+                            "it first",
+                       json_str_or(rec0, "image", "?"), iname ? iname : "unnamed");
+    goto out;
+  }
+  if ((r = agent_ip_check(a, ip, existing ? oldid : NULL, err)) < 0) {
+    ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
+    goto out;
+  }
+  /* Same name, same container: it is replaced. */
+  if (existing && (r = agent_ctr_remove_locked(a, existing, false, err)) < 0)
+    goto out;
+  json_t *byid = NULL;
+  if (ctr_find(&a->rt, oldid, &byid, NULL) == 0) {
+    json_decref(byid);
+    random_hex(id, 64);
+  } else {
+    snprintf(id, sizeof id, "%s", oldid);
+  }
+  char netns[32], veth[16], ts[40];
+  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  format_time(now_wall_ms(), ts, sizeof ts);
+  json_object_set_new(rec, "id", json_string(id));
+  json_object_set_new(rec, "name", json_string(name));
+  json_object_set_new(rec, "netns", json_string(netns));
+  json_object_set_new(rec, "veth", json_string(veth));
+  json_object_set_new(rec, "state", json_string("created"));
+  json_object_set_new(rec, "op", json_string("restore"));
+  json_object_set_new(rec, "restored_from", json_string(dir));
+  json_object_del(rec, "status");
+  json_object_del(rec, "pid");
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto fail;
+  created = true;
+  if ((r = restore_volumes(a, rec, dir, &made_vols, err)) < 0)
+    goto fail;
+  upper = ctr_path(&a->rt, id, "upper");
+  difftar = path_join(dir, "rootfs-diff.tar");
+  if ((r = mkdir_p(upper, 0755, err)) < 0)
+    goto fail;
+  if (path_exists(difftar) &&
+      (r = extract_archive(difftar, upper, EXTRACT_UPPER, &a->images.limits,
+                           "checkpoint rootfs changes", err)) < 0)
+    goto fail;
+  uint64_t t_files = now_mono_ms();
+  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+    goto fail;
+  uint64_t t_net = now_mono_ms();
+  criu_dir = path_join(dir, "criu");
+  work = ctr_path(&a->rt, id, "restore-work");
+  rm_rf(work, NULL);
+  if ((r = mkdir_p(work, 0700, err)) < 0)
+    goto fail;
+  rargs = strv_new();
+  strv_push(&rargs, "--image-path");
+  strv_push(&rargs, criu_dir);
+  strv_push(&rargs, "--work-path");
+  strv_push(&rargs, work);
+  strv_push(&rargs, "--tcp-established");
+  strv_push(&rargs, "--file-locks");
+  int pid = 0;
+  if ((r = runc_launch(&a->rt, rec, rargs, &pid, err)) < 0) {
+    _cleanup_free_ char *logp = path_join(work, "restore.log");
+    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+    if (*cerr)
+      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+    ferry_err_wrap(err, "restore \"%s\"", name);
+    goto fail;
+  }
+  uint64_t t_end = now_mono_ms();
+  json_object_set_new(rec, "state", json_string("running"));
+  json_object_set_new(rec, "started_at", json_string(ts));
+  json_object_del(rec, "op");
+  json_object_del(rec, "exit_code");
+  json_object_del(rec, "finished_at");
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto fail;
+  json_object_set_new(report, "container", json_string(name));
+  json_object_set_new(report, "dir", json_string(dir));
+  json_object_set_new(report, "files_ms", json_integer((json_int_t)(t_files - t0)));
+  json_object_set_new(report, "setup_ms", json_integer((json_int_t)(t_net - t_files)));
+  json_object_set_new(report, "restore_ms", json_integer((json_int_t)(t_end - t_net)));
+  json_object_set_new(report, "total_ms", json_integer((json_int_t)(t_end - t0)));
+  statsp = path_join(work, "stats-restore");
+  json_t *criu = NULL;
+  if (criu_stats_read(statsp, &criu, NULL) == 0)
+    json_object_set_new(report, "criu", criu);
+  ctr_refresh(&a->rt, rec);
+  json_object_set(report, "container_record", rec);
+  log_info("agent", "container %s restored from %s, pid %d (%" PRIu64 " ms)", name, dir, pid,
+           t_end - t0);
+  *out = json_incref(report);
+  r = 0;
+  goto out;
+fail:
+  if (created) {
+    struct ferry_err e2;
+    if (agent_ctr_remove_locked(a, rec, true, &e2) < 0)
+      log_warn("agent", "restore %s: cleanup: %s", name, e2.msg);
+  }
+  for (size_t i = 0; made_vols[i]; i++)
+    volume_remove(&a->rt, made_vols[i], NULL);
+out:
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}

@@ -1,0 +1,198 @@
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#define DEFAULT_SOCKET "/run/ferry/ferryd.sock"
+
+struct api_client {
+  char *host;       /* as given */
+  char *unix_path;  /* for unix:// */
+  char *base;       /* URL prefix */
+};
+
+int api_client_new(const char *host, struct api_client **out, struct ferry_err *err)
+{
+  if (!host || !*host)
+    host = getenv("FERRY_HOST");
+  if (!host || !*host)
+    host = "unix://" DEFAULT_SOCKET;
+  struct api_client *c = calloc(1, sizeof *c);
+  if (!c)
+    abort();
+  c->host = xstrdup(host);
+  if (strncmp(host, "unix://", 7) == 0) {
+    c->unix_path = xstrdup(host + 7);
+    c->base = xstrdup("http://localhost");
+  } else if (strncmp(host, "tcp://", 6) == 0) {
+    c->base = xasprintf("http://%s", host + 6);
+  } else if (strncmp(host, "http://", 7) == 0 || strncmp(host, "https://", 8) == 0) {
+    c->base = xstrdup(host);
+  } else if (host[0] == '/') {
+    c->unix_path = xstrdup(host);
+    c->base = xstrdup("http://localhost");
+  } else {
+    free(c->host);
+    free(c);
+    return FERRY_INVALID(err, "host \"%s\": expected unix:///PATH or tcp://ADDR:PORT", host);
+  }
+  size_t bl = strlen(c->base);
+  if (bl > 0 && c->base[bl - 1] == '/')
+    c->base[bl - 1] = '\0';
+  *out = c;
+  return 0;
+}
+
+void api_client_free(struct api_client *c)
+{
+  if (!c)
+    return;
+  free(c->host);
+  free(c->unix_path);
+  free(c->base);
+  free(c);
+}
+
+const char *api_client_host(struct api_client *c) { return c->host; }
+
+char *api_escape(const char *s)
+{
+  char *e = curl_easy_escape(NULL, s, 0);
+  char *r = xstrdup(e);
+  curl_free(e);
+  return r;
+}
+
+struct sink {
+  char *p;
+  size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+  struct sink *s = ud;
+  size_t n = size * nmemb;
+  char *np = realloc(s->p, s->len + n + 1);
+  if (!np)
+    return 0;
+  s->p = np;
+  memcpy(s->p + s->len, ptr, n);
+  s->len += n;
+  s->p[s->len] = '\0';
+  return n;
+}
+
+static int perform(struct api_client *c, const char *method, const char *path,
+                   const char *body, size_t body_len, FILE *upload, curl_off_t upload_size,
+                   struct sink *resp, long *status, struct ferry_err *err)
+{
+  CURL *h = curl_easy_init();
+  if (!h)
+    return FERRY_INTERNAL(err, "cannot initialise libcurl");
+  _cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  if (c->unix_path)
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  struct curl_slist *hdr = NULL;
+  if (upload) {
+    hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READDATA, upload);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, upload_size);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  } else if (body) {
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
+  }
+  hdr = curl_slist_append(hdr, "Expect:");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  CURLcode rc = curl_easy_perform(h);
+  int r = 0;
+  if (rc != CURLE_OK) {
+    r = ferry_err_set(err, -ECONNREFUSED, FERRY_E_UNAVAILABLE,
+                      "cannot reach the ferry agent at %s: %s (is ferryd running?)", c->host,
+                      curl_easy_strerror(rc));
+  } else {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+  }
+  curl_slist_free_all(hdr);
+  curl_easy_cleanup(h);
+  return r;
+}
+
+static int finish(struct sink *s, long status, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *j = NULL;
+  if (s->len > 0 && json_parse(s->p, s->len, "agent reply", &j, NULL) < 0)
+    j = NULL;
+  if (status >= 400) {
+    const char *msg = json_str_or(j, "message", NULL);
+    enum ferry_errclass k = status == 404   ? FERRY_E_NOTFOUND
+                            : status == 409 ? FERRY_E_CONFLICT
+                            : status == 400 ? FERRY_E_INVALID
+                            : status == 401 ? FERRY_E_AUTH
+                                            : FERRY_E_INTERNAL;
+    return ferry_err_set(err, -EIO, k, "%s", msg ? msg : (s->p ? s->p : "error"));
+  }
+  if (out)
+    *out = j ? json_incref(j) : json_null();
+  return 0;
+}
+
+int api_call(struct api_client *c, const char *method, const char *path, json_t *body,
+             json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  struct sink s = {0};
+  long status = 0;
+  int r = perform(c, method, path, b, b ? strlen(b) : 0, NULL, 0, &s, &status, err);
+  if (r == 0)
+    r = finish(&s, status, out, err);
+  free(s.p);
+  return r;
+}
+
+int api_upload(struct api_client *c, const char *path, const char *file, json_t **out,
+               struct ferry_err *err)
+{
+  _cleanup_fclose_ FILE *f = fopen(file, "rb");
+  if (!f)
+    return ferry_err_sys(err, -errno, "open %s", file);
+  struct stat st;
+  if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode))
+    return FERRY_INVALID(err, "%s is not a regular file", file);
+  struct sink s = {0};
+  long status = 0;
+  int r = perform(c, "POST", path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, err);
+  if (r == 0)
+    r = finish(&s, status, out, err);
+  free(s.p);
+  return r;
+}
+
+int api_get_raw(struct api_client *c, const char *path, char **out, size_t *len,
+                struct ferry_err *err)
+{
+  struct sink s = {0};
+  long status = 0;
+  int r = perform(c, "GET", path, NULL, 0, NULL, 0, &s, &status, err);
+  if (r == 0 && status >= 400) {
+    r = finish(&s, status, NULL, err);
+  } else if (r == 0) {
+    *out = s.p ? s.p : xstrdup("");
+    *len = s.len;
+    return 0;
+  }
+  free(s.p);
+  return r;
+}

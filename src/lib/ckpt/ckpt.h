@@ -1,0 +1,18 @@
+/* Checkpoint helpers: CRIU's statistics, CRIU log errors, and the tar of a
+ * container's rootfs changes (its overlay upper dir) or of a volume. */
+#pragma once
+#include <jansson.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* Reads CRIU's stats-dump or stats-restore file into a JSON object with
+ * microsecond timings and page counts ({"frozen_time_us": .., "pages_written": ..}).
+ * Returns -ENOENT when the file is missing. */
+int criu_stats_read(const char *path, json_t **out, struct ferry_err *err);
+/* The lines of a CRIU log that report errors, joined by "; " (malloc'd, maybe ""). */
+char *criu_log_errors(const char *log_path, size_t max);
+
+/* Writes the tree below dir into a tar at out (pax, with xattrs and overlay
+ * whiteouts). *bytes gets the archive size. */
+int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_err *err);

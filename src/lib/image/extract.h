@@ -1,0 +1,32 @@
+/* Safe extraction of a tar archive (any compression libarchive reads) into a
+ * directory. Nothing is ever written outside dest: absolute names, "..",
+ * paths through symlinks, hardlinks to outside, and oversize entries are
+ * refused with an error that names the entry. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct extract_limits {
+  uint64_t max_entry_size; /* bytes of one regular file */
+  uint64_t max_total_size; /* bytes of all regular files */
+  uint64_t max_entries;
+};
+
+extern const struct extract_limits extract_default_limits;
+
+enum extract_mode {
+  EXTRACT_LAYER,   /* an image layer: OCI whiteouts become overlay whiteouts */
+  EXTRACT_PLAIN,   /* a container (OCI layout, docker-archive): files, dirs, symlinks */
+  EXTRACT_UPPER,   /* an overlay upper dir written by ferry: whiteouts and xattrs kept */
+};
+
+/* dest must exist. what names the archive in errors. */
+int extract_archive(const char *archive_path, const char *dest, enum extract_mode mode,
+                    const struct extract_limits *lim, const char *what, struct ferry_err *err);
+
+/* Normalises an archive member name: strips "./" and trailing "/", refuses
+ * absolute names and ".." components. out gets a malloc'd relative path
+ * ("" for the archive root). Exposed for tests. */
+int extract_clean_name(const char *name, char **out, struct ferry_err *err);

@@ -1,0 +1,220 @@
+#include "image/store.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+int image_store_open(struct image_store *s, const char *root, struct ferry_err *err)
+{
+  memset(s, 0, sizeof *s);
+  s->root = xstrdup(root);
+  s->layers_dir = path_join(root, "layers");
+  s->images_dir = path_join(root, "images");
+  s->tmp_dir = path_join(root, "tmp");
+  s->limits = extract_default_limits;
+  int r;
+  if ((r = mkdir_p(s->layers_dir, 0700, err)) < 0 || (r = mkdir_p(s->images_dir, 0700, err)) < 0 ||
+      (r = mkdir_p(s->tmp_dir, 0700, err)) < 0)
+    return r;
+  /* Leftovers of an import that was interrupted. */
+  DIR *d = opendir(s->layers_dir);
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (strstr(de->d_name, ".partial")) {
+        _cleanup_free_ char *p = path_join(s->layers_dir, de->d_name);
+        rm_rf(p, NULL);
+      }
+    }
+    closedir(d);
+  }
+  return 0;
+}
+
+void image_store_close(struct image_store *s)
+{
+  free(s->root);
+  free(s->layers_dir);
+  free(s->images_dir);
+  free(s->tmp_dir);
+  memset(s, 0, sizeof *s);
+}
+
+int image_normalize_name(const char *name, char **out, struct ferry_err *err)
+{
+  if (!name || !*name)
+    return FERRY_INVALID(err, "image name is empty");
+  size_t n = strlen(name);
+  if (n > 200)
+    return FERRY_INVALID(err, "image name \"%.40s...\" is longer than 200 characters", name);
+  for (const char *p = name; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+          c == '/' || c == ':' || (c >= 'A' && c <= 'Z' && strchr(name, ':') && p > strrchr(name, ':'))))
+      return FERRY_INVALID(err, "image name \"%s\": character '%c' is not allowed", name, c);
+  }
+  const char *slash = strrchr(name, '/');
+  const char *colon = strrchr(name, ':');
+  if (name[0] == '/' || name[0] == ':' || name[n - 1] == ':' || name[n - 1] == '/')
+    return FERRY_INVALID(err, "image name \"%s\" is malformed", name);
+  if (colon && (!slash || colon > slash))
+    *out = xstrdup(name);
+  else
+    *out = xasprintf("%s:latest", name);
+  return 0;
+}
+
+char *image_layer_dir(struct image_store *s, const char *digest)
+{
+  return path_join(s->layers_dir, digest_valid(digest) ? digest_hex(digest) : "invalid");
+}
+
+static char *image_path(struct image_store *s, const char *id)
+{
+  _cleanup_free_ char *f = xasprintf("%s.json", digest_hex(id));
+  return path_join(s->images_dir, f);
+}
+
+int image_save(struct image_store *s, json_t *img, struct ferry_err *err)
+{
+  const char *id = json_str_or(img, "id", NULL);
+  if (!digest_valid(id))
+    return FERRY_INTERNAL(err, "image record without a valid id");
+  _cleanup_free_ char *p = image_path(s, id);
+  return json_save_atomic(p, img, err);
+}
+
+static json_t *load_all(struct image_store *s)
+{
+  json_t *arr = json_array();
+  DIR *d = opendir(s->images_dir);
+  if (!d)
+    return arr;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+      continue;
+    _cleanup_free_ char *p = path_join(s->images_dir, de->d_name);
+    json_t *j = NULL;
+    if (json_load(p, &j, NULL) == 0 && json_is_object(j))
+      json_array_append_new(arr, j);
+    else if (j)
+      json_decref(j);
+  }
+  closedir(d);
+  return arr;
+}
+
+static int cmp_first_name(const void *a, const void *b)
+{
+  json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
+  const char *na = json_string_value(json_array_get(json_object_get(ja, "names"), 0));
+  const char *nb = json_string_value(json_array_get(json_object_get(jb, "names"), 0));
+  return strcmp(na ? na : "~", nb ? nb : "~");
+}
+
+json_t *image_list(struct image_store *s)
+{
+  json_t *arr = load_all(s);
+  size_t n = json_array_size(arr);
+  json_t **v = calloc(n ? n : 1, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = json_incref(json_array_get(arr, i));
+  qsort(v, n, sizeof *v, cmp_first_name);
+  json_t *sorted = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(sorted, v[i]);
+  free(v);
+  json_decref(arr);
+  return sorted;
+}
+
+int image_lookup(struct image_store *s, const char *ref, json_t **out, struct ferry_err *err)
+{
+  if (!ref || !*ref)
+    return FERRY_INVALID(err, "image reference is empty");
+  _cleanup_json_ json_t *all = load_all(s);
+  _cleanup_free_ char *norm = NULL;
+  struct ferry_err ignore;
+  image_normalize_name(ref, &norm, &ignore);
+  const char *hex = strncmp(ref, "sha256:", 7) == 0 ? ref + 7 : ref;
+  size_t hexlen = strlen(hex);
+  bool hexref = hexlen >= 4 && hexlen <= 64 && strspn(hex, "0123456789abcdef") == hexlen;
+  json_t *found = NULL;
+  int matches = 0;
+  size_t i;
+  json_t *img;
+  json_array_foreach(all, i, img)
+  {
+    size_t k;
+    json_t *nm;
+    json_array_foreach(json_object_get(img, "names"), k, nm)
+    {
+      if (norm && strcmp(json_string_value(nm), norm) == 0) {
+        *out = json_incref(img);
+        return 0;
+      }
+    }
+  }
+  if (hexref) {
+    json_array_foreach(all, i, img)
+    {
+      const char *id = json_str_or(img, "id", "");
+      if (strncmp(id + 7, hex, hexlen) == 0) {
+        found = img;
+        matches++;
+      }
+    }
+  }
+  if (matches == 1) {
+    *out = json_incref(found);
+    return 0;
+  }
+  if (matches > 1)
+    return FERRY_INVALID(err, "image \"%s\": ambiguous id prefix (%d images match)", ref, matches);
+  return FERRY_NOTFOUND(err, "image \"%s\": no such image", ref);
+}
+
+int image_remove(struct image_store *s, const char *id, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *img = NULL;
+  int r = image_lookup(s, id, &img, err);
+  if (r < 0)
+    return r;
+  const char *iid = json_str_or(img, "id", "");
+  _cleanup_free_ char *p = image_path(s, iid);
+  if (unlink(p) < 0)
+    return ferry_err_sys(err, -errno, "image %s: remove record", iid);
+  /* Drop layers no remaining image refers to. */
+  _cleanup_json_ json_t *rest = load_all(s);
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(img, "layers"), i, l)
+  {
+    const char *dg = json_string_value(l);
+    bool used = false;
+    size_t k;
+    json_t *other;
+    json_array_foreach(rest, k, other)
+    {
+      size_t m;
+      json_t *ol;
+      json_array_foreach(json_object_get(other, "layers"), m, ol)
+      {
+        if (strcmp(json_string_value(ol), dg) == 0)
+          used = true;
+      }
+    }
+    if (!used) {
+      _cleanup_free_ char *ld = image_layer_dir(s, dg);
+      rm_rf(ld, NULL);
+    }
+  }
+  return 0;
+}

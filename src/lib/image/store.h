@@ -1,0 +1,51 @@
+/* The image store: layers extracted once each, keyed by sha256, and image
+ * records (names, layer list, run configuration).
+ *
+ *   ROOT/layers/<hex>/        a layer's files (OCI whiteouts as overlay whiteouts)
+ *   ROOT/images/<hex>.json    an image record
+ *
+ * An image record is a JSON object:
+ *   {"id": "sha256:..", "names": ["busybox:latest"], "layers": ["sha256:..", ...] (bottom first),
+ *    "config": {"Env": [..], "Entrypoint": [..], "Cmd": [..], "WorkingDir": "..", "User": ".."},
+ *    "size": bytes, "created": "RFC 3339", "source": "oci-archive"|"docker-archive"|"rootfs"}
+ * The store does no locking: its owner (the agent) serialises calls. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "image/extract.h"
+#include "util/err.h"
+
+struct image_store {
+  char *root;
+  char *layers_dir;
+  char *images_dir;
+  char *tmp_dir;
+  struct extract_limits limits;
+};
+
+int image_store_open(struct image_store *s, const char *root, struct ferry_err *err);
+void image_store_close(struct image_store *s);
+
+/* "name" -> "name:latest"; refuses names with characters outside
+ * [a-z0-9._/:-] or an empty name. out is malloc'd. */
+int image_normalize_name(const char *name, char **out, struct ferry_err *err);
+
+/* Imports an OCI archive, docker-archive or rootfs tarball. name may be NULL
+ * (taken from the archive, else the file's base name). On success *out is a
+ * new reference to the image record. On failure nothing is left behind. */
+int image_import(struct image_store *s, const char *archive, const char *name,
+                 const char *display_name, json_t **out, struct ferry_err *err);
+
+/* Finds an image by name[:tag], full id, or unique id prefix (at least 4 hex). */
+int image_lookup(struct image_store *s, const char *ref, json_t **out, struct ferry_err *err);
+/* A JSON array of all image records, sorted by first name. */
+json_t *image_list(struct image_store *s);
+/* Removes an image and the layers no other image uses. The caller checks that
+ * no container uses it. */
+int image_remove(struct image_store *s, const char *id, struct ferry_err *err);
+
+/* Malloc'd path of a layer's directory. */
+char *image_layer_dir(struct image_store *s, const char *digest);
+/* Writes an image record (used by import and by checkpoint restore). */
+int image_save(struct image_store *s, json_t *img, struct ferry_err *err);

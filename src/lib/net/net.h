@@ -1,0 +1,45 @@
+/* Container networking on one host: a bridge owned by the agent, one network
+ * namespace per container with a veth on that bridge, addresses from a
+ * configurable IPv4 subnet. Uses iproute2 (`ip`), never touches interfaces
+ * or namespaces it did not create. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct subnet {
+  uint32_t net;    /* host order */
+  int prefix;      /* 8..30 */
+  uint32_t gw;     /* host order; default net+1 */
+};
+
+int subnet_parse(const char *cidr, struct subnet *out, struct ferry_err *err);
+int ip_parse(const char *s, uint32_t *out);
+void ip_format(uint32_t ip, char *buf, size_t len); /* buf >= 16 */
+bool subnet_contains(const struct subnet *s, uint32_t ip);
+/* A usable host address (not the network, broadcast or gateway address)? */
+bool subnet_usable(const struct subnet *s, uint32_t ip);
+/* Lowest usable address not in used[] (n entries); 0 when full. */
+uint32_t subnet_alloc(const struct subnet *s, const uint32_t *used, size_t n);
+/* Locally administered MAC derived from the address: 02:fe:a:b:c:d. */
+void mac_for_ip(uint32_t ip, char *buf, size_t len); /* buf >= 18 */
+
+struct net_config {
+  char *bridge;
+  struct subnet subnet;
+};
+
+/* Creates the bridge if missing and gives it the gateway address. */
+int net_bridge_ensure(const struct net_config *nc, struct ferry_err *err);
+
+/* Names derived from a container id, unique on the machine. */
+void net_names(const char *ctr_id, char *netns, size_t nlen, char *veth, size_t vlen);
+
+/* Creates netns and a veth on the bridge with ip/mac; idempotent: an existing
+ * netns of that name is replaced. */
+int net_ctr_setup(const struct net_config *nc, const char *netns, const char *veth,
+                  const char *ip, const char *mac, struct ferry_err *err);
+/* Removes the veth and the netns; missing ones are fine. */
+int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err);
+bool net_netns_exists(const char *netns);

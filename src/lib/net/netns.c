@@ -1,0 +1,108 @@
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/spawn.h"
+
+#define IP(...) ((const char *const[]){"ip", __VA_ARGS__, NULL})
+
+void net_names(const char *ctr_id, char *netns, size_t nlen, char *veth, size_t vlen)
+{
+  snprintf(netns, nlen, "ferry-%.12s", ctr_id);
+  snprintf(veth, vlen, "fv%.11s", ctr_id); /* IFNAMSIZ: 15 characters */
+}
+
+bool net_netns_exists(const char *netns)
+{
+  _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
+  return path_exists(p);
+}
+
+static bool link_exists(const char *name)
+{
+  _cleanup_free_ char *p = xasprintf("/sys/class/net/%s", name);
+  if (path_exists(p))
+    return true;
+  /* /sys may belong to another netns than ours (nsenter --net): ask ip. */
+  struct spawn_result r = {0};
+  if (spawn_run(IP("link", "show", "dev", name), NULL, &r, NULL) < 0)
+    return false;
+  bool ok = r.exit_code == 0;
+  spawn_result_free(&r);
+  return ok;
+}
+
+int net_bridge_ensure(const struct net_config *nc, struct ferry_err *err)
+{
+  char gw[16];
+  ip_format(nc->subnet.gw, gw, sizeof gw);
+  _cleanup_free_ char *cidr = xasprintf("%s/%d", gw, nc->subnet.prefix);
+  int r;
+  if (!link_exists(nc->bridge)) {
+    if ((r = spawn_check(IP("link", "add", nc->bridge, "type", "bridge"), NULL, err)) < 0)
+      return ferry_err_wrap(err, "bridge %s", nc->bridge);
+  }
+  _cleanup_free_ char *out = NULL;
+  if ((r = spawn_check(IP("-j", "addr", "show", "dev", nc->bridge), &out, err)) < 0)
+    return ferry_err_wrap(err, "bridge %s", nc->bridge);
+  _cleanup_json_ json_t *j = NULL;
+  bool have = false;
+  if (json_parse(out, strlen(out), "ip addr", &j, NULL) == 0) {
+    json_t *ai = json_object_get(json_array_get(j, 0), "addr_info");
+    size_t i;
+    json_t *a;
+    json_array_foreach(ai, i, a)
+    {
+      if (strcmp(json_str_or(a, "local", ""), gw) == 0)
+        have = true;
+    }
+  }
+  if (!have && (r = spawn_check(IP("addr", "add", cidr, "dev", nc->bridge), NULL, err)) < 0)
+    return ferry_err_wrap(err, "bridge %s", nc->bridge);
+  if ((r = spawn_check(IP("link", "set", nc->bridge, "up"), NULL, err)) < 0)
+    return ferry_err_wrap(err, "bridge %s", nc->bridge);
+  return 0;
+}
+
+int net_ctr_setup(const struct net_config *nc, const char *netns, const char *veth,
+                  const char *ip, const char *mac, struct ferry_err *err)
+{
+  net_ctr_teardown(netns, veth, NULL);
+  char gw[16];
+  ip_format(nc->subnet.gw, gw, sizeof gw);
+  _cleanup_free_ char *cidr = xasprintf("%s/%d", ip, nc->subnet.prefix);
+  char peer[16];
+  snprintf(peer, sizeof peer, "fp%.11s", veth + 2);
+  int r;
+  if ((r = spawn_check(IP("netns", "add", netns), NULL, err)) < 0 ||
+      (r = spawn_check(IP("link", "add", veth, "type", "veth", "peer", "name", peer, "netns", netns),
+                       NULL, err)) < 0 ||
+      (r = spawn_check(IP("link", "set", veth, "master", nc->bridge, "up"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "link", "set", peer, "name", "eth0"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "link", "set", "eth0", "address", mac), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "addr", "add", cidr, "dev", "eth0"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "link", "set", "eth0", "up"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "link", "set", "lo", "up"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("-n", netns, "route", "add", "default", "via", gw), NULL, err)) < 0) {
+    net_ctr_teardown(netns, veth, NULL);
+    return ferry_err_wrap(err, "network %s (%s)", netns, ip);
+  }
+  return 0;
+}
+
+int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err)
+{
+  struct spawn_result r = {0};
+  if (veth && spawn_run(IP("link", "del", veth), NULL, &r, NULL) == 0)
+    spawn_result_free(&r);
+  if (netns && net_netns_exists(netns)) {
+    int rc = spawn_check(IP("netns", "del", netns), NULL, err);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}

@@ -1,0 +1,187 @@
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+int runtime_init(struct runtime *rt, const char *root, const char *runc_root, const char *runc,
+                 const char *shim, struct ferry_err *err)
+{
+  memset(rt, 0, sizeof *rt);
+  rt->root = xstrdup(root);
+  rt->ctr_dir = path_join(root, "containers");
+  rt->vol_dir = path_join(root, "volumes");
+  rt->runc = xstrdup(runc ? runc : "runc");
+  rt->runc_root = xstrdup(runc_root);
+  rt->shim = xstrdup(shim);
+  rt->cgroup_parent = xstrdup("/ferry");
+  rt->stop_timeout_s = 10;
+  int r;
+  if ((r = mkdir_p(rt->ctr_dir, 0700, err)) < 0 || (r = mkdir_p(rt->vol_dir, 0700, err)) < 0 ||
+      (r = mkdir_p(rt->runc_root, 0700, err)) < 0)
+    return r;
+  return 0;
+}
+
+void runtime_fini(struct runtime *rt)
+{
+  free(rt->root);
+  free(rt->ctr_dir);
+  free(rt->vol_dir);
+  free(rt->runc);
+  free(rt->runc_root);
+  free(rt->shim);
+  free(rt->cgroup_parent);
+  memset(rt, 0, sizeof *rt);
+}
+
+int validate_name(const char *kind, const char *name, struct ferry_err *err)
+{
+  if (!name || !*name)
+    return FERRY_INVALID(err, "%s name is empty", kind);
+  size_t n = strlen(name);
+  if (n > 63)
+    return FERRY_INVALID(err, "%s name \"%.20s...\" is longer than 63 characters", kind, name);
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+      return FERRY_INVALID(err, "%s name \"%s\": only letters, digits, '_', '.' and '-' are "
+                                "allowed, starting with a letter or digit",
+                           kind, name);
+  }
+  return 0;
+}
+
+char *ctr_path(struct runtime *rt, const char *id, const char *leaf)
+{
+  _cleanup_free_ char *d = path_join(rt->ctr_dir, id);
+  return leaf ? path_join(d, leaf) : TAKE_PTR(d);
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+  json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
+  return strcmp(json_str_or(ja, "created", ""), json_str_or(jb, "created", ""));
+}
+
+json_t *ctr_load_all(struct runtime *rt)
+{
+  json_t *arr = json_array();
+  DIR *d = opendir(rt->ctr_dir);
+  if (!d)
+    return arr;
+  struct dirent *de;
+  json_t *v[4096];
+  size_t n = 0;
+  while ((de = readdir(d)) && n < ARRAY_SIZE(v)) {
+    if (de->d_name[0] == '.')
+      continue;
+    _cleanup_free_ char *p = ctr_path(rt, de->d_name, "container.json");
+    json_t *j = NULL;
+    if (json_load(p, &j, NULL) == 0 && json_is_object(j))
+      v[n++] = j;
+    else if (j)
+      json_decref(j);
+  }
+  closedir(d);
+  qsort(v, n, sizeof v[0], cmp_created);
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, v[i]);
+  return arr;
+}
+
+int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", NULL);
+  if (!id)
+    return FERRY_INTERNAL(err, "container record without id");
+  _cleanup_free_ char *dir = ctr_path(rt, id, NULL);
+  int r = mkdir_p(dir, 0700, err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *p = ctr_path(rt, id, "container.json");
+  /* Live fields are derived, not stored. */
+  _cleanup_json_ json_t *copy = json_deep_copy(rec);
+  json_object_del(copy, "status");
+  return json_save_atomic(p, copy, err);
+}
+
+int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err *err)
+{
+  if (!ref || !*ref)
+    return FERRY_INVALID(err, "container name is empty");
+  _cleanup_json_ json_t *all = ctr_load_all(rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c)
+  {
+    if (strcmp(json_str_or(c, "name", ""), ref) == 0 || strcmp(json_str_or(c, "id", ""), ref) == 0) {
+      *out = json_incref(c);
+      return 0;
+    }
+  }
+  size_t n = strlen(ref);
+  json_t *found = NULL;
+  int matches = 0;
+  if (n >= 4 && strspn(ref, "0123456789abcdef") == n) {
+    json_array_foreach(all, i, c)
+    {
+      if (strncmp(json_str_or(c, "id", ""), ref, n) == 0) {
+        found = c;
+        matches++;
+      }
+    }
+  }
+  if (matches == 1) {
+    *out = json_incref(found);
+    return 0;
+  }
+  return FERRY_NOTFOUND(err, "container \"%s\": no such container", ref);
+}
+
+const char *ctr_refresh(struct runtime *rt, json_t *rec)
+{
+  const char *id = json_str_or(rec, "id", "");
+  const char *stored = json_str_or(rec, "state", "created");
+  const char *status = stored;
+  if (strcmp(stored, "running") == 0) {
+    _cleanup_free_ char *rs = NULL;
+    int pid = 0;
+    if (runc_state(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0)) {
+      status = strcmp(rs, "running") == 0 ? "running" : "paused";
+      json_object_set_new(rec, "pid", json_integer(pid));
+    } else {
+      status = "exited";
+    }
+  }
+  if (strcmp(status, "exited") == 0 && !json_object_get(rec, "exit_code")) {
+    _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
+    _cleanup_json_ json_t *ex = NULL;
+    if (json_load(ef, &ex, NULL) == 0) {
+      json_object_set(rec, "exit_code", json_object_get(ex, "exit_code"));
+      json_object_set(rec, "finished_at", json_object_get(ex, "finished_at"));
+    }
+  }
+  if (strcmp(status, "running") != 0 && strcmp(status, "paused") != 0)
+    json_object_del(rec, "pid");
+  json_object_set_new(rec, "status", json_string(status));
+  return json_string_value(json_object_get(rec, "status"));
+}
+
+bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms)
+{
+  _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+  while (now_mono_ms() < deadline) {
+    if (path_exists(ef))
+      return true;
+    usleep(20000);
+  }
+  return path_exists(ef);
+}

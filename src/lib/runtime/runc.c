@@ -1,0 +1,241 @@
+/* Driving runc. Containers are started and restored through ferry-shim, which
+ * owns their stdio and reports their exit (like conmon); everything else is a
+ * plain runc call. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/spawn.h"
+#include "util/strv.h"
+
+static char **runc_argv(struct runtime *rt, const char *logfile)
+{
+  char **v = strv_new();
+  strv_push(&v, rt->runc);
+  strv_push(&v, "--root");
+  strv_push(&v, rt->runc_root);
+  if (logfile) {
+    strv_push(&v, "--log");
+    strv_push(&v, logfile);
+  }
+  return v;
+}
+
+int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
+                struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  _cleanup_free_ char *bundle = ctr_path(rt, id, "bundle");
+  _cleanup_free_ char *pidfile = ctr_path(rt, id, "pid");
+  _cleanup_free_ char *logfile = ctr_path(rt, id, "ctr.log");
+  _cleanup_free_ char *exitfile = ctr_path(rt, id, "exit.json");
+  _cleanup_free_ char *runclog = ctr_path(rt, id, "runc.log");
+  unlink(pidfile);
+  unlink(exitfile);
+  unlink(runclog);
+  _cleanup_strv_ char **argv = strv_new();
+  strv_push(&argv, rt->shim);
+  strv_push(&argv, "--log");
+  strv_push(&argv, logfile);
+  strv_push(&argv, "--exit-file");
+  strv_push(&argv, exitfile);
+  strv_push(&argv, "--pid-file");
+  strv_push(&argv, pidfile);
+  strv_push(&argv, "--runc-log");
+  strv_push(&argv, runclog);
+  strv_push(&argv, "--sync-fd");
+  strv_push(&argv, "3");
+  strv_push(&argv, "--");
+  _cleanup_strv_ char **rv = runc_argv(rt, runclog);
+  for (size_t i = 0; rv[i]; i++)
+    strv_push(&argv, rv[i]);
+  if (restore_args) {
+    strv_push(&argv, "restore");
+    for (size_t i = 0; restore_args[i]; i++)
+      strv_push(&argv, restore_args[i]);
+  } else {
+    strv_push(&argv, "run");
+  }
+  strv_push(&argv, "-d");
+  strv_push(&argv, "--bundle");
+  strv_push(&argv, bundle);
+  strv_push(&argv, "--pid-file");
+  strv_push(&argv, pidfile);
+  strv_push(&argv, id);
+
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) < 0)
+    return ferry_err_sys(err, -errno, "container %s: pipe", id);
+  pid_t mid = fork();
+  if (mid < 0) {
+    close(sync[0]);
+    close(sync[1]);
+    return ferry_err_sys(err, -errno, "container %s: fork", id);
+  }
+  if (mid == 0) {
+    /* Double fork: the shim outlives the agent and is not its child. */
+    setsid();
+    pid_t shim = fork();
+    if (shim != 0)
+      _exit(shim < 0 ? 1 : 0);
+    if (dup2(sync[1], 3) < 0)
+      _exit(127);
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+      dup2(nul, 0);
+      dup2(nul, 1);
+      dup2(nul, 2);
+    }
+    close_range(4, ~0U, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execv(argv[0], argv);
+    dprintf(3, "error cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(sync[1]);
+  int st;
+  while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+    ;
+  char buf[4096];
+  size_t len = 0;
+  uint64_t deadline = now_mono_ms() + 120000;
+  for (;;) {
+    uint64_t now = now_mono_ms();
+    if (now >= deadline)
+      break;
+    struct pollfd p = {.fd = sync[0], .events = POLLIN};
+    int pr = poll(&p, 1, (int)(deadline - now));
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0)
+      break;
+    ssize_t r = read(sync[0], buf + len, sizeof buf - 1 - len);
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+    if (len >= sizeof buf - 1)
+      break;
+  }
+  close(sync[0]);
+  buf[len] = '\0';
+  int pid = 0;
+  if (sscanf(buf, "ok %d", &pid) == 1 && pid > 0) {
+    *pid_out = pid;
+    return 0;
+  }
+  char *nl = strrchr(buf, '\n');
+  if (nl && nl[1] == '\0')
+    *nl = '\0';
+  const char *msg = strncmp(buf, "error ", 6) == 0 ? buf + 6 : (len ? buf : "ferry-shim gave no answer");
+  return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "runc %s: %s", restore_args ? "restore" : "run",
+                       msg);
+}
+
+int runc_state(struct runtime *rt, const char *id, char **status, int *pid)
+{
+  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  strv_push(&argv, "state");
+  strv_push(&argv, id);
+  struct spawn_result res = {0};
+  struct spawn_opts o = {.timeout_ms = 10000};
+  if (spawn_run((const char *const *)argv, &o, &res, NULL) < 0)
+    return -EIO;
+  int r = -ENOENT;
+  if (res.exit_code == 0) {
+    _cleanup_json_ json_t *j = NULL;
+    if (json_parse(res.out, strlen(res.out), "runc state", &j, NULL) == 0) {
+      *status = xstrdup(json_str_or(j, "status", "unknown"));
+      *pid = (int)json_integer_value(json_object_get(j, "pid"));
+      r = 0;
+    }
+  }
+  spawn_result_free(&res);
+  return r;
+}
+
+int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err)
+{
+  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  strv_push(&argv, "kill");
+  if (all)
+    strv_push(&argv, "--all");
+  strv_push(&argv, id);
+  _cleanup_free_ char *s = xasprintf("%d", sig);
+  strv_push(&argv, s);
+  return spawn_check((const char *const *)argv, NULL, err);
+}
+
+int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err)
+{
+  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  strv_push(&argv, "delete");
+  if (force)
+    strv_push(&argv, "--force");
+  strv_push(&argv, id);
+  struct spawn_result res = {0};
+  int r = spawn_run((const char *const *)argv, NULL, &res, err);
+  if (r < 0)
+    return r;
+  if (res.exit_code != 0 && !strstr(res.errout, "does not exist") && !strstr(res.errout, "not exist")) {
+    _cleanup_free_ char *t = tail_lines(res.errout, 400);
+    r = FERRY_INTERNAL(err, "runc delete %s: %s", id, t);
+  }
+  spawn_result_free(&res);
+  return r;
+}
+
+int runc_simple(struct runtime *rt, const char *verb, const char *id, struct ferry_err *err)
+{
+  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  strv_push(&argv, verb);
+  strv_push(&argv, id);
+  return spawn_check((const char *const *)argv, NULL, err);
+}
+
+int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
+              int timeout_ms, struct exec_result *res, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  strv_push(&argv, "exec");
+  _cleanup_free_ char *user = xasprintf("%lld:%lld", (long long)json_integer_value(json_object_get(rec, "uid")),
+                                        (long long)json_integer_value(json_object_get(rec, "gid")));
+  strv_push(&argv, "--user");
+  strv_push(&argv, user);
+  strv_push(&argv, "--cwd");
+  strv_push(&argv, json_str_or(rec, "cwd", "/"));
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(rec, "env"), i, e)
+  {
+    strv_push(&argv, "--env");
+    strv_push(&argv, json_string_value(e));
+  }
+  for (size_t k = 0; env && env[k]; k++) {
+    strv_push(&argv, "--env");
+    strv_push(&argv, env[k]);
+  }
+  strv_push(&argv, id);
+  for (size_t k = 0; cmd[k]; k++)
+    strv_push(&argv, cmd[k]);
+  struct spawn_result sr = {0};
+  struct spawn_opts o = {.timeout_ms = timeout_ms, .max_output = 16u << 20};
+  int r = spawn_run((const char *const *)argv, &o, &sr, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "exec in container %s", json_str_or(rec, "name", id));
+  res->exit_code = sr.exit_code >= 0 ? sr.exit_code : 128 + sr.term_signal;
+  res->out = TAKE_PTR(sr.out);
+  res->errout = TAKE_PTR(sr.errout);
+  return 0;
+}

@@ -1,0 +1,84 @@
+/* Containers on one host: records, OCI bundles, the runc driver and volumes.
+ *
+ *   ROOT/containers/<id>/container.json   the record (see docs/architecture.md)
+ *   ROOT/containers/<id>/bundle/          config.json + rootfs (overlay mount point)
+ *   ROOT/containers/<id>/upper, work      the overlay's writable layer
+ *   ROOT/containers/<id>/ctr.log          the container's stdout and stderr
+ *   ROOT/containers/<id>/exit.json        written by ferry-shim when the container exits
+ *   ROOT/volumes/<name>/_data             a named volume
+ *
+ * A container record is a JSON object; the functions here take and return
+ * jansson references. No locking here: the agent serialises calls. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct runtime {
+  char *root;         /* agent root (absolute) */
+  char *ctr_dir;      /* ROOT/containers */
+  char *vol_dir;      /* ROOT/volumes */
+  char *runc;         /* runc binary */
+  char *runc_root;    /* runc --root */
+  char *shim;         /* ferry-shim binary */
+  char *cgroup_parent;/* e.g. "/ferry" */
+  int stop_timeout_s;
+};
+
+int runtime_init(struct runtime *rt, const char *root, const char *runc_root, const char *runc,
+                 const char *shim, struct ferry_err *err);
+void runtime_fini(struct runtime *rt);
+
+/* Names: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} for containers and volumes. */
+int validate_name(const char *kind, const char *name, struct ferry_err *err);
+
+/* Paths of a container (malloc'd). */
+char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
+
+/* Records. ctr_load_all returns an array sorted by creation time. */
+json_t *ctr_load_all(struct runtime *rt);
+int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err);
+/* By name, full id, or unique id prefix (>= 4 hex digits). */
+int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err *err);
+
+/* The live status: "created", "running", "paused", "exited", "checkpointed".
+ * Updates rec's "status", "pid", "exit_code" fields from runc and the shim. */
+const char *ctr_refresh(struct runtime *rt, json_t *rec);
+
+/* The OCI runtime spec (config.json) for a record. image_cfg is the image's
+ * run configuration; rootfs is the mounted overlay. */
+int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *err);
+/* Resolves the image's User ("name", "uid", "uid:gid", "name:group") against
+ * the rootfs's /etc/passwd and /etc/group. */
+int spec_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t *gid,
+                      struct ferry_err *err);
+
+/* runc driver. */
+/* Starts (run -d) or restores (restore -d, extra args) through ferry-shim;
+ * returns the container's init pid. */
+int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
+                struct ferry_err *err);
+int runc_state(struct runtime *rt, const char *id, char **status, int *pid);
+int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err);
+int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err);
+int runc_simple(struct runtime *rt, const char *verb, const char *id, struct ferry_err *err);
+/* Waits up to timeout_ms for the shim's exit file. */
+bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms);
+
+struct exec_result {
+  int exit_code;
+  char *out;
+  char *errout;
+};
+int runc_exec(struct runtime *rt, json_t *rec, char *const *argv, char *const *env,
+              int timeout_ms, struct exec_result *res, struct ferry_err *err);
+
+/* Volumes. */
+char *volume_path(struct runtime *rt, const char *name); /* the _data dir */
+int volume_create(struct runtime *rt, const char *name, bool exist_ok, json_t **out,
+                  struct ferry_err *err);
+json_t *volume_list(struct runtime *rt);
+int volume_get(struct runtime *rt, const char *name, json_t **out, struct ferry_err *err);
+int volume_remove(struct runtime *rt, const char *name, struct ferry_err *err);

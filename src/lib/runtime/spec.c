@@ -1,0 +1,226 @@
+/* The OCI runtime spec (config.json) for a container record. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static int lookup_db(const char *rootfs, const char *file, const char *name, int field,
+                     long *out)
+{
+  _cleanup_free_ char *p = path_join(rootfs, file);
+  _cleanup_fclose_ FILE *f = fopen(p, "re");
+  if (!f)
+    return -ENOENT;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char *save = NULL;
+    char *tok = strtok_r(line, ":", &save);
+    if (!tok || strcmp(tok, name) != 0)
+      continue;
+    char *v = NULL;
+    for (int i = 0; i < field; i++)
+      v = strtok_r(NULL, ":", &save);
+    if (!v)
+      return -EINVAL;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || n < 0)
+      return -EINVAL;
+    *out = n;
+    return 0;
+  }
+  return -ENOENT;
+}
+
+static bool is_number(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
+int spec_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t *gid,
+                      struct ferry_err *err)
+{
+  *uid = 0;
+  *gid = 0;
+  if (!user || !*user)
+    return 0;
+  _cleanup_free_ char *u = xstrdup(user);
+  char *g = strchr(u, ':');
+  if (g)
+    *g++ = '\0';
+  long n;
+  if (is_number(u)) {
+    *uid = (uint32_t)strtoul(u, NULL, 10);
+    /* primary group from passwd when the user exists there */
+    _cleanup_free_ char *pw = path_join(rootfs, "etc/passwd");
+    _cleanup_fclose_ FILE *f = fopen(pw, "re");
+    char line[1024];
+    while (!g && f && fgets(line, sizeof line, f)) {
+      unsigned long fu, fg;
+      if (sscanf(line, "%*[^:]:%*[^:]:%lu:%lu:", &fu, &fg) == 2 && fu == *uid) {
+        *gid = (uint32_t)fg;
+        break;
+      }
+    }
+  } else {
+    if (lookup_db(rootfs, "etc/passwd", u, 2, &n) < 0)
+      return FERRY_INVALID(err, "user \"%s\": not found in the image's /etc/passwd", u);
+    *uid = (uint32_t)n;
+    if (!g && lookup_db(rootfs, "etc/passwd", u, 3, &n) == 0)
+      *gid = (uint32_t)n;
+  }
+  if (g) {
+    if (is_number(g))
+      *gid = (uint32_t)strtoul(g, NULL, 10);
+    else if (lookup_db(rootfs, "etc/group", g, 2, &n) == 0)
+      *gid = (uint32_t)n;
+    else
+      return FERRY_INVALID(err, "group \"%s\": not found in the image's /etc/group", g);
+  }
+  return 0;
+}
+
+static json_t *mount_new(const char *dest, const char *type, const char *src, const char *opts)
+{
+  json_t *m = json_object();
+  json_object_set_new(m, "destination", json_string(dest));
+  json_object_set_new(m, "type", json_string(type));
+  json_object_set_new(m, "source", json_string(src));
+  json_t *o = json_array();
+  _cleanup_free_ char *copy = xstrdup(opts);
+  char *save = NULL;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    json_array_append_new(o, json_string(t));
+  json_object_set_new(m, "options", o);
+  return m;
+}
+
+static json_t *caps(void)
+{
+  static const char *names[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+                                "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID",
+                                "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
+  json_t *a = json_array();
+  for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+    json_array_append_new(a, json_string(names[i]));
+  return a;
+}
+
+static json_t *strarr(const char *const *v)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; v[i]; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  json_t *spec = json_object();
+  json_object_set_new(spec, "ociVersion", json_string("1.0.2"));
+
+  json_t *proc = json_object();
+  json_object_set_new(proc, "terminal", json_false());
+  json_t *user = json_object();
+  json_object_set_new(user, "uid", json_integer(json_integer_value(json_object_get(rec, "uid"))));
+  json_object_set_new(user, "gid", json_integer(json_integer_value(json_object_get(rec, "gid"))));
+  json_object_set_new(proc, "user", user);
+  json_object_set(proc, "args", json_object_get(rec, "args"));
+  json_object_set(proc, "env", json_object_get(rec, "env"));
+  json_object_set_new(proc, "cwd", json_string(json_str_or(rec, "cwd", "/")));
+  json_t *cp = json_object();
+  json_object_set_new(cp, "bounding", caps());
+  json_object_set_new(cp, "effective", caps());
+  json_object_set_new(cp, "permitted", caps());
+  json_object_set_new(proc, "capabilities", cp);
+  /* Stay within the host's hard limits: raising one is refused here. */
+  struct rlimit rl;
+  json_t *rls = json_array();
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rlim_t hard = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+    rlim_t soft = hard < 1024 ? hard : 1024;
+    json_t *l = json_object();
+    json_object_set_new(l, "type", json_string("RLIMIT_NOFILE"));
+    json_object_set_new(l, "hard", json_integer((json_int_t)hard));
+    json_object_set_new(l, "soft", json_integer((json_int_t)soft));
+    json_array_append_new(rls, l);
+  }
+  json_object_set_new(proc, "rlimits", rls);
+  json_object_set_new(proc, "noNewPrivileges", json_true());
+  json_object_set_new(spec, "process", proc);
+
+  json_t *root = json_object();
+  json_object_set_new(root, "path", json_string("rootfs"));
+  json_object_set_new(root, "readonly", json_false());
+  json_object_set_new(spec, "root", root);
+  json_object_set_new(spec, "hostname", json_string(json_str_or(rec, "name", id)));
+
+  json_t *mounts = json_array();
+  json_array_append_new(mounts, mount_new("/proc", "proc", "proc", "nosuid,noexec,nodev"));
+  json_array_append_new(mounts, mount_new("/dev", "tmpfs", "tmpfs",
+                                          "nosuid,strictatime,mode=755,size=65536k"));
+  json_array_append_new(mounts, mount_new("/dev/pts", "devpts", "devpts",
+                                          "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"));
+  json_array_append_new(mounts, mount_new("/dev/shm", "tmpfs", "shm",
+                                          "nosuid,noexec,nodev,mode=1777,size=65536k"));
+  json_array_append_new(mounts, mount_new("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
+  json_array_append_new(mounts, mount_new("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
+  json_array_append_new(mounts, mount_new("/sys/fs/cgroup", "cgroup", "cgroup",
+                                          "nosuid,noexec,nodev,relatime,ro"));
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(rec, "volumes"), i, v)
+  {
+    const char *name = json_str_or(v, "name", "");
+    const char *dest = json_str_or(v, "destination", "");
+    _cleanup_free_ char *src = volume_path(rt, name);
+    if (!path_exists(src)) {
+      json_decref(spec);
+      return FERRY_NOTFOUND(err, "volume \"%s\": no such volume", name);
+    }
+    json_array_append_new(mounts, mount_new(dest, "bind", src, "rbind,rw"));
+  }
+  json_object_set_new(spec, "mounts", mounts);
+
+  json_t *linux_ = json_object();
+  json_t *ns = json_array();
+  static const char *nstypes[] = {"pid", "ipc", "uts", "mount"};
+  for (size_t k = 0; k < ARRAY_SIZE(nstypes); k++) {
+    json_t *n = json_object();
+    json_object_set_new(n, "type", json_string(nstypes[k]));
+    json_array_append_new(ns, n);
+  }
+  json_t *net = json_object();
+  json_object_set_new(net, "type", json_string("network"));
+  const char *netns = json_str_or(rec, "netns", NULL);
+  if (netns) {
+    _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
+    json_object_set_new(net, "path", json_string(p));
+  }
+  json_array_append_new(ns, net);
+  json_object_set_new(linux_, "namespaces", ns);
+  _cleanup_free_ char *cg = xasprintf("%s/%s", rt->cgroup_parent, id);
+  json_object_set_new(linux_, "cgroupsPath", json_string(cg));
+  json_t *res = json_object();
+  json_t *devs = json_array();
+  json_t *deny = json_object();
+  json_object_set_new(deny, "allow", json_false());
+  json_object_set_new(deny, "access", json_string("rwm"));
+  json_array_append_new(devs, deny);
+  json_object_set_new(res, "devices", devs);
+  json_object_set_new(linux_, "resources", res);
+  static const char *masked[] = {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                                 "/proc/sched_debug", "/sys/firmware", "/proc/scsi", NULL};
+  static const char *ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                             "/proc/sysrq-trigger", NULL};
+  json_object_set_new(linux_, "maskedPaths", strarr(masked));
+  json_object_set_new(linux_, "readonlyPaths", strarr(ro));
+  json_object_set_new(spec, "linux", linux_);
+  *out = spec;
+  return 0;
+}

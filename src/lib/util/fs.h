@@ -1,0 +1,35 @@
+/* File-system helpers. All paths are absolute or relative to the cwd; none
+ * follows a symlink it was not asked to. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+/* malloc'd "a/b"; aborts on OOM (the only place we do so). */
+char *path_join(const char *a, const char *b);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xstrdup(const char *s);
+
+int mkdir_p(const char *path, mode_t mode, struct ferry_err *err);
+/* Writes data to path atomically: temp file in the same dir, fsync, rename. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                      struct ferry_err *err);
+/* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
+int read_file(const char *path, size_t max, char **out, size_t *out_len, struct ferry_err *err);
+/* Removes a tree; never crosses into another file system (a forgotten mount). */
+int rm_rf(const char *path, struct ferry_err *err);
+bool path_exists(const char *path);
+bool dir_is_empty(const char *path);
+/* Sum of the sizes of regular files below path. */
+uint64_t dir_size(const char *path);
+
+/* A random identifier of nhex lowercase hex digits (nhex <= 64). */
+void random_hex(char *out, size_t nhex);
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t now_mono_ms(void);
+uint64_t now_wall_ms(void);
+/* RFC 3339 UTC timestamp of a wall time in ms, into buf (>= 32 bytes). */
+void format_time(uint64_t wall_ms, char *buf, size_t len);

@@ -1,0 +1,106 @@
+#include "util/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+int json_parse(const char *text, size_t len, const char *what, json_t **out, struct ferry_err *err)
+{
+  json_error_t je;
+  json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return FERRY_INVALID(err, "%s: malformed JSON at line %d column %d: %s", what, je.line,
+                         je.column, je.text);
+  *out = j;
+  return 0;
+}
+
+int json_load(const char *path, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *buf = NULL;
+  size_t len = 0;
+  int r = read_file(path, 64u << 20, &buf, &len, err);
+  if (r < 0)
+    return r;
+  return json_parse(buf, len, path, out, err);
+}
+
+int json_save_atomic(const char *path, json_t *j, struct ferry_err *err)
+{
+  _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!s)
+    return FERRY_INTERNAL(err, "%s: cannot encode JSON", path);
+  size_t n = strlen(s);
+  s[n] = '\0';
+  _cleanup_free_ char *withnl = xasprintf("%s\n", s);
+  return write_file_atomic(path, withnl, n + 1, 0600, err);
+}
+
+int json_get_str(json_t *obj, const char *key, bool required, const char **out,
+                 struct ferry_err *err)
+{
+  json_t *v = json_object_get(obj, key);
+  *out = NULL;
+  if (!v || json_is_null(v)) {
+    if (required)
+      return FERRY_INVALID(err, "field \"%s\" is required", key);
+    return 0;
+  }
+  if (!json_is_string(v))
+    return FERRY_INVALID(err, "field \"%s\" must be a string", key);
+  *out = json_string_value(v);
+  return 0;
+}
+
+int json_get_bool(json_t *obj, const char *key, bool def, bool *out, struct ferry_err *err)
+{
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) {
+    *out = def;
+    return 0;
+  }
+  if (!json_is_boolean(v))
+    return FERRY_INVALID(err, "field \"%s\" must be true or false", key);
+  *out = json_is_true(v);
+  return 0;
+}
+
+int json_get_strv(json_t *obj, const char *key, char ***out, struct ferry_err *err)
+{
+  json_t *v = json_object_get(obj, key);
+  *out = NULL;
+  if (!v || json_is_null(v))
+    return 0;
+  if (!json_is_array(v))
+    return FERRY_INVALID(err, "field \"%s\" must be an array of strings", key);
+  char **res = strv_new();
+  size_t i;
+  json_t *e;
+  json_array_foreach(v, i, e)
+  {
+    if (!json_is_string(e)) {
+      strv_free(res);
+      return FERRY_INVALID(err, "field \"%s\"[%zu] must be a string", key, i);
+    }
+    strv_push(&res, json_string_value(e));
+  }
+  *out = res;
+  return 0;
+}
+
+json_t *json_strv(char *const *v)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; v && v[i]; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+const char *json_str_or(json_t *obj, const char *key, const char *def)
+{
+  json_t *v = json_object_get(obj, key);
+  return json_is_string(v) ? json_string_value(v) : def;
+}

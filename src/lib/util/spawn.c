@@ -1,0 +1,230 @@
+#include "util/spawn.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+extern char **environ;
+
+void spawn_result_free(struct spawn_result *r)
+{
+  if (!r)
+    return;
+  free(r->out);
+  free(r->errout);
+  r->out = r->errout = NULL;
+}
+
+struct buf {
+  char *p;
+  size_t len, cap, max;
+};
+
+static void buf_add(struct buf *b, const char *d, size_t n)
+{
+  if (b->len + n > b->max)
+    n = b->max > b->len ? b->max - b->len : 0;
+  if (n == 0)
+    return;
+  if (b->len + n + 1 > b->cap) {
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->len + n + 1)
+      nc *= 2;
+    char *np = realloc(b->p, nc);
+    if (!np)
+      return;
+    b->p = np;
+    b->cap = nc;
+  }
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
+              struct ferry_err *err)
+{
+  static const struct spawn_opts defaults = {0};
+  if (!opts)
+    opts = &defaults;
+  int outp[2], errp[2], execp[2];
+  if (pipe2(outp, O_CLOEXEC) < 0)
+    return ferry_err_sys(err, -errno, "pipe");
+  if (pipe2(errp, O_CLOEXEC) < 0) {
+    close(outp[0]);
+    close(outp[1]);
+    return ferry_err_sys(err, -errno, "pipe");
+  }
+  if (pipe2(execp, O_CLOEXEC) < 0) {
+    close(outp[0]);
+    close(outp[1]);
+    close(errp[0]);
+    close(errp[1]);
+    return ferry_err_sys(err, -errno, "pipe");
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = -errno;
+    close(outp[0]);
+    close(outp[1]);
+    close(errp[0]);
+    close(errp[1]);
+    close(execp[0]);
+    close(execp[1]);
+    return ferry_err_sys(err, e, "fork %s", argv[0]);
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    int in = open(opts->stdin_path ? opts->stdin_path : "/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+      goto fail;
+    if (opts->cwd && chdir(opts->cwd) < 0)
+      goto fail;
+    if (opts->envp)
+      execvpe(argv[0], (char *const *)argv, (char *const *)opts->envp);
+    else
+      execvp(argv[0], (char *const *)argv);
+  fail:;
+    int e = errno;
+    (void)!write(execp[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(outp[1]);
+  close(errp[1]);
+  close(execp[1]);
+  int child_errno = 0;
+  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
+  close(execp[0]);
+
+  size_t max = opts->max_output ? opts->max_output : (1u << 20);
+  struct buf bo = {.max = max}, be = {.max = max};
+  int timeout = opts->timeout_ms > 0 ? opts->timeout_ms : 120000;
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout;
+  struct pollfd pfd[2] = {{.fd = outp[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
+  int open_fds = 2;
+  bool timed_out = false;
+  while (open_fds > 0) {
+    uint64_t now = now_mono_ms();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
+    int pr = poll(pfd, 2, (int)(deadline - now));
+    if (pr < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      char tmp[8192];
+      ssize_t r = read(pfd[i].fd, tmp, sizeof tmp);
+      if (r > 0) {
+        buf_add(i == 0 ? &bo : &be, tmp, (size_t)r);
+      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close(pfd[i].fd);
+        pfd[i].fd = -1;
+        open_fds--;
+      }
+    }
+  }
+  for (int i = 0; i < 2; i++)
+    if (pfd[i].fd >= 0)
+      close(pfd[i].fd);
+  if (timed_out)
+    kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (n == (ssize_t)sizeof child_errno) {
+    free(bo.p);
+    free(be.p);
+    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
+  }
+  if (timed_out) {
+    free(bo.p);
+    free(be.p);
+    return ferry_err_set(err, -ETIMEDOUT, FERRY_E_INTERNAL, "%s: timed out after %d ms", argv[0],
+                         timeout);
+  }
+  res->out = bo.p ? bo.p : xstrdup("");
+  res->errout = be.p ? be.p : xstrdup("");
+  if (WIFEXITED(status)) {
+    res->exit_code = WEXITSTATUS(status);
+    res->term_signal = 0;
+  } else {
+    res->exit_code = -1;
+    res->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+  return 0;
+}
+
+char *tail_lines(const char *s, size_t max)
+{
+  if (!s)
+    return xstrdup("");
+  size_t len = strlen(s);
+  while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+    len--;
+  size_t start = len > max ? len - max : 0;
+  if (start > 0) {
+    const char *nl = memchr(s + start, '\n', len - start);
+    if (nl)
+      start = (size_t)(nl - s) + 1;
+  }
+  char *o = malloc(2 * (len - start) + 1);
+  if (!o)
+    abort();
+  size_t j = 0;
+  for (size_t i = start; i < len; i++) {
+    if (s[i] == '\n') {
+      if (j > 0 && o[j - 1] != ' ') {
+        o[j++] = ';';
+        o[j++] = ' ';
+      }
+    } else {
+      o[j++] = s[i];
+    }
+  }
+  o[j] = '\0';
+  return o;
+}
+
+int spawn_check(const char *const *argv, char **out, struct ferry_err *err)
+{
+  struct spawn_result res = {0};
+  int r = spawn_run(argv, NULL, &res, err);
+  if (r < 0)
+    return r;
+  if (res.exit_code != 0) {
+    _cleanup_free_ char *t = tail_lines(res.errout[0] ? res.errout : res.out, 600);
+    if (res.term_signal)
+      r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "%s %s: killed by signal %d: %s", argv[0],
+                        argv[1] ? argv[1] : "", res.term_signal, t);
+    else
+      r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "%s %s: exit status %d: %s", argv[0],
+                        argv[1] ? argv[1] : "", res.exit_code, t);
+    spawn_result_free(&res);
+    return r;
+  }
+  if (out)
+    *out = TAKE_PTR(res.out);
+  spawn_result_free(&res);
+  return 0;
+}

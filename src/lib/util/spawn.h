@@ -1,0 +1,35 @@
+/* Running external programs (runc, ip, criu): explicit argv, no shell, stdout
+ * and stderr captured, a timeout, always reaped. */
+#pragma once
+#include <stddef.h>
+
+#include "util/err.h"
+
+struct spawn_opts {
+  const char *const *envp;  /* NULL: inherit */
+  const char *cwd;          /* NULL: inherit */
+  const char *stdin_path;   /* NULL: /dev/null */
+  int timeout_ms;           /* 0: 120 s */
+  size_t max_output;        /* per stream; 0: 1 MiB, extra is dropped */
+};
+
+struct spawn_result {
+  int exit_code;   /* -1 when killed by a signal */
+  int term_signal; /* 0 unless killed */
+  char *out;       /* malloc'd, NUL-terminated */
+  char *errout;
+};
+
+void spawn_result_free(struct spawn_result *r);
+
+/* Runs argv[0] (looked up on PATH). Returns 0 when the program ran (whatever its
+ * exit code), a negative errno when it could not be run or timed out. */
+int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
+              struct ferry_err *err);
+
+/* Runs argv and fails unless it exits 0; the error names the program and
+ * carries the last lines of its stderr. out (optional) gets stdout. */
+int spawn_check(const char *const *argv, char **out, struct ferry_err *err);
+
+/* The last non-empty lines of s, up to max bytes, newlines turned to "; ". */
+char *tail_lines(const char *s, size_t max);
