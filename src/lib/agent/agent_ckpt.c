@@ -5,6 +5,7 @@
  *   DIR/criu/              CRIU's images (runc checkpoint --image-path)
  *   DIR/rootfs-diff.tar    the overlay upper dir: files changed in the container
  *   DIR/volumes/NAME.tar   each named volume's contents
+ *   DIR/ctr.log            the container's output up to the checkpoint
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -169,6 +170,13 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
     paused = false;
   }
   uint64_t t_end = now_mono_ms();
+  /* The output so far goes with the checkpoint (not part of the downtime). */
+  {
+    _cleanup_free_ char *log_src = ctr_path(&a->rt, id, "ctr.log");
+    _cleanup_free_ char *log_dst = path_join(dir, "ctr.log");
+    if (path_exists(log_src))
+      copy_file(log_src, log_dst, NULL);
+  }
   json_object_del(rec, "op");
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
@@ -365,6 +373,12 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
       (r = extract_archive(difftar, upper, EXTRACT_UPPER, &a->images.limits,
                            "checkpoint rootfs changes", err)) < 0)
     goto fail;
+  {
+    _cleanup_free_ char *log_src = path_join(dir, "ctr.log");
+    _cleanup_free_ char *log_dst = ctr_path(&a->rt, id, "ctr.log");
+    if (path_exists(log_src) && (r = copy_file(log_src, log_dst, err)) < 0)
+      goto fail;
+  }
   uint64_t t_files = now_mono_ms();
   if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
     goto fail;

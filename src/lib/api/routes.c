@@ -155,9 +155,14 @@ static void containers(struct agent *a, const struct api_request *req, char **se
       reply_err(resp, &err);
       return;
     }
+    const char *off = req->query(req->query_ctx, "offset");
+    size_t skip = off ? (size_t)strtoull(off, NULL, 10) : 0;
+    if (skip > len)
+      skip = len;
+    memmove(text, text + skip, len - skip + 1);
     resp->status = 200;
     resp->raw = text;
-    resp->raw_len = len;
+    resp->raw_len = len - skip;
     return;
   }
   if (n == 4 && strcmp(m, "POST") == 0) {

@@ -87,8 +87,12 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
     pid_t shim = fork();
     if (shim != 0)
       _exit(shim < 0 ? 1 : 0);
-    if (dup2(sync[1], 3) < 0)
+    if (sync[1] == 3) {
+      if (fcntl(3, F_SETFD, 0) < 0)
+        _exit(127);
+    } else if (dup2(sync[1], 3) < 0) {
       _exit(127);
+    }
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) {
       dup2(nul, 0);

@@ -168,6 +168,35 @@ int rm_rf(const char *path, struct ferry_err *err)
   return 0;
 }
 
+int copy_file(const char *src, const char *dst, struct ferry_err *err)
+{
+  _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return ferry_err_sys(err, -errno, "open %s", src);
+  _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0)
+    return ferry_err_sys(err, -errno, "create %s", dst);
+  char buf[65536];
+  for (;;) {
+    ssize_t r = read(in, buf, sizeof buf);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return ferry_err_sys(err, -errno, "read %s", src);
+    if (r == 0)
+      break;
+    for (ssize_t off = 0; off < r;) {
+      ssize_t w = write(out, buf + off, (size_t)(r - off));
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        return ferry_err_sys(err, -errno, "write %s", dst);
+      off += w;
+    }
+  }
+  return 0;
+}
+
 bool path_exists(const char *path)
 {
   struct stat st;

@@ -22,6 +22,8 @@ int read_file(const char *path, size_t max, char **out, size_t *out_len, struct 
 /* Removes a tree; never crosses into another file system (a forgotten mount). */
 int rm_rf(const char *path, struct ferry_err *err);
 bool path_exists(const char *path);
+/* Copies a regular file (contents and mode 0600) to dst, replacing it. */
+int copy_file(const char *src, const char *dst, struct ferry_err *err);
 bool dir_is_empty(const char *path);
 /* Sum of the sizes of regular files below path. */
 uint64_t dir_size(const char *path);
