@@ -1,2 +1,111 @@
 #!/usr/bin/env bash
-exit 0
+# The container lifecycle as a user drives it with the CLI: run/create/start/
+# stop/kill/rm/ps/inspect/logs/exec, the image's run configuration, volumes,
+# addresses, bad input, and an agent restart that finds its containers again.
+source "$(dirname "$0")/lib.sh"
+need curl
+host_up h1 13
+make_rootfs
+f h1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+
+# A foreground run prints the output and returns the exit code.
+out=$(f h1 run --name hello busybox sh -c 'echo hi from $HOSTNAME; exit 3') && rc=0 || rc=$?
+[ "$out" = "hi from hello" ] || fail "run output: '$out'"
+[ "$rc" = 3 ] || fail "run exit code $rc, want 3"
+f h1 ps -a | grep -E "hello .*exited \(3\)" >/dev/null || fail "ps -a does not show exited (3): $(f h1 ps -a)"
+check "foreground run prints output and reports exit code 3"
+
+# Environment, working directory and user.
+out=$(f h1 run --rm -e FOO=bar -w /tmp -u worker busybox sh -c 'echo $FOO $(pwd) $(id -u):$(id -g)')
+[ "$out" = "bar /tmp 1000:1000" ] || fail "env/workdir/user: '$out'"
+check "env, workdir and user apply ($out)"
+f h1 ps -a --json | grep -q '"name": "hello"' || fail "hello vanished"
+if f h1 ps -a --json | grep -q '"workdir"'; then :; fi
+
+# create + start, pinned address, reachable from the host's bridge.
+f h1 create --name web --ip 198.18.13.50 busybox /bin/echo-server 7000 >/dev/null
+f h1 ps -a | grep -E "web .*created" >/dev/null || fail "created container not listed as created"
+f h1 start web >/dev/null
+f h1 ps | grep -E "web .*running .*198.18.13.50" >/dev/null || fail "web is not running at its address"
+client_up c1 h1 198.18.13.250
+res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" 198.18.13.50 7000 300 10)
+echo "$res" | grep -q '^ok' || fail "cannot talk to web: $res"
+check "create/start with a pinned address; reachable from another netns"
+expect_fail "address 198.18.13.50 is in use by container \"web\"" f h1 run -d --ip 198.18.13.50 busybox sleep 1
+expect_fail "not a usable host address" f h1 run -d --ip 10.1.2.3 busybox sleep 1
+expect_fail "already in use" f h1 run -d --name web busybox sleep 1
+expect_fail "already running" f h1 start web
+check "taken address, foreign address, taken name, double start refused"
+
+# exec, logs
+[ "$(f h1 exec web cat /etc/motd)" = from-the-image ] || fail "exec output"
+f h1 exec web sh -c 'exit 7' && rc=0 || rc=$?
+[ "$rc" = 7 ] || fail "exec exit code $rc"
+f h1 logs web | grep -q "listening on 7000" || fail "logs: $(f h1 logs web)"
+check "exec output and exit code; logs"
+
+# stop, kill
+f h1 stop -t 2 web >/dev/null
+f h1 ps -a | grep -E "web .*exited" >/dev/null || fail "web not exited after stop"
+f h1 start web >/dev/null
+f h1 kill web >/dev/null
+sleep 0.3
+f h1 ps -a | grep -E "web .*exited \(137\)" >/dev/null || fail "kill: $(f h1 ps -a)"
+check "stop and kill (exit 137)"
+
+# volumes
+f h1 volume create vol1 >/dev/null
+expect_fail "already exists" f h1 volume create vol1
+f h1 run -d --name writer -v vol1:/data busybox sh -c 'echo payload > /data/f; sleep 1000' >/dev/null
+sleep 0.5
+expect_fail "in use by container \"writer\"" f h1 volume rm vol1
+f h1 rm -f writer >/dev/null
+[ "$(f h1 run --rm -v vol1:/d busybox cat /d/f)" = payload ] || fail "volume contents not shared"
+f h1 volume ls | grep -q vol1 || fail "volume ls"
+f h1 volume rm vol1 >/dev/null
+f h1 volume ls | grep -q vol1 && fail "volume rm"
+check "volumes: create, in-use refusal, contents shared, rm"
+
+# rm
+f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
+expect_fail "is running: stop it first" f h1 rm sleeper
+f h1 rm -f sleeper >/dev/null
+f h1 ps -a | grep -q sleeper && fail "rm -f left sleeper"
+check "rm refuses a running container, rm -f removes it"
+
+# bad input: unknown names, malformed JSON, unknown endpoints, nothing changes
+sock="$T_DIR/h1/ferryd.sock"
+before=$(f h1 ps -a --json)
+expect_fail "container \"nope\": no such container" f h1 stop nope
+expect_fail "container \"nope\": no such container" f h1 exec nope true
+expect_fail "image \"nosuch\": no such image" f h1 run -d nosuch true
+expect_fail "volume name \"bad/name\"" f h1 run -d -v bad/name:/x busybox true
+code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --unix-socket "$sock" -X POST \
+  -H 'Content-Type: application/json' -d '{"image": "busybox", "name": ' http://localhost/v1/containers)
+[ "$code" = 400 ] || fail "malformed JSON: status $code"
+grep -q '"message":"request body: malformed JSON' "$T_DIR/resp" || fail "malformed JSON reply: $(cat "$T_DIR/resp")"
+code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --unix-socket "$sock" -X POST \
+  -d '{"image": 42}' http://localhost/v1/containers)
+[ "$code" = 400 ] && grep -q 'field \\"image\\" must be a string' "$T_DIR/resp" || fail "wrong type: $code $(cat "$T_DIR/resp")"
+code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --unix-socket "$sock" http://localhost/v2/nothing)
+[ "$code" = 404 ] || fail "unknown endpoint: $code"
+[ "$(curl -s --unix-socket "$sock" http://localhost/health)" = '{"status":"UP"}' ] || fail "health"
+[ "$(f h1 ps -a --json)" = "$before" ] || fail "bad requests changed the container list"
+check "unknown names, malformed JSON, wrong types, unknown endpoints: clear errors, nothing changed"
+
+# agent restart: running containers are found again, and still answer
+f h1 run -d --name survivor --ip 198.18.13.60 busybox /bin/echo-server 7000 >/dev/null
+host_restart h1
+f h1 ps | grep -E "survivor .*running" >/dev/null || fail "restarted agent lost survivor: $(f h1 ps -a)"
+res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" 198.18.13.60 7000 300 10)
+echo "$res" | grep -q '^ok' || fail "survivor does not answer after agent restart: $res"
+f h1 exec survivor true || fail "exec after agent restart"
+f h1 stop -t 1 survivor >/dev/null
+f h1 ps -a | grep -E "survivor .*exited" >/dev/null || fail "stop after restart"
+check "agent restart finds running containers; they keep serving and can be stopped"
+
+# FERRY_HOST and --host
+FERRY_HOST="unix://$sock" timeout 20 "$FERRY_BIN" ps -a | grep -q survivor || fail "FERRY_HOST not used"
+expect_fail "cannot reach the ferry agent" timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock ps
+check "FERRY_HOST and --host select the agent; an absent agent gets a clear error"
+echo "# all checks passed"
