@@ -170,7 +170,7 @@ int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
       goto out;
     }
   }
-  r = image_remove(&a->images, id, err);
+  r = image_remove(&a->images, ref, err);
 out:
   UNLOCK(a);
   return r;

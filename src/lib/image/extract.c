@@ -25,8 +25,11 @@ int extract_clean_name(const char *name, char **out, struct ferry_err *err)
 {
   if (!name || !*name)
     return FERRY_INVALID(err, "entry with an empty name");
-  if (name[0] == '/')
+  /* "/" (or "/./") names the archive root, as some tools write it. */
+  if (name[0] == '/' && strspn(name, "/.") != strlen(name))
     return FERRY_INVALID(err, "entry \"%s\": absolute path refused", name);
+  if (name[0] == '/' && strstr(name, "..")) 
+    return FERRY_INVALID(err, "entry \"%s\": \"..\" in path refused", name);
   size_t n = strlen(name);
   char *res = malloc(n + 1);
   if (!res)
@@ -190,7 +193,8 @@ int extract_archive(const char *archive_path, const char *dest_in, enum extract_
     goto out;
   }
   uint64_t total = 0, count = 0;
-  for (;;) {
+  bool at_end = false;
+  while (!at_end) {
     struct archive_entry *e;
     int h = archive_read_next_header(a, &e);
     if (h == ARCHIVE_EOF)
@@ -304,6 +308,12 @@ int extract_archive(const char *archive_path, const char *dest_in, enum extract_
         if (d == ARCHIVE_EOF)
           break;
         if (d < ARCHIVE_WARN) {
+          if (written == (uint64_t)size) {
+            /* All data is here; only the tar padding or end blocks are missing
+             * (some tools write layers like that). Take the entry, stop. */
+            at_end = true;
+            break;
+          }
           r = FERRY_INVALID(err, "%s: entry \"%s\": truncated or corrupt data: %s", what, entry,
                             archive_error_string(a));
           goto out;

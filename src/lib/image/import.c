@@ -67,6 +67,7 @@ out:
 struct import_ctx {
   struct image_store *s;
   const char *what;
+  const char *display; /* the archive's file name as the user gave it */
   char *staging;      /* real path */
   char **new_layers;  /* layer dirs this import created */
   uint64_t size;
@@ -188,6 +189,27 @@ static int check_strv_field(struct import_ctx *c, json_t *rc, const char *key, s
   return 0;
 }
 
+static char *name_from_file(const char *display)
+{
+  _cleanup_free_ char *copy = xstrdup(display);
+  char *b = basename(copy);
+  static const char *exts[] = {".tar.gz", ".tar.zst", ".tar.xz", ".tgz", ".tar", ".oci", ".gz"};
+  for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
+    size_t n = strlen(b), e = strlen(exts[i]);
+    if (n > e && strcmp(b + n - e, exts[i]) == 0) {
+      b[n - e] = '\0';
+      break;
+    }
+  }
+  for (char *p = b; *p; p++) {
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+    else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+      *p = '-';
+  }
+  return xstrdup(*b ? b : "image");
+}
+
 static int check_run_config(struct import_ctx *c, json_t *rc, struct ferry_err *err)
 {
   static const char *arrays[] = {"Env", "Entrypoint", "Cmd"};
@@ -224,8 +246,15 @@ static int import_oci(struct import_ctx *c, json_t *img, char **name_out, struct
     if (!ann)
       ann = json_str_or(json_object_get(desc, "annotations"), "org.opencontainers.image.ref.name",
                         NULL);
-    if (ann && !*name_out)
-      *name_out = xstrdup(ann);
+    if (ann && !*name_out) {
+      /* ref.name is often only a tag ("v1"): then the name comes from the file. */
+      if (strchr(ann, ':') || strchr(ann, '/')) {
+        *name_out = xstrdup(ann);
+      } else {
+        _cleanup_free_ char *base = name_from_file(c->display);
+        *name_out = xasprintf("%s:%s", base, ann);
+      }
+    }
     _cleanup_free_ char *rel = xasprintf("blobs/sha256/%s", digest_hex(dg));
     json_decref(man);
     man = NULL;
@@ -378,26 +407,6 @@ static int import_rootfs(struct import_ctx *c, const char *archive, json_t *img,
   return 0;
 }
 
-static char *name_from_file(const char *display)
-{
-  _cleanup_free_ char *copy = xstrdup(display);
-  char *b = basename(copy);
-  static const char *exts[] = {".tar.gz", ".tar.zst", ".tar.xz", ".tgz", ".tar", ".oci", ".gz"};
-  for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
-    size_t n = strlen(b), e = strlen(exts[i]);
-    if (n > e && strcmp(b + n - e, exts[i]) == 0) {
-      b[n - e] = '\0';
-      break;
-    }
-  }
-  for (char *p = b; *p; p++) {
-    if (*p >= 'A' && *p <= 'Z')
-      *p = (char)(*p - 'A' + 'a');
-    else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
-      *p = '-';
-  }
-  return xstrdup(*b ? b : "image");
-}
 
 int image_import(struct image_store *s, const char *archive, const char *name,
                  const char *display_name, json_t **out, struct ferry_err *err)
@@ -411,7 +420,7 @@ int image_import(struct image_store *s, const char *archive, const char *name,
   enum archive_kind kind = KIND_ROOTFS;
   if ((r = classify(archive, what, &kind, err)) < 0)
     return r;
-  struct import_ctx c = {.s = s, .what = what, .new_layers = strv_new()};
+  struct import_ctx c = {.s = s, .what = what, .display = shown, .new_layers = strv_new()};
   _cleanup_free_ char *tmpl = path_join(s->tmp_dir, "import-XXXXXX");
   _cleanup_json_ json_t *img = json_object();
   _cleanup_json_ json_t *all = NULL;

@@ -150,15 +150,21 @@ int image_lookup(struct image_store *s, const char *ref, json_t **out, struct fe
   int matches = 0;
   size_t i;
   json_t *img;
-  json_array_foreach(all, i, img)
-  {
-    size_t k;
-    json_t *nm;
-    json_array_foreach(json_object_get(img, "names"), k, nm)
+  /* Exact name first, then the short forms podman accepts for
+   * docker.io/NAME, docker.io/library/NAME and localhost/NAME. */
+  static const char *prefixes[] = {"", "docker.io/", "docker.io/library/", "localhost/"};
+  for (size_t p = 0; norm && p < ARRAY_SIZE(prefixes); p++) {
+    _cleanup_free_ char *want = xasprintf("%s%s", prefixes[p], norm);
+    json_array_foreach(all, i, img)
     {
-      if (norm && strcmp(json_string_value(nm), norm) == 0) {
-        *out = json_incref(img);
-        return 0;
+      size_t k;
+      json_t *nm;
+      json_array_foreach(json_object_get(img, "names"), k, nm)
+      {
+        if (strcmp(json_string_value(nm), want) == 0) {
+          *out = json_incref(img);
+          return 0;
+        }
       }
     }
   }
@@ -181,13 +187,28 @@ int image_lookup(struct image_store *s, const char *ref, json_t **out, struct fe
   return FERRY_NOTFOUND(err, "image \"%s\": no such image", ref);
 }
 
-int image_remove(struct image_store *s, const char *id, struct ferry_err *err)
+int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
 {
   _cleanup_json_ json_t *img = NULL;
-  int r = image_lookup(s, id, &img, err);
+  int r = image_lookup(s, ref, &img, err);
   if (r < 0)
     return r;
   const char *iid = json_str_or(img, "id", "");
+  /* An image with several names only loses the name it was removed by. */
+  json_t *names = json_object_get(img, "names");
+  _cleanup_free_ char *norm = NULL;
+  if (json_array_size(names) > 1 && image_normalize_name(ref, &norm, NULL) == 0) {
+    static const char *prefixes[] = {"", "docker.io/", "docker.io/library/", "localhost/"};
+    for (size_t p = 0; p < ARRAY_SIZE(prefixes); p++) {
+      _cleanup_free_ char *want = xasprintf("%s%s", prefixes[p], norm);
+      for (size_t k = 0; k < json_array_size(names); k++) {
+        if (strcmp(json_string_value(json_array_get(names, k)), want) == 0) {
+          json_array_remove(names, k);
+          return image_save(s, img, err);
+        }
+      }
+    }
+  }
   _cleanup_free_ char *p = image_path(s, iid);
   if (unlink(p) < 0)
     return ferry_err_sys(err, -errno, "image %s: remove record", iid);

@@ -41,9 +41,10 @@ int image_import(struct image_store *s, const char *archive, const char *name,
 int image_lookup(struct image_store *s, const char *ref, json_t **out, struct ferry_err *err);
 /* A JSON array of all image records, sorted by first name. */
 json_t *image_list(struct image_store *s);
-/* Removes an image and the layers no other image uses. The caller checks that
- * no container uses it. */
-int image_remove(struct image_store *s, const char *id, struct ferry_err *err);
+/* Removes an image by reference. An image that has several names only loses
+ * the name it was removed by; otherwise the record and the layers no other
+ * image uses go. The caller checks that no container uses the image. */
+int image_remove(struct image_store *s, const char *ref, struct ferry_err *err);
 
 /* Malloc'd path of a layer's directory. */
 char *image_layer_dir(struct image_store *s, const char *digest);
