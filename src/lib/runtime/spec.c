@@ -179,6 +179,7 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
     const char *dest = json_str_or(v, "destination", "");
     _cleanup_free_ char *src = volume_path(rt, name);
     if (!path_exists(src)) {
+      json_decref(mounts);
       json_decref(spec);
       return FERRY_NOTFOUND(err, "volume \"%s\": no such volume", name);
     }

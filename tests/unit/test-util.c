@@ -1,0 +1,132 @@
+/* util: errors, spawning, JSON getters, atomic files, digests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/spawn.h"
+
+static void err_wrap_names_context(void **state)
+{
+  (void)state;
+  struct ferry_err e = {0};
+  int r = FERRY_NOTFOUND(&e, "layer %d missing", 3);
+  assert_int_equal(r, -ENOENT);
+  ferry_err_wrap(&e, "image %s", "busybox");
+  assert_string_equal(e.msg, "image busybox: layer 3 missing");
+  assert_int_equal(e.klass, FERRY_E_NOTFOUND);
+  /* a very long context does not overflow */
+  char big[3000];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  ferry_err_wrap(&e, "%s", big);
+  assert_true(strlen(e.msg) < FERRY_ERR_MSG);
+}
+
+static void spawn_captures_output_and_status(void **state)
+{
+  (void)state;
+  struct spawn_result r = {0};
+  struct ferry_err e = {0};
+  const char *argv[] = {"sh", "-c", "echo out; echo err >&2; exit 4", NULL};
+  assert_int_equal(spawn_run(argv, NULL, &r, &e), 0);
+  assert_int_equal(r.exit_code, 4);
+  assert_string_equal(r.out, "out\n");
+  assert_string_equal(r.errout, "err\n");
+  spawn_result_free(&r);
+  /* spawn_check puts the program's stderr into the error */
+  assert_true(spawn_check(argv, NULL, &e) < 0);
+  assert_non_null(strstr(e.msg, "exit status 4"));
+  assert_non_null(strstr(e.msg, "err"));
+}
+
+static void spawn_times_out_and_reports_missing_program(void **state)
+{
+  (void)state;
+  struct spawn_result r = {0};
+  struct ferry_err e = {0};
+  const char *slow[] = {"sleep", "5", NULL};
+  struct spawn_opts o = {.timeout_ms = 200};
+  uint64_t t0 = now_mono_ms();
+  assert_int_equal(spawn_run(slow, &o, &r, &e), -ETIMEDOUT);
+  assert_true(now_mono_ms() - t0 < 2000);
+  assert_non_null(strstr(e.msg, "timed out"));
+  const char *none[] = {"/nonexistent/program", NULL};
+  assert_true(spawn_run(none, NULL, &r, &e) < 0);
+  assert_non_null(strstr(e.msg, "/nonexistent/program"));
+}
+
+static void tail_lines_keeps_the_end(void **state)
+{
+  (void)state;
+  _cleanup_free_ char *t = tail_lines("one\ntwo\nthree\n", 100);
+  assert_string_equal(t, "one; two; three");
+  _cleanup_free_ char *t2 = tail_lines("aaaa\nbbbb\ncccc\n", 6);
+  assert_string_equal(t2, "cccc");
+}
+
+static void json_getters_name_the_field(void **state)
+{
+  (void)state;
+  struct ferry_err e = {0};
+  json_t *j = NULL;
+  assert_true(json_parse("{\"a\": 1", 7, "body", &j, &e) < 0);
+  assert_non_null(strstr(e.msg, "body: malformed JSON"));
+  assert_int_equal(e.klass, FERRY_E_INVALID);
+  assert_true(json_parse("{\"a\":1,\"a\":2}", 13, "body", &j, &e) < 0);
+  assert_int_equal(json_parse("{\"s\": 5, \"v\": [\"x\", 2], \"b\": \"yes\"}", 35, "b", &j, &e), 0);
+  const char *s;
+  assert_true(json_get_str(j, "s", false, &s, &e) < 0);
+  assert_string_equal(e.msg, "field \"s\" must be a string");
+  assert_true(json_get_str(j, "missing", true, &s, &e) < 0);
+  assert_string_equal(e.msg, "field \"missing\" is required");
+  char **v = NULL;
+  assert_true(json_get_strv(j, "v", &v, &e) < 0);
+  assert_string_equal(e.msg, "field \"v\"[1] must be a string");
+  bool b;
+  assert_true(json_get_bool(j, "b", false, &b, &e) < 0);
+  json_decref(j);
+}
+
+static void atomic_write_and_digest(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/ferry-unit-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  _cleanup_free_ char *p = path_join(dir, "f");
+  struct ferry_err e = {0};
+  assert_int_equal(write_file_atomic(p, "abc", 3, 0600, &e), 0);
+  char dg[DIGEST_STR_LEN + 1];
+  uint64_t size = 0;
+  assert_int_equal(sha256_file(p, dg, &size, &e), 0);
+  assert_string_equal(dg, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  assert_int_equal(size, 3);
+  assert_true(digest_valid(dg));
+  assert_false(digest_valid("sha256:ABC"));
+  assert_false(digest_valid("md5:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  char *buf = NULL;
+  assert_true(read_file(p, 2, &buf, NULL, &e) < 0); /* over the size limit */
+  assert_int_equal(rm_rf(dir, &e), 0);
+  assert_false(path_exists(dir));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(err_wrap_names_context),
+      cmocka_unit_test(spawn_captures_output_and_status),
+      cmocka_unit_test(spawn_times_out_and_reports_missing_program),
+      cmocka_unit_test(tail_lines_keeps_the_end),
+      cmocka_unit_test(json_getters_name_the_field),
+      cmocka_unit_test(atomic_write_and_digest),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
