@@ -107,18 +107,8 @@ in_ns() { local ns="${T_ID}-$1"; shift; nsenter --net="/var/run/netns/$ns" "$@";
 
 # A busybox rootfs tarball with the static echo server: $T_DIR/busybox.tar
 make_rootfs() {
-  local r="$T_DIR/rootfs"
-  mkdir -p "$r"/{bin,etc,tmp,data,root}
-  cp "$(command -v busybox)" "$r/bin/busybox"
-  local c
-  for c in sh sleep cat echo ls sed wc head tail date mkdir rm touch id pwd env grep seq true; do
-    ln -sf busybox "$r/bin/$c"
-  done
-  cp "$FERRY_BUILD/tests/echo-server" "$r/bin/echo-server"
-  printf 'root:x:0:0:root:/root:/bin/sh\nworker:x:1000:1000::/tmp:/bin/sh\n' >"$r/etc/passwd"
-  printf 'root:x:0:\nworker:x:1000:\n' >"$r/etc/group"
-  echo "from-the-image" >"$r/etc/motd"
-  tar -C "$r" -cf "$T_DIR/busybox.tar" .
+  "$(dirname "${BASH_SOURCE[0]}")/../../scripts/mkrootfs" "$T_DIR/busybox.tar" \
+    --add "$FERRY_BUILD/tests/echo-server"
 }
 
 cleanup() {
