@@ -10,6 +10,8 @@
 struct cli {
   struct api_client *api;
   bool json; /* global --json */
+  const char *token;  /* bearer token for TCP agents */
+  const char *tls_ca; /* CA for HTTPS agents */
 };
 
 struct cli_cmd {
@@ -46,3 +48,4 @@ int cmd_volume(struct cli *cli, int argc, char **argv);
 int cmd_checkpoint(struct cli *cli, int argc, char **argv);
 int cmd_restore(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);
+int cmd_migrate(struct cli *cli, int argc, char **argv);

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 
 static const struct cli_cmd commands[] = {
     {"run", cmd_run, "Create and start a container"},
@@ -19,6 +20,7 @@ static const struct cli_cmd commands[] = {
     {"exec", cmd_exec, "Run a command in a running container"},
     {"checkpoint", cmd_checkpoint, "Checkpoint a running container to a directory"},
     {"restore", cmd_restore, "Restore a container from a checkpoint directory"},
+    {"migrate", cmd_migrate, "Move a running container to another agent, live"},
     {"image", cmd_image, "Manage images (import, ls, rm, inspect)"},
     {"images", cmd_images, "List images"},
     {"volume", cmd_volume, "Manage volumes (create, ls, rm, inspect)"},
@@ -31,6 +33,8 @@ static void usage(FILE *f)
              "Global options:\n"
              "  --host URL   agent to talk to: unix:///PATH or tcp://ADDR:PORT\n"
              "               (default: $FERRY_HOST, else unix:///run/ferry/ferryd.sock)\n"
+             "  --token-file F  bearer token for a TCP agent (default: $FERRY_TOKEN_FILE)\n"
+             "  --tls-ca F      CA that signed an HTTPS agent's certificate ($FERRY_TLS_CA)\n"
              "  --json       machine-readable output\n\nCommands:\n");
   for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
     fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
@@ -40,7 +44,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
   const char *host = NULL;
-  struct cli cli = {0};
+  const char *token_file = getenv("FERRY_TOKEN_FILE");
+  struct cli cli = {.tls_ca = getenv("FERRY_TLS_CA")};
+  _cleanup_free_ char *token = NULL;
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--host") == 0 || strcmp(argv[i], "-H") == 0) {
@@ -51,6 +57,13 @@ int main(int argc, char **argv)
       host = argv[i] + 7;
     } else if (strcmp(argv[i], "--json") == 0) {
       cli.json = true;
+    } else if (strcmp(argv[i], "--token-file") == 0 || strcmp(argv[i], "--tls-ca") == 0) {
+      if (i + 1 >= argc)
+        return cli_usage_error("%s needs a file", argv[i]);
+      if (strcmp(argv[i], "--token-file") == 0)
+        token_file = argv[++i];
+      else
+        cli.tls_ca = argv[++i];
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
@@ -74,6 +87,16 @@ int main(int argc, char **argv)
     struct ferry_err err = {0};
     if (api_client_new(host, &cli.api, &err) < 0)
       return cli_fail(&err);
+    if (token_file && *token_file) {
+      if (read_file(token_file, 4096, &token, NULL, &err) < 0) {
+        api_client_free(cli.api);
+        return cli_fail(&err);
+      }
+      token[strcspn(token, "\r\n")] = '\0';
+      cli.token = token;
+    }
+    api_client_set_token(cli.api, cli.token);
+    api_client_set_ca(cli.api, cli.tls_ca);
     /* Per-command --json is accepted too. */
     int r = commands[k].fn(&cli, argc - i, argv + i);
     api_client_free(cli.api);

@@ -45,48 +45,105 @@ expect_fail() {
   echo "$out" | grep -Eq -- "$pattern" || fail "error of '$*' does not match /$pattern/: $out"
 }
 
-# host_up NAME INDEX: a host netns with its own ferryd; subnet 198.18.INDEX.0/24
-host_up() {
-  local h=$1 idx=$2 ns="${T_ID}-$1"
-  ip netns add "$ns"
-  T_NETNS+=("$ns")
-  ip -n "$ns" link set lo up
-  mkdir -p "$T_DIR/$h"
-  T_HOSTS+=("$h")
-  eval "HOST_${h}_NS=$ns"
-  eval "HOST_${h}_SUBNET=198.18.$idx"
-  nsenter --net="/var/run/netns/$ns" "$FERRYD_BIN" --root "$T_DIR/$h/root" \
-    --socket "$T_DIR/$h/ferryd.sock" --runc-root "$T_DIR/$h/runc" \
-    --bridge "fb${$}${idx}" --subnet "198.18.$idx.0/24" ${FERRYD_ARGS:-} \
-    >>"$T_DIR/$h/ferryd.log" 2>&1 &
-  T_PIDS+=($!)
-  eval "HOST_${h}_PID=$!"
-  local i
-  for i in $(seq 1 100); do
-    [ -S "$T_DIR/$h/ferryd.sock" ] && f "$h" info >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  cat "$T_DIR/$h/ferryd.log" >&2
-  fail "ferryd on $h did not come up"
-}
-
-# Restarts host H's ferryd (containers keep running).
-host_restart() {
-  local h=$1 pidvar="HOST_${1}_PID" nsvar="HOST_${1}_NS" idx
-  kill "${!pidvar}"; wait "${!pidvar}" 2>/dev/null || true
-  local sub="HOST_${1}_SUBNET"; idx=${!sub##*.}
-  nsenter --net="/var/run/netns/${!nsvar}" "$FERRYD_BIN" --root "$T_DIR/$h/root" \
-    --socket "$T_DIR/$h/ferryd.sock" --runc-root "$T_DIR/$h/runc" \
-    --bridge "fb${$}${idx}" --subnet "198.18.$idx.0/24" ${FERRYD_ARGS:-} \
-    >>"$T_DIR/$h/ferryd.log" 2>&1 &
-  T_PIDS+=($!)
-  eval "HOST_${h}_PID=$!"
+# start_agent HOST [ENV=VALUE...] [-- FERRYD ARGS...]: (re)starts HOST's ferryd
+# inside its netns; the arguments are remembered for host_restart.
+start_agent() {
+  local h=$1; shift
+  local envs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  if [ "${1:-}" = "--" ]; then shift; printf '%s\n' "$@" >"$T_DIR/$h/args"; fi
+  local nsvar="HOST_${h}_NS" args=()
+  mapfile -t args <"$T_DIR/$h/args"
+  env ${envs[@]+"${envs[@]}"} nsenter --net="/var/run/netns/${!nsvar}" "$FERRYD_BIN" \
+    --root "$T_DIR/$h/root" --socket "$T_DIR/$h/ferryd.sock" --runc-root "$T_DIR/$h/runc" \
+    "${args[@]}" >>"$T_DIR/$h/ferryd.log" 2>&1 &
+  local pid=$!
+  T_PIDS+=("$pid")
+  eval "HOST_${h}_PID=$pid"
   local i
   for i in $(seq 1 100); do
     f "$h" info >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  fail "ferryd on $h did not come back"
+  tail -n 20 "$T_DIR/$h/ferryd.log" >&2
+  fail "ferryd on $h did not come up"
+}
+
+# stop_agent HOST [SIGNAL]: stops HOST's ferryd (its containers keep running).
+stop_agent() {
+  local pidvar="HOST_${1}_PID"
+  kill "-${2:-TERM}" "${!pidvar}" 2>/dev/null || true
+  wait "${!pidvar}" 2>/dev/null || true
+}
+
+# host_restart HOST [ENV=VALUE...]: restarts HOST's ferryd with the same arguments.
+host_restart() {
+  local h=$1; shift
+  stop_agent "$h"
+  start_agent "$h" "$@"
+}
+
+new_host_ns() { # NAME
+  local ns="${T_ID}-$1"
+  ip netns add "$ns"
+  T_NETNS+=("$ns")
+  ip -n "$ns" link set lo up
+  mkdir -p "$T_DIR/$1"
+  T_HOSTS+=("$1")
+  eval "HOST_${1}_NS=$ns"
+}
+
+# host_up NAME INDEX: a host netns with its own ferryd; subnet 198.18.INDEX.0/24
+host_up() {
+  local h=$1 idx=$2
+  new_host_ns "$h"
+  eval "HOST_${h}_SUBNET=198.18.$idx"
+  start_agent "$h" -- --bridge "fb${$}${idx}" --subnet "198.18.$idx.0/24" ${FERRYD_ARGS:-}
+}
+
+# cluster_up N: N hosts a1..aN whose container bridges share one L2 segment
+# (a switch netns), so that the subnet 198.18.100.0/24 spans them. Host i has
+# the bridge address 198.18.100.(240+i) and serves its API on
+# tcp://198.18.100.(240+i):9000 with the bearer token in $T_DIR/token.
+CLUSTER_NET=198.18.100
+cluster_up() {
+  local n=$1 i
+  T_SW="${T_ID}-sw"
+  ip netns add "$T_SW"
+  T_NETNS+=("$T_SW")
+  ip -n "$T_SW" link set lo up
+  ip -n "$T_SW" link add sw0 type bridge
+  ip -n "$T_SW" link set sw0 up
+  head -c 32 /dev/urandom | base64 | tr -d '\n/+=' >"$T_DIR/token"
+  for i in $(seq 1 "$n"); do
+    local h="a$i" br="fb${$}m$i" addr="$CLUSTER_NET.$((240 + i))"
+    new_host_ns "$h"
+    local ns="${T_ID}-$h"
+    ip -n "$ns" link add "$br" type bridge
+    ip -n "$ns" link set "$br" up
+    ip link add "fu$$$i" type veth peer name "sw$i" netns "$T_SW"
+    ip link set "fu$$$i" netns "$ns"
+    ip -n "$ns" link set "fu$$$i" master "$br" up
+    ip -n "$T_SW" link set "sw$i" master sw0 up
+    eval "HOST_${h}_URL=tcp://$addr:9000"
+    eval "HOST_${h}_LINK=sw$i"
+    start_agent "$h" -- --bridge "$br" --subnet "$CLUSTER_NET.0/24" --gateway "$addr" \
+      --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout 20
+  done
+}
+
+# cluster_client NAME ADDR: a client host on the cluster's segment.
+cluster_client() {
+  local c=$1 addr=$2 ns="${T_ID}-$1"
+  ip netns add "$ns"
+  T_NETNS+=("$ns")
+  ip -n "$ns" link set lo up
+  ip link add "fk$$$c" type veth peer name eth0 netns "$ns"
+  ip link set "fk$$$c" netns "$T_SW"
+  ip -n "$T_SW" link set "fk$$$c" master sw0 up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
 }
 
 # client_up NAME HOST ADDR: a client netns with a veth on HOST's bridge.

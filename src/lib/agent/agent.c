@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "image/overlay.h"
+#include "migrate/migrate.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -38,6 +39,24 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   a->subnet_str = xstrdup(o->subnet ? o->subnet : "10.89.0.0/24");
   if ((r = subnet_parse(a->subnet_str, &a->net.subnet, err)) < 0)
     return r;
+  if (o->gateway) {
+    uint32_t gw;
+    if (ip_parse(o->gateway, &gw) < 0 || !subnet_contains(&a->net.subnet, gw))
+      return FERRY_INVALID(err, "gateway %s is not an address of subnet %s", o->gateway,
+                           a->subnet_str);
+    a->net.subnet.gw = gw;
+  }
+  a->token = o->token ? xstrdup(o->token) : NULL;
+  a->tls_ca = o->tls_ca ? xstrdup(o->tls_ca) : NULL;
+  a->migration_timeout_s = o->migration_timeout_s > 0 ? o->migration_timeout_s : 600;
+  if (o->listen) {
+    _cleanup_free_ char *l = xstrdup(o->listen);
+    char *colon = strrchr(l, ':');
+    if (colon)
+      *colon = '\0';
+    if (*l && strcmp(l, "0.0.0.0") != 0)
+      a->listen_ip = xstrdup(l);
+  }
   a->net.bridge = xstrdup(o->bridge ? o->bridge : "ferry0");
   if (strlen(a->net.bridge) > 15)
     return FERRY_INVALID(err, "bridge name \"%s\" is longer than 15 characters", a->net.bridge);
@@ -58,11 +77,17 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   if ((r = net_bridge_ensure(&a->net, err)) < 0)
     return r;
   agent_recover(a);
+  if ((r = migrate_init(a, err)) < 0)
+    return r;
   return 0;
 }
 
 void agent_close(struct agent *a)
 {
+  migrate_fini(a);
+  free(a->token);
+  free(a->tls_ca);
+  free(a->listen_ip);
   image_store_close(&a->images);
   runtime_fini(&a->rt);
   free(a->net.bridge);
@@ -177,6 +202,15 @@ out:
 }
 
 /* ---- containers ---- */
+
+int agent_check_idle(json_t *rec, struct ferry_err *err)
+{
+  const char *op = json_str_or(rec, "op", NULL);
+  if (!op)
+    return 0;
+  return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
+                        json_str_or(rec, "name", ""), op);
+}
 
 static json_t *find_exact_name(struct agent *a, const char *name)
 {
@@ -531,6 +565,8 @@ int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r < 0)
     goto out;
+  if ((r = agent_check_idle(rec, err)) < 0)
+    goto out;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
     r = FERRY_CONFLICT(err, "container \"%s\" is already running", ref);
@@ -582,6 +618,8 @@ int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out
   _cleanup_json_ json_t *rec = NULL;
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r == 0)
+    r = agent_check_idle(rec, err);
+  if (r == 0)
     r = stop_locked(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
   if (r == 0) {
     ctr_refresh(&a->rt, rec);
@@ -598,7 +636,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
   LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
   int r = ctr_find(&a->rt, ref, &rec, err);
-  if (r < 0)
+  if (r < 0 || (r = agent_check_idle(rec, err)) < 0)
     goto out;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
@@ -642,6 +680,8 @@ int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_
   LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
   int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0)
+    r = agent_check_idle(rec, err);
   if (r == 0)
     r = agent_ctr_remove_locked(a, rec, force, err);
   if (r == 0)

@@ -20,6 +20,11 @@ struct agent_options {
   const char *bridge;     /* default ferry0 */
   const char *subnet;     /* default 10.89.0.0/24 */
   uint64_t max_entry_size; /* image archive entries; 0: default */
+  const char *gateway;    /* the bridge's address (default: the subnet's first) */
+  const char *token;      /* bearer token of this agent's TCP API, also sent to peers */
+  const char *tls_ca;     /* CA file to verify peer agents over HTTPS */
+  const char *listen;     /* ADDR:PORT of the TCP API, for the page server's address */
+  int migration_timeout_s; /* an incoming migration is abandoned after this; 0: 600 */
 };
 
 struct agent {
@@ -31,7 +36,16 @@ struct agent {
   char *subnet_str;
   pthread_mutex_t lock;
   uint64_t started_ms;
+  char *token;
+  char *tls_ca;
+  char *listen_ip;          /* NULL when not listening on a specific address */
+  int migration_timeout_s;
+  struct migrations *mig;   /* migrate/: state of migrations in and out */
 };
+
+/* A container record's "op" says an operation owns it (checkpoint, migrate,
+ * restore): other changes are refused with 409 until it ends. */
+int agent_check_idle(json_t *rec, struct ferry_err *err);
 
 int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err);
 void agent_close(struct agent *a);

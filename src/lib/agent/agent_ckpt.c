@@ -93,6 +93,8 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
     goto out;
   const char *name = json_str_or(rec, "name", "");
   const char *id = json_str_or(rec, "id", "");
+  if ((r = agent_check_idle(rec, err)) < 0)
+    goto out;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0) {
     r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s): nothing to checkpoint", name, st);

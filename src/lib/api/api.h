@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agent/agent.h"
 #include "util/err.h"
@@ -14,9 +15,16 @@
 struct api_server;
 
 struct api_server_options {
-  const char *unix_path;   /* listen on this unix socket (mode 0660) */
-  uint64_t max_upload;     /* bytes of an image upload; 0: 64 GiB */
+  const char *unix_path;   /* listen on this unix socket (mode 0660), no token needed */
+  const char *listen;      /* also listen on TCP "ADDR:PORT" (NULL: no) */
+  const char *token;       /* bearer token required on TCP (NULL: none; /health is always open) */
+  const char *tls_cert;    /* PEM files: serve HTTPS on TCP when both are given */
+  const char *tls_key;
+  uint64_t max_upload;     /* bytes of an upload; 0: 64 GiB */
 };
+
+/* Constant-time check of an "Authorization" header value against a token. */
+bool api_token_ok(const char *header, const char *token);
 
 int api_server_start(struct agent *a, const struct api_server_options *o, struct api_server **out,
                      struct ferry_err *err);
@@ -25,6 +33,7 @@ void api_server_stop(struct api_server *s);
 /* ---- routing (routes.c), used by the server ---- */
 struct api_request {
   const char *method;
+  const char *peer;        /* client IPv4 address on TCP, "" on the unix socket */
   const char *path;        /* without query */
   const char *body;        /* JSON body, NUL-terminated (may be empty) */
   size_t body_len;
@@ -49,8 +58,20 @@ int api_status_for(const struct ferry_err *err);
 /* ---- client ---- */
 struct api_client;
 
-/* host: "unix:///path", "tcp://addr:port", or NULL for $FERRY_HOST, else the default socket. */
+/* host: "unix:///path", "tcp://addr:port", "https://addr:port", or NULL for
+ * $FERRY_HOST, else the default socket. */
 int api_client_new(const char *host, struct api_client **out, struct ferry_err *err);
+/* Bearer token for TCP agents, and a CA file to verify an HTTPS agent. */
+void api_client_set_token(struct api_client *c, const char *token);
+void api_client_set_ca(struct api_client *c, const char *ca_file);
+/* Per-request timeout in seconds (0: none, the default). */
+void api_client_set_timeout(struct api_client *c, long seconds);
+/* Called during uploads with the bytes sent so far and the total. */
+typedef void (*api_progress_fn)(void *ud, uint64_t sent, uint64_t total);
+void api_client_set_progress(struct api_client *c, api_progress_fn fn, void *ud);
+/* Uploads a file with method PUT or POST. */
+int api_upload_method(struct api_client *c, const char *method, const char *path,
+                      const char *file, json_t **out, struct ferry_err *err);
 void api_client_free(struct api_client *c);
 const char *api_client_host(struct api_client *c);
 /* Sends a request with an optional JSON body; *out gets the parsed reply.

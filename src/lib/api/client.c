@@ -14,7 +14,42 @@ struct api_client {
   char *host;       /* as given */
   char *unix_path;  /* for unix:// */
   char *base;       /* URL prefix */
+  char *auth;       /* "Authorization: Bearer ..." or NULL */
+  char *ca;
+  long timeout;
+  api_progress_fn progress;
+  void *progress_ud;
 };
+
+void api_client_set_progress(struct api_client *c, api_progress_fn fn, void *ud)
+{
+  c->progress = fn;
+  c->progress_ud = ud;
+}
+
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  (void)dltotal;
+  (void)dlnow;
+  struct api_client *c = ud;
+  if (c->progress)
+    c->progress(c->progress_ud, (uint64_t)ulnow, (uint64_t)ultotal);
+  return 0;
+}
+
+void api_client_set_token(struct api_client *c, const char *token)
+{
+  free(c->auth);
+  c->auth = token && *token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+}
+
+void api_client_set_ca(struct api_client *c, const char *ca_file)
+{
+  free(c->ca);
+  c->ca = ca_file ? xstrdup(ca_file) : NULL;
+}
+
+void api_client_set_timeout(struct api_client *c, long seconds) { c->timeout = seconds; }
 
 int api_client_new(const char *host, struct api_client **out, struct ferry_err *err)
 {
@@ -55,6 +90,8 @@ void api_client_free(struct api_client *c)
   free(c->host);
   free(c->unix_path);
   free(c->base);
+  free(c->auth);
+  free(c->ca);
   free(c);
 }
 
@@ -115,6 +152,18 @@ static int perform(struct api_client *c, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
   }
   hdr = curl_slist_append(hdr, "Expect:");
+  if (c->auth)
+    hdr = curl_slist_append(hdr, c->auth);
+  if (c->ca)
+    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+  if (c->timeout > 0)
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+  if (c->progress && upload) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
   CURLcode rc = curl_easy_perform(h);
   int r = 0;
@@ -137,7 +186,7 @@ static int finish(struct sink *s, long status, json_t **out, struct ferry_err *e
     j = NULL;
   if (status >= 400) {
     const char *msg = json_str_or(j, "message", NULL);
-    enum ferry_errclass k = status == 404   ? FERRY_E_NOTFOUND
+    enum ferry_errclass k = status == 503 ? FERRY_E_UNAVAILABLE : status == 404 ? FERRY_E_NOTFOUND
                             : status == 409 ? FERRY_E_CONFLICT
                             : status == 400 ? FERRY_E_INVALID
                             : status == 401 ? FERRY_E_AUTH
@@ -165,6 +214,12 @@ int api_call(struct api_client *c, const char *method, const char *path, json_t 
 int api_upload(struct api_client *c, const char *path, const char *file, json_t **out,
                struct ferry_err *err)
 {
+  return api_upload_method(c, "POST", path, file, out, err);
+}
+
+int api_upload_method(struct api_client *c, const char *method, const char *path,
+                      const char *file, json_t **out, struct ferry_err *err)
+{
   _cleanup_fclose_ FILE *f = fopen(file, "rb");
   if (!f)
     return ferry_err_sys(err, -errno, "open %s", file);
@@ -173,7 +228,7 @@ int api_upload(struct api_client *c, const char *path, const char *file, json_t 
     return FERRY_INVALID(err, "%s is not a regular file", file);
   struct sink s = {0};
   long status = 0;
-  int r = perform(c, "POST", path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, err);
+  int r = perform(c, method, path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, err);
   if (r == 0)
     r = finish(&s, status, out, err);
   free(s.p);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "migrate/migrate.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -24,8 +25,12 @@ int api_status_for(const struct ferry_err *err)
 
 bool api_route_wants_upload(const char *method, const char *path)
 {
-  return (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) &&
-         strcmp(path, "/v1/images/import") == 0;
+  if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0)
+    return false;
+  if (strcmp(path, "/v1/images/import") == 0)
+    return true;
+  /* the parts of an incoming migration: /v1/migrations/incoming/ID/PART[/NAME] */
+  return strcmp(method, "PUT") == 0 && strncmp(path, "/v1/migrations/incoming/", 24) == 0;
 }
 
 static void reply(struct api_response *resp, int status, json_t *j)
@@ -184,6 +189,19 @@ static void containers(struct agent *a, const struct api_request *req, char **se
     } else if (strcmp(verb, "checkpoint") == 0) {
       if ((r = parse_body(req, &body, &err)) == 0)
         r = agent_checkpoint(a, name, body, &out, &err);
+    } else if (strcmp(verb, "migrate") == 0) {
+      if ((r = parse_body(req, &body, &err)) == 0)
+        r = migrate_start(a, name, body, &out, &err);
+      if (r == 0) {
+        /* ?wait=1: answer when it ends, with the report */
+        if (qbool(req, "wait")) {
+          json_t *rep = migrate_wait(a, json_str_or(out, "id", ""), 3600);
+          json_decref(out);
+          out = rep;
+        }
+        reply(resp, 202, out);
+        return;
+      }
     } else {
       r = FERRY_NOTFOUND(&err, "no such action \"%s\"", verb);
     }
@@ -271,12 +289,77 @@ static void volumes(struct agent *a, const struct api_request *req, char **seg, 
   reply_err(resp, &err);
 }
 
+static void migrations(struct agent *a, const struct api_request *req, char **seg, size_t n,
+                       struct api_response *resp)
+{
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  _cleanup_json_ json_t *body = NULL;
+  const char *m = req->method;
+  int r;
+  if (n == 2 && strcmp(m, "GET") == 0) {
+    reply(resp, 200, migrate_list(a));
+    return;
+  }
+  if (n == 3 && strcmp(seg[2], "incoming") == 0 && strcmp(m, "POST") == 0) {
+    if ((r = parse_body(req, &body, &err)) == 0)
+      r = incoming_offer(a, body, req->peer, &out, &err);
+    if (r < 0)
+      reply_err(resp, &err);
+    else
+      reply(resp, 201, out);
+    return;
+  }
+  if (n == 3 && strcmp(m, "GET") == 0) {
+    out = migrate_get(a, seg[2]);
+    if (!out) {
+      FERRY_NOTFOUND(&err, "migration %s: no such migration", seg[2]);
+      reply_err(resp, &err);
+    } else {
+      reply(resp, 200, out);
+    }
+    return;
+  }
+  if (n >= 4 && strcmp(seg[2], "incoming") == 0) {
+    const char *id = seg[3];
+    if (n == 4 && strcmp(m, "GET") == 0) {
+      r = incoming_get(a, id, &out, &err);
+    } else if (n == 4 && strcmp(m, "DELETE") == 0) {
+      r = incoming_abort(a, id, &err);
+    } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "page-server") == 0) {
+      r = incoming_page_server(a, id, &out, &err);
+    } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "restore") == 0) {
+      r = incoming_restore(a, id, &out, &err);
+    } else if ((n == 5 || n == 6) && strcmp(m, "PUT") == 0 && req->upload_path) {
+      static const struct {
+        const char *seg, *kind;
+        bool named;
+      } parts[] = {{"layers", "layer", true},        {"volumes", "volume", true},
+                   {"volume-delta", "volume-delta", true}, {"rootfs", "rootfs", false},
+                   {"rootfs-delta", "rootfs-delta", false}, {"criu", "criu", false}};
+      r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
+      for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        if (strcmp(seg[4], parts[i].seg) == 0 && parts[i].named == (n == 6)) {
+          r = incoming_put(a, id, parts[i].kind, n == 6 ? seg[5] : NULL, req->upload_path, &out, &err);
+          break;
+        }
+      }
+    } else {
+      r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
+    }
+    reply_ok(resp, r, out, &err);
+    return;
+  }
+  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
+  reply_err(resp, &err);
+}
+
 void api_dispatch(struct agent *a, const struct api_request *req, struct api_response *resp)
 {
-  char *seg[4] = {0};
+  char *seg[6] = {0};
   bool is_images = strncmp(req->path, "/v1/images/", 11) == 0;
   /* Image references contain '/' (registry/name:tag): the rest is one segment. */
-  size_t n = split(req->path, seg, is_images ? 3 : 4);
+  size_t n = split(req->path, seg, is_images ? 3 : 6);
   struct ferry_err err = {0};
   if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0) {
     reply(resp, 200, json_pack("{s:s}", "status", "UP"));
@@ -288,6 +371,8 @@ void api_dispatch(struct agent *a, const struct api_request *req, struct api_res
     images(a, req, seg, n, resp);
   } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "volumes") == 0 && n <= 3) {
     volumes(a, req, seg, n, resp);
+  } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "migrations") == 0) {
+    migrations(a, req, seg, n, resp);
   } else {
     FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
     reply_err(resp, &err);

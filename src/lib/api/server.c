@@ -1,5 +1,8 @@
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,16 +17,46 @@
 
 #define MAX_JSON_BODY (4u << 20)
 
-struct api_server {
+struct api_server;
+
+/* One listening daemon: the unix socket (trusted) or TCP (token). */
+struct listener {
+  struct api_server *srv;
   struct MHD_Daemon *mhd;
+  int fd;
+  bool need_token;
+};
+
+struct api_server {
+  struct listener local, tcp;
   struct agent *agent;
-  int listen_fd;
   char *unix_path;
+  char *token;
+  char *cert_pem, *key_pem;
   uint64_t max_upload;
 };
 
+bool api_token_ok(const char *header, const char *token)
+{
+  if (!token || !*token)
+    return true;
+  if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+    return false;
+  const char *got = header + 7;
+  size_t gl = strlen(got), tl = strlen(token);
+  /* Compare over the token's length whatever was sent, then the lengths. */
+  char *padded = calloc(1, tl + 1);
+  if (!padded)
+    return false;
+  memcpy(padded, got, gl < tl ? gl : tl);
+  bool same = CRYPTO_memcmp(padded, token, tl) == 0;
+  free(padded);
+  return same && gl == tl;
+}
+
 /* Per-request state, kept in MHD's con_cls. */
 struct conn {
+  bool rejected;
   bool upload;
   char *body;
   size_t len, cap;
@@ -94,9 +127,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
                                size_t *upload_data_size, void **con_cls)
 {
   (void)version;
-  struct api_server *s = cls;
+  struct listener *ls = cls;
+  struct api_server *s = ls->srv;
   struct conn *c = *con_cls;
   if (!c) {
+    /* Refuse before reading any body: a wrong token changes nothing. */
+    if (ls->need_token && strcmp(url, "/health") != 0 &&
+        !api_token_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
+                      s->token)) {
+      c = calloc(1, sizeof *c);
+      if (!c)
+        return MHD_NO;
+      c->fd = -1;
+      c->rejected = true;
+      *con_cls = c;
+      return send_error(con, 401, "missing or wrong bearer token");
+    }
     c = calloc(1, sizeof *c);
     if (!c)
       return MHD_NO;
@@ -112,6 +158,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
       }
     }
     *con_cls = c;
+    return MHD_YES;
+  }
+  if (c->rejected) {
+    *upload_data_size = 0; /* the body of a refused request is dropped unread */
     return MHD_YES;
   }
   if (*upload_data_size > 0) {
@@ -163,7 +213,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     return send_error(con, 507, "cannot store the upload (disk full?)");
   if (c->fd >= 0 && fsync(c->fd) < 0)
     return send_error(con, 507, "cannot store the upload (disk full?)");
+  char peer[64] = "";
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, peer, sizeof peer);
   struct api_request req = {.method = method,
+                            .peer = peer,
                             .path = url,
                             .body = c->body ? c->body : "",
                             .body_len = c->len,
@@ -186,6 +242,101 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   return ret;
 }
 
+static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
+{
+  struct api_server *s = l->srv;
+  if (tls)
+    return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, l,
+                            MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
+                            NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600,
+                            MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                            s->key_pem, MHD_OPTION_END);
+  return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600, MHD_OPTION_END);
+}
+
+static int open_unix(struct api_server *s, const char *path, struct ferry_err *err)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return FERRY_INVALID(err, "socket path %s is too long", path);
+  strcpy(sa.sun_path, path);
+  _cleanup_free_ char *dir = xstrdup(path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    mkdir_p(dir, 0755, NULL);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "socket");
+  /* A socket file left by an agent that died is replaced; a live agent is not. */
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    close(fd);
+    return FERRY_CONFLICT(err, "socket %s: another agent is listening there", path);
+  }
+  unlink(path);
+  mode_t old = umask(0117);
+  int br = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  umask(old);
+  if (br < 0 || listen(fd, 64) < 0) {
+    int e = -errno;
+    close(fd);
+    return ferry_err_sys(err, e, "listen on %s", path);
+  }
+  s->local.fd = fd;
+  s->unix_path = xstrdup(path);
+  return 0;
+}
+
+static int open_tcp(struct api_server *s, const char *addr, struct ferry_err *err)
+{
+  _cleanup_free_ char *a = xstrdup(addr);
+  char *colon = strrchr(a, ':');
+  if (!colon)
+    return FERRY_INVALID(err, "listen address \"%s\": expected ADDR:PORT", addr);
+  *colon = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (*end || port <= 0 || port > 65535 ||
+      inet_pton(AF_INET, *a ? a : "0.0.0.0", &sa.sin_addr) != 1)
+    return FERRY_INVALID(err, "listen address \"%s\": expected IPv4-ADDR:PORT", addr);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
+    int e = -errno;
+    close(fd);
+    return ferry_err_sys(err, e, "listen on %s", addr);
+  }
+  s->tcp.fd = fd;
+  return 0;
+}
+
+static void server_free(struct api_server *s)
+{
+  if (s->local.mhd)
+    MHD_stop_daemon(s->local.mhd);
+  if (s->tcp.mhd)
+    MHD_stop_daemon(s->tcp.mhd);
+  if (s->local.fd >= 0)
+    close(s->local.fd);
+  if (s->tcp.fd >= 0)
+    close(s->tcp.fd);
+  if (s->unix_path) {
+    unlink(s->unix_path);
+    free(s->unix_path);
+  }
+  free(s->token);
+  free(s->cert_pem);
+  free(s->key_pem);
+  free(s);
+}
+
 int api_server_start(struct agent *a, const struct api_server_options *o, struct api_server **out,
                      struct ferry_err *err)
 {
@@ -193,69 +344,44 @@ int api_server_start(struct agent *a, const struct api_server_options *o, struct
   if (!s)
     abort();
   s->agent = a;
-  s->listen_fd = -1;
+  s->local = (struct listener){.srv = s, .fd = -1};
+  s->tcp = (struct listener){.srv = s, .fd = -1, .need_token = true};
   s->max_upload = o->max_upload ? o->max_upload : (64ull << 30);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(o->unix_path) >= sizeof sa.sun_path) {
-    free(s);
-    return FERRY_INVALID(err, "socket path %s is too long", o->unix_path);
+  s->token = o->token ? xstrdup(o->token) : NULL;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+  int r = 0;
+  bool tls = o->tls_cert && o->tls_key;
+  if ((o->tls_cert != NULL) != (o->tls_key != NULL)) {
+    r = FERRY_INVALID(err, "TLS needs both a certificate and a key");
+    goto fail;
   }
-  strcpy(sa.sun_path, o->unix_path);
-  _cleanup_free_ char *dir = xstrdup(o->unix_path);
-  char *slash = strrchr(dir, '/');
-  if (slash && slash != dir) {
-    *slash = '\0';
-    mkdir_p(dir, 0755, NULL);
+  if (tls && ((r = read_file(o->tls_cert, 1u << 20, &s->cert_pem, NULL, err)) < 0 ||
+              (r = read_file(o->tls_key, 1u << 20, &s->key_pem, NULL, err)) < 0))
+    goto fail;
+  if ((r = open_unix(s, o->unix_path, err)) < 0)
+    goto fail;
+  if (!(s->local.mhd = start_mhd(&s->local, flags, false))) {
+    r = FERRY_INTERNAL(err, "cannot start the HTTP server on %s", o->unix_path);
+    goto fail;
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    free(s);
-    return ferry_err_sys(err, -errno, "socket");
-  }
-  /* A socket file left by an agent that died is replaced; a live agent is not. */
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-    close(fd);
-    free(s);
-    return FERRY_CONFLICT(err, "socket %s: another agent is listening there", o->unix_path);
-  }
-  unlink(o->unix_path);
-  mode_t old = umask(0117);
-  int br = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  umask(old);
-  if (br < 0 || listen(fd, 64) < 0) {
-    int e = -errno;
-    close(fd);
-    free(s);
-    return ferry_err_sys(err, e, "listen on %s", o->unix_path);
-  }
-  s->listen_fd = fd;
-  s->unix_path = xstrdup(o->unix_path);
-  s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600, MHD_OPTION_END);
-  if (!s->mhd) {
-    close(fd);
-    unlink(o->unix_path);
-    free(s->unix_path);
-    free(s);
-    return FERRY_INTERNAL(err, "cannot start the HTTP server on %s", o->unix_path);
+  if (o->listen) {
+    if ((r = open_tcp(s, o->listen, err)) < 0)
+      goto fail;
+    if (!(s->tcp.mhd = start_mhd(&s->tcp, flags, tls))) {
+      r = FERRY_INTERNAL(err, "cannot start the %s server on %s (bad certificate or key?)",
+                         tls ? "HTTPS" : "HTTP", o->listen);
+      goto fail;
+    }
   }
   *out = s;
   return 0;
+fail:
+  server_free(s);
+  return r;
 }
 
 void api_server_stop(struct api_server *s)
 {
-  if (!s)
-    return;
-  MHD_stop_daemon(s->mhd);
-  if (s->listen_fd >= 0)
-    close(s->listen_fd);
-  if (s->unix_path) {
-    unlink(s->unix_path);
-    free(s->unix_path);
-  }
-  free(s);
+  if (s)
+    server_free(s);
 }

@@ -2,6 +2,7 @@
  * container's rootfs changes (its overlay upper dir) or of a volume. */
 #pragma once
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/err.h"
@@ -16,3 +17,15 @@ char *criu_log_errors(const char *log_path, size_t max);
 /* Writes the tree below dir into a tar at out (pax, with xattrs and overlay
  * whiteouts). *bytes gets the archive size. */
 int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_err *err);
+
+struct tar_opts {
+  bool zstd;         /* compress (zstd level 1) */
+  int64_t since;     /* only entries changed (ctime) at or after this time (s); 0: all */
+  bool manifest;     /* add DELTA_MANIFEST: every path below dir, for apply_delta */
+};
+#define DELTA_MANIFEST ".ferry-delta-manifest"
+int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, uint64_t *bytes,
+                    struct ferry_err *err);
+/* After a delta tar was extracted into dir: removes what the source no
+ * longer has (every path not in the manifest) and the manifest itself. */
+int apply_delta_manifest(const char *dir, struct ferry_err *err);

@@ -1,6 +1,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,12 +14,41 @@
 
 int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_err *err)
 {
+  static const struct tar_opts plain = {0};
+  return dir_to_tar_opts(dir, out, &plain, bytes, err);
+}
+
+static void buf_append(char **b, size_t *len, size_t *cap, const char *s, size_t n)
+{
+  if (*len + n + 1 > *cap) {
+    size_t nc = *cap ? *cap * 2 : 4096;
+    while (nc < *len + n + 1)
+      nc *= 2;
+    char *nb = realloc(*b, nc);
+    if (!nb)
+      abort();
+    *b = nb;
+    *cap = nc;
+  }
+  memcpy(*b + *len, s, n);
+  *len += n;
+}
+
+int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, uint64_t *bytes,
+                    struct ferry_err *err)
+{
+  char *man = NULL;
+  size_t man_len = 0, man_cap = 0;
   struct archive *disk = archive_read_disk_new();
   struct archive *w = archive_write_new();
   archive_read_disk_set_standard_lookup(disk);
   archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS |
                                            ARCHIVE_READDISK_NO_FFLAGS);
   archive_write_set_format_pax_restricted(w);
+  if (o->zstd) {
+    archive_write_add_filter_zstd(w);
+    archive_write_set_filter_option(w, "zstd", "compression-level", "1");
+  }
   int r = 0;
   size_t dlen = strlen(dir);
   if (archive_write_open_filename(w, out) != ARCHIVE_OK) {
@@ -50,6 +82,12 @@ int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_e
       archive_entry_free(e);
       continue;
     }
+    if (o->manifest)
+      buf_append(&man, &man_len, &man_cap, rel, strlen(rel) + 1);
+    if (o->since > 0 && archive_entry_ctime(e) < o->since && archive_entry_mtime(e) < o->since) {
+      archive_entry_free(e);
+      continue;
+    }
     archive_entry_set_pathname(e, rel);
     if (archive_write_header(w, e) < ARCHIVE_WARN) {
       r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "tar %s: %s", rel, archive_error_string(w));
@@ -79,7 +117,19 @@ int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_e
     }
     archive_entry_free(e);
   }
+  if (o->manifest) {
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, DELTA_MANIFEST);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0600);
+    archive_entry_set_size(e, (la_int64_t)man_len);
+    if (archive_write_header(w, e) < ARCHIVE_WARN ||
+        (man_len && archive_write_data(w, man, man_len) < 0))
+      r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "tar manifest: %s", archive_error_string(w));
+    archive_entry_free(e);
+  }
 done:
+  free(man);
   archive_read_free(disk);
   if (archive_write_close(w) != ARCHIVE_OK && r == 0)
     r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "write %s: %s", out, archive_error_string(w));
@@ -92,5 +142,66 @@ done:
     struct stat st;
     *bytes = stat(out, &st) == 0 ? (uint64_t)st.st_size : 0;
   }
+  return 0;
+}
+
+/* nftw has no user pointer: the set of kept paths is passed through these. */
+static pthread_mutex_t delta_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **delta_paths;
+static size_t delta_n;
+static size_t delta_root_len;
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int prune_cb(const char *fpath, const struct stat *sb, int typeflag, struct FTW *ftwbuf)
+{
+  (void)sb;
+  if (ftwbuf->level == 0)
+    return 0;
+  const char *rel = fpath + delta_root_len;
+  while (*rel == '/')
+    rel++;
+  if (bsearch(&rel, delta_paths, delta_n, sizeof(char *), cmp_str))
+    return 0;
+  if (typeflag == FTW_DP || typeflag == FTW_D)
+    rmdir(fpath);
+  else
+    unlink(fpath);
+  return 0;
+}
+
+int apply_delta_manifest(const char *dir, struct ferry_err *err)
+{
+  _cleanup_free_ char *mp = path_join(dir, DELTA_MANIFEST);
+  _cleanup_free_ char *buf = NULL;
+  size_t len = 0;
+  int r = read_file(mp, 1u << 30, &buf, &len, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "delta for %s has no manifest", dir);
+  unlink(mp);
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] == '\0')
+      n++;
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v)
+    abort();
+  size_t k = 0;
+  for (size_t i = 0; i < len && k < n; i += strlen(buf + i) + 1)
+    v[k++] = buf + i;
+  qsort(v, k, sizeof *v, cmp_str);
+  pthread_mutex_lock(&delta_lock);
+  delta_paths = v;
+  delta_n = k;
+  delta_root_len = strlen(dir);
+  int fr = nftw(dir, prune_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  delta_paths = NULL;
+  pthread_mutex_unlock(&delta_lock);
+  free(v);
+  if (fr != 0)
+    return ferry_err_sys(err, -EIO, "apply delta to %s", dir);
   return 0;
 }

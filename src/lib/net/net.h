@@ -43,3 +43,7 @@ int net_ctr_setup(const struct net_config *nc, const char *netns, const char *ve
 /* Removes the veth and the netns; missing ones are fine. */
 int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err);
 bool net_netns_exists(const char *netns);
+/* Takes a container's host-side veth down (off the network) or up again. */
+int net_link_set(const char *veth, bool up, struct ferry_err *err);
+/* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
+int net_announce(const char *netns, const char *ip, struct ferry_err *err);

@@ -63,6 +63,12 @@ int net_bridge_ensure(const struct net_config *nc, struct ferry_err *err)
   }
   if (!have && (r = spawn_check(IP("addr", "add", cidr, "dev", nc->bridge), NULL, err)) < 0)
     return ferry_err_wrap(err, "bridge %s", nc->bridge);
+  /* A bridge whose address was never set takes the lowest of its ports' and
+   * changes it when containers come and go: neighbours would keep a stale ARP
+   * entry for the agent. Setting it once pins it. */
+  const char *mac = json_str_or(json_array_get(j, 0), "address", NULL);
+  if (mac && (r = spawn_check(IP("link", "set", "dev", nc->bridge, "address", mac), NULL, err)) < 0)
+    return ferry_err_wrap(err, "bridge %s", nc->bridge);
   if ((r = spawn_check(IP("link", "set", nc->bridge, "up"), NULL, err)) < 0)
     return ferry_err_wrap(err, "bridge %s", nc->bridge);
   return 0;
@@ -105,4 +111,25 @@ int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err)
       return rc;
   }
   return 0;
+}
+
+int net_link_set(const char *veth, bool up, struct ferry_err *err)
+{
+  return spawn_check(IP("link", "set", "dev", veth, up ? "up" : "down"), NULL, err);
+}
+
+int net_announce(const char *netns, const char *ip, struct ferry_err *err)
+{
+  _cleanup_free_ char *ns = xasprintf("--net=/var/run/netns/%s", netns);
+  const char *argv[] = {"nsenter", ns, "busybox", "arping", "-U", "-c", "2", "-w", "1",
+                        "-I", "eth0", ip, NULL};
+  struct spawn_result r = {0};
+  struct spawn_opts o = {.timeout_ms = 5000};
+  int rc = spawn_run(argv, &o, &r, err);
+  if (rc == 0 && r.exit_code != 0 && r.exit_code != 1) {
+    _cleanup_free_ char *t = tail_lines(r.errout, 300);
+    rc = FERRY_INTERNAL(err, "announce %s: arping: %s", ip, t);
+  }
+  spawn_result_free(&r);
+  return rc;
 }

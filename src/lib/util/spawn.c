@@ -228,3 +228,66 @@ int spawn_check(const char *const *argv, char **out, struct ferry_err *err)
   spawn_result_free(&res);
   return 0;
 }
+
+int spawn_bg(const char *const *argv, const char *log_path, int *pid_out, struct ferry_err *err)
+{
+  int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (logfd < 0)
+    return ferry_err_sys(err, -errno, "open %s", log_path);
+  int execp[2];
+  if (pipe2(execp, O_CLOEXEC) < 0) {
+    close(logfd);
+    return ferry_err_sys(err, -errno, "pipe");
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = -errno;
+    close(logfd);
+    close(execp[0]);
+    close(execp[1]);
+    return ferry_err_sys(err, e, "fork %s", argv[0]);
+  }
+  if (pid == 0) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    int in = open("/dev/null", O_RDONLY);
+    if (in >= 0 && dup2(in, 0) >= 0 && dup2(logfd, 1) >= 0 && dup2(logfd, 2) >= 0)
+      execvp(argv[0], (char *const *)argv);
+    int e = errno;
+    (void)!write(execp[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(logfd);
+  close(execp[1]);
+  int child_errno = 0;
+  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
+  close(execp[0]);
+  if (n == (ssize_t)sizeof child_errno) {
+    waitpid(pid, NULL, 0);
+    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
+  }
+  *pid_out = pid;
+  return 0;
+}
+
+int spawn_reap(int pid, int timeout_ms, bool kill_after)
+{
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+  int status;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    if (r < 0)
+      return -ECHILD;
+    if (now_mono_ms() >= deadline)
+      break;
+    usleep(20000);
+  }
+  if (!kill_after)
+    return -ETIMEDOUT;
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -ETIMEDOUT;
+}

@@ -1,6 +1,7 @@
 /* Running external programs (runc, ip, criu): explicit argv, no shell, stdout
  * and stderr captured, a timeout, always reaped. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -30,6 +31,13 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
 /* Runs argv and fails unless it exits 0; the error names the program and
  * carries the last lines of its stderr. out (optional) gets stdout. */
 int spawn_check(const char *const *argv, char **out, struct ferry_err *err);
+
+/* Starts argv in the background with stdout/stderr appended to log_path
+ * (stdin /dev/null). The caller owns the child: it must reap it (spawn_reap). */
+int spawn_bg(const char *const *argv, const char *log_path, int *pid, struct ferry_err *err);
+/* Waits up to timeout_ms for pid to exit; kills it (SIGKILL) when kill_after.
+ * Returns its exit code, or -ETIMEDOUT. */
+int spawn_reap(int pid, int timeout_ms, bool kill_after);
 
 /* The last non-empty lines of s, up to max bytes, newlines turned to "; ". */
 char *tail_lines(const char *s, size_t max);

@@ -1,0 +1,173 @@
+/* ferry migrate NAME --to URL [--from URL] [--keep] [--json] */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static const char help[] =
+    "Usage: ferry migrate [OPTIONS] NAME --to URL\n"
+    "Moves a running container to another agent: memory, processes, TCP connections,\n"
+    "rootfs changes and volumes, with the same address. If anything fails before the\n"
+    "target runs it, the container resumes on the source as it was.\n\n"
+    "  --to URL            the target agent (tcp://ADDR:PORT or https://ADDR:PORT)\n"
+    "  --from URL          the source agent (default: --host)\n"
+    "  --to-token-file F   the target's bearer token (default: the source agent's own)\n"
+    "  --keep              keep the stopped source copy instead of removing it\n"
+    "  --timeout S         give up (and resume on the source) after S seconds (default 300)\n"
+    "  --json              print the final report as JSON\n";
+
+static void progress_line(json_t *rep, bool final)
+{
+  char a[32], b[32];
+  json_t *pr = json_object_get(rep, "progress");
+  uint64_t sent = (uint64_t)json_integer_value(json_object_get(pr, "sent"));
+  uint64_t total = (uint64_t)json_integer_value(json_object_get(pr, "total"));
+  uint64_t all = (uint64_t)json_integer_value(json_object_get(json_object_get(rep, "bytes"), "total"));
+  int64_t el = json_integer_value(json_object_get(rep, "elapsed_ms"));
+  double rate = el > 0 ? (double)all * 1000.0 / (double)el : 0;
+  fprintf(stderr, "\r\033[K%-9s ", json_str_or(rep, "phase", ""));
+  if (total > 0) {
+    int w = 24, fill = (int)((double)sent / (double)total * w);
+    fputc('[', stderr);
+    for (int i = 0; i < w; i++)
+      fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] ");
+  }
+  fprintf(stderr, "%s sent, %s/s", fmt_bytes(all, a, sizeof a), fmt_bytes((uint64_t)rate, b, sizeof b));
+  if (final)
+    fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static void print_report(json_t *rep)
+{
+  static const char *phases[] = {"offer", "precopy", "freeze", "dump", "transfer", "restore", "commit"};
+  static const char *kinds[] = {"layers", "volumes", "rootfs", "pages", "other", "total"};
+  char t[32], d[32];
+  printf("Migrated %s to %s in %s (downtime %s)\n", json_str_or(rep, "container", ""),
+         json_str_or(rep, "to", ""), fmt_ms(json_integer_value(json_object_get(rep, "total_ms")), t, sizeof t),
+         fmt_ms(json_integer_value(json_object_get(rep, "downtime_ms")), d, sizeof d));
+  printf("  phases:");
+  json_t *ph = json_object_get(rep, "phases");
+  for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
+    json_t *v = json_object_get(ph, phases[i]);
+    if (v)
+      printf("%s %s %s", i ? " |" : "", phases[i], fmt_ms(json_integer_value(v), t, sizeof t));
+  }
+  printf("\n  sent:  ");
+  json_t *by = json_object_get(rep, "bytes");
+  for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+    printf("%s %s %s", i ? " |" : "", kinds[i],
+           fmt_bytes((uint64_t)json_integer_value(json_object_get(by, kinds[i])), t, sizeof t));
+  printf("\n");
+  json_t *tr = json_object_get(rep, "target");
+  if (tr)
+    printf("  target: restore %s (CRIU %s)\n",
+           fmt_ms(json_integer_value(json_object_get(tr, "total_ms")), t, sizeof t),
+           fmt_ms(json_integer_value(json_object_get(json_object_get(tr, "criu"), "restore_time_us")) / 1000,
+                  d, sizeof d));
+}
+
+int cmd_migrate(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv, help))
+    return 0;
+  static const struct option lo[] = {{"to", required_argument, 0, 't'},
+                                     {"from", required_argument, 0, 'f'},
+                                     {"to-token-file", required_argument, 0, 'T'},
+                                     {"keep", no_argument, 0, 'k'},
+                                     {"timeout", required_argument, 0, 'w'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {0, 0, 0, 0}};
+  const char *to = NULL, *from = NULL, *tokfile = NULL;
+  bool keep = false;
+  int timeout = 0, c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (c) {
+    case 't': to = optarg; break;
+    case 'f': from = optarg; break;
+    case 'T': tokfile = optarg; break;
+    case 'k': keep = true; break;
+    case 'w': timeout = atoi(optarg); break;
+    case 'j': cli->json = true; break;
+    default: return 125;
+    }
+  }
+  if (optind + 1 != argc || !to)
+    return cli_usage_error("migrate needs a container NAME and --to URL (see ferry migrate --help)");
+  const char *name = argv[optind];
+  struct ferry_err err = {0};
+  struct api_client *api = cli->api;
+  struct api_client *fromc = NULL;
+  if (from) {
+    if (api_client_new(from, &fromc, &err) < 0)
+      return cli_fail(&err);
+    api_client_set_token(fromc, cli->token);
+    api_client_set_ca(fromc, cli->tls_ca);
+    api = fromc;
+  }
+  _cleanup_json_ json_t *req = json_pack("{s:s, s:b}", "to", to, "keep", keep);
+  if (timeout > 0)
+    json_object_set_new(req, "timeout", json_integer(timeout));
+  if (tokfile) {
+    _cleanup_free_ char *tok = NULL;
+    if (read_file(tokfile, 4096, &tok, NULL, &err) < 0) {
+      api_client_free(fromc);
+      return cli_fail(&err);
+    }
+    tok[strcspn(tok, "\r\n")] = '\0';
+    json_object_set_new(req, "token", json_string(tok));
+  }
+  _cleanup_free_ char *e = api_escape(name);
+  _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", e);
+  _cleanup_json_ json_t *started = NULL;
+  if (api_call(api, "POST", url, req, &started, &err) < 0) {
+    api_client_free(fromc);
+    return cli_fail(&err);
+  }
+  _cleanup_free_ char *murl = xasprintf("/v1/migrations/%s", json_str_or(started, "id", ""));
+  bool tty = isatty(2) && !cli->json;
+  json_t *rep = NULL;
+  /* bounded: the agent gives up after its timeout; we poll a little longer */
+  uint64_t deadline = now_mono_ms() + (uint64_t)(timeout > 0 ? timeout : 300) * 1000 + 60000;
+  for (;;) {
+    json_decref(rep);
+    rep = NULL;
+    if (api_call(api, "GET", murl, NULL, &rep, &err) < 0) {
+      if (tty)
+        fputc('\n', stderr);
+      api_client_free(fromc);
+      return cli_fail(&err);
+    }
+    bool running = strcmp(json_str_or(rep, "status", ""), "running") == 0;
+    if (tty)
+      progress_line(rep, !running);
+    if (!running || now_mono_ms() > deadline)
+      break;
+    usleep(100000);
+  }
+  api_client_free(fromc);
+  int rc = 0;
+  if (cli->json) {
+    cli_print_json(rep);
+    rc = strcmp(json_str_or(rep, "status", ""), "succeeded") == 0 ? 0 : 125;
+  } else if (strcmp(json_str_or(rep, "status", ""), "succeeded") == 0) {
+    print_report(rep);
+  } else {
+    fprintf(stderr, "Error: migration of %s to %s failed in phase %s: %s%s\n", name, to,
+            json_str_or(rep, "failed_phase", "?"), json_str_or(rep, "error", "still running"),
+            json_is_true(json_object_get(rep, "resumed_on_source"))
+                ? " (the container runs on the source as before)"
+                : "");
+    rc = 125;
+  }
+  json_decref(rep);
+  return rc;
+}

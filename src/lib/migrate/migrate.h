@@ -1,0 +1,43 @@
+/* Live migration between agents (docs/migration.md).
+ *
+ * Source (push): migrate_start() runs the phases in a thread of its own —
+ * offer, pre-copy (layers the target lacks, volumes, rootfs changes) while the
+ * container runs, freeze (pause + take it off the network), dump with memory
+ * pages streamed into the target's CRIU page server, transfer of the small
+ * CRIU images and the files changed since pre-copy, restore on the target,
+ * commit. Any failure before the target confirms resumes the container on the
+ * source, with its memory, files and TCP connections as they were.
+ *
+ * Target: the incoming_* calls, one per step, driven by the source over the
+ * agent API under /v1/migrations/incoming/{id}. */
+#pragma once
+#include <jansson.h>
+
+#include "agent/agent.h"
+#include "util/err.h"
+
+int migrate_init(struct agent *a, struct ferry_err *err);
+void migrate_fini(struct agent *a);
+
+/* ---- source ---- */
+/* req: {"to": URL, "token": optional, "keep": bool, "timeout": seconds}.
+ * *out: {"id": ...}; the migration runs on in the background. */
+int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
+                  struct ferry_err *err);
+/* The report of a migration this agent sent or received; NULL if unknown. */
+json_t *migrate_get(struct agent *a, const char *id);
+json_t *migrate_list(struct agent *a);
+/* Blocks until the migration ends (or timeout_s); returns its report. */
+json_t *migrate_wait(struct agent *a, const char *id, int timeout_s);
+
+/* ---- target ---- */
+int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
+                   struct ferry_err *err);
+/* kind: "layer", "volume", "rootfs", "criu", "rootfs-delta", "volume-delta";
+ * file: the uploaded tar. */
+int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
+                 const char *file, json_t **out, struct ferry_err *err);
+int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+int incoming_abort(struct agent *a, const char *id, struct ferry_err *err);
+int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err);

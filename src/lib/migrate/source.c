@@ -1,0 +1,649 @@
+/* The sending side of a migration: one thread per migration runs the phases
+ * (docs/migration.md). Until the target confirms that the container runs
+ * there, the container stays whole on this agent — frozen and off the
+ * network at worst — so that any failure resumes it as it was. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "ckpt/ckpt.h"
+#include "migrate/migrate.h"
+#include "migrate/state.h"
+#include "util/cleanup.h"
+#include "util/fault.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/spawn.h"
+#include "util/strv.h"
+
+struct outgoing {
+  char id[17];
+  struct agent *a;
+  char *ref, *to, *token;
+  bool keep;
+  int timeout_s;
+  uint64_t t0;
+  /* guarded by out_lock */
+  char name[64];
+  char phase[24];
+  char status[16]; /* running, succeeded, failed */
+  char error[FERRY_ERR_MSG];
+  char failed_phase[24];
+  bool resumed;
+  uint64_t phase_t0, cur_sent, cur_total, precopy_bytes_base;
+  json_t *phases; /* name -> ms */
+  json_t *bytes;  /* kind -> bytes */
+  json_t *criu, *target;
+  int64_t downtime_ms, total_ms;
+  struct outgoing *next;
+};
+
+static void set_phase(struct outgoing *o, const char *phase)
+{
+  struct migrations *m = o->a->mig;
+  pthread_mutex_lock(&m->out_lock);
+  uint64_t now = now_mono_ms();
+  if (o->phase[0])
+    json_object_set_new(o->phases, o->phase, json_integer((json_int_t)(now - o->phase_t0)));
+  snprintf(o->phase, sizeof o->phase, "%s", phase);
+  o->phase_t0 = now;
+  o->cur_sent = o->cur_total = 0;
+  pthread_mutex_unlock(&m->out_lock);
+}
+
+static void add_bytes(struct outgoing *o, const char *kind, uint64_t n)
+{
+  struct migrations *m = o->a->mig;
+  pthread_mutex_lock(&m->out_lock);
+  json_int_t v = json_integer_value(json_object_get(o->bytes, kind));
+  json_object_set_new(o->bytes, kind, json_integer(v + (json_int_t)n));
+  pthread_mutex_unlock(&m->out_lock);
+}
+
+static void on_progress(void *ud, uint64_t sent, uint64_t total)
+{
+  struct outgoing *o = ud;
+  pthread_mutex_lock(&o->a->mig->out_lock);
+  o->cur_sent = sent;
+  o->cur_total = total;
+  pthread_mutex_unlock(&o->a->mig->out_lock);
+}
+
+static json_t *report_locked(struct outgoing *o)
+{
+  json_t *phases = json_deep_copy(o->phases);
+  if (strcmp(o->status, "running") == 0 && o->phase[0])
+    json_object_set_new(phases, o->phase, json_integer((json_int_t)(now_mono_ms() - o->phase_t0)));
+  json_t *bytes = json_deep_copy(o->bytes);
+  json_int_t total = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(bytes, k, v) total += json_integer_value(v);
+  json_object_set_new(bytes, "total", json_integer(total));
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:{s:I, s:I}}", "id", o->id,
+                        "role", "source", "container", o->name, "to", o->to, "status", o->status,
+                        "keep", o->keep, "phases", phases, "bytes", bytes, "progress", "sent",
+                        (json_int_t)o->cur_sent, "total", (json_int_t)o->cur_total);
+  json_object_set_new(j, "phase", json_string(o->phase));
+  json_object_set_new(j, "elapsed_ms", json_integer((json_int_t)(now_mono_ms() - o->t0)));
+  if (o->error[0]) {
+    json_object_set_new(j, "error", json_string(o->error));
+    json_object_set_new(j, "failed_phase", json_string(o->failed_phase));
+    json_object_set_new(j, "resumed_on_source", json_boolean(o->resumed));
+  }
+  if (o->downtime_ms >= 0)
+    json_object_set_new(j, "downtime_ms", json_integer(o->downtime_ms));
+  if (o->total_ms >= 0)
+    json_object_set_new(j, "total_ms", json_integer(o->total_ms));
+  if (o->criu)
+    json_object_set(j, "criu", o->criu);
+  if (o->target)
+    json_object_set(j, "target", o->target);
+  return j;
+}
+
+/* Time left for this migration, in seconds (at least 1). */
+static long remaining_s(struct outgoing *o)
+{
+  int64_t left = (int64_t)o->timeout_s * 1000 - (int64_t)(now_mono_ms() - o->t0);
+  return left > 1000 ? (long)(left / 1000) : 1;
+}
+
+static int put_tar(struct outgoing *o, struct api_client *c, const char *src, const struct tar_opts *to,
+                   const char *url, const char *kind, struct ferry_err *err)
+{
+  _cleanup_free_ char *tmp = path_join(o->a->images.tmp_dir, "mig-XXXXXX");
+  int fd = mkstemp(tmp);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "temporary file");
+  close(fd);
+  uint64_t bytes = 0;
+  int r = dir_to_tar_opts(src, tmp, to, &bytes, err);
+  if (r == 0) {
+    api_client_set_timeout(c, remaining_s(o));
+    r = api_upload_method(c, "PUT", url, tmp, NULL, err);
+  }
+  unlink(tmp);
+  if (r == 0)
+    add_bytes(o, kind, bytes);
+  return r;
+}
+
+/* "/v1/migrations/incoming/ID" + part [+ "/" + escaped arg] */
+static char *mig_url(struct outgoing *o, const char *part, const char *arg)
+{
+  _cleanup_free_ char *e = arg ? api_escape(arg) : NULL;
+  return xasprintf("/v1/migrations/incoming/%s%s%s%s", o->id, part, e ? "/" : "", e ? e : "");
+}
+
+/* The host part of a URL like tcp://1.2.3.4:9000 */
+static char *url_host(const char *url)
+{
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  size_t n = strcspn(p, ":/");
+  return strndup(p, n);
+}
+
+static void *source_main(void *arg)
+{
+  struct outgoing *o = arg;
+  struct agent *a = o->a;
+  struct migrations *m = a->mig;
+  struct ferry_err err = {0};
+  struct api_client *c = NULL;
+  _cleanup_json_ json_t *rec = NULL;
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *offer_resp = NULL;
+  _cleanup_free_ char *local = NULL;
+  bool locked = false, frozen = false, offered = false, target_runs = false;
+  uint64_t t_freeze = 0;
+  int r;
+  const char *id = NULL, *veth = NULL;
+
+  if ((r = api_client_new(o->to, &c, &err)) < 0)
+    goto fail;
+  api_client_set_token(c, o->token ? o->token : a->token);
+  api_client_set_ca(c, a->tls_ca);
+  api_client_set_progress(c, on_progress, o);
+
+  /* ---- offer ---- */
+  set_phase(o, "offer");
+  pthread_mutex_lock(&a->lock);
+  r = ctr_find(&a->rt, o->ref, &rec, &err);
+  if (r == 0)
+    r = agent_check_idle(rec, &err);
+  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+    r = FERRY_CONFLICT(&err, "container \"%s\" is not running", o->ref);
+  if (r == 0)
+    r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, &err);
+  if (r == 0) {
+    json_object_del(rec, "status");
+    json_object_del(rec, "pid");
+    json_object_set_new(rec, "op", json_string("migration"));
+    json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", o->id, "to", o->to));
+    r = ctr_save(&a->rt, rec, &err);
+  }
+  pthread_mutex_unlock(&a->lock);
+  if (r < 0) {
+    json_decref(rec);
+    rec = NULL;
+    goto fail;
+  }
+  id = json_str_or(rec, "id", "");
+  veth = json_str_or(rec, "veth", "");
+  pthread_mutex_lock(&m->out_lock);
+  snprintf(o->name, sizeof o->name, "%s", json_str_or(rec, "name", ""));
+  pthread_mutex_unlock(&m->out_lock);
+  {
+    json_t *vols = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "volumes"), i, v)
+      json_array_append_new(vols, json_string(json_str_or(v, "name", "")));
+    _cleanup_json_ json_t *ctr = json_deep_copy(rec);
+    json_object_del(ctr, "op");
+    json_object_del(ctr, "migration");
+    _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id,
+                                             "source_agent", a->id, "container", ctr, "image", img,
+                                             "volumes", vols);
+    api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+    if ((r = api_call(c, "POST", "/v1/migrations/incoming", offer, &offer_resp, &err)) < 0) {
+      ferry_err_wrap(&err, "offer to %s", o->to);
+      goto fail;
+    }
+    offered = true;
+  }
+
+  /* ---- pre-copy, while the container runs ---- */
+  set_phase(o, "precopy");
+  time_t since = time(NULL) - 1;
+  {
+    struct tar_opts full = {.zstd = true};
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(offer_resp, "missing_layers"), i, l)
+    {
+      const char *dg = json_string_value(l);
+      _cleanup_free_ char *dir = image_layer_dir(&a->images, dg);
+      _cleanup_free_ char *url = mig_url(o, "/layers", dg);
+      if ((r = put_tar(o, c, dir, &full, url, "layers", &err)) < 0) {
+        ferry_err_wrap(&err, "send layer %.19s", dg);
+        goto fail;
+      }
+    }
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "volumes"), i, v)
+    {
+      const char *vn = json_str_or(v, "name", "");
+      _cleanup_free_ char *dir = volume_path(&a->rt, vn);
+      _cleanup_free_ char *url = mig_url(o, "/volumes", vn);
+      if ((r = put_tar(o, c, dir, &full, url, "volumes", &err)) < 0) {
+        ferry_err_wrap(&err, "send volume %s", vn);
+        goto fail;
+      }
+    }
+    _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
+    _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
+    if ((r = put_tar(o, c, upper, &full, url, "rootfs", &err)) < 0) {
+      ferry_err_wrap(&err, "send rootfs changes");
+      goto fail;
+    }
+  }
+
+  /* ---- freeze: pause and take it off the network ---- */
+  set_phase(o, "freeze");
+  pthread_mutex_lock(&a->lock);
+  locked = true;
+  t_freeze = now_mono_ms();
+  if ((r = runc_simple(&a->rt, "pause", id, &err)) < 0)
+    goto fail;
+  frozen = true;
+  if ((r = net_link_set(veth, false, &err)) < 0 || (r = ferry_fault("source-frozen", &err)) < 0)
+    goto fail;
+
+  /* ---- dump: memory pages straight into the target's page server ---- */
+  set_phase(o, "dump");
+  {
+    _cleanup_json_ json_t *ps = NULL;
+    api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+    _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
+    if ((r = api_call(c, "POST", psurl, NULL, &ps, &err)) < 0) {
+      ferry_err_wrap(&err, "start the page server on %s", o->to);
+      goto fail;
+    }
+    const char *addr = json_str_or(ps, "address", "");
+    _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
+    _cleanup_free_ char *psarg = xasprintf("%s:%lld", host, (long long)json_integer_value(json_object_get(ps, "port")));
+    _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
+    local = path_join(m->dir, leaf);
+    _cleanup_free_ char *criu = path_join(local, "criu");
+    rm_rf(local, NULL);
+    if ((r = mkdir_p(criu, 0700, &err)) < 0)
+      goto fail;
+    const char *argv[] = {a->rt.runc, "--root", a->rt.runc_root, "checkpoint", "--image-path", criu,
+                          "--work-path", criu, "--page-server", psarg, "--tcp-established",
+                          "--file-locks", "--leave-running", id, NULL};
+    struct spawn_result res = {0};
+    struct spawn_opts so = {.timeout_ms = (int)remaining_s(o) * 1000};
+    r = spawn_run(argv, &so, &res, &err);
+    if (r == 0 && res.exit_code != 0) {
+      _cleanup_free_ char *logp = path_join(criu, "dump.log");
+      _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+      _cleanup_free_ char *t = tail_lines(res.errout, 300);
+      r = FERRY_INTERNAL(&err, "runc checkpoint: %s%s%s", t, *cerr ? "; CRIU: " : "", cerr);
+    }
+    spawn_result_free(&res);
+    if (r < 0)
+      goto fail;
+    _cleanup_free_ char *statsp = path_join(criu, "stats-dump");
+    json_t *cs = NULL;
+    if (criu_stats_read(statsp, &cs, NULL) == 0) {
+      pthread_mutex_lock(&m->out_lock);
+      o->criu = cs;
+      pthread_mutex_unlock(&m->out_lock);
+      add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(cs, "pages_written")) * 4096);
+    }
+  }
+
+  /* ---- transfer: CRIU's small images and what changed since pre-copy ---- */
+  set_phase(o, "transfer");
+  {
+    _cleanup_free_ char *criu = path_join(local, "criu");
+    struct tar_opts plain = {.zstd = true};
+    struct tar_opts delta = {.zstd = true, .since = since, .manifest = true};
+    _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
+    if ((r = put_tar(o, c, criu, &plain, curl, "other", &err)) < 0) {
+      ferry_err_wrap(&err, "send CRIU images");
+      goto fail;
+    }
+    _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
+    _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
+    if ((r = put_tar(o, c, upper, &delta, rurl, "rootfs", &err)) < 0) {
+      ferry_err_wrap(&err, "send rootfs changes");
+      goto fail;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "volumes"), i, v)
+    {
+      const char *vn = json_str_or(v, "name", "");
+      _cleanup_free_ char *dir = volume_path(&a->rt, vn);
+      _cleanup_free_ char *url = mig_url(o, "/volume-delta", vn);
+      if ((r = put_tar(o, c, dir, &delta, url, "volumes", &err)) < 0) {
+        ferry_err_wrap(&err, "send volume %s", vn);
+        goto fail;
+      }
+    }
+  }
+
+  /* ---- restore on the target ---- */
+  set_phase(o, "restore");
+  {
+    json_t *tr = NULL;
+    api_client_set_timeout(c, remaining_s(o));
+    _cleanup_free_ char *rsurl = mig_url(o, "/restore", NULL);
+    _cleanup_free_ char *sturl = mig_url(o, "", NULL);
+    r = api_call(c, "POST", rsurl, NULL, &tr, &err);
+    if (r < 0 && err.klass == FERRY_E_UNAVAILABLE) {
+      /* The answer was lost, not necessarily the restore: ask. */
+      for (int i = 0; i < 5 && !target_runs; i++) {
+        _cleanup_json_ json_t *st = NULL;
+        api_client_set_timeout(c, 5);
+        if (api_call(c, "GET", sturl, NULL, &st, NULL) == 0)
+          target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
+        if (!target_runs)
+          sleep(1);
+      }
+      if (!target_runs)
+        goto fail;
+      r = 0;
+    } else if (r < 0) {
+      ferry_err_wrap(&err, "restore on %s", o->to);
+      goto fail;
+    }
+    target_runs = true;
+    pthread_mutex_lock(&m->out_lock);
+    o->target = tr;
+    o->downtime_ms = (int64_t)(now_mono_ms() - t_freeze);
+    pthread_mutex_unlock(&m->out_lock);
+  }
+
+  /* ---- commit: the target runs it; the source copy goes ---- */
+  set_phase(o, "commit");
+  runc_signal(&a->rt, id, SIGKILL, true, NULL);
+  runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
+  ctr_wait_exit(&a->rt, id, 5000);
+  runc_delete(&a->rt, id, true, NULL);
+  json_object_del(rec, "op");
+  json_object_del(rec, "migration");
+  json_object_set_new(rec, "migrated_to", json_string(o->to));
+  if (o->keep) {
+    json_object_set_new(rec, "state", json_string("migrated"));
+    ctr_save(&a->rt, rec, NULL);
+  } else {
+    json_object_set_new(rec, "state", json_string("exited"));
+    ctr_save(&a->rt, rec, NULL);
+    agent_ctr_remove_locked(a, rec, true, NULL);
+    /* the volumes moved with it, unless another container here uses them */
+    _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+    size_t i, k, q;
+    json_t *v, *cc, *cv;
+    json_array_foreach(json_object_get(rec, "volumes"), i, v)
+    {
+      bool used = false;
+      json_array_foreach(all, k, cc) json_array_foreach(json_object_get(cc, "volumes"), q, cv) if (
+          strcmp(json_str_or(cv, "name", ""), json_str_or(v, "name", "")) == 0) used = true;
+      if (!used)
+        volume_remove(&a->rt, json_str_or(v, "name", ""), NULL);
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+  locked = false;
+  set_phase(o, "done");
+  pthread_mutex_lock(&m->out_lock);
+  snprintf(o->status, sizeof o->status, "succeeded");
+  o->total_ms = (int64_t)(now_mono_ms() - o->t0);
+  pthread_mutex_unlock(&m->out_lock);
+  log_info("migrate", "outgoing %s: %s now runs on %s (downtime %" PRId64 " ms)", o->id, o->name,
+           o->to, o->downtime_ms);
+  goto out;
+
+fail:
+  if (!target_runs) {
+    if (offered) {
+      struct ferry_err e2 = {0};
+      api_client_set_timeout(c, 10);
+      _cleanup_free_ char *durl = mig_url(o, "", NULL);
+      if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0)
+        log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
+                 o->id, e2.msg);
+    }
+    if (rec) {
+      if (!locked)
+        pthread_mutex_lock(&a->lock);
+      locked = true;
+      if (frozen) {
+        net_link_set(veth, true, NULL);
+        runc_simple(&a->rt, "resume", id, NULL);
+      }
+      json_object_del(rec, "op");
+      json_object_del(rec, "migration");
+      ctr_save(&a->rt, rec, NULL);
+    }
+  }
+  if (locked)
+    pthread_mutex_unlock(&a->lock);
+  locked = false;
+  pthread_mutex_lock(&m->out_lock);
+  snprintf(o->failed_phase, sizeof o->failed_phase, "%s", o->phase);
+  pthread_mutex_unlock(&m->out_lock);
+  set_phase(o, "aborted");
+  pthread_mutex_lock(&m->out_lock);
+  snprintf(o->status, sizeof o->status, "failed");
+  snprintf(o->error, sizeof o->error, "%s", err.msg[0] ? err.msg : "migration failed");
+  o->resumed = rec != NULL;
+  o->total_ms = (int64_t)(now_mono_ms() - o->t0);
+  pthread_mutex_unlock(&m->out_lock);
+  log_warn("migrate", "outgoing %s: %s: %s%s", o->id, o->name[0] ? o->name : o->ref, o->error,
+           rec ? " (the container runs on here as before)" : "");
+out:
+  if (local)
+    rm_rf(local, NULL);
+  api_client_free(c);
+  pthread_mutex_lock(&m->out_lock);
+  m->out_running--;
+  pthread_cond_broadcast(&m->out_cond);
+  pthread_mutex_unlock(&m->out_lock);
+  return NULL;
+}
+
+int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
+                  struct ferry_err *err)
+{
+  struct migrations *m = a->mig;
+  const char *to, *token;
+  bool keep;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_str(req, "to", true, &to, err)) < 0 ||
+      (r = json_get_str(req, "token", false, &token, err)) < 0 ||
+      (r = json_get_bool(req, "keep", false, &keep, err)) < 0)
+    return r;
+  if (strncmp(to, "tcp://", 6) != 0 && strncmp(to, "http://", 7) != 0 &&
+      strncmp(to, "https://", 8) != 0)
+    return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
+  json_t *tj = json_object_get(req, "timeout");
+  /* Check now what can be checked, so that the caller gets a plain error. */
+  pthread_mutex_lock(&a->lock);
+  json_t *rec = NULL;
+  r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0)
+    r = agent_check_idle(rec, err);
+  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
+  json_decref(rec);
+  pthread_mutex_unlock(&a->lock);
+  if (r < 0)
+    return r;
+  struct outgoing *o = calloc(1, sizeof *o);
+  if (!o)
+    abort();
+  random_hex(o->id, 16);
+  o->a = a;
+  o->ref = xstrdup(ref);
+  o->to = xstrdup(to);
+  o->token = token ? xstrdup(token) : NULL;
+  o->keep = keep;
+  o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
+  o->t0 = now_mono_ms();
+  o->phases = json_object();
+  o->bytes = json_pack("{s:i, s:i, s:i, s:i, s:i}", "layers", 0, "volumes", 0, "rootfs", 0,
+                       "pages", 0, "other", 0);
+  o->downtime_ms = o->total_ms = -1;
+  snprintf(o->status, sizeof o->status, "running");
+  snprintf(o->name, sizeof o->name, "%s", ref);
+  pthread_mutex_lock(&m->out_lock);
+  o->next = m->out;
+  m->out = o;
+  m->out_running++;
+  pthread_mutex_unlock(&m->out_lock);
+  pthread_t th;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &at, source_main, o) != 0) {
+    pthread_mutex_lock(&m->out_lock);
+    m->out_running--;
+    snprintf(o->status, sizeof o->status, "failed");
+    snprintf(o->error, sizeof o->error, "cannot start the migration thread");
+    pthread_mutex_unlock(&m->out_lock);
+    pthread_attr_destroy(&at);
+    return FERRY_INTERNAL(err, "cannot start the migration thread");
+  }
+  pthread_attr_destroy(&at);
+  log_info("migrate", "outgoing %s: %s to %s", o->id, ref, to);
+  *out = json_pack("{s:s, s:s, s:s}", "id", o->id, "container", ref, "to", to);
+  return 0;
+}
+
+json_t *migrate_get(struct agent *a, const char *id)
+{
+  struct migrations *m = a->mig;
+  json_t *j = NULL;
+  pthread_mutex_lock(&m->out_lock);
+  for (struct outgoing *o = m->out; o; o = o->next)
+    if (strcmp(o->id, id) == 0)
+      j = report_locked(o);
+  pthread_mutex_unlock(&m->out_lock);
+  if (!j)
+    incoming_get(a, id, &j, NULL);
+  return j;
+}
+
+json_t *migrate_list(struct agent *a)
+{
+  struct migrations *m = a->mig;
+  json_t *arr = json_array();
+  pthread_mutex_lock(&m->out_lock);
+  for (struct outgoing *o = m->out; o; o = o->next)
+    json_array_append_new(arr, report_locked(o));
+  pthread_mutex_unlock(&m->out_lock);
+  pthread_mutex_lock(&m->in_lock);
+  for (struct incoming *in = m->in; in; in = in->next)
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target",
+                                         "state", in->state, "container",
+                                         json_str_or(json_object_get(in->offer, "container"), "name", "")));
+  pthread_mutex_unlock(&m->in_lock);
+  return arr;
+}
+
+json_t *migrate_wait(struct agent *a, const char *id, int timeout_s)
+{
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout_s * 1000;
+  for (;;) {
+    json_t *j = migrate_get(a, id);
+    if (!j || strcmp(json_str_or(j, "status", ""), "running") != 0 || now_mono_ms() >= deadline)
+      return j;
+    json_decref(j);
+    usleep(50000);
+  }
+}
+
+void outgoing_free_all(struct migrations *m)
+{
+  for (struct outgoing *o = m->out; o;) {
+    struct outgoing *next = o->next;
+    free(o->ref);
+    free(o->to);
+    free(o->token);
+    json_decref(o->phases);
+    json_decref(o->bytes);
+    json_decref(o->criu);
+    json_decref(o->target);
+    free(o);
+    o = next;
+  }
+  m->out = NULL;
+}
+
+/* Containers that were being migrated away when the agent stopped: ask the
+ * target whether it runs them; if so, drop the copy here, else resume it. */
+void source_recover(struct agent *a)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *rec;
+  json_array_foreach(all, i, rec)
+  {
+    const char *op = json_str_or(rec, "op", NULL);
+    if (!op || strcmp(op, "migration") != 0)
+      continue;
+    json_t *mj = json_object_get(rec, "migration");
+    const char *mid = json_str_or(mj, "id", ""), *to = json_str_or(mj, "to", "");
+    const char *id = json_str_or(rec, "id", ""), *name = json_str_or(rec, "name", "");
+    bool target_runs = false;
+    struct api_client *c = NULL;
+    if (migration_id_valid(mid) && api_client_new(to, &c, NULL) == 0) {
+      api_client_set_token(c, a->token);
+      api_client_set_ca(c, a->tls_ca);
+      api_client_set_timeout(c, 5);
+      _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
+      _cleanup_json_ json_t *st = NULL;
+      if (api_call(c, "GET", url, NULL, &st, NULL) == 0)
+        target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
+      else
+        api_call(c, "DELETE", url, NULL, NULL, NULL);
+      if (!target_runs)
+        api_call(c, "DELETE", url, NULL, NULL, NULL);
+      api_client_free(c);
+    }
+    if (target_runs) {
+      log_warn("migrate", "container %s: migration %s completed on %s while the agent was down: "
+                          "removing the copy here", name, mid, to);
+      runc_signal(&a->rt, id, SIGKILL, true, NULL);
+      runc_simple(&a->rt, "resume", id, NULL);
+      ctr_wait_exit(&a->rt, id, 5000);
+      json_object_del(rec, "op");
+      agent_ctr_remove_locked(a, rec, true, NULL);
+    } else {
+      log_warn("migrate", "container %s: migration %s did not complete: resuming it here", name, mid);
+      net_link_set(json_str_or(rec, "veth", ""), true, NULL);
+      _cleanup_free_ char *st = NULL;
+      int pid;
+      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
+        runc_simple(&a->rt, "resume", id, NULL);
+      json_object_del(rec, "op");
+      json_object_del(rec, "migration");
+      ctr_save(&a->rt, rec, NULL);
+    }
+  }
+}

@@ -1,0 +1,768 @@
+/* The receiving side of a migration. Each step is one API call from the
+ * source; state is kept in memory and in ROOT/migrations/in-<id>/state.json
+ * so that an agent restart resolves it (docs/migration.md). */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/ckpt.h"
+#include "image/extract.h"
+#include "migrate/migrate.h"
+#include "migrate/state.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fault.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/spawn.h"
+#include "util/strv.h"
+
+bool migration_id_valid(const char *id)
+{
+  size_t n = id ? strlen(id) : 0;
+  return n >= 16 && n <= 32 && strspn(id, "0123456789abcdef") == n;
+}
+
+static void save_state(struct incoming *in)
+{
+  _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:O, s:i, s:O}", "id", in->id, "state", in->state,
+                                       "offer", in->offer, "page_server_pid", in->ps_pid,
+                                       "received", in->received);
+  if (in->report)
+    json_object_set(j, "report", in->report);
+  _cleanup_free_ char *p = path_join(in->dir, "state.json");
+  json_save_atomic(p, j, NULL);
+}
+
+static void incoming_free(struct incoming *in)
+{
+  if (!in)
+    return;
+  free(in->dir);
+  json_decref(in->offer);
+  json_decref(in->received);
+  json_decref(in->report);
+  free(in);
+}
+
+static struct incoming *find_in(struct migrations *m, const char *id)
+{
+  for (struct incoming *in = m->in; in; in = in->next)
+    if (strcmp(in->id, id) == 0)
+      return in;
+  return NULL;
+}
+
+static void unlink_in(struct migrations *m, struct incoming *in)
+{
+  for (struct incoming **pp = &m->in; *pp; pp = &(*pp)->next) {
+    if (*pp == in) {
+      *pp = in->next;
+      return;
+    }
+  }
+}
+
+static void stop_page_server(struct incoming *in)
+{
+  if (in->ps_pid > 0) {
+    kill(in->ps_pid, SIGKILL);
+    spawn_reap(in->ps_pid, 2000, true);
+    in->ps_pid = 0;
+  }
+}
+
+/* Removes everything this migration made on this agent. Caller holds in_lock. */
+static void cleanup_in(struct agent *a, struct incoming *in)
+{
+  stop_page_server(in);
+  pthread_mutex_lock(&a->lock);
+  const char *name = json_str_or(json_object_get(in->offer, "container"), "name", "");
+  json_t *rec = NULL;
+  if (strcmp(in->state, "running") != 0 && ctr_find(&a->rt, name, &rec, NULL) == 0) {
+    /* only a container this migration made */
+    if (strcmp(json_str_or(rec, "migration_id", ""), in->id) == 0)
+      agent_ctr_remove_locked(a, rec, true, NULL);
+    json_decref(rec);
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+  {
+    _cleanup_json_ json_t *vj = NULL;
+    const char *vn = json_string_value(v);
+    if (volume_get(&a->rt, vn, &vj, NULL) == 0 &&
+        strcmp(json_str_or(vj, "migration_id", ""), in->id) == 0 && strcmp(in->state, "running") != 0)
+      volume_remove(&a->rt, vn, NULL);
+  }
+  /* layers this migration brought that no image uses */
+  json_t *l;
+  if (strcmp(in->state, "running") != 0) {
+    _cleanup_json_ json_t *imgs = image_list(&a->images);
+    json_array_foreach(in->received, i, l)
+    {
+      bool used = false;
+      size_t k, q;
+      json_t *img, *il;
+      json_array_foreach(imgs, k, img) json_array_foreach(json_object_get(img, "layers"), q, il) if (
+          json_equal(il, l)) used = true;
+      if (!used) {
+        _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
+        rm_rf(ld, NULL);
+      }
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+  rm_rf(in->dir, NULL);
+}
+
+static int get_in(struct migrations *m, const char *id, const char *want_state,
+                  struct incoming **out, struct ferry_err *err)
+{
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  struct incoming *in = find_in(m, id);
+  if (!in)
+    return FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
+  if (want_state && strcmp(in->state, want_state) != 0)
+    return FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
+  *out = in;
+  return 0;
+}
+
+int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
+                   struct ferry_err *err)
+{
+  _cleanup_free_ char *leaf = NULL;
+  _cleanup_free_ char *criu = NULL;
+  struct migrations *m = a->mig;
+  const char *id;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "offer must be a JSON object");
+  if ((r = json_get_str(req, "id", true, &id, err)) < 0)
+    return r;
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id);
+  json_t *ctr = json_object_get(req, "container");
+  json_t *img = json_object_get(req, "image");
+  json_t *vols = json_object_get(req, "volumes");
+  const char *name = json_str_or(ctr, "name", NULL), *ip = json_str_or(ctr, "ip", NULL);
+  if (!json_is_object(ctr) || !json_is_object(img) || (vols && !json_is_array(vols)) || !ip ||
+      !json_str_or(ctr, "mac", NULL) || !json_is_array(json_object_get(ctr, "args")))
+    return FERRY_INVALID(err, "offer: container, image and volumes are required");
+  if ((r = validate_name("container", name, err)) < 0)
+    return r;
+  if (!digest_valid(json_str_or(img, "id", NULL)) || !json_is_array(json_object_get(img, "layers")))
+    return FERRY_INVALID(err, "offer: image record without a valid id and layers");
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(img, "layers"), i, v) if (!digest_valid(json_string_value(v)))
+      return FERRY_INVALID(err, "offer: layer %zu has no valid digest", i + 1);
+  json_array_foreach(vols, i, v) if ((r = validate_name("volume", json_string_value(v), err)) < 0)
+      return r;
+
+  pthread_mutex_lock(&m->in_lock);
+  if (find_in(m, id)) {
+    r = FERRY_CONFLICT(err, "incoming migration %s exists already", id);
+    goto out_unlocked;
+  }
+  for (struct incoming *o = m->in; o; o = o->next) {
+    json_t *oc = json_object_get(o->offer, "container");
+    if (strcmp(o->state, "running") != 0 &&
+        (strcmp(json_str_or(oc, "name", ""), name) == 0 || strcmp(json_str_or(oc, "ip", ""), ip) == 0)) {
+      r = FERRY_CONFLICT(err, "container \"%s\" (%s) is already being migrated here", name, ip);
+      goto out_unlocked;
+    }
+  }
+  pthread_mutex_lock(&a->lock);
+  json_t *existing = NULL;
+  if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
+      strcmp(json_str_or(existing, "name", ""), name) == 0) {
+    json_decref(existing);
+    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
+    goto out;
+  }
+  json_decref(existing);
+  if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
+    goto out;
+  }
+  json_array_foreach(vols, i, v)
+  {
+    _cleanup_json_ json_t *vj = NULL;
+    if (volume_get(&a->rt, json_string_value(v), &vj, NULL) == 0) {
+      r = FERRY_CONFLICT(err, "volume \"%s\" exists on this agent already", json_string_value(v));
+      goto out;
+    }
+  }
+  json_t *missing = json_array();
+  json_array_foreach(json_object_get(img, "layers"), i, v)
+  {
+    _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(v));
+    if (!path_exists(ld))
+      json_array_append(missing, v);
+  }
+  struct incoming *in = calloc(1, sizeof *in);
+  if (!in)
+    abort();
+  snprintf(in->id, sizeof in->id, "%s", id);
+  leaf = xasprintf("in-%s", id);
+  in->dir = path_join(m->dir, leaf);
+  in->offer = json_pack("{s:O, s:O, s:o, s:s, s:s}", "container", ctr, "image", img, "volumes",
+                        vols ? json_incref(vols) : json_array(), "source_agent",
+                        json_str_or(req, "source_agent", ""), "source_peer", peer ? peer : "");
+  snprintf(in->state, sizeof in->state, "offered");
+  in->received = json_array();
+  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
+  criu = path_join(in->dir, "criu");
+  if ((r = mkdir_p(criu, 0700, err)) < 0) {
+    json_decref(missing);
+    incoming_free(in);
+    goto out;
+  }
+  save_state(in);
+  in->next = m->in;
+  m->in = in;
+  log_info("migrate", "incoming %s: container %s (%s) from %s, %zu layer(s) missing", id, name, ip,
+           peer && *peer ? peer : "local", json_array_size(missing));
+  *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", a->id, "missing_layers", missing);
+  r = 0;
+out:
+  pthread_mutex_unlock(&a->lock);
+out_unlocked:
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+static bool in_array(json_t *arr, const char *s)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return true;
+  return false;
+}
+
+static int extract_fresh(struct agent *a, const char *file, const char *dest, const char *what,
+                         struct ferry_err *err)
+{
+  rm_rf(dest, NULL);
+  int r = mkdir_p(dest, 0755, err);
+  if (r < 0)
+    return r;
+  return extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err);
+}
+
+int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
+                 const char *file, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *what = NULL;
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in;
+  int r = get_in(m, id, "offered", &in, err);
+  if (r < 0 || (r = ferry_fault("incoming-put", err)) < 0)
+    goto out;
+  struct stat st;
+  uint64_t bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
+  what = xasprintf("migration %s: %s%s%s", id, kind, name ? " " : "", name ? name : "");
+  if (strcmp(kind, "layer") == 0) {
+    if (!name || !in_array(json_object_get(json_object_get(in->offer, "image"), "layers"), name)) {
+      r = FERRY_INVALID(err, "%s: not a layer of the offered image", what);
+      goto out;
+    }
+    _cleanup_free_ char *ld = image_layer_dir(&a->images, name);
+    if (!path_exists(ld)) {
+      char sfx[9];
+      random_hex(sfx, 8);
+      _cleanup_free_ char *partial = xasprintf("%s.partial-%s", ld, sfx);
+      if ((r = extract_fresh(a, file, partial, what, err)) < 0 || rename(partial, ld) < 0) {
+        if (r == 0)
+          r = ferry_err_sys(err, -errno, "%s: store", what);
+        rm_rf(partial, NULL);
+        goto out;
+      }
+      json_array_append_new(in->received, json_string(name));
+    }
+  } else if (strcmp(kind, "volume") == 0 || strcmp(kind, "volume-delta") == 0) {
+    if (!name || !in_array(json_object_get(in->offer, "volumes"), name)) {
+      r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
+      goto out;
+    }
+    _cleanup_free_ char *rel = xasprintf("volumes/%s", name);
+    _cleanup_free_ char *dest = path_join(in->dir, rel);
+    if (strcmp(kind, "volume") == 0)
+      r = extract_fresh(a, file, dest, what, err);
+    else if ((r = extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err)) == 0)
+      r = apply_delta_manifest(dest, err);
+  } else if (strcmp(kind, "rootfs") == 0 || strcmp(kind, "rootfs-delta") == 0) {
+    _cleanup_free_ char *dest = path_join(in->dir, "upper");
+    if (strcmp(kind, "rootfs") == 0)
+      r = extract_fresh(a, file, dest, what, err);
+    else if ((r = extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err)) == 0)
+      r = apply_delta_manifest(dest, err);
+  } else if (strcmp(kind, "criu") == 0) {
+    _cleanup_free_ char *dest = path_join(in->dir, "criu");
+    r = extract_archive(file, dest, EXTRACT_PLAIN, &a->images.limits, what, err);
+  } else {
+    r = FERRY_NOTFOUND(err, "migration %s: unknown part \"%s\"", id, kind);
+  }
+  if (r == 0) {
+    save_state(in);
+    *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
+  }
+out:
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+static bool port_listening(int port)
+{
+  _cleanup_fclose_ FILE *f = fopen("/proc/net/tcp", "re");
+  if (!f)
+    return false;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    unsigned lport, st;
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x", &lport, &st) == 2 && (int)lport == port && st == 0x0A)
+      return true;
+  }
+  return false;
+}
+
+int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *criu = NULL;
+  _cleanup_free_ char *log = NULL;
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in;
+  int r = get_in(m, id, "offered", &in, err);
+  if (r < 0)
+    goto out;
+  stop_page_server(in);
+  /* A free port on our address; the page server takes one connection only. */
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  if (a->listen_ip)
+    inet_pton(AF_INET, a->listen_ip, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+      getsockname(s, (struct sockaddr *)&sa, &sl) < 0) {
+    r = ferry_err_sys(err, -errno, "migration %s: page server port", id);
+    if (s >= 0)
+      close(s);
+    goto out;
+  }
+  close(s);
+  int port = ntohs(sa.sin_port);
+  char portbuf[16];
+  snprintf(portbuf, sizeof portbuf, "%d", port);
+  criu = path_join(in->dir, "criu");
+  log = path_join(in->dir, "page-server.log");
+  const char *argv[] = {"criu", "page-server", "--images-dir", criu, "--port", portbuf,
+                        a->listen_ip ? "--address" : NULL, a->listen_ip, NULL};
+  if ((r = spawn_bg(argv, log, &in->ps_pid, err)) < 0)
+    goto out;
+  uint64_t deadline = now_mono_ms() + 5000;
+  while (!port_listening(port) && now_mono_ms() < deadline) {
+    if (spawn_reap(in->ps_pid, 0, false) != -ETIMEDOUT) {
+      in->ps_pid = 0;
+      _cleanup_free_ char *e = criu_log_errors(log, 500);
+      r = FERRY_INTERNAL(err, "migration %s: CRIU page server exited: %s", id, e);
+      goto out;
+    }
+    usleep(10000);
+  }
+  if (!port_listening(port)) {
+    stop_page_server(in);
+    r = FERRY_INTERNAL(err, "migration %s: CRIU page server does not listen", id);
+    goto out;
+  }
+  save_state(in);
+  *out = json_pack("{s:s, s:i}", "address", a->listen_ip ? a->listen_ip : "", "port", port);
+out:
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+/* Moves the received volume into the store under its name. */
+static int adopt_volume(struct agent *a, struct incoming *in, const char *name, struct ferry_err *err)
+{
+  int r = volume_create(&a->rt, name, false, NULL, err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *data = volume_path(&a->rt, name);
+  _cleanup_free_ char *rel = xasprintf("volumes/%s", name);
+  _cleanup_free_ char *src = path_join(in->dir, rel);
+  if (path_exists(src)) {
+    rmdir(data);
+    if (rename(src, data) < 0)
+      return ferry_err_sys(err, -errno, "volume %s: move into place", name);
+  }
+  /* mark it as this migration's until the container runs */
+  _cleanup_free_ char *vd = path_join(a->rt.vol_dir, name);
+  _cleanup_free_ char *meta = path_join(vd, "volume.json");
+  _cleanup_json_ json_t *vj = NULL;
+  if (json_load(meta, &vj, NULL) == 0) {
+    json_object_set_new(vj, "migration_id", json_string(in->id));
+    json_save_atomic(meta, vj, NULL);
+  }
+  return 0;
+}
+
+static void unmark_volume(struct agent *a, const char *name)
+{
+  _cleanup_free_ char *vd = path_join(a->rt.vol_dir, name);
+  _cleanup_free_ char *meta = path_join(vd, "volume.json");
+  _cleanup_json_ json_t *vj = NULL;
+  if (json_load(meta, &vj, NULL) == 0) {
+    json_object_del(vj, "migration_id");
+    json_save_atomic(meta, vj, NULL);
+  }
+}
+
+int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+{
+  _cleanup_free_ char *upper = NULL;
+  _cleanup_free_ char *statsp = NULL;
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in;
+  int r = get_in(m, id, "offered", &in, err);
+  if (r < 0) {
+    pthread_mutex_unlock(&m->in_lock);
+    return r;
+  }
+  if ((r = ferry_fault("incoming-restore", err)) < 0) {
+    pthread_mutex_unlock(&m->in_lock);
+    return r;
+  }
+  uint64_t t0 = now_mono_ms();
+  snprintf(in->state, sizeof in->state, "restoring");
+  save_state(in);
+  json_t *ctr = json_object_get(in->offer, "container");
+  json_t *img = json_object_get(in->offer, "image");
+  const char *name = json_str_or(ctr, "name", "");
+  _cleanup_free_ char *criu = path_join(in->dir, "criu");
+  _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
+  _cleanup_json_ json_t *rec = NULL;
+  _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
+  _cleanup_free_ char *work = NULL;
+  _cleanup_strv_ char **rargs = strv_new();
+  bool have_lock = false, created = false;
+  /* The page server ends when the source's dump is complete. */
+  if (in->ps_pid > 0) {
+    int pr = spawn_reap(in->ps_pid, 30000, true);
+    in->ps_pid = 0;
+    if (pr != 0) {
+      _cleanup_free_ char *e = criu_log_errors(pslog, 500);
+      r = FERRY_INTERNAL(err, "migration %s: CRIU page server %s: %s", id,
+                         pr == -ETIMEDOUT ? "did not finish" : "failed", e);
+      goto fail;
+    }
+  }
+  pthread_mutex_lock(&a->lock);
+  have_lock = true;
+  _cleanup_json_ json_t *have = NULL;
+  if (image_lookup(&a->images, json_str_or(img, "id", ""), &have, NULL) < 0) {
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(img, "layers"), i, l)
+    {
+      _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
+      if (!path_exists(ld)) {
+        r = FERRY_INVALID(err, "migration %s: layer %s was never sent", id, json_string_value(l));
+        goto fail;
+      }
+    }
+    /* Names another image holds here stay with it. */
+    _cleanup_json_ json_t *copy = json_deep_copy(img);
+    json_t *names = json_object_get(copy, "names");
+    for (size_t k = 0; k < json_array_size(names);) {
+      json_t *o = NULL;
+      if (image_lookup(&a->images, json_string_value(json_array_get(names, k)), &o, NULL) == 0) {
+        json_decref(o);
+        json_array_remove(names, k);
+      } else {
+        k++;
+      }
+    }
+    if ((r = image_save(&a->images, copy, err)) < 0)
+      goto fail;
+  }
+  char cid[65], netns[32], veth[16], ts[40];
+  random_hex(cid, 64);
+  net_names(cid, netns, sizeof netns, veth, sizeof veth);
+  format_time(now_wall_ms(), ts, sizeof ts);
+  rec = json_deep_copy(ctr);
+  json_object_set_new(rec, "id", json_string(cid));
+  json_object_set_new(rec, "netns", json_string(netns));
+  json_object_set_new(rec, "veth", json_string(veth));
+  json_object_set_new(rec, "state", json_string("created"));
+  json_object_set_new(rec, "op", json_string("restore"));
+  json_object_set_new(rec, "migration_id", json_string(id));
+  json_object_set_new(rec, "migrated_from", json_string(json_str_or(in->offer, "source_agent", "")));
+  json_object_set_new(rec, "migrated_at", json_string(ts));
+  static const char *drop[] = {"status", "pid", "exit_code", "finished_at", "migration", "restored_from"};
+  for (size_t k = 0; k < ARRAY_SIZE(drop); k++)
+    json_object_del(rec, drop[k]);
+  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+    goto fail;
+  created = true;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+    if ((r = adopt_volume(a, in, json_string_value(v), err)) < 0)
+      goto fail;
+  upper = ctr_path(&a->rt, cid, "upper");
+  if (path_exists(upper_src)) {
+    if (rename(upper_src, upper) < 0) {
+      r = ferry_err_sys(err, -errno, "migration %s: rootfs changes", id);
+      goto fail;
+    }
+  }
+  uint64_t t_files = now_mono_ms();
+  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+    goto fail;
+  uint64_t t_net = now_mono_ms();
+  work = ctr_path(&a->rt, cid, "restore-work");
+  if ((r = mkdir_p(work, 0700, err)) < 0)
+    goto fail;
+  strv_push(&rargs, "--image-path");
+  strv_push(&rargs, criu);
+  strv_push(&rargs, "--work-path");
+  strv_push(&rargs, work);
+  strv_push(&rargs, "--tcp-established");
+  strv_push(&rargs, "--file-locks");
+  int pid = 0;
+  if ((r = ferry_fault("incoming-criu-restore", err)) < 0 ||
+      (r = runc_launch(&a->rt, rec, rargs, &pid, err)) < 0) {
+    _cleanup_free_ char *logp = path_join(work, "restore.log");
+    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+    if (*cerr)
+      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+    ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
+    goto fail;
+  }
+  uint64_t t_restored = now_mono_ms();
+  struct ferry_err aerr = {0};
+  if (net_announce(netns, json_str_or(rec, "ip", ""), &aerr) < 0)
+    log_warn("migrate", "incoming %s: %s", id, aerr.msg);
+  uint64_t t_end = now_mono_ms();
+  json_object_set_new(rec, "state", json_string("running"));
+  json_object_set_new(rec, "started_at", json_string(ts));
+  json_object_del(rec, "op");
+  ctr_save(&a->rt, rec, NULL);
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
+  pthread_mutex_unlock(&a->lock);
+  have_lock = false;
+  snprintf(in->state, sizeof in->state, "running");
+  in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "container", name, "container_id",
+                         cid, "files_ms", (json_int_t)(t_files - t0), "setup_ms",
+                         (json_int_t)(t_net - t_files), "restore_ms",
+                         (json_int_t)(t_restored - t_net), "announce_ms",
+                         (json_int_t)(t_end - t_restored), "total_ms", (json_int_t)(t_end - t0));
+  statsp = path_join(work, "stats-restore");
+  json_t *cs = NULL;
+  if (criu_stats_read(statsp, &cs, NULL) == 0)
+    json_object_set_new(in->report, "criu", cs);
+  /* The images are used up; the state file stays so the source can ask. */
+  rm_rf(criu, NULL);
+  save_state(in);
+  log_info("migrate", "incoming %s: container %s runs here (restore %" PRIu64 " ms)", id, name,
+           t_end - t0);
+  *out = json_incref(in->report);
+  pthread_mutex_unlock(&m->in_lock);
+  return 0;
+fail:
+  if (!have_lock)
+    pthread_mutex_lock(&a->lock);
+  if (created && rec) {
+    struct ferry_err e2;
+    agent_ctr_remove_locked(a, rec, true, &e2);
+  }
+  pthread_mutex_unlock(&a->lock);
+  snprintf(in->state, sizeof in->state, "failed");
+  save_state(in);
+  log_warn("migrate", "incoming %s: restore failed: %s", id, err ? err->msg : "");
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+int incoming_abort(struct agent *a, const char *id, struct ferry_err *err)
+{
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in;
+  int r = get_in(m, id, NULL, &in, err);
+  if (r == 0 && strcmp(in->state, "running") == 0)
+    r = FERRY_CONFLICT(err, "migration %s has completed: the container runs here", id);
+  if (r == 0) {
+    cleanup_in(a, in);
+    unlink_in(m, in);
+    log_info("migrate", "incoming %s: aborted, everything received removed", id);
+    incoming_free(in);
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+{
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in;
+  int r = get_in(m, id, NULL, &in, err);
+  if (r == 0) {
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state", in->state,
+                     "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
+    if (in->report)
+      json_object_set(*out, "restore", in->report);
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+/* Abandons incoming migrations whose source went quiet. */
+static void *reaper_main(void *arg)
+{
+  struct agent *a = arg;
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  while (!m->stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&m->reaper_cond, &m->in_lock, &ts);
+    uint64_t now = now_mono_ms();
+    for (struct incoming *in = m->in; in;) {
+      struct incoming *next = in->next;
+      bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
+      bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
+      if (stale || failed) {
+        log_warn("migrate", "incoming %s: %s, removing what it received", in->id,
+                 stale ? "timed out" : "failed");
+        cleanup_in(a, in);
+        unlink_in(m, in);
+        incoming_free(in);
+      }
+      in = next;
+    }
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  return NULL;
+}
+
+/* Incoming migrations that were under way when the agent stopped. */
+static void target_recover(struct agent *a)
+{
+  struct migrations *m = a->mig;
+  DIR *d = opendir(m->dir);
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (strncmp(de->d_name, "in-", 3) != 0)
+      continue;
+    _cleanup_free_ char *dir = path_join(m->dir, de->d_name);
+    _cleanup_free_ char *sp = path_join(dir, "state.json");
+    _cleanup_json_ json_t *st = NULL;
+    if (json_load(sp, &st, NULL) < 0) {
+      rm_rf(dir, NULL);
+      continue;
+    }
+    struct incoming *in = calloc(1, sizeof *in);
+    if (!in)
+      abort();
+    snprintf(in->id, sizeof in->id, "%s", json_str_or(st, "id", ""));
+    in->dir = xstrdup(dir);
+    in->offer = json_incref(json_object_get(st, "offer"));
+    in->received = json_incref(json_object_get(st, "received"));
+    if (!in->received)
+      in->received = json_array();
+    snprintf(in->state, sizeof in->state, "%s", json_str_or(st, "state", "failed"));
+    int pid = (int)json_integer_value(json_object_get(st, "page_server_pid"));
+    if (pid > 0) {
+      /* only if it is still our page server */
+      _cleanup_free_ char *cl = xasprintf("/proc/%d/cmdline", pid);
+      _cleanup_free_ char *cmd = NULL;
+      size_t n = 0;
+      if (read_file(cl, 65536, &cmd, &n, NULL) == 0 && memmem(cmd, n, dir, strlen(dir)))
+        kill(pid, SIGKILL);
+    }
+    if (strcmp(in->state, "running") == 0) {
+      in->report = json_incref(json_object_get(st, "report"));
+      in->next = m->in;
+      m->in = in;
+      continue;
+    }
+    /* A restore that was cut short may have left a container: its record
+     * carries op=restore and agent_recover removed it already. */
+    log_warn("migrate", "incoming %s: was %s when the agent stopped: removing what it received",
+             in->id, in->state);
+    snprintf(in->state, sizeof in->state, "failed");
+    cleanup_in(a, in);
+    incoming_free(in);
+  }
+  closedir(d);
+}
+
+int migrate_init(struct agent *a, struct ferry_err *err)
+{
+  struct migrations *m = calloc(1, sizeof *m);
+  if (!m)
+    abort();
+  m->dir = path_join(a->root, "migrations");
+  pthread_mutex_init(&m->in_lock, NULL);
+  pthread_mutex_init(&m->out_lock, NULL);
+  pthread_cond_init(&m->out_cond, NULL);
+  pthread_cond_init(&m->reaper_cond, NULL);
+  a->mig = m;
+  int r = mkdir_p(m->dir, 0700, err);
+  if (r < 0)
+    return r;
+  target_recover(a);
+  source_recover(a);
+  if (pthread_create(&m->reaper, NULL, reaper_main, a) != 0)
+    return FERRY_INTERNAL(err, "cannot start the migration reaper thread");
+  m->reaper_started = true;
+  return 0;
+}
+
+void migrate_fini(struct agent *a)
+{
+  struct migrations *m = a->mig;
+  if (!m)
+    return;
+  pthread_mutex_lock(&m->in_lock);
+  m->stopping = true;
+  pthread_cond_broadcast(&m->reaper_cond);
+  pthread_mutex_unlock(&m->in_lock);
+  if (m->reaper_started)
+    pthread_join(m->reaper, NULL);
+  /* Outgoing migrations finish their current step (bounded by their timeout). */
+  pthread_mutex_lock(&m->out_lock);
+  while (m->out_running > 0)
+    pthread_cond_wait(&m->out_cond, &m->out_lock);
+  pthread_mutex_unlock(&m->out_lock);
+  for (struct incoming *in = m->in; in;) {
+    struct incoming *next = in->next;
+    stop_page_server(in);
+    incoming_free(in);
+    in = next;
+  }
+  outgoing_free_all(m);
+  free(m->dir);
+  free(m);
+  a->mig = NULL;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# zdtm-shaped live migration between two hosts on one L2 segment: a TCP client
+# keeps ONE connection to an echo server while it moves A -> B -> A (no reset,
+# every byte echoed, largest gap recorded); volume contents and rootfs changes
+# arrive; the cold move sends the image layers, the warm one none; a wrong
+# token is refused and changes nothing.
+source "$(dirname "$0")/lib.sh"
+cluster_up 2
+cluster_client c1 "$CLUSTER_NET.250"
+make_rootfs
+f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+ADDR="$CLUSTER_NET.10"
+f a1 run -d --name echo --ip "$ADDR" -v state:/data busybox sh -c \
+  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done' >/dev/null
+f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
+check "echo server with a volume runs on a1 at $ADDR"
+
+# wrong token: refused, nothing changes on a1 or a2
+echo "wrong-token-wrong-token-123" >"$T_DIR/bad-token"
+code=$(in_ns c1 curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nope" "http://$CLUSTER_NET.242:9000/v1/containers")
+[ "$code" = 401 ] || fail "wrong token: status $code"
+code=$(in_ns c1 curl -s -o /dev/null -w '%{http_code}' "http://$CLUSTER_NET.242:9000/v1/containers")
+[ "$code" = 401 ] || fail "no token: status $code"
+code=$(in_ns c1 curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$T_DIR/token")" "http://$CLUSTER_NET.242:9000/v1/containers")
+[ "$code" = 200 ] || fail "right token: status $code"
+expect_fail "missing or wrong bearer token" f a1 migrate echo --to "$HOST_a2_URL" --to-token-file "$T_DIR/bad-token"
+f a1 ps | grep -q "echo .*running" || fail "echo not running on a1 after refused migration"
+[ -z "$(f a2 ps -a --json | grep '"name"')" ] || fail "a2 got a container from a refused migration"
+check "wrong or missing token: 401, nothing changed"
+
+in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 14000 20 >"$T_DIR/client.out" 2>&1 &
+client=$!
+sleep 1.5
+out=$(f a1 --json migrate echo --to "$HOST_a2_URL")
+echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1->a2: $out"
+layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
+down=$(echo "$out" | sed -n 's/.*"downtime_ms": \([0-9]*\).*/\1/p')
+[ "$layers" -gt 1000000 ] || fail "cold migration sent $layers layer bytes"
+f a2 ps | grep -q "echo .*running .*$ADDR" || fail "echo not running on a2: $(f a2 ps -a)"
+[ -z "$(f a1 ps -a --json | grep '"name": "echo"')" ] || fail "a1 kept its copy without --keep"
+[ "$(f a2 exec echo cat /etc/motd)" = moved-with-it ] || fail "rootfs change did not arrive"
+[ "$(f a2 exec echo cat /data/file)" = payload ] || fail "volume did not arrive"
+f a2 volume ls | grep -q state || fail "volume not on a2"
+f a1 volume ls | grep -q state && fail "volume still on a1"
+check "a1 -> a2: running on a2, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
+
+sleep 1
+c1=$(f a2 exec echo cat /data/count)
+out=$(f a2 --json migrate echo --to "$HOST_a1_URL")
+echo "$out" | grep -q '"status": "succeeded"' || fail "migration a2->a1: $out"
+layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
+[ "$layers" = 0 ] || fail "warm migration sent $layers layer bytes"
+sleep 0.5
+c2=$(f a1 exec echo cat /data/count)
+[ "$c2" -gt "$c1" ] || fail "counter did not keep counting across migrations ($c1 -> $c2)"
+check "a2 -> a1 (warm): 0 layer bytes, counter kept counting ($c1 -> $c2)"
+
+rc=0
+wait "$client" || rc=$?
+cat "$T_DIR/client.out"
+[ "$rc" = 0 ] || fail "client: $(cat "$T_DIR/client.out")"
+gap=$(sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p' "$T_DIR/client.out")
+check "TCP client kept one connection through a1 -> a2 -> a1: no reset, every byte echoed, largest gap ${gap} ms"
+
+# --keep leaves a stopped copy on the source
+f a1 migrate echo --to "$HOST_a2_URL" --keep >"$T_DIR/keep.out"
+cat "$T_DIR/keep.out"
+grep -q "Migrated echo to $HOST_a2_URL" "$T_DIR/keep.out" || fail "human report"
+grep -q "downtime" "$T_DIR/keep.out" || fail "report lacks downtime"
+f a1 ps -a | grep -q "echo .*migrated" || fail "--keep did not keep a stopped copy: $(f a1 ps -a)"
+f a2 ps | grep -q "echo .*running" || fail "echo not on a2 after --keep migration"
+check "--keep: stopped copy on the source, running on the target"
+echo "# all checks passed"
