@@ -160,6 +160,10 @@ int main(int argc, char **argv)
   int sig = 0;
   sigwait(&mask, &sig);
   log_info("ferryd", "signal %d: shutting down (containers keep running)", sig);
+  /* A request stuck on a dead peer must not keep the agent from stopping:
+   * the containers do not depend on it (ferry-shim owns them). */
+  signal(SIGALRM, SIG_DFL);
+  alarm(10);
   api_server_stop(srv);
   agent_close(&a);
   return 0;

@@ -354,9 +354,9 @@ static void *source_main(void *arg)
     r = api_call(c, "POST", rsurl, NULL, &tr, &err);
     if (r < 0 && err.klass == FERRY_E_UNAVAILABLE) {
       /* The answer was lost, not necessarily the restore: ask. */
-      for (int i = 0; i < 5 && !target_runs; i++) {
+      for (int i = 0; i < 3 && !target_runs; i++) {
         _cleanup_json_ json_t *st = NULL;
-        api_client_set_timeout(c, 5);
+        api_client_set_timeout(c, 2);
         if (api_call(c, "GET", sturl, NULL, &st, NULL) == 0)
           target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
         if (!target_runs)
@@ -377,6 +377,7 @@ static void *source_main(void *arg)
   }
 
   /* ---- commit: the target runs it; the source copy goes ---- */
+commit:
   set_phase(o, "commit");
   runc_signal(&a->rt, id, SIGKILL, true, NULL);
   runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
@@ -417,27 +418,37 @@ static void *source_main(void *arg)
   goto out;
 
 fail:
-  if (!target_runs) {
-    if (offered) {
-      struct ferry_err e2 = {0};
-      api_client_set_timeout(c, 10);
-      _cleanup_free_ char *durl = mig_url(o, "", NULL);
-      if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0)
-        log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
-                 o->id, e2.msg);
-    }
-    if (rec) {
-      if (!locked)
-        pthread_mutex_lock(&a->lock);
-      locked = true;
-      if (frozen) {
-        net_link_set(veth, true, NULL);
-        runc_simple(&a->rt, "resume", id, NULL);
+  if (!target_runs && offered) {
+    /* Tell the target to drop what it has. If it answers that the container
+     * runs there already, the restore did complete: commit instead. */
+    struct ferry_err e2 = {0};
+    api_client_set_timeout(c, 3);
+    _cleanup_free_ char *durl = mig_url(o, "", NULL);
+    if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0) {
+      if (e2.klass == FERRY_E_CONFLICT && strstr(e2.msg, "runs here")) {
+        log_warn("migrate", "outgoing %s: the target runs the container after all: committing",
+                 o->id);
+        target_runs = true;
+        if (!locked)
+          pthread_mutex_lock(&a->lock);
+        locked = true;
+        goto commit;
       }
-      json_object_del(rec, "op");
-      json_object_del(rec, "migration");
-      ctr_save(&a->rt, rec, NULL);
+      log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
+               o->id, e2.msg);
     }
+  }
+  if (!target_runs && rec) {
+    if (!locked)
+      pthread_mutex_lock(&a->lock);
+    locked = true;
+    if (frozen) {
+      net_link_set(veth, true, NULL);
+      runc_simple(&a->rt, "resume", id, NULL);
+    }
+    json_object_del(rec, "op");
+    json_object_del(rec, "migration");
+    ctr_save(&a->rt, rec, NULL);
   }
   if (locked)
     pthread_mutex_unlock(&a->lock);

@@ -15,6 +15,7 @@ struct incoming {
   int ps_pid;           /* CRIU page server, 0 when none */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
   json_t *received;     /* layer digests this migration added to the store */
+  bool image_added;     /* the image record was added by this migration */
   json_t *report;       /* restore report once running */
   struct incoming *next;
 };

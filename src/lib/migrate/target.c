@@ -39,6 +39,7 @@ static void save_state(struct incoming *in)
                                        "received", in->received);
   if (in->report)
     json_object_set(j, "report", in->report);
+  json_object_set_new(j, "image_added", json_boolean(in->image_added));
   _cleanup_free_ char *p = path_join(in->dir, "state.json");
   json_save_atomic(p, j, NULL);
 }
@@ -104,8 +105,17 @@ static void cleanup_in(struct agent *a, struct incoming *in)
         strcmp(json_str_or(vj, "migration_id", ""), in->id) == 0 && strcmp(in->state, "running") != 0)
       volume_remove(&a->rt, vn, NULL);
   }
-  /* layers this migration brought that no image uses */
+  /* the image record and the layers this migration brought, unless used */
   json_t *l;
+  if (strcmp(in->state, "running") != 0 && in->image_added) {
+    const char *iid = json_str_or(json_object_get(in->offer, "image"), "id", "");
+    _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+    bool used = false;
+    json_t *c;
+    json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "image", ""), iid) == 0) used = true;
+    if (!used)
+      image_remove(&a->images, iid, NULL);
+  }
   if (strcmp(in->state, "running") != 0) {
     _cleanup_json_ json_t *imgs = image_list(&a->images);
     json_array_foreach(in->received, i, l)
@@ -499,6 +509,8 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
     }
     if ((r = image_save(&a->images, copy, err)) < 0)
       goto fail;
+    in->image_added = true;
+    save_state(in);
   }
   char cid[65], netns[32], veth[16], ts[40];
   random_hex(cid, 64);
@@ -688,6 +700,7 @@ static void target_recover(struct agent *a)
     in->dir = xstrdup(dir);
     in->offer = json_incref(json_object_get(st, "offer"));
     in->received = json_incref(json_object_get(st, "received"));
+    in->image_added = json_is_true(json_object_get(st, "image_added"));
     if (!in->received)
       in->received = json_array();
     snprintf(in->state, sizeof in->state, "%s", json_str_or(st, "state", "failed"));

@@ -121,7 +121,7 @@ int net_link_set(const char *veth, bool up, struct ferry_err *err)
 int net_announce(const char *netns, const char *ip, struct ferry_err *err)
 {
   _cleanup_free_ char *ns = xasprintf("--net=/var/run/netns/%s", netns);
-  const char *argv[] = {"nsenter", ns, "busybox", "arping", "-U", "-c", "2", "-w", "1",
+  const char *argv[] = {"nsenter", ns, "busybox", "arping", "-U", "-c", "1",
                         "-I", "eth0", ip, NULL};
   struct spawn_result r = {0};
   struct spawn_opts o = {.timeout_ms = 5000};

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Nothing is lost when a migration fails before the target confirms: for each
+# cause — the target agent dies, the target's disk is full, CRIU fails on the
+# target, the target hangs (timeout), the link breaks, the source agent dies
+# mid-migration — the container resumes on the source with its memory, files
+# and TCP connection intact, and the target ends up with nothing of it.
+source "$(dirname "$0")/lib.sh"
+cluster_up 2
+cluster_client c1 "$CLUSTER_NET.250"
+make_rootfs
+f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+ADDR="$CLUSTER_NET.20"
+f a1 run -d --name svc --ip "$ADDR" -v keep:/data busybox sh -c \
+  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null
+f a1 exec svc sh -c 'echo precious > /data/file; echo changed > /etc/motd'
+in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 240000 50 "$T_DIR/stop-client" >"$T_DIR/client.out" 2>&1 &
+client=$!
+sleep 1
+
+# svc must run on a1 as before: same process (counter never restarts), its
+# files, and a2 must hold nothing of it.
+intact() {
+  local what=$1 before after
+  f a1 ps | grep -q "svc .*running" || fail "$what: svc not running on a1: $(f a1 ps -a)"
+  before=$(f a1 exec svc cat /tmp/count); sleep 0.4; after=$(f a1 exec svc cat /tmp/count)
+  [ "$after" -gt "$before" ] || fail "$what: counter stopped ($before -> $after)"
+  [ "$after" -ge "${LAST_COUNT:-0}" ] || fail "$what: counter restarted (${LAST_COUNT} -> $after)"
+  LAST_COUNT=$after
+  [ "$(f a1 exec svc cat /data/file)" = precious ] || fail "$what: volume contents lost"
+  [ "$(f a1 exec svc cat /etc/motd)" = changed ] || fail "$what: rootfs change lost"
+  kill -0 "$client" 2>/dev/null || fail "$what: the TCP client died: $(cat "$T_DIR/client.out")"
+  local i
+  for i in $(seq 1 50); do  # the target may still be cleaning up (bounded: 10 s)
+    if [ -z "$(f a2 ps -a --json | grep '"name"')" ] && [ "$(f a2 volume ls --json | tr -d ' \n')" = "[]" ] &&
+       [ -z "$(ls -A "$T_DIR/a2/root/migrations")" ] && [ -z "$(ls -A "$T_DIR/a2/root/layers")" ] &&
+       [ "$(f a2 images --json | tr -d ' \n')" = "[]" ]; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "$what: a2 kept something: $(f a2 ps -a) $(f a2 volume ls) $(ls -A "$T_DIR/a2/root/migrations" "$T_DIR/a2/root/layers")"
+}
+
+migrate_fails() { # WHAT PATTERN [migrate args]
+  local what=$1 pattern=$2; shift 2
+  local out rc=0
+  out=$(f a1 migrate svc --to "$HOST_a2_URL" "$@" 2>&1) || rc=$?
+  [ "$rc" != 0 ] || fail "$what: migration succeeded: $out"
+  echo "$out" | grep -Eq "$pattern" || fail "$what: error does not match /$pattern/: $out"
+  echo "$out" | grep -q "runs on the source as before" || fail "$what: no word of the resume: $out"
+}
+
+# 1. the target agent dies when asked to restore (the pages are already there)
+host_restart a2 FERRY_FAULT=incoming-restore:exit
+migrate_fails "target dies" "phase restore"
+host_restart a2
+intact "target agent died at restore"
+check "target agent dies at restore: source resumed, target cleaned up on restart"
+
+# 2. the target's disk is full during pre-copy
+host_restart a2 FERRY_FAULT=incoming-put:enospc
+migrate_fails "disk full" "phase precopy.*No space left on device"
+intact "target disk full"
+check "target disk full: source resumed, target kept nothing"
+
+# 3. CRIU/runc fails on the target
+host_restart a2 FERRY_FAULT=incoming-criu-restore:fail
+migrate_fails "restore fails" "phase restore.*injected fault"
+intact "restore failed on target"
+check "CRIU restore fails on the target: source resumed, target removed what it received"
+
+# 4. the target hangs: the source gives up at its timeout
+host_restart a2 FERRY_FAULT=incoming-restore:hang
+t0=$(date +%s)
+migrate_fails "timeout" "phase restore.*(Timeout|timed out)" --timeout 8
+[ $(( $(date +%s) - t0 )) -lt 30 ] || fail "timeout took too long"
+stop_agent a2 KILL
+start_agent a2
+intact "target hung"
+check "target hangs: source resumed after its timeout; the target cleaned up on restart"
+
+# 5. the link breaks during pre-copy
+host_restart a2 FERRY_FAULT=incoming-put:delay=3000
+( sleep 1; ip -n "$T_SW" link set "$HOST_a2_LINK" down ) &
+cutter=$!
+migrate_fails "link breaks" "phase precopy" --timeout 6
+wait "$cutter"
+ip -n "$T_SW" link set "$HOST_a2_LINK" up
+host_restart a2
+intact "link broke"
+check "link breaks: source resumed; the target dropped the migration"
+
+# 6. the source agent dies while the container is frozen and off the network
+host_restart a1 FERRY_FAULT=source-frozen:exit
+f a1 migrate svc --to "$HOST_a2_URL" >/dev/null 2>&1 || true
+sleep 0.5
+host_restart a1
+intact "source agent died mid-migration"
+check "source agent dies mid-migration: resumed on restart, target cleaned up"
+
+# and afterwards a clean migration still works
+f a1 migrate svc --to "$HOST_a2_URL" >/dev/null
+f a2 ps | grep -q "svc .*running" || fail "final migration"
+check "a clean migration succeeds after all that"
+touch "$T_DIR/stop-client"
+rc=0
+wait "$client" || rc=$?
+cat "$T_DIR/client.out"
+[ "$rc" = 0 ] || fail "client: $(cat "$T_DIR/client.out")"
+check "one TCP connection survived all six failures and the final move: $(cat "$T_DIR/client.out")"
+echo "# all checks passed"
