@@ -183,8 +183,15 @@ cleanup() {
     f "$h" ps -a --json 2>/dev/null | grep -o '"name": "[^"]*"' | cut -d'"' -f4 |
       while read -r n; do f "$h" rm -f "$n" >/dev/null 2>&1; done
   done
-  local p
+  local p i alive
   for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for i in $(seq 1 50); do  # bounded: 5 s, then SIGKILL
+    alive=0
+    for p in "${T_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${T_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   for p in "${T_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   # Whatever is left: containers, shims, mounts.
   for h in "${T_HOSTS[@]}"; do
