@@ -70,4 +70,25 @@ grep -q "downtime" "$T_DIR/keep.out" || fail "report lacks downtime"
 f a1 ps -a | grep -q "echo .*migrated" || fail "--keep did not keep a stopped copy: $(f a1 ps -a)"
 f a2 ps | grep -q "echo .*running" || fail "echo not on a2 after --keep migration"
 check "--keep: stopped copy on the source, running on the target"
+# redis: keys intact after a1 -> a2 -> a1, one client connection throughout
+need redis-cli redis-server
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
+f a1 image import "$T_DIR/redis.tar" --name redis >/dev/null
+R="$CLUSTER_NET.30"
+f a1 run -d --name redis --ip "$R" redis redis-server --protected-mode no --save '' --appendonly no >/dev/null
+for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$R" ping >/dev/null 2>&1 && break; sleep 0.1; done
+for i in $(seq 1 500); do echo "SET key:$i value-$i"; done | in_ns c1 redis-cli -h "$R" >/dev/null
+in_ns c1 redis-cli -h "$R" -r 80 -i 0.1 CLIENT ID >"$T_DIR/rc.out" 2>&1 &
+rcl=$!
+sleep 1
+f a1 migrate redis --to "$HOST_a2_URL" >/dev/null
+[ "$(in_ns c1 redis-cli -h "$R" DBSIZE)" = 500 ] || fail "keys on a2: $(in_ns c1 redis-cli -h "$R" DBSIZE)"
+f a2 migrate redis --to "$HOST_a1_URL" >/dev/null
+f a1 ps | grep -q "redis .*running" || fail "redis not back on a1"
+[ "$(in_ns c1 redis-cli -h "$R" DBSIZE)" = 500 ] || fail "keys after a1 -> a2 -> a1"
+[ "$(in_ns c1 redis-cli -h "$R" GET key:321)" = value-321 ] || fail "key:321"
+wait "$rcl" || true
+[ "$(grep -cE '^[0-9]+$' "$T_DIR/rc.out")" = 80 ] || fail "redis client got $(grep -cE '^[0-9]+$' "$T_DIR/rc.out") of 80 answers: $(sort "$T_DIR/rc.out" | uniq -c)"
+[ "$(grep -E '^[0-9]+$' "$T_DIR/rc.out" | sort -u | wc -l)" = 1 ] || fail "redis client reconnected: $(sort "$T_DIR/rc.out" | uniq -c)"
+check "redis a1 -> a2 -> a1: 500 keys intact, one client connection answered all 80 commands"
 echo "# all checks passed"

@@ -34,6 +34,7 @@ void api_server_stop(struct api_server *s);
 struct api_request {
   const char *method;
   const char *peer;        /* client IPv4 address on TCP, "" on the unix socket */
+  const char *local;       /* our own "ADDR:PORT" of this TCP connection, "" on the unix socket */
   const char *path;        /* without query */
   const char *body;        /* JSON body, NUL-terminated (may be empty) */
   size_t body_len;
@@ -49,6 +50,9 @@ struct api_response {
   char *raw;          /* a raw text body (logs) */
   size_t raw_len;
 };
+
+/* The seeds' API (seed.c): returns false when the path is not one of it. */
+bool api_seed_dispatch(struct agent *a, const struct api_request *req, struct api_response *resp);
 
 /* True when the request's body should be streamed to a file (image upload). */
 bool api_route_wants_upload(const char *method, const char *path);

@@ -361,7 +361,9 @@ void api_dispatch(struct agent *a, const struct api_request *req, struct api_res
   /* Image references contain '/' (registry/name:tag): the rest is one segment. */
   size_t n = split(req->path, seg, is_images ? 3 : 6);
   struct ferry_err err = {0};
-  if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0) {
+  if (api_seed_dispatch(a, req, resp)) {
+    /* answered in the seeds' own terms */
+  } else if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0) {
     reply(resp, 200, json_pack("{s:s}", "status", "UP"));
   } else if (n == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "info") == 0) {
     reply(resp, 200, agent_info(a));

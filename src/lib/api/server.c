@@ -218,8 +218,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
       MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, peer, sizeof peer);
+  char local[64] = "";
+  const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct sockaddr_in la;
+  socklen_t lal = sizeof la;
+  if (peer[0] && fdi && getsockname(fdi->connect_fd, (struct sockaddr *)&la, &lal) == 0 &&
+      la.sin_family == AF_INET) {
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &la.sin_addr, ip, sizeof ip);
+    snprintf(local, sizeof local, "%s:%u", ip, (unsigned)ntohs(la.sin_port));
+  }
   struct api_request req = {.method = method,
                             .peer = peer,
+                            .local = local,
                             .path = url,
                             .body = c->body ? c->body : "",
                             .body_len = c->len,

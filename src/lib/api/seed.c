@@ -1,0 +1,230 @@
+/* The first seed's satellite-server API, beside /v1, so that its
+ * ground-station server and scripts drive ferryd unchanged. Replies are
+ * {"status": "success"|"error", "message", ...}. See docs/api.md.
+ *
+ * The pull form of a migration runs the same engine as `ferry migrate`:
+ *   POST /start_migration {"server_ip", "container_name"}   (sent to the target)
+ *     -> the target asks the source: GET http://SERVER_IP:PORT/containers/NAME
+ *     -> the source pushes NAME to the target and answers with the report. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "migrate/migrate.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  json_t *j = extra ? extra : json_object();
+  json_object_set_new(j, "status", json_string("success"));
+  json_object_set_new(j, "message", json_string(msg));
+  free(msg);
+  resp->status = 200;
+  resp->json = j;
+}
+
+static void error(struct api_response *resp, const struct ferry_err *err)
+{
+  resp->status = api_status_for(err);
+  resp->json = json_pack("{s:s, s:s}", "status", "error", "message", err->msg);
+}
+
+static bool path_arg(const char *path, const char *prefix, const char **arg)
+{
+  size_t n = strlen(prefix);
+  if (strncmp(path, prefix, n) != 0 || !path[n] || strchr(path + n, '/'))
+    return false;
+  *arg = path + n;
+  return true;
+}
+
+/* The port of our own TCP API ("ADDR:PORT" of the connection), else 8000 as in the seed. */
+static const char *own_port(const struct api_request *req)
+{
+  const char *c = req->local ? strrchr(req->local, ':') : NULL;
+  return c ? c + 1 : "8000";
+}
+
+/* Source side: migrate NAME to the agent that asked, and answer when done. */
+static void pull_source(struct agent *a, const struct api_request *req, const char *name,
+                        struct api_response *resp)
+{
+  struct ferry_err err = {0};
+  const char *to = req->query(req->query_ctx, "to");
+  _cleanup_free_ char *url = NULL;
+  if (to)
+    url = xstrdup(to);
+  else if (req->peer && *req->peer)
+    url = xasprintf("tcp://%s:%s", req->peer, own_port(req));
+  else {
+    FERRY_INVALID(&err, "a pull over the unix socket needs ?to=URL");
+    error(resp, &err);
+    return;
+  }
+  _cleanup_json_ json_t *body = json_pack("{s:s}", "to", url);
+  json_t *started = NULL;
+  if (migrate_start(a, name, body, &started, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  json_t *rep = migrate_wait(a, json_str_or(started, "id", ""), 3600);
+  json_decref(started);
+  if (!rep || strcmp(json_str_or(rep, "status", ""), "succeeded") != 0) {
+    ferry_err_set(&err, -EIO, FERRY_E_INTERNAL, "migration of %s to %s failed: %s", name, url,
+                  json_str_or(rep, "error", "unknown"));
+    json_decref(rep);
+    error(resp, &err);
+    return;
+  }
+  ok(resp, json_pack("{s:o}", "report", rep), "container %s migrated", name);
+}
+
+/* Target side: ask the source to push NAME here. */
+static void start_migration(struct agent *a, const struct api_request *req, json_t *body,
+                            struct api_response *resp)
+{
+  struct ferry_err err = {0};
+  const char *server, *name;
+  if (json_get_str(body, "server_ip", true, &server, &err) < 0 ||
+      json_get_str(body, "container_name", true, &name, &err) < 0 ||
+      validate_name("container", name, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  _cleanup_free_ char *src = NULL;
+  if (strstr(server, "://"))
+    src = xstrdup(server);
+  else if (strchr(server, ':'))
+    src = xasprintf("tcp://%s", server);
+  else
+    src = xasprintf("tcp://%s:%s", server, own_port(req));
+  _cleanup_free_ char *me = NULL;
+  if (req->local && *req->local)
+    me = xasprintf("tcp://%s", req->local);
+  struct api_client *c = NULL;
+  if (api_client_new(src, &c, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  api_client_set_token(c, a->token);
+  api_client_set_ca(c, a->tls_ca);
+  _cleanup_free_ char *en = api_escape(name);
+  _cleanup_free_ char *eme = me ? api_escape(me) : NULL;
+  _cleanup_free_ char *url = eme ? xasprintf("/containers/%s?to=%s", en, eme) : xasprintf("/containers/%s", en);
+  _cleanup_json_ json_t *out = NULL;
+  int r = api_call(c, "GET", url, NULL, &out, &err);
+  api_client_free(c);
+  if (r < 0) {
+    ferry_err_wrap(&err, "pull %s from %s", name, src);
+    error(resp, &err);
+    return;
+  }
+  json_t *rep = json_object_get(out, "report");
+  json_t *ph = json_object_get(rep, "phases");
+  double ckpt = (double)(json_integer_value(json_object_get(ph, "freeze")) +
+                         json_integer_value(json_object_get(ph, "dump")) +
+                         json_integer_value(json_object_get(ph, "transfer"))) / 1000.0;
+  double rest = (double)json_integer_value(json_object_get(ph, "restore")) / 1000.0;
+  ok(resp,
+     json_pack("{s:f, s:f, s:O}", "checkpoint_duration", ckpt, "restore_duration", rest, "report",
+               rep ? rep : json_null()),
+     "container %s migrated here", name);
+}
+
+static void redis_exec(struct agent *a, char *const *cmd, const char *key,
+                       struct api_response *resp)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *req = json_pack("{s:o, s:i}", "cmd", json_strv(cmd), "timeout", 30);
+  _cleanup_json_ json_t *out = NULL;
+  if (agent_ctr_exec(a, "redis", req, &out, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  if (json_integer_value(json_object_get(out, "exit_code")) != 0) {
+    FERRY_INTERNAL(&err, "redis-cli in container redis: %s", json_str_or(out, "stderr", ""));
+    error(resp, &err);
+    return;
+  }
+  _cleanup_free_ char *value = xstrdup(json_str_or(out, "stdout", ""));
+  value[strcspn(value, "\n")] = '\0';
+  ok(resp, json_pack("{s:s, s:s}", "key", key, "value", value), "redis %s", cmd[1]);
+}
+
+bool api_seed_dispatch(struct agent *a, const struct api_request *req, struct api_response *resp)
+{
+  const char *m = req->method, *p = req->path, *arg;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  bool post = strcmp(m, "POST") == 0, get = strcmp(m, "GET") == 0;
+  if (post && (strcmp(p, "/start_migration") == 0 || strcmp(p, "/start_container") == 0 ||
+               strcmp(p, "/set_redis") == 0)) {
+    if (json_parse(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2,
+                   "request body", &body, &err) < 0 || !json_is_object(body)) {
+      if (!err.msg[0])
+        FERRY_INVALID(&err, "request body must be a JSON object");
+      error(resp, &err);
+      return true;
+    }
+  }
+  if (post && strcmp(p, "/start_migration") == 0) {
+    start_migration(a, req, body, resp);
+  } else if (get && (path_arg(p, "/containers/", &arg) || path_arg(p, "/container/", &arg))) {
+    pull_source(a, req, arg, resp);
+  } else if (post && strcmp(p, "/start_container") == 0) {
+    const char *name;
+    json_t *out = NULL;
+    if (json_get_str(body, "container_name", true, &name, &err) < 0 ||
+        agent_ctr_start(a, name, &out, &err) < 0)
+      error(resp, &err);
+    else {
+      json_decref(out);
+      ok(resp, NULL, "container %s started", name);
+    }
+  } else if (post && path_arg(p, "/stop_container/", &arg)) {
+    json_t *out = NULL;
+    if (agent_ctr_stop(a, arg, -1, &out, &err) < 0)
+      error(resp, &err);
+    else {
+      json_decref(out);
+      ok(resp, NULL, "container %s stopped", arg);
+    }
+  } else if (post && path_arg(p, "/remove_container/", &arg)) {
+    if (agent_ctr_remove(a, arg, true, &err) < 0)
+      error(resp, &err);
+    else
+      ok(resp, NULL, "container %s removed", arg);
+  } else if (post && path_arg(p, "/remove_volume/", &arg)) {
+    if (agent_volume_remove(a, arg, &err) < 0)
+      error(resp, &err);
+    else
+      ok(resp, NULL, "volume %s removed", arg);
+  } else if (post && strcmp(p, "/set_redis") == 0) {
+    const char *key, *value;
+    if (json_get_str(body, "key", true, &key, &err) < 0 ||
+        json_get_str(body, "value", true, &value, &err) < 0) {
+      error(resp, &err);
+    } else {
+      char *cmd[] = {"redis-cli", "set", (char *)key, (char *)value, NULL};
+      redis_exec(a, cmd, key, resp);
+    }
+  } else if (get && path_arg(p, "/get_redis/", &arg)) {
+    char *cmd[] = {"redis-cli", "get", (char *)arg, NULL};
+    redis_exec(a, cmd, arg, resp);
+  } else {
+    return false;
+  }
+  return true;
+}
