@@ -27,15 +27,6 @@
 
 #define CKPT_FORMAT 1
 
-static char **runc_base(struct agent *a)
-{
-  char **v = strv_new();
-  strv_push(&v, a->rt.runc);
-  strv_push(&v, "--root");
-  strv_push(&v, a->rt.runc_root);
-  return v;
-}
-
 static int tar_volumes(struct agent *a, json_t *rec, const char *dir, uint64_t *bytes,
                        struct ferry_err *err)
 {
@@ -66,8 +57,6 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   _cleanup_free_ char *criu_dir = NULL;
   _cleanup_free_ char *upper = NULL;
   _cleanup_free_ char *difftar = NULL;
-  _cleanup_strv_ char **argv = NULL;
-  _cleanup_free_ char *statsp = NULL;
   _cleanup_json_ json_t *meta = NULL;
   _cleanup_free_ char *metap = NULL;
   const char *dir_in;
@@ -136,30 +125,11 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
     goto fail;
   }
   uint64_t t_files = now_mono_ms();
-  argv = runc_base(a);
-  strv_push(&argv, "checkpoint");
-  strv_push(&argv, "--image-path");
-  strv_push(&argv, criu_dir);
-  strv_push(&argv, "--work-path");
-  strv_push(&argv, criu_dir);
-  strv_push(&argv, "--tcp-established");
-  strv_push(&argv, "--file-locks");
-  if (leave)
-    strv_push(&argv, "--leave-running");
-  strv_push(&argv, id);
-  struct spawn_result res = {0};
-  struct spawn_opts so = {.timeout_ms = 600000};
-  r = spawn_run((const char *const *)argv, &so, &res, err);
-  if (r == 0 && res.exit_code != 0) {
-    _cleanup_free_ char *logp = path_join(criu_dir, "dump.log");
-    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-    _cleanup_free_ char *t = tail_lines(res.errout, 300);
-    r = FERRY_INTERNAL(err, "container \"%s\": runc checkpoint failed: %s%s%s", name, t,
-                       *cerr ? "; CRIU: " : "", cerr);
-  }
-  spawn_result_free(&res);
-  if (r < 0)
+  json_t *criu_stats = NULL;
+  if ((r = ckpt_dump(&a->rt, id, criu_dir, NULL, leave, 600000, &criu_stats, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\"", name);
     goto fail;
+  }
   uint64_t t_dumped = now_mono_ms();
 
   if (leave) {
@@ -195,10 +165,8 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   json_object_set_new(report, "criu_bytes", json_integer((json_int_t)dir_size(criu_dir)));
   json_object_set_new(report, "rootfs_bytes", json_integer((json_int_t)diff_bytes));
   json_object_set_new(report, "volume_bytes", json_integer((json_int_t)vol_bytes));
-  statsp = path_join(criu_dir, "stats-dump");
-  json_t *criu = NULL;
-  if (criu_stats_read(statsp, &criu, NULL) == 0)
-    json_object_set_new(report, "criu", criu);
+  if (criu_stats)
+    json_object_set_new(report, "criu", criu_stats);
   meta = json_object();
   json_object_set_new(meta, "format", json_integer(CKPT_FORMAT));
   json_object_set(meta, "container", rec);
@@ -272,9 +240,6 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   _cleanup_free_ char *upper = NULL;
   _cleanup_free_ char *difftar = NULL;
   _cleanup_free_ char *criu_dir = NULL;
-  _cleanup_free_ char *work = NULL;
-  _cleanup_strv_ char **rargs = NULL;
-  _cleanup_free_ char *statsp = NULL;
   const char *dir_in, *newname;
   int r;
   if (!json_is_object(req))
@@ -386,23 +351,9 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     goto fail;
   uint64_t t_net = now_mono_ms();
   criu_dir = path_join(dir, "criu");
-  work = ctr_path(&a->rt, id, "restore-work");
-  rm_rf(work, NULL);
-  if ((r = mkdir_p(work, 0700, err)) < 0)
-    goto fail;
-  rargs = strv_new();
-  strv_push(&rargs, "--image-path");
-  strv_push(&rargs, criu_dir);
-  strv_push(&rargs, "--work-path");
-  strv_push(&rargs, work);
-  strv_push(&rargs, "--tcp-established");
-  strv_push(&rargs, "--file-locks");
   int pid = 0;
-  if ((r = runc_launch(&a->rt, rec, rargs, &pid, err)) < 0) {
-    _cleanup_free_ char *logp = path_join(work, "restore.log");
-    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-    if (*cerr)
-      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+  json_t *criu_stats = NULL;
+  if ((r = ckpt_restore(&a->rt, rec, criu_dir, &pid, &criu_stats, err)) < 0) {
     ferry_err_wrap(err, "restore \"%s\"", name);
     goto fail;
   }
@@ -420,10 +371,8 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   json_object_set_new(report, "setup_ms", json_integer((json_int_t)(t_net - t_files)));
   json_object_set_new(report, "restore_ms", json_integer((json_int_t)(t_end - t_net)));
   json_object_set_new(report, "total_ms", json_integer((json_int_t)(t_end - t0)));
-  statsp = path_join(work, "stats-restore");
-  json_t *criu = NULL;
-  if (criu_stats_read(statsp, &criu, NULL) == 0)
-    json_object_set_new(report, "criu", criu);
+  if (criu_stats)
+    json_object_set_new(report, "criu", criu_stats);
   ctr_refresh(&a->rt, rec);
   json_object_set(report, "container_record", rec);
   log_info("agent", "container %s restored from %s, pid %d (%" PRIu64 " ms)", name, dir, pid,

@@ -14,6 +14,21 @@ int criu_stats_read(const char *path, json_t **out, struct ferry_err *err);
 /* The lines of a CRIU log that report errors, joined by "; " (malloc'd, maybe ""). */
 char *criu_log_errors(const char *log_path, size_t max);
 
+struct runtime;
+
+/* runc checkpoint of container id into images_dir (also CRIU's work dir):
+ * established TCP connections and file locks included; page_server
+ * ("ADDR:PORT", or NULL) receives the memory pages instead of images_dir.
+ * On failure the error carries runc's message and CRIU's log errors.
+ * *stats (optional) gets CRIU's dump figures. */
+int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
+              bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
+/* Restores the container of record rec from images_dir through ferry-shim
+ * (runc restore --tcp-established), with CRIU's work dir in the container's
+ * directory. *stats (optional) gets CRIU's restore figures. */
+int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *pid,
+                 json_t **stats, struct ferry_err *err);
+
 /* Writes the tree below dir into a tar at out (pax, with xattrs and overlay
  * whiteouts). *bytes gets the archive size. */
 int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_err *err);

@@ -288,24 +288,10 @@ static void *source_main(void *arg)
     rm_rf(local, NULL);
     if ((r = mkdir_p(criu, 0700, &err)) < 0)
       goto fail;
-    const char *argv[] = {a->rt.runc, "--root", a->rt.runc_root, "checkpoint", "--image-path", criu,
-                          "--work-path", criu, "--page-server", psarg, "--tcp-established",
-                          "--file-locks", "--leave-running", id, NULL};
-    struct spawn_result res = {0};
-    struct spawn_opts so = {.timeout_ms = (int)remaining_s(o) * 1000};
-    r = spawn_run(argv, &so, &res, &err);
-    if (r == 0 && res.exit_code != 0) {
-      _cleanup_free_ char *logp = path_join(criu, "dump.log");
-      _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-      _cleanup_free_ char *t = tail_lines(res.errout, 300);
-      r = FERRY_INTERNAL(&err, "runc checkpoint: %s%s%s", t, *cerr ? "; CRIU: " : "", cerr);
-    }
-    spawn_result_free(&res);
-    if (r < 0)
-      goto fail;
-    _cleanup_free_ char *statsp = path_join(criu, "stats-dump");
     json_t *cs = NULL;
-    if (criu_stats_read(statsp, &cs, NULL) == 0) {
+    if ((r = ckpt_dump(&a->rt, id, criu, psarg, true, (int)remaining_s(o) * 1000, &cs, &err)) < 0)
+      goto fail;
+    if (cs) {
       pthread_mutex_lock(&m->out_lock);
       o->criu = cs;
       pthread_mutex_unlock(&m->out_lock);

@@ -444,7 +444,6 @@ static void unmark_volume(struct agent *a, const char *name)
 int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   _cleanup_free_ char *upper = NULL;
-  _cleanup_free_ char *statsp = NULL;
   struct migrations *m = a->mig;
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in;
@@ -467,8 +466,6 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
-  _cleanup_free_ char *work = NULL;
-  _cleanup_strv_ char **rargs = strv_new();
   bool have_lock = false, created = false;
   /* The page server ends when the source's dump is complete. */
   if (in->ps_pid > 0) {
@@ -547,22 +544,10 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
   if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
     goto fail;
   uint64_t t_net = now_mono_ms();
-  work = ctr_path(&a->rt, cid, "restore-work");
-  if ((r = mkdir_p(work, 0700, err)) < 0)
-    goto fail;
-  strv_push(&rargs, "--image-path");
-  strv_push(&rargs, criu);
-  strv_push(&rargs, "--work-path");
-  strv_push(&rargs, work);
-  strv_push(&rargs, "--tcp-established");
-  strv_push(&rargs, "--file-locks");
   int pid = 0;
+  json_t *cs = NULL;
   if ((r = ferry_fault("incoming-criu-restore", err)) < 0 ||
-      (r = runc_launch(&a->rt, rec, rargs, &pid, err)) < 0) {
-    _cleanup_free_ char *logp = path_join(work, "restore.log");
-    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-    if (*cerr)
-      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+      (r = ckpt_restore(&a->rt, rec, criu, &pid, &cs, err)) < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
@@ -584,9 +569,7 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
                          (json_int_t)(t_net - t_files), "restore_ms",
                          (json_int_t)(t_restored - t_net), "announce_ms",
                          (json_int_t)(t_end - t_restored), "total_ms", (json_int_t)(t_end - t0));
-  statsp = path_join(work, "stats-restore");
-  json_t *cs = NULL;
-  if (criu_stats_read(statsp, &cs, NULL) == 0)
+  if (cs)
     json_object_set_new(in->report, "criu", cs);
   /* The images are used up; the state file stays so the source can ask. */
   rm_rf(criu, NULL);
