@@ -210,6 +210,12 @@ cleanup() {
     ip netns del "$ns" 2>/dev/null
   done
   for ns in "${T_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  if [ -n "${FERRY_TEST_LOGS:-}" ]; then  # keep the agents' logs (e.g. for a sanitizer run)
+    mkdir -p "$FERRY_TEST_LOGS"
+    for h in "${T_HOSTS[@]}"; do
+      cp "$T_DIR/$h/ferryd.log" "$FERRY_TEST_LOGS/$(basename "$0" .sh)-$h.log" 2>/dev/null
+    done
+  fi
   rm -rf "$T_DIR"
   exit "$rc"
 }
