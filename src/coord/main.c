@@ -1,12 +1,16 @@
 /* ferry-coord: the coordinator. For now its satellite tools:
- *   ferry-coord sat ls --tle FILE [--stations FILE] --at TIME [--json] */
+ *   ferry-coord sat ls --tle FILE [--stations FILE] --at TIME [--json]
+ *   ferry-coord sat passes --tle FILE --stations FILE --from TIME --to TIME [--json]
+ *   ferry-coord plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json] */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord/plan.h"
 #include "orbit/topo.h"
+#include "orbit/visibility.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -153,11 +157,292 @@ static int sat_ls(int argc, char **argv)
   return 0;
 }
 
+/* Options shared by passes and plan. */
+struct span_opts {
+  const char *tle, *stations, *services, *from, *to;
+  double step_s;
+  int threads;
+  bool json;
+};
+
+static int parse_span(int argc, char **argv, const char *help, struct span_opts *o)
+{
+  static const struct option lo[] = {{"tle", required_argument, 0, 't'},
+                                     {"stations", required_argument, 0, 's'},
+                                     {"services", required_argument, 0, 'S'},
+                                     {"from", required_argument, 0, 'f'},
+                                     {"to", required_argument, 0, 'T'},
+                                     {"step", required_argument, 0, 'p'},
+                                     {"threads", required_argument, 0, 'n'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  memset(o, 0, sizeof *o);
+  o->step_s = 30;
+  o->threads = 2;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 't': o->tle = optarg; break;
+    case 's': o->stations = optarg; break;
+    case 'S': o->services = optarg; break;
+    case 'f': o->from = optarg; break;
+    case 'T': o->to = optarg; break;
+    case 'p': o->step_s = atof(optarg); break;
+    case 'n': o->threads = atoi(optarg); break;
+    case 'j': o->json = true; break;
+    case 'h': fputs(help, stdout); return 1;
+    default: fputs(help, stderr); return -1;
+    }
+  }
+  if (!o->tle || !o->stations || !o->from || !o->to || optind != argc || o->step_s <= 0 ||
+      o->threads < 1 || o->threads > 64) {
+    fputs(help, stderr);
+    return -1;
+  }
+  return 0;
+}
+
+struct span_data {
+  struct tle_set set;
+  struct station *st;
+  size_t nst;
+  struct jtime t0;
+  double span_min;
+  struct windows w;
+};
+
+static void span_free(struct span_data *d)
+{
+  tle_set_free(&d->set);
+  free(d->st);
+  windows_free(&d->w);
+}
+
+static int load_span(const struct span_opts *o, struct span_data *d, struct ferry_err *err)
+{
+  memset(d, 0, sizeof *d);
+  struct jtime t1;
+  int r;
+  if ((r = parse_time(o->from, &d->t0, err)) < 0 || (r = parse_time(o->to, &t1, err)) < 0)
+    return r;
+  d->span_min = ((t1.jd - d->t0.jd) + (t1.fr - d->t0.fr)) * 1440.0;
+  if (d->span_min <= 0)
+    return FERRY_INVALID(err, "--to must be later than --from");
+  if (d->span_min > 31 * 1440.0)
+    return FERRY_INVALID(err, "the span is longer than 31 days");
+  if ((r = tle_file_load(o->tle, &d->set, err)) < 0 ||
+      (r = stations_load(o->stations, &d->st, &d->nst, err)) < 0)
+    return r;
+  return visibility_windows(&d->set, d->st, d->nst, d->t0, d->span_min, o->step_s, o->threads,
+                            &d->w, err);
+}
+
+static const char *sat_name(const struct tle *t, char *buf, size_t len)
+{
+  if (t->name[0])
+    snprintf(buf, len, "%s", t->name);
+  else
+    snprintf(buf, len, "%ld", t->satnum);
+  return buf;
+}
+
+static void fmt_min(struct jtime t0, double m, char *buf, size_t len)
+{
+  format_jd(t0.jd + t0.fr + m / 1440.0, buf, len);
+}
+
+static const char passes_help[] =
+    "Usage: ferry-coord sat passes --tle FILE --stations FILE --from TIME --to TIME\n"
+    "                              [--step S] [--threads N] [--json]\n"
+    "Lists every window in which a satellite is above a station's minimum elevation.\n";
+
+static int sat_passes(int argc, char **argv)
+{
+  struct span_opts o;
+  int pr = parse_span(argc, argv, passes_help, &o);
+  if (pr != 0)
+    return pr > 0 ? 0 : 125;
+  struct span_data d;
+  struct ferry_err err = {0};
+  if (load_span(&o, &d, &err) < 0) {
+    span_free(&d);
+    return fail(&err);
+  }
+  json_t *arr = json_array();
+  if (!o.json)
+    printf("%-16s %-24s %-21s %-21s %8s\n", "STATION", "SATELLITE", "AOS", "LOS", "MAX_EL");
+  for (size_t i = 0; i < d.w.n; i++) {
+    const struct window *w = &d.w.v[i];
+    char a[32], l[32], nm[64];
+    fmt_min(d.t0, w->aos, a, sizeof a);
+    fmt_min(d.t0, w->los, l, sizeof l);
+    sat_name(&d.set.v[w->sat], nm, sizeof nm);
+    if (o.json)
+      json_array_append_new(
+          arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:f, s:f, s:f, s:b, s:b}", "station",
+                         d.st[w->station].name, "satellite", nm, "satnum",
+                         (json_int_t)d.set.v[w->sat].satnum, "aos", a, "los", l, "aos_min", w->aos,
+                         "los_min", w->los, "max_elevation_deg", w->max_el_deg, "in_view_at_start",
+                         w->open_start, "in_view_at_end", w->open_end));
+    else
+      printf("%-16s %-24s %-21s %-21s %8.2f\n", d.st[w->station].name, nm, a, l, w->max_el_deg);
+  }
+  if (o.json) {
+    char *s = json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    puts(s);
+    free(s);
+  }
+  json_decref(arr);
+  span_free(&d);
+  return 0;
+}
+
+static const char plan_help[] =
+    "Usage: ferry-coord plan --tle FILE --stations FILE --services FILE --from TIME --to TIME\n"
+    "                        [--step S] [--threads N] [--json]\n"
+    "Prints the handover schedule (a dry run): each service stays on a satellite its\n"
+    "ground station sees and moves, lead_s before that satellite sets, to the one in\n"
+    "view that stays in view longest.\n"
+    "  --services FILE  JSON: [{\"name\", \"station\", \"lead_s\"}]\n"
+    "  --step S         sampling step in seconds (default 30); crossings are refined to 0.1 s\n";
+
+static int plan_cmd(int argc, char **argv)
+{
+  struct span_opts o;
+  int pr = parse_span(argc, argv, plan_help, &o);
+  if (pr != 0)
+    return pr > 0 ? 0 : 125;
+  if (!o.services) {
+    fputs(plan_help, stderr);
+    return 125;
+  }
+  struct span_data d;
+  struct ferry_err err = {0};
+  struct service *svc = NULL;
+  size_t nsvc = 0;
+  struct plan p = {0};
+  int rc = 0;
+  if (load_span(&o, &d, &err) < 0 || services_load(o.services, d.st, d.nst, &svc, &nsvc, &err) < 0 ||
+      plan_handovers(&d.w, svc, nsvc, &p, &err) < 0) {
+    rc = fail(&err);
+    goto out;
+  }
+  json_t *arr = json_array();
+  if (!o.json)
+    printf("%-21s %-16s %-20s %-20s %s\n", "TIME", "SERVICE", "FROM", "TO", "NOTE");
+  for (size_t i = 0; i < p.n; i++) {
+    const struct handover *h = &p.v[i];
+    char at[32], until[32], from[64] = "-", to[64], note[160];
+    fmt_min(d.t0, h->at, at, sizeof at);
+    fmt_min(d.t0, h->to_los, until, sizeof until);
+    if (h->from_sat >= 0)
+      sat_name(&d.set.v[h->from_sat], from, sizeof from);
+    sat_name(&d.set.v[h->to_sat], to, sizeof to);
+    if (h->to_open_end)
+      snprintf(note, sizeof note, "%s stays in view past the end", to);
+    else
+      snprintf(note, sizeof note, "%s in view until %s", to, until);
+    if (h->gap_min > 0) {
+      size_t l = strlen(note);
+      snprintf(note + l, sizeof note - l, "; no satellite in view for %.0f s before", h->gap_min * 60);
+    }
+    if (o.json) {
+      json_t *e = json_pack("{s:s, s:s, s:f, s:s, s:s, s:b, s:f}", "service", svc[h->service].name,
+                            "at", at, "at_min", h->at, "to", to, "to_until", until,
+                            "to_until_end", h->to_open_end, "gap_s", h->gap_min * 60);
+      json_object_set_new(e, "from", h->from_sat >= 0 ? json_string(from) : json_null());
+      json_array_append_new(arr, e);
+    } else {
+      printf("%-21s %-16s %-20s %-20s %s\n", at, svc[h->service].name, from, to, note);
+    }
+  }
+  if (o.json) {
+    char *s = json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    puts(s);
+    free(s);
+  }
+  json_decref(arr);
+out:
+  plan_free(&p);
+  free(svc);
+  span_free(&d);
+  return rc;
+}
+
+static const char shell_help[] =
+    "Usage: ferry-coord sat shell --planes P --per-plane S [--altitude KM] [--inclination DEG]\n"
+    "                             [--phasing F] [--epoch TIME] [--first-satnum N]\n"
+    "Writes the TLEs of a Walker-delta shell (circular orbits) to standard output:\n"
+    "synthetic constellations for tests, plans and benchmarks.\n";
+
+static int sat_shell(int argc, char **argv)
+{
+  static const struct option lo[] = {{"planes", required_argument, 0, 'p'},
+                                     {"per-plane", required_argument, 0, 's'},
+                                     {"altitude", required_argument, 0, 'a'},
+                                     {"inclination", required_argument, 0, 'i'},
+                                     {"phasing", required_argument, 0, 'f'},
+                                     {"epoch", required_argument, 0, 'e'},
+                                     {"first-satnum", required_argument, 0, 'n'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  int planes = 0, per = 0, phasing = 1, c;
+  long first = 90000;
+  double alt = 550, incl = 53;
+  const char *epoch = "2026-11-21T00:00:00Z";
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'p': planes = atoi(optarg); break;
+    case 's': per = atoi(optarg); break;
+    case 'a': alt = atof(optarg); break;
+    case 'i': incl = atof(optarg); break;
+    case 'f': phasing = atoi(optarg); break;
+    case 'e': epoch = optarg; break;
+    case 'n': first = atol(optarg); break;
+    case 'h': fputs(shell_help, stdout); return 0;
+    default: fputs(shell_help, stderr); return 125;
+    }
+  }
+  if (planes < 1 || per < 1 || (long)planes * per > 99999 || alt < 150 || alt > 40000 ||
+      incl < 0 || incl > 180 || optind != argc) {
+    fputs(shell_help, stderr);
+    return 125;
+  }
+  struct ferry_err err = {0};
+  struct jtime t0;
+  if (parse_time(epoch, &t0, &err) < 0)
+    return fail(&err);
+  const double mu = 398600.8, re = 6378.135;
+  double a = re + alt;
+  double revs = sqrt(mu / (a * a * a)) * 86400.0 / (2.0 * 3.14159265358979323846);
+  int total = planes * per;
+  for (int p = 0; p < planes; p++) {
+    for (int k = 0; k < per; k++) {
+      double raan = 360.0 * p / planes;
+      double ma = 360.0 * k / per + 360.0 * phasing * p / total;
+      char l1[72], l2[72];
+      long num = first + p * per + k;
+      tle_format(num, t0.jd, t0.fr, incl, raan, 0.0001, 0.0, fmod(ma, 360.0), revs, l1, l2);
+      printf("SAT-%03d-%03d\n%s\n%s\n", p, k, l1, l2);
+    }
+  }
+  return 0;
+}
+
 static void usage(FILE *f)
 {
   fprintf(f, "Usage: ferry-coord COMMAND\n\n"
              "  sat ls --tle FILE [--stations FILE] --at TIME [--json]\n"
-             "      satellite positions and their elevation/azimuth from ground stations\n");
+             "      satellite positions and their elevation/azimuth from ground stations\n"
+             "  sat shell --planes P --per-plane S [--altitude KM] [--inclination DEG] ...\n"
+             "      TLEs of a synthetic Walker-delta shell\n"
+             "  sat passes --tle FILE --stations FILE --from TIME --to TIME [--json]\n"
+             "      visibility windows of every satellite from every station\n"
+             "  plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json]\n"
+             "      the handover schedule of services following satellite visibility (dry run)\n");
 }
 
 int main(int argc, char **argv)
@@ -168,6 +453,12 @@ int main(int argc, char **argv)
   }
   if (strcmp(argv[1], "sat") == 0 && argc >= 3 && strcmp(argv[2], "ls") == 0)
     return sat_ls(argc - 2, argv + 2);
+  if (strcmp(argv[1], "sat") == 0 && argc >= 3 && strcmp(argv[2], "shell") == 0)
+    return sat_shell(argc - 2, argv + 2);
+  if (strcmp(argv[1], "sat") == 0 && argc >= 3 && strcmp(argv[2], "passes") == 0)
+    return sat_passes(argc - 2, argv + 2);
+  if (strcmp(argv[1], "plan") == 0)
+    return plan_cmd(argc - 1, argv + 1);
   fprintf(stderr, "Error: unknown command \"%s\" (see ferry-coord --help)\n", argv[1]);
   return 125;
 }

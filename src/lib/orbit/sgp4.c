@@ -186,6 +186,43 @@ int tle_parse(const char *line0, const char *line1, const char *line2, bool chec
   return 0;
 }
 
+static void set_checksum(char *l)
+{
+  int sum = 0;
+  for (int i = 0; i < 68; i++) {
+    if (isdigit((unsigned char)l[i]))
+      sum += l[i] - '0';
+    else if (l[i] == '-')
+      sum += 1;
+  }
+  l[68] = (char)('0' + sum % 10);
+  l[69] = '\0';
+}
+
+void tle_format(long satnum, double epoch_jd, double epoch_fr, double incl_deg, double raan_deg,
+                double ecc, double argp_deg, double ma_deg, double revs_per_day, char *line1,
+                char *line2)
+{
+  /* epoch -> two-digit year and fractional day of year */
+  double jd = epoch_jd + epoch_fr;
+  int year = 1957;
+  while (julian_date(year + 1, 1, 1, 0, 0, 0.0) <= jd && year < 2056)
+    year++;
+  double doy = jd - julian_date(year, 1, 1, 0, 0, 0.0) + 1.0;
+  char ecc7[16];
+  snprintf(ecc7, sizeof ecc7, "%07ld", lround(ecc * 1e7));
+  char b1[128], b2[128];
+  snprintf(b1, sizeof b1, "1 %05ldU 26001A   %02d%012.8f  .00000000  00000-0  00000-0 0  9990",
+           satnum % 100000, year % 100, doy);
+  snprintf(b2, sizeof b2, "2 %05ld %8.4f %8.4f %.7s %8.4f %8.4f %11.8f000010", satnum % 100000,
+           incl_deg, fmod(raan_deg, 360.0), ecc7, fmod(argp_deg, 360.0), fmod(ma_deg, 360.0),
+           revs_per_day);
+  set_checksum(b1);
+  set_checksum(b2);
+  memcpy(line1, b1, 70);
+  memcpy(line2, b2, 70);
+}
+
 /* ------------------------------------------------- deep space: common terms */
 
 struct dscom_out {

@@ -23,6 +23,13 @@ struct tle {
 int tle_parse(const char *line0, const char *line1, const char *line2, bool checksums,
               struct tle *out, struct ferry_err *err);
 
+/* Writes lines 1 and 2 (with checksums) of a TLE for the given elements;
+ * epoch as a Julian date in two parts. Used to build synthetic
+ * constellations. line1/line2 need 70 bytes. */
+void tle_format(long satnum, double epoch_jd, double epoch_fr, double incl_deg, double raan_deg,
+                double ecc, double argp_deg, double ma_deg, double revs_per_day, char *line1,
+                char *line2);
+
 /* The propagator's state for one satellite (opaque fields). */
 struct sgp4 {
   /* near earth */
