@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+
+#include "coord/coord.h"
 #include "coord/plan.h"
+#include "util/log.h"
 #include "orbit/topo.h"
 #include "orbit/visibility.h"
 #include "util/cleanup.h"
@@ -432,6 +436,87 @@ static int sat_shell(int argc, char **argv)
   return 0;
 }
 
+static const char serve_help[] =
+    "Usage: ferry-coord serve --db FILE [--listen ADDR:PORT] [--socket PATH] [--token-file F]\n"
+    "                         [--tls-cert F --tls-key F] [--tls-ca F] [--heartbeat-timeout S]\n"
+    "Runs the coordinator: node registry, migrations, REST API (docs/coordinator.md).\n"
+    "  --db FILE            SQLite database (created if missing)\n"
+    "  --listen ADDR:PORT   TCP API (the token is required there, as on the agents)\n"
+    "  --socket PATH        unix socket API (default /run/ferry/coord.sock)\n"
+    "  --token-file F       bearer token required from callers and sent to the agents\n"
+    "  --heartbeat-timeout S  a node silent for longer is down (default 15)\n";
+
+static int serve(int argc, char **argv)
+{
+  static const struct option lo[] = {{"db", required_argument, 0, 'd'},
+                                     {"listen", required_argument, 0, 'l'},
+                                     {"socket", required_argument, 0, 's'},
+                                     {"token-file", required_argument, 0, 't'},
+                                     {"tls-cert", required_argument, 0, 'C'},
+                                     {"tls-key", required_argument, 0, 'K'},
+                                     {"tls-ca", required_argument, 0, 'A'},
+                                     {"heartbeat-timeout", required_argument, 0, 'H'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  struct coord_options co = {0};
+  struct api_server_options so = {.unix_path = "/run/ferry/coord.sock"};
+  const char *token_file = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'd': co.db_path = optarg; break;
+    case 'l': so.listen = optarg; break;
+    case 's': so.unix_path = optarg; break;
+    case 't': token_file = optarg; break;
+    case 'C': so.tls_cert = optarg; break;
+    case 'K': so.tls_key = optarg; break;
+    case 'A': co.tls_ca = optarg; break;
+    case 'H': co.heartbeat_timeout_s = atoi(optarg); break;
+    case 'h': fputs(serve_help, stdout); return 0;
+    default: fputs(serve_help, stderr); return 125;
+    }
+  }
+  if (!co.db_path || optind != argc) {
+    fputs(serve_help, stderr);
+    return 125;
+  }
+  struct ferry_err err = {0};
+  _cleanup_free_ char *token = NULL;
+  if (token_file) {
+    if (read_file(token_file, 4096, &token, NULL, &err) < 0)
+      return fail(&err);
+    token[strcspn(token, "\r\n")] = '\0';
+    co.token = so.token = token;
+  }
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  struct coord co_state;
+  if (coord_open(&co_state, &co, &err) < 0)
+    return fail(&err);
+  so.dispatch = coord_dispatch;
+  so.ctx = &co_state;
+  struct api_server *srv = NULL;
+  if (api_server_start(NULL, &so, &srv, &err) < 0) {
+    coord_close(&co_state);
+    return fail(&err);
+  }
+  log_info("coord", "coordinator ready (db %s%s%s)", co.db_path, so.listen ? ", tcp://" : "",
+           so.listen ? so.listen : "");
+  int sig = 0;
+  sigwait(&mask, &sig);
+  log_info("coord", "signal %d: shutting down", sig);
+  signal(SIGALRM, SIG_DFL);
+  alarm(10);
+  api_server_stop(srv);
+  coord_close(&co_state);
+  return 0;
+}
+
 static void usage(FILE *f)
 {
   fprintf(f, "Usage: ferry-coord COMMAND\n\n"
@@ -441,6 +526,8 @@ static void usage(FILE *f)
              "      TLEs of a synthetic Walker-delta shell\n"
              "  sat passes --tle FILE --stations FILE --from TIME --to TIME [--json]\n"
              "      visibility windows of every satellite from every station\n"
+             "  serve --db FILE [--listen ADDR:PORT] [--token-file F] ...\n"
+             "      run the coordinator (node registry, migrations, REST API)\n"
              "  plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json]\n"
              "      the handover schedule of services following satellite visibility (dry run)\n");
 }
@@ -459,6 +546,8 @@ int main(int argc, char **argv)
     return sat_passes(argc - 2, argv + 2);
   if (strcmp(argv[1], "plan") == 0)
     return plan_cmd(argc - 1, argv + 1);
+  if (strcmp(argv[1], "serve") == 0)
+    return serve(argc - 1, argv + 1);
   fprintf(stderr, "Error: unknown command \"%s\" (see ferry-coord --help)\n", argv[1]);
   return 125;
 }

@@ -12,6 +12,7 @@ struct cli {
   bool json; /* global --json */
   const char *token;  /* bearer token for TCP agents */
   const char *tls_ca; /* CA for HTTPS agents */
+  const char *coord;  /* --coord URL: talk to the coordinator instead */
 };
 
 struct cli_cmd {
@@ -49,3 +50,5 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv);
 int cmd_restore(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);
 int cmd_migrate(struct cli *cli, int argc, char **argv);
+int cmd_node(struct cli *cli, int argc, char **argv);
+int coord_migrate_cmd(struct cli *cli, int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct cli_cmd commands[] = {
     {"images", cmd_images, "List images"},
     {"volume", cmd_volume, "Manage volumes (create, ls, rm, inspect)"},
     {"info", cmd_info, "Show the agent's identity and settings"},
+    {"node", cmd_node, "List the coordinator's nodes (with --coord)"},
 };
 
 static void usage(FILE *f)
@@ -35,6 +36,7 @@ static void usage(FILE *f)
              "               (default: $FERRY_HOST, else unix:///run/ferry/ferryd.sock)\n"
              "  --token-file F  bearer token for a TCP agent (default: $FERRY_TOKEN_FILE)\n"
              "  --tls-ca F      CA that signed an HTTPS agent's certificate ($FERRY_TLS_CA)\n"
+             "  --coord URL     talk to a coordinator (node ls, migrate) ($FERRY_COORD)\n"
              "  --json       machine-readable output\n\nCommands:\n");
   for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
     fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
@@ -45,7 +47,7 @@ int main(int argc, char **argv)
 {
   const char *host = NULL;
   const char *token_file = getenv("FERRY_TOKEN_FILE");
-  struct cli cli = {.tls_ca = getenv("FERRY_TLS_CA")};
+  struct cli cli = {.tls_ca = getenv("FERRY_TLS_CA"), .coord = getenv("FERRY_COORD")};
   _cleanup_free_ char *token = NULL;
   int i = 1;
   for (; i < argc; i++) {
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
       host = argv[i] + 7;
     } else if (strcmp(argv[i], "--json") == 0) {
       cli.json = true;
+    } else if (strcmp(argv[i], "--coord") == 0) {
+      if (i + 1 >= argc)
+        return cli_usage_error("--coord needs a URL");
+      cli.coord = argv[++i];
     } else if (strcmp(argv[i], "--token-file") == 0 || strcmp(argv[i], "--tls-ca") == 0) {
       if (i + 1 >= argc)
         return cli_usage_error("%s needs a file", argv[i]);
@@ -85,7 +91,10 @@ int main(int argc, char **argv)
     if (strcmp(commands[k].name, name) != 0)
       continue;
     struct ferry_err err = {0};
-    if (api_client_new(host, &cli.api, &err) < 0)
+    /* With --coord, node and migrate go to the coordinator. */
+    bool to_coord = cli.coord && *cli.coord &&
+                    (strcmp(name, "node") == 0 || strcmp(name, "migrate") == 0);
+    if (api_client_new(to_coord ? cli.coord : host, &cli.api, &err) < 0)
       return cli_fail(&err);
     if (token_file && *token_file) {
       if (read_file(token_file, 4096, &token, NULL, &err) < 0) {
@@ -98,7 +107,8 @@ int main(int argc, char **argv)
     api_client_set_token(cli.api, cli.token);
     api_client_set_ca(cli.api, cli.tls_ca);
     /* Per-command --json is accepted too. */
-    int r = commands[k].fn(&cli, argc - i, argv + i);
+    int r = to_coord && strcmp(name, "migrate") == 0 ? coord_migrate_cmd(&cli, argc - i, argv + i)
+                                                      : commands[k].fn(&cli, argc - i, argv + i);
     api_client_free(cli.api);
     return r;
   }

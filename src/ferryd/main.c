@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -39,8 +40,59 @@ static void usage(FILE *f)
           "  --tls-cert FILE, --tls-key FILE   serve HTTPS on TCP\n"
           "  --tls-ca FILE         CA that signed the peer agents' certificates\n"
           "  --migration-timeout S abandon an incoming migration after S seconds (default 600)\n"
+          "  --coord URL           register with this coordinator and send heartbeats\n"
+          "  --node-name NAME      this node's name there (default: the agent id)\n"
+          "  --advertise URL       how peers reach this agent (default tcp://LISTEN)\n"
+          "  --satellite NAME      the satellite (TLE name) this node runs on\n"
+          "  --heartbeat S         seconds between heartbeats (default 5)\n"
           "  --debug               verbose logs\n"
           "  -h, --help            this help\n");
+}
+
+/* Registration with a coordinator: the agent says who and where it is, again
+ * every interval (the heartbeat). */
+struct announce {
+  const char *coord, *name, *url, *satellite, *token, *ca;
+  int interval_s;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop;
+};
+
+static void *announce_main(void *arg)
+{
+  struct announce *an = arg;
+  bool was_ok = false;
+  pthread_mutex_lock(&an->lock);
+  while (!an->stop) {
+    pthread_mutex_unlock(&an->lock);
+    struct api_client *c = NULL;
+    struct ferry_err err = {0};
+    if (api_client_new(an->coord, &c, &err) == 0) {
+      api_client_set_token(c, an->token);
+      api_client_set_ca(c, an->ca);
+      api_client_set_timeout(c, 5);
+      json_t *body = json_pack("{s:s, s:s}", "name", an->name, "url", an->url);
+      if (an->satellite)
+        json_object_set_new(body, "satellite", json_string(an->satellite));
+      int r = api_call(c, "POST", "/v1/nodes", body, NULL, &err);
+      json_decref(body);
+      api_client_free(c);
+      if (r < 0 && was_ok)
+        log_warn("ferryd", "coordinator %s: %s", an->coord, err.msg);
+      else if (r == 0 && !was_ok)
+        log_info("ferryd", "registered with coordinator %s as node %s", an->coord, an->name);
+      was_ok = r == 0;
+    }
+    pthread_mutex_lock(&an->lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += an->interval_s;
+    if (!an->stop)
+      pthread_cond_timedwait(&an->cond, &an->lock, &ts);
+  }
+  pthread_mutex_unlock(&an->lock);
+  return NULL;
 }
 
 static char *default_shim(void)
@@ -65,6 +117,9 @@ int main(int argc, char **argv)
   _cleanup_free_ char *shim = NULL;
   _cleanup_free_ char *token = NULL;
   const char *token_file = NULL, *tls_cert = NULL, *tls_key = NULL;
+  struct announce an = {.interval_s = 5, .lock = PTHREAD_MUTEX_INITIALIZER,
+                        .cond = PTHREAD_COND_INITIALIZER};
+  _cleanup_free_ char *advertise = NULL;
   static const struct option lo[] = {
       {"root", required_argument, 0, 'r'},      {"socket", required_argument, 0, 's'},
       {"runc-root", required_argument, 0, 'R'}, {"runc", required_argument, 0, 'c'},
@@ -75,6 +130,9 @@ int main(int argc, char **argv)
       {"token-file", required_argument, 0, 't'}, {"tls-cert", required_argument, 0, 'C'},
       {"tls-key", required_argument, 0, 'K'},   {"tls-ca", required_argument, 0, 'A'},
       {"migration-timeout", required_argument, 0, 'M'},
+      {"coord", required_argument, 0, 'O'},     {"node-name", required_argument, 0, 'N'},
+      {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
+      {"heartbeat", required_argument, 0, 'B'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -96,6 +154,11 @@ int main(int argc, char **argv)
     case 'K': tls_key = optarg; break;
     case 'A': o.tls_ca = optarg; break;
     case 'M': o.migration_timeout_s = atoi(optarg); break;
+    case 'O': an.coord = optarg; break;
+    case 'N': an.name = optarg; break;
+    case 'V': an.url = optarg; break;
+    case 'T': an.satellite = optarg; break;
+    case 'B': an.interval_s = atoi(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -157,8 +220,31 @@ int main(int argc, char **argv)
   log_info("ferryd", "agent %s ready on unix://%s%s%s (root %s, bridge %s, subnet %s)", a.id,
            socket_path, o.listen ? (tls_cert ? " and https://" : " and tcp://") : "",
            o.listen ? o.listen : "", a.root, a.net.bridge, a.subnet_str);
+  pthread_t anth;
+  bool announcing = false;
+  if (an.coord) {
+    if (!an.url && o.listen)
+      an.url = advertise = xasprintf("%s://%s", tls_cert ? "https" : "tcp", o.listen);
+    if (!an.url) {
+      log_error("ferryd", "--coord needs --listen or --advertise: peers must reach this agent");
+    } else {
+      an.name = an.name ? an.name : a.id;
+      an.token = token;
+      an.ca = o.tls_ca;
+      if (an.interval_s < 1)
+        an.interval_s = 1;
+      announcing = pthread_create(&anth, NULL, announce_main, &an) == 0;
+    }
+  }
   int sig = 0;
   sigwait(&mask, &sig);
+  if (announcing) {
+    pthread_mutex_lock(&an.lock);
+    an.stop = true;
+    pthread_cond_broadcast(&an.cond);
+    pthread_mutex_unlock(&an.lock);
+    pthread_join(anth, NULL);
+  }
   log_info("ferryd", "signal %d: shutting down (containers keep running)", sig);
   /* A request stuck on a dead peer must not keep the agent from stopping:
    * the containers do not depend on it (ferry-shim owns them). */

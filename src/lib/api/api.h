@@ -14,7 +14,15 @@
 /* ---- server ---- */
 struct api_server;
 
+struct api_request;
+struct api_response;
+
 struct api_server_options {
+  /* who answers: the agent's routes by default (api_server_start with an agent) */
+  void (*dispatch)(void *ctx, const struct api_request *req, struct api_response *resp);
+  bool (*wants_upload)(const char *method, const char *path);
+  void *ctx;
+  const char *upload_dir;  /* where uploads are staged */
   const char *unix_path;   /* listen on this unix socket (mode 0660), no token needed */
   const char *listen;      /* also listen on TCP "ADDR:PORT" (NULL: no) */
   const char *token;       /* bearer token required on TCP (NULL: none; /health is always open) */
@@ -26,6 +34,8 @@ struct api_server_options {
 /* Constant-time check of an "Authorization" header value against a token. */
 bool api_token_ok(const char *header, const char *token);
 
+/* With a != NULL, serves the agent's API (dispatch, uploads and ctx are set
+ * from it); otherwise o->dispatch and o->ctx answer. */
 int api_server_start(struct agent *a, const struct api_server_options *o, struct api_server **out,
                      struct ferry_err *err);
 void api_server_stop(struct api_server *s);

@@ -29,7 +29,10 @@ struct listener {
 
 struct api_server {
   struct listener local, tcp;
-  struct agent *agent;
+  void (*dispatch)(void *ctx, const struct api_request *req, struct api_response *resp);
+  bool (*wants_upload)(const char *method, const char *path);
+  void *ctx;
+  char *upload_dir;
   char *unix_path;
   char *token;
   char *cert_pem, *key_pem;
@@ -147,9 +150,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     if (!c)
       return MHD_NO;
     c->fd = -1;
-    c->upload = api_route_wants_upload(method, url);
+    c->upload = s->wants_upload && s->upload_dir && s->wants_upload(method, url);
     if (c->upload) {
-      c->upload_path = path_join(s->agent->images.tmp_dir, "upload-XXXXXX");
+      c->upload_path = path_join(s->upload_dir, "upload-XXXXXX");
       c->fd = mkstemp(c->upload_path);
       if (c->fd < 0) {
         free(c->upload_path);
@@ -238,7 +241,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
                             .query = query_get,
                             .query_ctx = con};
   struct api_response resp = {0};
-  api_dispatch(s->agent, &req, &resp);
+  s->dispatch(s->ctx, &req, &resp);
   enum MHD_Result ret;
   if (resp.raw) {
     struct MHD_Response *r =
@@ -251,6 +254,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     json_decref(resp.json);
   }
   return ret;
+}
+
+static void agent_dispatch(void *ctx, const struct api_request *req, struct api_response *resp)
+{
+  api_dispatch(ctx, req, resp);
 }
 
 static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
@@ -343,6 +351,7 @@ static void server_free(struct api_server *s)
     free(s->unix_path);
   }
   free(s->token);
+  free(s->upload_dir);
   free(s->cert_pem);
   free(s->key_pem);
   free(s);
@@ -354,7 +363,17 @@ int api_server_start(struct agent *a, const struct api_server_options *o, struct
   struct api_server *s = calloc(1, sizeof *s);
   if (!s)
     abort();
-  s->agent = a;
+  if (a) {
+    s->dispatch = agent_dispatch;
+    s->wants_upload = api_route_wants_upload;
+    s->ctx = a;
+    s->upload_dir = xstrdup(a->images.tmp_dir);
+  } else {
+    s->dispatch = o->dispatch;
+    s->wants_upload = o->wants_upload;
+    s->ctx = o->ctx;
+    s->upload_dir = o->upload_dir ? xstrdup(o->upload_dir) : NULL;
+  }
   s->local = (struct listener){.srv = s, .fd = -1};
   s->tcp = (struct listener){.srv = s, .fd = -1, .need_token = true};
   s->max_upload = o->max_upload ? o->max_upload : (64ull << 30);
@@ -369,9 +388,11 @@ int api_server_start(struct agent *a, const struct api_server_options *o, struct
   if (tls && ((r = read_file(o->tls_cert, 1u << 20, &s->cert_pem, NULL, err)) < 0 ||
               (r = read_file(o->tls_key, 1u << 20, &s->key_pem, NULL, err)) < 0))
     goto fail;
-  if ((r = open_unix(s, o->unix_path, err)) < 0)
+  if (!o->unix_path) {
+    s->local.fd = -1;
+  } else if ((r = open_unix(s, o->unix_path, err)) < 0)
     goto fail;
-  if (!(s->local.mhd = start_mhd(&s->local, flags, false))) {
+  if (o->unix_path && !(s->local.mhd = start_mhd(&s->local, flags, false))) {
     r = FERRY_INTERNAL(err, "cannot start the HTTP server on %s", o->unix_path);
     goto fail;
   }

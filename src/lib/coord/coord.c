@@ -1,0 +1,593 @@
+#include "coord/coord.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, url TEXT NOT NULL, satellite TEXT,"
+    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, node TEXT NOT NULL, updated TEXT);"
+    "CREATE TABLE IF NOT EXISTS migrations(id TEXT PRIMARY KEY, container TEXT NOT NULL,"
+    "  origin TEXT NOT NULL, dest TEXT NOT NULL, keep INTEGER NOT NULL, status TEXT NOT NULL,"
+    "  agent_id TEXT, error TEXT, created TEXT NOT NULL, finished TEXT, report TEXT);"
+    "CREATE TABLE IF NOT EXISTS migration_phases(migration TEXT NOT NULL, phase TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL, at TEXT NOT NULL, ms INTEGER, PRIMARY KEY(migration, phase));";
+
+/* The phases in the order they happen (docs/migration.md), then the outcome. */
+static const char *const phase_order[] = {"requested", "started", "offer", "precopy", "freeze",
+                                          "dump", "transfer", "restore", "commit", "aborted",
+                                          "done", "succeeded", "failed", "unknown"};
+
+static int phase_seq(const char *phase)
+{
+  for (size_t i = 0; i < sizeof phase_order / sizeof phase_order[0]; i++)
+    if (strcmp(phase_order[i], phase) == 0)
+      return (int)i;
+  return 99;
+}
+
+static int db_err(struct coord *c, struct ferry_err *err, const char *what)
+{
+  return FERRY_INTERNAL(err, "coordinator database: %s: %s", what, sqlite3_errmsg(c->db));
+}
+
+/* Runs one statement with text parameters (NULL binds NULL). */
+static int exec_params(struct coord *c, const char *sql, const char *const *params, int n,
+                       struct ferry_err *err)
+{
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return db_err(c, err, "prepare");
+  for (int i = 0; i < n; i++)
+    sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return db_err(c, err, "write");
+  return 0;
+}
+
+/* Rows of a query as a JSON array of objects (column name -> value). */
+static json_t *query(struct coord *c, const char *sql, const char *const *params, int n)
+{
+  json_t *arr = json_array();
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return arr;
+  for (int i = 0; i < n; i++)
+    sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    json_t *o = json_object();
+    for (int k = 0; k < sqlite3_column_count(st); k++) {
+      const char *name = sqlite3_column_name(st, k);
+      switch (sqlite3_column_type(st, k)) {
+      case SQLITE_INTEGER: json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, k))); break;
+      case SQLITE_NULL: json_object_set_new(o, name, json_null()); break;
+      default: json_object_set_new(o, name, json_string((const char *)sqlite3_column_text(st, k)));
+      }
+    }
+    json_array_append_new(arr, o);
+  }
+  sqlite3_finalize(st);
+  return arr;
+}
+
+static void now_str(char *buf, size_t len) { format_time(now_wall_ms(), buf, len); }
+
+/* ---------------------------------------------------------------- nodes */
+
+static void node_status(struct coord *c, json_t *n)
+{
+  int64_t seen = json_integer_value(json_object_get(n, "last_seen_ms"));
+  int64_t age = (int64_t)now_wall_ms() - seen;
+  bool up = age <= (int64_t)c->heartbeat_timeout_s * 1000;
+  json_object_set_new(n, "status", json_string(up ? "up" : "down"));
+  json_object_set_new(n, "last_seen_s_ago", json_integer(age / 1000));
+  char ts[40];
+  format_time((uint64_t)seen, ts, sizeof ts);
+  json_object_set_new(n, "last_seen", json_string(ts));
+  json_object_del(n, "last_seen_ms");
+}
+
+int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry_err *err)
+{
+  const char *p[] = {name};
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT * FROM nodes WHERE name = ?", p, 1);
+  pthread_mutex_unlock(&c->lock);
+  json_t *n = json_array_get(rows, 0);
+  if (!n) {
+    json_decref(rows);
+    return FERRY_NOTFOUND(err, "node \"%s\": no such node", name);
+  }
+  json_incref(n);
+  json_decref(rows);
+  node_status(c, n);
+  *out = n;
+  return 0;
+}
+
+json_t *coord_node_list(struct coord *c)
+{
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT * FROM nodes ORDER BY name", NULL, 0);
+  pthread_mutex_unlock(&c->lock);
+  size_t i;
+  json_t *n;
+  json_array_foreach(rows, i, n) node_status(c, n);
+  return rows;
+}
+
+int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err)
+{
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  const char *name = json_str_or(req, "name", NULL);
+  if (!name)
+    name = json_str_or(req, "hostname", json_str_or(req, "node", NULL));
+  const char *url = json_str_or(req, "url", NULL);
+  _cleanup_free_ char *built = NULL;
+  if (!url) {
+    const char *ip = json_str_or(req, "ip", json_str_or(req, "address", NULL));
+    json_t *port = json_object_get(req, "port");
+    if (ip)
+      url = built = xasprintf("tcp://%s:%lld", ip, json_is_integer(port) ? (long long)json_integer_value(port) : 8000LL);
+  }
+  int r;
+  if (!name || !url)
+    return FERRY_INVALID(err, "register: \"name\" and \"url\" (or \"ip\" and \"port\") are required");
+  if ((r = validate_name("node", name, err)) < 0)
+    return r;
+  if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+    return FERRY_INVALID(err, "node \"%s\": url \"%s\" must be tcp://, http:// or https://", name, url);
+  const char *sat = json_str_or(req, "satellite", NULL);
+  char ts[40], ms[32];
+  now_str(ts, sizeof ts);
+  snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
+  const char *p[] = {name, url, sat, ts, ms};
+  pthread_mutex_lock(&c->lock);
+  r = exec_params(c,
+                  "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms) VALUES(?,?,?,?,?)"
+                  " ON CONFLICT(name) DO UPDATE SET url = excluded.url, satellite = excluded.satellite,"
+                  " last_seen_ms = excluded.last_seen_ms",
+                  p, 5, err);
+  pthread_mutex_unlock(&c->lock);
+  if (r < 0)
+    return r;
+  return coord_node_get(c, name, out, err);
+}
+
+int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *err)
+{
+  char ms[32];
+  snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
+  const char *p[] = {ms, name};
+  pthread_mutex_lock(&c->lock);
+  int r = exec_params(c, "UPDATE nodes SET last_seen_ms = ? WHERE name = ?", p, 2, err);
+  int changed = sqlite3_changes(c->db);
+  pthread_mutex_unlock(&c->lock);
+  if (r == 0 && changed == 0)
+    return FERRY_NOTFOUND(err, "node \"%s\": not registered", name);
+  return r;
+}
+
+/* ----------------------------------------------------------- migrations */
+
+static struct api_client *agent_client(struct coord *c, const char *url, struct ferry_err *err)
+{
+  struct api_client *cl = NULL;
+  if (api_client_new(url, &cl, err) < 0)
+    return NULL;
+  api_client_set_token(cl, c->token);
+  api_client_set_ca(cl, c->tls_ca);
+  api_client_set_timeout(cl, 15);
+  return cl;
+}
+
+/* Records a phase (when first seen) and, when known, how long it took. */
+static void record_phase_ms(struct coord *c, const char *id, const char *phase, long long ms)
+{
+  char ts[40], seq[16], msb[32];
+  now_str(ts, sizeof ts);
+  snprintf(seq, sizeof seq, "%d", phase_seq(phase));
+  snprintf(msb, sizeof msb, "%lld", ms);
+  const char *p[] = {id, phase, seq, ts, ms >= 0 ? msb : NULL};
+  pthread_mutex_lock(&c->lock);
+  exec_params(c, "INSERT INTO migration_phases(migration, phase, seq, at, ms) VALUES(?,?,?,?,?)"
+                 " ON CONFLICT(migration, phase) DO UPDATE SET ms = coalesce(excluded.ms, ms)",
+              p, 5, NULL);
+  pthread_mutex_unlock(&c->lock);
+}
+
+static void record_phase(struct coord *c, const char *id, const char *phase)
+{
+  record_phase_ms(c, id, phase, -1);
+}
+
+static void finish(struct coord *c, const char *id, const char *status, const char *error,
+                   json_t *report, const char *container, const char *node)
+{
+  char ts[40];
+  now_str(ts, sizeof ts);
+  _cleanup_free_ char *rep = report ? json_dumps(report, JSON_COMPACT) : NULL;
+  const char *p[] = {status, error, ts, rep, id};
+  pthread_mutex_lock(&c->lock);
+  exec_params(c, "UPDATE migrations SET status = ?, error = ?, finished = ?, report = ? WHERE id = ?", p, 5, NULL);
+  if (node) {
+    const char *q[] = {container, node, ts};
+    exec_params(c, "INSERT INTO services(name, node, updated) VALUES(?,?,?) ON CONFLICT(name) DO"
+                   " UPDATE SET node = excluded.node, updated = excluded.updated", q, 3, NULL);
+  }
+  pthread_mutex_unlock(&c->lock);
+  /* the agent's report has every phase with its duration, also those too
+   * short to be seen while polling */
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(report, "phases"), k, v)
+    record_phase_ms(c, id, k, (long long)json_integer_value(v));
+  record_phase(c, id, status);
+  log_info("coord", "migration %s: %s%s%s", id, status, error ? ": " : "", error ? error : "");
+}
+
+struct mjob {
+  struct coord *c;
+  char id[17];
+  char *container, *origin_url, *dest_url, *dest, *agent_id;
+  bool keep;
+};
+
+static void mjob_free(struct mjob *j)
+{
+  free(j->container);
+  free(j->origin_url);
+  free(j->dest_url);
+  free(j->dest);
+  free(j->agent_id);
+  free(j);
+}
+
+/* Follows the agent's migration to its end, recording each phase. */
+static void follow(struct mjob *j, struct api_client *cl)
+{
+  struct coord *c = j->c;
+  _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", j->agent_id);
+  char last[32] = "";
+  uint64_t deadline = now_mono_ms() + (uint64_t)c->migration_timeout_s * 1000;
+  int misses = 0;
+  while (now_mono_ms() < deadline) {
+    json_t *rep = NULL;
+    struct ferry_err e = {0};
+    if (api_call(cl, "GET", url, NULL, &rep, &e) < 0) {
+      if (++misses > 50) { /* the origin agent went away for 10 s */
+        finish(c, j->id, "unknown", e.msg, NULL, j->container, NULL);
+        return;
+      }
+      usleep(200000);
+      continue;
+    }
+    misses = 0;
+    const char *phase = json_str_or(rep, "phase", "");
+    if (*phase && strcmp(phase, last) != 0) {
+      snprintf(last, sizeof last, "%s", phase);
+      record_phase(c, j->id, phase);
+    }
+    const char *st = json_str_or(rep, "status", "");
+    if (strcmp(st, "running") != 0) {
+      bool ok = strcmp(st, "succeeded") == 0;
+      finish(c, j->id, ok ? "succeeded" : "failed", ok ? NULL : json_str_or(rep, "error", "failed"),
+             rep, j->container, ok ? j->dest : NULL);
+      json_decref(rep);
+      return;
+    }
+    json_decref(rep);
+    usleep(100000);
+  }
+  finish(c, j->id, "failed", "timed out waiting for the agent", NULL, j->container, NULL);
+}
+
+static void *migration_main(void *arg)
+{
+  struct mjob *j = arg;
+  struct coord *c = j->c;
+  struct ferry_err e = {0};
+  struct api_client *cl = agent_client(c, j->origin_url, &e);
+  if (cl) {
+    _cleanup_free_ char *en = api_escape(j->container);
+    _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", en);
+    _cleanup_json_ json_t *body = json_pack("{s:s, s:b}", "to", j->dest_url, "keep", j->keep);
+    _cleanup_json_ json_t *started = NULL;
+    if (api_call(cl, "POST", url, body, &started, &e) == 0) {
+      j->agent_id = xstrdup(json_str_or(started, "id", ""));
+      const char *p[] = {j->agent_id, j->id};
+      pthread_mutex_lock(&c->lock);
+      exec_params(c, "UPDATE migrations SET agent_id = ? WHERE id = ?", p, 2, NULL);
+      pthread_mutex_unlock(&c->lock);
+      record_phase(c, j->id, "started");
+      follow(j, cl);
+    } else {
+      finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
+    }
+    api_client_free(cl);
+  } else {
+    finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
+  }
+  pthread_mutex_lock(&c->run_lock);
+  c->running--;
+  pthread_cond_broadcast(&c->run_cond);
+  pthread_mutex_unlock(&c->run_lock);
+  mjob_free(j);
+  return NULL;
+}
+
+/* The up node that runs container (asked of every up node), or NULL. */
+static json_t *find_running(struct coord *c, const char *container)
+{
+  json_t *nodes = coord_node_list(c);
+  json_t *found = NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n)
+  {
+    if (found || strcmp(json_str_or(n, "status", ""), "up") != 0)
+      continue;
+    struct api_client *cl = agent_client(c, json_str_or(n, "url", ""), NULL);
+    if (!cl)
+      continue;
+    api_client_set_timeout(cl, 5);
+    _cleanup_free_ char *en = api_escape(container);
+    _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
+    _cleanup_json_ json_t *rec = NULL;
+    if (api_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
+        strcmp(json_str_or(rec, "status", ""), "running") == 0)
+      found = json_incref(n);
+    api_client_free(cl);
+  }
+  json_decref(nodes);
+  return found;
+}
+
+/* A node by name, or by URL (the seeds name destinations by URL). */
+static json_t *node_by(struct coord *c, const char *name_or_url)
+{
+  json_t *nodes = coord_node_list(c);
+  json_t *found = NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n)
+  {
+    const char *u = json_str_or(n, "url", "");
+    const char *h = strstr(u, "://");
+    const char *hu = strstr(name_or_url, "://");
+    if (strcmp(json_str_or(n, "name", ""), name_or_url) == 0 || strcmp(u, name_or_url) == 0 ||
+        (h && hu && strcmp(h, hu) == 0))
+      found = json_incref(n);
+  }
+  json_decref(nodes);
+  return found;
+}
+
+int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *err)
+{
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  /* the three accepted forms */
+  const char *container = json_str_or(req, "container", json_str_or(req, "deployment", json_str_or(req, "name", NULL)));
+  const char *from = json_str_or(req, "from", json_str_or(req, "originNode", NULL));
+  const char *to = json_str_or(req, "to", json_str_or(req, "destNode", json_str_or(req, "destinationUrl", NULL)));
+  bool keep = json_is_true(json_object_get(req, "keep"));
+  int r;
+  if (!container || !to)
+    return FERRY_INVALID(err, "migrate: the container (\"container\", \"deployment\" or \"name\") and the "
+                              "destination (\"to\", \"destNode\" or \"destinationUrl\") are required");
+  if ((r = validate_name("container", container, err)) < 0)
+    return r;
+  _cleanup_json_ json_t *dest = node_by(c, to);
+  if (!dest)
+    return FERRY_NOTFOUND(err, "destination node \"%s\": not registered", to);
+  if (strcmp(json_str_or(dest, "status", ""), "up") != 0)
+    return ferry_err_set(err, -EHOSTDOWN, FERRY_E_CONFLICT, "destination node \"%s\" is down", to);
+  _cleanup_json_ json_t *origin = from ? node_by(c, from) : find_running(c, container);
+  if (!origin)
+    return from ? FERRY_NOTFOUND(err, "origin node \"%s\": not registered", from)
+                : FERRY_NOTFOUND(err, "container \"%s\": no up node runs it", container);
+  if (strcmp(json_str_or(origin, "status", ""), "up") != 0)
+    return ferry_err_set(err, -EHOSTDOWN, FERRY_E_CONFLICT, "origin node \"%s\" is down",
+                         json_str_or(origin, "name", ""));
+  if (strcmp(json_str_or(origin, "name", ""), json_str_or(dest, "name", "")) == 0)
+    return FERRY_INVALID(err, "container \"%s\": origin and destination are the same node", container);
+  struct mjob *j = calloc(1, sizeof *j);
+  if (!j)
+    abort();
+  j->c = c;
+  random_hex(j->id, 16);
+  j->container = xstrdup(container);
+  j->origin_url = xstrdup(json_str_or(origin, "url", ""));
+  j->dest_url = xstrdup(json_str_or(dest, "url", ""));
+  j->dest = xstrdup(json_str_or(dest, "name", ""));
+  j->keep = keep;
+  char ts[40];
+  now_str(ts, sizeof ts);
+  const char *p[] = {j->id, container, json_str_or(origin, "name", ""), j->dest, keep ? "1" : "0", ts};
+  pthread_mutex_lock(&c->lock);
+  r = exec_params(c, "INSERT INTO migrations(id, container, origin, dest, keep, status, created)"
+                     " VALUES(?,?,?,?,?,'running',?)", p, 6, err);
+  pthread_mutex_unlock(&c->lock);
+  if (r < 0) {
+    mjob_free(j);
+    return r;
+  }
+  record_phase(c, j->id, "requested");
+  *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", j->id, "container", container, "from",
+                   json_str_or(origin, "name", ""), "to", j->dest, "status", "running");
+  pthread_mutex_lock(&c->run_lock);
+  c->running++;
+  pthread_mutex_unlock(&c->run_lock);
+  pthread_t th;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &at, migration_main, j) != 0) {
+    pthread_mutex_lock(&c->run_lock);
+    c->running--;
+    pthread_mutex_unlock(&c->run_lock);
+    finish(c, (*out) ? json_str_or(*out, "id", "") : "", "failed", "cannot start a thread", NULL, container, NULL);
+  }
+  pthread_attr_destroy(&at);
+  log_info("coord", "migration %s: %s from %s to %s", json_str_or(*out, "id", ""), container,
+           json_str_or(origin, "name", ""), json_str_or(dest, "name", ""));
+  return 0;
+}
+
+int coord_migration_get(struct coord *c, const char *id, json_t **out, struct ferry_err *err)
+{
+  const char *p[] = {id};
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT * FROM migrations WHERE id = ?", p, 1);
+  json_t *phases = query(c, "SELECT phase, at, ms FROM migration_phases WHERE migration = ?"
+                            " ORDER BY seq", p, 1);
+  pthread_mutex_unlock(&c->lock);
+  json_t *m = json_incref(json_array_get(rows, 0));
+  json_decref(rows);
+  if (!m) {
+    json_decref(phases);
+    return FERRY_NOTFOUND(err, "migration %s: no such migration", id);
+  }
+  const char *rep = json_str_or(m, "report", NULL);
+  if (rep) {
+    json_t *rj = NULL;
+    if (json_parse(rep, strlen(rep), "report", &rj, NULL) == 0)
+      json_object_set_new(m, "report", rj);
+  }
+  json_object_set_new(m, "keep", json_boolean(json_integer_value(json_object_get(m, "keep")) != 0));
+  json_object_set_new(m, "phases", phases);
+  *out = m;
+  return 0;
+}
+
+json_t *coord_migration_list(struct coord *c)
+{
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT id, container, origin, dest, status, error, created, finished"
+                          " FROM migrations ORDER BY created", NULL, 0);
+  pthread_mutex_unlock(&c->lock);
+  return rows;
+}
+
+json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s)
+{
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout_s * 1000;
+  for (;;) {
+    json_t *m = NULL;
+    if (coord_migration_get(c, id, &m, NULL) < 0)
+      return NULL;
+    if (strcmp(json_str_or(m, "status", ""), "running") != 0 || now_mono_ms() >= deadline)
+      return m;
+    json_decref(m);
+    usleep(100000);
+  }
+}
+
+/* Migrations that were in flight when the coordinator stopped: ask the agents. */
+static void *recover_main(void *arg)
+{
+  struct coord *c = arg;
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT m.id, m.container, m.dest, m.agent_id, o.url AS ourl, d.url AS durl"
+                          " FROM migrations m LEFT JOIN nodes o ON o.name = m.origin"
+                          " LEFT JOIN nodes d ON d.name = m.dest WHERE m.status = 'running'", NULL, 0);
+  pthread_mutex_unlock(&c->lock);
+  size_t i;
+  json_t *m;
+  json_array_foreach(rows, i, m)
+  {
+    const char *id = json_str_or(m, "id", ""), *ctr = json_str_or(m, "container", "");
+    const char *aid = json_str_or(m, "agent_id", NULL);
+    /* still running on the origin agent? then follow it again */
+    struct api_client *cl = agent_client(c, json_str_or(m, "ourl", ""), NULL);
+    if (cl && aid) {
+      _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", aid);
+      _cleanup_json_ json_t *rep = NULL;
+      if (api_call(cl, "GET", url, NULL, &rep, NULL) == 0) {
+        struct mjob j = {.c = c, .container = (char *)ctr, .dest = (char *)json_str_or(m, "dest", ""),
+                         .agent_id = (char *)aid};
+        snprintf(j.id, sizeof j.id, "%s", id);
+        follow(&j, cl);
+        api_client_free(cl);
+        continue;
+      }
+    }
+    api_client_free(cl);
+    /* the agent no longer knows it: where does the container run? */
+    bool on_dest = false;
+    cl = agent_client(c, json_str_or(m, "durl", ""), NULL);
+    if (cl) {
+      _cleanup_free_ char *en = api_escape(ctr);
+      _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
+      _cleanup_json_ json_t *rec = NULL;
+      on_dest = api_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
+                strcmp(json_str_or(rec, "status", ""), "running") == 0;
+      api_client_free(cl);
+    }
+    finish(c, id, on_dest ? "succeeded" : "failed",
+           on_dest ? NULL : "interrupted by a coordinator restart; the container was not moved", NULL,
+           ctr, on_dest ? json_str_or(m, "dest", "") : NULL);
+  }
+  json_decref(rows);
+  pthread_mutex_lock(&c->run_lock);
+  c->running--;
+  pthread_cond_broadcast(&c->run_cond);
+  pthread_mutex_unlock(&c->run_lock);
+  return NULL;
+}
+
+int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err *err)
+{
+  memset(c, 0, sizeof *c);
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->run_lock, NULL);
+  pthread_cond_init(&c->run_cond, NULL);
+  c->token = o->token ? xstrdup(o->token) : NULL;
+  c->tls_ca = o->tls_ca ? xstrdup(o->tls_ca) : NULL;
+  c->heartbeat_timeout_s = o->heartbeat_timeout_s > 0 ? o->heartbeat_timeout_s : 15;
+  c->migration_timeout_s = o->migration_timeout_s > 0 ? o->migration_timeout_s : 600;
+  if (sqlite3_open_v2(o->db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK)
+    return FERRY_INTERNAL(err, "database %s: %s", o->db_path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+  sqlite3_busy_timeout(c->db, 5000);
+  char *msg = NULL;
+  if (sqlite3_exec(c->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    int r = FERRY_INTERNAL(err, "database %s: %s", o->db_path, msg ? msg : "schema");
+    sqlite3_free(msg);
+    return r;
+  }
+  c->running = 1;
+  pthread_t th;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &at, recover_main, c) != 0)
+    c->running = 0;
+  pthread_attr_destroy(&at);
+  return 0;
+}
+
+void coord_close(struct coord *c)
+{
+  pthread_mutex_lock(&c->run_lock);
+  while (c->running > 0)
+    pthread_cond_wait(&c->run_cond, &c->run_lock);
+  pthread_mutex_unlock(&c->run_lock);
+  if (c->db)
+    sqlite3_close(c->db);
+  free(c->token);
+  free(c->tls_ca);
+}

@@ -1,0 +1,51 @@
+/* ferry-coord's state and operations: the node registry (registration,
+ * heartbeats, a node that misses them is down and never chosen), migrations
+ * carried out by the agents and recorded phase by phase, all in SQLite (WAL).
+ * A restart loses nothing and resolves migrations that were in flight by
+ * asking the agents. */
+#pragma once
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sqlite3.h>
+
+#include "api/api.h"
+#include "util/err.h"
+
+struct coord_options {
+  const char *db_path;
+  const char *token;        /* bearer token towards the agents (and required from callers on TCP) */
+  const char *tls_ca;
+  int heartbeat_timeout_s;  /* a node silent for longer is down (default 15) */
+  int migration_timeout_s;  /* default 600 */
+};
+
+struct coord {
+  sqlite3 *db;
+  pthread_mutex_t lock;     /* serialises use of db */
+  char *token, *tls_ca;
+  int heartbeat_timeout_s, migration_timeout_s;
+  pthread_mutex_t run_lock;
+  pthread_cond_t run_cond;
+  int running;              /* migration threads alive */
+};
+
+int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err *err);
+void coord_close(struct coord *c);
+
+/* {"name", "url", "satellite"?} (also the seed's {"hostname"|"node", "ip"|"address", "port"}) */
+int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
+int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *err);
+json_t *coord_node_list(struct coord *c);
+int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry_err *err);
+
+/* {"container", "from"?, "to", "keep"} or {"deployment", "originNode", "destNode"} or
+ * {"name", "namespace", "destinationUrl", "keep", "redirect"}; *out: {"id", ...}. */
+int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
+int coord_migration_get(struct coord *c, const char *id, json_t **out, struct ferry_err *err);
+json_t *coord_migration_list(struct coord *c);
+/* Blocks until migration id ends (or timeout_s). */
+json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s);
+
+/* The REST API (api/ server dispatch callback). */
+void coord_dispatch(void *ctx, const struct api_request *req, struct api_response *resp);
