@@ -8,7 +8,7 @@ make_rootfs
 f h1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 
 f h1 run -d --name counter -v data:/data busybox sh -c \
-  'i=0; while true; do i=$((i+1)); echo $i > /data/count; echo $i > /tmp/count; echo "tick $i"; sleep 0.1; done' >/dev/null
+  'i=0; while true; do i=$((i+1)); echo $i > /data/count.new; mv /data/count.new /data/count; echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; echo "tick $i"; sleep 0.1; done' >/dev/null
 f h1 exec counter sh -c 'echo changed-in-rootfs > /etc/motd; mkdir -p /srv; echo hello > /srv/new-file; rm /bin/true' 
 sleep 1
 before=$(f h1 exec counter cat /tmp/count)

@@ -38,7 +38,7 @@ check "the coordinator's TCP API refuses a wrong token"
 make_rootfs
 f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 f a1 run -d --name svc --ip "$CLUSTER_NET.50" -v data:/data busybox sh -c \
-  'i=0; while true; do i=$((i+1)); echo $i > /data/n; sleep 0.1; done' >/dev/null
+  'i=0; while true; do i=$((i+1)); echo $i > /data/n.new; mv /data/n.new /data/n; sleep 0.1; done' >/dev/null
 co migrate svc --to a2 >"$T_DIR/m1.out" || fail "coord migrate: $(cat "$T_DIR/m1.out")"
 grep -q "Migrated svc from a1 to a2" "$T_DIR/m1.out" || fail "$(cat "$T_DIR/m1.out")"
 f a2 ps | grep -q "svc .*running" || fail "svc not on a2"

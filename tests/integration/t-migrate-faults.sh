@@ -11,7 +11,7 @@ make_rootfs
 f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 ADDR="$CLUSTER_NET.20"
 f a1 run -d --name svc --ip "$ADDR" -v keep:/data busybox sh -c \
-  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null
+  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done' >/dev/null
 f a1 exec svc sh -c 'echo precious > /data/file; echo changed > /etc/motd'
 in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 240000 50 "$T_DIR/stop-client" >"$T_DIR/client.out" 2>&1 &
 client=$!

@@ -11,7 +11,7 @@ make_rootfs
 f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 ADDR="$CLUSTER_NET.10"
 f a1 run -d --name echo --ip "$ADDR" -v state:/data busybox sh -c \
-  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done' >/dev/null
+  '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count.new; mv /data/count.new /data/count; sleep 0.1; done' >/dev/null
 f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
 check "echo server with a volume runs on a1 at $ADDR"
 

@@ -313,7 +313,8 @@ static void env_set(json_t *env, const char *kv)
   json_array_append_new(env, json_string(kv));
 }
 
-int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, struct ferry_err *err)
+int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up,
+                          struct ferry_err *err)
 {
   _cleanup_json_ json_t *spec = NULL;
   _cleanup_free_ char *cfg = NULL;
@@ -359,8 +360,10 @@ int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, struct ferr
   const char *netns = json_str_or(rec, "netns", "");
   if (!net_netns_exists(netns)) {
     if ((r = net_ctr_setup(&a->net, netns, json_str_or(rec, "veth", ""), json_str_or(rec, "ip", ""),
-                           json_str_or(rec, "mac", ""), err)) < 0)
+                           json_str_or(rec, "mac", ""), net_up, err)) < 0)
       goto fail;
+  } else if (net_up && (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
+    goto fail;
   }
   return 0;
 fail:
@@ -384,7 +387,7 @@ static int launch_locked(struct agent *a, json_t *rec, struct ferry_err *err)
   if (r < 0)
     return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
   runc_delete(&a->rt, id, true, NULL); /* a stopped runc container of an earlier run */
-  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+  if ((r = agent_ctr_materialize(a, rec, img, true, err)) < 0)
     return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
   int pid = 0;
   if ((r = runc_launch(&a->rt, rec, NULL, &pid, err)) < 0)
@@ -533,7 +536,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   }
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto undo;
-  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0) {
+  if ((r = agent_ctr_materialize(a, rec, img, true, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\"", name);
     goto undo;
   }

@@ -90,6 +90,9 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
 
 /* Internal to the agent module (agent.c and agent_ckpt.c). */
 int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct ferry_err *err);
-int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, struct ferry_err *err);
+/* Mounts the rootfs, writes the bundle and makes the network namespace; its
+ * veth is left down unless net_up (a restore brings it up once CRIU is done). */
+int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up,
+                          struct ferry_err *err);
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

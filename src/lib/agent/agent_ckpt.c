@@ -347,13 +347,14 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
       goto fail;
   }
   uint64_t t_files = now_mono_ms();
-  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
     goto fail;
   uint64_t t_net = now_mono_ms();
   criu_dir = path_join(dir, "criu");
   int pid = 0;
   json_t *criu_stats = NULL;
-  if ((r = ckpt_restore(&a->rt, rec, criu_dir, &pid, &criu_stats, err)) < 0) {
+  if ((r = ckpt_restore(&a->rt, rec, criu_dir, &pid, &criu_stats, err)) < 0 ||
+      (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
     ferry_err_wrap(err, "restore \"%s\"", name);
     goto fail;
   }

@@ -541,13 +541,14 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
     }
   }
   uint64_t t_files = now_mono_ms();
-  if ((r = agent_ctr_materialize(a, rec, img, err)) < 0)
+  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
     goto fail;
   uint64_t t_net = now_mono_ms();
   int pid = 0;
   json_t *cs = NULL;
   if ((r = ferry_fault("incoming-criu-restore", err)) < 0 ||
-      (r = ckpt_restore(&a->rt, rec, criu, &pid, &cs, err)) < 0) {
+      (r = ckpt_restore(&a->rt, rec, criu, &pid, &cs, err)) < 0 ||
+      (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }

@@ -37,9 +37,12 @@ int net_bridge_ensure(const struct net_config *nc, struct ferry_err *err);
 void net_names(const char *ctr_id, char *netns, size_t nlen, char *veth, size_t vlen);
 
 /* Creates netns and a veth on the bridge with ip/mac; idempotent: an existing
- * netns of that name is replaced. */
+ * netns of that name is replaced. With up false the host side stays down (no
+ * packet reaches the netns) until net_link_set(veth, true): a restore keeps
+ * it down until CRIU has restored the sockets, else a client's retransmission
+ * would meet no socket and get a reset. */
 int net_ctr_setup(const struct net_config *nc, const char *netns, const char *veth,
-                  const char *ip, const char *mac, struct ferry_err *err);
+                  const char *ip, const char *mac, bool up, struct ferry_err *err);
 /* Removes the veth and the netns; missing ones are fine. */
 int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err);
 bool net_netns_exists(const char *netns);

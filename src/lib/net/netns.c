@@ -75,7 +75,7 @@ int net_bridge_ensure(const struct net_config *nc, struct ferry_err *err)
 }
 
 int net_ctr_setup(const struct net_config *nc, const char *netns, const char *veth,
-                  const char *ip, const char *mac, struct ferry_err *err)
+                  const char *ip, const char *mac, bool up, struct ferry_err *err)
 {
   net_ctr_teardown(netns, veth, NULL);
   char gw[16];
@@ -87,7 +87,8 @@ int net_ctr_setup(const struct net_config *nc, const char *netns, const char *ve
   if ((r = spawn_check(IP("netns", "add", netns), NULL, err)) < 0 ||
       (r = spawn_check(IP("link", "add", veth, "type", "veth", "peer", "name", peer, "netns", netns),
                        NULL, err)) < 0 ||
-      (r = spawn_check(IP("link", "set", veth, "master", nc->bridge, "up"), NULL, err)) < 0 ||
+      (r = spawn_check(IP("link", "set", veth, "master", nc->bridge, up ? "up" : "down"), NULL,
+                       err)) < 0 ||
       (r = spawn_check(IP("-n", netns, "link", "set", peer, "name", "eth0"), NULL, err)) < 0 ||
       (r = spawn_check(IP("-n", netns, "link", "set", "eth0", "address", mac), NULL, err)) < 0 ||
       (r = spawn_check(IP("-n", netns, "addr", "add", cidr, "dev", "eth0"), NULL, err)) < 0 ||
