@@ -484,9 +484,8 @@ static int serve(int argc, char **argv)
   struct ferry_err err = {0};
   _cleanup_free_ char *token = NULL;
   if (token_file) {
-    if (read_file(token_file, 4096, &token, NULL, &err) < 0)
+    if (read_token_file(token_file, &token, &err) < 0)
       return fail(&err);
-    token[strcspn(token, "\r\n")] = '\0';
     co.token = so.token = token;
   }
   sigset_t mask;

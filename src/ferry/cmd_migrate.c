@@ -118,11 +118,10 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     json_object_set_new(req, "timeout", json_integer(timeout));
   if (tokfile) {
     _cleanup_free_ char *tok = NULL;
-    if (read_file(tokfile, 4096, &tok, NULL, &err) < 0) {
+    if (read_token_file(tokfile, &tok, &err) < 0) {
       api_client_free(fromc);
       return cli_fail(&err);
     }
-    tok[strcspn(tok, "\r\n")] = '\0';
     json_object_set_new(req, "token", json_string(tok));
   }
   _cleanup_free_ char *e = api_escape(name);

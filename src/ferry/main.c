@@ -97,11 +97,10 @@ int main(int argc, char **argv)
     if (api_client_new(to_coord ? cli.coord : host, &cli.api, &err) < 0)
       return cli_fail(&err);
     if (token_file && *token_file) {
-      if (read_file(token_file, 4096, &token, NULL, &err) < 0) {
+      if (read_token_file(token_file, &token, &err) < 0) {
         api_client_free(cli.api);
         return cli_fail(&err);
       }
-      token[strcspn(token, "\r\n")] = '\0';
       cli.token = token;
     }
     api_client_set_token(cli.api, cli.token);

@@ -173,11 +173,10 @@ int main(int argc, char **argv)
   }
   if (token_file) {
     struct ferry_err terr = {0};
-    if (read_file(token_file, 4096, &token, NULL, &terr) < 0) {
-      fprintf(stderr, "ferryd: token file: %s\n", terr.msg);
+    if (read_token_file(token_file, &token, &terr) < 0) {
+      fprintf(stderr, "ferryd: %s\n", terr.msg);
       return 1;
     }
-    token[strcspn(token, "\r\n")] = '\0';
     if (strlen(token) < 16) {
       fprintf(stderr, "ferryd: token in %s is shorter than 16 characters\n", token_file);
       return 1;

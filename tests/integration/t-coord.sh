@@ -9,13 +9,7 @@ COORD_ADDR="$CLUSTER_NET.200"
 CLUSTER_COORD="tcp://$COORD_ADDR:7000"   # cluster_up registers the agents with --coord
 # the coordinator host comes up with the cluster's switch
 cluster_up 3
-ip netns add "${T_ID}-gs"; T_NETNS+=("${T_ID}-gs")
-ip -n "${T_ID}-gs" link set lo up
-ip link add "fg$$" type veth peer name eth0 netns "${T_ID}-gs"
-ip link set "fg$$" netns "$T_SW"
-ip -n "$T_SW" link set "fg$$" master sw0 up
-ip -n "${T_ID}-gs" addr add "$COORD_ADDR/24" dev eth0
-ip -n "${T_ID}-gs" link set eth0 up
+cluster_client gs "$COORD_ADDR"   # the coordinator's host, on the cluster's segment
 start_coord() {
   nsenter --net="/var/run/netns/${T_ID}-gs" "$FERRY_BUILD/ferry-coord" serve --db "$T_DIR/coord.db" \
     --listen "$COORD_ADDR:7000" --socket "$T_DIR/coord.sock" --token-file "$T_DIR/token" \

@@ -340,13 +340,12 @@ static void *source_main(void *arg)
     r = api_call(c, "POST", rsurl, NULL, &tr, &err);
     if (r < 0 && err.klass == FERRY_E_UNAVAILABLE) {
       /* The answer was lost, not necessarily the restore: ask. */
-      for (int i = 0; i < 3 && !target_runs; i++) {
+      /* bounded: two quick questions; the container is frozen meanwhile */
+      for (int i = 0; i < 2 && !target_runs; i++) {
         _cleanup_json_ json_t *st = NULL;
         api_client_set_timeout(c, 2);
         if (api_call(c, "GET", sturl, NULL, &st, NULL) == 0)
           target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
-        if (!target_runs)
-          sleep(1);
       }
       if (!target_runs)
         goto fail;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
@@ -616,7 +617,13 @@ int incoming_abort(struct agent *a, const char *id, struct ferry_err *err)
 int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  pthread_mutex_lock(&m->in_lock);
+  /* A step in progress holds the lock; a status question must not wait for it. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 1;
+  if (pthread_mutex_timedlock(&m->in_lock, &ts) != 0)
+    return ferry_err_set(err, -EBUSY, FERRY_E_UNAVAILABLE,
+                         "incoming migration %s: busy with a step, ask again", id);
   struct incoming *in;
   int r = get_in(m, id, NULL, &in, err);
   if (r == 0) {

@@ -142,6 +142,21 @@ int read_file(const char *path, size_t max, char **out, size_t *out_len, struct 
   return 0;
 }
 
+int read_token_file(const char *path, char **out, struct ferry_err *err)
+{
+  char *tok = NULL;
+  int r = read_file(path, 4096, &tok, NULL, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "token file");
+  tok[strcspn(tok, "\r\n")] = '\0';
+  if (!*tok) {
+    free(tok);
+    return FERRY_INVALID(err, "token file %s is empty", path);
+  }
+  *out = tok;
+  return 0;
+}
+
 static int rm_cb(const char *fpath, const struct stat *sb, int typeflag, struct FTW *ftwbuf)
 {
   (void)sb;

@@ -19,6 +19,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
                       struct ferry_err *err);
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
 int read_file(const char *path, size_t max, char **out, size_t *out_len, struct ferry_err *err);
+/* Reads a bearer token from a file: the first line, without its newline;
+ * refuses an empty one. *out is malloc'd. */
+int read_token_file(const char *path, char **out, struct ferry_err *err);
 /* Removes a tree; never crosses into another file system (a forgotten mount). */
 int rm_rf(const char *path, struct ferry_err *err);
 bool path_exists(const char *path);
