@@ -12,6 +12,7 @@
 
 #include "coord/coord.h"
 #include "coord/plan.h"
+#include "coord/policy.h"
 #include "util/log.h"
 #include "orbit/topo.h"
 #include "orbit/visibility.h"
@@ -444,7 +445,11 @@ static const char serve_help[] =
     "  --listen ADDR:PORT   TCP API (the token is required there, as on the agents)\n"
     "  --socket PATH        unix socket API (default /run/ferry/coord.sock)\n"
     "  --token-file F       bearer token required from callers and sent to the agents\n"
-    "  --heartbeat-timeout S  a node silent for longer is down (default 15)\n";
+    "  --heartbeat-timeout S  a node silent for longer is down (default 15)\n"
+    "Satellite-visibility policy (all three files, see docs/coordinator.md):\n"
+    "  --tle FILE --stations FILE --services FILE\n"
+    "  --time-scale X       simulated time runs X times faster than real time (default 1)\n"
+    "  --sim-start TIME     the simulated clock's start (default: now)\n";
 
 static int serve(int argc, char **argv)
 {
@@ -456,10 +461,16 @@ static int serve(int argc, char **argv)
                                      {"tls-key", required_argument, 0, 'K'},
                                      {"tls-ca", required_argument, 0, 'A'},
                                      {"heartbeat-timeout", required_argument, 0, 'H'},
+                                     {"tle", required_argument, 0, 'L'},
+                                     {"stations", required_argument, 0, 'G'},
+                                     {"services", required_argument, 0, 'S'},
+                                     {"time-scale", required_argument, 0, 'X'},
+                                     {"sim-start", required_argument, 0, 'Z'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   struct coord_options co = {0};
   struct api_server_options so = {.unix_path = "/run/ferry/coord.sock"};
+  struct policy_options po = {0};
   const char *token_file = NULL;
   int c;
   optind = 1;
@@ -473,11 +484,17 @@ static int serve(int argc, char **argv)
     case 'K': so.tls_key = optarg; break;
     case 'A': co.tls_ca = optarg; break;
     case 'H': co.heartbeat_timeout_s = atoi(optarg); break;
+    case 'L': po.tle = optarg; break;
+    case 'G': po.stations = optarg; break;
+    case 'S': po.services = optarg; break;
+    case 'X': po.scale = atof(optarg); break;
+    case 'Z': po.sim_start = optarg; break;
     case 'h': fputs(serve_help, stdout); return 0;
     default: fputs(serve_help, stderr); return 125;
     }
   }
-  if (!co.db_path || optind != argc) {
+  bool with_policy = po.tle || po.stations || po.services;
+  if (!co.db_path || optind != argc || (with_policy && !(po.tle && po.stations && po.services))) {
     fputs(serve_help, stderr);
     return 125;
   }
@@ -504,10 +521,19 @@ static int serve(int argc, char **argv)
     coord_close(&co_state);
     return fail(&err);
   }
+  struct policy pol;
+  memset(&pol, 0, sizeof pol);
+  if (with_policy && policy_start(&pol, &co_state, &po, &err) < 0) {
+    policy_stop(&pol);
+    api_server_stop(srv);
+    coord_close(&co_state);
+    return fail(&err);
+  }
   log_info("coord", "coordinator ready (db %s%s%s)", co.db_path, so.listen ? ", tcp://" : "",
            so.listen ? so.listen : "");
   int sig = 0;
   sigwait(&mask, &sig);
+  policy_stop(&pol);
   log_info("coord", "signal %d: shutting down", sig);
   signal(SIGALRM, SIG_DFL);
   alarm(10);

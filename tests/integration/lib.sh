@@ -128,8 +128,9 @@ cluster_up() {
     ip -n "$T_SW" link set "sw$i" master sw0 up
     eval "HOST_${h}_URL=tcp://$addr:9000"
     eval "HOST_${h}_LINK=sw$i"
-    local coord=()
+    local coord=() sats=(${CLUSTER_SATS:-})
     [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)
+    [ -n "${sats[$((i - 1))]:-}" ] && coord+=(--satellite "${sats[$((i - 1))]}")
     start_agent "$h" -- --bridge "$br" --subnet "$CLUSTER_NET.0/24" --gateway "$addr" \
       --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout 20 ${coord[@]+"${coord[@]}"}
   done
