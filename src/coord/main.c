@@ -449,7 +449,8 @@ static const char serve_help[] =
     "Satellite-visibility policy (all three files, see docs/coordinator.md):\n"
     "  --tle FILE --stations FILE --services FILE\n"
     "  --time-scale X       simulated time runs X times faster than real time (default 1)\n"
-    "  --sim-start TIME     the simulated clock's start (default: now)\n";
+    "  --sim-start TIME     the simulated clock's start (default: now)\n"
+    "  --celestial URL --services FILE   instead: ask Celestial's GET /gst/{station}\n";
 
 static int serve(int argc, char **argv)
 {
@@ -466,6 +467,7 @@ static int serve(int argc, char **argv)
                                      {"services", required_argument, 0, 'S'},
                                      {"time-scale", required_argument, 0, 'X'},
                                      {"sim-start", required_argument, 0, 'Z'},
+                                     {"celestial", required_argument, 0, 'E'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   struct coord_options co = {0};
@@ -489,12 +491,14 @@ static int serve(int argc, char **argv)
     case 'S': po.services = optarg; break;
     case 'X': po.scale = atof(optarg); break;
     case 'Z': po.sim_start = optarg; break;
+    case 'E': po.celestial = optarg; break;
     case 'h': fputs(serve_help, stdout); return 0;
     default: fputs(serve_help, stderr); return 125;
     }
   }
-  bool with_policy = po.tle || po.stations || po.services;
-  if (!co.db_path || optind != argc || (with_policy && !(po.tle && po.stations && po.services))) {
+  bool with_policy = po.tle || po.stations || po.services || po.celestial;
+  bool policy_ok = po.celestial ? po.services != NULL : (po.tle && po.stations && po.services);
+  if (!co.db_path || optind != argc || (with_policy && !policy_ok)) {
     fputs(serve_help, stderr);
     return 125;
   }

@@ -27,6 +27,41 @@ static const struct window *window_of(const struct policy *p, size_t station, co
   return NULL;
 }
 
+/* Celestial: the satellites station reaches now, as "ID.SHELL.celestial"
+ * names with their delay (ms, or -1). */
+static json_t *celestial_connected(struct policy *p, const char *station)
+{
+  struct api_client *cl = NULL;
+  if (api_client_new(p->celestial, &cl, NULL) < 0)
+    return NULL;
+  api_client_set_timeout(cl, 3);
+  _cleanup_free_ char *en = api_escape(station);
+  _cleanup_free_ char *url = xasprintf("/gst/%s", en);
+  json_t *out = NULL, *res = NULL;
+  struct ferry_err err = {0};
+  if (api_call(cl, "GET", url, NULL, &out, &err) == 0) {
+    res = json_object();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(out, "connectedSats"), i, c)
+    {
+      json_t *sat = json_object_get(c, "sat");
+      json_t *id = json_object_get(sat, "sat"), *shell = json_object_get(sat, "shell");
+      if (!json_is_integer(id) || !json_is_integer(shell))
+        continue;
+      _cleanup_free_ char *name = xasprintf("%lld.%lld.celestial", (long long)json_integer_value(id),
+                                            (long long)json_integer_value(shell));
+      json_t *d = json_object_get(c, "delay");
+      json_object_set_new(res, name, json_real(json_is_number(d) ? json_number_value(d) : -1.0));
+    }
+  } else {
+    log_warn("policy", "Celestial %s: %s", p->celestial, err.msg);
+  }
+  json_decref(out);
+  api_client_free(cl);
+  return res;
+}
+
 static void tick(struct policy *p)
 {
   double now = policy_now(p);
@@ -86,21 +121,42 @@ static void tick(struct policy *p)
     if (!cur)
       continue; /* not running anywhere we can reach: nothing to move */
     bool cur_up = strcmp(json_str_or(cur, "status", ""), "up") == 0;
-    const struct window *cw = window_of(p, sv->station, json_str_or(cur, "satellite", ""), now);
-    bool due = !cur_up || !cw || cw->los - sv->lead_min <= now;
-    if (!due)
-      continue;
-    /* the node whose satellite is in view and stays in view longest */
     json_t *best = NULL;
-    double best_los = cw ? cw->los : now;
-    json_array_foreach(nodes, i, n)
-    {
-      if (n == cur || strcmp(json_str_or(n, "status", ""), "up") != 0)
+    const struct window *cw = NULL;
+    if (p->celestial) {
+      json_t *conn = celestial_connected(p, p->station_names[sv->station]);
+      if (!conn)
+        continue; /* Celestial unreachable: no decision */
+      bool due = !cur_up || !json_object_get(conn, json_str_or(cur, "satellite", ""));
+      double best_delay = 0;
+      json_array_foreach(nodes, i, n)
+      {
+        json_t *d = json_object_get(conn, json_str_or(n, "satellite", ""));
+        if (!due || n == cur || !d || strcmp(json_str_or(n, "status", ""), "up") != 0)
+          continue;
+        double delay = json_number_value(d);
+        if (!best || (delay >= 0 && delay < best_delay)) {
+          best = n;
+          best_delay = delay;
+        }
+      }
+      json_decref(conn);
+    } else {
+      cw = window_of(p, sv->station, json_str_or(cur, "satellite", ""), now);
+      bool due = !cur_up || !cw || cw->los - sv->lead_min <= now;
+      if (!due)
         continue;
-      const struct window *w = window_of(p, sv->station, json_str_or(n, "satellite", ""), now);
-      if (w && w->los > best_los) {
-        best = n;
-        best_los = w->los;
+      /* the node whose satellite is in view and stays in view longest */
+      double best_los = cw ? cw->los : now;
+      json_array_foreach(nodes, i, n)
+      {
+        if (n == cur || strcmp(json_str_or(n, "status", ""), "up") != 0)
+          continue;
+        const struct window *w = window_of(p, sv->station, json_str_or(n, "satellite", ""), now);
+        if (w && w->los > best_los) {
+          best = n;
+          best_los = w->los;
+        }
       }
     }
     if (!best)
@@ -120,7 +176,9 @@ static void tick(struct policy *p)
       format_jd(p->sim_start.jd + p->sim_start.fr + now / 1440.0, at, sizeof at);
       log_info("policy", "service %s: %s -> %s at %s (simulated): %s", sv->name,
                json_str_or(cur, "name", ""), json_str_or(best, "name", ""), at,
-               cw ? "its satellite sets" : "its satellite is out of view");
+               p->celestial ? "Celestial no longer connects its satellite"
+               : cw         ? "its satellite sets"
+                            : "its satellite is out of view");
       p->running_id[s] = xstrdup(json_str_or(out, "id", ""));
       json_decref(out);
     } else {
@@ -169,12 +227,39 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
     p->sim_start.jd = (double)(ms / 86400000) + 2440587.5;
     p->sim_start.fr = (double)(ms % 86400000) / 86400000.0;
   }
-  if ((r = tle_file_load(o->tle, &p->set, err)) < 0 ||
-      (r = stations_load(o->stations, &p->st, &p->nst, err)) < 0 ||
-      (r = services_load(o->services, p->st, p->nst, &p->svc, &p->nsvc, err)) < 0 ||
-      (r = visibility_windows(&p->set, p->st, p->nst, p->sim_start, p->horizon_min, 10.0, 2,
-                              &p->w, err)) < 0)
+  if (o->celestial) {
+    /* the stations are only names, taken from the services file */
+    _cleanup_json_ json_t *j = NULL;
+    if ((r = json_load(o->services, &j, err)) < 0)
+      return r;
+    size_t i;
+    json_t *e;
+    p->st = calloc(json_array_size(j) + 1, sizeof *p->st);
+    p->station_names = calloc(json_array_size(j) + 1, sizeof(char *));
+    if (!p->st || !p->station_names)
+      abort();
+    json_array_foreach(j, i, e)
+    {
+      const char *sn = json_str_or(e, "station", NULL);
+      size_t k = 0;
+      while (sn && k < p->nst && strcmp(p->st[k].name, sn) != 0)
+        k++;
+      if (sn && k == p->nst) {
+        snprintf(p->st[k].name, sizeof p->st[k].name, "%s", sn);
+        p->station_names[k] = xstrdup(sn);
+        p->nst++;
+      }
+    }
+    p->celestial = xstrdup(o->celestial);
+    if ((r = services_load(o->services, p->st, p->nst, &p->svc, &p->nsvc, err)) < 0)
+      return r;
+  } else if ((r = tle_file_load(o->tle, &p->set, err)) < 0 ||
+             (r = stations_load(o->stations, &p->st, &p->nst, err)) < 0 ||
+             (r = services_load(o->services, p->st, p->nst, &p->svc, &p->nsvc, err)) < 0 ||
+             (r = visibility_windows(&p->set, p->st, p->nst, p->sim_start, p->horizon_min, 10.0, 2,
+                                     &p->w, err)) < 0) {
     return r;
+  }
   p->running_id = calloc(p->nsvc, sizeof(char *));
   p->node = calloc(p->nsvc, sizeof(char *));
   if (!p->running_id || !p->node)
@@ -183,8 +268,11 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
   if (pthread_create(&p->th, NULL, policy_main, p) != 0)
     return FERRY_INTERNAL(err, "cannot start the policy thread");
   p->started = true;
-  log_info("policy", "following %zu service(s) over %zu satellite(s), %zu windows, time scale %g",
-           p->nsvc, p->set.n, p->w.n, p->scale);
+  if (p->celestial)
+    log_info("policy", "following %zu service(s) with Celestial at %s", p->nsvc, p->celestial);
+  else
+    log_info("policy", "following %zu service(s) over %zu satellite(s), %zu windows, time scale %g",
+             p->nsvc, p->set.n, p->w.n, p->scale);
   return 0;
 }
 
@@ -203,6 +291,10 @@ void policy_stop(struct policy *p)
   }
   free(p->running_id);
   free(p->node);
+  for (size_t k = 0; p->station_names && k < p->nst; k++)
+    free(p->station_names[k]);
+  free(p->station_names);
+  free(p->celestial);
   free(p->svc);
   free(p->st);
   tle_set_free(&p->set);

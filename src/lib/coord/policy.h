@@ -3,7 +3,12 @@
  * node whose satellite its ground station sees. Lead time before that
  * satellite sets — or at once when its node is down — the service is moved
  * to the node whose satellite is in view and stays in view longest. Nodes
- * name their satellite when they register (ferryd --satellite). */
+ * name their satellite when they register (ferryd --satellite).
+ *
+ * With Celestial (--celestial URL) as the position source, the policy asks
+ * GET URL/gst/{station} which satellites the station reaches (host names
+ * "ID.SHELL.celestial", which nodes register as their satellite); there is no
+ * prediction, so a service moves when its satellite drops out of that list. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,6 +32,8 @@ struct policy {
   int tick_ms;
   char **running_id;  /* per service: the coordinator migration in flight, or NULL */
   char **node;        /* per service: the node it was last seen on */
+  char *celestial;     /* Celestial's info API base URL, or NULL: positions from the TLEs */
+  char **station_names; /* with Celestial: the ground stations by name */
   pthread_t th;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -35,6 +42,7 @@ struct policy {
 
 struct policy_options {
   const char *tle, *stations, *services;
+  const char *celestial; /* instead of tle+stations: Celestial's GET /gst/{name} */
   const char *sim_start; /* ISO 8601; default: now */
   double scale;          /* default 1 */
   double horizon_h;      /* windows computed this far ahead (default 24) */
