@@ -371,6 +371,21 @@ fail:
   return r;
 }
 
+void agent_restored_record(json_t *rec, const char *id)
+{
+  char netns[32], veth[16];
+  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  json_object_set_new(rec, "id", json_string(id));
+  json_object_set_new(rec, "netns", json_string(netns));
+  json_object_set_new(rec, "veth", json_string(veth));
+  json_object_set_new(rec, "state", json_string("created"));
+  json_object_set_new(rec, "op", json_string("restore"));
+  static const char *live[] = {"status", "pid", "exit_code", "finished_at", "migration",
+                               "restored_from"};
+  for (size_t k = 0; k < ARRAY_SIZE(live); k++)
+    json_object_del(rec, live[k]);
+}
+
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec)
 {
   const char *id = json_str_or(rec, "id", "");

@@ -95,4 +95,8 @@ int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct fer
 int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up,
                           struct ferry_err *err);
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
+/* Turns a checkpointed or migrated record into the record of its restored
+ * copy with id `id`: network names derived from it, state "created" under
+ * op "restore", the live fields of the old copy dropped. */
+void agent_restored_record(json_t *rec, const char *id);
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

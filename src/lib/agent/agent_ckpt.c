@@ -315,18 +315,11 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   } else {
     snprintf(id, sizeof id, "%s", oldid);
   }
-  char netns[32], veth[16], ts[40];
-  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
-  json_object_set_new(rec, "id", json_string(id));
+  agent_restored_record(rec, id);
   json_object_set_new(rec, "name", json_string(name));
-  json_object_set_new(rec, "netns", json_string(netns));
-  json_object_set_new(rec, "veth", json_string(veth));
-  json_object_set_new(rec, "state", json_string("created"));
-  json_object_set_new(rec, "op", json_string("restore"));
   json_object_set_new(rec, "restored_from", json_string(dir));
-  json_object_del(rec, "status");
-  json_object_del(rec, "pid");
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto fail;
   created = true;

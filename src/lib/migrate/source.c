@@ -137,6 +137,26 @@ static int put_tar(struct outgoing *o, struct api_client *c, const char *src, co
 }
 
 /* "/v1/migrations/incoming/ID" + part [+ "/" + escaped arg] */
+static char *mig_url(struct outgoing *o, const char *part, const char *arg);
+
+/* Sends every volume of rec as PUT .../PART/NAME (full or delta). */
+static int send_volumes(struct outgoing *o, struct api_client *c, json_t *rec,
+                        const struct tar_opts *to, const char *part, struct ferry_err *err)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(rec, "volumes"), i, v)
+  {
+    const char *vn = json_str_or(v, "name", "");
+    _cleanup_free_ char *dir = volume_path(&o->a->rt, vn);
+    _cleanup_free_ char *url = mig_url(o, part, vn);
+    int r = put_tar(o, c, dir, to, url, "volumes", err);
+    if (r < 0)
+      return ferry_err_wrap(err, "send volume %s", vn);
+  }
+  return 0;
+}
+
 static char *mig_url(struct outgoing *o, const char *part, const char *arg)
 {
   _cleanup_free_ char *e = arg ? api_escape(arg) : NULL;
@@ -239,17 +259,8 @@ static void *source_main(void *arg)
         goto fail;
       }
     }
-    json_t *v;
-    json_array_foreach(json_object_get(rec, "volumes"), i, v)
-    {
-      const char *vn = json_str_or(v, "name", "");
-      _cleanup_free_ char *dir = volume_path(&a->rt, vn);
-      _cleanup_free_ char *url = mig_url(o, "/volumes", vn);
-      if ((r = put_tar(o, c, dir, &full, url, "volumes", &err)) < 0) {
-        ferry_err_wrap(&err, "send volume %s", vn);
-        goto fail;
-      }
-    }
+    if ((r = send_volumes(o, c, rec, &full, "/volumes", &err)) < 0)
+      goto fail;
     _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
     _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
     if ((r = put_tar(o, c, upper, &full, url, "rootfs", &err)) < 0) {
@@ -316,18 +327,8 @@ static void *source_main(void *arg)
       ferry_err_wrap(&err, "send rootfs changes");
       goto fail;
     }
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(rec, "volumes"), i, v)
-    {
-      const char *vn = json_str_or(v, "name", "");
-      _cleanup_free_ char *dir = volume_path(&a->rt, vn);
-      _cleanup_free_ char *url = mig_url(o, "/volume-delta", vn);
-      if ((r = put_tar(o, c, dir, &delta, url, "volumes", &err)) < 0) {
-        ferry_err_wrap(&err, "send volume %s", vn);
-        goto fail;
-      }
-    }
+    if ((r = send_volumes(o, c, rec, &delta, "/volume-delta", &err)) < 0)
+      goto fail;
   }
 
   /* ---- restore on the target ---- */

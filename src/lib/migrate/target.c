@@ -510,22 +510,15 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
     in->image_added = true;
     save_state(in);
   }
-  char cid[65], netns[32], veth[16], ts[40];
+  char cid[65], ts[40];
   random_hex(cid, 64);
-  net_names(cid, netns, sizeof netns, veth, sizeof veth);
   format_time(now_wall_ms(), ts, sizeof ts);
   rec = json_deep_copy(ctr);
-  json_object_set_new(rec, "id", json_string(cid));
-  json_object_set_new(rec, "netns", json_string(netns));
-  json_object_set_new(rec, "veth", json_string(veth));
-  json_object_set_new(rec, "state", json_string("created"));
-  json_object_set_new(rec, "op", json_string("restore"));
+  agent_restored_record(rec, cid);
+  const char *netns = json_str_or(rec, "netns", "");
   json_object_set_new(rec, "migration_id", json_string(id));
   json_object_set_new(rec, "migrated_from", json_string(json_str_or(in->offer, "source_agent", "")));
   json_object_set_new(rec, "migrated_at", json_string(ts));
-  static const char *drop[] = {"status", "pid", "exit_code", "finished_at", "migration", "restored_from"};
-  for (size_t k = 0; k < ARRAY_SIZE(drop); k++)
-    json_object_del(rec, drop[k]);
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto fail;
   created = true;
