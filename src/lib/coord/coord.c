@@ -329,8 +329,7 @@ static void *migration_main(void *arg)
   return NULL;
 }
 
-/* The up node that runs container (asked of every up node), or NULL. */
-static json_t *find_running(struct coord *c, const char *container)
+json_t *coord_find_running(struct coord *c, const char *container)
 {
   json_t *nodes = coord_node_list(c);
   json_t *found = NULL;
@@ -396,7 +395,7 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
     return FERRY_NOTFOUND(err, "destination node \"%s\": not registered", to);
   if (strcmp(json_str_or(dest, "status", ""), "up") != 0)
     return ferry_err_set(err, -EHOSTDOWN, FERRY_E_CONFLICT, "destination node \"%s\" is down", to);
-  _cleanup_json_ json_t *origin = from ? node_by(c, from) : find_running(c, container);
+  _cleanup_json_ json_t *origin = from ? node_by(c, from) : coord_find_running(c, container);
   if (!origin)
     return from ? FERRY_NOTFOUND(err, "origin node \"%s\": not registered", from)
                 : FERRY_NOTFOUND(err, "container \"%s\": no up node runs it", container);

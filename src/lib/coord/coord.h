@@ -37,6 +37,8 @@ void coord_close(struct coord *c);
 int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
 int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *err);
 json_t *coord_node_list(struct coord *c);
+/* The up node that runs container (every up node is asked), or NULL. */
+json_t *coord_find_running(struct coord *c, const char *container);
 int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry_err *err);
 
 /* {"container", "from"?, "to", "keep"} or {"deployment", "originNode", "destNode"} or

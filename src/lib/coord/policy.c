@@ -85,39 +85,16 @@ static void tick(struct policy *p)
       p->running_id[s] = NULL;
     }
     /* where it runs now: the node it was last seen on, else ask the nodes */
+    if (!p->node[s]) {
+      json_t *found = coord_find_running(p->c, sv->name);
+      if (found)
+        p->node[s] = xstrdup(json_str_or(found, "name", ""));
+      json_decref(found);
+    }
     json_t *cur = NULL;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n) if (p->node[s] && strcmp(json_str_or(n, "name", ""), p->node[s]) == 0) cur = n;
-    if (!cur) {
-      json_t *m = NULL;
-      /* a migration with no origin makes the coordinator find the container;
-       * here we only want to know where it is */
-      json_array_foreach(nodes, i, n)
-      {
-        if (strcmp(json_str_or(n, "status", ""), "up") != 0)
-          continue;
-        struct api_client *cl = NULL;
-        if (api_client_new(json_str_or(n, "url", ""), &cl, NULL) < 0)
-          continue;
-        api_client_set_token(cl, p->c->token);
-        api_client_set_ca(cl, p->c->tls_ca);
-        api_client_set_timeout(cl, 3);
-        _cleanup_free_ char *en = api_escape(sv->name);
-        _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
-        if (api_call(cl, "GET", url, NULL, &m, NULL) == 0 &&
-            strcmp(json_str_or(m, "status", ""), "running") == 0) {
-          free(p->node[s]);
-          p->node[s] = xstrdup(json_str_or(n, "name", ""));
-          cur = n;
-        }
-        json_decref(m);
-        m = NULL;
-        api_client_free(cl);
-        if (cur)
-          break;
-      }
-    }
     if (!cur)
       continue; /* not running anywhere we can reach: nothing to move */
     bool cur_up = strcmp(json_str_or(cur, "status", ""), "up") == 0;
