@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
@@ -104,6 +105,106 @@ static void builds_the_oci_config(void **state)
   rm_rf(dir, NULL);
 }
 
+
+/* A volume whose directory is a symlink (or a name with a slash, planted by
+ * a peer) is never bind-mounted: the host path it points to stays out. */
+static void refuses_volume_paths_through_symlinks(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/ferry-unit-spec-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  struct runtime rt;
+  _cleanup_free_ char *rr = path_join(dir, "runc");
+  assert_int_equal(runtime_init(&rt, dir, rr, "runc", "/bin/true", NULL), 0);
+  struct ferry_err e = {0};
+  assert_int_equal(volume_create(&rt, "ev4", false, NULL, &e), 0);
+  /* what a container could plant inside its own volume */
+  _cleanup_free_ char *data = volume_path(&rt, "ev4");
+  _cleanup_free_ char *evil = path_join(data, "evil");
+  assert_int_equal(mkdir_p(evil, 0755, NULL), 0);
+  _cleanup_free_ char *evil_data = path_join(evil, "_data");
+  assert_int_equal(symlink("/etc", evil_data), 0);
+  _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:[s], s:[{s:s, s:s}]}", "id", "abc", "name",
+                                         "x", "args", "/bin/sh", "volumes", "name",
+                                         "ev4/_data/evil", "destination", "/host");
+  json_t *spec = NULL;
+  assert_true(spec_build(&rt, rec, &spec, &e) < 0);
+  assert_null(spec);
+  assert_non_null(strstr(e.msg, "volume name \"ev4/_data/evil\""));
+  /* a volume directory replaced by a symlink to the host */
+  assert_int_equal(volume_create(&rt, "sl", false, NULL, &e), 0);
+  _cleanup_free_ char *sl = volume_path(&rt, "sl");
+  assert_int_equal(rm_rf(sl, NULL), 0);
+  assert_int_equal(symlink("/etc", sl), 0);
+  json_t *v0 = json_array_get(json_object_get(rec, "volumes"), 0);
+  json_object_set_new(v0, "name", json_string("sl"));
+  assert_true(spec_build(&rt, rec, &spec, &e) < 0);
+  assert_null(spec);
+  assert_non_null(strstr(e.msg, "symbolic link"));
+  /* hostile destinations */
+  json_object_set_new(v0, "name", json_string("ev4"));
+  const char *bad[] = {"//", "/.", "/a/../../etc", "relative", "/a//b", "/a/"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    json_object_set_new(v0, "destination", json_string(bad[i]));
+    assert_true(spec_build(&rt, rec, &spec, &e) < 0);
+    assert_non_null(strstr(e.msg, "destination"));
+  }
+  runtime_fini(&rt);
+  rm_rf(dir, NULL);
+}
+
+/* A record from a peer or a checkpoint keeps only known, valid fields. */
+static void sanitizes_foreign_records(void **state)
+{
+  (void)state;
+  struct ferry_err e = {0};
+  const char *img = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  _cleanup_json_ json_t *good = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:[s], s:[s], s:s, s:s, s:i, s:[{s:s, s:s}], s:s, s:s, s:s}",
+      "id", "feed", "name", "web", "image", img, "ip", "198.18.0.5", "mac", "02:42:c6:12:00:05",
+      "args", "/bin/sh", "env", "A=1", "cwd", "/srv", "user", "redis", "uid", 7, "volumes", "name",
+      "data", "destination", "/data", "netns", "/proc/1/ns/net", "veth", "eth0", "op", "restore");
+  json_t *out = NULL;
+  assert_int_equal(ctr_record_sanitize(good, &out, &e), 0);
+  assert_string_equal(json_str_or(out, "name", ""), "web");
+  assert_int_equal(json_integer_value(json_object_get(out, "uid")), 7);
+  /* host names from the peer are dropped, not trusted */
+  assert_null(json_object_get(out, "netns"));
+  assert_null(json_object_get(out, "veth"));
+  assert_null(json_object_get(out, "op"));
+  assert_null(json_object_get(out, "id"));
+  json_decref(out);
+  struct {
+    const char *key;
+    json_t *val;
+    const char *msg;
+  } bad[] = {
+      {"volumes", json_pack("[{s:s, s:s}]", "name", "ev4/_data/evil", "destination", "/x"), "volume name"},
+      {"volumes", json_pack("[{s:s, s:s}]", "name", "..", "destination", "/x"), "volume name"},
+      {"volumes", json_pack("[{s:s, s:s}]", "name", "ok", "destination", "/x/../.."), "destination"},
+      {"volumes", json_pack("[s]", "ok:/x"), "not an object"},
+      {"name", json_string("../x"), "container name"},
+      {"image", json_string("sha256:../../x"), "digest"},
+      {"ip", json_string("198.18.0.5; rm"), "IPv4"},
+      {"mac", json_string("zz:zz"), "MAC"},
+      {"args", json_array(), "non-empty"},
+      {"args", json_pack("[i]", 3), "plain string"},
+      {"env", json_pack("[{}]"), "plain string"},
+      {"cwd", json_string("/a/../../b/.."), "cwd"},
+      {"uid", json_integer(4294967296LL), "uid"},
+      {"gid", json_string("0"), "gid"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    _cleanup_json_ json_t *r = json_deep_copy(good);
+    json_object_set_new(r, bad[i].key, bad[i].val);
+    out = NULL;
+    assert_true(ctr_record_sanitize(r, &out, &e) < 0);
+    assert_null(out);
+    if (!strstr(e.msg, bad[i].msg))
+      fail_msg("case %zu (%s): message \"%s\" lacks \"%s\"", i, bad[i].key, e.msg, bad[i].msg);
+  }
+}
+
 static void validates_names(void **state)
 {
   (void)state;
@@ -126,6 +227,8 @@ int main(void)
       cmocka_unit_test(resolves_users),
       cmocka_unit_test(builds_the_oci_config),
       cmocka_unit_test(validates_names),
+      cmocka_unit_test(refuses_volume_paths_through_symlinks),
+      cmocka_unit_test(sanitizes_foreign_records),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,18 +259,6 @@ static int alloc_ip(struct agent *a, char *buf, size_t len, struct ferry_err *er
   return 0;
 }
 
-static int check_dest(const char *dest, struct ferry_err *err)
-{
-  if (!dest || dest[0] != '/')
-    return FERRY_INVALID(err, "volume destination \"%s\" must be an absolute path",
-                         dest ? dest : "");
-  if (strstr(dest, "/../") || (strlen(dest) >= 3 && strcmp(dest + strlen(dest) - 3, "/..") == 0))
-    return FERRY_INVALID(err, "volume destination \"%s\" must not contain \"..\"", dest);
-  if (strcmp(dest, "/") == 0)
-    return FERRY_INVALID(err, "volume destination must not be /");
-  return 0;
-}
-
 /* "name:/dest" -> {"name", "destination"} */
 static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
 {
@@ -288,7 +276,7 @@ static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
       return FERRY_INVALID(err, "volume \"%s\": expected VOLUME:/path", s ? s : "?");
     _cleanup_free_ char *name = strndup(s, (size_t)(colon - s));
     int r;
-    if ((r = validate_name("volume", name, err)) < 0 || (r = check_dest(colon + 1, err)) < 0)
+    if ((r = validate_name("volume", name, err)) < 0 || (r = volume_dest_check(colon + 1, err)) < 0)
       return r;
     json_array_append_new(vols, json_pack("{s:s, s:s}", "name", name, "destination", colon + 1));
   }

@@ -270,9 +270,13 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     return FERRY_INVALID(err, "%s: checkpoint.json has no valid container record", dir);
   const char *name = newname ? newname : oldname;
 
+  /* A checkpoint directory may come from anywhere: its record is rebuilt
+   * from its known, checked fields. */
+  _cleanup_json_ json_t *rec = NULL;
+  if ((r = ctr_record_sanitize(rec0, &rec, err)) < 0)
+    return ferry_err_wrap(err, "%s/checkpoint.json", dir);
   pthread_mutex_lock(&a->lock);
   _cleanup_json_ json_t *img = NULL;
-  _cleanup_json_ json_t *rec = json_deep_copy(rec0);
   _cleanup_json_ json_t *existing = NULL;
   _cleanup_strv_ char **made_vols = strv_new();
   _cleanup_json_ json_t *report = json_object();

@@ -150,6 +150,14 @@ static int get_in(struct migrations *m, const char *id, const char *want_state,
   return 0;
 }
 
+static bool in_array(json_t *arr, const char *s)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
+  return false;
+}
+
 int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
                    struct ferry_err *err)
 {
@@ -164,23 +172,43 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     return r;
   if (!migration_id_valid(id))
     return FERRY_INVALID(err, "migration id \"%s\" is malformed", id);
-  json_t *ctr = json_object_get(req, "container");
   json_t *img = json_object_get(req, "image");
   json_t *vols = json_object_get(req, "volumes");
-  const char *name = json_str_or(ctr, "name", NULL), *ip = json_str_or(ctr, "ip", NULL);
-  if (!json_is_object(ctr) || !json_is_object(img) || (vols && !json_is_array(vols)) || !ip ||
-      !json_str_or(ctr, "mac", NULL) || !json_is_array(json_object_get(ctr, "args")))
+  if (!json_is_object(json_object_get(req, "container")) || !json_is_object(img) ||
+      (vols && !json_is_array(vols)))
     return FERRY_INVALID(err, "offer: container, image and volumes are required");
-  if ((r = validate_name("container", name, err)) < 0)
-    return r;
+  /* The peer's record is rebuilt from its known fields, each checked: a name
+   * or path in it must never reach outside this agent's root. */
+  _cleanup_json_ json_t *ctr = NULL;
+  if ((r = ctr_record_sanitize(json_object_get(req, "container"), &ctr, err)) < 0)
+    return ferry_err_wrap(err, "offer");
+  const char *name = json_str_or(ctr, "name", ""), *ip = json_str_or(ctr, "ip", "");
   if (!digest_valid(json_str_or(img, "id", NULL)) || !json_is_array(json_object_get(img, "layers")))
     return FERRY_INVALID(err, "offer: image record without a valid id and layers");
+  if (strcmp(json_str_or(img, "id", ""), json_str_or(ctr, "image", "")) != 0)
+    return FERRY_INVALID(err, "offer: the container's image is not the offered image");
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(img, "layers"), i, v) if (!digest_valid(json_string_value(v)))
       return FERRY_INVALID(err, "offer: layer %zu has no valid digest", i + 1);
   json_array_foreach(vols, i, v) if ((r = validate_name("volume", json_string_value(v), err)) < 0)
-      return r;
+      return ferry_err_wrap(err, "offer");
+  /* The volumes sent are exactly the volumes the container mounts. */
+  json_t *cv = json_object_get(ctr, "volumes");
+  json_array_foreach(cv, i, v) if (!in_array(vols, json_str_or(v, "name", "")))
+      return FERRY_INVALID(err, "offer: volume \"%s\" of the container is not in the offer",
+                           json_str_or(v, "name", ""));
+  json_array_foreach(vols, i, v)
+  {
+    bool used = false;
+    size_t k;
+    json_t *w;
+    json_array_foreach(cv, k, w) if (strcmp(json_str_or(w, "name", ""), json_string_value(v)) == 0)
+        used = true;
+    if (!used)
+      return FERRY_INVALID(err, "offer: volume \"%s\" is not mounted by the container",
+                           json_string_value(v));
+  }
 
   pthread_mutex_lock(&m->in_lock);
   if (find_in(m, id)) {
@@ -253,14 +281,6 @@ out:
 out_unlocked:
   pthread_mutex_unlock(&m->in_lock);
   return r;
-}
-
-static bool in_array(json_t *arr, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return true;
-  return false;
 }
 
 static int extract_fresh(struct agent *a, const char *file, const char *dest, const char *what,

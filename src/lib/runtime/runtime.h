@@ -34,6 +34,16 @@ void runtime_fini(struct runtime *rt);
 /* Names: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} for containers and volumes. */
 int validate_name(const char *kind, const char *name, struct ferry_err *err);
 
+/* A volume's mount point in a container: absolute and normalised (no "//",
+ * ".", ".." or trailing "/"), not "/". */
+int volume_dest_check(const char *dest, struct ferry_err *err);
+/* Checks a container record that comes from outside (a peer's migration
+ * offer, a checkpoint directory) and returns a fresh record holding only the
+ * fields ferry knows, each validated: name, image digest, ip, mac, args, env,
+ * cwd, user, uid/gid, volumes (names and destinations). Ids, network names
+ * and live state are the caller's to set. */
+int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err);
+
 /* Paths of a container (malloc'd). */
 char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
 

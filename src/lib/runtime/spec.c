@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include "runtime/runtime.h"
@@ -178,11 +180,21 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
     const char *name = json_str_or(v, "name", "");
     const char *dest = json_str_or(v, "destination", "");
     _cleanup_free_ char *src = volume_path(rt, name);
-    if (!path_exists(src)) {
+    _cleanup_free_ char *rel = xasprintf("%s/_data", name);
+    int r = validate_name("volume", name, err);
+    if (r == 0)
+      r = volume_dest_check(dest, err);
+    /* The bind mount's source must be the volume's own directory: resolved
+     * inside the volume store, through no symbolic link. */
+    int fd = r < 0 ? r : open_beneath(rt->vol_dir, rel, O_PATH | O_DIRECTORY, err);
+    if (fd < 0) {
       json_decref(mounts);
       json_decref(spec);
-      return FERRY_NOTFOUND(err, "volume \"%s\": no such volume", name);
+      if (fd == -ENOENT)
+        return FERRY_NOTFOUND(err, "volume \"%s\": no such volume", name);
+      return ferry_err_wrap(err, "volume \"%s\"", name);
     }
+    close(fd);
     json_array_append_new(mounts, mount_new(dest, "bind", src, "rbind,rw"));
   }
   json_object_set_new(spec, "mounts", mounts);

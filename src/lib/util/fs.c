@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,4 +298,23 @@ void format_time(uint64_t wall_ms, char *buf, size_t len)
   gmtime_r(&t, &tm);
   snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall_ms % 1000));
+}
+
+int open_beneath(const char *root, const char *rel, int flags, struct ferry_err *err)
+{
+  int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return ferry_err_sys(err, -errno, "%s", root);
+  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof how);
+  int e = errno;
+  close(dfd);
+  if (fd >= 0)
+    return fd;
+  if (e == ELOOP || e == EXDEV)
+    return ferry_err_set(err, -e, FERRY_E_INVALID,
+                         "%s/%s: the path goes through a symbolic link or leaves %s", root, rel,
+                         root);
+  return ferry_err_sys(err, -e, "%s/%s", root, rel);
 }

@@ -25,6 +25,11 @@ int read_token_file(const char *path, char **out, struct ferry_err *err);
 /* Removes a tree; never crosses into another file system (a forgotten mount). */
 int rm_rf(const char *path, struct ferry_err *err);
 bool path_exists(const char *path);
+/* Opens root/rel (flags as for open(2), O_CLOEXEC added) resolving rel only
+ * beneath root and following no symbolic link (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS): a path that would leave root or pass a symlink is
+ * refused with an invalid-input error. Returns the fd. */
+int open_beneath(const char *root, const char *rel, int flags, struct ferry_err *err);
 /* Copies a regular file (contents and mode 0600) to dst, replacing it. */
 int copy_file(const char *src, const char *dst, struct ferry_err *err);
 bool dir_is_empty(const char *path);

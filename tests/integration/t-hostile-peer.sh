@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A peer holding the cluster token, or a checkpoint directory from anywhere,
+# cannot name a path outside the agent's root: a migration offer whose
+# container record mounts "ev4/_data/evil" (a path a container could plant a
+# symlink under) or volumes that the offer does not list is refused with 400,
+# the target keeps nothing, and a checkpoint.json with a hostile record is
+# refused by `ferry restore` with nothing created.
+source "$(dirname "$0")/lib.sh"
+need curl python3
+cluster_up 2
+cluster_client c1 "$CLUSTER_NET.250"
+make_rootfs
+f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+f a2 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+f a1 run -d --name svc --ip "$CLUSTER_NET.30" -v data:/data busybox sleep 1000 >/dev/null
+# a2 has a volume a container wrote a symlink into: the planted escape
+f a2 volume create ev4 >/dev/null
+mkdir -p "$T_DIR/a2/root/volumes/ev4/_data/evil"
+ln -s / "$T_DIR/a2/root/volumes/ev4/_data/evil/_data"
+TOK=$(cat "$T_DIR/token")
+A2="http://$CLUSTER_NET.242:9000"
+f a1 --json inspect svc >"$T_DIR/ctr.json"
+f a1 --json image inspect busybox >"$T_DIR/img.json"
+
+# offer ID PYTHON-EXPR-ON-(ctr, vols): prints the HTTP status; body in $T_DIR/r
+offer() {
+  local id=$1 edit=$2
+  python3 - "$T_DIR/ctr.json" "$T_DIR/img.json" "$id" "$edit" >"$T_DIR/offer.json" <<'EOF'
+import json, sys
+ctr = json.load(open(sys.argv[1]))
+if isinstance(ctr, list): ctr = ctr[0]
+img = json.load(open(sys.argv[2]))
+if isinstance(img, list): img = img[0]
+ctr["name"] = "svc2"
+ctr["ip"] = "198.18.100.31"
+vols = ["data"]
+exec(sys.argv[4])
+print(json.dumps({"id": sys.argv[3], "source_agent": "x", "container": ctr, "image": img, "volumes": vols}))
+EOF
+  in_ns c1 curl -s -o "$T_DIR/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
+    -H 'Content-Type: application/json' --data-binary @"$T_DIR/offer.json" "$A2/v1/migrations/incoming"
+}
+
+nothing_kept() {
+  [ -z "$(ls -A "$T_DIR/a2/root/migrations")" ] || fail "$1: a2 kept migration state: $(ls "$T_DIR/a2/root/migrations")"
+  [ -z "$(f a2 ps -a --json | grep '"name"')" ] || fail "$1: a2 has a container: $(f a2 ps -a)"
+  [ "$(f a2 volume ls --json | grep -c '"name"')" = 1 ] || fail "$1: a2's volumes changed: $(f a2 volume ls)"
+}
+
+# The baseline: the same offer, untouched, is accepted (so the refusals below
+# are about the hostile part, not the form).
+code=$(offer 0123456789abcdef0123456789abcde0 "pass")
+[ "$code" = 201 ] || fail "a plain offer was refused: $code $(cat "$T_DIR/r")"
+in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/0123456789abcdef0123456789abcde0"
+check "a well-formed offer is accepted (and withdrawn)"
+
+cases=(
+  'ctr["volumes"] = [{"name": "ev4/_data/evil", "destination": "/host"}]; vols = ["ev4"]|volume name'
+  'ctr["volumes"] = [{"name": "../../../../etc", "destination": "/host"}]; vols = ["data"]|volume name'
+  'ctr["volumes"] = [{"name": "ev4", "destination": "/x"}]; vols = ["data"]|not in the offer'
+  'ctr["volumes"] = [{"name": "data", "destination": "/x"}]; vols = ["data", "ev4"]|not mounted'
+  'ctr["volumes"] = [{"name": "data", "destination": "/a/../../x"}]|destination'
+  'ctr["name"] = "../x"|container name'
+  'ctr["mac"] = "02:42;reboot"|MAC'
+  'ctr["args"] = []|args'
+  'ctr["image"] = "sha256:" + "0" * 64|image is not the offered image'
+)
+n=0
+for c in "${cases[@]}"; do
+  n=$((n + 1))
+  edit=${c%|*} pattern=${c##*|}
+  code=$(offer "0123456789abcdef0123456789abc$(printf '%03d' $n)" "$edit")
+  [ "$code" = 400 ] || fail "hostile offer ($edit) answered $code: $(cat "$T_DIR/r")"
+  grep -q "$pattern" "$T_DIR/r" || fail "hostile offer ($edit): message lacks /$pattern/: $(cat "$T_DIR/r")"
+  nothing_kept "$edit"
+done
+check "$n hostile offers (volume names with '/', '..', volumes not offered, bad destination, name, MAC, args, image) refused with 400; a2 kept nothing"
+
+# A checkpoint directory with a hostile record is refused by restore.
+f a1 checkpoint svc "$T_DIR/ck" --leave-running >/dev/null
+python3 - "$T_DIR/ck/checkpoint.json" <<'EOF'
+import json, sys
+p = sys.argv[1]
+j = json.load(open(p))
+j["container"]["volumes"] = [{"name": "data/../../../..", "destination": "/host"}]
+json.dump(j, open(p, "w"))
+EOF
+expect_fail "checkpoint.json.*volume name" f a2 restore "$T_DIR/ck" --name evil
+nothing_kept "hostile checkpoint"
+check "restore of a checkpoint whose record names a volume outside the store: refused, nothing created"
+echo "# all checks passed"
