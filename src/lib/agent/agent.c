@@ -21,6 +21,8 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
 {
   memset(a, 0, sizeof *a);
   pthread_mutex_init(&a->lock, NULL);
+  pthread_mutex_init(&a->img_lock, NULL);
+  a->claims = json_object();
   a->started_ms = now_wall_ms();
   const char *root = o->root ? o->root : "/var/lib/ferry";
   int r = mkdir_p(root, 0700, err);
@@ -94,7 +96,9 @@ void agent_close(struct agent *a)
   free(a->subnet_str);
   free(a->id);
   free(a->root);
+  json_decref(a->claims);
   pthread_mutex_destroy(&a->lock);
+  pthread_mutex_destroy(&a->img_lock);
 }
 
 void agent_recover(struct agent *a)
@@ -117,6 +121,8 @@ void agent_recover(struct agent *a)
       }
       json_object_del(rec, "op");
       ctr_save(&a->rt, rec, NULL);
+    } else if (op && strcmp(op, "restore") == 0 && json_object_get(rec, "migration_id")) {
+      continue; /* an incoming migration's copy: migrate's recovery decides by its state */
     } else if (op && strcmp(op, "restore") == 0) {
       _cleanup_free_ char *st = NULL;
       int pid;
@@ -127,7 +133,7 @@ void agent_recover(struct agent *a)
       } else {
         log_warn("agent", "container %s: removing the remains of an unfinished restore",
                  json_str_or(rec, "name", id));
-        agent_ctr_remove_locked(a, rec, true, NULL);
+        agent_ctr_destroy(a, rec, true, NULL);
       }
     }
   }
@@ -137,12 +143,10 @@ json_t *agent_info(struct agent *a)
 {
   char ts[40];
   format_time(a->started_ms, ts, sizeof ts);
-  LOCK(a);
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t running = 0, i;
   json_t *c;
   json_array_foreach(all, i, c) if (strcmp(ctr_refresh(&a->rt, c), "running") == 0) running++;
-  UNLOCK(a);
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version", "0.1.0",
                    "root", a->root, "bridge", a->net.bridge, "subnet", a->subnet_str, "started", ts,
                    "containers", (int)json_array_size(all), "running", (int)running);
@@ -153,26 +157,21 @@ json_t *agent_info(struct agent *a)
 int agent_image_import(struct agent *a, const char *path, const char *name, const char *display,
                        json_t **out, struct ferry_err *err)
 {
-  LOCK(a);
+  /* Imports are serialised among themselves, not with the containers. */
+  pthread_mutex_lock(&a->img_lock);
   int r = image_import(&a->images, path, name, display, out, err);
-  UNLOCK(a);
+  pthread_mutex_unlock(&a->img_lock);
   return r;
 }
 
 json_t *agent_image_list(struct agent *a)
 {
-  LOCK(a);
-  json_t *l = image_list(&a->images);
-  UNLOCK(a);
-  return l;
+  return image_list(&a->images);
 }
 
 int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  LOCK(a);
-  int r = image_lookup(&a->images, ref, out, err);
-  UNLOCK(a);
-  return r;
+  return image_lookup(&a->images, ref, out, err);
 }
 
 int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
@@ -210,6 +209,77 @@ int agent_check_idle(json_t *rec, struct ferry_err *err)
     return 0;
   return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
                         json_str_or(rec, "name", ""), op);
+}
+
+/* Caller holds the store lock. */
+static int claim_locked(struct agent *a, json_t *rec, const char *op, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  const char *busy = json_str_or(a->claims, id, NULL);
+  if (busy)
+    return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
+                          json_str_or(rec, "name", ""), busy);
+  int r = agent_check_idle(rec, err);
+  if (r < 0)
+    return r;
+  json_object_set_new(a->claims, id, json_string(op));
+  return 0;
+}
+
+int agent_claim(struct agent *a, const char *ref, const char *op, bool persist, bool want_running,
+                json_t **out, struct ferry_err *err)
+{
+  json_t *rec = NULL;
+  LOCK(a);
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0 && (r = claim_locked(a, rec, op, err)) < 0) {
+    json_decref(rec);
+    rec = NULL;
+  }
+  UNLOCK(a);
+  if (r < 0)
+    return r;
+  if (want_running) {
+    const char *st = ctr_refresh(&a->rt, rec);
+    if (strcmp(st, "running") != 0) {
+      r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", json_str_or(rec, "name", ref),
+                         st);
+      agent_release(a, rec, false);
+      json_decref(rec);
+      return r;
+    }
+  }
+  json_object_del(rec, "status");
+  json_object_del(rec, "pid");
+  if (persist) {
+    json_object_set_new(rec, "op", json_string(op));
+    if ((r = ctr_save(&a->rt, rec, err)) < 0) {
+      json_object_del(rec, "op");
+      agent_release(a, rec, false);
+      json_decref(rec);
+      return r;
+    }
+  }
+  *out = rec;
+  return 0;
+}
+
+void agent_release(struct agent *a, json_t *rec, bool save)
+{
+  if (save) {
+    json_object_del(rec, "op");
+    json_object_del(rec, "status");
+    json_object_del(rec, "pid");
+    ctr_save(&a->rt, rec, NULL);
+  }
+  LOCK(a);
+  json_object_del(a->claims, json_str_or(rec, "id", ""));
+  UNLOCK(a);
+}
+
+int agent_save(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  return ctr_save(&a->rt, rec, err);
 }
 
 static json_t *find_exact_name(struct agent *a, const char *name)
@@ -382,7 +452,7 @@ void agent_ctr_unmaterialize(struct agent *a, json_t *rec)
   net_ctr_teardown(json_str_or(rec, "netns", NULL), json_str_or(rec, "veth", NULL), NULL);
 }
 
-static int launch_locked(struct agent *a, json_t *rec, struct ferry_err *err)
+static int launch(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   const char *id = json_str_or(rec, "id", "");
   _cleanup_json_ json_t *img = NULL;
@@ -533,26 +603,33 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     _cleanup_json_ json_t *vj = NULL;
     if (volume_get(&a->rt, vn, &vj, NULL) < 0) {
       if ((r = volume_create(&a->rt, vn, false, NULL, err)) < 0)
-        goto undo;
+        goto undo_locked;
       strv_push(&made_vols, vn);
     }
   }
+  /* The name and the address are taken once the record is written; the
+   * rest happens outside the store lock, the container claimed. */
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
-    goto undo;
+    goto undo_locked;
+  json_object_set_new(a->claims, id, json_string("create"));
+  UNLOCK(a);
   if ((r = agent_ctr_materialize(a, rec, img, true, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\"", name);
     goto undo;
   }
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto undo;
-  if (start && (r = launch_locked(a, rec, err)) < 0)
+  if (start && (r = launch(a, rec, err)) < 0)
     goto undo;
+  agent_release(a, rec, false);
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
-  r = 0;
-  goto out;
+  return 0;
 undo:
   agent_ctr_unmaterialize(a, rec);
+  LOCK(a);
+  json_object_del(a->claims, id);
+undo_locked:
   {
     _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
     rm_rf(dir, NULL);
@@ -566,29 +643,27 @@ out:
 
 int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
-  int r = ctr_find(&a->rt, ref, &rec, err);
+  int r = agent_claim(a, ref, "start", false, false, &rec, err);
   if (r < 0)
-    goto out;
-  if ((r = agent_check_idle(rec, err)) < 0)
-    goto out;
+    return r;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
     r = FERRY_CONFLICT(err, "container \"%s\" is already running", ref);
     goto out;
   }
   json_object_del(rec, "status");
-  if ((r = launch_locked(a, rec, err)) < 0)
+  if ((r = launch(a, rec, err)) < 0)
     goto out;
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
 out:
-  UNLOCK(a);
+  agent_release(a, rec, false);
   return r;
 }
 
-static int stop_locked(struct agent *a, json_t *rec, int timeout_s, int sig, struct ferry_err *err)
+/* Caller owns the container. */
+static int stop_owned(struct agent *a, json_t *rec, int timeout_s, int sig, struct ferry_err *err)
 {
   const char *id = json_str_or(rec, "id", "");
   const char *st = ctr_refresh(&a->rt, rec);
@@ -620,18 +695,16 @@ static int stop_locked(struct agent *a, json_t *rec, int timeout_s, int sig, str
 int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out,
                    struct ferry_err *err)
 {
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
-  int r = ctr_find(&a->rt, ref, &rec, err);
-  if (r == 0)
-    r = agent_check_idle(rec, err);
-  if (r == 0)
-    r = stop_locked(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
+  int r = agent_claim(a, ref, "stop", false, false, &rec, err);
+  if (r < 0)
+    return r;
+  r = stop_owned(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
   if (r == 0) {
     ctr_refresh(&a->rt, rec);
     *out = json_incref(rec);
   }
-  UNLOCK(a);
+  agent_release(a, rec, false);
   return r;
 }
 
@@ -639,11 +712,10 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
 {
   if (sig <= 0 || sig >= 65)
     return FERRY_INVALID(err, "signal %d is not a valid signal number", sig);
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
-  int r = ctr_find(&a->rt, ref, &rec, err);
-  if (r < 0 || (r = agent_check_idle(rec, err)) < 0)
-    goto out;
+  int r = agent_claim(a, ref, "kill", false, false, &rec, err);
+  if (r < 0)
+    return r;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
     r = FERRY_CONFLICT(err, "container \"%s\" is not running", ref);
@@ -656,11 +728,11 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
 out:
-  UNLOCK(a);
+  agent_release(a, rec, false);
   return r;
 }
 
-int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct ferry_err *err)
+int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err *err)
 {
   const char *id = json_str_or(rec, "id", "");
   const char *st = ctr_refresh(&a->rt, rec);
@@ -668,7 +740,7 @@ int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct fer
     if (!force)
       return FERRY_CONFLICT(err, "container \"%s\" is running: stop it first or force removal",
                             json_str_or(rec, "name", ""));
-    int r = stop_locked(a, rec, 0, SIGKILL, err);
+    int r = stop_owned(a, rec, 0, SIGKILL, err);
     if (r < 0)
       return r;
   }
@@ -683,22 +755,21 @@ int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct fer
 
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)
 {
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
-  int r = ctr_find(&a->rt, ref, &rec, err);
-  if (r == 0)
-    r = agent_check_idle(rec, err);
-  if (r == 0)
-    r = agent_ctr_remove_locked(a, rec, force, err);
+  int r = agent_claim(a, ref, "removal", false, false, &rec, err);
+  if (r < 0)
+    return r;
+  r = agent_ctr_destroy(a, rec, force, err);
   if (r == 0)
     log_info("agent", "container %s removed", json_str_or(rec, "name", ""));
-  UNLOCK(a);
+  agent_release(a, rec, false);
   return r;
 }
 
+/* Lists and looks read the store without its lock: records are replaced
+ * atomically, and the live status comes from runc. */
 json_t *agent_ctr_list(struct agent *a, bool all)
 {
-  LOCK(a);
   json_t *list = ctr_load_all(&a->rt);
   json_t *res = json_array();
   size_t i;
@@ -710,27 +781,22 @@ json_t *agent_ctr_list(struct agent *a, bool all)
       json_array_append(res, c);
   }
   json_decref(list);
-  UNLOCK(a);
   return res;
 }
 
 int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  LOCK(a);
   int r = ctr_find(&a->rt, ref, out, err);
   if (r == 0)
     ctr_refresh(&a->rt, *out);
-  UNLOCK(a);
   return r;
 }
 
 int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
                    struct ferry_err *err)
 {
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
   int r = ctr_find(&a->rt, ref, &rec, err);
-  UNLOCK(a);
   if (r < 0)
     return r;
   _cleanup_free_ char *p = ctr_path(&a->rt, json_str_or(rec, "id", ""), "ctr.log");
@@ -756,13 +822,11 @@ int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
     return FERRY_INVALID(err, "exec: field \"cmd\" must name a command");
   json_t *tj = json_object_get(req, "timeout");
   int timeout = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
-  LOCK(a);
   _cleanup_json_ json_t *rec = NULL;
   r = ctr_find(&a->rt, ref, &rec, err);
-  const char *st = r == 0 ? ctr_refresh(&a->rt, rec) : "";
-  UNLOCK(a);
   if (r < 0)
     return r;
+  const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0)
     return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
   struct exec_result res = {0};
@@ -787,40 +851,42 @@ int agent_volume_create(struct agent *a, const char *name, json_t **out, struct 
 
 json_t *agent_volume_list(struct agent *a)
 {
-  LOCK(a);
-  json_t *l = volume_list(&a->rt);
-  UNLOCK(a);
-  return l;
+  return volume_list(&a->rt);
 }
 
 int agent_volume_inspect(struct agent *a, const char *name, json_t **out, struct ferry_err *err)
 {
-  LOCK(a);
-  int r = volume_get(&a->rt, name, out, err);
-  UNLOCK(a);
-  return r;
+  return volume_get(&a->rt, name, out, err);
+}
+
+/* The one scan of "which container mounts this volume". */
+static const char *volume_user(json_t *all, const char *name, const char *except_id)
+{
+  size_t i, k;
+  json_t *c, *v;
+  json_array_foreach(all, i, c)
+  {
+    if (except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0)
+      continue;
+    json_array_foreach(json_object_get(c, "volumes"), k, v) if (
+        strcmp(json_str_or(v, "name", ""), name) == 0) return json_str_or(c, "name", "?");
+  }
+  return NULL;
+}
+
+bool agent_volume_in_use(struct agent *a, const char *name, const char *except_id)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  return volume_user(all, name, except_id) != NULL;
 }
 
 int agent_volume_remove(struct agent *a, const char *name, struct ferry_err *err)
 {
   LOCK(a);
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
-  size_t i, k;
-  json_t *c, *v;
-  int r = 0;
-  json_array_foreach(all, i, c)
-  {
-    json_array_foreach(json_object_get(c, "volumes"), k, v)
-    {
-      if (strcmp(json_str_or(v, "name", ""), name) == 0) {
-        r = FERRY_CONFLICT(err, "volume \"%s\": in use by container \"%s\"", name,
-                           json_str_or(c, "name", ""));
-        goto out;
-      }
-    }
-  }
-  r = volume_remove(&a->rt, name, err);
-out:
+  const char *user = volume_user(all, name, NULL);
+  int r = user ? FERRY_CONFLICT(err, "volume \"%s\": in use by container \"%s\"", name, user)
+               : volume_remove(&a->rt, name, err);
   UNLOCK(a);
   return r;
 }

@@ -1,6 +1,12 @@
-/* The node agent's operations, independent of HTTP. Each call takes the
- * agent's lock for the part that reads or changes state, so that calls from
- * concurrent requests see a consistent store. Results are jansson objects
+/* The node agent's operations, independent of HTTP. The agent is the only
+ * owner of its containers.
+ *
+ * Locking: one operation at a time owns a container (agent_claim: an
+ * in-memory claim, and for operations a restart must resolve — checkpoint,
+ * restore, migration — an "op" field in the record). The agent-wide store
+ * lock guards only the instant a claim is taken or released, a name or
+ * address is checked and reserved, or the store is listed; it is never held
+ * while runc, CRIU or another host is waited for. Results are jansson objects
  * that the API layer sends as they are. */
 #pragma once
 #include <jansson.h>
@@ -34,7 +40,9 @@ struct agent {
   struct runtime rt;
   struct net_config net;
   char *subnet_str;
-  pthread_mutex_t lock;
+  pthread_mutex_t lock;     /* the store lock: held for instants only */
+  pthread_mutex_t img_lock; /* image imports, among themselves */
+  json_t *claims;           /* container id -> the operation that owns it (under lock) */
   uint64_t started_ms;
   char *token;
   char *tls_ca;
@@ -88,8 +96,44 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
 /* req: {"dir", "name"}; out: the restored container and the restore report. */
 int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
 
+/* ---- one container, for the migration engine ---- */
+/* Claims container ref for operation op: refused with 409 while another
+ * operation owns it (or, with want_running, when it does not run). With
+ * persist, op is written into the record so that a restart of the agent
+ * resolves it (agent_recover, migrate's recovery). *rec gets the record. */
+int agent_claim(struct agent *a, const char *ref, const char *op, bool persist, bool want_running,
+                json_t **rec, struct ferry_err *err);
+/* Ends the claim; with save, the record is written without its "op". */
+void agent_release(struct agent *a, json_t *rec, bool save);
+/* Writes the record of a claimed container. */
+int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
+/* Freeze: pause the container and take its link down (no packet reaches a
+ * frozen socket). Thaw undoes both. */
+int agent_ctr_freeze(struct agent *a, json_t *rec, struct ferry_err *err);
+void agent_ctr_thaw(struct agent *a, json_t *rec);
+/* Dump a frozen container into dir (CRIU images), memory pages to
+ * page_server ("HOST:PORT") when given. */
+int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
+                   bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
+/* The container now runs elsewhere: its copy here ends (killed while frozen,
+ * never back on the network); with keep, the record stays as "migrated",
+ * otherwise it goes with its volumes (those no other container here uses). */
+void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to);
+/* Is volume name mounted by a container other than except_id? */
+bool agent_volume_in_use(struct agent *a, const char *name, const char *except_id);
+/* Reserves name and address for a restored copy and writes its record
+ * (op "restore", claimed): rec must have been through agent_restored_record. */
+int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
+/* Mounts, sets up the network (link down) and restores the claimed record's
+ * container from the CRIU images in criu_dir. The link stays down until
+ * agent_ctr_link_up: a migration brings it up only at commit. */
+int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                           json_t **stats, struct ferry_err *err);
+int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
+
 /* Internal to the agent module (agent.c and agent_ckpt.c). */
-int agent_ctr_remove_locked(struct agent *a, json_t *rec, bool force, struct ferry_err *err);
+/* Removes a container the caller owns (claimed, or not yet visible). */
+int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err *err);
 /* Mounts the rootfs, writes the bundle and makes the network namespace; its
  * veth is left down unless net_up (a restore brings it up once CRIU is done). */
 int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up,
@@ -99,4 +143,5 @@ void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
  * copy with id `id`: network names derived from it, state "created" under
  * op "restore", the live fields of the old copy dropped. */
 void agent_restored_record(json_t *rec, const char *id);
+/* Caller holds the store lock. */
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

@@ -72,39 +72,40 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   if (path_exists(dir_in) && !dir_is_empty(dir_in))
     return FERRY_CONFLICT(err, "checkpoint directory %s exists and is not empty", dir_in);
 
-  pthread_mutex_lock(&a->lock);
+  /* The checkpoint owns the container (op "checkpoint" in its record, so that
+   * a restart of the agent resumes it); the store lock is not held. */
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *report = json_object();
   bool made_dir = false, paused = false;
   _cleanup_free_ char *dir = NULL;
-  if ((r = ctr_find(&a->rt, ref, &rec, err)) < 0)
-    goto out;
+  if ((r = agent_claim(a, ref, "checkpoint", false, false, &rec, err)) < 0)
+    return r;
   const char *name = json_str_or(rec, "name", "");
   const char *id = json_str_or(rec, "id", "");
-  if ((r = agent_check_idle(rec, err)) < 0)
-    goto out;
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0) {
     r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s): nothing to checkpoint", name, st);
-    goto out;
+    agent_release(a, rec, false);
+    return r;
   }
   json_object_del(rec, "status");
   json_object_del(rec, "pid");
+  json_object_set_new(rec, "op", json_string("checkpoint"));
+  if ((r = ctr_save(&a->rt, rec, err)) < 0) {
+    agent_release(a, rec, true);
+    return r;
+  }
   if ((r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, err)) < 0)
-    goto out;
+    goto fail;
   made_dir = !path_exists(dir_in);
   if ((r = mkdir_p(dir_in, 0700, err)) < 0)
-    goto out;
+    goto fail;
   dir = realpath(dir_in, NULL);
   criu_dir = path_join(dir, "criu");
   if ((r = mkdir_p(criu_dir, 0700, err)) < 0)
     goto fail;
 
-  /* Mark the operation so that a restart of the agent resumes the container. */
-  json_object_set_new(rec, "op", json_string("checkpoint"));
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
-    goto fail;
   uint64_t t0 = now_mono_ms();
   /* Freeze first: runc pause takes ~10 ms, CRIU's own freezing polls in 100 ms steps. */
   if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
@@ -175,8 +176,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   metap = path_join(dir, "checkpoint.json");
   if ((r = json_save_atomic(metap, meta, err)) < 0)
     goto fail;
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
-    goto out;
+  agent_release(a, rec, true);
   log_info("agent", "container %s checkpointed to %s (%" PRIu64 " ms)", name, dir, t_end - t0);
   *out = json_incref(report);
   r = 0;
@@ -184,10 +184,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
 fail:
   if (paused)
     runc_simple(&a->rt, "resume", json_str_or(rec, "id", ""), NULL);
-  if (rec) {
-    json_object_del(rec, "op");
-    ctr_save(&a->rt, rec, NULL);
-  }
+  agent_release(a, rec, true);
   if (dir || made_dir) {
     const char *d = dir ? dir : dir_in;
     if (made_dir)
@@ -202,7 +199,6 @@ fail:
     }
   }
 out:
-  pthread_mutex_unlock(&a->lock);
   return r;
 }
 
@@ -275,7 +271,6 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   _cleanup_json_ json_t *rec = NULL;
   if ((r = ctr_record_sanitize(rec0, &rec, err)) < 0)
     return ferry_err_wrap(err, "%s/checkpoint.json", dir);
-  pthread_mutex_lock(&a->lock);
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *existing = NULL;
   _cleanup_strv_ char **made_vols = strv_new();
@@ -283,35 +278,36 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   char id[65];
   bool created = false;
   uint64_t t0 = now_mono_ms();
-  if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
-      strcmp(json_str_or(existing, "name", ""), name) == 0) {
-    const char *st = ctr_refresh(&a->rt, existing);
-    bool same = strcmp(json_str_or(existing, "id", ""), oldid) == 0;
-    if (!same || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
-      r = FERRY_CONFLICT(err, "container name \"%s\" is in use by a %s container: remove it or "
-                              "restore under another name",
-                         name, st);
-      goto out;
-    }
-  } else {
-    json_decref(existing);
-    existing = NULL;
-  }
   if ((r = image_lookup(&a->images, json_str_or(rec0, "image", ""), &img, err)) < 0) {
     json_t *ci = json_object_get(meta, "image");
     const char *iname = json_string_value(json_array_get(json_object_get(ci, "names"), 0));
-    r = FERRY_NOTFOUND(err, "image %s (%s) of the checkpoint is not in this agent's store: import "
-                            "it first",
-                       json_str_or(rec0, "image", "?"), iname ? iname : "unnamed");
-    goto out;
+    return FERRY_NOTFOUND(err, "image %s (%s) of the checkpoint is not in this agent's store: "
+                               "import it first",
+                          json_str_or(rec0, "image", "?"), iname ? iname : "unnamed");
   }
-  if ((r = agent_ip_check(a, ip, existing ? oldid : NULL, err)) < 0) {
-    ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
-    goto out;
+  /* Same name, same container, stopped: it is replaced. Claimed first, so
+   * that nothing else acts on it meanwhile. */
+  if (agent_claim(a, name, "restore", false, false, &existing, NULL) == 0) {
+    if (strcmp(json_str_or(existing, "name", ""), name) != 0) {
+      agent_release(a, existing, false);
+      json_decref(existing);
+      existing = NULL;
+    } else {
+      const char *st = ctr_refresh(&a->rt, existing);
+      bool same = strcmp(json_str_or(existing, "id", ""), oldid) == 0;
+      if (!same || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+        r = FERRY_CONFLICT(err, "container name \"%s\" is in use by a %s container: remove it or "
+                                "restore under another name",
+                           name, st);
+        agent_release(a, existing, false);
+        return r;
+      }
+      r = agent_ctr_destroy(a, existing, false, err);
+      agent_release(a, existing, false);
+      if (r < 0)
+        return r;
+    }
   }
-  /* Same name, same container: it is replaced. */
-  if (existing && (r = agent_ctr_remove_locked(a, existing, false, err)) < 0)
-    goto out;
   json_t *byid = NULL;
   if (ctr_find(&a->rt, oldid, &byid, NULL) == 0) {
     json_decref(byid);
@@ -324,8 +320,13 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   agent_restored_record(rec, id);
   json_object_set_new(rec, "name", json_string(name));
   json_object_set_new(rec, "restored_from", json_string(dir));
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
-    goto fail;
+  /* Name and address reserved, the record written (op "restore"); the rest
+   * runs without the store lock. */
+  if ((r = agent_restore_reserve(a, rec, err)) < 0) {
+    if (r == -EEXIST)
+      ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
+    return r;
+  }
   created = true;
   if ((r = restore_volumes(a, rec, dir, &made_vols, err)) < 0)
     goto fail;
@@ -348,10 +349,9 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     goto fail;
   uint64_t t_net = now_mono_ms();
   criu_dir = path_join(dir, "criu");
-  int pid = 0;
   json_t *criu_stats = NULL;
-  if ((r = ckpt_restore(&a->rt, rec, criu_dir, &pid, &criu_stats, err)) < 0 ||
-      (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
+  if ((r = agent_ctr_restore_from(a, rec, img, criu_dir, &criu_stats, err)) < 0 ||
+      (r = agent_ctr_link_up(a, rec, err)) < 0) {
     ferry_err_wrap(err, "restore \"%s\"", name);
     goto fail;
   }
@@ -363,6 +363,7 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   json_object_del(rec, "finished_at");
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto fail;
+  agent_release(a, rec, false);
   json_object_set_new(report, "container", json_string(name));
   json_object_set_new(report, "dir", json_string(dir));
   json_object_set_new(report, "files_ms", json_integer((json_int_t)(t_files - t0)));
@@ -373,7 +374,7 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     json_object_set_new(report, "criu", criu_stats);
   ctr_refresh(&a->rt, rec);
   json_object_set(report, "container_record", rec);
-  log_info("agent", "container %s restored from %s, pid %d (%" PRIu64 " ms)", name, dir, pid,
+  log_info("agent", "container %s restored from %s (%" PRIu64 " ms)", name, dir,
            t_end - t0);
   *out = json_incref(report);
   r = 0;
@@ -381,12 +382,14 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
 fail:
   if (created) {
     struct ferry_err e2;
-    if (agent_ctr_remove_locked(a, rec, true, &e2) < 0)
+    if (agent_ctr_destroy(a, rec, true, &e2) < 0)
       log_warn("agent", "restore %s: cleanup: %s", name, e2.msg);
+    agent_release(a, rec, false);
   }
+  pthread_mutex_lock(&a->lock);
   for (size_t i = 0; made_vols[i]; i++)
     volume_remove(&a->rt, made_vols[i], NULL);
-out:
   pthread_mutex_unlock(&a->lock);
+out:
   return r;
 }

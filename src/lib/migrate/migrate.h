@@ -38,6 +38,10 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
 int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
                  const char *file, json_t **out, struct ferry_err *err);
 int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+/* Restores the container with its link down: state "restored". */
 int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
-int incoming_abort(struct agent *a, const char *id, struct ferry_err *err);
+/* The source's word that its copy is gone for good: link up, "running". */
+int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+/* Withdraws the migration; refused (409) once it was committed. */
+int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
 int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err);

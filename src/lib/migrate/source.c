@@ -109,6 +109,14 @@ static json_t *report_locked(struct outgoing *o)
   return j;
 }
 
+/* How long past its timeout the source waits for a restore the target
+ * reports in progress, and how long it keeps asking after a commit. */
+#define RESTORE_GRACE_MS 60000
+#define COMMIT_PATIENCE_S 60
+/* A target that cannot be asked for this long while it restores is given
+ * up: its copy never joins the network without the commit. */
+#define UNREACHABLE_PATIENCE_MS 5000
+
 /* Time left for this migration, in seconds (at least 1). */
 static long remaining_s(struct outgoing *o)
 {
@@ -172,6 +180,96 @@ static char *url_host(const char *url)
   return strndup(p, n);
 }
 
+/* What the target says of the migration (GET .../incoming/ID), as a code. */
+enum target_state { T_UNKNOWN, T_OFFERED, T_RESTORING, T_RESTORED, T_RUNNING, T_FAILED, T_GONE };
+
+static enum target_state target_state_of(struct agent *a, struct api_client *c, const char *mid,
+                                         long timeout_s)
+{
+  (void)a;
+  _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
+  _cleanup_json_ json_t *st = NULL;
+  struct ferry_err e = {0};
+  api_client_set_timeout(c, timeout_s);
+  if (api_call(c, "GET", url, NULL, &st, &e) < 0)
+    return e.klass == FERRY_E_NOTFOUND ? T_GONE : T_UNKNOWN;
+  static const struct {
+    const char *name;
+    enum target_state st;
+  } map[] = {{"offered", T_OFFERED},   {"restoring", T_RESTORING}, {"restored", T_RESTORED},
+             {"running", T_RUNNING},   {"failed", T_FAILED}};
+  const char *s = json_str_or(st, "state", "");
+  for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+    if (strcmp(s, map[i].name) == 0)
+      return map[i].st;
+  return T_UNKNOWN;
+}
+
+/* Asks the target to restore. 0: restored there (off the network, waiting
+ * for the commit); < 0: it is not and never will be (the target removes a
+ * copy the source does not commit). While the target says "restoring" the
+ * source waits for the outcome, up to its timeout plus a grace. */
+static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
+                          struct ferry_err *err)
+{
+  _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
+  api_client_set_timeout(c, remaining_s(o));
+  int r = api_call(c, "POST", url, NULL, tr, err);
+  if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
+    return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
+  /* The answer was lost or is late: ask how it ends (bounded). */
+  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000 + RESTORE_GRACE_MS;
+  uint64_t unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
+  log_warn("migrate", "outgoing %s: no answer to the restore (%s): asking the target", o->id,
+           err->msg);
+  for (int n = 0; n < 10000 && now_mono_ms() < until; n++) {
+    enum target_state st = target_state_of(o->a, c, o->id, 2);
+    if (st != T_UNKNOWN)
+      unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
+    if (st == T_RESTORED || st == T_RUNNING)
+      return 0;
+    if (st == T_FAILED || st == T_GONE || st == T_OFFERED)
+      return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "restore on %s failed (target state %s)",
+                           o->to, st == T_FAILED ? "failed" : st == T_GONE ? "gone" : "offered");
+    if (now_mono_ms() >= unreachable_until)
+      break;
+    usleep(200000);
+  }
+  return ferry_err_set(err, -ETIMEDOUT, FERRY_E_UNAVAILABLE,
+                       "restore on %s: no outcome within the migration's timeout", o->to);
+}
+
+enum commit_outcome { COMMIT_DONE, COMMIT_LOST, COMMIT_IN_DOUBT };
+
+/* Tells the target that its copy is the container now. DONE: it runs there.
+ * LOST: the target says it has no copy (the source may resume). IN_DOUBT:
+ * the target could not be asked; it may run the container. */
+static enum commit_outcome target_commit(struct outgoing *o, struct api_client *c,
+                                         json_t **tr, struct ferry_err *err)
+{
+  _cleanup_free_ char *url = mig_url(o, "/commit", NULL);
+  uint64_t until = now_mono_ms() + (uint64_t)COMMIT_PATIENCE_S * 1000;
+  for (int n = 0; n < 1000 && now_mono_ms() < until; n++) {
+    json_t *ans = NULL;
+    api_client_set_timeout(c, 5);
+    if (api_call(c, "POST", url, NULL, &ans, err) == 0) {
+      json_decref(*tr);
+      *tr = ans;
+      return COMMIT_DONE;
+    }
+    enum target_state st = target_state_of(o->a, c, o->id, 2);
+    if (st == T_RUNNING)
+      return COMMIT_DONE;
+    if (st == T_FAILED || st == T_GONE) {
+      ferry_err_wrap(err, "commit on %s (target state %s)", o->to, st == T_FAILED ? "failed" : "gone");
+      return COMMIT_LOST;
+    }
+    usleep(st == T_UNKNOWN ? 500000 : 100000);
+  }
+  ferry_err_wrap(err, "commit on %s: the target cannot be asked whether it runs the container", o->to);
+  return COMMIT_IN_DOUBT;
+}
+
 static void *source_main(void *arg)
 {
   struct outgoing *o = arg;
@@ -183,10 +281,11 @@ static void *source_main(void *arg)
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *offer_resp = NULL;
   _cleanup_free_ char *local = NULL;
-  bool locked = false, frozen = false, offered = false, target_runs = false;
+  bool frozen = false, offered = false, in_doubt = false;
   uint64_t t_freeze = 0;
   int r;
-  const char *id = NULL, *veth = NULL;
+  const char *id = NULL;
+  json_t *tr = NULL;
 
   if ((r = api_client_new(o->to, &c, &err)) < 0)
     goto fail;
@@ -194,31 +293,16 @@ static void *source_main(void *arg)
   api_client_set_ca(c, a->tls_ca);
   api_client_set_progress(c, on_progress, o);
 
-  /* ---- offer ---- */
+  /* ---- offer: the migration owns the container from here ---- */
   set_phase(o, "offer");
-  pthread_mutex_lock(&a->lock);
-  r = ctr_find(&a->rt, o->ref, &rec, &err);
-  if (r == 0)
-    r = agent_check_idle(rec, &err);
-  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
-    r = FERRY_CONFLICT(&err, "container \"%s\" is not running", o->ref);
-  if (r == 0)
-    r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, &err);
-  if (r == 0) {
-    json_object_del(rec, "status");
-    json_object_del(rec, "pid");
-    json_object_set_new(rec, "op", json_string("migration"));
-    json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", o->id, "to", o->to));
-    r = ctr_save(&a->rt, rec, &err);
-  }
-  pthread_mutex_unlock(&a->lock);
-  if (r < 0) {
-    json_decref(rec);
-    rec = NULL;
+  if ((r = agent_claim(a, o->ref, "migration", false, true, &rec, &err)) < 0)
     goto fail;
-  }
+  json_object_set_new(rec, "op", json_string("migration"));
+  json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", o->id, "to", o->to));
+  if ((r = agent_save(a, rec, &err)) < 0 ||
+      (r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, &err)) < 0)
+    goto fail;
   id = json_str_or(rec, "id", "");
-  veth = json_str_or(rec, "veth", "");
   pthread_mutex_lock(&m->out_lock);
   snprintf(o->name, sizeof o->name, "%s", json_str_or(rec, "name", ""));
   pthread_mutex_unlock(&m->out_lock);
@@ -271,13 +355,11 @@ static void *source_main(void *arg)
 
   /* ---- freeze: pause and take it off the network ---- */
   set_phase(o, "freeze");
-  pthread_mutex_lock(&a->lock);
-  locked = true;
   t_freeze = now_mono_ms();
-  if ((r = runc_simple(&a->rt, "pause", id, &err)) < 0)
+  if ((r = agent_ctr_freeze(a, rec, &err)) < 0)
     goto fail;
   frozen = true;
-  if ((r = net_link_set(veth, false, &err)) < 0 || (r = ferry_fault("source-frozen", &err)) < 0)
+  if ((r = ferry_fault("source-frozen", &err)) < 0)
     goto fail;
 
   /* ---- dump: memory pages straight into the target's page server ---- */
@@ -300,7 +382,7 @@ static void *source_main(void *arg)
     if ((r = mkdir_p(criu, 0700, &err)) < 0)
       goto fail;
     json_t *cs = NULL;
-    if ((r = ckpt_dump(&a->rt, id, criu, psarg, true, (int)remaining_s(o) * 1000, &cs, &err)) < 0)
+    if ((r = agent_ctr_dump(a, rec, criu, psarg, true, (int)remaining_s(o) * 1000, &cs, &err)) < 0)
       goto fail;
     if (cs) {
       pthread_mutex_lock(&m->out_lock);
@@ -331,69 +413,29 @@ static void *source_main(void *arg)
       goto fail;
   }
 
-  /* ---- restore on the target ---- */
+  /* ---- restore on the target, off the network there ---- */
   set_phase(o, "restore");
-  {
-    json_t *tr = NULL;
-    api_client_set_timeout(c, remaining_s(o));
-    _cleanup_free_ char *rsurl = mig_url(o, "/restore", NULL);
-    _cleanup_free_ char *sturl = mig_url(o, "", NULL);
-    r = api_call(c, "POST", rsurl, NULL, &tr, &err);
-    if (r < 0 && err.klass == FERRY_E_UNAVAILABLE) {
-      /* The answer was lost, not necessarily the restore: ask. */
-      /* bounded: two quick questions; the container is frozen meanwhile */
-      for (int i = 0; i < 2 && !target_runs; i++) {
-        _cleanup_json_ json_t *st = NULL;
-        api_client_set_timeout(c, 2);
-        if (api_call(c, "GET", sturl, NULL, &st, NULL) == 0)
-          target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
-      }
-      if (!target_runs)
-        goto fail;
-      r = 0;
-    } else if (r < 0) {
-      ferry_err_wrap(&err, "restore on %s", o->to);
-      goto fail;
-    }
-    target_runs = true;
-    pthread_mutex_lock(&m->out_lock);
-    o->target = tr;
-    o->downtime_ms = (int64_t)(now_mono_ms() - t_freeze);
-    pthread_mutex_unlock(&m->out_lock);
-  }
+  if ((r = target_restore(o, c, &tr, &err)) < 0)
+    goto fail;
 
-  /* ---- commit: the target runs it; the source copy goes ---- */
-commit:
+  /* ---- commit: from here the source never resumes its copy unless the
+   * target says it has none ---- */
   set_phase(o, "commit");
-  runc_signal(&a->rt, id, SIGKILL, true, NULL);
-  runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
-  ctr_wait_exit(&a->rt, id, 5000);
-  runc_delete(&a->rt, id, true, NULL);
-  json_object_del(rec, "op");
-  json_object_del(rec, "migration");
-  json_object_set_new(rec, "migrated_to", json_string(o->to));
-  if (o->keep) {
-    json_object_set_new(rec, "state", json_string("migrated"));
-    ctr_save(&a->rt, rec, NULL);
-  } else {
-    json_object_set_new(rec, "state", json_string("exited"));
-    ctr_save(&a->rt, rec, NULL);
-    agent_ctr_remove_locked(a, rec, true, NULL);
-    /* the volumes moved with it, unless another container here uses them */
-    _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
-    size_t i, k, q;
-    json_t *v, *cc, *cv;
-    json_array_foreach(json_object_get(rec, "volumes"), i, v)
-    {
-      bool used = false;
-      json_array_foreach(all, k, cc) json_array_foreach(json_object_get(cc, "volumes"), q, cv) if (
-          strcmp(json_str_or(cv, "name", ""), json_str_or(v, "name", "")) == 0) used = true;
-      if (!used)
-        volume_remove(&a->rt, json_str_or(v, "name", ""), NULL);
-    }
+  json_object_set_new(json_object_get(rec, "migration"), "commit", json_true());
+  agent_save(a, rec, NULL);
+  enum commit_outcome co = target_commit(o, c, &tr, &err);
+  if (co == COMMIT_LOST)
+    goto fail;
+  if (co == COMMIT_IN_DOUBT) {
+    in_doubt = true;
+    goto fail;
   }
-  pthread_mutex_unlock(&a->lock);
-  locked = false;
+  pthread_mutex_lock(&m->out_lock);
+  o->target = json_incref(json_object_get(tr, "restore"));
+  o->downtime_ms = (int64_t)(now_mono_ms() - t_freeze);
+  pthread_mutex_unlock(&m->out_lock);
+  agent_ctr_commit_away(a, rec, o->keep, o->to);
+  agent_release(a, rec, false);
   set_phase(o, "done");
   pthread_mutex_lock(&m->out_lock);
   snprintf(o->status, sizeof o->status, "succeeded");
@@ -404,41 +446,26 @@ commit:
   goto out;
 
 fail:
-  if (!target_runs && offered) {
-    /* Tell the target to drop what it has. If it answers that the container
-     * runs there already, the restore did complete: commit instead. */
-    struct ferry_err e2 = {0};
-    api_client_set_timeout(c, 3);
+  if (offered && !in_doubt) {
+    /* Withdraw: the target removes what it has. Whatever it answers, a copy
+     * there never joins the network without our commit. */
     _cleanup_free_ char *durl = mig_url(o, "", NULL);
-    if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0) {
-      if (e2.klass == FERRY_E_CONFLICT && strstr(e2.msg, "runs here")) {
-        log_warn("migrate", "outgoing %s: the target runs the container after all: committing",
-                 o->id);
-        target_runs = true;
-        if (!locked)
-          pthread_mutex_lock(&a->lock);
-        locked = true;
-        goto commit;
-      }
+    api_client_set_timeout(c, 3);
+    struct ferry_err e2 = {0};
+    if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
       log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
                o->id, e2.msg);
-    }
   }
-  if (!target_runs && rec) {
-    if (!locked)
-      pthread_mutex_lock(&a->lock);
-    locked = true;
-    if (frozen) {
-      net_link_set(veth, true, NULL);
-      runc_simple(&a->rt, "resume", id, NULL);
-    }
-    json_object_del(rec, "op");
+  if (rec && in_doubt) {
+    /* Frozen, off the network, still owned by the migration (op stays in
+     * the record): a restart of the agent asks the target again. */
+    agent_release(a, rec, false);
+  } else if (rec) {
+    if (frozen)
+      agent_ctr_thaw(a, rec);
     json_object_del(rec, "migration");
-    ctr_save(&a->rt, rec, NULL);
+    agent_release(a, rec, true);
   }
-  if (locked)
-    pthread_mutex_unlock(&a->lock);
-  locked = false;
   pthread_mutex_lock(&m->out_lock);
   snprintf(o->failed_phase, sizeof o->failed_phase, "%s", o->phase);
   pthread_mutex_unlock(&m->out_lock);
@@ -446,12 +473,16 @@ fail:
   pthread_mutex_lock(&m->out_lock);
   snprintf(o->status, sizeof o->status, "failed");
   snprintf(o->error, sizeof o->error, "%s", err.msg[0] ? err.msg : "migration failed");
-  o->resumed = rec != NULL;
+  o->resumed = rec != NULL && !in_doubt;
   o->total_ms = (int64_t)(now_mono_ms() - o->t0);
   pthread_mutex_unlock(&m->out_lock);
   log_warn("migrate", "outgoing %s: %s: %s%s", o->id, o->name[0] ? o->name : o->ref, o->error,
-           rec ? " (the container runs on here as before)" : "");
+           in_doubt ? " (the container stays frozen here until the target can be asked: restart "
+                      "the agent to ask again)"
+           : rec    ? " (the container runs on here as before)"
+                    : "");
 out:
+  json_decref(tr);
   if (local)
     rm_rf(local, NULL);
   api_client_free(c);
@@ -480,7 +511,6 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
     return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
   json_t *tj = json_object_get(req, "timeout");
   /* Check now what can be checked, so that the caller gets a plain error. */
-  pthread_mutex_lock(&a->lock);
   json_t *rec = NULL;
   r = ctr_find(&a->rt, ref, &rec, err);
   if (r == 0)
@@ -488,7 +518,6 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
   json_decref(rec);
-  pthread_mutex_unlock(&a->lock);
   if (r < 0)
     return r;
   struct outgoing *o = calloc(1, sizeof *o);
@@ -593,7 +622,11 @@ void outgoing_free_all(struct migrations *m)
 }
 
 /* Containers that were being migrated away when the agent stopped: ask the
- * target whether it runs them; if so, drop the copy here, else resume it. */
+ * target how the migration ended. It runs the container: the copy here
+ * goes. It has none (failed, gone, or never got past the restore): resume
+ * here. It cannot be asked: resume only if the commit was never sent;
+ * otherwise the container stays frozen (the target may run it) and the
+ * next start of the agent asks again. */
 void source_recover(struct agent *a)
 {
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
@@ -606,38 +639,38 @@ void source_recover(struct agent *a)
       continue;
     json_t *mj = json_object_get(rec, "migration");
     const char *mid = json_str_or(mj, "id", ""), *to = json_str_or(mj, "to", "");
-    const char *id = json_str_or(rec, "id", ""), *name = json_str_or(rec, "name", "");
-    bool target_runs = false;
+    bool commit_sent = json_is_true(json_object_get(mj, "commit"));
+    const char *name = json_str_or(rec, "name", "");
+    enum target_state st = T_UNKNOWN;
     struct api_client *c = NULL;
     if (migration_id_valid(mid) && api_client_new(to, &c, NULL) == 0) {
       api_client_set_token(c, a->token);
       api_client_set_ca(c, a->tls_ca);
-      api_client_set_timeout(c, 5);
-      _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
-      _cleanup_json_ json_t *st = NULL;
-      if (api_call(c, "GET", url, NULL, &st, NULL) == 0)
-        target_runs = strcmp(json_str_or(st, "state", ""), "running") == 0;
-      else
+      st = target_state_of(a, c, mid, 5);
+      if (st == T_RESTORED && commit_sent) {
+        /* the commit never arrived: the target still waits for it */
+        _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s/commit", mid);
+        api_client_set_timeout(c, 5);
+        if (api_call(c, "POST", url, NULL, NULL, NULL) == 0)
+          st = T_RUNNING;
+      }
+      if (st != T_RUNNING && st != T_UNKNOWN) {
+        _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
+        api_client_set_timeout(c, 5);
         api_call(c, "DELETE", url, NULL, NULL, NULL);
-      if (!target_runs)
-        api_call(c, "DELETE", url, NULL, NULL, NULL);
+      }
       api_client_free(c);
     }
-    if (target_runs) {
+    if (st == T_RUNNING) {
       log_warn("migrate", "container %s: migration %s completed on %s while the agent was down: "
                           "removing the copy here", name, mid, to);
-      runc_signal(&a->rt, id, SIGKILL, true, NULL);
-      runc_simple(&a->rt, "resume", id, NULL);
-      ctr_wait_exit(&a->rt, id, 5000);
-      json_object_del(rec, "op");
-      agent_ctr_remove_locked(a, rec, true, NULL);
+      agent_ctr_commit_away(a, rec, false, to);
+    } else if (st == T_UNKNOWN && commit_sent) {
+      log_warn("migrate", "container %s: migration %s: the commit was sent but %s cannot be asked "
+                          "whether it runs the container: it stays frozen here", name, mid, to);
     } else {
       log_warn("migrate", "container %s: migration %s did not complete: resuming it here", name, mid);
-      net_link_set(json_str_or(rec, "veth", ""), true, NULL);
-      _cleanup_free_ char *st = NULL;
-      int pid;
-      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
-        runc_simple(&a->rt, "resume", id, NULL);
+      agent_ctr_thaw(a, rec);
       json_object_del(rec, "op");
       json_object_del(rec, "migration");
       ctr_save(&a->rt, rec, NULL);

@@ -7,15 +7,32 @@
 
 #include "agent/agent.h"
 
+/* An incoming migration's state, reported to the source as a code:
+ *   offered    accepted; parts arrive
+ *   restoring  the restore step runs
+ *   restored   the copy here runs, off the network, until the source commits
+ *              (or the fence time passes: then it is killed, "failed")
+ *   running    committed: the copy here is the container
+ *   failed     nothing of it runs here
+ * and, once it is removed, the source hears 404 ("gone"). */
+/* A restored copy that the source has not committed within this many
+ * seconds is killed by the target (the source never resumes its own copy
+ * after it sent the commit, unless the target says it failed). */
+#define MIGRATION_FENCE_S 30
+
 struct incoming {
   char id[33];
   char *dir;            /* ROOT/migrations/in-<id> */
   json_t *offer;        /* {"container", "image", "volumes", "source_agent"} */
-  char state[16];       /* offered, restoring, running, failed */
+  char state[16];
+  bool busy;            /* a step runs (without in_lock held) */
+  bool abort_requested; /* the source withdrew while a step ran */
   int ps_pid;           /* CRIU page server, 0 when none */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
+  uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */
   json_t *received;     /* layer digests this migration added to the store */
   bool image_added;     /* the image record was added by this migration */
+  json_t *rec;          /* the restored copy's record (restored state) */
   json_t *report;       /* restore report once running */
   struct incoming *next;
 };
@@ -24,7 +41,7 @@ struct outgoing;
 
 struct migrations {
   char *dir;                 /* ROOT/migrations */
-  pthread_mutex_t in_lock;   /* incoming list; taken before the agent lock */
+  pthread_mutex_t in_lock;   /* incoming list and states: held for instants, never across a step */
   struct incoming *in;
   pthread_mutex_t out_lock;  /* outgoing list and progress; a leaf lock */
   pthread_cond_t out_cond;

@@ -53,6 +53,7 @@ static void incoming_free(struct incoming *in)
   json_decref(in->offer);
   json_decref(in->received);
   json_decref(in->report);
+  json_decref(in->rec);
   free(in);
 }
 
@@ -83,32 +84,45 @@ static void stop_page_server(struct incoming *in)
   }
 }
 
-/* Removes everything this migration made on this agent. Caller holds in_lock. */
+/* The restored (or half-restored) copy of this migration, if any. */
+static json_t *find_copy(struct agent *a, struct incoming *in)
+{
+  if (in->rec)
+    return json_incref(in->rec);
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "migration_id", ""), in->id) == 0) return json_incref(c);
+  return NULL;
+}
+
+/* Removes everything this migration made on this agent. The caller has
+ * taken in off the list (or holds it busy): no other step touches it. */
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
-  pthread_mutex_lock(&a->lock);
-  const char *name = json_str_or(json_object_get(in->offer, "container"), "name", "");
-  json_t *rec = NULL;
-  if (strcmp(in->state, "running") != 0 && ctr_find(&a->rt, name, &rec, NULL) == 0) {
-    /* only a container this migration made */
-    if (strcmp(json_str_or(rec, "migration_id", ""), in->id) == 0)
-      agent_ctr_remove_locked(a, rec, true, NULL);
-    json_decref(rec);
+  bool ran = strcmp(in->state, "running") == 0;
+  if (!ran) {
+    _cleanup_json_ json_t *rec = find_copy(a, in);
+    if (rec) {
+      agent_ctr_destroy(a, rec, true, NULL);
+      agent_release(a, rec, false);
+    }
   }
+  pthread_mutex_lock(&a->lock);
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
   {
     _cleanup_json_ json_t *vj = NULL;
     const char *vn = json_string_value(v);
-    if (volume_get(&a->rt, vn, &vj, NULL) == 0 &&
-        strcmp(json_str_or(vj, "migration_id", ""), in->id) == 0 && strcmp(in->state, "running") != 0)
+    if (!ran && volume_get(&a->rt, vn, &vj, NULL) == 0 &&
+        strcmp(json_str_or(vj, "migration_id", ""), in->id) == 0)
       volume_remove(&a->rt, vn, NULL);
   }
   /* the image record and the layers this migration brought, unless used */
   json_t *l;
-  if (strcmp(in->state, "running") != 0 && in->image_added) {
+  if (!ran && in->image_added) {
     const char *iid = json_str_or(json_object_get(in->offer, "image"), "id", "");
     _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
     bool used = false;
@@ -117,7 +131,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     if (!used)
       image_remove(&a->images, iid, NULL);
   }
-  if (strcmp(in->state, "running") != 0) {
+  if (!ran) {
     _cleanup_json_ json_t *imgs = image_list(&a->images);
     json_array_foreach(in->received, i, l)
     {
@@ -136,18 +150,53 @@ static void cleanup_in(struct agent *a, struct incoming *in)
   rm_rf(in->dir, NULL);
 }
 
-static int get_in(struct migrations *m, const char *id, const char *want_state,
-                  struct incoming **out, struct ferry_err *err)
+/* Takes the migration for one step: it must be in want_state (when given)
+ * and no other step may run; its state becomes new_state (when given). */
+static int in_begin(struct migrations *m, const char *id, const char *want_state,
+                    const char *new_state, struct incoming **out, struct ferry_err *err)
 {
   if (!migration_id_valid(id))
     return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  pthread_mutex_lock(&m->in_lock);
   struct incoming *in = find_in(m, id);
+  int r = 0;
   if (!in)
-    return FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
-  if (want_state && strcmp(in->state, want_state) != 0)
-    return FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
-  *out = in;
-  return 0;
+    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
+  else if (in->busy || in->abort_requested)
+    r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
+  else if (want_state && strcmp(in->state, want_state) != 0)
+    r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
+  if (r == 0) {
+    in->busy = true;
+    if (new_state) {
+      snprintf(in->state, sizeof in->state, "%s", new_state);
+      save_state(in);
+    }
+    *out = in;
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  return r;
+}
+
+/* Ends a step, setting new_state (when given). If the source withdrew
+ * meanwhile, the migration goes now. */
+static void in_end(struct agent *a, struct incoming *in, const char *new_state)
+{
+  struct migrations *m = a->mig;
+  pthread_mutex_lock(&m->in_lock);
+  if (new_state)
+    snprintf(in->state, sizeof in->state, "%s", new_state);
+  save_state(in);
+  in->busy = false;
+  bool drop = in->abort_requested && strcmp(in->state, "running") != 0;
+  if (drop)
+    unlink_in(m, in);
+  pthread_mutex_unlock(&m->in_lock);
+  if (drop) {
+    log_info("migrate", "incoming %s: withdrawn by the source, everything received removed", in->id);
+    cleanup_in(a, in);
+    incoming_free(in);
+  }
 }
 
 static bool in_array(json_t *arr, const char *s)
@@ -298,10 +347,11 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
 {
   _cleanup_free_ char *what = NULL;
   struct migrations *m = a->mig;
-  pthread_mutex_lock(&m->in_lock);
   struct incoming *in;
-  int r = get_in(m, id, "offered", &in, err);
-  if (r < 0 || (r = ferry_fault("incoming-put", err)) < 0)
+  int r = in_begin(m, id, "offered", NULL, &in, err);
+  if (r < 0)
+    return r;
+  if ((r = ferry_fault("incoming-put", err)) < 0)
     goto out;
   struct stat st;
   uint64_t bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
@@ -347,12 +397,10 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
   } else {
     r = FERRY_NOTFOUND(err, "migration %s: unknown part \"%s\"", id, kind);
   }
-  if (r == 0) {
-    save_state(in);
+  if (r == 0)
     *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
-  }
 out:
-  pthread_mutex_unlock(&m->in_lock);
+  in_end(a, in, NULL);
   return r;
 }
 
@@ -375,11 +423,10 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
   _cleanup_free_ char *criu = NULL;
   _cleanup_free_ char *log = NULL;
   struct migrations *m = a->mig;
-  pthread_mutex_lock(&m->in_lock);
   struct incoming *in;
-  int r = get_in(m, id, "offered", &in, err);
+  int r = in_begin(m, id, "offered", NULL, &in, err);
   if (r < 0)
-    goto out;
+    return r;
   stop_page_server(in);
   /* A free port on our address; the page server takes one connection only. */
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -419,10 +466,9 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
     r = FERRY_INTERNAL(err, "migration %s: CRIU page server does not listen", id);
     goto out;
   }
-  save_state(in);
   *out = json_pack("{s:s, s:i}", "address", a->listen_ip ? a->listen_ip : "", "port", port);
 out:
-  pthread_mutex_unlock(&m->in_lock);
+  in_end(a, in, NULL);
   return r;
 }
 
@@ -466,20 +512,11 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
 {
   _cleanup_free_ char *upper = NULL;
   struct migrations *m = a->mig;
-  pthread_mutex_lock(&m->in_lock);
   struct incoming *in;
-  int r = get_in(m, id, "offered", &in, err);
-  if (r < 0) {
-    pthread_mutex_unlock(&m->in_lock);
+  int r = in_begin(m, id, "offered", "restoring", &in, err);
+  if (r < 0)
     return r;
-  }
-  if ((r = ferry_fault("incoming-restore", err)) < 0) {
-    pthread_mutex_unlock(&m->in_lock);
-    return r;
-  }
   uint64_t t0 = now_mono_ms();
-  snprintf(in->state, sizeof in->state, "restoring");
-  save_state(in);
   json_t *ctr = json_object_get(in->offer, "container");
   json_t *img = json_object_get(in->offer, "image");
   const char *name = json_str_or(ctr, "name", "");
@@ -487,7 +524,9 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
-  bool have_lock = false, created = false;
+  bool reserved = false;
+  if ((r = ferry_fault("incoming-restore", err)) < 0)
+    goto fail;
   /* The page server ends when the source's dump is complete. */
   if (in->ps_pid > 0) {
     int pr = spawn_reap(in->ps_pid, 30000, true);
@@ -499,8 +538,6 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
       goto fail;
     }
   }
-  pthread_mutex_lock(&a->lock);
-  have_lock = true;
   _cleanup_json_ json_t *have = NULL;
   if (image_lookup(&a->images, json_str_or(img, "id", ""), &have, NULL) < 0) {
     size_t i;
@@ -516,6 +553,7 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
     /* Names another image holds here stay with it. */
     _cleanup_json_ json_t *copy = json_deep_copy(img);
     json_t *names = json_object_get(copy, "names");
+    pthread_mutex_lock(&a->lock);
     for (size_t k = 0; k < json_array_size(names);) {
       json_t *o = NULL;
       if (image_lookup(&a->images, json_string_value(json_array_get(names, k)), &o, NULL) == 0) {
@@ -525,7 +563,9 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
         k++;
       }
     }
-    if ((r = image_save(&a->images, copy, err)) < 0)
+    r = image_save(&a->images, copy, err);
+    pthread_mutex_unlock(&a->lock);
+    if (r < 0)
       goto fail;
     in->image_added = true;
     save_state(in);
@@ -535,18 +575,23 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
   format_time(now_wall_ms(), ts, sizeof ts);
   rec = json_deep_copy(ctr);
   agent_restored_record(rec, cid);
-  const char *netns = json_str_or(rec, "netns", "");
   json_object_set_new(rec, "migration_id", json_string(id));
   json_object_set_new(rec, "migrated_from", json_string(json_str_or(in->offer, "source_agent", "")));
   json_object_set_new(rec, "migrated_at", json_string(ts));
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+  json_object_set_new(rec, "started_at", json_string(ts));
+  /* name and address reserved here; the record says op "restore" until commit */
+  if ((r = agent_restore_reserve(a, rec, err)) < 0)
     goto fail;
-  created = true;
+  reserved = true;
   size_t i;
   json_t *v;
+  pthread_mutex_lock(&a->lock);
   json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
     if ((r = adopt_volume(a, in, json_string_value(v), err)) < 0)
-      goto fail;
+      break;
+  pthread_mutex_unlock(&a->lock);
+  if (r < 0)
+    goto fail;
   upper = ctr_path(&a->rt, cid, "upper");
   if (path_exists(upper_src)) {
     if (rename(upper_src, upper) < 0) {
@@ -558,88 +603,128 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
   if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
     goto fail;
   uint64_t t_net = now_mono_ms();
-  int pid = 0;
   json_t *cs = NULL;
+  /* Restored with its link down: it joins the network only at commit. */
   if ((r = ferry_fault("incoming-criu-restore", err)) < 0 ||
-      (r = ckpt_restore(&a->rt, rec, criu, &pid, &cs, err)) < 0 ||
-      (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
+      (r = agent_ctr_restore_from(a, rec, img, criu, &cs, err)) < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
   uint64_t t_restored = now_mono_ms();
-  struct ferry_err aerr = {0};
-  if (net_announce(netns, json_str_or(rec, "ip", ""), &aerr) < 0)
-    log_warn("migrate", "incoming %s: %s", id, aerr.msg);
-  uint64_t t_end = now_mono_ms();
-  json_object_set_new(rec, "state", json_string("running"));
-  json_object_set_new(rec, "started_at", json_string(ts));
-  json_object_del(rec, "op");
-  ctr_save(&a->rt, rec, NULL);
-  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
-  pthread_mutex_unlock(&a->lock);
-  have_lock = false;
-  snprintf(in->state, sizeof in->state, "running");
-  in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "container", name, "container_id",
-                         cid, "files_ms", (json_int_t)(t_files - t0), "setup_ms",
+  in->rec = json_incref(rec);
+  in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", cid,
+                         "files_ms", (json_int_t)(t_files - t0), "setup_ms",
                          (json_int_t)(t_net - t_files), "restore_ms",
-                         (json_int_t)(t_restored - t_net), "announce_ms",
-                         (json_int_t)(t_end - t_restored), "total_ms", (json_int_t)(t_end - t0));
+                         (json_int_t)(t_restored - t_net), "total_ms", (json_int_t)(t_restored - t0));
   if (cs)
     json_object_set_new(in->report, "criu", cs);
-  /* The images are used up; the state file stays so the source can ask. */
-  rm_rf(criu, NULL);
-  save_state(in);
-  log_info("migrate", "incoming %s: container %s runs here (restore %" PRIu64 " ms)", id, name,
-           t_end - t0);
-  *out = json_incref(in->report);
-  pthread_mutex_unlock(&m->in_lock);
+  in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
+  log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
+                      "until the source commits", id, name, t_restored - t0);
+  *out = json_pack("{s:s, s:O}", "state", "restored", "restore", in->report);
+  in_end(a, in, "restored");
   return 0;
 fail:
-  if (!have_lock)
-    pthread_mutex_lock(&a->lock);
-  if (created && rec) {
+  if (reserved) {
     struct ferry_err e2;
-    agent_ctr_remove_locked(a, rec, true, &e2);
+    agent_ctr_destroy(a, rec, true, &e2);
+    agent_release(a, rec, false);
   }
-  pthread_mutex_unlock(&a->lock);
-  snprintf(in->state, sizeof in->state, "failed");
-  save_state(in);
   log_warn("migrate", "incoming %s: restore failed: %s", id, err ? err->msg : "");
-  pthread_mutex_unlock(&m->in_lock);
+  in->deadline_ms = now_mono_ms() + 30000; /* kept a while: the source may still ask */
+  in_end(a, in, "failed");
   return r;
 }
 
-int incoming_abort(struct agent *a, const char *id, struct ferry_err *err)
+int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  pthread_mutex_lock(&m->in_lock);
   struct incoming *in;
-  int r = get_in(m, id, NULL, &in, err);
-  if (r == 0 && strcmp(in->state, "running") == 0)
-    r = FERRY_CONFLICT(err, "migration %s has completed: the container runs here", id);
-  if (r == 0) {
-    cleanup_in(a, in);
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  /* A repeated commit (its answer was lost) finds it running: same answer. */
+  pthread_mutex_lock(&m->in_lock);
+  in = find_in(m, id);
+  if (in && strcmp(in->state, "running") == 0 && !in->busy) {
+    *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
+    pthread_mutex_unlock(&m->in_lock);
+    return 0;
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  int r = ferry_fault("incoming-commit", err);
+  if (r < 0)
+    return r;
+  /* The decision is written first (in_begin saves the state): a restart
+   * after this point brings the container up, never removes it. */
+  if ((r = in_begin(m, id, "restored", "running", &in, err)) < 0)
+    return r;
+  uint64_t t0 = now_mono_ms();
+  json_t *rec = in->rec;
+  const char *name = json_str_or(rec, "name", "");
+  struct ferry_err e2 = {0};
+  if (agent_ctr_link_up(a, rec, &e2) < 0)
+    log_warn("migrate", "incoming %s: %s", id, e2.msg);
+  if (net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), &e2) < 0)
+    log_warn("migrate", "incoming %s: %s", id, e2.msg);
+  uint64_t t_up = now_mono_ms();
+  json_object_set_new(rec, "state", json_string("running"));
+  agent_release(a, rec, true);
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
+  json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
+  _cleanup_free_ char *criu = path_join(in->dir, "criu");
+  rm_rf(criu, NULL); /* the images are used up; the state file stays so the source can ask */
+  log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
+  *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
+  json_decref(in->rec);
+  in->rec = NULL;
+  in_end(a, in, NULL);
+  return 0;
+}
+
+int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+{
+  struct migrations *m = a->mig;
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in = find_in(m, id);
+  int r = 0;
+  bool drop = false;
+  if (!in) {
+    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
+  } else if (strcmp(in->state, "running") == 0) {
+    r = FERRY_CONFLICT(err, "incoming migration %s is running: it was committed", id);
+  } else if (in->busy) {
+    /* the step in progress removes everything when it ends */
+    in->abort_requested = true;
+    *out = json_pack("{s:s}", "state", "aborting");
+  } else {
     unlink_in(m, in);
+    drop = true;
+    *out = json_pack("{s:s}", "state", "aborted");
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  if (drop) {
+    cleanup_in(a, in);
     log_info("migrate", "incoming %s: aborted, everything received removed", id);
     incoming_free(in);
   }
-  pthread_mutex_unlock(&m->in_lock);
   return r;
 }
 
 int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  /* A step in progress holds the lock; a status question must not wait for it. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += 1;
-  if (pthread_mutex_timedlock(&m->in_lock, &ts) != 0)
-    return ferry_err_set(err, -EBUSY, FERRY_E_UNAVAILABLE,
-                         "incoming migration %s: busy with a step, ask again", id);
-  struct incoming *in;
-  int r = get_in(m, id, NULL, &in, err);
-  if (r == 0) {
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  pthread_mutex_lock(&m->in_lock);
+  struct incoming *in = find_in(m, id);
+  int r = 0;
+  if (!in) {
+    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
+  } else {
     *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state", in->state,
                      "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
     if (in->report)
@@ -649,7 +734,9 @@ int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err
   return r;
 }
 
-/* Abandons incoming migrations whose source went quiet. */
+/* Abandons incoming migrations whose source went quiet, and kills restored
+ * copies that were not committed in time (the fence: a copy never joins the
+ * network without the source's commit). */
 static void *reaper_main(void *arg)
 {
   struct agent *a = arg;
@@ -661,25 +748,39 @@ static void *reaper_main(void *arg)
     ts.tv_sec += 1;
     pthread_cond_timedwait(&m->reaper_cond, &m->in_lock, &ts);
     uint64_t now = now_mono_ms();
+    struct incoming *gone = NULL;
     for (struct incoming *in = m->in; in;) {
       struct incoming *next = in->next;
       bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
       bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
-      if (stale || failed) {
+      bool fenced = strcmp(in->state, "restored") == 0 && now > in->fence_ms;
+      if (!in->busy && (stale || failed || fenced)) {
         log_warn("migrate", "incoming %s: %s, removing what it received", in->id,
-                 stale ? "timed out" : "failed");
-        cleanup_in(a, in);
+                 stale ? "timed out" : fenced ? "restored but never committed by the source" : "failed");
+        if (fenced)
+          snprintf(in->state, sizeof in->state, "failed");
         unlink_in(m, in);
-        incoming_free(in);
+        in->next = gone;
+        gone = in;
       }
       in = next;
     }
+    pthread_mutex_unlock(&m->in_lock);
+    while (gone) {
+      struct incoming *next = gone->next;
+      cleanup_in(a, gone);
+      incoming_free(gone);
+      gone = next;
+    }
+    pthread_mutex_lock(&m->in_lock);
   }
   pthread_mutex_unlock(&m->in_lock);
   return NULL;
 }
 
-/* Incoming migrations that were under way when the agent stopped. */
+/* Incoming migrations that were under way when the agent stopped: a
+ * committed one ("running") keeps its container and brings it up if the
+ * agent stopped in the middle of the commit; any other is removed. */
 static void target_recover(struct agent *a)
 {
   struct migrations *m = a->mig;
@@ -719,12 +820,23 @@ static void target_recover(struct agent *a)
     }
     if (strcmp(in->state, "running") == 0) {
       in->report = json_incref(json_object_get(st, "report"));
+      _cleanup_json_ json_t *rec = find_copy(a, in);
+      if (rec && json_object_get(rec, "op")) {
+        log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
+                 in->id, json_str_or(rec, "name", ""));
+        agent_ctr_link_up(a, rec, NULL);
+        net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), NULL);
+        json_object_set_new(rec, "state", json_string("running"));
+        agent_release(a, rec, true);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+          unmark_volume(a, json_string_value(v));
+      }
       in->next = m->in;
       m->in = in;
       continue;
     }
-    /* A restore that was cut short may have left a container: its record
-     * carries op=restore and agent_recover removed it already. */
     log_warn("migrate", "incoming %s: was %s when the agent stopped: removing what it received",
              in->id, in->state);
     snprintf(in->state, sizeof in->state, "failed");

@@ -1,0 +1,115 @@
+/* Typed operations on one container, for the migration engine: the
+ * migration owns the container (agent_claim) and drives it through these;
+ * none of them takes the store lock for longer than a record read or write,
+ * and none waits for another host. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "ckpt/ckpt.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+
+int agent_ctr_freeze(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  const char *id = json_str_or(rec, "id", "");
+  int r = runc_simple(&a->rt, "pause", id, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "container \"%s\": freeze", json_str_or(rec, "name", ""));
+  if ((r = net_link_set(json_str_or(rec, "veth", ""), false, err)) < 0) {
+    runc_simple(&a->rt, "resume", id, NULL);
+    return ferry_err_wrap(err, "container \"%s\": take it off the network", json_str_or(rec, "name", ""));
+  }
+  return 0;
+}
+
+void agent_ctr_thaw(struct agent *a, json_t *rec)
+{
+  const char *id = json_str_or(rec, "id", "");
+  net_link_set(json_str_or(rec, "veth", ""), true, NULL);
+  _cleanup_free_ char *st = NULL;
+  int pid;
+  if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
+    runc_simple(&a->rt, "resume", id, NULL);
+}
+
+int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
+                   bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
+{
+  return ckpt_dump(&a->rt, json_str_or(rec, "id", ""), dir, page_server, leave_running, timeout_ms,
+                   stats, err);
+}
+
+void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
+{
+  const char *id = json_str_or(rec, "id", "");
+  runc_signal(&a->rt, id, SIGKILL, true, NULL);
+  runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
+  ctr_wait_exit(&a->rt, id, 5000);
+  runc_delete(&a->rt, id, true, NULL);
+  json_object_del(rec, "op");
+  json_object_del(rec, "migration");
+  json_object_set_new(rec, "migrated_to", json_string(to));
+  if (keep) {
+    json_object_set_new(rec, "state", json_string("migrated"));
+    ctr_save(&a->rt, rec, NULL);
+    return;
+  }
+  json_object_set_new(rec, "state", json_string("exited"));
+  ctr_save(&a->rt, rec, NULL);
+  agent_ctr_destroy(a, rec, true, NULL);
+  /* the volumes moved with it, unless another container here uses them */
+  size_t i;
+  json_t *v;
+  pthread_mutex_lock(&a->lock);
+  json_array_foreach(json_object_get(rec, "volumes"), i, v)
+  {
+    const char *vn = json_str_or(v, "name", "");
+    if (!agent_volume_in_use(a, vn, id))
+      volume_remove(&a->rt, vn, NULL);
+  }
+  pthread_mutex_unlock(&a->lock);
+}
+
+static bool name_taken(struct agent *a, const char *name)
+{
+  json_t *other = NULL;
+  bool taken = ctr_find(&a->rt, name, &other, NULL) == 0 &&
+               strcmp(json_str_or(other, "name", ""), name) == 0;
+  json_decref(other);
+  return taken;
+}
+
+int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  const char *name = json_str_or(rec, "name", ""), *id = json_str_or(rec, "id", "");
+  int r = 0;
+  pthread_mutex_lock(&a->lock);
+  if (name_taken(a, name))
+    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
+  else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0)
+    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
+  else if ((r = ctr_save(&a->rt, rec, err)) == 0)
+    json_object_set_new(a->claims, id, json_string("restore"));
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}
+
+int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                           json_t **stats, struct ferry_err *err)
+{
+  int r = agent_ctr_materialize(a, rec, img, false, err);
+  if (r < 0)
+    return r;
+  int pid = 0;
+  return ckpt_restore(&a->rt, rec, criu_dir, &pid, stats, err);
+}
+
+int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  (void)a;
+  return net_link_set(json_str_or(rec, "veth", ""), true, err);
+}
