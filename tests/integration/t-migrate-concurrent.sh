@@ -89,7 +89,7 @@ f a2 rm -f big >/dev/null
 check "1 GiB container: ps and /health on the source answered $frozen_answers times while it was frozen (ms: $(awk '{print $2}' "$T_DIR/latency" | sort -n | tail -1) at most)"
 
 # 3. a restore that outlasts the source's timeout, then succeeds
-host_restart a3 FERRY_FAULT=incoming-criu-restore:delay=12000
+host_restart a3 FERRY_FAULT=incoming-criu-restore:delay=8000
 echo_ctr a1 z "$CLUSTER_NET.14"
 sleep 0.5
 in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$CLUSTER_NET.14" 7000 120000 50 "$T_DIR/stop3" >"$T_DIR/cz.out" 2>&1 &

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -44,6 +45,22 @@ static void resolves_users(void **state)
   assert_true(spec_resolve_user(dir, "nobody", &uid, &gid, &e) < 0);
   assert_non_null(strstr(e.msg, "user \"nobody\": not found"));
   assert_true(spec_resolve_user(dir, "redis:nogroup", &uid, &gid, &e) < 0);
+  /* a uid that would wrap to root */
+  assert_true(spec_resolve_user(dir, "4294967296", &uid, &gid, &e) < 0);
+  assert_non_null(strstr(e.msg, "below 4294967295"));
+  assert_true(spec_resolve_user(dir, "5:99999999999", &uid, &gid, &e) < 0);
+  /* a FIFO as /etc/passwd (or a symlink to a host device) must not hang */
+  assert_int_equal(rm_rf(pw, NULL), 0);
+  assert_int_equal(mkfifo(pw, 0644), 0);
+  assert_true(spec_resolve_user(dir, "redis", &uid, &gid, &e) < 0);
+  assert_int_equal(spec_resolve_user(dir, "1234", &uid, &gid, &e), 0);
+  assert_int_equal(rm_rf(pw, NULL), 0);
+  assert_int_equal(symlink("/dev/zero", pw), 0);
+  assert_true(spec_resolve_user(dir, "redis", &uid, &gid, &e) < 0);
+  /* a symlink out of the rootfs resolves inside it: the host's passwd is not read */
+  assert_int_equal(rm_rf(pw, NULL), 0);
+  assert_int_equal(symlink("/etc/passwd", pw), 0);
+  assert_true(spec_resolve_user(dir, "root", &uid, &gid, &e) < 0);
   rm_rf(dir, NULL);
 }
 

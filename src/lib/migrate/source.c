@@ -110,7 +110,8 @@ static json_t *report_locked(struct outgoing *o)
 }
 
 /* How long past its timeout the source waits for a restore the target
- * reports in progress, and how long it keeps asking after a commit. */
+ * reports in progress (at most the timeout once more), and how long it keeps
+ * asking after a commit. */
 #define RESTORE_GRACE_MS 60000
 #define COMMIT_PATIENCE_S 60
 /* A target that cannot be asked for this long while it restores is given
@@ -218,7 +219,9 @@ static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
   if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
     return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
   /* The answer was lost or is late: ask how it ends (bounded). */
-  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000 + RESTORE_GRACE_MS;
+  uint64_t grace = (uint64_t)o->timeout_s * 1000 < RESTORE_GRACE_MS ? (uint64_t)o->timeout_s * 1000
+                                                                      : RESTORE_GRACE_MS;
+  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000 + grace;
   uint64_t unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
   log_warn("migrate", "outgoing %s: no answer to the restore (%s): asking the target", o->id,
            err->msg);
@@ -236,7 +239,8 @@ static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
     usleep(200000);
   }
   return ferry_err_set(err, -ETIMEDOUT, FERRY_E_UNAVAILABLE,
-                       "restore on %s: no outcome within the migration's timeout", o->to);
+                       "restore on %s timed out: no outcome within the migration's timeout (%d s)",
+                       o->to, o->timeout_s);
 }
 
 enum commit_outcome { COMMIT_DONE, COMMIT_LOST, COMMIT_IN_DOUBT };

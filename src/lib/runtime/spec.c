@@ -5,17 +5,36 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
 
+/* An image's /etc/passwd or /etc/group, opened inside the rootfs (never a
+ * host file through a symlink) and only if it is a regular file of a sane
+ * size: a FIFO or a device there must not hang or flood the agent. */
+static FILE *open_db(const char *rootfs, const char *file)
+{
+  int fd = open_in_root(rootfs, file, O_RDONLY | O_NONBLOCK | O_NOCTTY, NULL);
+  if (fd < 0)
+    return NULL;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+    close(fd);
+    return NULL;
+  }
+  FILE *f = fdopen(fd, "r");
+  if (!f)
+    close(fd);
+  return f;
+}
+
 static int lookup_db(const char *rootfs, const char *file, const char *name, int field,
                      long *out)
 {
-  _cleanup_free_ char *p = path_join(rootfs, file);
-  _cleanup_fclose_ FILE *f = fopen(p, "re");
+  _cleanup_fclose_ FILE *f = open_db(rootfs, file);
   if (!f)
     return -ENOENT;
   char line[1024];
@@ -54,10 +73,11 @@ int spec_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint3
     *g++ = '\0';
   long n;
   if (is_number(u)) {
+    if (strlen(u) > 10 || strtoull(u, NULL, 10) >= 4294967295ull)
+      return FERRY_INVALID(err, "user \"%s\": a uid must be below 4294967295", u);
     *uid = (uint32_t)strtoul(u, NULL, 10);
     /* primary group from passwd when the user exists there */
-    _cleanup_free_ char *pw = path_join(rootfs, "etc/passwd");
-    _cleanup_fclose_ FILE *f = fopen(pw, "re");
+    _cleanup_fclose_ FILE *f = open_db(rootfs, "etc/passwd");
     char line[1024];
     while (!g && f && fgets(line, sizeof line, f)) {
       unsigned long fu, fg;
@@ -74,6 +94,8 @@ int spec_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint3
       *gid = (uint32_t)n;
   }
   if (g) {
+    if (is_number(g) && (strlen(g) > 10 || strtoull(g, NULL, 10) >= 4294967295ull))
+      return FERRY_INVALID(err, "group \"%s\": a gid must be below 4294967295", g);
     if (is_number(g))
       *gid = (uint32_t)strtoul(g, NULL, 10);
     else if (lookup_db(rootfs, "etc/group", g, 2, &n) == 0)

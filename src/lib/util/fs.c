@@ -300,13 +300,13 @@ void format_time(uint64_t wall_ms, char *buf, size_t len)
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall_ms % 1000));
 }
 
-int open_beneath(const char *root, const char *rel, int flags, struct ferry_err *err)
+static int open_how_at(const char *root, const char *rel, int flags, uint64_t resolve,
+                       struct ferry_err *err)
 {
   int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
     return ferry_err_sys(err, -errno, "%s", root);
-  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
-                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve};
   int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof how);
   int e = errno;
   close(dfd);
@@ -317,4 +317,15 @@ int open_beneath(const char *root, const char *rel, int flags, struct ferry_err 
                          "%s/%s: the path goes through a symbolic link or leaves %s", root, rel,
                          root);
   return ferry_err_sys(err, -e, "%s/%s", root, rel);
+}
+
+int open_beneath(const char *root, const char *rel, int flags, struct ferry_err *err)
+{
+  return open_how_at(root, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+                     err);
+}
+
+int open_in_root(const char *root, const char *rel, int flags, struct ferry_err *err)
+{
+  return open_how_at(root, rel, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, err);
 }

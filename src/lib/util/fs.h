@@ -30,6 +30,9 @@ bool path_exists(const char *path);
  * RESOLVE_NO_SYMLINKS): a path that would leave root or pass a symlink is
  * refused with an invalid-input error. Returns the fd. */
 int open_beneath(const char *root, const char *rel, int flags, struct ferry_err *err);
+/* Opens root/rel as a process chrooted into root would: symlinks are
+ * followed, but resolved inside root (openat2 RESOLVE_IN_ROOT). */
+int open_in_root(const char *root, const char *rel, int flags, struct ferry_err *err);
 /* Copies a regular file (contents and mode 0600) to dst, replacing it. */
 int copy_file(const char *src, const char *dst, struct ferry_err *err);
 bool dir_is_empty(const char *path);
