@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,8 +110,20 @@ static char *default_shim(void)
   return xstrdup(FERRY_LIBEXECDIR "/ferry/ferry-shim");
 }
 
+/* File descriptors up to the hard limit: the API's connection limits then
+ * stay far below what the agent may open. */
+static void raise_nofile(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char **argv)
 {
+  raise_nofile();
   struct agent_options o = {0};
   const char *socket_path = "/run/ferry/ferryd.sock";
   uint64_t max_upload = 0;

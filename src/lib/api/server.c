@@ -60,6 +60,7 @@ bool api_token_ok(const char *header, const char *token)
 /* Per-request state, kept in MHD's con_cls. */
 struct conn {
   bool rejected;
+  bool ignore_body; /* an open GET /health: any body is dropped unread */
   bool upload;
   char *body;
   size_t len, cap;
@@ -134,8 +135,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   struct api_server *s = ls->srv;
   struct conn *c = *con_cls;
   if (!c) {
-    /* Refuse before reading any body: a wrong token changes nothing. */
-    if (ls->need_token && strcmp(url, "/health") != 0 &&
+    /* Refuse before reading any body: a wrong token changes nothing. Only
+     * GET /health is open, and its body (if any) is never read. */
+    bool open_health = strcmp(url, "/health") == 0 &&
+                       (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+    if (ls->need_token && !open_health &&
         !api_token_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
                       s->token)) {
       c = calloc(1, sizeof *c);
@@ -150,6 +154,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     if (!c)
       return MHD_NO;
     c->fd = -1;
+    c->ignore_body = open_health;
     c->upload = s->wants_upload && s->upload_dir && s->wants_upload(method, url);
     if (c->upload) {
       c->upload_path = path_join(s->upload_dir, "upload-XXXXXX");
@@ -163,7 +168,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     *con_cls = c;
     return MHD_YES;
   }
-  if (c->rejected) {
+  if (c->rejected || c->ignore_body) {
+    if (c->ignore_body && *upload_data_size == 0)
+      goto complete;
     *upload_data_size = 0; /* the body of a refused request is dropped unread */
     return MHD_YES;
   }
@@ -207,6 +214,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     }
     return MHD_YES;
   }
+complete:
   /* The whole request is here. */
   if (c->too_large)
     return send_error(con, 413,
@@ -261,18 +269,34 @@ static void agent_dispatch(void *ctx, const struct api_request *req, struct api_
   api_dispatch(ctx, req, resp);
 }
 
+/* Limits of the TCP listener, where anyone may connect: a flood of slow or
+ * idle connections from one address is cut off early, and the total stays
+ * well below the agent's file descriptors, so the unix socket (its own
+ * daemon and threads) keeps answering local callers. */
+#define TCP_MAX_CONNECTIONS 256
+#define TCP_MAX_PER_IP 32
+#define TCP_IDLE_TIMEOUT_S 30
+#define LOCAL_MAX_CONNECTIONS 512
+#define LOCAL_IDLE_TIMEOUT_S 3600
+
 static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
 {
   struct api_server *s = l->srv;
+  unsigned limit = l->need_token ? TCP_MAX_CONNECTIONS : LOCAL_MAX_CONNECTIONS;
+  unsigned per_ip = l->need_token ? TCP_MAX_PER_IP : 0;
+  unsigned idle = l->need_token ? TCP_IDLE_TIMEOUT_S : LOCAL_IDLE_TIMEOUT_S;
   if (tls)
     return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, l,
                             MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                            NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600,
+                            NULL, MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                             MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                             s->key_pem, MHD_OPTION_END);
   return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600, MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, limit,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
 }
 
 static int open_unix(struct api_server *s, const char *path, struct ferry_err *err)
