@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "ckpt/ckpt.h"
 #include "migrate/migrate.h"
+#include "migrate/protocol.h"
 #include "migrate/state.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
@@ -109,10 +110,7 @@ static json_t *report_locked(struct outgoing *o)
   return j;
 }
 
-/* How long past its timeout the source waits for a restore the target
- * reports in progress (at most the timeout once more), and how long it keeps
- * asking after a commit. */
-#define RESTORE_GRACE_MS 60000
+/* How long the source keeps asking after it sent the commit. */
 #define COMMIT_PATIENCE_S 60
 /* A target that cannot be asked for this long while it restores is given
  * up: its copy never joins the network without the commit. */
@@ -182,8 +180,6 @@ static char *url_host(const char *url)
 }
 
 /* What the target says of the migration (GET .../incoming/ID), as a code. */
-enum target_state { T_UNKNOWN, T_OFFERED, T_RESTORING, T_RESTORED, T_RUNNING, T_FAILED, T_GONE };
-
 static enum target_state target_state_of(struct agent *a, struct api_client *c, const char *mid,
                                          long timeout_s)
 {
@@ -194,22 +190,14 @@ static enum target_state target_state_of(struct agent *a, struct api_client *c, 
   api_client_set_timeout(c, timeout_s);
   if (api_call(c, "GET", url, NULL, &st, &e) < 0)
     return e.klass == FERRY_E_NOTFOUND ? T_GONE : T_UNKNOWN;
-  static const struct {
-    const char *name;
-    enum target_state st;
-  } map[] = {{"offered", T_OFFERED},   {"restoring", T_RESTORING}, {"restored", T_RESTORED},
-             {"running", T_RUNNING},   {"failed", T_FAILED}};
-  const char *s = json_str_or(st, "state", "");
-  for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-    if (strcmp(s, map[i].name) == 0)
-      return map[i].st;
-  return T_UNKNOWN;
+  return target_state_parse(json_str_or(st, "state", ""));
 }
 
 /* Asks the target to restore. 0: restored there (off the network, waiting
- * for the commit); < 0: it is not and never will be (the target removes a
- * copy the source does not commit). While the target says "restoring" the
- * source waits for the outcome, up to its timeout plus a grace. */
+ * for the commit); < 0: it is not, and a copy it makes later never joins the
+ * network (the source withdraws; the target kills what it is not told to
+ * commit). If the answer is lost, the source asks how the restore ends while
+ * the target says "restoring", within the migration's timeout. */
 static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
                           struct ferry_err *err)
 {
@@ -219,22 +207,22 @@ static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
   if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
     return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
   /* The answer was lost or is late: ask how it ends (bounded). */
-  uint64_t grace = (uint64_t)o->timeout_s * 1000 < RESTORE_GRACE_MS ? (uint64_t)o->timeout_s * 1000
-                                                                      : RESTORE_GRACE_MS;
-  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000 + grace;
+  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000;
   uint64_t unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
   log_warn("migrate", "outgoing %s: no answer to the restore (%s): asking the target", o->id,
            err->msg);
-  for (int n = 0; n < 10000 && now_mono_ms() < until; n++) {
+  for (int n = 0; n < 10000; n++) {
     enum target_state st = target_state_of(o->a, c, o->id, 2);
+    uint64_t now = now_mono_ms();
     if (st != T_UNKNOWN)
-      unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
-    if (st == T_RESTORED || st == T_RUNNING)
+      unreachable_until = now + UNREACHABLE_PATIENCE_MS;
+    enum restore_verdict v = restore_verdict(st, now >= unreachable_until, now >= until);
+    if (v == RV_COMMIT)
       return 0;
-    if (st == T_FAILED || st == T_GONE || st == T_OFFERED)
+    if (v == RV_ABORT && st != T_UNKNOWN && st != T_RESTORING)
       return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "restore on %s failed (target state %s)",
-                           o->to, st == T_FAILED ? "failed" : st == T_GONE ? "gone" : "offered");
-    if (now_mono_ms() >= unreachable_until)
+                           o->to, target_state_name(st));
+    if (v == RV_ABORT)
       break;
     usleep(200000);
   }
@@ -262,13 +250,14 @@ static enum commit_outcome target_commit(struct outgoing *o, struct api_client *
       return COMMIT_DONE;
     }
     enum target_state st = target_state_of(o->a, c, o->id, 2);
-    if (st == T_RUNNING)
+    enum commit_verdict v = commit_verdict(st);
+    if (v == CV_DONE)
       return COMMIT_DONE;
-    if (st == T_FAILED || st == T_GONE) {
-      ferry_err_wrap(err, "commit on %s (target state %s)", o->to, st == T_FAILED ? "failed" : "gone");
+    if (v == CV_RESUME) {
+      ferry_err_wrap(err, "commit on %s (target state %s)", o->to, target_state_name(st));
       return COMMIT_LOST;
     }
-    usleep(st == T_UNKNOWN ? 500000 : 100000);
+    usleep(v == CV_WAIT ? 500000 : 100000);
   }
   ferry_err_wrap(err, "commit on %s: the target cannot be asked whether it runs the container", o->to);
   return COMMIT_IN_DOUBT;
@@ -651,25 +640,26 @@ void source_recover(struct agent *a)
       api_client_set_token(c, a->token);
       api_client_set_ca(c, a->tls_ca);
       st = target_state_of(a, c, mid, 5);
-      if (st == T_RESTORED && commit_sent) {
+      if (source_recover_action(st, commit_sent) == RA_COMMIT_AGAIN) {
         /* the commit never arrived: the target still waits for it */
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s/commit", mid);
         api_client_set_timeout(c, 5);
-        if (api_call(c, "POST", url, NULL, NULL, NULL) == 0)
-          st = T_RUNNING;
+        api_call(c, "POST", url, NULL, NULL, NULL);
+        st = target_state_of(a, c, mid, 5);
       }
-      if (st != T_RUNNING && st != T_UNKNOWN) {
+      if (source_recover_action(st, commit_sent) == RA_RESUME_HERE && st != T_UNKNOWN) {
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
         api_client_set_timeout(c, 5);
         api_call(c, "DELETE", url, NULL, NULL, NULL);
       }
       api_client_free(c);
     }
-    if (st == T_RUNNING) {
+    enum recover_action act = source_recover_action(st, commit_sent);
+    if (act == RA_REMOVE_HERE) {
       log_warn("migrate", "container %s: migration %s completed on %s while the agent was down: "
                           "removing the copy here", name, mid, to);
       agent_ctr_commit_away(a, rec, false, to);
-    } else if (st == T_UNKNOWN && commit_sent) {
+    } else if (act == RA_STAY_FROZEN || act == RA_COMMIT_AGAIN) {
       log_warn("migrate", "container %s: migration %s: the commit was sent but %s cannot be asked "
                           "whether it runs the container: it stays frozen here", name, mid, to);
     } else {

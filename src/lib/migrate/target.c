@@ -17,6 +17,7 @@
 #include "ckpt/ckpt.h"
 #include "image/extract.h"
 #include "migrate/migrate.h"
+#include "migrate/protocol.h"
 #include "migrate/state.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -101,7 +102,7 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
-  bool ran = strcmp(in->state, "running") == 0;
+  bool ran = !target_may_remove_copy(target_state_parse(in->state));
   if (!ran) {
     _cleanup_json_ json_t *rec = find_copy(a, in);
     if (rec) {

@@ -1,0 +1,55 @@
+/* The migration protocol's decisions, as pure functions of the states the
+ * two sides report (docs/migration.md, "exactly one copy"). source.c and
+ * target.c act on them; tests/unit/test-protocol.c checks every case.
+ *
+ * The invariant: the source never resumes its copy while the target may run
+ * one on the network, and the target never puts a copy on the network
+ * without the source's commit. */
+#pragma once
+#include <stdbool.h>
+
+/* What the target says of a migration (GET /v1/migrations/incoming/ID). */
+enum target_state {
+  T_UNKNOWN,   /* it could not be asked */
+  T_OFFERED,   /* accepted; parts arrive */
+  T_RESTORING, /* the restore step runs */
+  T_RESTORED,  /* a copy runs there off the network, waiting for the commit */
+  T_RUNNING,   /* committed: the target's copy is the container */
+  T_FAILED,    /* nothing of it runs there */
+  T_GONE,      /* 404: aborted, expired or never offered */
+};
+
+enum target_state target_state_parse(const char *s);
+const char *target_state_name(enum target_state st);
+
+/* The source, after its restore request got no answer, asked the target. */
+enum restore_verdict {
+  RV_WAIT,   /* ask again later */
+  RV_COMMIT, /* the copy is restored there: go on to commit */
+  RV_ABORT,  /* there is no copy and will be none: abort and resume here */
+};
+/* unreachable_long: the target could not be asked for the patience time;
+ * out_of_time: the migration's timeout (and its grace) passed. */
+enum restore_verdict restore_verdict(enum target_state st, bool unreachable_long, bool out_of_time);
+
+/* The source sent the commit and asks how it went. */
+enum commit_verdict {
+  CV_DONE,   /* the target runs it: remove the copy here */
+  CV_RETRY,  /* the commit did not arrive: send it again */
+  CV_RESUME, /* the target has no copy: resume here */
+  CV_WAIT,   /* the target cannot be asked: keep the copy frozen */
+};
+enum commit_verdict commit_verdict(enum target_state st);
+
+/* A source agent that restarts finds a container marked with a migration. */
+enum recover_action {
+  RA_REMOVE_HERE,  /* the target runs it */
+  RA_COMMIT_AGAIN, /* restored there, commit sent before the restart: commit */
+  RA_RESUME_HERE,  /* the target has no copy that could ever run */
+  RA_STAY_FROZEN,  /* the commit was sent and the target cannot be asked */
+};
+enum recover_action source_recover_action(enum target_state st, bool commit_sent);
+
+/* The target, on restart or when the fence time passed: may it remove its
+ * copy? Only while the source has no commit answer from it. */
+bool target_may_remove_copy(enum target_state st);
