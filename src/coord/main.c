@@ -445,6 +445,7 @@ static const char serve_help[] =
     "  --listen ADDR:PORT   TCP API (the token is required there, as on the agents)\n"
     "  --socket PATH        unix socket API (default /run/ferry/coord.sock)\n"
     "  --token-file F       bearer token required from callers and sent to the agents\n"
+    "                       (at least 16 characters; --listen needs it unless --insecure-no-token)\n"
     "  --heartbeat-timeout S  a node silent for longer is down (default 15)\n"
     "Satellite-visibility policy (all three files, see docs/coordinator.md):\n"
     "  --tle FILE --stations FILE --services FILE\n"
@@ -456,6 +457,7 @@ static int serve(int argc, char **argv)
 {
   static const struct option lo[] = {{"db", required_argument, 0, 'd'},
                                      {"listen", required_argument, 0, 'l'},
+                                     {"insecure-no-token", no_argument, 0, 'I'},
                                      {"socket", required_argument, 0, 's'},
                                      {"token-file", required_argument, 0, 't'},
                                      {"tls-cert", required_argument, 0, 'C'},
@@ -474,12 +476,14 @@ static int serve(int argc, char **argv)
   struct api_server_options so = {.unix_path = "/run/ferry/coord.sock"};
   struct policy_options po = {0};
   const char *token_file = NULL;
+  bool no_token_ok = false;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
     case 'd': co.db_path = optarg; break;
     case 'l': so.listen = optarg; break;
+    case 'I': no_token_ok = true; break;
     case 's': so.unix_path = optarg; break;
     case 't': token_file = optarg; break;
     case 'C': so.tls_cert = optarg; break;
@@ -507,7 +511,16 @@ static int serve(int argc, char **argv)
   if (token_file) {
     if (read_token_file(token_file, &token, &err) < 0)
       return fail(&err);
+    if (strlen(token) < 16) {
+      fprintf(stderr, "ferry-coord: token in %s is shorter than 16 characters\n", token_file);
+      return 2;
+    }
     co.token = so.token = token;
+  }
+  if (so.listen && !token && !no_token_ok) {
+    fprintf(stderr, "ferry-coord: --listen %s needs --token-file (--insecure-no-token to run "
+                    "without one)\n", so.listen);
+    return 2;
   }
   sigset_t mask;
   sigemptyset(&mask);

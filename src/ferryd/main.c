@@ -38,6 +38,8 @@ static void usage(FILE *f)
           "  --gateway ADDR        the bridge's address (default: the subnet's first)\n"
           "  --listen ADDR:PORT    also serve the API on TCP (for migrations and remote CLIs)\n"
           "  --token-file FILE     bearer token required on TCP, also used towards peer agents\n"
+          "  --insecure-no-token   allow --listen without a token (anyone who reaches the port\n"
+          "                        controls the agent: only for a closed test network)\n"
           "  --tls-cert FILE, --tls-key FILE   serve HTTPS on TCP\n"
           "  --tls-ca FILE         CA that signed the peer agents' certificates\n"
           "  --migration-timeout S abandon an incoming migration after S seconds (default 600)\n"
@@ -125,6 +127,7 @@ int main(int argc, char **argv)
 {
   raise_nofile();
   struct agent_options o = {0};
+  bool no_token_ok = false;
   const char *socket_path = "/run/ferry/ferryd.sock";
   uint64_t max_upload = 0;
   _cleanup_free_ char *shim = NULL;
@@ -145,7 +148,7 @@ int main(int argc, char **argv)
       {"migration-timeout", required_argument, 0, 'M'},
       {"coord", required_argument, 0, 'O'},     {"node-name", required_argument, 0, 'N'},
       {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
-      {"heartbeat", required_argument, 0, 'B'},
+      {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -162,6 +165,7 @@ int main(int argc, char **argv)
     case 'd': ferry_log_set_level(FERRY_LOG_DEBUG); break;
     case 'g': o.gateway = optarg; break;
     case 'l': o.listen = optarg; break;
+    case 'I': no_token_ok = true; break;
     case 't': token_file = optarg; break;
     case 'C': tls_cert = optarg; break;
     case 'K': tls_key = optarg; break;
@@ -195,6 +199,11 @@ int main(int argc, char **argv)
       return 1;
     }
     o.token = token;
+  }
+  if (o.listen && !token && !no_token_ok) {
+    fprintf(stderr, "ferryd: --listen %s needs --token-file (anyone who reaches the port would "
+                    "control this agent; --insecure-no-token to accept that)\n", o.listen);
+    return 2;
   }
   if (o.listen && !token)
     log_warn("ferryd", "listening on %s WITHOUT a token: anyone who reaches it controls this agent",

@@ -98,7 +98,7 @@ in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$CLUSTER_NET.14" 7000 120000 50 "$T_DI
 cz=$!
 sleep 1
 out=$(f a1 --json migrate z --to "$HOST_a3_URL" --timeout 6 2>&1) && fail "slow restore: the migration succeeded within its timeout: $out"
-echo "$out" | grep -q "runs on the source as before" || fail "slow restore: no word of the resume: $out"
+echo "$out" | grep -q '"resumed_on_source": true' || fail "slow restore: not resumed on the source: $out"
 for i in $(seq 1 100); do  # the target finishes its restore, then kills the copy (bounded: 20 s)
   grep -q "withdrawn by the source" "$T_DIR/a3/ferryd.log" && [ -z "$(f a3 ps -a --json | grep '"name"')" ] && break
   sleep 0.2

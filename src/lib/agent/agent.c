@@ -695,6 +695,8 @@ static int stop_owned(struct agent *a, json_t *rec, int timeout_s, int sig, stru
 int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out,
                    struct ferry_err *err)
 {
+  if (timeout_s > 3600)
+    return FERRY_INVALID(err, "stop timeout %d s is longer than an hour", timeout_s);
   _cleanup_json_ json_t *rec = NULL;
   int r = agent_claim(a, ref, "stop", false, false, &rec, err);
   if (r < 0)
