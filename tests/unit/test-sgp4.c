@@ -1,5 +1,5 @@
 /* orbit/sgp4: the published verification set (SGP4-VER.TLE) against the
- * expected TEME states (../shared/data/sgp4), every row, and the model's own
+ * expected TEME states (tests/data/sgp4, copied from the project's shared data), every row, and the model's own
  * error codes where it stops; TLE parsing errors. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include "orbit/sgp4.h"
 
 #ifndef SGP4_DATA
-#define SGP4_DATA "../shared/data/sgp4"
+#define SGP4_DATA "tests/data/sgp4"
 #endif
 
 struct tle_case {
