@@ -64,14 +64,20 @@ static void resolves_users(void **state)
   rm_rf(dir, NULL);
 }
 
+/* A runtime whose root is a fresh directory dir (a mkdtemp template). */
+static void tmp_runtime(char *dir, struct runtime *rt)
+{
+  assert_non_null(mkdtemp(dir));
+  _cleanup_free_ char *rr = path_join(dir, "runc");
+  assert_int_equal(runtime_init(rt, dir, rr, "runc", "/bin/true", NULL), 0);
+}
+
 static void builds_the_oci_config(void **state)
 {
   (void)state;
   char dir[] = "/tmp/ferry-unit-spec-XXXXXX";
-  assert_non_null(mkdtemp(dir));
   struct runtime rt;
-  _cleanup_free_ char *rr = path_join(dir, "runc");
-  assert_int_equal(runtime_init(&rt, dir, rr, "runc", "/bin/true", NULL), 0);
+  tmp_runtime(dir, &rt);
   struct ferry_err e = {0};
   assert_int_equal(volume_create(&rt, "data", false, NULL, &e), 0);
   _cleanup_json_ json_t *rec = json_pack(
@@ -122,17 +128,14 @@ static void builds_the_oci_config(void **state)
   rm_rf(dir, NULL);
 }
 
-
 /* A volume whose directory is a symlink (or a name with a slash, planted by
  * a peer) is never bind-mounted: the host path it points to stays out. */
 static void refuses_volume_paths_through_symlinks(void **state)
 {
   (void)state;
   char dir[] = "/tmp/ferry-unit-spec-XXXXXX";
-  assert_non_null(mkdtemp(dir));
   struct runtime rt;
-  _cleanup_free_ char *rr = path_join(dir, "runc");
-  assert_int_equal(runtime_init(&rt, dir, rr, "runc", "/bin/true", NULL), 0);
+  tmp_runtime(dir, &rt);
   struct ferry_err e = {0};
   assert_int_equal(volume_create(&rt, "ev4", false, NULL, &e), 0);
   /* what a container could plant inside its own volume */

@@ -226,8 +226,8 @@ static int claim_locked(struct agent *a, json_t *rec, const char *op, struct fer
   return 0;
 }
 
-int agent_claim(struct agent *a, const char *ref, const char *op, bool persist, bool want_running,
-                json_t **out, struct ferry_err *err)
+int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running, json_t **out,
+                struct ferry_err *err)
 {
   json_t *rec = NULL;
   LOCK(a);
@@ -251,15 +251,6 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool persist, 
   }
   json_object_del(rec, "status");
   json_object_del(rec, "pid");
-  if (persist) {
-    json_object_set_new(rec, "op", json_string(op));
-    if ((r = ctr_save(&a->rt, rec, err)) < 0) {
-      json_object_del(rec, "op");
-      agent_release(a, rec, false);
-      json_decref(rec);
-      return r;
-    }
-  }
   *out = rec;
   return 0;
 }
@@ -282,13 +273,13 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err)
   return ctr_save(&a->rt, rec, err);
 }
 
-static json_t *find_exact_name(struct agent *a, const char *name)
+bool agent_name_taken(struct agent *a, const char *name)
 {
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t i;
   json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "name", ""), name) == 0) return json_incref(c);
-  return NULL;
+  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "name", ""), name) == 0) return true;
+  return false;
 }
 
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err)
@@ -515,9 +506,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     snprintf(genname, sizeof genname, "ferry-%s", hx);
     name = genname;
   }
-  json_t *taken = find_exact_name(a, name);
-  if (taken) {
-    json_decref(taken);
+  if (agent_name_taken(a, name)) {
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use", name);
     goto out;
   }
@@ -644,7 +633,7 @@ out:
 int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
   _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "start", false, false, &rec, err);
+  int r = agent_claim(a, ref, "start", false, &rec, err);
   if (r < 0)
     return r;
   const char *st = ctr_refresh(&a->rt, rec);
@@ -698,7 +687,7 @@ int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out
   if (timeout_s > 3600)
     return FERRY_INVALID(err, "stop timeout %d s is longer than an hour", timeout_s);
   _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "stop", false, false, &rec, err);
+  int r = agent_claim(a, ref, "stop", false, &rec, err);
   if (r < 0)
     return r;
   r = stop_owned(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
@@ -715,7 +704,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
   if (sig <= 0 || sig >= 65)
     return FERRY_INVALID(err, "signal %d is not a valid signal number", sig);
   _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "kill", false, false, &rec, err);
+  int r = agent_claim(a, ref, "kill", false, &rec, err);
   if (r < 0)
     return r;
   const char *st = ctr_refresh(&a->rt, rec);
@@ -758,7 +747,7 @@ int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)
 {
   _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "removal", false, false, &rec, err);
+  int r = agent_claim(a, ref, "removal", false, &rec, err);
   if (r < 0)
     return r;
   r = agent_ctr_destroy(a, rec, force, err);

@@ -98,11 +98,10 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
 
 /* ---- one container, for the migration engine ---- */
 /* Claims container ref for operation op: refused with 409 while another
- * operation owns it (or, with want_running, when it does not run). With
- * persist, op is written into the record so that a restart of the agent
- * resolves it (agent_recover, migrate's recovery). *rec gets the record. */
-int agent_claim(struct agent *a, const char *ref, const char *op, bool persist, bool want_running,
-                json_t **rec, struct ferry_err *err);
+ * operation owns it (or, with want_running, when it does not run). *rec gets
+ * the record; an operation a restart must resolve writes its "op" into it. */
+int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running, json_t **rec,
+                struct ferry_err *err);
 /* Ends the claim; with save, the record is written without its "op". */
 void agent_release(struct agent *a, json_t *rec, bool save);
 /* Writes the record of a claimed container. */
@@ -144,4 +143,5 @@ void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
  * op "restore", the live fields of the old copy dropped. */
 void agent_restored_record(json_t *rec, const char *id);
 /* Caller holds the store lock. */
+bool agent_name_taken(struct agent *a, const char *name);
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

@@ -79,7 +79,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   _cleanup_json_ json_t *report = json_object();
   bool made_dir = false, paused = false;
   _cleanup_free_ char *dir = NULL;
-  if ((r = agent_claim(a, ref, "checkpoint", false, false, &rec, err)) < 0)
+  if ((r = agent_claim(a, ref, "checkpoint", false, &rec, err)) < 0)
     return r;
   const char *name = json_str_or(rec, "name", "");
   const char *id = json_str_or(rec, "id", "");
@@ -287,7 +287,7 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   }
   /* Same name, same container, stopped: it is replaced. Claimed first, so
    * that nothing else acts on it meanwhile. */
-  if (agent_claim(a, name, "restore", false, false, &existing, NULL) == 0) {
+  if (agent_claim(a, name, "restore", false, &existing, NULL) == 0) {
     if (strcmp(json_str_or(existing, "name", ""), name) != 0) {
       agent_release(a, existing, false);
       json_decref(existing);

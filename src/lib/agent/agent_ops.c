@@ -74,21 +74,12 @@ void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *
   pthread_mutex_unlock(&a->lock);
 }
 
-static bool name_taken(struct agent *a, const char *name)
-{
-  json_t *other = NULL;
-  bool taken = ctr_find(&a->rt, name, &other, NULL) == 0 &&
-               strcmp(json_str_or(other, "name", ""), name) == 0;
-  json_decref(other);
-  return taken;
-}
-
 int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   const char *name = json_str_or(rec, "name", ""), *id = json_str_or(rec, "id", "");
   int r = 0;
   pthread_mutex_lock(&a->lock);
-  if (name_taken(a, name))
+  if (agent_name_taken(a, name))
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
   else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0)
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);

@@ -180,10 +180,8 @@ static char *url_host(const char *url)
 }
 
 /* What the target says of the migration (GET .../incoming/ID), as a code. */
-static enum target_state target_state_of(struct agent *a, struct api_client *c, const char *mid,
-                                         long timeout_s)
+static enum target_state target_state_of(struct api_client *c, const char *mid, long timeout_s)
 {
-  (void)a;
   _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
   _cleanup_json_ json_t *st = NULL;
   struct ferry_err e = {0};
@@ -212,7 +210,7 @@ static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
   log_warn("migrate", "outgoing %s: no answer to the restore (%s): asking the target", o->id,
            err->msg);
   for (int n = 0; n < 10000; n++) {
-    enum target_state st = target_state_of(o->a, c, o->id, 2);
+    enum target_state st = target_state_of(c, o->id, 2);
     uint64_t now = now_mono_ms();
     if (st != T_UNKNOWN)
       unreachable_until = now + UNREACHABLE_PATIENCE_MS;
@@ -249,7 +247,7 @@ static enum commit_outcome target_commit(struct outgoing *o, struct api_client *
       *tr = ans;
       return COMMIT_DONE;
     }
-    enum target_state st = target_state_of(o->a, c, o->id, 2);
+    enum target_state st = target_state_of(c, o->id, 2);
     enum commit_verdict v = commit_verdict(st);
     if (v == CV_DONE)
       return COMMIT_DONE;
@@ -288,7 +286,7 @@ static void *source_main(void *arg)
 
   /* ---- offer: the migration owns the container from here ---- */
   set_phase(o, "offer");
-  if ((r = agent_claim(a, o->ref, "migration", false, true, &rec, &err)) < 0)
+  if ((r = agent_claim(a, o->ref, "migration", true, &rec, &err)) < 0)
     goto fail;
   json_object_set_new(rec, "op", json_string("migration"));
   json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", o->id, "to", o->to));
@@ -639,13 +637,13 @@ void source_recover(struct agent *a)
     if (migration_id_valid(mid) && api_client_new(to, &c, NULL) == 0) {
       api_client_set_token(c, a->token);
       api_client_set_ca(c, a->tls_ca);
-      st = target_state_of(a, c, mid, 5);
+      st = target_state_of(c, mid, 5);
       if (source_recover_action(st, commit_sent) == RA_COMMIT_AGAIN) {
         /* the commit never arrived: the target still waits for it */
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s/commit", mid);
         api_client_set_timeout(c, 5);
         api_call(c, "POST", url, NULL, NULL, NULL);
-        st = target_state_of(a, c, mid, 5);
+        st = target_state_of(c, mid, 5);
       }
       if (source_recover_action(st, commit_sent) == RA_RESUME_HERE && st != T_UNKNOWN) {
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);

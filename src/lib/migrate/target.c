@@ -85,6 +85,12 @@ static void stop_page_server(struct incoming *in)
   }
 }
 
+/* Its copy here is the container: the source committed it. */
+static bool committed(const struct incoming *in)
+{
+  return !target_may_remove_copy(target_state_parse(in->state));
+}
+
 /* The restored (or half-restored) copy of this migration, if any. */
 static json_t *find_copy(struct agent *a, struct incoming *in)
 {
@@ -102,7 +108,7 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
-  bool ran = !target_may_remove_copy(target_state_parse(in->state));
+  bool ran = committed(in);
   if (!ran) {
     _cleanup_json_ json_t *rec = find_copy(a, in);
     if (rec) {
@@ -151,21 +157,28 @@ static void cleanup_in(struct agent *a, struct incoming *in)
   rm_rf(in->dir, NULL);
 }
 
+/* The migration id, under in_lock: 400 if malformed, 404 if unknown. */
+static int lookup_in(struct migrations *m, const char *id, struct incoming **out,
+                     struct ferry_err *err)
+{
+  if (!migration_id_valid(id))
+    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  if (!(*out = find_in(m, id)))
+    return FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
+  return 0;
+}
+
 /* Takes the migration for one step: it must be in want_state (when given)
  * and no other step may run; its state becomes new_state (when given). */
 static int in_begin(struct migrations *m, const char *id, const char *want_state,
                     const char *new_state, struct incoming **out, struct ferry_err *err)
 {
-  if (!migration_id_valid(id))
-    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
   pthread_mutex_lock(&m->in_lock);
-  struct incoming *in = find_in(m, id);
-  int r = 0;
-  if (!in)
-    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
-  else if (in->busy || in->abort_requested)
+  struct incoming *in = NULL;
+  int r = lookup_in(m, id, &in, err);
+  if (r == 0 && (in->busy || in->abort_requested))
     r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
-  else if (want_state && strcmp(in->state, want_state) != 0)
+  else if (r == 0 && want_state && strcmp(in->state, want_state) != 0)
     r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
   if (r == 0) {
     in->busy = true;
@@ -189,7 +202,7 @@ static void in_end(struct agent *a, struct incoming *in, const char *new_state)
     snprintf(in->state, sizeof in->state, "%s", new_state);
   save_state(in);
   in->busy = false;
-  bool drop = in->abort_requested && strcmp(in->state, "running") != 0;
+  bool drop = in->abort_requested && !committed(in);
   if (drop)
     unlink_in(m, in);
   pthread_mutex_unlock(&m->in_lock);
@@ -274,14 +287,10 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     }
   }
   pthread_mutex_lock(&a->lock);
-  json_t *existing = NULL;
-  if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
-      strcmp(json_str_or(existing, "name", ""), name) == 0) {
-    json_decref(existing);
+  if (agent_name_taken(a, name)) {
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
     goto out;
   }
-  json_decref(existing);
   if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
     goto out;
@@ -637,16 +646,30 @@ fail:
   return r;
 }
 
+/* Puts the restored copy rec on the network: link up, unsolicited ARP, its
+ * record "running" and no longer claimed, its volumes the store's own.
+ * The caller has written the incoming state "running" first. */
+static void bring_up(struct agent *a, struct incoming *in, json_t *rec)
+{
+  struct ferry_err e = {0};
+  if (agent_ctr_link_up(a, rec, &e) < 0)
+    log_warn("migrate", "incoming %s: %s", in->id, e.msg);
+  if (net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), &e) < 0)
+    log_warn("migrate", "incoming %s: %s", in->id, e.msg);
+  json_object_set_new(rec, "state", json_string("running"));
+  agent_release(a, rec, true);
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
+}
+
 int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  struct incoming *in;
-  if (!migration_id_valid(id))
-    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
+  struct incoming *in = NULL;
   /* A repeated commit (its answer was lost) finds it running: same answer. */
   pthread_mutex_lock(&m->in_lock);
-  in = find_in(m, id);
-  if (in && strcmp(in->state, "running") == 0 && !in->busy) {
+  if (lookup_in(m, id, &in, NULL) == 0 && committed(in) && !in->busy) {
     *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
     pthread_mutex_unlock(&m->in_lock);
     return 0;
@@ -660,19 +683,9 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   if ((r = in_begin(m, id, "restored", "running", &in, err)) < 0)
     return r;
   uint64_t t0 = now_mono_ms();
-  json_t *rec = in->rec;
-  const char *name = json_str_or(rec, "name", "");
-  struct ferry_err e2 = {0};
-  if (agent_ctr_link_up(a, rec, &e2) < 0)
-    log_warn("migrate", "incoming %s: %s", id, e2.msg);
-  if (net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), &e2) < 0)
-    log_warn("migrate", "incoming %s: %s", id, e2.msg);
+  const char *name = json_str_or(in->rec, "name", "");
+  bring_up(a, in, in->rec);
   uint64_t t_up = now_mono_ms();
-  json_object_set_new(rec, "state", json_string("running"));
-  agent_release(a, rec, true);
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   rm_rf(criu, NULL); /* the images are used up; the state file stays so the source can ask */
@@ -687,15 +700,13 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
 int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  if (!migration_id_valid(id))
-    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
   pthread_mutex_lock(&m->in_lock);
-  struct incoming *in = find_in(m, id);
-  int r = 0;
+  struct incoming *in = NULL;
+  int r = lookup_in(m, id, &in, err);
   bool drop = false;
-  if (!in) {
-    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
-  } else if (strcmp(in->state, "running") == 0) {
+  if (r < 0) {
+    /* malformed or unknown: nothing to withdraw */
+  } else if (committed(in)) {
     r = FERRY_CONFLICT(err, "incoming migration %s is running: it was committed", id);
   } else if (in->busy) {
     /* the step in progress removes everything when it ends */
@@ -718,14 +729,10 @@ int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_e
 int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  if (!migration_id_valid(id))
-    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id ? id : "");
   pthread_mutex_lock(&m->in_lock);
-  struct incoming *in = find_in(m, id);
-  int r = 0;
-  if (!in) {
-    r = FERRY_NOTFOUND(err, "incoming migration %s: no such migration (expired or aborted?)", id);
-  } else {
+  struct incoming *in = NULL;
+  int r = lookup_in(m, id, &in, err);
+  if (r == 0) {
     *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state", in->state,
                      "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
     if (in->report)
@@ -825,14 +832,7 @@ static void target_recover(struct agent *a)
       if (rec && json_object_get(rec, "op")) {
         log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
                  in->id, json_str_or(rec, "name", ""));
-        agent_ctr_link_up(a, rec, NULL);
-        net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), NULL);
-        json_object_set_new(rec, "state", json_string("running"));
-        agent_release(a, rec, true);
-        size_t i;
-        json_t *v;
-        json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
-          unmark_volume(a, json_string_value(v));
+        bring_up(a, in, rec);
       }
       in->next = m->in;
       m->in = in;
