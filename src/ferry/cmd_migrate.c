@@ -1,4 +1,4 @@
-/* ferry migrate NAME --to URL [--from URL] [--keep] [--json] */
+/* ferry migrate NAME --to URL [--from URL] [--keep] [--memory MODE] [--no-compress] [--json] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,9 @@ static const char help[] =
     "  --to-token-file F   the target's bearer token (default: the source agent's own)\n"
     "  --keep              keep the stopped source copy instead of removing it\n"
     "  --timeout S         give up (and resume on the source) after S seconds (default 300)\n"
+    "  --memory MODE       how the memory travels: stream (default: into the target's CRIU\n"
+    "                      page server while CRIU dumps) or copy (dump here, then send)\n"
+    "  --no-compress       send layers, volumes, rootfs and CRIU images without zstd\n"
     "  --json              print the final report as JSON\n";
 
 static void progress_line(json_t *rep, bool final)
@@ -84,9 +87,11 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
                                      {"keep", no_argument, 0, 'k'},
                                      {"timeout", required_argument, 0, 'w'},
                                      {"json", no_argument, 0, 'j'},
+                                     {"memory", required_argument, 0, 'm'},
+                                     {"no-compress", no_argument, 0, 'Z'},
                                      {0, 0, 0, 0}};
-  const char *to = NULL, *from = NULL, *tokfile = NULL;
-  bool keep = false;
+  const char *to = NULL, *from = NULL, *tokfile = NULL, *memory = NULL;
+  bool keep = false, compress = true;
   int timeout = 0, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -97,6 +102,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     case 'k': keep = true; break;
     case 'w': timeout = atoi(optarg); break;
     case 'j': cli->json = true; break;
+    case 'm': memory = optarg; break;
+    case 'Z': compress = false; break;
     default: return 125;
     }
   }
@@ -116,6 +123,10 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
   _cleanup_json_ json_t *req = json_pack("{s:s, s:b}", "to", to, "keep", keep);
   if (timeout > 0)
     json_object_set_new(req, "timeout", json_integer(timeout));
+  if (memory)
+    json_object_set_new(req, "memory", json_string(memory));
+  if (!compress)
+    json_object_set_new(req, "compress", json_false());
   if (tokfile) {
     _cleanup_free_ char *tok = NULL;
     if (read_token_file(tokfile, &tok, &err) < 0) {

@@ -1,5 +1,6 @@
-/* A static TCP echo server for test containers: echoes every byte back on
- * every connection. Usage: echo-server PORT */
+/* A static echo server for test containers: echoes every byte back on
+ * every TCP connection, and every UDP datagram to its sender, on one port.
+ * Usage: echo-server PORT */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -22,16 +23,31 @@ int main(int argc, char **argv)
     perror("echo-server: listen");
     return 1;
   }
-  printf("echo-server: listening on %d\n", port);
+  int us = socket(AF_INET, SOCK_DGRAM, 0);
+  if (us < 0 || bind(us, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    perror("echo-server: udp");
+    return 1;
+  }
+  printf("echo-server: listening on %d (tcp and udp)\n", port);
   fflush(stdout);
-  struct pollfd p[MAXC + 1];
-  int n = 1;
+  struct pollfd p[MAXC + 2];
+  int n = 2;
   p[0].fd = ls;
   p[0].events = POLLIN;
+  p[1].fd = us;
+  p[1].events = POLLIN;
   for (;;) {
     if (poll(p, (nfds_t)n, -1) < 0)
       continue;
-    if ((p[0].revents & POLLIN) && n <= MAXC) {
+    if (p[1].revents & POLLIN) {
+      char d[2048];
+      struct sockaddr_in from;
+      socklen_t fl = sizeof from;
+      ssize_t r = recvfrom(us, d, sizeof d, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+      if (r > 0)
+        sendto(us, d, (size_t)r, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+    }
+    if ((p[0].revents & POLLIN) && n <= MAXC + 1) {
       int c = accept(ls, NULL, NULL);
       if (c >= 0) {
         p[n].fd = c;
@@ -39,7 +55,7 @@ int main(int argc, char **argv)
         n++;
       }
     }
-    for (int i = 1; i < n; i++) {
+    for (int i = 2; i < n; i++) {
       if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
         continue;
       char buf[65536];

@@ -128,6 +128,7 @@ cluster_up() {
     ip -n "$T_SW" link set "sw$i" master sw0 up
     eval "HOST_${h}_URL=tcp://$addr:9000"
     eval "HOST_${h}_LINK=sw$i"
+    eval "HOST_${h}_BRIDGE=$br"
     local coord=() sats=(${CLUSTER_SATS:-})
     [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)
     [ -n "${sats[$((i - 1))]:-}" ] && coord+=(--satellite "${sats[$((i - 1))]}")

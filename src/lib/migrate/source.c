@@ -24,11 +24,28 @@
 #include "util/spawn.h"
 #include "util/strv.h"
 
+struct outgoing;
+struct api_client;
+
+/* How the memory pages travel, chosen once per migration: the seam where
+ * later strategies (pre-dump rounds, lazy pages) go. prepare() runs after the
+ * freeze, before the dump, and says where CRIU writes the pages: a page
+ * server address, or NULL for the local images directory (then they travel
+ * in the CRIU images archive). */
+struct mem_strategy {
+  const char *name;
+  const char *what;
+  int (*prepare)(struct outgoing *o, struct api_client *c, char **page_server,
+                 struct ferry_err *err);
+};
+
 struct outgoing {
   char id[17];
   struct agent *a;
   char *ref, *to, *token;
   bool keep;
+  bool compress; /* zstd on the tars (layers, volumes, rootfs, CRIU images) */
+  const struct mem_strategy *mem;
   int timeout_s;
   uint64_t t0;
   /* guarded by out_lock */
@@ -93,6 +110,8 @@ static json_t *report_locked(struct outgoing *o)
                         "keep", o->keep, "phases", phases, "bytes", bytes, "progress", "sent",
                         (json_int_t)o->cur_sent, "total", (json_int_t)o->cur_total);
   json_object_set_new(j, "phase", json_string(o->phase));
+  json_object_set_new(j, "memory", json_string(o->mem->name));
+  json_object_set_new(j, "compress", json_boolean(o->compress));
   json_object_set_new(j, "elapsed_ms", json_integer((json_int_t)(now_mono_ms() - o->t0)));
   if (o->error[0]) {
     json_object_set_new(j, "error", json_string(o->error));
@@ -177,6 +196,45 @@ static char *url_host(const char *url)
   p = p ? p + 3 : url;
   size_t n = strcspn(p, ":/");
   return strndup(p, n);
+}
+
+/* stream: the target's CRIU page server receives the pages while CRIU dumps
+ * them; nothing is written on the source. */
+static int mem_stream_prepare(struct outgoing *o, struct api_client *c, char **page_server,
+                              struct ferry_err *err)
+{
+  _cleanup_json_ json_t *ps = NULL;
+  api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+  _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
+  if (api_call(c, "POST", psurl, NULL, &ps, err) < 0)
+    return ferry_err_wrap(err, "start the page server on %s", o->to);
+  const char *addr = json_str_or(ps, "address", "");
+  _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
+  *page_server = xasprintf("%s:%lld", host, (long long)json_integer_value(json_object_get(ps, "port")));
+  return 0;
+}
+
+/* copy: CRIU writes the pages on the source; they go with the other CRIU
+ * images in one archive after the dump (what a checkpoint file does). */
+static int mem_copy_prepare(struct outgoing *o, struct api_client *c, char **page_server,
+                            struct ferry_err *err)
+{
+  (void)o, (void)c, (void)err;
+  *page_server = NULL;
+  return 0;
+}
+
+static const struct mem_strategy mem_strategies[] = {
+    {"stream", "pages streamed into the target's CRIU page server during the dump", mem_stream_prepare},
+    {"copy", "pages dumped on the source, then sent as one archive", mem_copy_prepare},
+};
+
+static const struct mem_strategy *mem_strategy_find(const char *name)
+{
+  for (size_t i = 0; i < sizeof mem_strategies / sizeof mem_strategies[0]; i++)
+    if (strcmp(mem_strategies[i].name, name) == 0)
+      return &mem_strategies[i];
+  return NULL;
 }
 
 /* What the target says of the migration (GET .../incoming/ID), as a code. */
@@ -272,7 +330,7 @@ static void *source_main(void *arg)
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *offer_resp = NULL;
   _cleanup_free_ char *local = NULL;
-  bool frozen = false, offered = false, in_doubt = false;
+  bool frozen = false, offered = false, in_doubt = false, pages_in_archive = false;
   uint64_t t_freeze = 0;
   int r;
   const char *id = NULL;
@@ -321,7 +379,7 @@ static void *source_main(void *arg)
   set_phase(o, "precopy");
   time_t since = time(NULL) - 1;
   {
-    struct tar_opts full = {.zstd = true};
+    struct tar_opts full = {.zstd = o->compress};
     size_t i;
     json_t *l;
     json_array_foreach(json_object_get(offer_resp, "missing_layers"), i, l)
@@ -353,19 +411,12 @@ static void *source_main(void *arg)
   if ((r = ferry_fault("source-frozen", &err)) < 0)
     goto fail;
 
-  /* ---- dump: memory pages straight into the target's page server ---- */
+  /* ---- dump: the memory pages go the strategy's way ---- */
   set_phase(o, "dump");
   {
-    _cleanup_json_ json_t *ps = NULL;
-    api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
-    _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
-    if ((r = api_call(c, "POST", psurl, NULL, &ps, &err)) < 0) {
-      ferry_err_wrap(&err, "start the page server on %s", o->to);
+    _cleanup_free_ char *psarg = NULL;
+    if ((r = o->mem->prepare(o, c, &psarg, &err)) < 0)
       goto fail;
-    }
-    const char *addr = json_str_or(ps, "address", "");
-    _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
-    _cleanup_free_ char *psarg = xasprintf("%s:%lld", host, (long long)json_integer_value(json_object_get(ps, "port")));
     _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
     local = path_join(m->dir, leaf);
     _cleanup_free_ char *criu = path_join(local, "criu");
@@ -379,18 +430,20 @@ static void *source_main(void *arg)
       pthread_mutex_lock(&m->out_lock);
       o->criu = cs;
       pthread_mutex_unlock(&m->out_lock);
-      add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(cs, "pages_written")) * 4096);
+      if (psarg)
+        add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(cs, "pages_written")) * 4096);
     }
+    pages_in_archive = psarg == NULL;
   }
 
   /* ---- transfer: CRIU's small images and what changed since pre-copy ---- */
   set_phase(o, "transfer");
   {
     _cleanup_free_ char *criu = path_join(local, "criu");
-    struct tar_opts plain = {.zstd = true};
-    struct tar_opts delta = {.zstd = true, .since = since, .manifest = true};
+    struct tar_opts plain = {.zstd = o->compress};
+    struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
     _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
-    if ((r = put_tar(o, c, criu, &plain, curl, "other", &err)) < 0) {
+    if ((r = put_tar(o, c, criu, &plain, curl, pages_in_archive ? "pages" : "other", &err)) < 0) {
       ferry_err_wrap(&err, "send CRIU images");
       goto fail;
     }
@@ -488,15 +541,20 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
                   struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  const char *to, *token;
-  bool keep;
+  const char *to, *token, *memory = NULL;
+  bool keep = false, compress = true;
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
   if ((r = json_get_str(req, "to", true, &to, err)) < 0 ||
       (r = json_get_str(req, "token", false, &token, err)) < 0 ||
-      (r = json_get_bool(req, "keep", false, &keep, err)) < 0)
+      (r = json_get_bool(req, "keep", false, &keep, err)) < 0 ||
+      (r = json_get_str(req, "memory", false, &memory, err)) < 0 ||
+      (r = json_get_bool(req, "compress", true, &compress, err)) < 0)
     return r;
+  const struct mem_strategy *mem = mem_strategy_find(memory ? memory : "stream");
+  if (!mem)
+    return FERRY_INVALID(err, "memory \"%s\": expected \"stream\" or \"copy\"", memory);
   if (strncmp(to, "tcp://", 6) != 0 && strncmp(to, "http://", 7) != 0 &&
       strncmp(to, "https://", 8) != 0)
     return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
@@ -520,6 +578,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->to = xstrdup(to);
   o->token = token ? xstrdup(token) : NULL;
   o->keep = keep;
+  o->compress = compress;
+  o->mem = mem;
   o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   o->t0 = now_mono_ms();
   o->phases = json_object();
