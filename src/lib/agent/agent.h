@@ -106,9 +106,10 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool want_runn
 void agent_release(struct agent *a, json_t *rec, bool save);
 /* Writes the record of a claimed container. */
 int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
-/* Freeze: pause the container and take its link down (no packet reaches a
- * frozen socket). Thaw undoes both. */
-int agent_ctr_freeze(struct agent *a, json_t *rec, struct ferry_err *err);
+/* Freeze: take the container's link down (no packet reaches a frozen
+ * socket), then pause it; with neighbours, the ARP entries it knew are
+ * returned (net_neigh_list) for its restored copy. Thaw undoes both. */
+int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err);
 void agent_ctr_thaw(struct agent *a, json_t *rec);
 /* Dump a frozen container into dir (CRIU images), memory pages to
  * page_server ("HOST:PORT") when given. */
@@ -129,6 +130,8 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                            json_t **stats, struct ferry_err *err);
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
+/* Gives a restored copy (link still down) the neighbours its source knew. */
+int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
 
 /* Internal to the agent module (agent.c and agent_ckpt.c). */
 /* Removes a container the caller owns (claimed, or not yet visible). */

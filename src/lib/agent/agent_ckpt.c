@@ -107,11 +107,10 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
     goto fail;
 
   uint64_t t0 = now_mono_ms();
-  /* Freeze first: runc pause takes ~10 ms, CRIU's own freezing polls in 100 ms steps. */
-  if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\": freeze", name);
+  /* Freeze first (off the network, then runc pause: ~10 ms); CRIU's own
+   * freezing polls in 100 ms steps, and its network lock is skipped. */
+  if ((r = agent_ctr_freeze(a, rec, NULL, err)) < 0)
     goto fail;
-  }
   paused = true;
   uint64_t t_frozen = now_mono_ms();
   /* The rootfs changes and volumes, while nothing in the container runs and
@@ -134,7 +133,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   uint64_t t_dumped = now_mono_ms();
 
   if (leave) {
-    runc_simple(&a->rt, "resume", id, NULL);
+    agent_ctr_thaw(a, rec);
     paused = false;
   } else {
     ctr_wait_exit(&a->rt, id, 5000);
@@ -183,7 +182,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   goto out;
 fail:
   if (paused)
-    runc_simple(&a->rt, "resume", json_str_or(rec, "id", ""), NULL);
+    agent_ctr_thaw(a, rec);
   agent_release(a, rec, true);
   if (dir || made_dir) {
     const char *d = dir ? dir : dir_in;

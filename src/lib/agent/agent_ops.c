@@ -13,15 +13,21 @@
 #include "util/json.h"
 #include "util/log.h"
 
-int agent_ctr_freeze(struct agent *a, json_t *rec, struct ferry_err *err)
+int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err)
 {
   const char *id = json_str_or(rec, "id", "");
-  int r = runc_simple(&a->rt, "pause", id, err);
+  /* The neighbours it knows, before the link goes (losing the carrier
+   * flushes them): the restored copy starts with them and needs no ARP. */
+  if (neighbours)
+    *neighbours = net_neigh_list(json_str_or(rec, "netns", ""));
+  /* Off the network first, then paused: no handshake or segment is taken in
+   * by a kernel whose processes no longer run. */
+  int r = net_link_set(json_str_or(rec, "veth", ""), false, err);
   if (r < 0)
-    return ferry_err_wrap(err, "container \"%s\": freeze", json_str_or(rec, "name", ""));
-  if ((r = net_link_set(json_str_or(rec, "veth", ""), false, err)) < 0) {
-    runc_simple(&a->rt, "resume", id, NULL);
     return ferry_err_wrap(err, "container \"%s\": take it off the network", json_str_or(rec, "name", ""));
+  if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
+    net_link_set(json_str_or(rec, "veth", ""), true, NULL);
+    return ferry_err_wrap(err, "container \"%s\": freeze", json_str_or(rec, "name", ""));
   }
   return 0;
 }
@@ -97,6 +103,12 @@ int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char
     return r;
   int pid = 0;
   return ckpt_restore(&a->rt, rec, criu_dir, &pid, stats, err);
+}
+
+int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
+{
+  (void)a;
+  return net_neigh_seed(json_str_or(rec, "netns", ""), neighbours);
 }
 
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)

@@ -329,7 +329,8 @@ static void migrations(struct agent *a, const struct api_request *req, char **se
     } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "page-server") == 0) {
       r = incoming_page_server(a, id, &out, &err);
     } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "restore") == 0) {
-      r = incoming_restore(a, id, &out, &err);
+      if ((r = parse_body(req, &body, &err)) == 0)
+        r = incoming_restore(a, id, body, &out, &err);
     } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "commit") == 0) {
       r = incoming_commit(a, id, &out, &err);
     } else if ((n == 5 || n == 6) && strcmp(m, "PUT") == 0 && req->upload_path) {

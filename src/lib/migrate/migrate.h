@@ -39,7 +39,10 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
                  const char *file, json_t **out, struct ferry_err *err);
 int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
 /* Restores the container with its link down: state "restored". */
-int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+/* req may carry "neighbours": [{"ip", "mac"}] the source's copy knew; the
+ * restored copy gets them before it joins the network. */
+int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
+                     struct ferry_err *err);
 /* The source's word that its copy is gone for good: link up, "running". */
 int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
 /* Withdraws the migration; refused (409) once it was committed. */

@@ -28,10 +28,10 @@ struct outgoing;
 struct api_client;
 
 /* How the memory pages travel, chosen once per migration: the seam where
- * later strategies (pre-dump rounds, lazy pages) go. prepare() runs after the
- * freeze, before the dump, and says where CRIU writes the pages: a page
- * server address, or NULL for the local images directory (then they travel
- * in the CRIU images archive). */
+ * later strategies (pre-dump rounds, lazy pages) go. prepare() runs while
+ * the container still runs, just before the freeze, and says where CRIU
+ * writes the pages: a page server address, or NULL for the local images
+ * directory (then they travel in the CRIU images archive). */
 struct mem_strategy {
   const char *name;
   const char *what;
@@ -254,12 +254,13 @@ static enum target_state target_state_of(struct api_client *c, const char *mid, 
  * network (the source withdraws; the target kills what it is not told to
  * commit). If the answer is lost, the source asks how the restore ends while
  * the target says "restoring", within the migration's timeout. */
-static int target_restore(struct outgoing *o, struct api_client *c, json_t **tr,
+static int target_restore(struct outgoing *o, struct api_client *c, json_t *neigh, json_t **tr,
                           struct ferry_err *err)
 {
   _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
+  _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
   api_client_set_timeout(c, remaining_s(o));
-  int r = api_call(c, "POST", url, NULL, tr, err);
+  int r = api_call(c, "POST", url, req, tr, err);
   if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
     return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
   /* The answer was lost or is late: ask how it ends (bounded). */
@@ -331,6 +332,8 @@ static void *source_main(void *arg)
   _cleanup_json_ json_t *offer_resp = NULL;
   _cleanup_free_ char *local = NULL;
   bool frozen = false, offered = false, in_doubt = false, pages_in_archive = false;
+  _cleanup_free_ char *psarg = NULL;
+  _cleanup_json_ json_t *neigh = NULL;
   uint64_t t_freeze = 0;
   int r;
   const char *id = NULL;
@@ -402,10 +405,14 @@ static void *source_main(void *arg)
     }
   }
 
-  /* ---- freeze: pause and take it off the network ---- */
+  /* Where the pages go, made ready while the container still runs. */
+  if ((r = o->mem->prepare(o, c, &psarg, &err)) < 0)
+    goto fail;
+
+  /* ---- freeze: take it off the network and pause it ---- */
   set_phase(o, "freeze");
   t_freeze = now_mono_ms();
-  if ((r = agent_ctr_freeze(a, rec, &err)) < 0)
+  if ((r = agent_ctr_freeze(a, rec, &neigh, &err)) < 0)
     goto fail;
   frozen = true;
   if ((r = ferry_fault("source-frozen", &err)) < 0)
@@ -414,9 +421,6 @@ static void *source_main(void *arg)
   /* ---- dump: the memory pages go the strategy's way ---- */
   set_phase(o, "dump");
   {
-    _cleanup_free_ char *psarg = NULL;
-    if ((r = o->mem->prepare(o, c, &psarg, &err)) < 0)
-      goto fail;
     _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
     local = path_join(m->dir, leaf);
     _cleanup_free_ char *criu = path_join(local, "criu");
@@ -459,7 +463,7 @@ static void *source_main(void *arg)
 
   /* ---- restore on the target, off the network there ---- */
   set_phase(o, "restore");
-  if ((r = target_restore(o, c, &tr, &err)) < 0)
+  if ((r = target_restore(o, c, neigh, &tr, &err)) < 0)
     goto fail;
 
   /* ---- commit: from here the source never resumes its copy unless the

@@ -518,7 +518,8 @@ static void unmark_volume(struct agent *a, const char *name)
   }
 }
 
-int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
+                     struct ferry_err *err)
 {
   _cleanup_free_ char *upper = NULL;
   struct migrations *m = a->mig;
@@ -620,6 +621,11 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
+  /* Its neighbours before its link comes up: the first packets it sends
+   * need no ARP (one sent while the link is down is lost, and the kernel
+   * tries again only a second later). */
+  json_t *neigh = json_is_object(req) ? json_object_get(req, "neighbours") : NULL;
+  int seeded = json_is_array(neigh) ? agent_ctr_neigh_seed(a, rec, neigh) : 0;
   uint64_t t_restored = now_mono_ms();
   in->rec = json_incref(rec);
   in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", cid,
@@ -628,6 +634,7 @@ int incoming_restore(struct agent *a, const char *id, json_t **out, struct ferry
                          (json_int_t)(t_restored - t_net), "total_ms", (json_int_t)(t_restored - t0));
   if (cs)
     json_object_set_new(in->report, "criu", cs);
+  json_object_set_new(in->report, "neighbours", json_integer(seeded));
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);

@@ -3,6 +3,7 @@
  * configurable IPv4 subnet. Uses iproute2 (`ip`), never touches interfaces
  * or namespaces it did not create. */
 #pragma once
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,5 +49,13 @@ int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err)
 bool net_netns_exists(const char *netns);
 /* Takes a container's host-side veth down (off the network) or up again. */
 int net_link_set(const char *veth, bool up, struct ferry_err *err);
+/* The IPv4 neighbours (ARP entries with an address) of a container's eth0,
+ * as [{"ip", "mac"}], at most NET_NEIGH_MAX; empty when none or on error. */
+#define NET_NEIGH_MAX 64
+json_t *net_neigh_list(const char *netns);
+/* Puts such entries into a container's netns as STALE (usable at once,
+ * confirmed by the kernel later); entries that are not an IPv4 address and
+ * a MAC are skipped. Returns how many were set. */
+int net_neigh_seed(const char *netns, json_t *neighbours);
 /* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err);

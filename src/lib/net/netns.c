@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,4 +135,56 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err)
   }
   spawn_result_free(&r);
   return rc;
+}
+
+static bool mac_valid(const char *m)
+{
+  if (strlen(m) != 17)
+    return false;
+  for (int i = 0; i < 17; i++)
+    if (i % 3 == 2 ? m[i] != ':' : !isxdigit((unsigned char)m[i]))
+      return false;
+  return true;
+}
+
+static bool ipv4_valid(const char *s)
+{
+  struct in_addr a;
+  return inet_pton(AF_INET, s, &a) == 1;
+}
+
+json_t *net_neigh_list(const char *netns)
+{
+  json_t *out = json_array();
+  _cleanup_free_ char *raw = NULL;
+  _cleanup_json_ json_t *j = NULL;
+  if (spawn_check(IP("-n", netns, "-4", "-j", "neigh", "show", "dev", "eth0"), &raw, NULL) < 0 ||
+      json_parse(raw, strlen(raw), "ip neigh", &j, NULL) < 0 || !json_is_array(j))
+    return out;
+  size_t i;
+  json_t *e;
+  json_array_foreach(j, i, e)
+  {
+    const char *ip = json_str_or(e, "dst", ""), *mac = json_str_or(e, "lladdr", "");
+    if (json_array_size(out) < NET_NEIGH_MAX && ipv4_valid(ip) && mac_valid(mac))
+      json_array_append_new(out, json_pack("{s:s, s:s}", "ip", ip, "mac", mac));
+  }
+  return out;
+}
+
+int net_neigh_seed(const char *netns, json_t *neighbours)
+{
+  int n = 0;
+  size_t i;
+  json_t *e;
+  json_array_foreach(neighbours, i, e)
+  {
+    const char *ip = json_str_or(e, "ip", ""), *mac = json_str_or(e, "mac", "");
+    if (n >= NET_NEIGH_MAX || !ipv4_valid(ip) || !mac_valid(mac))
+      continue;
+    if (spawn_check(IP("-n", netns, "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", "stale"),
+                    NULL, NULL) == 0)
+      n++;
+  }
+  return n;
 }

@@ -46,6 +46,8 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err);
 
 /* Paths of a container (malloc'd). */
 char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
+/* CRIU's options for a container, in its directory (see spec_build). */
+#define CTR_CRIU_CONF "criu.conf"
 
 /* Records. ctr_load_all returns an array sorted by creation time. */
 json_t *ctr_load_all(struct runtime *rt);

@@ -256,6 +256,9 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   json_object_set_new(linux_, "maskedPaths", strarr(masked));
   json_object_set_new(linux_, "readonlyPaths", strarr(ro));
   json_object_set_new(spec, "linux", linux_);
+  /* runc gives CRIU this options file on checkpoint and restore. */
+  _cleanup_free_ char *criu_conf = ctr_path(rt, id, CTR_CRIU_CONF);
+  json_object_set_new(spec, "annotations", json_pack("{s:s}", "org.criu.config", criu_conf));
   *out = spec;
   return 0;
 }
