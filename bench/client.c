@@ -16,8 +16,9 @@
  *       the first break.
  *   bench-client udp ADDR PORT RATE STOP_FILE
  *       RATE datagrams per second to an echo service, each numbered; prints
- *       "udp sent=N received=N lost=N max_gap_ms=G" (lost: never echoed
- *       within 2 s after the end).
+ *       "udp sent=N received=N lost=N max_gap_ms=G last_echoed=S" (lost:
+ *       never echoed within 2 s after the end; S: the highest number echoed,
+ *       -1 for none: the flow is alive at the end when S is close to N).
  *   bench-client redis-fill ADDR PORT MB VALUE_BYTES
  *       SET bench:N to random (incompressible) values until MB megabytes of
  *       values are stored, pipelined; prints "redis-fill keys=N bytes=B".
@@ -238,6 +239,7 @@ static int run_udp(const char *addr, int port, int rate, const char *stop)
   double period = 1000.0 / rate, next = mono_ms(), t_end = mono_ms() + 3600e3, drain_until = 0;
   double last_rx = 0, max_gap = 0;
   uint64_t sent = 0, received = 0;
+  long long last_echoed = -1;
   for (;;) {
     double now = mono_ms();
     if (drain_until == 0 && (access(stop, F_OK) == 0 || now > t_end))
@@ -266,14 +268,17 @@ static int run_udp(const char *addr, int port, int rate, const char *stop)
         continue;
       got[seq] = 1;
       received++;
+      if ((long long)seq > last_echoed)
+        last_echoed = (long long)seq;
       double t = mono_ms();
       if (last_rx > 0 && t - last_rx > max_gap)
         max_gap = t - last_rx;
       last_rx = t;
     }
   }
-  printf("udp sent=%llu received=%llu lost=%llu max_gap_ms=%.1f\n", (unsigned long long)sent,
-         (unsigned long long)received, (unsigned long long)(sent - received), max_gap);
+  printf("udp sent=%llu received=%llu lost=%llu max_gap_ms=%.1f last_echoed=%lld\n",
+         (unsigned long long)sent, (unsigned long long)received,
+         (unsigned long long)(sent - received), max_gap, last_echoed);
   free(got);
   close(s);
   return 0;

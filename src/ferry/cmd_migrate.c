@@ -20,8 +20,9 @@ static const char help[] =
     "  --to-token-file F   the target's bearer token (default: the source agent's own)\n"
     "  --keep              keep the stopped source copy instead of removing it\n"
     "  --timeout S         give up (and resume on the source) after S seconds (default 300)\n"
-    "  --memory MODE       how the memory travels: stream (default: into the target's CRIU\n"
-    "                      page server while CRIU dumps) or copy (dump here, then send)\n"
+    "  --memory MODE       how the memory travels: stream (into the target's CRIU page\n"
+    "                      server while CRIU dumps), copy (dump here, then send it as one\n"
+    "                      archive) or auto (default: copy below 32 MiB, else stream)\n"
     "  --no-compress       send layers, volumes, rootfs and CRIU images without zstd\n"
     "  --json              print the final report as JSON\n";
 

@@ -30,9 +30,14 @@ check "wrong or missing token: 401, nothing changed"
 
 in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 14000 20 >"$T_DIR/client.out" 2>&1 &
 client=$!
+# A UDP flow to the same service (200 datagrams/s) through both moves.
+in_ns c1 "$FERRY_BUILD/bench-client" udp "$ADDR" 7000 200 "$T_DIR/udp.stop" >"$T_DIR/udp.out" 2>&1 &
+udp=$!
 sleep 1.5
 out=$(f a1 --json migrate echo --to "$HOST_a2_URL")
 echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1->a2: $out"
+# a small container: auto chooses to send its memory as one archive
+echo "$out" | grep -q '"memory": "copy"' || fail "auto did not choose copy for a small container: $out"
 layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
 down=$(echo "$out" | sed -n 's/.*"downtime_ms": \([0-9]*\).*/\1/p')
 [ "$layers" -gt 1000000 ] || fail "cold migration sent $layers layer bytes"
@@ -46,14 +51,23 @@ check "a1 -> a2: running on a2, rootfs and volume arrived, $layers layer bytes, 
 
 sleep 1
 c1=$(f a2 exec echo cat /data/count)
-out=$(f a2 --json migrate echo --to "$HOST_a1_URL")
+out=$(f a2 --json migrate echo --to "$HOST_a1_URL" --memory stream)
 echo "$out" | grep -q '"status": "succeeded"' || fail "migration a2->a1: $out"
+echo "$out" | grep -q '"memory": "stream"' || fail "--memory stream not used: $out"
 layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
 [ "$layers" = 0 ] || fail "warm migration sent $layers layer bytes"
 sleep 0.5
 c2=$(f a1 exec echo cat /data/count)
 [ "$c2" -gt "$c1" ] || fail "counter did not keep counting across migrations ($c1 -> $c2)"
-check "a2 -> a1 (warm): 0 layer bytes, counter kept counting ($c1 -> $c2)"
+check "a2 -> a1 (warm, pages streamed to the page server): 0 layer bytes, counter kept counting ($c1 -> $c2)"
+
+sleep 1
+touch "$T_DIR/udp.stop"
+wait "$udp" || fail "udp client: $(cat "$T_DIR/udp.out")"
+read -r sent last <<<"$(sed -n 's/.*sent=\([0-9]*\).*last_echoed=\(-\{0,1\}[0-9]*\).*/\1 \2/p' "$T_DIR/udp.out")"
+# alive at the end: the datagrams of the last half second (after both moves) came back
+[ -n "$sent" ] && [ "$last" -ge $((sent - 100)) ] || fail "UDP flow did not survive the moves: $(cat "$T_DIR/udp.out")"
+check "UDP flow survived both moves: $(cat "$T_DIR/udp.out")"
 
 rc=0
 wait "$client" || rc=$?

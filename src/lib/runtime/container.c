@@ -185,3 +185,19 @@ bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms)
   }
   return path_exists(ef);
 }
+
+int64_t ctr_memory_bytes(struct runtime *rt, const char *id)
+{
+  /* cgroup v1, then v2 */
+  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/memory%s/%s/memory.usage_in_bytes",
+                                      rt->cgroup_parent, id);
+  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/memory.current", rt->cgroup_parent, id);
+  const char *paths[] = {v1, v2};
+  for (size_t i = 0; i < 2; i++) {
+    _cleanup_fclose_ FILE *f = fopen(paths[i], "re");
+    long long n;
+    if (f && fscanf(f, "%lld", &n) == 1 && n >= 0)
+      return n;
+  }
+  return -1;
+}

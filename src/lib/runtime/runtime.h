@@ -48,6 +48,8 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err);
 char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
 /* CRIU's options for a container, in its directory (see spec_build). */
 #define CTR_CRIU_CONF "criu.conf"
+/* Memory the container's cgroup uses now (bytes), or -1 when unknown. */
+int64_t ctr_memory_bytes(struct runtime *rt, const char *id);
 
 /* Records. ctr_load_all returns an array sorted by creation time. */
 json_t *ctr_load_all(struct runtime *rt);
