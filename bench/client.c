@@ -19,6 +19,12 @@
  *       "udp sent=N received=N lost=N max_gap_ms=G last_echoed=S" (lost:
  *       never echoed within 2 s after the end; S: the highest number echoed,
  *       -1 for none: the flow is alive at the end when S is close to N).
+ *   bench-client churn ADDR PORT INTERVAL_MS STOP_FILE
+ *       A new TCP connection every INTERVAL_MS (non-blocking connect, one
+ *       byte sent and echoed, closed), as clients that come and go do;
+ *       prints "churn opened=N echoed=N failed=N" (a connection that got no
+ *       echo within 5 s counts as failed; the service pausing for a move
+ *       delays them, it should not fail them).
  *   bench-client redis-fill ADDR PORT MB VALUE_BYTES
  *       SET bench:N to random (incompressible) values until MB megabytes of
  *       values are stored, pipelined; prints "redis-fill keys=N bytes=B".
@@ -365,17 +371,87 @@ static int run_redis_fill(const char *addr, int port, uint64_t mb, size_t vsize)
   return 0;
 }
 
+#define CHURN_MAX 256 /* connections in flight */
+
+static int run_churn(const char *addr, int port, int interval, const char *stop)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+    return 2;
+  struct pollfd p[CHURN_MAX];
+  double t_open[CHURN_MAX];
+  int n = 0;
+  unsigned long opened = 0, echoed = 0, failed = 0;
+  double next = mono_ms(), t_end = mono_ms() + 3600e3;
+  bool stopping = false;
+  for (;;) {
+    double now = mono_ms();
+    if (!stopping && (access(stop, F_OK) == 0 || now > t_end))
+      stopping = true;
+    if (stopping && n == 0)
+      break;
+    if (!stopping && now >= next && n < CHURN_MAX) {
+      int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      if (s >= 0) {
+        connect(s, (struct sockaddr *)&sa, sizeof sa);
+        p[n].fd = s;
+        p[n].events = POLLOUT;
+        t_open[n++] = now;
+        opened++;
+      }
+      next += interval;
+      if (next < now - 1000)
+        next = now;
+    }
+    poll(p, (nfds_t)n, 5);
+    now = mono_ms();
+    for (int i = 0; i < n; i++) {
+      bool done = false, ok = false;
+      if (p[i].revents & POLLOUT) {
+        if (send(p[i].fd, "x", 1, MSG_NOSIGNAL) == 1)
+          p[i].events = POLLIN;
+        else
+          done = true;
+      } else if (p[i].revents & POLLIN) {
+        char c;
+        ok = recv(p[i].fd, &c, 1, 0) == 1 && c == 'x';
+        done = true;
+      } else if (p[i].revents & (POLLERR | POLLHUP)) {
+        done = true;
+      }
+      if (!done && now - t_open[i] > 5000)
+        done = true;
+      if (done) {
+        if (ok)
+          echoed++;
+        else
+          failed++;
+        close(p[i].fd);
+        p[i] = p[n - 1];
+        t_open[i] = t_open[n - 1];
+        n--;
+        i--;
+      }
+    }
+  }
+  printf("churn opened=%lu echoed=%lu failed=%lu\n", opened, echoed, failed);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   if (argc >= 7 && strcmp(argv[1], "tcp") == 0)
     return run_tcp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
   if (argc >= 6 && strcmp(argv[1], "udp") == 0)
     return run_udp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
+  if (argc >= 6 && strcmp(argv[1], "churn") == 0)
+    return run_churn(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (argc >= 6 && strcmp(argv[1], "redis-fill") == 0)
     return run_redis_fill(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10),
                           strtoul(argv[5], NULL, 10));
   fprintf(stderr, "usage: bench-client tcp ADDR PORT INTERVAL_MS STOP_FILE LOG.csv\n"
                   "       bench-client udp ADDR PORT RATE STOP_FILE\n"
+                  "       bench-client churn ADDR PORT INTERVAL_MS STOP_FILE\n"
                   "       bench-client redis-fill ADDR PORT MB VALUE_BYTES\n");
   return 2;
 }

@@ -339,8 +339,11 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     fflush(stdout);
     free(text);
     offset += len;
-    if (!follow)
+    if (!follow) {
+      if (len > 0)
+        continue; /* answers come in chunks: until nothing is left */
       return 0;
+    }
     _cleanup_json_ json_t *st = NULL;
     if (api_call(cli->api, "GET", url, NULL, &st, &err) < 0)
       return cli_fail(&err);

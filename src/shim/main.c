@@ -8,11 +8,13 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +26,35 @@
 struct opts {
   const char *log, *exit_file, *pid_file, *runc_log;
   int sync_fd;
+  uint64_t log_max; /* bytes; 0: no cap */
 };
+
+/* The container's output, capped: when the log would pass log_max it
+ * becomes LOG.1 (replacing the older one) and a new LOG begins, so that a
+ * chatty container keeps at most twice log_max on disk. */
+struct logf {
+  int fd;
+  uint64_t size;
+};
+
+static void log_write(struct logf *l, const struct opts *o, const char *buf, size_t n)
+{
+  if (o->log_max > 0 && l->size > 0 && l->size + n > o->log_max) {
+    char old[4096];
+    snprintf(old, sizeof old, "%s.1", o->log);
+    if (rename(o->log, old) == 0) {
+      int fd = open(o->log, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        close(l->fd);
+        l->fd = fd;
+        l->size = 0;
+      }
+    }
+  }
+  ssize_t w = write(l->fd, buf, n);
+  if (w > 0)
+    l->size += (uint64_t)w;
+}
 
 static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(int fd, const char *fmt, ...)
@@ -78,6 +108,7 @@ int main(int argc, char **argv)
                                      {"pid-file", required_argument, 0, 'p'},
                                      {"runc-log", required_argument, 0, 'r'},
                                      {"sync-fd", required_argument, 0, 's'},
+                                     {"log-max", required_argument, 0, 'm'},
                                      {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
@@ -87,12 +118,13 @@ int main(int argc, char **argv)
     case 'p': o.pid_file = optarg; break;
     case 'r': o.runc_log = optarg; break;
     case 's': o.sync_fd = atoi(optarg); break;
+    case 'm': o.log_max = strtoull(optarg, NULL, 10); break;
     default: return 2;
     }
   }
   if (!o.log || !o.exit_file || !o.pid_file || optind >= argc) {
     fprintf(stderr, "usage: ferry-shim --log F --exit-file F --pid-file F [--runc-log F] "
-                    "[--sync-fd N] -- RUNC-ARGV...\n");
+                    "[--sync-fd N] [--log-max BYTES] -- RUNC-ARGV...\n");
     return 2;
   }
   char **rargv = argv + optind;
@@ -108,9 +140,12 @@ int main(int argc, char **argv)
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-  int logfd = open(o.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  struct logf lf = {.fd = open(o.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)};
+  struct stat lst;
+  if (lf.fd >= 0 && fstat(lf.fd, &lst) == 0)
+    lf.size = (uint64_t)lst.st_size;
   int outp[2], errp[2];
-  if (logfd < 0 || sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+  if (lf.fd < 0 || sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
     say(o.sync_fd, "error ferry-shim: setup: %s\n", strerror(errno));
     return 1;
   }
@@ -163,7 +198,7 @@ int main(int argc, char **argv)
         char buf[16384];
         ssize_t n = read(pfd[i].fd, buf, sizeof buf);
         if (n > 0) {
-          (void)!write(logfd, buf, (size_t)n);
+          log_write(&lf, &o, buf, (size_t)n);
         } else if (n == 0 || errno != EINTR) {
           close(pfd[i].fd);
           pfd[i].fd = -1;

@@ -104,6 +104,21 @@ f h1 stop -t 1 survivor >/dev/null
 f h1 ps -a | grep -E "survivor .*exited" >/dev/null || fail "stop after restart"
 check "agent restart finds running containers; they keep serving and can be stopped"
 
+# Output is capped: a chatty container keeps at most twice the cap (32 MiB)
+# on disk, and logs answers in chunks without reading the whole file.
+f h1 run -d --name chatty busybox sh -c 'yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 75000000; echo LAST-LINE; sleep 600' >/dev/null
+cid=$(f h1 --json inspect chatty | python3 -c 'import json,sys; j=json.load(sys.stdin); j=j[0] if isinstance(j,list) else j; print(j["id"])')
+log="$T_DIR/h1/root/containers/$cid/ctr.log"
+for _ in $(seq 1 300); do tail -c 100 "$log" 2>/dev/null | grep -q LAST-LINE && break; sleep 0.2; done
+[ -f "$log.1" ] || fail "75 MB of output did not rotate the log"
+size=$(( $(stat -c %s "$log") + $(stat -c %s "$log.1") ))
+[ "$size" -le $((64 << 20)) ] || fail "output kept on disk: $size bytes (cap: 2 x 32 MiB)"
+got=$(f h1 logs chatty | wc -c)
+[ "$got" -le $((32 << 20)) ] && [ "$got" -gt 0 ] || fail "logs returned $got bytes"
+f h1 logs chatty | tail -n 1 | grep -q LAST-LINE || fail "logs lost the newest output"
+f h1 rm -f chatty >/dev/null
+check "75 MB of output: log rotated at 32 MiB ($size bytes on disk), logs ends with the newest line"
+
 # FERRY_HOST and --host
 FERRY_HOST="unix://$sock" timeout 20 "$FERRY_BIN" ps -a | grep -q survivor || fail "FERRY_HOST not used"
 expect_fail "cannot reach the ferry agent" timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock ps

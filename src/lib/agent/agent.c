@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -367,12 +368,16 @@ static void env_set(json_t *env, const char *kv)
  * the container off the network itself whenever CRIU works on it (the veth
  * is down from before the freeze until the restored sockets are ready), so
  * CRIU's own network lock, which costs ~90 ms of iptables runs inside the
- * freeze, is skipped. */
+ * freeze, is skipped. A connection whose handshake completed in the instant
+ * before the link went down, not yet accepted, would fail the whole dump
+ * ("in-flight connection"): CRIU leaves it out instead, and only that
+ * client starts again. */
 static int write_criu_conf(struct agent *a, const char *id, struct ferry_err *err)
 {
   _cleanup_free_ char *p = ctr_path(&a->rt, id, CTR_CRIU_CONF);
   static const char conf[] = "# written by ferryd: ferry takes the container off the network itself\n"
-                             "network-lock skip\n";
+                             "network-lock skip\n"
+                             "skip-in-flight\n";
   return write_file_atomic(p, conf, sizeof conf - 1, 0644, err);
 }
 
@@ -797,7 +802,7 @@ int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct fer
   return r;
 }
 
-int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
+int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err)
 {
   _cleanup_json_ json_t *rec = NULL;
@@ -805,12 +810,35 @@ int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
   if (r < 0)
     return r;
   _cleanup_free_ char *p = ctr_path(&a->rt, json_str_or(rec, "id", ""), "ctr.log");
-  if (!path_exists(p)) {
+  *out = NULL;
+  *len = 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    if (fd >= 0)
+      close(fd);
     *out = xstrdup("");
-    *len = 0;
     return 0;
   }
-  return read_file(p, 256u << 20, out, len, err);
+  /* An offset past the end: the log was rotated since, start again. */
+  if (offset > (uint64_t)st.st_size)
+    offset = 0;
+  uint64_t n = (uint64_t)st.st_size - offset;
+  if (n > CTR_LOG_CHUNK)
+    n = CTR_LOG_CHUNK;
+  char *buf = malloc(n + 1);
+  if (!buf)
+    abort();
+  ssize_t got = n ? pread(fd, buf, n, (off_t)offset) : 0;
+  close(fd);
+  if (got < 0) {
+    free(buf);
+    return ferry_err_sys(err, -errno, "read %s", p);
+  }
+  buf[got] = 0;
+  *out = buf;
+  *len = (size_t)got;
+  return 0;
 }
 
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,

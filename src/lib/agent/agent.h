@@ -79,7 +79,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err);
 json_t *agent_ctr_list(struct agent *a, bool all);
 int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
-int agent_ctr_logs(struct agent *a, const char *ref, char **out, size_t *len,
+int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err);
 /* req: {"cmd": [..], "env": [..], "timeout": seconds} -> {"exit_code", "stdout", "stderr"} */
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,

@@ -155,19 +155,15 @@ static void containers(struct agent *a, const struct api_request *req, char **se
   if (n == 4 && strcmp(m, "GET") == 0 && strcmp(seg[3], "logs") == 0) {
     char *text = NULL;
     size_t len = 0;
-    r = agent_ctr_logs(a, name, &text, &len, &err);
+    const char *off = req->query(req->query_ctx, "offset");
+    r = agent_ctr_logs(a, name, off ? strtoull(off, NULL, 10) : 0, &text, &len, &err);
     if (r < 0) {
       reply_err(resp, &err);
       return;
     }
-    const char *off = req->query(req->query_ctx, "offset");
-    size_t skip = off ? (size_t)strtoull(off, NULL, 10) : 0;
-    if (skip > len)
-      skip = len;
-    memmove(text, text + skip, len - skip + 1);
     resp->status = 200;
     resp->raw = text;
-    resp->raw_len = len - skip;
+    resp->raw_len = len;
     return;
   }
   if (n == 4 && strcmp(m, "POST") == 0) {

@@ -54,6 +54,10 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
   strv_push(&argv, runclog);
   strv_push(&argv, "--sync-fd");
   strv_push(&argv, "3");
+  char logmax[32];
+  snprintf(logmax, sizeof logmax, "%llu", (unsigned long long)CTR_LOG_MAX);
+  strv_push(&argv, "--log-max");
+  strv_push(&argv, logmax);
   strv_push(&argv, "--");
   _cleanup_strv_ char **rv = runc_argv(rt, runclog);
   for (size_t i = 0; rv[i]; i++)

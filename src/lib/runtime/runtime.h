@@ -48,6 +48,11 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err);
 char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
 /* CRIU's options for a container, in its directory (see spec_build). */
 #define CTR_CRIU_CONF "criu.conf"
+/* A container's output log is capped: past this size it becomes ctr.log.1
+ * (replacing the older) and a new ctr.log begins. */
+#define CTR_LOG_MAX (32ull << 20)
+/* One answer of GET .../logs carries at most this much. */
+#define CTR_LOG_CHUNK (4u << 20)
 /* Memory the container's cgroup uses now (bytes), or -1 when unknown. */
 int64_t ctr_memory_bytes(struct runtime *rt, const char *id);
 
