@@ -9,30 +9,6 @@
 #include "util/fs.h"
 #include "util/strv.h"
 
-bool path_is_mountpoint(const char *path)
-{
-  struct stat a, b;
-  _cleanup_free_ char *parent = path_join(path, "..");
-  if (stat(path, &a) < 0 || stat(parent, &b) < 0)
-    return false;
-  if (a.st_dev != b.st_dev)
-    return true;
-  /* same device (bind mount of the same fs): consult mountinfo */
-  _cleanup_free_ char *real = realpath(path, NULL);
-  if (!real)
-    return false;
-  _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f)
-    return false;
-  char line[4096];
-  while (fgets(line, sizeof line, f)) {
-    char mp[4096];
-    if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strcmp(mp, real) == 0)
-      return true;
-  }
-  return false;
-}
-
 int overlay_mount(char *const *lowers, const char *upper, const char *work, const char *target,
                   struct ferry_err *err)
 {

@@ -325,6 +325,14 @@ static enum commit_outcome target_commit(struct outgoing *o, struct api_client *
   return COMMIT_IN_DOUBT;
 }
 
+/* The source's scratch directory, with the tmpfs of its CRIU images. */
+static void remove_local(const char *local)
+{
+  _cleanup_free_ char *criu = path_join(local, "criu");
+  scratch_remove(criu);
+  rm_rf(local, NULL);
+}
+
 static void *source_main(void *arg)
 {
   struct outgoing *o = arg;
@@ -429,7 +437,7 @@ static void *source_main(void *arg)
     _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
     local = path_join(m->dir, leaf);
     _cleanup_free_ char *criu = path_join(local, "criu");
-    rm_rf(local, NULL);
+    remove_local(local);
     if ((r = mkdir_p(criu, 0700, &err)) < 0)
       goto fail;
     json_t *cs = NULL;
@@ -537,7 +545,7 @@ fail:
 out:
   json_decref(tr);
   if (local)
-    rm_rf(local, NULL);
+    remove_local(local);
   api_client_free(c);
   pthread_mutex_lock(&m->out_lock);
   m->out_running--;

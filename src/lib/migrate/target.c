@@ -103,6 +103,14 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
   return NULL;
 }
 
+/* An incoming migration's directory, with the tmpfs of its CRIU images. */
+static void remove_dir(const char *dir)
+{
+  _cleanup_free_ char *criu = path_join(dir, "criu");
+  scratch_remove(criu);
+  rm_rf(dir, NULL);
+}
+
 /* Removes everything this migration made on this agent. The caller has
  * taken in off the list (or holds it busy): no other step touches it. */
 static void cleanup_in(struct agent *a, struct incoming *in)
@@ -154,7 +162,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     }
   }
   pthread_mutex_unlock(&a->lock);
-  rm_rf(in->dir, NULL);
+  remove_dir(in->dir);
 }
 
 /* The migration id, under in_lock: 400 if malformed, 404 if unknown. */
@@ -327,6 +335,11 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     json_decref(missing);
     incoming_free(in);
     goto out;
+  }
+  {
+    struct ferry_err e2 = {0};
+    if (scratch_tmpfs(criu, &e2) < 0)
+      log_warn("migrate", "incoming %s: CRIU images on disk: %s", id, e2.msg);
   }
   save_state(in);
   in->next = m->in;
@@ -695,7 +708,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   uint64_t t_up = now_mono_ms();
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
-  rm_rf(criu, NULL); /* the images are used up; the state file stays so the source can ask */
+  scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */
   log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
   *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
   json_decref(in->rec);
@@ -810,7 +823,7 @@ static void target_recover(struct agent *a)
     _cleanup_free_ char *sp = path_join(dir, "state.json");
     _cleanup_json_ json_t *st = NULL;
     if (json_load(sp, &st, NULL) < 0) {
-      rm_rf(dir, NULL);
+      remove_dir(dir);
       continue;
     }
     struct incoming *in = calloc(1, sizeof *in);

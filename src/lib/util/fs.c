@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -328,4 +329,47 @@ int open_beneath(const char *root, const char *rel, int flags, struct ferry_err 
 int open_in_root(const char *root, const char *rel, int flags, struct ferry_err *err)
 {
   return open_how_at(root, rel, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, err);
+}
+
+bool path_is_mountpoint(const char *path)
+{
+  struct stat a, b;
+  _cleanup_free_ char *parent = path_join(path, "..");
+  if (stat(path, &a) < 0 || stat(parent, &b) < 0)
+    return false;
+  if (a.st_dev != b.st_dev)
+    return true;
+  /* same device (bind mount of the same fs): consult mountinfo */
+  _cleanup_free_ char *real = realpath(path, NULL);
+  if (!real)
+    return false;
+  _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return false;
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char mp[4096];
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strcmp(mp, real) == 0)
+      return true;
+  }
+  return false;
+}
+
+int scratch_tmpfs(const char *dir, struct ferry_err *err)
+{
+  int r = mkdir_p(dir, 0700, err);
+  if (r < 0)
+    return r;
+  if (path_is_mountpoint(dir))
+    return 0;
+  if (mount("ferry-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0)
+    return ferry_err_sys(err, -errno, "tmpfs on %s", dir);
+  return 0;
+}
+
+void scratch_remove(const char *dir)
+{
+  if (path_is_mountpoint(dir))
+    umount2(dir, MNT_DETACH);
+  rm_rf(dir, NULL);
 }

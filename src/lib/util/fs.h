@@ -14,6 +14,16 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xstrdup(const char *s);
 
 int mkdir_p(const char *path, mode_t mode, struct ferry_err *err);
+/* Is path a mount point (its own mount, not just a directory)? */
+bool path_is_mountpoint(const char *path);
+/* CRIU's images of a migration live in memory, not on disk: a tmpfs on dir
+ * (made if missing). Pages written there are not written back to a disk
+ * while the restore reads them (measured with bench/run: the restore of
+ * 512 MiB took 0.3-2.1 s from disk, depending on writeback). Returns < 0 if
+ * the mount fails; dir is then an ordinary directory. */
+int scratch_tmpfs(const char *dir, struct ferry_err *err);
+/* Unmounts what scratch_tmpfs mounted on dir (if anything) and removes dir. */
+void scratch_remove(const char *dir);
 /* Writes data to path atomically: temp file in the same dir, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                       struct ferry_err *err);
