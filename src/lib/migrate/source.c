@@ -34,7 +34,6 @@ struct api_client;
  * directory (then they travel in the CRIU images archive). */
 struct mem_strategy {
   const char *name;
-  const char *what;
   int (*prepare)(struct outgoing *o, struct api_client *c, char **page_server,
                  struct ferry_err *err);
 };
@@ -225,8 +224,8 @@ static int mem_copy_prepare(struct outgoing *o, struct api_client *c, char **pag
 }
 
 static const struct mem_strategy mem_strategies[] = {
-    {"stream", "pages streamed into the target's CRIU page server during the dump", mem_stream_prepare},
-    {"copy", "pages dumped on the source, then sent as one archive", mem_copy_prepare},
+    {"stream", mem_stream_prepare},
+    {"copy", mem_copy_prepare},
 };
 
 /* auto: below this much memory the page server's fixed cost (~100-200 ms
@@ -325,14 +324,6 @@ static enum commit_outcome target_commit(struct outgoing *o, struct api_client *
   return COMMIT_IN_DOUBT;
 }
 
-/* The source's scratch directory, with the tmpfs of its CRIU images. */
-static void remove_local(const char *local)
-{
-  _cleanup_free_ char *criu = path_join(local, "criu");
-  scratch_remove(criu);
-  rm_rf(local, NULL);
-}
-
 static void *source_main(void *arg)
 {
   struct outgoing *o = arg;
@@ -344,7 +335,7 @@ static void *source_main(void *arg)
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *offer_resp = NULL;
   _cleanup_free_ char *local = NULL;
-  bool frozen = false, offered = false, in_doubt = false, pages_in_archive = false;
+  bool frozen = false, offered = false, in_doubt = false;
   _cleanup_free_ char *psarg = NULL;
   _cleanup_json_ json_t *neigh = NULL;
   uint64_t t_freeze = 0;
@@ -437,7 +428,7 @@ static void *source_main(void *arg)
     _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
     local = path_join(m->dir, leaf);
     _cleanup_free_ char *criu = path_join(local, "criu");
-    remove_local(local);
+    mig_dir_remove(local);
     if ((r = mkdir_p(criu, 0700, &err)) < 0)
       goto fail;
     json_t *cs = NULL;
@@ -450,7 +441,6 @@ static void *source_main(void *arg)
       if (psarg)
         add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(cs, "pages_written")) * 4096);
     }
-    pages_in_archive = psarg == NULL;
   }
 
   /* ---- transfer: CRIU's small images and what changed since pre-copy ---- */
@@ -460,7 +450,7 @@ static void *source_main(void *arg)
     struct tar_opts plain = {.zstd = o->compress};
     struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
     _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
-    if ((r = put_tar(o, c, criu, &plain, curl, pages_in_archive ? "pages" : "other", &err)) < 0) {
+    if ((r = put_tar(o, c, criu, &plain, curl, psarg ? "other" : "pages", &err)) < 0) {
       ferry_err_wrap(&err, "send CRIU images");
       goto fail;
     }
@@ -545,7 +535,7 @@ fail:
 out:
   json_decref(tr);
   if (local)
-    remove_local(local);
+    mig_dir_remove(local);
   api_client_free(c);
   pthread_mutex_lock(&m->out_lock);
   m->out_running--;

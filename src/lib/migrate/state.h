@@ -6,6 +6,17 @@
 #include <stdint.h>
 
 #include "agent/agent.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+/* Removes a migration's scratch directory (ROOT/migrations/in-ID or out-ID),
+ * unmounting the tmpfs of its CRIU images ("criu") first. */
+static inline void mig_dir_remove(const char *dir)
+{
+  _cleanup_free_ char *criu = path_join(dir, "criu");
+  scratch_remove(criu);
+  rm_rf(dir, NULL);
+}
 
 /* An incoming migration's state, reported to the source as a code:
  *   offered    accepted; parts arrive

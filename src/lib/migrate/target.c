@@ -103,14 +103,6 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
   return NULL;
 }
 
-/* An incoming migration's directory, with the tmpfs of its CRIU images. */
-static void remove_dir(const char *dir)
-{
-  _cleanup_free_ char *criu = path_join(dir, "criu");
-  scratch_remove(criu);
-  rm_rf(dir, NULL);
-}
-
 /* Removes everything this migration made on this agent. The caller has
  * taken in off the list (or holds it busy): no other step touches it. */
 static void cleanup_in(struct agent *a, struct incoming *in)
@@ -162,7 +154,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     }
   }
   pthread_mutex_unlock(&a->lock);
-  remove_dir(in->dir);
+  mig_dir_remove(in->dir);
 }
 
 /* The migration id, under in_lock: 400 if malformed, 404 if unknown. */
@@ -823,7 +815,7 @@ static void target_recover(struct agent *a)
     _cleanup_free_ char *sp = path_join(dir, "state.json");
     _cleanup_json_ json_t *st = NULL;
     if (json_load(sp, &st, NULL) < 0) {
-      remove_dir(dir);
+      mig_dir_remove(dir);
       continue;
     }
     struct incoming *in = calloc(1, sizeof *in);

@@ -71,6 +71,17 @@ uint32_t subnet_alloc(const struct subnet *s, const uint32_t *used, size_t n)
   return 0;
 }
 
+bool mac_valid(const char *s)
+{
+  if (strlen(s) != 17)
+    return false;
+  for (int i = 0; i < 17; i++) {
+    if (i % 3 == 2 ? s[i] != ':' : !strchr("0123456789abcdefABCDEF", s[i]))
+      return false;
+  }
+  return true;
+}
+
 void mac_for_ip(uint32_t ip, char *buf, size_t len)
 {
   snprintf(buf, len, "02:fe:%02x:%02x:%02x:%02x", (ip >> 24) & 255, (ip >> 16) & 255,

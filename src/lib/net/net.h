@@ -25,6 +25,8 @@ bool subnet_usable(const struct subnet *s, uint32_t ip);
 uint32_t subnet_alloc(const struct subnet *s, const uint32_t *used, size_t n);
 /* Locally administered MAC derived from the address: 02:fe:a:b:c:d. */
 void mac_for_ip(uint32_t ip, char *buf, size_t len); /* buf >= 18 */
+/* "aa:bb:cc:dd:ee:ff" (hex digits, either case) */
+bool mac_valid(const char *s);
 
 struct net_config {
   char *bridge;

@@ -1,5 +1,3 @@
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -137,20 +135,10 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err)
   return rc;
 }
 
-static bool mac_valid(const char *m)
-{
-  if (strlen(m) != 17)
-    return false;
-  for (int i = 0; i < 17; i++)
-    if (i % 3 == 2 ? m[i] != ':' : !isxdigit((unsigned char)m[i]))
-      return false;
-  return true;
-}
-
 static bool ipv4_valid(const char *s)
 {
-  struct in_addr a;
-  return inet_pton(AF_INET, s, &a) == 1;
+  uint32_t ip;
+  return ip_parse(s, &ip) == 0;
 }
 
 json_t *net_neigh_list(const char *netns)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net.h" /* mac_valid */
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -41,17 +42,6 @@ static bool printable(const char *s, size_t max)
   for (; s[n]; n++)
     if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f || n >= max)
       return false;
-  return true;
-}
-
-static bool mac_valid(const char *s)
-{
-  if (strlen(s) != 17)
-    return false;
-  for (int i = 0; i < 17; i++) {
-    if (i % 3 == 2 ? s[i] != ':' : !strchr("0123456789abcdefABCDEF", s[i]))
-      return false;
-  }
   return true;
 }
 
