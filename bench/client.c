@@ -43,6 +43,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "util/redisfill.h"
 
 #define MSG 64
 #define MAX_MSGS (3600 * 1000) /* one hour at 1 ms */
@@ -290,46 +291,6 @@ static int run_udp(const char *addr, int port, int rate, const char *stop)
   return 0;
 }
 
-static int write_all(int s, const char *b, size_t n)
-{
-  while (n > 0) {
-    ssize_t w = send(s, b, n, MSG_NOSIGNAL);
-    if (w <= 0)
-      return -1;
-    b += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Reads replies until `want` "+OK" lines arrived. */
-static int read_oks(int s, uint64_t want)
-{
-  static char buf[65536];
-  static size_t have;
-  uint64_t n = 0;
-  while (n < want) {
-    char *nl;
-    while (n < want && (nl = memchr(buf, '\n', have))) {
-      if (buf[0] != '+') {
-        fprintf(stderr, "bench-client: redis: %.*s\n", (int)(nl - buf), buf);
-        return -1;
-      }
-      size_t used = (size_t)(nl - buf) + 1;
-      memmove(buf, buf + used, have - used);
-      have -= used;
-      n++;
-    }
-    if (n == want)
-      break;
-    ssize_t r = recv(s, buf + have, sizeof buf - have, 0);
-    if (r <= 0)
-      return -1;
-    have += (size_t)r;
-  }
-  return 0;
-}
-
 static int run_redis_fill(const char *addr, int port, uint64_t mb, size_t vsize)
 {
   int s = connect_to(addr, port, SOCK_STREAM);
@@ -337,36 +298,15 @@ static int run_redis_fill(const char *addr, int port, uint64_t mb, size_t vsize)
     return 1;
   if (vsize < 16 || vsize > (1 << 20))
     vsize = 1024;
-  uint64_t keys = mb * 1000 * 1000 / vsize, done = 0;
-  uint64_t x = 88172645463325252ull ^ (uint64_t)time(NULL);
-  char *cmd = malloc(vsize + 128);
-  const uint64_t batch = 1000;
-  while (done < keys) {
-    uint64_t n = keys - done < batch ? keys - done : batch;
-    for (uint64_t i = 0; i < n; i++) {
-      char key[32];
-      int kl = snprintf(key, sizeof key, "bench:%llu", (unsigned long long)(done + i));
-      int hl = snprintf(cmd, 128, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key, vsize);
-      char *v = cmd + hl;
-      for (size_t j = 0; j < vsize; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(v + j, &x, vsize - j < 8 ? vsize - j : 8);
-      }
-      memcpy(v + vsize, "\r\n", 2);
-      if (write_all(s, cmd, (size_t)hl + vsize + 2) < 0) {
-        perror("bench-client: redis send");
-        return 1;
-      }
-    }
-    if (read_oks(s, n) < 0)
-      return 1;
-    done += n;
+  struct ferry_err err = {0};
+  uint64_t keys = 0;
+  if (redis_fill(s, "bench", mb * 1000 * 1000, vsize, &keys, &err) < 0) {
+    fprintf(stderr, "bench-client: %s\n", err.msg);
+    close(s);
+    return 1;
   }
   printf("redis-fill keys=%llu bytes=%llu\n", (unsigned long long)keys,
          (unsigned long long)(keys * vsize));
-  free(cmd);
   close(s);
   return 0;
 }

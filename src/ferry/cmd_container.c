@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "net/ports.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -25,6 +26,7 @@ static const char run_help[] =
     "  --name NAME           container name (default: generated)\n"
     "  --ip ADDR             pin the container's address (from the agent's subnet)\n"
     "  -v, --volume VOL:/path  mount named volume VOL (created if missing)\n"
+    "  -p, --publish [IP:]HOSTPORT:CTRPORT[/tcp|udp]  publish a port on the host\n"
     "  -e, --env KEY=VALUE   set an environment variable\n"
     "  -w, --workdir DIR     working directory\n"
     "  -u, --user USER[:GROUP]  user to run as\n"
@@ -39,6 +41,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
                                      {"name", required_argument, 0, 'n'},
                                      {"ip", required_argument, 0, 'i'},
                                      {"volume", required_argument, 0, 'v'},
+                                     {"publish", required_argument, 0, 'p'},
                                      {"env", required_argument, 0, 'e'},
                                      {"workdir", required_argument, 0, 'w'},
                                      {"user", required_argument, 0, 'u'},
@@ -46,18 +49,20 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
                                      {"json", no_argument, 0, 'j'},
                                      {0, 0, 0, 0}};
   _cleanup_json_ json_t *req = json_object();
-  json_t *vols = json_array(), *env = json_array();
+  json_t *vols = json_array(), *env = json_array(), *ports = json_array();
   json_object_set_new(req, "volumes", vols);
+  json_object_set_new(req, "ports", ports);
   json_object_set_new(req, "env", env);
   bool detach = false, autorm = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+dn:v:e:w:u:", lo, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+dn:v:e:w:u:p:", lo, NULL)) != -1) {
     switch (c) {
     case 'd': detach = true; break;
     case 'n': json_object_set_new(req, "name", json_string(optarg)); break;
     case 'i': json_object_set_new(req, "ip", json_string(optarg)); break;
     case 'v': json_array_append_new(vols, json_string(optarg)); break;
+    case 'p': json_array_append_new(ports, json_string(optarg)); break;
     case 'e':
       if (!strchr(optarg, '=')) {
         const char *v = getenv(optarg);
@@ -265,8 +270,8 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
     cli_print_json(list);
     return 0;
   }
-  printf("%-12s  %-20s  %-20s  %-24s  %-14s  %-15s\n", "CONTAINER ID", "NAME", "IMAGE", "COMMAND",
-         "STATUS", "IP");
+  printf("%-12s  %-20s  %-20s  %-24s  %-14s  %-15s  %s\n", "CONTAINER ID", "NAME", "IMAGE",
+         "COMMAND", "STATUS", "IP", "PORTS");
   size_t i;
   json_t *r;
   json_array_foreach(list, i, r)
@@ -279,9 +284,10 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
                (long long)json_integer_value(json_object_get(r, "exit_code")));
     else
       snprintf(status, sizeof status, "%s", st);
-    printf("%-12.12s  %-20s  %-20s  %-24s  %-14s  %-15s\n", json_str_or(r, "id", ""),
+    _cleanup_free_ char *ports = ports_format(json_object_get(r, "ports"));
+    printf("%-12.12s  %-20s  %-20s  %-24s  %-14s  %-15s  %s\n", json_str_or(r, "id", ""),
            json_str_or(r, "name", ""), json_str_or(r, "image_name", ""), cmd, status,
-           json_str_or(r, "ip", ""));
+           json_str_or(r, "ip", ""), ports);
   }
   return 0;
 }

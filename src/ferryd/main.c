@@ -43,6 +43,9 @@ static void usage(FILE *f)
           "  --tls-cert FILE, --tls-key FILE   serve HTTPS on TCP\n"
           "  --tls-ca FILE         CA that signed the peer agents' certificates\n"
           "  --migration-timeout S abandon an incoming migration after S seconds (default 600)\n"
+          "  --seed-config FILE    what the seed API's /start_container runs for each name\n"
+          "                        (JSON: {\"NAME\": {\"image\", \"cmd\", \"ports\", \"volumes\"}};\n"
+          "                        built in: redis -> image redis, -p 6379:6379)\n"
           "  --coord URL           register with this coordinator and send heartbeats\n"
           "  --node-name NAME      this node's name there (default: the agent id)\n"
           "  --advertise URL       how peers reach this agent (default tcp://LISTEN)\n"
@@ -145,7 +148,7 @@ int main(int argc, char **argv)
       {"gateway", required_argument, 0, 'g'},   {"listen", required_argument, 0, 'l'},
       {"token-file", required_argument, 0, 't'}, {"tls-cert", required_argument, 0, 'C'},
       {"tls-key", required_argument, 0, 'K'},   {"tls-ca", required_argument, 0, 'A'},
-      {"migration-timeout", required_argument, 0, 'M'},
+      {"migration-timeout", required_argument, 0, 'M'}, {"seed-config", required_argument, 0, 'D'},
       {"coord", required_argument, 0, 'O'},     {"node-name", required_argument, 0, 'N'},
       {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
       {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
@@ -171,6 +174,7 @@ int main(int argc, char **argv)
     case 'K': tls_key = optarg; break;
     case 'A': o.tls_ca = optarg; break;
     case 'M': o.migration_timeout_s = atoi(optarg); break;
+    case 'D': o.seed_config = optarg; break;
     case 'O': an.coord = optarg; break;
     case 'N': an.name = optarg; break;
     case 'V': an.url = optarg; break;

@@ -1,4 +1,5 @@
 #include "agent/agent.h"
+#include "net/ports.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   memset(a, 0, sizeof *a);
   pthread_mutex_init(&a->lock, NULL);
   pthread_mutex_init(&a->img_lock, NULL);
+  pthread_mutex_init(&a->ports_lock, NULL);
   a->claims = json_object();
   a->started_ms = now_wall_ms();
   const char *root = o->root ? o->root : "/var/lib/ferry";
@@ -79,7 +81,11 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   }
   if ((r = net_bridge_ensure(&a->net, err)) < 0)
     return r;
+  if ((r = agent_seed_defaults_load(a, o->seed_config, err)) < 0)
+    return r;
+  agent_ports_load(a);
   agent_recover(a);
+  agent_ports_sync(a, NULL);
   if ((r = migrate_init(a, err)) < 0)
     return r;
   return 0;
@@ -98,6 +104,8 @@ void agent_close(struct agent *a)
   free(a->id);
   free(a->root);
   json_decref(a->claims);
+  json_decref(a->redirects);
+  json_decref(a->seed_defaults);
   pthread_mutex_destroy(&a->lock);
   pthread_mutex_destroy(&a->img_lock);
 }
@@ -494,9 +502,12 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *vols = NULL;
+  _cleanup_json_ json_t *ports = NULL;
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = ports_check(json_object_get(req, "ports"), &ports, err)) < 0)
+    return r;
   if ((r = json_get_str(req, "name", false, &name, err)) < 0 ||
       (r = json_get_str(req, "image", true, &image, err)) < 0 ||
       (r = json_get_str(req, "ip", false, &ip, err)) < 0 ||
@@ -529,6 +540,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use", name);
     goto out;
   }
+  if ((r = agent_ports_taken(a, ports, NULL, err)) < 0)
+    goto out;
   if ((r = image_lookup(&a->images, image, &img, err)) < 0)
     goto out;
   json_t *icfg = json_object_get(img, "config");
@@ -598,6 +611,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
                                                           : "/"));
   json_object_set_new(rec, "user", json_string(user ? user : json_str_or(icfg, "User", "")));
   json_object_set(rec, "volumes", vols);
+  if (json_array_size(ports))
+    json_object_set(rec, "ports", ports);
   json_object_set_new(rec, "ip", json_string(ipbuf));
   json_object_set_new(rec, "mac", json_string(mac));
   json_object_set_new(rec, "netns", json_string(netns));
@@ -627,6 +642,10 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   }
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto undo;
+  if (json_array_size(ports) && (r = agent_ports_sync(a, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\": publish ports", name);
+    goto undo;
+  }
   if (start && (r = launch(a, rec, err)) < 0)
     goto undo;
   agent_release(a, rec, false);
@@ -641,6 +660,11 @@ undo_locked:
   {
     _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
     rm_rf(dir, NULL);
+  }
+  if (json_array_size(ports)) {
+    UNLOCK(a);
+    agent_ports_sync(a, NULL);
+    LOCK(a);
   }
   for (i = 0; made_vols[i]; i++)
     volume_remove(&a->rt, made_vols[i], NULL);
@@ -760,7 +784,10 @@ int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
   if (path_is_mountpoint(rootfs))
     return FERRY_INTERNAL(err, "container \"%s\": rootfs is still mounted", json_str_or(rec, "name", ""));
-  return rm_rf(dir, err);
+  int r = rm_rf(dir, err);
+  if (json_array_size(json_object_get(rec, "ports")))
+    agent_ports_sync(a, NULL); /* its host ports are free again */
+  return r;
 }
 
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)

@@ -31,6 +31,7 @@ struct agent_options {
   const char *tls_ca;     /* CA file to verify peer agents over HTTPS */
   const char *listen;     /* ADDR:PORT of the TCP API, for the page server's address */
   int migration_timeout_s; /* an incoming migration is abandoned after this; 0: 600 */
+  const char *seed_config; /* JSON file: seed container name -> what /start_container runs */
 };
 
 struct agent {
@@ -49,6 +50,9 @@ struct agent {
   char *listen_ip;          /* NULL when not listening on a specific address */
   int migration_timeout_s;
   struct migrations *mig;   /* migrate/: state of migrations in and out */
+  json_t *redirects;        /* published ports leading elsewhere for a while (under lock) */
+  pthread_mutex_t ports_lock; /* one rebuild of the forwarding table at a time */
+  json_t *seed_defaults;    /* seed /start_container: name -> what to run */
 };
 
 /* A container record's "op" says an operation owns it (checkpoint, migrate,
@@ -132,6 +136,35 @@ int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
 /* Gives a restored copy (link still down) the neighbours its source knew. */
 int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
+
+/* ---- published ports (agent_ports.c) ---- */
+/* Rebuilds the forwarding table from the records and the redirects. */
+int agent_ports_sync(struct agent *a, struct ferry_err *err);
+/* Refuses (409) ports a container here other than except_id, or a redirect,
+ * publishes already. Caller holds the store lock. */
+int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, struct ferry_err *err);
+/* A restored copy publishes on all of this host's addresses where its
+ * source's address is not one of them. */
+void agent_ports_localize(json_t *rec);
+/* After rec moved away: for seconds, its host ports here lead to to_ip (the
+ * new host; the container's own address when to_ip is not an IPv4 address).
+ * Takes effect with the next agent_ports_sync. */
+void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int seconds);
+/* Ends the redirects whose time is up (called every second). */
+void agent_ports_expire(struct agent *a);
+void agent_ports_load(struct agent *a);
+/* The seed API's defaults: built in (redis), overridden by the file's
+ * entries {"NAME": {"image", "cmd": [..], "ports": [..], "volumes": [..],
+ * "env": [..]}}. */
+int agent_seed_defaults_load(struct agent *a, const char *path, struct ferry_err *err);
+/* Runs name afresh: an existing container of that name goes first, with its
+ * volumes; what runs is name's default, else what the old one ran. 404
+ * when neither exists. */
+int agent_seed_run(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
+/* Fills the redis server in container name (port 6379) with random values:
+ * out {"keys", "bytes", "bytes_per_key", "duration_ms"}. */
+int agent_seed_fill(struct agent *a, const char *name, uint64_t total_bytes, size_t value_bytes,
+                    json_t **out, struct ferry_err *err);
 
 /* Internal to the agent module (agent.c and agent_ckpt.c). */
 /* Removes a container the caller owns (claimed, or not yet visible). */

@@ -62,6 +62,7 @@ void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *
   if (keep) {
     json_object_set_new(rec, "state", json_string("migrated"));
     ctr_save(&a->rt, rec, NULL);
+    agent_ports_sync(a, NULL);
     return;
   }
   json_object_set_new(rec, "state", json_string("exited"));
@@ -84,14 +85,26 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   const char *name = json_str_or(rec, "name", ""), *id = json_str_or(rec, "id", "");
   int r = 0;
+  agent_ports_localize(rec);
   pthread_mutex_lock(&a->lock);
   if (agent_name_taken(a, name))
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
   else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0)
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
+  else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, err)) < 0)
+    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
   else if ((r = ctr_save(&a->rt, rec, err)) == 0)
     json_object_set_new(a->claims, id, json_string("restore"));
   pthread_mutex_unlock(&a->lock);
+  if (r == 0 && json_array_size(json_object_get(rec, "ports")) && (r = agent_ports_sync(a, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\": publish ports", name);
+    pthread_mutex_lock(&a->lock);
+    json_object_del(a->claims, id);
+    _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
+    rm_rf(dir, NULL);
+    pthread_mutex_unlock(&a->lock);
+    agent_ports_sync(a, NULL);
+  }
   return r;
 }
 

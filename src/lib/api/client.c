@@ -168,7 +168,8 @@ static int perform(struct api_client *c, const char *method, const char *path,
   CURLcode rc = curl_easy_perform(h);
   int r = 0;
   if (rc != CURLE_OK) {
-    r = ferry_err_set(err, -ECONNREFUSED, FERRY_E_UNAVAILABLE,
+    r = ferry_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
+                      FERRY_E_UNAVAILABLE,
                       "cannot reach the ferry agent at %s: %s (is ferryd running?)", c->host,
                       curl_easy_strerror(rc));
   } else {

@@ -6,6 +6,7 @@
  *   POST /start_migration {"server_ip", "container_name"}   (sent to the target)
  *     -> the target asks the source: GET http://SERVER_IP:PORT/containers/NAME
  *     -> the source pushes NAME to the target and answers with the report. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/redisfill.h"
 
 static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -82,13 +84,49 @@ static void pull_source(struct agent *a, const struct api_request *req, const ch
   json_t *rep = migrate_wait(a, json_str_or(started, "id", ""), 3600);
   json_decref(started);
   if (!rep || strcmp(json_str_or(rep, "status", ""), "succeeded") != 0) {
-    ferry_err_set(&err, -EIO, FERRY_E_INTERNAL, "migration of %s to %s failed: %s", name, url,
-                  json_str_or(rep, "error", "unknown"));
+    /* the failure's class, as the migration recorded it (a name taken on
+     * the target is a conflict, not ferry's fault) */
+    ferry_err_set(&err, -EIO, ferry_errclass_parse(json_str_or(rep, "error_class", NULL)),
+                  "migration of %s to %s failed: %s", name, url, json_str_or(rep, "error", "unknown"));
     json_decref(rep);
     error(resp, &err);
     return;
   }
   ok(resp, json_pack("{s:o}", "report", rep), "container %s migrated", name);
+}
+
+/* podman's --print-stats figures, in microseconds as podman prints them,
+ * filled from ferry's report: the seed's tools read these. */
+static json_t *podman_stats(json_t *rep, bool restore)
+{
+  json_t *ph = json_object_get(rep, "phases");
+  json_t *tgt = json_object_get(rep, "target");
+  json_t *cs = json_object_get(restore ? tgt : rep, "criu");
+#define MS(o, k) ((json_int_t)json_integer_value(json_object_get(o, k)) * 1000)
+#define US(k) json_integer_value(json_object_get(cs, k))
+  json_t *one = json_pack("{s:s, s:s}", "Id", json_str_or(tgt, "container_id", ""), "Name",
+                          json_str_or(rep, "container", ""));
+  if (!restore) {
+    json_object_set_new(one, "runtime_checkpoint_duration", json_integer(MS(ph, "dump")));
+    json_object_set_new(one, "criu_statistics",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "freezing_time",
+                                  US("freezing_time_us"), "frozen_time", US("frozen_time_us"),
+                                  "memdump_time", US("memdump_time_us"), "memwrite_time",
+                                  US("memwrite_time_us"), "pages_scanned", US("pages_scanned"),
+                                  "pages_written", US("pages_written")));
+    return json_pack("{s:I, s:[o]}", "podman_checkpoint_duration",
+                     MS(ph, "freeze") + MS(ph, "dump") + MS(ph, "transfer"), "container_statistics",
+                     one);
+  }
+  json_object_set_new(one, "runtime_restore_duration", json_integer(MS(tgt, "restore_ms")));
+  json_object_set_new(one, "criu_statistics",
+                      json_pack("{s:I, s:I, s:I}", "forking_time", US("forking_time_us"),
+                                "pages_restored", US("pages_restored"), "restore_time",
+                                US("restore_time_us")));
+  return json_pack("{s:I, s:[o]}", "podman_restore_duration", MS(ph, "restore"),
+                   "container_statistics", one);
+#undef MS
+#undef US
 }
 
 /* Target side: ask the source to push NAME here. */
@@ -100,6 +138,14 @@ static void start_migration(struct agent *a, const struct api_request *req, json
   if (json_get_str(body, "server_ip", true, &server, &err) < 0 ||
       json_get_str(body, "container_name", true, &name, &err) < 0 ||
       validate_name("container", name, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  /* A name in use here would make the source freeze its container for
+   * nothing: refuse before asking it. */
+  _cleanup_json_ json_t *here = NULL;
+  if (ctr_find(&a->rt, name, &here, NULL) == 0 && strcmp(json_str_or(here, "name", ""), name) == 0) {
+    FERRY_CONFLICT(&err, "container name \"%s\" is already in use on this host", name);
     error(resp, &err);
     return;
   }
@@ -127,20 +173,58 @@ static void start_migration(struct agent *a, const struct api_request *req, json
   int r = api_call(c, "GET", url, NULL, &out, &err);
   api_client_free(c);
   if (r < 0) {
+    /* the source itself unreachable (502) or silent (504); otherwise its
+     * own answer's class: 404 for a container it does not have */
+    bool transport = err.klass == FERRY_E_UNAVAILABLE && (r == -ETIMEDOUT || r == -ECONNREFUSED);
     ferry_err_wrap(&err, "pull %s from %s", name, src);
     error(resp, &err);
+    if (transport)
+      resp->status = r == -ETIMEDOUT ? 504 : 502;
     return;
   }
   json_t *rep = json_object_get(out, "report");
   json_t *ph = json_object_get(rep, "phases");
-  double ckpt = (double)(json_integer_value(json_object_get(ph, "freeze")) +
-                         json_integer_value(json_object_get(ph, "dump")) +
-                         json_integer_value(json_object_get(ph, "transfer"))) / 1000.0;
-  double rest = (double)json_integer_value(json_object_get(ph, "restore")) / 1000.0;
+  json_int_t ckpt_us = (json_integer_value(json_object_get(ph, "freeze")) +
+                        json_integer_value(json_object_get(ph, "dump")) +
+                        json_integer_value(json_object_get(ph, "transfer"))) * 1000;
+  json_int_t rest_us = json_integer_value(json_object_get(ph, "restore")) * 1000;
   ok(resp,
-     json_pack("{s:f, s:f, s:O}", "checkpoint_duration", ckpt, "restore_duration", rest, "report",
-               rep ? rep : json_null()),
+     json_pack("{s:I, s:I, s:o, s:o, s:O}", "checkpoint_duration", ckpt_us, "restore_duration",
+               rest_us, "checkpoint_stats", podman_stats(rep, false), "restore_stats",
+               podman_stats(rep, true), "report", rep ? rep : json_null()),
      "container %s migrated here", name);
+}
+
+/* POST /generate_data {"data_size_mb", "bytes_per_key"[, "container_name"]} */
+static void generate_data(struct agent *a, json_t *body, struct api_response *resp)
+{
+  struct ferry_err err = {0};
+  json_t *mb = json_object_get(body, "data_size_mb"), *bpk = json_object_get(body, "bytes_per_key");
+  const char *name = "redis";
+  if (json_get_str(body, "container_name", false, &name, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  if (!name)
+    name = "redis";
+  if (!json_is_integer(mb) || json_integer_value(mb) < 0 || json_integer_value(mb) > 1000000) {
+    FERRY_INVALID(&err, "\"data_size_mb\" must be an integer 0..1000000");
+    error(resp, &err);
+    return;
+  }
+  if (!json_is_integer(bpk) || json_integer_value(bpk) < 1 ||
+      json_integer_value(bpk) > REDIS_FILL_VALUE_MAX) {
+    FERRY_INVALID(&err, "\"bytes_per_key\" must be an integer 1..%u", REDIS_FILL_VALUE_MAX);
+    error(resp, &err);
+    return;
+  }
+  json_t *out = NULL;
+  if (agent_seed_fill(a, name, (uint64_t)json_integer_value(mb) * 1000 * 1000,
+                      (size_t)json_integer_value(bpk), &out, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  ok(resp, out, "%lld MB of data in %s", json_integer_value(mb), name);
 }
 
 static void redis_exec(struct agent *a, char *const *cmd, const char *key,
@@ -170,7 +254,7 @@ bool api_seed_dispatch(struct agent *a, const struct api_request *req, struct ap
   _cleanup_json_ json_t *body = NULL;
   bool post = strcmp(m, "POST") == 0, get = strcmp(m, "GET") == 0;
   if (post && (strcmp(p, "/start_migration") == 0 || strcmp(p, "/start_container") == 0 ||
-               strcmp(p, "/set_redis") == 0)) {
+               strcmp(p, "/set_redis") == 0 || strcmp(p, "/generate_data") == 0)) {
     if (json_parse(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2,
                    "request body", &body, &err) < 0 || !json_is_object(body)) {
       if (!err.msg[0])
@@ -186,13 +270,17 @@ bool api_seed_dispatch(struct agent *a, const struct api_request *req, struct ap
   } else if (post && strcmp(p, "/start_container") == 0) {
     const char *name;
     json_t *out = NULL;
+    uint64_t t0 = now_mono_ms();
     if (json_get_str(body, "container_name", true, &name, &err) < 0 ||
-        agent_ctr_start(a, name, &out, &err) < 0)
+        agent_seed_run(a, name, &out, &err) < 0)
       error(resp, &err);
     else {
       json_decref(out);
-      ok(resp, NULL, "container %s started", name);
+      ok(resp, json_pack("{s:I}", "duration_ms", (json_int_t)(now_mono_ms() - t0)),
+         "container %s started", name);
     }
+  } else if (post && strcmp(p, "/generate_data") == 0) {
+    generate_data(a, body, resp);
   } else if (post && path_arg(p, "/stop_container/", &arg)) {
     json_t *out = NULL;
     if (agent_ctr_stop(a, arg, -1, &out, &err) < 0)

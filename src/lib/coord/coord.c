@@ -244,6 +244,7 @@ struct mjob {
   char id[17];
   char *container, *origin_url, *dest_url, *dest, *agent_id;
   bool keep;
+  int redirect_s; /* -1: the agent's default */
 };
 
 static void mjob_free(struct mjob *j)
@@ -305,6 +306,8 @@ static void *migration_main(void *arg)
     _cleanup_free_ char *en = api_escape(j->container);
     _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", en);
     _cleanup_json_ json_t *body = json_pack("{s:s, s:b}", "to", j->dest_url, "keep", j->keep);
+    if (j->redirect_s >= 0)
+      json_object_set_new(body, "redirect_for", json_integer(j->redirect_s));
     _cleanup_json_ json_t *started = NULL;
     if (api_call(cl, "POST", url, body, &started, &e) == 0) {
       j->agent_id = xstrdup(json_str_or(started, "id", ""));
@@ -384,6 +387,16 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
   const char *from = json_str_or(req, "from", json_str_or(req, "originNode", NULL));
   const char *to = json_str_or(req, "to", json_str_or(req, "destNode", json_str_or(req, "destinationUrl", NULL)));
   bool keep = json_is_true(json_object_get(req, "keep"));
+  /* "redirect": true (the agent's default grace period), false (none) or
+   * seconds: how long the origin's published ports lead to the destination */
+  json_t *rj = json_object_get(req, "redirect");
+  int redirect_s = -1;
+  if (json_is_boolean(rj))
+    redirect_s = json_is_true(rj) ? -1 : 0;
+  else if (json_is_integer(rj) && json_integer_value(rj) >= 0 && json_integer_value(rj) <= 86400)
+    redirect_s = (int)json_integer_value(rj);
+  else if (rj && !json_is_null(rj))
+    return FERRY_INVALID(err, "migrate: \"redirect\" must be true, false or seconds 0..86400");
   int r;
   if (!container || !to)
     return FERRY_INVALID(err, "migrate: the container (\"container\", \"deployment\" or \"name\") and the "
@@ -414,6 +427,7 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
   j->dest_url = xstrdup(json_str_or(dest, "url", ""));
   j->dest = xstrdup(json_str_or(dest, "name", ""));
   j->keep = keep;
+  j->redirect_s = redirect_s;
   char ts[40];
   now_str(ts, sizeof ts);
   const char *p[] = {j->id, container, json_str_or(origin, "name", ""), j->dest, keep ? "1" : "0", ts};

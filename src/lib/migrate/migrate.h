@@ -20,7 +20,11 @@ int migrate_init(struct agent *a, struct ferry_err *err);
 void migrate_fini(struct agent *a);
 
 /* ---- source ---- */
-/* req: {"to": URL, "token": optional, "keep": bool, "timeout": seconds}.
+/* After a move, the source's published ports lead to the target this long
+ * (seconds) unless the request says "redirect_for". */
+#define MIGRATE_REDIRECT_S 60
+/* req: {"to": URL, "token": optional, "keep": bool, "timeout": seconds,
+ *       "memory", "compress", "redirect_for": seconds}.
  * *out: {"id": ...}; the migration runs on in the background. */
 int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
                   struct ferry_err *err);

@@ -43,6 +43,8 @@ struct outgoing {
   struct agent *a;
   char *ref, *to, *token;
   bool keep;
+  enum ferry_errclass error_class; /* of the failure, for callers that answer with a status */
+  int redirect_s; /* the published ports here lead to the target this long after the move */
   bool compress; /* zstd on the tars (layers, volumes, rootfs, CRIU images) */
   const struct mem_strategy *mem;
   int timeout_s;
@@ -111,10 +113,12 @@ static json_t *report_locked(struct outgoing *o)
   json_object_set_new(j, "phase", json_string(o->phase));
   json_object_set_new(j, "memory", json_string(o->mem->name));
   json_object_set_new(j, "compress", json_boolean(o->compress));
+  json_object_set_new(j, "redirect_for", json_integer(o->redirect_s));
   json_object_set_new(j, "elapsed_ms", json_integer((json_int_t)(now_mono_ms() - o->t0)));
   if (o->error[0]) {
     json_object_set_new(j, "error", json_string(o->error));
     json_object_set_new(j, "failed_phase", json_string(o->failed_phase));
+    json_object_set_new(j, "error_class", json_string(ferry_errclass_name(o->error_class)));
     json_object_set_new(j, "resumed_on_source", json_boolean(o->resumed));
   }
   if (o->downtime_ms >= 0)
@@ -485,6 +489,10 @@ static void *source_main(void *arg)
   o->target = json_incref(json_object_get(tr, "restore"));
   o->downtime_ms = (int64_t)(now_mono_ms() - t_freeze);
   pthread_mutex_unlock(&m->out_lock);
+  {
+    _cleanup_free_ char *to_host = url_host(o->to);
+    agent_ports_redirect(a, rec, to_host, o->redirect_s);
+  }
   agent_ctr_commit_away(a, rec, o->keep, o->to);
   agent_release(a, rec, false);
   set_phase(o, "done");
@@ -524,6 +532,7 @@ fail:
   pthread_mutex_lock(&m->out_lock);
   snprintf(o->status, sizeof o->status, "failed");
   snprintf(o->error, sizeof o->error, "%s", err.msg[0] ? err.msg : "migration failed");
+  o->error_class = err.klass;
   o->resumed = rec != NULL && !in_doubt;
   o->total_ms = (int64_t)(now_mono_ms() - o->t0);
   pthread_mutex_unlock(&m->out_lock);
@@ -567,6 +576,9 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
       strncmp(to, "https://", 8) != 0)
     return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
   json_t *tj = json_object_get(req, "timeout");
+  json_t *rj = json_object_get(req, "redirect_for");
+  if (rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 || json_integer_value(rj) > 86400))
+    return FERRY_INVALID(err, "redirect_for must be a number of seconds 0..86400");
   /* Check now what can be checked, so that the caller gets a plain error. */
   json_t *rec = NULL;
   r = ctr_find(&a->rt, ref, &rec, err);
@@ -591,6 +603,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->to = xstrdup(to);
   o->token = token ? xstrdup(token) : NULL;
   o->keep = keep;
+  o->redirect_s = rj ? (int)json_integer_value(rj) : MIGRATE_REDIRECT_S;
   o->compress = compress;
   o->mem = mem;
   o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;

@@ -295,6 +295,11 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
     goto out;
   }
+  agent_ports_localize(ctr);
+  if ((r = agent_ports_taken(a, json_object_get(ctr, "ports"), NULL, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
+    goto out;
+  }
   json_array_foreach(vols, i, v)
   {
     _cleanup_json_ json_t *vj = NULL;
@@ -786,6 +791,7 @@ static void *reaper_main(void *arg)
       in = next;
     }
     pthread_mutex_unlock(&m->in_lock);
+    agent_ports_expire(a);
     while (gone) {
       struct incoming *next = gone->next;
       cleanup_in(a, gone);

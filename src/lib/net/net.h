@@ -61,3 +61,8 @@ json_t *net_neigh_list(const char *netns);
 int net_neigh_seed(const char *netns, json_t *neighbours);
 /* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err);
+/* A TCP connection to ip:port made from inside netns (a container's own
+ * 127.0.0.1 included); send and receive time out after timeout_s. Returns
+ * the socket. */
+int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
+                   struct ferry_err *err);

@@ -1,4 +1,12 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -175,4 +183,47 @@ int net_neigh_seed(const char *netns, json_t *neighbours)
       n++;
   }
   return n;
+}
+
+int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
+                   struct ferry_err *err)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+    return FERRY_INVALID(err, "\"%s\" is not an IPv4 address", ip);
+  _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
+  int target = open(p, O_RDONLY | O_CLOEXEC);
+  if (target < 0)
+    return ferry_err_sys(err, -errno, "network namespace %s", netns);
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    int e = -errno;
+    close(target);
+    return ferry_err_sys(err, e, "this thread's network namespace");
+  }
+  /* Only this thread enters the namespace, for the socket() call: a socket
+   * belongs to the namespace it was made in. */
+  int fd = -1, e = 0;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    e = -errno;
+  } else {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      e = -errno;
+    if (setns(self, CLONE_NEWNET) < 0)
+      abort(); /* a request thread must never stay in a container's namespace */
+  }
+  close(target);
+  close(self);
+  if (fd < 0)
+    return ferry_err_sys(err, e, "socket in network namespace %s", netns);
+  struct timeval tv = {.tv_sec = timeout_s};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    e = -errno;
+    close(fd);
+    return ferry_err_sys(err, e, "connect to %s:%d in %s", ip, port, netns);
+  }
+  return fd;
 }

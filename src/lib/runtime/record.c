@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "net/net.h" /* mac_valid */
+#include "net/ports.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -117,6 +118,9 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
     }
     json_array_append_new(cvols, json_pack("{s:s, s:s}", "name", vn, "destination", dest));
   }
+  _cleanup_json_ json_t *ports = NULL;
+  if ((r = ports_check(json_object_get(in, "ports"), &ports, err)) < 0)
+    return ferry_err_wrap(err, "container record \"%s\"", name);
   /* Only known fields, rebuilt. */
   json_t *rec = json_object();
   json_object_set_new(rec, "name", json_string(name));
@@ -132,6 +136,8 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
     if (ids[k])
       json_object_set_new(rec, k ? "gid" : "uid", json_integer(json_integer_value(ids[k])));
   json_object_set(rec, "volumes", cvols);
+  if (json_array_size(ports))
+    json_object_set(rec, "ports", ports);
   json_object_set_new(rec, "ip", json_string(ip));
   json_object_set_new(rec, "mac", json_string(mac));
   static const char *times[] = {"created", "started_at"};

@@ -73,3 +73,19 @@ void ferry_err_clear(struct ferry_err *err)
   err->klass = FERRY_E_INTERNAL;
   err->msg[0] = '\0';
 }
+
+static const char *const class_names[] = {"internal", "invalid", "notfound", "conflict", "auth",
+                                          "unavailable"};
+
+const char *ferry_errclass_name(enum ferry_errclass k)
+{
+  return (unsigned)k < sizeof class_names / sizeof class_names[0] ? class_names[k] : "internal";
+}
+
+enum ferry_errclass ferry_errclass_parse(const char *name)
+{
+  for (unsigned i = 0; name && i < sizeof class_names / sizeof class_names[0]; i++)
+    if (strcmp(name, class_names[i]) == 0)
+      return (enum ferry_errclass)i;
+  return FERRY_E_INTERNAL;
+}

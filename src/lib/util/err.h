@@ -16,6 +16,11 @@ enum ferry_errclass {
   FERRY_E_UNAVAILABLE,  /* 503: a peer or tool cannot be reached */
 };
 
+/* "internal", "invalid", "notfound", "conflict", "auth", "unavailable";
+ * ferry_errclass_parse is its inverse (FERRY_E_INTERNAL for unknown names). */
+const char *ferry_errclass_name(enum ferry_errclass k);
+enum ferry_errclass ferry_errclass_parse(const char *name);
+
 struct ferry_err {
   int code;                  /* negative errno, 0 when no error */
   enum ferry_errclass klass;

@@ -1,0 +1,194 @@
+/* Published ports of the agent's containers, and the redirects a migration
+ * leaves behind (see net/ports.h and docs/networking.md).
+ *
+ * The forwarding table is derived, never edited: agent_ports_sync rebuilds
+ * it from the records (every container that lives here, running or not,
+ * keeps its host ports) and from the unexpired redirects
+ * (ROOT/redirects.json: for a grace period after a move, this host's
+ * published ports lead to the container's new host). */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "net/ports.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+
+static char *redirects_path(struct agent *a)
+{
+  return path_join(a->root, "redirects.json");
+}
+
+void agent_ports_load(struct agent *a)
+{
+  _cleanup_free_ char *p = redirects_path(a);
+  json_t *j = NULL;
+  if (path_exists(p) && json_load(p, &j, NULL) == 0 && json_is_array(j))
+    a->redirects = j;
+  else {
+    json_decref(j);
+    a->redirects = json_array();
+  }
+}
+
+/* Does a container here (other than except_id), or a redirect, hold one of
+ * these host ports? Caller holds the store lock. */
+int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, struct ferry_err *err)
+{
+  if (json_array_size(ports) == 0)
+    return 0;
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i, k, n;
+  json_t *c, *p, *q;
+  json_array_foreach(ports, k, p)
+  {
+    json_array_foreach(all, i, c)
+    {
+      if ((except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0) ||
+          strcmp(json_str_or(c, "state", ""), "migrated") == 0)
+        continue;
+      json_array_foreach(json_object_get(c, "ports"), n, q) if (port_conflict(p, q))
+      {
+        _cleanup_json_ json_t *one = json_pack("[O]", p);
+        _cleanup_free_ char *f = ports_format(one);
+        return FERRY_CONFLICT(err, "host port %s is published by container \"%s\"", f,
+                              json_str_or(c, "name", ""));
+      }
+    }
+    uint64_t now = now_wall_ms();
+    json_array_foreach(a->redirects, n, q)
+    {
+      if ((uint64_t)json_integer_value(json_object_get(q, "until_ms")) > now && port_conflict(p, q))
+        return FERRY_CONFLICT(err, "host port %lld/%s still leads to container \"%s\" on its new host "
+                                   "(redirected for a while after its migration)",
+                              json_integer_value(json_object_get(q, "host_port")),
+                              json_str_or(q, "protocol", ""), json_str_or(q, "name", ""));
+    }
+  }
+  return 0;
+}
+
+/* Is ip one of this network namespace's own addresses? */
+static bool ip_is_local(const char *ip)
+{
+  struct in_addr want;
+  if (inet_pton(AF_INET, ip, &want) != 1)
+    return false;
+  struct ifaddrs *ifs = NULL;
+  if (getifaddrs(&ifs) < 0)
+    return false;
+  bool found = false;
+  for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+        ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr == want.s_addr)
+      found = true;
+  freeifaddrs(ifs);
+  return found;
+}
+
+void agent_ports_localize(json_t *rec)
+{
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(rec, "ports"), i, p)
+  {
+    const char *ip = json_str_or(p, "host_ip", "");
+    if (*ip && !ip_is_local(ip))
+      json_object_set_new(p, "host_ip", json_string(""));
+  }
+}
+
+int agent_ports_sync(struct agent *a, struct ferry_err *err)
+{
+  struct ferry_err local = {0};
+  if (!err)
+    err = &local;
+  pthread_mutex_lock(&a->ports_lock);
+  _cleanup_json_ json_t *rules = json_array();
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i, k;
+  json_t *c, *p;
+  json_array_foreach(all, i, c)
+  {
+    if (strcmp(json_str_or(c, "state", ""), "migrated") == 0)
+      continue;
+    json_array_foreach(json_object_get(c, "ports"), k, p)
+        json_array_append_new(rules, nat_rule(p, json_str_or(c, "ip", ""),
+                                              (int)json_integer_value(json_object_get(p, "container_port"))));
+  }
+  uint64_t now = now_wall_ms();
+  bool expired = false;
+  pthread_mutex_lock(&a->lock);
+  _cleanup_json_ json_t *live = json_array();
+  json_array_foreach(a->redirects, i, p)
+  {
+    if ((uint64_t)json_integer_value(json_object_get(p, "until_ms")) <= now) {
+      expired = true;
+      continue;
+    }
+    json_array_append(live, p);
+    json_array_append_new(rules, nat_rule(p, json_str_or(p, "to_ip", ""),
+                                          (int)json_integer_value(json_object_get(p, "to_port"))));
+  }
+  if (expired) {
+    json_decref(a->redirects);
+    a->redirects = json_incref(live);
+    _cleanup_free_ char *rp = redirects_path(a);
+    json_save_atomic(rp, a->redirects, NULL);
+  }
+  pthread_mutex_unlock(&a->lock);
+  int r = nat_apply(a->net.bridge, rules, err);
+  pthread_mutex_unlock(&a->ports_lock);
+  if (r < 0)
+    log_warn("agent", "published ports: %s", err->msg);
+  return r;
+}
+
+void agent_ports_expire(struct agent *a)
+{
+  uint64_t now = now_wall_ms();
+  bool due = false;
+  size_t i;
+  json_t *p;
+  pthread_mutex_lock(&a->lock);
+  json_array_foreach(a->redirects, i, p) if ((uint64_t)json_integer_value(json_object_get(p, "until_ms")) <= now)
+      due = true;
+  pthread_mutex_unlock(&a->lock);
+  if (due) {
+    struct ferry_err err = {0};
+    agent_ports_sync(a, &err);
+    log_info("agent", "a redirect of published ports ended");
+  }
+}
+
+void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int seconds)
+{
+  if (seconds <= 0 || json_array_size(json_object_get(rec, "ports")) == 0)
+    return;
+  uint32_t v;
+  bool to_host = to_ip && *to_ip && ip_parse(to_ip, &v) == 0;
+  uint64_t until = now_wall_ms() + (uint64_t)seconds * 1000;
+  size_t i;
+  json_t *p;
+  pthread_mutex_lock(&a->lock);
+  json_array_foreach(json_object_get(rec, "ports"), i, p)
+  {
+    /* To the new host's published port; without its address, to the
+     * container's own (it keeps it). */
+    json_t *r = nat_rule(p, to_host ? to_ip : json_str_or(rec, "ip", ""),
+                         (int)json_integer_value(json_object_get(p, to_host ? "host_port" : "container_port")));
+    json_object_set_new(r, "until_ms", json_integer((json_int_t)until));
+    json_object_set_new(r, "name", json_string(json_str_or(rec, "name", "")));
+    json_array_append_new(a->redirects, r);
+  }
+  _cleanup_free_ char *rp = redirects_path(a);
+  json_save_atomic(rp, a->redirects, NULL);
+  pthread_mutex_unlock(&a->lock);
+  log_info("agent", "container %s: its published ports lead to %s for %d s",
+           json_str_or(rec, "name", ""), to_host ? to_ip : json_str_or(rec, "ip", ""), seconds);
+}

@@ -1,0 +1,159 @@
+/* What the satellite seed's API asks of a node beyond /v1: run a named
+ * service afresh from a configured default, and fill redis with data.
+ * See docs/api.md ("The seed's API"). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/redisfill.h"
+
+/* The seed runs redis as `podman run -p 6379:6379 redis`. */
+static const char builtin_defaults[] =
+    "{\"redis\": {\"image\": \"redis\", \"cmd\": [\"redis-server\", \"--protected-mode\", \"no\"],"
+    " \"ports\": [\"6379:6379\"]}}";
+
+static int default_check(const char *name, json_t *d, struct ferry_err *err)
+{
+  static const char *known[] = {"image", "cmd", "ports", "volumes", "env"};
+  if (!json_is_object(d))
+    return FERRY_INVALID(err, "seed default \"%s\" must be an object", name);
+  const char *k;
+  json_t *v;
+  json_object_foreach(d, k, v)
+  {
+    bool ok = false;
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+      ok = ok || strcmp(k, known[i]) == 0;
+    if (!ok)
+      return FERRY_INVALID(err, "seed default \"%s\": unknown field \"%s\" (known: image, cmd, "
+                                "ports, volumes, env)",
+                           name, k);
+  }
+  if (!json_is_string(json_object_get(d, "image")))
+    return FERRY_INVALID(err, "seed default \"%s\": \"image\" (a string) is required", name);
+  return validate_name("container", name, err);
+}
+
+int agent_seed_defaults_load(struct agent *a, const char *path, struct ferry_err *err)
+{
+  json_t *defs = NULL;
+  int r = json_parse(builtin_defaults, sizeof builtin_defaults - 1, "built-in seed defaults", &defs,
+                     err);
+  if (r < 0)
+    return r;
+  a->seed_defaults = defs;
+  if (!path)
+    return 0;
+  _cleanup_json_ json_t *file = NULL;
+  if ((r = json_load(path, &file, err)) < 0)
+    return ferry_err_wrap(err, "seed configuration");
+  if (!json_is_object(file))
+    return FERRY_INVALID(err, "seed configuration %s: expected {\"NAME\": {\"image\", ...}}", path);
+  const char *k;
+  json_t *v;
+  json_object_foreach(file, k, v)
+  {
+    if ((r = default_check(k, v, err)) < 0)
+      return ferry_err_wrap(err, "seed configuration %s", path);
+    json_object_set(defs, k, v);
+  }
+  return 0;
+}
+
+/* What to run for name: its default, else what the existing container ran. */
+static json_t *run_request(struct agent *a, const char *name, json_t *existing)
+{
+  json_t *d = json_object_get(a->seed_defaults, name);
+  if (d) {
+    json_t *req = json_deep_copy(d);
+    json_object_set_new(req, "name", json_string(name));
+    return req;
+  }
+  if (!existing)
+    return NULL;
+  json_t *req = json_pack("{s:s, s:s}", "name", name, "image", json_str_or(existing, "image", ""));
+  /* args hold the image's Entrypoint first: give only what follows it */
+  _cleanup_json_ json_t *img = NULL;
+  size_t skip = 0;
+  if (agent_image_inspect(a, json_str_or(existing, "image", ""), &img, NULL) == 0)
+    skip = json_array_size(json_object_get(json_object_get(img, "config"), "Entrypoint"));
+  json_t *cmd = json_array(), *args = json_object_get(existing, "args");
+  for (size_t i = skip; i < json_array_size(args); i++)
+    json_array_append(cmd, json_array_get(args, i));
+  json_object_set_new(req, "cmd", cmd);
+  json_t *vols = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(existing, "volumes"), i, v)
+      json_array_append_new(vols, json_sprintf("%s:%s", json_str_or(v, "name", ""),
+                                               json_str_or(v, "destination", "")));
+  json_object_set_new(req, "volumes", vols);
+  if (json_object_get(existing, "ports"))
+    json_object_set(req, "ports", json_object_get(existing, "ports"));
+  return req;
+}
+
+int agent_seed_run(struct agent *a, const char *name, json_t **out, struct ferry_err *err)
+{
+  int r = validate_name("container", name, err);
+  if (r < 0)
+    return r;
+  _cleanup_json_ json_t *existing = NULL;
+  if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
+      strcmp(json_str_or(existing, "name", ""), name) != 0) {
+    json_decref(existing); /* an id prefix, not the name */
+    existing = NULL;
+  }
+  _cleanup_json_ json_t *req = run_request(a, name, existing);
+  if (!req)
+    return FERRY_NOTFOUND(err, "no container \"%s\" here and no default for it (ferryd --seed-config)",
+                          name);
+  if (existing) {
+    /* Afresh, as the seed does: the old container and its volumes go. */
+    if ((r = agent_ctr_remove(a, name, true, err)) < 0)
+      return ferry_err_wrap(err, "start \"%s\" afresh", name);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(existing, "volumes"), i, v)
+    {
+      const char *vn = json_str_or(v, "name", "");
+      pthread_mutex_lock(&a->lock);
+      if (!agent_volume_in_use(a, vn, NULL))
+        volume_remove(&a->rt, vn, NULL);
+      pthread_mutex_unlock(&a->lock);
+    }
+    log_info("agent", "seed: container %s removed to start afresh", name);
+  }
+  json_object_set_new(req, "start", json_true());
+  return agent_ctr_create(a, req, out, err);
+}
+
+int agent_seed_fill(struct agent *a, const char *name, uint64_t total_bytes, size_t value_bytes,
+                    json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, name, &rec, err);
+  if (r < 0)
+    return r;
+  if (strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running", name);
+  /* From inside the container's own network namespace to its 127.0.0.1:
+   * redis accepts that whatever its protected mode says. */
+  int fd = net_connect_in(json_str_or(rec, "netns", ""), "127.0.0.1", 6379, 30, err);
+  if (fd < 0)
+    return ferry_err_wrap(err, "container \"%s\": redis on port 6379", name);
+  uint64_t t0 = now_mono_ms(), keys = 0;
+  r = redis_fill(fd, "data", total_bytes, value_bytes, &keys, err);
+  close(fd);
+  if (r < 0)
+    return ferry_err_wrap(err, "container \"%s\": fill redis", name);
+  *out = json_pack("{s:I, s:I, s:I, s:I}", "keys", (json_int_t)keys, "bytes",
+                   (json_int_t)(keys * value_bytes), "bytes_per_key", (json_int_t)value_bytes,
+                   "duration_ms", (json_int_t)(now_mono_ms() - t0));
+  return 0;
+}

@@ -1,0 +1,256 @@
+/* Published ports: parsing, checking and the nftables table (see ports.h). */
+#include <errno.h>
+#include <nftables/libnftables.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+#include "net/ports.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#define PORTS_MAX 256
+/* Marks the connections ferry forwarded (conntrack mark), for the masquerade. */
+#define NAT_MARK "0x6665"
+
+static int port_num(const char *s, size_t n, const char *what, const char *spec,
+                    struct ferry_err *err)
+{
+  long v = 0;
+  if (n == 0 || n > 5)
+    goto bad;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      goto bad;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (v >= 1 && v <= 65535)
+    return (int)v;
+bad:
+  return FERRY_INVALID(err, "port mapping \"%s\": %s port must be a number 1..65535", spec, what);
+}
+
+static json_t *mapping(const char *host_ip, int hp, int cp, const char *proto)
+{
+  return json_pack("{s:s, s:i, s:i, s:s}", "host_ip", host_ip, "host_port", hp, "container_port",
+                   cp, "protocol", proto);
+}
+
+int port_spec_parse(const char *spec, json_t **out, struct ferry_err *err)
+{
+  if (!spec || !*spec || strlen(spec) > 64)
+    return FERRY_INVALID(err, "port mapping \"%s\": expected [IP:]HOSTPORT:CTRPORT[/tcp|udp]",
+                         spec ? spec : "");
+  char buf[65];
+  snprintf(buf, sizeof buf, "%s", spec);
+  const char *proto = "tcp";
+  char *slash = strchr(buf, '/');
+  if (slash) {
+    *slash = '\0';
+    if (strcmp(slash + 1, "tcp") == 0 || strcmp(slash + 1, "udp") == 0)
+      proto = slash + 1;
+    else
+      return FERRY_INVALID(err, "port mapping \"%s\": protocol must be tcp or udp", spec);
+  }
+  char *parts[3] = {0};
+  int n = 0;
+  for (char *p = buf, *c; n < 3; p = c + 1) {
+    parts[n++] = p;
+    if (!(c = strchr(p, ':')))
+      break;
+    *c = '\0';
+    if (n == 3)
+      return FERRY_INVALID(err, "port mapping \"%s\": expected [IP:]HOSTPORT:CTRPORT[/tcp|udp]",
+                           spec);
+  }
+  if (n < 2)
+    return FERRY_INVALID(err, "port mapping \"%s\": expected [IP:]HOSTPORT:CTRPORT[/tcp|udp] "
+                              "(a host port must be given)",
+                         spec);
+  const char *ip = n == 3 ? parts[0] : "";
+  uint32_t v;
+  if (*ip && ip_parse(ip, &v) < 0)
+    return FERRY_INVALID(err, "port mapping \"%s\": \"%s\" is not an IPv4 address", spec, ip);
+  if (*ip && v == 0)
+    ip = "";
+  int hp = port_num(parts[n - 2], strlen(parts[n - 2]), "host", spec, err);
+  if (hp < 0)
+    return hp;
+  int cp = port_num(parts[n - 1], strlen(parts[n - 1]), "container", spec, err);
+  if (cp < 0)
+    return cp;
+  *out = mapping(ip, hp, cp, proto);
+  return 0;
+}
+
+static int mapping_check(json_t *m, json_t **out, struct ferry_err *err)
+{
+  if (json_is_string(m))
+    return port_spec_parse(json_string_value(m), out, err);
+  if (!json_is_object(m))
+    return FERRY_INVALID(err, "a port mapping must be a string or an object");
+  const char *ip = json_str_or(m, "host_ip", "");
+  const char *proto = json_str_or(m, "protocol", "tcp");
+  json_t *hp = json_object_get(m, "host_port"), *cp = json_object_get(m, "container_port");
+  uint32_t v;
+  if (*ip && ip_parse(ip, &v) < 0)
+    return FERRY_INVALID(err, "port mapping: host_ip \"%.64s\" is not an IPv4 address", ip);
+  if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+    return FERRY_INVALID(err, "port mapping: protocol must be tcp or udp");
+  if (!json_is_integer(hp) || json_integer_value(hp) < 1 || json_integer_value(hp) > 65535 ||
+      !json_is_integer(cp) || json_integer_value(cp) < 1 || json_integer_value(cp) > 65535)
+    return FERRY_INVALID(err, "port mapping: host_port and container_port must be integers 1..65535");
+  *out = mapping(*ip && v ? ip : "", (int)json_integer_value(hp), (int)json_integer_value(cp), proto);
+  return 0;
+}
+
+bool port_conflict(json_t *a, json_t *b)
+{
+  if (json_integer_value(json_object_get(a, "host_port")) !=
+          json_integer_value(json_object_get(b, "host_port")) ||
+      strcmp(json_str_or(a, "protocol", ""), json_str_or(b, "protocol", "")) != 0)
+    return false;
+  const char *ia = json_str_or(a, "host_ip", ""), *ib = json_str_or(b, "host_ip", "");
+  return !*ia || !*ib || strcmp(ia, ib) == 0;
+}
+
+int ports_check(json_t *in, json_t **out, struct ferry_err *err)
+{
+  if (in && !json_is_array(in))
+    return FERRY_INVALID(err, "field \"ports\" must be an array of \"[IP:]HOSTPORT:CTRPORT[/tcp|udp]\"");
+  if (json_array_size(in) > PORTS_MAX)
+    return FERRY_INVALID(err, "at most %d published ports", PORTS_MAX);
+  _cleanup_json_ json_t *res = json_array();
+  size_t i, k;
+  json_t *m, *o;
+  json_array_foreach(in, i, m)
+  {
+    json_t *c = NULL;
+    int r = mapping_check(m, &c, err);
+    if (r < 0)
+      return r;
+    json_array_foreach(res, k, o) if (port_conflict(o, c))
+    {
+      json_decref(c);
+      return FERRY_INVALID(err, "host port %d/%s is published twice",
+                           (int)json_integer_value(json_object_get(o, "host_port")),
+                           json_str_or(o, "protocol", ""));
+    }
+    json_array_append_new(res, c);
+  }
+  *out = json_incref(res);
+  return 0;
+}
+
+char *ports_format(json_t *ports)
+{
+  char *s = xstrdup("");
+  size_t i;
+  json_t *m;
+  json_array_foreach(ports, i, m)
+  {
+    const char *ip = json_str_or(m, "host_ip", "");
+    char *n = xasprintf("%s%s%s:%lld->%lld/%s", s, i ? ", " : "", *ip ? ip : "0.0.0.0",
+                        json_integer_value(json_object_get(m, "host_port")),
+                        json_integer_value(json_object_get(m, "container_port")),
+                        json_str_or(m, "protocol", "tcp"));
+    free(s);
+    s = n;
+  }
+  return s;
+}
+
+json_t *nat_rule(json_t *m, const char *to_ip, int to_port)
+{
+  return json_pack("{s:s, s:I, s:s, s:s, s:i}", "host_ip", json_str_or(m, "host_ip", ""),
+                   "host_port", json_integer_value(json_object_get(m, "host_port")), "protocol",
+                   json_str_or(m, "protocol", "tcp"), "to_ip", to_ip, "to_port", to_port);
+}
+
+/* The table's name: ferry_ and the bridge's name, other characters as '_'. */
+static void table_name(const char *bridge, char *buf, size_t len)
+{
+  snprintf(buf, len, "ferry_%s", bridge);
+  for (char *p = buf; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+      *p = '_';
+}
+
+static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
+{
+  char t[48];
+  table_name(bridge, t, sizeof t);
+  /* Everything is re-checked here: the script is built from these values. */
+  char *s = xasprintf("add table ip %s\ndelete table ip %s\n", t, t);
+  size_t n = json_array_size(rules), i;
+  if (n) {
+    char *h = xasprintf("%sadd table ip %s\n"
+                        "add chain ip %s pre { type nat hook prerouting priority -100 ; policy accept ; }\n"
+                        "add chain ip %s out { type nat hook output priority -100 ; policy accept ; }\n"
+                        "add chain ip %s post { type nat hook postrouting priority 100 ; policy accept ; }\n"
+                        "add rule ip %s post ct mark " NAT_MARK " counter masquerade\n",
+                        s, t, t, t, t, t);
+    free(s);
+    s = h;
+  }
+  json_t *r;
+  json_array_foreach(rules, i, r)
+  {
+    const char *hip = json_str_or(r, "host_ip", ""), *to = json_str_or(r, "to_ip", "");
+    const char *proto = json_str_or(r, "protocol", "");
+    long long hp = json_integer_value(json_object_get(r, "host_port"));
+    long long tp = json_integer_value(json_object_get(r, "to_port"));
+    uint32_t v;
+    if ((*hip && ip_parse(hip, &v) < 0) || ip_parse(to, &v) < 0 ||
+        (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0) || hp < 1 || hp > 65535 ||
+        tp < 1 || tp > 65535) {
+      free(s);
+      return FERRY_INVALID(err, "port forwarding rule %zu is malformed", i);
+    }
+    char match[64];
+    if (*hip)
+      snprintf(match, sizeof match, "ip daddr %s", hip);
+    else
+      snprintf(match, sizeof match, "fib daddr type local");
+    char *h = xasprintf("%s"
+                        "add rule ip %s pre %s %s dport %lld counter ct mark set " NAT_MARK " dnat to %s:%lld\n"
+                        "add rule ip %s out ip daddr != 127.0.0.0/8 %s %s dport %lld counter ct mark set " NAT_MARK
+                        " dnat to %s:%lld\n",
+                        s, t, match, proto, hp, to, tp, t, match, proto, hp, to, tp);
+    free(s);
+    s = h;
+  }
+  int ret = 0;
+  pthread_mutex_lock(&nft_lock);
+  struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (!ctx) {
+    ret = FERRY_INTERNAL(err, "nftables: cannot make a context");
+  } else {
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+    if (nft_run_cmd_from_buffer(ctx, s) != 0) {
+      const char *e = nft_ctx_get_error_buffer(ctx);
+      ret = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "nftables table %s: %.400s", t,
+                          e && *e ? e : "failed");
+    }
+    nft_ctx_free(ctx);
+  }
+  pthread_mutex_unlock(&nft_lock);
+  free(s);
+  if (ret == 0 && n) {
+    /* Forwarding from the bridge back onto it (and beyond) is what a
+     * published port is: as podman does, turn it on (in this namespace). */
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "w");
+    bool ok = f && fputs("1\n", f) >= 0;
+    if (f && fclose(f) != 0)
+      ok = false;
+    if (!ok)
+      return FERRY_INTERNAL(err, "cannot enable IPv4 forwarding: %s", strerror(errno));
+  }
+  return ret;
+}

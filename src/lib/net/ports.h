@@ -1,0 +1,36 @@
+/* Published ports, podman's way: "[IP:]HOSTPORT:CTRPORT[/tcp|udp]" makes
+ * HOSTPORT on the host's addresses (or on IP only) reach CTRPORT of the
+ * container. Implemented with nftables in a table of the agent's own
+ * (ip ferry_<bridge>): a DNAT in prerouting (packets from elsewhere) and in
+ * output (the host's own connections, except through 127.0.0.0/8), and a
+ * masquerade of those connections in postrouting, so that a client on the
+ * container's own segment gets its answers through the host. The whole table
+ * is rewritten in one nftables transaction from the agent's records each
+ * time a mapping changes: it can never hold a rule of a container that is
+ * gone.
+ *
+ * A mapping is a JSON object {"host_ip": "" (all) or "A.B.C.D",
+ * "host_port": 1..65535, "container_port": 1..65535, "protocol": "tcp"|"udp"}. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "util/err.h"
+
+/* "[IP:]HOSTPORT:CTRPORT[/tcp|udp]" -> a mapping. */
+int port_spec_parse(const char *spec, json_t **out, struct ferry_err *err);
+/* An array of mappings from outside (an API request's strings or objects, a
+ * peer's record): each checked, rebuilt, no two alike; at most 256. */
+int ports_check(json_t *in, json_t **out, struct ferry_err *err);
+/* Do two mappings want the same host port (same protocol, overlapping address)? */
+bool port_conflict(json_t *a, json_t *b);
+/* "0.0.0.0:6379->6379/tcp, ..." (malloc'd; "" for none). */
+char *ports_format(json_t *ports);
+
+/* One forwarding rule: packets to host_ip (or any local address when "")
+ * and host_port are sent to to_ip:to_port. */
+json_t *nat_rule(json_t *mapping, const char *to_ip, int to_port);
+/* Replaces the agent's table with exactly these rules (an array of
+ * nat_rule objects); an empty array removes the table. Enables IPv4
+ * forwarding in this network namespace when there is a rule. */
+int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err);
