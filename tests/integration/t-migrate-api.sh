@@ -54,13 +54,23 @@ check "ferry migrate --from a2 --to a1 from a third host"
 # seed container verbs
 out=$(api POST "$A1/stop_container/redis"); echo "$out" | grep -q success || fail "stop: $out"
 f a1 ps -a | grep -q "redis .*exited" || fail "not stopped"
-out=$(api POST "$A1/start_container" '{"container_name": "redis"}'); echo "$out" | grep -q success || fail "start: $out"
-f a1 ps | grep -q "redis .*running" || fail "not started"
 out=$(api POST "$A1/remove_volume/rdata"); echo "$out" | grep -q '"status":"error"' || fail "volume in use removed: $out"
+echo "$out" | grep -q 'in use' || fail "volume in use: wrong reason: $out"
+# /start_container starts afresh, as the seed does: the stopped container and
+# its volume go, a new one runs from the default for "redis" (-p 6379:6379)
+out=$(api POST "$A1/start_container" '{"container_name": "redis"}'); echo "$out" | grep -q success || fail "start: $out"
+echo "$out" | grep -q '"duration_ms":' || fail "no duration_ms: $out"
+f a1 ps | grep -q "redis .*running.*0.0.0.0:6379->6379/tcp" || fail "not started afresh with its port: $(f a1 ps)"
+[ "$(f a1 volume ls --json | tr -d ' \n')" = "[]" ] || fail "old volume kept: $(f a1 volume ls)"
+for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$CLUSTER_NET.241" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+[ -z "$(in_ns c1 redis-cli -h "$CLUSTER_NET.241" GET sat)" ] || fail "fresh redis has old data"
+out=$(api POST "$A1/start_container" '{"container_name": "redis"}'); echo "$out" | grep -q success || fail "restart running: $out"
+out=$(api POST "$A1/start_container" '{"container_name": "nodefault"}')
+echo "$out" | grep -q '"status":"error"' && echo "$out" | grep -q 'no default' || fail "unknown name: $out"
 out=$(api POST "$A1/remove_container/redis"); echo "$out" | grep -q success || fail "remove: $out"
-out=$(api POST "$A1/remove_volume/rdata"); echo "$out" | grep -q success || fail "remove volume: $out"
+out=$(api POST "$A1/remove_volume/rdata"); echo "$out" | grep -q '"status":"error"' || fail "removed twice: $out"
 [ -z "$(f a1 ps -a --json | grep '"name"')" ] && [ "$(f a1 volume ls --json | tr -d ' \n')" = "[]" ] || fail "leftovers"
-check "seed /stop_container, /start_container, /remove_container, /remove_volume (refused while in use)"
+check "seed /stop_container, /start_container afresh from the default (running or not), /remove_container, /remove_volume (refused while in use)"
 
 # HTTPS between agents, verified against a CA
 cd "$T_DIR"

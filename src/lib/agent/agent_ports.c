@@ -54,10 +54,11 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, str
         continue;
       json_array_foreach(json_object_get(c, "ports"), n, q) if (port_conflict(p, q))
       {
-        _cleanup_json_ json_t *one = json_pack("[O]", p);
+        _cleanup_json_ json_t *one = json_pack("[O]", q);
         _cleanup_free_ char *f = ports_format(one);
-        return FERRY_CONFLICT(err, "host port %s is published by container \"%s\"", f,
-                              json_str_or(c, "name", ""));
+        return FERRY_CONFLICT(err, "host port %lld/%s is taken: container \"%s\" publishes %s",
+                              json_integer_value(json_object_get(p, "host_port")),
+                              json_str_or(p, "protocol", ""), json_str_or(c, "name", ""), f);
       }
     }
     uint64_t now = now_wall_ms();

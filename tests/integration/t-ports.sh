@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Published ports (ferry run -p): a client reaches redis at its host's own
+# address; bad and conflicting mappings are refused and change nothing; a
+# migration carries the ports to the target, an established connection
+# through the old host's port keeps working, the old host leads new
+# connections to the new host for the grace period and then lets the port
+# go; removing the container removes its forwarding.
+source "$(dirname "$0")/lib.sh"
+need redis-cli /usr/bin/python3 nft
+/usr/bin/python3 -c 'import redis' 2>/dev/null || need python3-redis
+cluster_up 2
+cluster_client c1 "$CLUSTER_NET.250"
+A1=$CLUSTER_NET.241 A2=$CLUSTER_NET.242
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
+for h in a1 a2; do f $h image import "$T_DIR/redis.tar" --name redis >/dev/null; done
+table_of() { in_ns "$1" nft list tables 2>/dev/null | grep -c "ferry_" || true; }
+
+# ---- bad mappings: clear errors, nothing made ----
+expect_fail "host port must be a number" f a1 run -d --name bad -p 70000:6379 redis redis-server
+expect_fail "expected \[IP:\]HOSTPORT:CTRPORT" f a1 run -d --name bad -p 6379 redis redis-server
+expect_fail "protocol must be tcp or udp" f a1 run -d --name bad -p 6379:6379/sctp redis redis-server
+expect_fail "not an IPv4 address" f a1 run -d --name bad -p 1.2.3:6379:6379 redis redis-server
+expect_fail "published twice" f a1 run -d --name bad -p 6379:6379 -p 6379:1234 redis redis-server
+[ -z "$(f a1 ps -a --json | grep '"name"')" ] || fail "a refused run left a container"
+[ "$(table_of a1)" = 0 ] || fail "a refused run left a forwarding table"
+check "malformed port mappings refused with a clear error, nothing made"
+
+# ---- publish ----
+f a1 run -d --name redis -p 6379:6379 -p 5353:53/udp redis redis-server --protected-mode no --save '' >/dev/null
+f a1 ps | grep -q "redis .*running .*0.0.0.0:6379->6379/tcp, 0.0.0.0:5353->53/udp" || fail "ps: $(f a1 ps)"
+f a1 inspect redis | grep -q '"host_port": 6379' || fail "inspect has no ports"
+for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$A1" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+[ "$(in_ns c1 redis-cli -h "$A1" SET sat ISS)" = OK ] || fail "SET through a1:6379"
+in_ns a1 nft list ruleset | grep -q "udp dport 5353" || fail "no udp forwarding: $(in_ns a1 nft list ruleset)"
+check "ferry run -p: redis answers at the host's address $A1:6379; ps and inspect show the mappings"
+
+expect_fail "host port 6379/tcp is taken: container \"redis\" publishes 0.0.0.0:6379->6379/tcp" \
+  f a1 run -d --name other -p "$A1:6379:6379" redis redis-server
+f a1 run -d --name other -p 6380:6379 redis redis-server --protected-mode no --save '' >/dev/null
+for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$A1" -p 6380 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+[ -z "$(in_ns c1 redis-cli -h "$A1" -p 6380 GET sat)" ] || fail "6380 reached the wrong redis"
+check "a host port in use is refused (409); another host port leads to the other container"
+
+# ---- the target has that port taken: the move is refused before any freeze ----
+f a2 run -d --name blocker --ip "$CLUSTER_NET.60" -p 6379:6379 redis redis-server --protected-mode no --save '' >/dev/null
+expect_fail "keeps its published ports.*container \"blocker\" publishes" f a1 migrate redis --to "$HOST_a2_URL"
+f a1 ps | grep -q "redis .*running" || fail "redis not running on a1 after a refused move"
+[ "$(in_ns c1 redis-cli -h "$A1" GET sat)" = ISS ] || fail "value after refused move"
+f a2 rm -f blocker >/dev/null
+check "a target whose host port is taken refuses the move; redis stays on a1 with its data"
+
+# ---- move with a client connected through a1's published port ----
+in_ns c1 /usr/bin/python3 - "$A1" "$T_DIR/stop" >"$T_DIR/client.out" 2>&1 <<'EOF' &
+import redis, sys, time, os
+r = redis.Redis(host=sys.argv[1], port=6379, socket_timeout=20)
+acked, errors = 0, 0
+end = time.time() + 60
+while time.time() < end and not os.path.exists(sys.argv[2]):
+    try:
+        r.set("w%d" % acked, acked)   # one connection: redis-py keeps it
+        acked += 1
+    except Exception as e:
+        errors += 1
+        print("error", repr(e), flush=True)
+        break
+    time.sleep(0.02)
+print("acked", acked, "errors", errors, "conns", r.info("clients")["connected_clients"], flush=True)
+EOF
+CPID=$!
+sleep 1
+f a1 migrate redis --to "$HOST_a2_URL" --redirect-for 5 >"$T_DIR/m.out" || fail "migration: $(cat "$T_DIR/m.out")"
+sleep 1
+touch "$T_DIR/stop"
+for _ in $(seq 1 100); do kill -0 $CPID 2>/dev/null || break; sleep 0.1; done
+kill $CPID 2>/dev/null || true
+out=$(cat "$T_DIR/client.out")
+echo "$out" | grep -q "errors 0" || fail "client through a1:6379 broke: $out"
+acked=$(echo "$out" | sed -n 's/^acked \([0-9]*\).*/\1/p')
+[ "${acked:-0}" -gt 50 ] || fail "too few writes: $out"
+# every acknowledged write is there, read through the new host's port
+n=$(in_ns c1 redis-cli -h "$A2" DBSIZE)
+[ "$n" -ge "$acked" ] || fail "writes lost: $acked acknowledged, $n keys on a2"
+[ "$(in_ns c1 redis-cli -h "$A2" GET "w$((acked - 1))")" = "$((acked - 1))" ] || fail "last write lost"
+f a2 ps | grep -q "redis .*running .*0.0.0.0:6379->6379/tcp" || fail "ports not on a2: $(f a2 ps)"
+check "moved with a client writing through a1's published port: same connection, $acked writes acknowledged, none lost; a2 publishes 6379"
+
+[ "$(in_ns c1 redis-cli -h "$A1" GET sat)" = ISS ] || fail "no redirect from a1:6379 to the new host"
+check "for the grace period a new connection to the old host's port reaches the container on a2"
+gone=0
+for _ in $(seq 1 150); do  # bounded: 15 s
+  if ! in_ns c1 timeout 2 redis-cli -h "$A1" ping >/dev/null 2>&1; then gone=1; break; fi
+  sleep 0.1
+done
+[ "$gone" = 1 ] || fail "a1 still forwards 6379 after the grace period"
+in_ns a1 nft list ruleset | grep -q "dport 6379" && fail "a1 still has a 6379 rule: $(in_ns a1 nft list ruleset)"
+f a1 run -d --name again -p 6379:6379 redis redis-server --protected-mode no --save '' >/dev/null ||
+  fail "host port 6379 not free on a1 after the grace period"
+f a1 rm -f again >/dev/null
+check "after the grace period the old host lets the port go (no rule, free to publish again)"
+
+f a2 rm -f redis >/dev/null
+in_ns a2 nft list ruleset | grep -q "dport 6379" && fail "a2 kept forwarding a removed container"
+f a1 rm -f other >/dev/null
+[ "$(table_of a1)" = 0 ] || fail "a1 kept its table with no published port"
+check "removing a container removes its forwarding; no ports, no table"
+echo "# all checks passed"
