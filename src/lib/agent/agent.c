@@ -540,7 +540,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use", name);
     goto out;
   }
-  if ((r = agent_ports_taken(a, ports, NULL, err)) < 0)
+  if ((r = agent_ports_taken(a, ports, NULL, NULL, err)) < 0)
     goto out;
   if ((r = image_lookup(&a->images, image, &img, err)) < 0)
     goto out;

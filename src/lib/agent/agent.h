@@ -140,9 +140,11 @@ int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
 /* ---- published ports (agent_ports.c) ---- */
 /* Rebuilds the forwarding table from the records and the redirects. */
 int agent_ports_sync(struct agent *a, struct ferry_err *err);
-/* Refuses (409) ports a container here other than except_id, or a redirect,
- * publishes already. Caller holds the store lock. */
-int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, struct ferry_err *err);
+/* Refuses (409) ports a container here other than except_id, or a redirect
+ * of a container other than name, publishes already. Caller holds the
+ * store lock. */
+int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, const char *name,
+                      struct ferry_err *err);
 /* A restored copy publishes on all of this host's addresses where its
  * source's address is not one of them. */
 void agent_ports_localize(json_t *rec);
@@ -150,6 +152,8 @@ void agent_ports_localize(json_t *rec);
  * new host; the container's own address when to_ip is not an IPv4 address).
  * Takes effect with the next agent_ports_sync. */
 void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int seconds);
+/* Ends the redirects of container name (it is back here). */
+void agent_ports_unredirect(struct agent *a, const char *name);
 /* Ends the redirects whose time is up (called every second). */
 void agent_ports_expire(struct agent *a);
 void agent_ports_load(struct agent *a);

@@ -91,11 +91,13 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
     r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
   else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0)
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-  else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, err)) < 0)
+  else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, name, err)) < 0)
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
   else if ((r = ctr_save(&a->rt, rec, err)) == 0)
     json_object_set_new(a->claims, id, json_string("restore"));
   pthread_mutex_unlock(&a->lock);
+  if (r == 0)
+    agent_ports_unredirect(a, name);
   if (r == 0 && json_array_size(json_object_get(rec, "ports")) && (r = agent_ports_sync(a, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\": publish ports", name);
     pthread_mutex_lock(&a->lock);

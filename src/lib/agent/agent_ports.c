@@ -38,7 +38,8 @@ void agent_ports_load(struct agent *a)
 
 /* Does a container here (other than except_id), or a redirect, hold one of
  * these host ports? Caller holds the store lock. */
-int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, struct ferry_err *err)
+int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, const char *name,
+                      struct ferry_err *err)
 {
   if (json_array_size(ports) == 0)
     return 0;
@@ -64,7 +65,9 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, str
     uint64_t now = now_wall_ms();
     json_array_foreach(a->redirects, n, q)
     {
-      if ((uint64_t)json_integer_value(json_object_get(q, "until_ms")) > now && port_conflict(p, q))
+      /* a container coming back takes its own ports over from its redirect */
+      if ((uint64_t)json_integer_value(json_object_get(q, "until_ms")) > now && port_conflict(p, q) &&
+          !(name && strcmp(json_str_or(q, "name", ""), name) == 0))
         return FERRY_CONFLICT(err, "host port %lld/%s still leads to container \"%s\" on its new host "
                                    "(redirected for a while after its migration)",
                               json_integer_value(json_object_get(q, "host_port")),
@@ -192,4 +195,18 @@ void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int s
   pthread_mutex_unlock(&a->lock);
   log_info("agent", "container %s: its published ports lead to %s for %d s",
            json_str_or(rec, "name", ""), to_host ? to_ip : json_str_or(rec, "ip", ""), seconds);
+}
+
+void agent_ports_unredirect(struct agent *a, const char *name)
+{
+  pthread_mutex_lock(&a->lock);
+  size_t before = json_array_size(a->redirects);
+  for (size_t i = json_array_size(a->redirects); i-- > 0;)
+    if (strcmp(json_str_or(json_array_get(a->redirects, i), "name", ""), name) == 0)
+      json_array_remove(a->redirects, i);
+  if (json_array_size(a->redirects) != before) {
+    _cleanup_free_ char *rp = redirects_path(a);
+    json_save_atomic(rp, a->redirects, NULL);
+  }
+  pthread_mutex_unlock(&a->lock);
 }

@@ -166,6 +166,12 @@ static void start_migration(struct agent *a, const struct api_request *req, json
   }
   api_client_set_token(c, a->token);
   api_client_set_ca(c, a->tls_ca);
+  /* a source that never answers is given up (504): after "timeout"
+   * seconds when the body says so, else the agent's migration timeout */
+  json_t *tj = json_object_get(body, "timeout");
+  long limit = json_is_integer(tj) && json_integer_value(tj) > 0 && json_integer_value(tj) <= 86400
+                   ? (long)json_integer_value(tj) : a->migration_timeout_s;
+  api_client_set_timeout(c, limit);
   _cleanup_free_ char *en = api_escape(name);
   _cleanup_free_ char *eme = me ? api_escape(me) : NULL;
   _cleanup_free_ char *url = eme ? xasprintf("/containers/%s?to=%s", en, eme) : xasprintf("/containers/%s", en);

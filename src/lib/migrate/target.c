@@ -296,7 +296,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     goto out;
   }
   agent_ports_localize(ctr);
-  if ((r = agent_ports_taken(a, json_object_get(ctr, "ports"), NULL, err)) < 0) {
+  if ((r = agent_ports_taken(a, json_object_get(ctr, "ports"), NULL, name, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
     goto out;
   }

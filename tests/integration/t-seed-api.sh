@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The satellite seed's API driven the way its programs drive it (python3
+# with requests and redis, as the seed's ground station and scripts do):
+# /health, /start_container from the image alone (redis published on the
+# host's port 6379), /generate_data, set/get_redis, pull migrations with
+# /start_migration whose answers carry microseconds and podman's
+# --print-stats shapes, a redis client that reaches redis at the host's
+# published port, is told the new host after each move and loses no
+# acknowledged write, every error with its code (400, 404, 409, 502, 504)
+# changing nothing, then /stop_container, /remove_container, /remove_volume.
+source "$(dirname "$0")/lib.sh"
+need /usr/bin/python3
+/usr/bin/python3 -c 'import requests, redis' 2>/dev/null || need python3-requests python3-redis
+cluster_up 2
+cluster_client c1 "$CLUSTER_NET.250"
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
+for h in a1 a2; do f $h image import "$T_DIR/redis.tar" --name redis >/dev/null; done
+
+in_ns c1 /usr/bin/python3 - "$CLUSTER_NET" "$(cat "$T_DIR/token")" >"$T_DIR/py.out" 2>&1 <<'EOF' || { cat "$T_DIR/py.out"; fail "seed client failed"; }
+import json, socket, sys, threading, time
+import redis, requests
+
+net, token = sys.argv[1], sys.argv[2]
+hosts = {"a1": net + ".241", "a2": net + ".242"}
+H = {"Authorization": "Bearer " + token}
+n = 0
+
+def ok(msg):
+    global n
+    n += 1
+    print("ok %d - %s" % (n, msg), flush=True)
+
+def call(method, host, path, body=None, raw=None, timeout=120):
+    url = "http://%s:9000%s" % (host, path)
+    if raw is not None:
+        r = requests.request(method, url, data=raw, headers=H, timeout=timeout)
+    else:
+        r = requests.request(method, url, json=body, headers=H, timeout=timeout)
+    return r.status_code, r.json()
+
+def expect(code, answer, want, what):
+    assert code == want, "%s: expected %d, got %d %s" % (what, want, code, answer)
+    assert answer.get("status") == "error" and answer.get("message"), "%s: %s" % (what, answer)
+
+def wait_redis(host):
+    for _ in range(100):
+        try:
+            if redis.Redis(host=host, port=6379, socket_timeout=2).ping():
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise AssertionError("redis not reachable at %s:6379" % host)
+
+r = requests.get("http://%s:9000/health" % hosts["a1"], timeout=10)
+assert r.status_code == 200 and r.json() == {"status": "UP"}, r.text
+
+# /start_container with nothing but the image on the host
+code, a = call("POST", hosts["a1"], "/start_container", {"container_name": "redis"})
+assert code == 200 and a["status"] == "success" and isinstance(a["duration_ms"], int), a
+wait_redis(hosts["a1"])
+ok("/start_container ran redis from the image, published on %s:6379 (%d ms)" % (hosts["a1"], a["duration_ms"]))
+
+# /generate_data
+code, a = call("POST", hosts["a1"], "/generate_data", {"data_size_mb": 5, "bytes_per_key": 1000})
+assert code == 200 and a["status"] == "success" and a["keys"] == 5000, a
+rc = redis.Redis(host=hosts["a1"], port=6379, socket_timeout=20)
+assert rc.dbsize() == 5000, rc.dbsize()
+v = rc.get("data:4999")
+assert len(v) == 1000, len(v)
+for body, what in (({"bytes_per_key": 10}, "missing data_size_mb"),
+                   ({"data_size_mb": "5", "bytes_per_key": 10}, "string data_size_mb"),
+                   ({"data_size_mb": 1, "bytes_per_key": 1.5}, "fractional bytes_per_key")):
+    code, a = call("POST", hosts["a1"], "/generate_data", body)
+    expect(code, a, 400, what)
+assert rc.dbsize() == 5000
+ok("/generate_data stored 5000 random 1000-byte values (read back through the published port); bad bodies 400, nothing added")
+
+code, a = call("POST", hosts["a1"], "/set_redis", {"key": "sat", "value": "ISS-25544"})
+assert code == 200 and a["status"] == "success", a
+code, a = call("GET", hosts["a1"], "/get_redis/sat")
+assert code == 200 and a["value"] == "ISS-25544", a
+ok("/set_redis and /get_redis")
+
+# A client writing through the published port of whichever host runs redis,
+# told the new host after each move, as the ground station does.
+state = {"host": hosts["a1"], "acked": 0, "errors": [], "stop": False, "conns": 0}
+lock = threading.Lock()
+def writer():
+    cur, cl = None, None
+    while not state["stop"]:
+        with lock:
+            h = state["host"]
+        if h != cur:
+            cur, cl = h, redis.Redis(host=h, port=6379, socket_timeout=20)
+            state["conns"] += 1
+        try:
+            cl.set("ack:%d" % state["acked"], state["acked"])
+            state["acked"] += 1
+        except Exception as e:
+            state["errors"].append(repr(e))
+            time.sleep(0.05)
+        time.sleep(0.01)
+t = threading.Thread(target=writer, daemon=True)
+t.start()
+time.sleep(0.5)
+
+def pull(src, dst):
+    code, a = call("POST", hosts[dst], "/start_migration",
+                   {"server_ip": hosts[src], "container_name": "redis"})
+    assert code == 200 and a["status"] == "success", a
+    for k in ("checkpoint_duration", "restore_duration"):
+        assert isinstance(a[k], int) and 1000 <= a[k] < 600 * 10**6, (k, a[k])
+    cs, rs = a["checkpoint_stats"], a["restore_stats"]
+    assert isinstance(cs["podman_checkpoint_duration"], int) and cs["podman_checkpoint_duration"] >= 1000, cs
+    c0 = cs["container_statistics"][0]
+    assert c0["runtime_checkpoint_duration"] >= 1000, c0
+    crit = c0["criu_statistics"]
+    for k in ("freezing_time", "frozen_time", "memdump_time", "memwrite_time", "pages_scanned", "pages_written"):
+        assert isinstance(crit[k], int), (k, crit)
+    assert crit["frozen_time"] > 0 and crit["pages_scanned"] > 0 and crit["pages_written"] > 0, crit
+    assert isinstance(rs["podman_restore_duration"], int) and rs["podman_restore_duration"] >= 1000, rs
+    r0 = rs["container_statistics"][0]
+    assert r0["runtime_restore_duration"] >= 1000, r0
+    for k in ("forking_time", "pages_restored", "restore_time"):
+        assert isinstance(r0["criu_statistics"][k], int), (k, r0)
+    assert r0["criu_statistics"]["restore_time"] > 0, r0
+    assert "report" in a and a["report"]["status"] == "succeeded"
+    with lock:
+        state["host"] = hosts[dst]   # the client is told the new host
+    return a
+
+a = pull("a1", "a2")
+time.sleep(0.5)
+ok("pull a1 -> a2: durations in microseconds (checkpoint %d us, restore %d us), podman-shaped stats" %
+   (a["checkpoint_duration"], a["restore_duration"]))
+a = pull("a2", "a1")
+time.sleep(0.5)
+ok("pull a2 -> a1 (CRIU wrote %d pages, restored in %d us)" %
+   (a["checkpoint_stats"]["container_statistics"][0]["criu_statistics"]["pages_written"],
+    a["restore_stats"]["container_statistics"][0]["criu_statistics"]["restore_time"]))
+state["stop"] = True
+t.join(30)
+acked = state["acked"]
+rc = redis.Redis(host=hosts["a1"], port=6379, socket_timeout=20)
+missing = [i for i in range(acked) if rc.get("ack:%d" % i) is None]
+assert not missing, "acknowledged writes lost: %s" % missing[:10]
+assert rc.dbsize() >= 5000 + acked and rc.get("sat") == b"ISS-25544"
+ok("the client followed redis a1 -> a2 -> a1 through the hosts' published ports: %d writes acknowledged, none lost (%d connection errors while it moved)" %
+   (acked, len(state["errors"])))
+
+# Errors, each with its code, each changing nothing
+code, a = call("POST", hosts["a2"], "/start_migration", raw=b'{"server_ip": ')
+expect(code, a, 400, "malformed JSON")
+code, a = call("POST", hosts["a2"], "/start_migration", {"container_name": "redis"})
+expect(code, a, 400, "no server_ip")
+code, a = call("POST", hosts["a2"], "/start_migration", {"server_ip": hosts["a1"], "container_name": "nope"})
+expect(code, a, 404, "unknown container on the source")
+assert "nope" in a["message"], a
+code, a = call("POST", hosts["a1"], "/start_migration", {"server_ip": hosts["a2"], "container_name": "redis"})
+expect(code, a, 409, "name in use on the target")
+code, a = call("POST", hosts["a2"], "/start_migration", {"server_ip": net + ".250", "container_name": "redis"})
+expect(code, a, 502, "source refuses connections")
+assert net + ".250" in a["message"], a
+silent = socket.socket()
+silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+silent.bind((net + ".250", 9001))
+silent.listen(4)
+t0 = time.time()
+code, a = call("POST", hosts["a2"], "/start_migration",
+               {"server_ip": net + ".250:9001", "container_name": "redis", "timeout": 2})
+expect(code, a, 504, "source never answers")
+assert time.time() - t0 < 30
+silent.close()
+code, a = call("POST", hosts["a1"], "/stop_container/nope")
+expect(code, a, 404, "stop of an unknown container")
+code, a = call("POST", hosts["a1"], "/remove_volume/nope")
+expect(code, a, 404, "unknown volume")
+rc = redis.Redis(host=hosts["a1"], port=6379, socket_timeout=20)
+assert rc.get("sat") == b"ISS-25544" and rc.dbsize() >= 5000 + acked
+ok("errors: 400 bad body, 404 unknown container (source) and volume, 409 name in use, 502 source unreachable, 504 source silent; redis still on a1 with its data")
+
+for path in ("/stop_container/redis", "/remove_container/redis"):
+    code, a = call("POST", hosts["a1"], path)
+    assert code == 200 and a["status"] == "success", (path, a)
+ok("/stop_container and /remove_container")
+EOF
+cat "$T_DIR/py.out"
+f a1 ps -a | grep -q redis && fail "redis left on a1"
+f a2 ps -a | grep -q redis && fail "redis left on a2"
+in_ns a1 nft list ruleset 2>/dev/null | grep -q "dport 6379" && fail "a1 still forwards 6379"
+check "seed programs' calls all answered as the seed answers them"
+echo "# all checks passed"
