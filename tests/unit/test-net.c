@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "net/ports.h"
+#include "util/json.h"
 
 static void parses_and_rejects_subnets(void **state)
 {
@@ -66,12 +68,70 @@ static void mac_and_names(void **state)
   assert_string_equal(veth, "fv0123456789a");
 }
 
+static void port_mappings(void **state)
+{
+  (void)state;
+  struct ferry_err err = {0};
+  json_t *m = NULL;
+  assert_int_equal(port_spec_parse("6379:6379", &m, &err), 0);
+  assert_string_equal(json_str_or(m, "host_ip", "x"), "");
+  assert_int_equal(json_integer_value(json_object_get(m, "host_port")), 6379);
+  assert_string_equal(json_str_or(m, "protocol", ""), "tcp");
+  json_t *n = NULL;
+  assert_int_equal(port_spec_parse("198.18.0.1:80:8080/udp", &n, &err), 0);
+  assert_string_equal(json_str_or(n, "host_ip", ""), "198.18.0.1");
+  assert_int_equal(json_integer_value(json_object_get(n, "container_port")), 8080);
+  assert_string_equal(json_str_or(n, "protocol", ""), "udp");
+  /* same port, other protocol: no conflict; all addresses vs one: conflict */
+  json_t *o = NULL;
+  assert_int_equal(port_spec_parse("198.18.0.1:6379:1", &o, &err), 0);
+  assert_true(port_conflict(m, o));
+  assert_false(port_conflict(m, n));
+  json_t *p = NULL;
+  assert_int_equal(port_spec_parse("198.18.0.2:6379:1", &p, &err), 0);
+  assert_false(port_conflict(o, p));
+  json_t *both = json_pack("[O, O]", m, n);
+  char *f = ports_format(both);
+  assert_string_equal(f, "0.0.0.0:6379->6379/tcp, 198.18.0.1:80->8080/udp");
+  free(f);
+  json_decref(both);
+  static const char *bad[] = {"", "6379", "0:1", "1:65536", "a:1", "1:2:3:4", "1.2.3:1:2", "1:2/sctp",
+                              "-1:2", "1:2/", ":1", "1:"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    json_t *x = NULL;
+    assert_int_equal(port_spec_parse(bad[i], &x, &err) < 0, 1);
+    assert_int_equal(err.klass, FERRY_E_INVALID);
+    assert_null(x);
+  }
+  /* a list from a peer: strings or objects, duplicates refused */
+  json_t *in = json_pack("[s, {s:s, s:i, s:i, s:s}]", "1:2", "host_ip", "", "host_port", 3,
+                         "container_port", 4, "protocol", "udp");
+  json_t *out = NULL;
+  assert_int_equal(ports_check(in, &out, &err), 0);
+  assert_int_equal(json_array_size(out), 2);
+  json_decref(out);
+  json_array_append_new(in, json_string("0.0.0.0:1:9"));
+  out = NULL;
+  assert_true(ports_check(in, &out, &err) < 0);
+  assert_null(out);
+  json_t *evil = json_pack("[{s:s, s:i, s:i}]", "host_ip", "1.2.3.4; flush ruleset", "host_port", 1,
+                           "container_port", 1);
+  assert_true(ports_check(evil, &out, &err) < 0);
+  json_decref(evil);
+  json_decref(in);
+  json_decref(m);
+  json_decref(n);
+  json_decref(o);
+  json_decref(p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parses_and_rejects_subnets),
       cmocka_unit_test(allocates_lowest_free_usable),
       cmocka_unit_test(mac_and_names),
+      cmocka_unit_test(port_mappings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
