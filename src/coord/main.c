@@ -473,7 +473,7 @@ static int serve(int argc, char **argv)
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   struct coord_options co = {0};
-  struct api_server_options so = {.unix_path = "/run/ferry/coord.sock"};
+  struct http_server_options so = {.unix_path = "/run/ferry/coord.sock"};
   struct policy_options po = {0};
   const char *token_file = NULL;
   bool no_token_ok = false;
@@ -533,8 +533,8 @@ static int serve(int argc, char **argv)
     return fail(&err);
   so.dispatch = coord_dispatch;
   so.ctx = &co_state;
-  struct api_server *srv = NULL;
-  if (api_server_start(NULL, &so, &srv, &err) < 0) {
+  struct http_server *srv = NULL;
+  if (http_server_start(&so, &srv, &err) < 0) {
     coord_close(&co_state);
     return fail(&err);
   }
@@ -542,7 +542,7 @@ static int serve(int argc, char **argv)
   memset(&pol, 0, sizeof pol);
   if (with_policy && policy_start(&pol, &co_state, &po, &err) < 0) {
     policy_stop(&pol);
-    api_server_stop(srv);
+    http_server_stop(srv);
     coord_close(&co_state);
     return fail(&err);
   }
@@ -554,7 +554,7 @@ static int serve(int argc, char **argv)
   log_info("coord", "signal %d: shutting down", sig);
   signal(SIGALRM, SIG_DFL);
   alarm(10);
-  api_server_stop(srv);
+  http_server_stop(srv);
   coord_close(&co_state);
   return 0;
 }

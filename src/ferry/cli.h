@@ -4,11 +4,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "api/api.h"
+#include "http/http.h"
 #include "util/err.h"
 
 struct cli {
-  struct api_client *api;
+  struct http_client *api;
   bool json; /* global --json */
   const char *token;  /* bearer token for TCP agents */
   const char *tls_ca; /* CA for HTTPS agents */

@@ -37,11 +37,11 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
     return cli_usage_error("checkpoint needs a container NAME and a DIR");
   _cleanup_free_ char *dir = cli_abs_path(argv[optind + 1]);
   _cleanup_json_ json_t *req = json_pack("{s:s, s:b}", "dir", dir, "leave_running", leave);
-  _cleanup_free_ char *e = api_escape(argv[optind]);
+  _cleanup_free_ char *e = http_escape(argv[optind]);
   _cleanup_free_ char *url = xasprintf("/v1/containers/%s/checkpoint", e);
   struct ferry_err err = {0};
   _cleanup_json_ json_t *rep = NULL;
-  if (api_call(cli->api, "POST", url, req, &rep, &err) < 0)
+  if (http_call(cli->api, "POST", url, req, &rep, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(rep);
@@ -96,7 +96,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
     json_object_set_new(req, "name", json_string(name));
   struct ferry_err err = {0};
   _cleanup_json_ json_t *rep = NULL;
-  if (api_call(cli->api, "POST", "/v1/containers/restore", req, &rep, &err) < 0)
+  if (http_call(cli->api, "POST", "/v1/containers/restore", req, &rep, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(rep);

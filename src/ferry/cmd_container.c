@@ -15,7 +15,7 @@
 
 static char *ctr_url(const char *name, const char *suffix)
 {
-  _cleanup_free_ char *e = api_escape(name);
+  _cleanup_free_ char *e = http_escape(name);
   return xasprintf("/v1/containers/%s%s", e, suffix ? suffix : "");
 }
 
@@ -93,7 +93,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
   json_object_set_new(req, "start", json_boolean(start));
   struct ferry_err err = {0};
   _cleanup_json_ json_t *rec = NULL;
-  if (api_call(cli->api, "POST", "/v1/containers", req, &rec, &err) < 0)
+  if (http_call(cli->api, "POST", "/v1/containers", req, &rec, &err) < 0)
     return cli_fail(&err);
   const char *id = json_str_or(rec, "id", "");
   if (cli->json)
@@ -112,14 +112,14 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     _cleanup_free_ char *lurl = xasprintf("%s/logs?offset=%zu", url, offset);
     char *text = NULL;
     size_t len = 0;
-    if (api_get_raw(cli->api, lurl, &text, &len, &err) == 0) {
+    if (http_get_raw(cli->api, lurl, &text, &len, &err) == 0) {
       fwrite(text, 1, len, stdout);
       fflush(stdout);
       offset += len;
       free(text);
     }
     _cleanup_json_ json_t *st = NULL;
-    if (api_call(cli->api, "GET", url, NULL, &st, &err) < 0)
+    if (http_call(cli->api, "GET", url, NULL, &st, &err) < 0)
       return cli_fail(&err);
     const char *s = json_str_or(st, "status", "");
     if (strcmp(s, "running") != 0 && strcmp(s, "paused") != 0) {
@@ -132,7 +132,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
   }
   if (autorm) {
     _cleanup_free_ char *durl = xasprintf("%s?force=1", url);
-    if (api_call(cli->api, "DELETE", durl, NULL, NULL, &err) < 0)
+    if (http_call(cli->api, "DELETE", durl, NULL, NULL, &err) < 0)
       return cli_fail(&err);
   }
   return code;
@@ -155,7 +155,7 @@ static int each(struct cli *cli, int argc, char **argv, int first, const char *m
     struct ferry_err err = {0};
     _cleanup_free_ char *url = ctr_url(argv[i], suffix);
     _cleanup_json_ json_t *out = NULL;
-    if (api_call(cli->api, method, url, NULL, &out, &err) < 0)
+    if (http_call(cli->api, method, url, NULL, &out, &err) < 0)
       rc = cli_fail(&err);
     else if (cli->json)
       cli_print_json(out);
@@ -205,7 +205,7 @@ int cmd_kill(struct cli *cli, int argc, char **argv)
       return 125;
     sig = optarg;
   }
-  _cleanup_free_ char *esig = api_escape(sig);
+  _cleanup_free_ char *esig = http_escape(sig);
   _cleanup_free_ char *sfx = xasprintf("/kill?signal=%s", esig);
   return each(cli, argc, argv, optind, "POST", sfx);
 }
@@ -263,7 +263,7 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
   }
   struct ferry_err err = {0};
   _cleanup_json_ json_t *list = NULL;
-  if (api_call(cli->api, "GET", all ? "/v1/containers?all=1" : "/v1/containers", NULL, &list,
+  if (http_call(cli->api, "GET", all ? "/v1/containers?all=1" : "/v1/containers", NULL, &list,
                &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
@@ -304,7 +304,7 @@ int cmd_inspect(struct cli *cli, int argc, char **argv)
     struct ferry_err err = {0};
     _cleanup_free_ char *url = ctr_url(argv[i], NULL);
     json_t *out = NULL;
-    if (api_call(cli->api, "GET", url, NULL, &out, &err) < 0)
+    if (http_call(cli->api, "GET", url, NULL, &out, &err) < 0)
       rc = cli_fail(&err);
     else
       json_array_append_new(arr, out);
@@ -339,7 +339,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     _cleanup_free_ char *lurl = xasprintf("%s/logs?offset=%zu", url, offset);
     char *text = NULL;
     size_t len = 0;
-    if (api_get_raw(cli->api, lurl, &text, &len, &err) < 0)
+    if (http_get_raw(cli->api, lurl, &text, &len, &err) < 0)
       return cli_fail(&err);
     fwrite(text, 1, len, stdout);
     fflush(stdout);
@@ -351,7 +351,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
       return 0;
     }
     _cleanup_json_ json_t *st = NULL;
-    if (api_call(cli->api, "GET", url, NULL, &st, &err) < 0)
+    if (http_call(cli->api, "GET", url, NULL, &st, &err) < 0)
       return cli_fail(&err);
     const char *s = json_str_or(st, "status", "");
     if (len == 0 && strcmp(s, "running") != 0 && strcmp(s, "paused") != 0)
@@ -395,7 +395,7 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
   struct ferry_err err = {0};
   _cleanup_free_ char *url = ctr_url(argv[optind], "/exec");
   _cleanup_json_ json_t *out = NULL;
-  if (api_call(cli->api, "POST", url, req, &out, &err) < 0)
+  if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(out);
@@ -412,7 +412,7 @@ int cmd_info(struct cli *cli, int argc, char **argv)
   (void)argv;
   struct ferry_err err = {0};
   _cleanup_json_ json_t *out = NULL;
-  if (api_call(cli->api, "GET", "/v1/info", NULL, &out, &err) < 0)
+  if (http_call(cli->api, "GET", "/v1/info", NULL, &out, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(out);

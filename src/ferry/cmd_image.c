@@ -20,7 +20,7 @@ static int image_ls(struct cli *cli)
 {
   struct ferry_err err = {0};
   _cleanup_json_ json_t *list = NULL;
-  if (api_call(cli->api, "GET", "/v1/images", NULL, &list, &err) < 0)
+  if (http_call(cli->api, "GET", "/v1/images", NULL, &list, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(list);
@@ -62,17 +62,17 @@ static int image_import_cmd(struct cli *cli, int argc, char **argv)
     return cli_usage_error("image import needs exactly one FILE");
   const char *file = argv[optind];
   _cleanup_free_ char *copy = xstrdup(file);
-  _cleanup_free_ char *efile = api_escape(basename(copy));
+  _cleanup_free_ char *efile = http_escape(basename(copy));
   _cleanup_free_ char *url = NULL;
   if (name) {
-    _cleanup_free_ char *en = api_escape(name);
+    _cleanup_free_ char *en = http_escape(name);
     url = xasprintf("/v1/images/import?filename=%s&name=%s", efile, en);
   } else {
     url = xasprintf("/v1/images/import?filename=%s", efile);
   }
   struct ferry_err err = {0};
   _cleanup_json_ json_t *img = NULL;
-  if (api_upload(cli->api, url, file, &img, &err) < 0)
+  if (http_upload(cli->api, url, file, &img, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(img);
@@ -106,11 +106,11 @@ int cmd_image(struct cli *cli, int argc, char **argv)
     int rc = 0;
     for (int i = 2; i < argc; i++) {
       struct ferry_err err = {0};
-      _cleanup_free_ char *e = api_escape(argv[i]);
+      _cleanup_free_ char *e = http_escape(argv[i]);
       _cleanup_free_ char *url = xasprintf("/v1/images/%s", e);
       _cleanup_json_ json_t *out = NULL;
       bool rm = strcmp(sub, "rm") == 0;
-      if (api_call(cli->api, rm ? "DELETE" : "GET", url, NULL, &out, &err) < 0)
+      if (http_call(cli->api, rm ? "DELETE" : "GET", url, NULL, &out, &err) < 0)
         rc = cli_fail(&err);
       else if (rm)
         printf("Removed %s\n", argv[i]);

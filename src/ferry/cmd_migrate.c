@@ -123,13 +123,13 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     return cli_usage_error("migrate needs a container NAME and --to URL (see ferry migrate --help)");
   const char *name = argv[optind];
   struct ferry_err err = {0};
-  struct api_client *api = cli->api;
-  struct api_client *fromc = NULL;
+  struct http_client *api = cli->api;
+  struct http_client *fromc = NULL;
   if (from) {
-    if (api_client_new(from, &fromc, &err) < 0)
+    if (http_client_new(from, &fromc, &err) < 0)
       return cli_fail(&err);
-    api_client_set_token(fromc, cli->token);
-    api_client_set_ca(fromc, cli->tls_ca);
+    http_client_set_token(fromc, cli->token);
+    http_client_set_ca(fromc, cli->tls_ca);
     api = fromc;
   }
   _cleanup_json_ json_t *req = json_pack("{s:s, s:b}", "to", to, "keep", keep);
@@ -144,16 +144,16 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
   if (tokfile) {
     _cleanup_free_ char *tok = NULL;
     if (read_token_file(tokfile, &tok, &err) < 0) {
-      api_client_free(fromc);
+      http_client_free(fromc);
       return cli_fail(&err);
     }
     json_object_set_new(req, "token", json_string(tok));
   }
-  _cleanup_free_ char *e = api_escape(name);
+  _cleanup_free_ char *e = http_escape(name);
   _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", e);
   _cleanup_json_ json_t *started = NULL;
-  if (api_call(api, "POST", url, req, &started, &err) < 0) {
-    api_client_free(fromc);
+  if (http_call(api, "POST", url, req, &started, &err) < 0) {
+    http_client_free(fromc);
     return cli_fail(&err);
   }
   _cleanup_free_ char *murl = xasprintf("/v1/migrations/%s", json_str_or(started, "id", ""));
@@ -164,10 +164,10 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
   for (;;) {
     json_decref(rep);
     rep = NULL;
-    if (api_call(api, "GET", murl, NULL, &rep, &err) < 0) {
+    if (http_call(api, "GET", murl, NULL, &rep, &err) < 0) {
       if (tty)
         fputc('\n', stderr);
-      api_client_free(fromc);
+      http_client_free(fromc);
       return cli_fail(&err);
     }
     bool running = strcmp(json_str_or(rep, "status", ""), "running") == 0;
@@ -177,7 +177,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
       break;
     usleep(100000);
   }
-  api_client_free(fromc);
+  http_client_free(fromc);
   int rc = 0;
   if (cli->json) {
     cli_print_json(rep);

@@ -21,7 +21,7 @@ int cmd_node(struct cli *cli, int argc, char **argv)
       cli->json = true;
   struct ferry_err err = {0};
   _cleanup_json_ json_t *nodes = NULL;
-  if (api_call(cli->api, "GET", "/v1/nodes", NULL, &nodes, &err) < 0)
+  if (http_call(cli->api, "GET", "/v1/nodes", NULL, &nodes, &err) < 0)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(nodes);
@@ -65,14 +65,14 @@ int coord_migrate_cmd(struct cli *cli, int argc, char **argv)
     json_object_set_new(req, "from", json_string(from));
   struct ferry_err err = {0};
   _cleanup_json_ json_t *started = NULL;
-  if (api_call(cli->api, "POST", "/v1/migrations", req, &started, &err) < 0)
+  if (http_call(cli->api, "POST", "/v1/migrations", req, &started, &err) < 0)
     return cli_fail(&err);
   _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", json_str_or(started, "id", ""));
   json_t *m = NULL;
   for (int i = 0; i < 36000; i++) { /* bounded: an hour */
     json_decref(m);
     m = NULL;
-    if (api_call(cli->api, "GET", url, NULL, &m, &err) < 0)
+    if (http_call(cli->api, "GET", url, NULL, &m, &err) < 0)
       return cli_fail(&err);
     if (strcmp(json_str_or(m, "status", ""), "running") != 0)
       break;

@@ -25,7 +25,7 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
   struct ferry_err err = {0};
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     _cleanup_json_ json_t *list = NULL;
-    if (api_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
+    if (http_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
       return cli_fail(&err);
     if (cli->json) {
       cli_print_json(list);
@@ -48,17 +48,17 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
     if (strcmp(argv[i], "--json") == 0)
       continue;
     n++;
-    _cleanup_free_ char *e = api_escape(argv[i]);
+    _cleanup_free_ char *e = http_escape(argv[i]);
     _cleanup_free_ char *url = xasprintf("/v1/volumes/%s", e);
     _cleanup_json_ json_t *out = NULL;
     int r;
     if (strcmp(sub, "create") == 0) {
       _cleanup_json_ json_t *req = json_pack("{s:s}", "name", argv[i]);
-      r = api_call(cli->api, "POST", "/v1/volumes", req, &out, &err);
+      r = http_call(cli->api, "POST", "/v1/volumes", req, &out, &err);
     } else if (strcmp(sub, "rm") == 0) {
-      r = api_call(cli->api, "DELETE", url, NULL, &out, &err);
+      r = http_call(cli->api, "DELETE", url, NULL, &out, &err);
     } else if (strcmp(sub, "inspect") == 0) {
-      r = api_call(cli->api, "GET", url, NULL, &out, &err);
+      r = http_call(cli->api, "GET", url, NULL, &out, &err);
     } else {
       return cli_usage_error("unknown volume command \"%s\"", sub);
     }

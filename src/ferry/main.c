@@ -94,21 +94,21 @@ int main(int argc, char **argv)
     /* With --coord, node and migrate go to the coordinator. */
     bool to_coord = cli.coord && *cli.coord &&
                     (strcmp(name, "node") == 0 || strcmp(name, "migrate") == 0);
-    if (api_client_new(to_coord ? cli.coord : host, &cli.api, &err) < 0)
+    if (http_client_new(to_coord ? cli.coord : host, &cli.api, &err) < 0)
       return cli_fail(&err);
     if (token_file && *token_file) {
       if (read_token_file(token_file, &token, &err) < 0) {
-        api_client_free(cli.api);
+        http_client_free(cli.api);
         return cli_fail(&err);
       }
       cli.token = token;
     }
-    api_client_set_token(cli.api, cli.token);
-    api_client_set_ca(cli.api, cli.tls_ca);
+    http_client_set_token(cli.api, cli.token);
+    http_client_set_ca(cli.api, cli.tls_ca);
     /* Per-command --json is accepted too. */
     int r = to_coord && strcmp(name, "migrate") == 0 ? coord_migrate_cmd(&cli, argc - i, argv + i)
                                                       : commands[k].fn(&cli, argc - i, argv + i);
-    api_client_free(cli.api);
+    http_client_free(cli.api);
     return r;
   }
   return cli_usage_error("unknown command \"%s\" (see ferry --help)", name);

@@ -72,18 +72,18 @@ static void *announce_main(void *arg)
   pthread_mutex_lock(&an->lock);
   while (!an->stop) {
     pthread_mutex_unlock(&an->lock);
-    struct api_client *c = NULL;
+    struct http_client *c = NULL;
     struct ferry_err err = {0};
-    if (api_client_new(an->coord, &c, &err) == 0) {
-      api_client_set_token(c, an->token);
-      api_client_set_ca(c, an->ca);
-      api_client_set_timeout(c, 5);
+    if (http_client_new(an->coord, &c, &err) == 0) {
+      http_client_set_token(c, an->token);
+      http_client_set_ca(c, an->ca);
+      http_client_set_timeout(c, 5);
       json_t *body = json_pack("{s:s, s:s}", "name", an->name, "url", an->url);
       if (an->satellite)
         json_object_set_new(body, "satellite", json_string(an->satellite));
-      int r = api_call(c, "POST", "/v1/nodes", body, NULL, &err);
+      int r = http_call(c, "POST", "/v1/nodes", body, NULL, &err);
       json_decref(body);
-      api_client_free(c);
+      http_client_free(c);
       if (r < 0 && was_ok)
         log_warn("ferryd", "coordinator %s: %s", an->coord, err.msg);
       else if (r == 0 && !was_ok)
@@ -233,8 +233,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "ferryd: %s\n", err.msg);
     return 1;
   }
-  struct api_server *srv = NULL;
-  struct api_server_options so = {.unix_path = socket_path, .max_upload = max_upload,
+  struct http_server *srv = NULL;
+  struct http_server_options so = {.unix_path = socket_path, .max_upload = max_upload,
                                   .listen = o.listen, .token = token, .tls_cert = tls_cert,
                                   .tls_key = tls_key};
   if (api_server_start(&a, &so, &srv, &err) < 0) {
@@ -275,7 +275,7 @@ int main(int argc, char **argv)
    * the containers do not depend on it (ferry-shim owns them). */
   signal(SIGALRM, SIG_DFL);
   alarm(10);
-  api_server_stop(srv);
+  http_server_stop(srv);
   agent_close(&a);
   return 0;
 }

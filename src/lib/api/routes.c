@@ -1,4 +1,5 @@
-/* Request routing: method + path -> agent call. See docs/api.md. */
+/* The agent's /v1 routes: a table of method + pattern -> handler, each a
+ * thin call into agent/ or migrate/. See docs/api.md. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +10,15 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-int api_status_for(const struct ferry_err *err)
-{
-  if (err->code == -ENOSPC || err->code == -EDQUOT)
-    return 507;
-  switch (err->klass) {
-  case FERRY_E_INVALID: return 400;
-  case FERRY_E_NOTFOUND: return 404;
-  case FERRY_E_CONFLICT: return 409;
-  case FERRY_E_AUTH: return 401;
-  case FERRY_E_UNAVAILABLE: return 503;
-  default: return 500;
+#define AGENT(ctx) ((struct agent *)(ctx))
+#define H(name) static void name(void *ctx, const struct http_request *req, char **args, \
+                                 struct http_response *resp)
+/* A handler taking the JSON body: *body parsed, else the reply is the error. */
+#define BODY_OR_REPLY(body, err)                                                                   \
+  if (http_body(req, &(body), &(err)) < 0) {                                                       \
+    http_reply_err(resp, &(err));                                                                  \
+    return;                                                                                        \
   }
-}
 
 bool api_route_wants_upload(const char *method, const char *path)
 {
@@ -31,59 +28,6 @@ bool api_route_wants_upload(const char *method, const char *path)
     return true;
   /* the parts of an incoming migration: /v1/migrations/incoming/ID/PART[/NAME] */
   return strcmp(method, "PUT") == 0 && strncmp(path, "/v1/migrations/incoming/", 24) == 0;
-}
-
-static void reply(struct api_response *resp, int status, json_t *j)
-{
-  resp->status = status;
-  resp->json = j;
-}
-
-static void reply_err(struct api_response *resp, const struct ferry_err *err)
-{
-  reply(resp, api_status_for(err),
-        json_pack("{s:s, s:s}", "status", "error", "message", err->msg[0] ? err->msg : "internal error"));
-}
-
-static void reply_ok(struct api_response *resp, int r, json_t *j, const struct ferry_err *err)
-{
-  if (r < 0)
-    reply_err(resp, err);
-  else
-    reply(resp, 200, j ? j : json_pack("{s:s}", "status", "success"));
-}
-
-/* Splits "/a/b/c" into at most n segments; the last takes the rest. */
-static size_t split(const char *path, char **seg, size_t n)
-{
-  size_t k = 0;
-  const char *p = path;
-  while (*p == '/')
-    p++;
-  while (*p && k < n) {
-    const char *slash = k + 1 < n ? strchr(p, '/') : NULL;
-    size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    seg[k++] = strndup(p, len);
-    p += len;
-    while (*p == '/')
-      p++;
-  }
-  return k;
-}
-
-static bool qbool(const struct api_request *req, const char *key)
-{
-  const char *v = req->query(req->query_ctx, key);
-  return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
-}
-
-static int parse_body(const struct api_request *req, json_t **out, struct ferry_err *err)
-{
-  if (req->body_len == 0) {
-    *out = json_object();
-    return 0;
-  }
-  return json_parse(req->body, req->body_len, "request body", out, err);
 }
 
 static int parse_signal(const char *s, int *sig)
@@ -114,270 +58,395 @@ static int parse_signal(const char *s, int *sig)
   return -EINVAL;
 }
 
-static void containers(struct agent *a, const struct api_request *req, char **seg, size_t n,
-                       struct api_response *resp)
+H(health)
 {
+  (void)ctx, (void)req, (void)args;
+  http_reply(resp, 200, json_pack("{s:s}", "status", "UP"));
+}
+
+H(info)
+{
+  (void)req, (void)args;
+  http_reply(resp, 200, agent_info(AGENT(ctx)));
+}
+
+/* ---- containers ---- */
+H(ctr_list)
+{
+  (void)args;
+  http_reply(resp, 200, agent_ctr_list(AGENT(ctx), http_query_bool(req, "all")));
+}
+
+H(ctr_create)
+{
+  (void)args;
   struct ferry_err err = {0};
-  json_t *out = NULL;
   _cleanup_json_ json_t *body = NULL;
-  const char *m = req->method;
-  int r;
-  if (n == 2 && strcmp(m, "GET") == 0) {
-    reply(resp, 200, agent_ctr_list(a, qbool(req, "all")));
-    return;
-  }
-  if (n == 2 && strcmp(m, "POST") == 0) {
-    if ((r = parse_body(req, &body, &err)) == 0)
-      r = agent_ctr_create(a, body, &out, &err);
-    if (r < 0)
-      reply_err(resp, &err);
-    else
-      reply(resp, 201, out);
-    return;
-  }
-  if (n == 3 && strcmp(m, "POST") == 0 && strcmp(seg[2], "restore") == 0) {
-    if ((r = parse_body(req, &body, &err)) == 0)
-      r = agent_restore(a, body, &out, &err);
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  const char *name = seg[2];
-  if (n == 3 && strcmp(m, "GET") == 0) {
-    r = agent_ctr_inspect(a, name, &out, &err);
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  if (n == 3 && strcmp(m, "DELETE") == 0) {
-    r = agent_ctr_remove(a, name, qbool(req, "force"), &err);
-    reply_ok(resp, r, NULL, &err);
-    return;
-  }
-  if (n == 4 && strcmp(m, "GET") == 0 && strcmp(seg[3], "logs") == 0) {
-    char *text = NULL;
-    size_t len = 0;
-    const char *off = req->query(req->query_ctx, "offset");
-    r = agent_ctr_logs(a, name, off ? strtoull(off, NULL, 10) : 0, &text, &len, &err);
-    if (r < 0) {
-      reply_err(resp, &err);
-      return;
-    }
-    resp->status = 200;
-    resp->raw = text;
-    resp->raw_len = len;
-    return;
-  }
-  if (n == 4 && strcmp(m, "POST") == 0) {
-    const char *verb = seg[3];
-    if (strcmp(verb, "start") == 0) {
-      r = agent_ctr_start(a, name, &out, &err);
-    } else if (strcmp(verb, "stop") == 0) {
-      const char *t = req->query(req->query_ctx, "timeout");
-      r = agent_ctr_stop(a, name, t ? atoi(t) : -1, &out, &err);
-    } else if (strcmp(verb, "kill") == 0) {
-      int sig;
-      if (parse_signal(req->query(req->query_ctx, "signal"), &sig) < 0)
-        r = FERRY_INVALID(&err, "signal \"%s\" is not known", req->query(req->query_ctx, "signal"));
-      else
-        r = agent_ctr_kill(a, name, sig, &out, &err);
-    } else if (strcmp(verb, "exec") == 0) {
-      if ((r = parse_body(req, &body, &err)) == 0)
-        r = agent_ctr_exec(a, name, body, &out, &err);
-    } else if (strcmp(verb, "checkpoint") == 0) {
-      if ((r = parse_body(req, &body, &err)) == 0)
-        r = agent_checkpoint(a, name, body, &out, &err);
-    } else if (strcmp(verb, "migrate") == 0) {
-      if ((r = parse_body(req, &body, &err)) == 0)
-        r = migrate_start(a, name, body, &out, &err);
-      if (r == 0) {
-        /* ?wait=1: answer when it ends, with the report */
-        if (qbool(req, "wait")) {
-          json_t *rep = migrate_wait(a, json_str_or(out, "id", ""), 3600);
-          json_decref(out);
-          out = rep;
-        }
-        reply(resp, 202, out);
-        return;
-      }
-    } else {
-      r = FERRY_NOTFOUND(&err, "no such action \"%s\"", verb);
-    }
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-  reply_err(resp, &err);
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  if (agent_ctr_create(AGENT(ctx), body, &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 201, out);
 }
 
-static void images(struct agent *a, const struct api_request *req, char **seg, size_t n,
-                   struct api_response *resp)
+H(ctr_restore)
 {
+  (void)args;
   struct ferry_err err = {0};
-  json_t *out = NULL;
-  const char *m = req->method;
-  int r;
-  if (n == 2 && strcmp(m, "GET") == 0) {
-    reply(resp, 200, agent_image_list(a));
-    return;
-  }
-  if (n == 3 && strcmp(seg[2], "import") == 0 && (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0)) {
-    if (!req->upload_path) {
-      FERRY_INTERNAL(&err, "image upload was not stored");
-      reply_err(resp, &err);
-      return;
-    }
-    const char *fname = req->query(req->query_ctx, "filename");
-    r = agent_image_import(a, req->upload_path, req->query(req->query_ctx, "name"),
-                           fname ? fname : "upload", &out, &err);
-    if (r < 0)
-      reply_err(resp, &err);
-    else
-      reply(resp, 201, out);
-    return;
-  }
-  if (n == 3 && strcmp(m, "GET") == 0) {
-    r = agent_image_inspect(a, seg[2], &out, &err);
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  if (n == 3 && strcmp(m, "DELETE") == 0) {
-    r = agent_image_remove(a, seg[2], &err);
-    reply_ok(resp, r, NULL, &err);
-    return;
-  }
-  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-  reply_err(resp, &err);
-}
-
-static void volumes(struct agent *a, const struct api_request *req, char **seg, size_t n,
-                    struct api_response *resp)
-{
-  struct ferry_err err = {0};
-  json_t *out = NULL;
   _cleanup_json_ json_t *body = NULL;
-  const char *m = req->method;
-  int r;
-  if (n == 2 && strcmp(m, "GET") == 0) {
-    reply(resp, 200, agent_volume_list(a));
-    return;
-  }
-  if (n == 2 && strcmp(m, "POST") == 0) {
-    const char *name = NULL;
-    if ((r = parse_body(req, &body, &err)) == 0 &&
-        (r = json_get_str(body, "name", true, &name, &err)) == 0)
-      r = agent_volume_create(a, name, &out, &err);
-    if (r < 0)
-      reply_err(resp, &err);
-    else
-      reply(resp, 201, out);
-    return;
-  }
-  if (n == 3 && strcmp(m, "GET") == 0) {
-    r = agent_volume_inspect(a, seg[2], &out, &err);
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  if (n == 3 && strcmp(m, "DELETE") == 0) {
-    r = agent_volume_remove(a, seg[2], &err);
-    reply_ok(resp, r, NULL, &err);
-    return;
-  }
-  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-  reply_err(resp, &err);
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = agent_restore(AGENT(ctx), body, &out, &err);
+  http_reply_result(resp, r, out, &err);
 }
 
-static void migrations(struct agent *a, const struct api_request *req, char **seg, size_t n,
-                       struct api_response *resp)
+H(ctr_inspect)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_ctr_inspect(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_remove)
+{
+  struct ferry_err err = {0};
+  int r = agent_ctr_remove(AGENT(ctx), args[0], http_query_bool(req, "force"), &err);
+  http_reply_result(resp, r, NULL, &err);
+}
+
+H(ctr_logs)
+{
+  struct ferry_err err = {0};
+  char *text = NULL;
+  size_t len = 0;
+  const char *off = req->query(req->query_ctx, "offset");
+  if (agent_ctr_logs(AGENT(ctx), args[0], off ? strtoull(off, NULL, 10) : 0, &text, &len, &err) < 0) {
+    http_reply_err(resp, &err);
+    return;
+  }
+  resp->status = 200;
+  resp->raw = text;
+  resp->raw_len = len;
+}
+
+H(ctr_start)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_ctr_start(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_stop)
 {
   struct ferry_err err = {0};
   json_t *out = NULL;
-  _cleanup_json_ json_t *body = NULL;
-  const char *m = req->method;
-  int r;
-  if (n == 2 && strcmp(m, "GET") == 0) {
-    reply(resp, 200, migrate_list(a));
-    return;
-  }
-  if (n == 3 && strcmp(seg[2], "incoming") == 0 && strcmp(m, "POST") == 0) {
-    if ((r = parse_body(req, &body, &err)) == 0)
-      r = incoming_offer(a, body, req->peer, &out, &err);
-    if (r < 0)
-      reply_err(resp, &err);
-    else
-      reply(resp, 201, out);
-    return;
-  }
-  if (n == 3 && strcmp(m, "GET") == 0) {
-    out = migrate_get(a, seg[2]);
-    if (!out) {
-      FERRY_NOTFOUND(&err, "migration %s: no such migration", seg[2]);
-      reply_err(resp, &err);
-    } else {
-      reply(resp, 200, out);
-    }
-    return;
-  }
-  if (n >= 4 && strcmp(seg[2], "incoming") == 0) {
-    const char *id = seg[3];
-    if (n == 4 && strcmp(m, "GET") == 0) {
-      r = incoming_get(a, id, &out, &err);
-    } else if (n == 4 && strcmp(m, "DELETE") == 0) {
-      r = incoming_abort(a, id, &out, &err);
-    } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "page-server") == 0) {
-      r = incoming_page_server(a, id, &out, &err);
-    } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "restore") == 0) {
-      if ((r = parse_body(req, &body, &err)) == 0)
-        r = incoming_restore(a, id, body, &out, &err);
-    } else if (n == 5 && strcmp(m, "POST") == 0 && strcmp(seg[4], "commit") == 0) {
-      r = incoming_commit(a, id, &out, &err);
-    } else if ((n == 5 || n == 6) && strcmp(m, "PUT") == 0 && req->upload_path) {
-      static const struct {
-        const char *seg, *kind;
-        bool named;
-      } parts[] = {{"layers", "layer", true},        {"volumes", "volume", true},
-                   {"volume-delta", "volume-delta", true}, {"rootfs", "rootfs", false},
-                   {"rootfs-delta", "rootfs-delta", false}, {"criu", "criu", false}};
-      r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-      for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-        if (strcmp(seg[4], parts[i].seg) == 0 && parts[i].named == (n == 6)) {
-          r = incoming_put(a, id, parts[i].kind, n == 6 ? seg[5] : NULL, req->upload_path, &out, &err);
-          break;
-        }
-      }
-    } else {
-      r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-    }
-    reply_ok(resp, r, out, &err);
-    return;
-  }
-  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", m, req->path);
-  reply_err(resp, &err);
+  const char *t = req->query(req->query_ctx, "timeout");
+  int r = agent_ctr_stop(AGENT(ctx), args[0], t ? atoi(t) : -1, &out, &err);
+  http_reply_result(resp, r, out, &err);
 }
 
-void api_dispatch(struct agent *a, const struct api_request *req, struct api_response *resp)
+H(ctr_kill)
 {
-  char *seg[6] = {0};
-  bool is_images = strncmp(req->path, "/v1/images/", 11) == 0;
-  /* Image references contain '/' (registry/name:tag): the rest is one segment. */
-  size_t n = split(req->path, seg, is_images ? 3 : 6);
   struct ferry_err err = {0};
-  if (api_seed_dispatch(a, req, resp)) {
-    /* answered in the seeds' own terms */
-  } else if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0) {
-    reply(resp, 200, json_pack("{s:s}", "status", "UP"));
-  } else if (n == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "info") == 0) {
-    reply(resp, 200, agent_info(a));
-  } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "containers") == 0) {
-    containers(a, req, seg, n, resp);
-  } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "images") == 0) {
-    images(a, req, seg, n, resp);
-  } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "volumes") == 0 && n <= 3) {
-    volumes(a, req, seg, n, resp);
-  } else if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "migrations") == 0) {
-    migrations(a, req, seg, n, resp);
+  json_t *out = NULL;
+  int sig, r;
+  const char *s = req->query(req->query_ctx, "signal");
+  if (parse_signal(s, &sig) < 0)
+    r = FERRY_INVALID(&err, "signal \"%s\" is not known", s);
+  else
+    r = agent_ctr_kill(AGENT(ctx), args[0], sig, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_exec)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = agent_ctr_exec(AGENT(ctx), args[0], body, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_checkpoint)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = agent_checkpoint(AGENT(ctx), args[0], body, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_migrate)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  if (migrate_start(AGENT(ctx), args[0], body, &out, &err) < 0) {
+    http_reply_err(resp, &err);
+    return;
+  }
+  /* ?wait=1: answer when it ends, with the report */
+  if (http_query_bool(req, "wait")) {
+    json_t *rep = migrate_wait(AGENT(ctx), json_str_or(out, "id", ""), 3600);
+    json_decref(out);
+    out = rep;
+  }
+  http_reply(resp, 202, out);
+}
+
+/* ---- images ---- */
+H(img_list)
+{
+  (void)req, (void)args;
+  http_reply(resp, 200, agent_image_list(AGENT(ctx)));
+}
+
+H(img_import)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  if (!req->upload_path) {
+    FERRY_INTERNAL(&err, "image upload was not stored");
+    http_reply_err(resp, &err);
+    return;
+  }
+  const char *fname = req->query(req->query_ctx, "filename");
+  if (agent_image_import(AGENT(ctx), req->upload_path, req->query(req->query_ctx, "name"),
+                         fname ? fname : "upload", &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 201, out);
+}
+
+H(img_inspect)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_image_inspect(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(img_remove)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  int r = agent_image_remove(AGENT(ctx), args[0], &err);
+  http_reply_result(resp, r, NULL, &err);
+}
+
+/* ---- volumes ---- */
+H(vol_list)
+{
+  (void)req, (void)args;
+  http_reply(resp, 200, agent_volume_list(AGENT(ctx)));
+}
+
+H(vol_create)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  const char *name = NULL;
+  BODY_OR_REPLY(body, err);
+  if (json_get_str(body, "name", true, &name, &err) < 0 ||
+      agent_volume_create(AGENT(ctx), name, &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 201, out);
+}
+
+H(vol_inspect)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_volume_inspect(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(vol_remove)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  int r = agent_volume_remove(AGENT(ctx), args[0], &err);
+  http_reply_result(resp, r, NULL, &err);
+}
+
+/* ---- migrations ---- */
+H(mig_list)
+{
+  (void)req, (void)args;
+  http_reply(resp, 200, migrate_list(AGENT(ctx)));
+}
+
+H(mig_get)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = migrate_get(AGENT(ctx), args[0]);
+  if (!out) {
+    FERRY_NOTFOUND(&err, "migration %s: no such migration", args[0]);
+    http_reply_err(resp, &err);
   } else {
-    FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
-    reply_err(resp, &err);
+    http_reply(resp, 200, out);
   }
-  for (size_t i = 0; i < n; i++)
-    free(seg[i]);
+}
+
+H(in_offer)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  if (incoming_offer(AGENT(ctx), body, req->peer, &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 201, out);
+}
+
+H(in_get)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = incoming_get(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(in_abort)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = incoming_abort(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(in_page_server)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = incoming_page_server(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(in_restore)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = incoming_restore(AGENT(ctx), args[0], body, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(in_commit)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = incoming_commit(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+/* PUT .../incoming/{id}/{part}[/{name}]: an upload of one part */
+static void in_put(void *ctx, const struct http_request *req, const char *id, const char *part,
+                   const char *name, struct http_response *resp)
+{
+  static const struct {
+    const char *seg, *kind;
+    bool named;
+  } parts[] = {{"layers", "layer", true},          {"volumes", "volume", true},
+               {"volume-delta", "volume-delta", true}, {"rootfs", "rootfs", false},
+               {"rootfs-delta", "rootfs-delta", false}, {"criu", "criu", false}};
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
+  for (size_t i = 0; req->upload_path && i < ARRAY_SIZE(parts); i++) {
+    if (strcmp(part, parts[i].seg) == 0 && parts[i].named == (name != NULL)) {
+      r = incoming_put(AGENT(ctx), id, parts[i].kind, name, req->upload_path, &out, &err);
+      break;
+    }
+  }
+  http_reply_result(resp, r, out, &err);
+}
+
+H(in_put_part)
+{
+  in_put(ctx, req, args[0], args[1], NULL, resp);
+}
+
+H(in_put_named)
+{
+  in_put(ctx, req, args[0], args[1], args[2], resp);
+}
+
+static const struct http_route routes[] = {
+    {"GET", "/health", health},
+    {"GET", "/v1/info", info},
+    {"GET", "/v1/containers", ctr_list},
+    {"POST", "/v1/containers", ctr_create},
+    {"POST", "/v1/containers/restore", ctr_restore},
+    {"GET", "/v1/containers/{}", ctr_inspect},
+    {"DELETE", "/v1/containers/{}", ctr_remove},
+    {"GET", "/v1/containers/{}/logs", ctr_logs},
+    {"POST", "/v1/containers/{}/start", ctr_start},
+    {"POST", "/v1/containers/{}/stop", ctr_stop},
+    {"POST", "/v1/containers/{}/kill", ctr_kill},
+    {"POST", "/v1/containers/{}/exec", ctr_exec},
+    {"POST", "/v1/containers/{}/checkpoint", ctr_checkpoint},
+    {"POST", "/v1/containers/{}/migrate", ctr_migrate},
+    {"GET", "/v1/images", img_list},
+    {"POST", "/v1/images/import", img_import},
+    {"PUT", "/v1/images/import", img_import},
+    /* image references contain '/' (registry/name:tag) */
+    {"GET", "/v1/images/{*}", img_inspect},
+    {"DELETE", "/v1/images/{*}", img_remove},
+    {"GET", "/v1/volumes", vol_list},
+    {"POST", "/v1/volumes", vol_create},
+    {"GET", "/v1/volumes/{}", vol_inspect},
+    {"DELETE", "/v1/volumes/{}", vol_remove},
+    {"GET", "/v1/migrations", mig_list},
+    {"POST", "/v1/migrations/incoming", in_offer},
+    {"GET", "/v1/migrations/{}", mig_get},
+    {"GET", "/v1/migrations/incoming/{}", in_get},
+    {"DELETE", "/v1/migrations/incoming/{}", in_abort},
+    {"POST", "/v1/migrations/incoming/{}/page-server", in_page_server},
+    {"POST", "/v1/migrations/incoming/{}/restore", in_restore},
+    {"POST", "/v1/migrations/incoming/{}/commit", in_commit},
+    {"PUT", "/v1/migrations/incoming/{}/{}", in_put_part},
+    {"PUT", "/v1/migrations/incoming/{}/{}/{}", in_put_named},
+};
+
+void api_dispatch(void *agent, const struct http_request *req, struct http_response *resp)
+{
+  struct ferry_err err = {0};
+  if (api_seed_dispatch(agent, req, resp) || http_route(routes, ARRAY_SIZE(routes), agent, req, resp))
+    return;
+  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
+  http_reply_err(resp, &err);
+}
+
+int api_server_start(struct agent *a, const struct http_server_options *o,
+                     struct http_server **out, struct ferry_err *err)
+{
+  struct http_server_options so = *o;
+  so.dispatch = api_dispatch;
+  so.wants_upload = api_route_wants_upload;
+  so.ctx = a;
+  so.upload_dir = a->images.tmp_dir;
+  return http_server_start(&so, out, err);
 }

@@ -19,9 +19,9 @@
 #include "util/json.h"
 #include "util/redisfill.h"
 
-static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
+static void ok(struct http_response *resp, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
+static void ok(struct http_response *resp, json_t *extra, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -37,31 +37,21 @@ static void ok(struct api_response *resp, json_t *extra, const char *fmt, ...)
   resp->json = j;
 }
 
-static void error(struct api_response *resp, const struct ferry_err *err)
+static void error(struct http_response *resp, const struct ferry_err *err)
 {
-  resp->status = api_status_for(err);
-  resp->json = json_pack("{s:s, s:s}", "status", "error", "message", err->msg);
-}
-
-static bool path_arg(const char *path, const char *prefix, const char **arg)
-{
-  size_t n = strlen(prefix);
-  if (strncmp(path, prefix, n) != 0 || !path[n] || strchr(path + n, '/'))
-    return false;
-  *arg = path + n;
-  return true;
+  http_reply_err(resp, err);
 }
 
 /* The port of our own TCP API ("ADDR:PORT" of the connection), else 8000 as in the seed. */
-static const char *own_port(const struct api_request *req)
+static const char *own_port(const struct http_request *req)
 {
   const char *c = req->local ? strrchr(req->local, ':') : NULL;
   return c ? c + 1 : "8000";
 }
 
 /* Source side: migrate NAME to the agent that asked, and answer when done. */
-static void pull_source(struct agent *a, const struct api_request *req, const char *name,
-                        struct api_response *resp)
+static void pull_source(struct agent *a, const struct http_request *req, const char *name,
+                        struct http_response *resp)
 {
   struct ferry_err err = {0};
   const char *to = req->query(req->query_ctx, "to");
@@ -130,8 +120,8 @@ static json_t *podman_stats(json_t *rep, bool restore)
 }
 
 /* Target side: ask the source to push NAME here. */
-static void start_migration(struct agent *a, const struct api_request *req, json_t *body,
-                            struct api_response *resp)
+static void start_migration(struct agent *a, const struct http_request *req, json_t *body,
+                            struct http_response *resp)
 {
   struct ferry_err err = {0};
   const char *server, *name;
@@ -159,25 +149,25 @@ static void start_migration(struct agent *a, const struct api_request *req, json
   _cleanup_free_ char *me = NULL;
   if (req->local && *req->local)
     me = xasprintf("tcp://%s", req->local);
-  struct api_client *c = NULL;
-  if (api_client_new(src, &c, &err) < 0) {
+  struct http_client *c = NULL;
+  if (http_client_new(src, &c, &err) < 0) {
     error(resp, &err);
     return;
   }
-  api_client_set_token(c, a->token);
-  api_client_set_ca(c, a->tls_ca);
+  http_client_set_token(c, a->token);
+  http_client_set_ca(c, a->tls_ca);
   /* a source that never answers is given up (504): after "timeout"
    * seconds when the body says so, else the agent's migration timeout */
   json_t *tj = json_object_get(body, "timeout");
   long limit = json_is_integer(tj) && json_integer_value(tj) > 0 && json_integer_value(tj) <= 86400
                    ? (long)json_integer_value(tj) : a->migration_timeout_s;
-  api_client_set_timeout(c, limit);
-  _cleanup_free_ char *en = api_escape(name);
-  _cleanup_free_ char *eme = me ? api_escape(me) : NULL;
+  http_client_set_timeout(c, limit);
+  _cleanup_free_ char *en = http_escape(name);
+  _cleanup_free_ char *eme = me ? http_escape(me) : NULL;
   _cleanup_free_ char *url = eme ? xasprintf("/containers/%s?to=%s", en, eme) : xasprintf("/containers/%s", en);
   _cleanup_json_ json_t *out = NULL;
-  int r = api_call(c, "GET", url, NULL, &out, &err);
-  api_client_free(c);
+  int r = http_call(c, "GET", url, NULL, &out, &err);
+  http_client_free(c);
   if (r < 0) {
     /* the source itself unreachable (502) or silent (504); otherwise its
      * own answer's class: 404 for a container it does not have */
@@ -202,7 +192,7 @@ static void start_migration(struct agent *a, const struct api_request *req, json
 }
 
 /* POST /generate_data {"data_size_mb", "bytes_per_key"[, "container_name"]} */
-static void generate_data(struct agent *a, json_t *body, struct api_response *resp)
+static void generate_data(struct agent *a, json_t *body, struct http_response *resp)
 {
   struct ferry_err err = {0};
   json_t *mb = json_object_get(body, "data_size_mb"), *bpk = json_object_get(body, "bytes_per_key");
@@ -234,7 +224,7 @@ static void generate_data(struct agent *a, json_t *body, struct api_response *re
 }
 
 static void redis_exec(struct agent *a, char *const *cmd, const char *key,
-                       struct api_response *resp)
+                       struct http_response *resp)
 {
   struct ferry_err err = {0};
   _cleanup_json_ json_t *req = json_pack("{s:o, s:i}", "cmd", json_strv(cmd), "timeout", 30);
@@ -253,72 +243,137 @@ static void redis_exec(struct agent *a, char *const *cmd, const char *key,
   ok(resp, json_pack("{s:s, s:s}", "key", key, "value", value), "redis %s", cmd[1]);
 }
 
-bool api_seed_dispatch(struct agent *a, const struct api_request *req, struct api_response *resp)
+/* The seed's POST bodies are JSON objects ({} when empty); false when the
+ * reply is already the error. */
+static bool seed_body(const struct http_request *req, struct http_response *resp, json_t **body)
 {
-  const char *m = req->method, *p = req->path, *arg;
   struct ferry_err err = {0};
-  _cleanup_json_ json_t *body = NULL;
-  bool post = strcmp(m, "POST") == 0, get = strcmp(m, "GET") == 0;
-  if (post && (strcmp(p, "/start_migration") == 0 || strcmp(p, "/start_container") == 0 ||
-               strcmp(p, "/set_redis") == 0 || strcmp(p, "/generate_data") == 0)) {
-    if (json_parse(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2,
-                   "request body", &body, &err) < 0 || !json_is_object(body)) {
-      if (!err.msg[0])
-        FERRY_INVALID(&err, "request body must be a JSON object");
-      error(resp, &err);
-      return true;
-    }
-  }
-  if (post && strcmp(p, "/start_migration") == 0) {
-    start_migration(a, req, body, resp);
-  } else if (get && (path_arg(p, "/containers/", &arg) || path_arg(p, "/container/", &arg))) {
-    pull_source(a, req, arg, resp);
-  } else if (post && strcmp(p, "/start_container") == 0) {
-    const char *name;
-    json_t *out = NULL;
-    uint64_t t0 = now_mono_ms();
-    if (json_get_str(body, "container_name", true, &name, &err) < 0 ||
-        agent_seed_run(a, name, &out, &err) < 0)
-      error(resp, &err);
-    else {
-      json_decref(out);
-      ok(resp, json_pack("{s:I}", "duration_ms", (json_int_t)(now_mono_ms() - t0)),
-         "container %s started", name);
-    }
-  } else if (post && strcmp(p, "/generate_data") == 0) {
-    generate_data(a, body, resp);
-  } else if (post && path_arg(p, "/stop_container/", &arg)) {
-    json_t *out = NULL;
-    if (agent_ctr_stop(a, arg, -1, &out, &err) < 0)
-      error(resp, &err);
-    else {
-      json_decref(out);
-      ok(resp, NULL, "container %s stopped", arg);
-    }
-  } else if (post && path_arg(p, "/remove_container/", &arg)) {
-    if (agent_ctr_remove(a, arg, true, &err) < 0)
-      error(resp, &err);
-    else
-      ok(resp, NULL, "container %s removed", arg);
-  } else if (post && path_arg(p, "/remove_volume/", &arg)) {
-    if (agent_volume_remove(a, arg, &err) < 0)
-      error(resp, &err);
-    else
-      ok(resp, NULL, "volume %s removed", arg);
-  } else if (post && strcmp(p, "/set_redis") == 0) {
-    const char *key, *value;
-    if (json_get_str(body, "key", true, &key, &err) < 0 ||
-        json_get_str(body, "value", true, &value, &err) < 0) {
-      error(resp, &err);
-    } else {
-      char *cmd[] = {"redis-cli", "set", (char *)key, (char *)value, NULL};
-      redis_exec(a, cmd, key, resp);
-    }
-  } else if (get && path_arg(p, "/get_redis/", &arg)) {
-    char *cmd[] = {"redis-cli", "get", (char *)arg, NULL};
-    redis_exec(a, cmd, arg, resp);
-  } else {
+  if (json_parse(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2,
+                 "request body", body, &err) < 0 || !json_is_object(*body)) {
+    if (!err.msg[0])
+      FERRY_INVALID(&err, "request body must be a JSON object");
+    error(resp, &err);
     return false;
   }
   return true;
+}
+
+#define AGENT(ctx) ((struct agent *)(ctx))
+#define H(name) static void name(void *ctx, const struct http_request *req, char **args, \
+                                 struct http_response *resp)
+
+H(h_start_migration)
+{
+  (void)args;
+  _cleanup_json_ json_t *body = NULL;
+  if (seed_body(req, resp, &body))
+    start_migration(AGENT(ctx), req, body, resp);
+}
+
+H(h_pull)
+{
+  pull_source(AGENT(ctx), req, args[0], resp);
+}
+
+H(h_start_container)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  const char *name;
+  json_t *out = NULL;
+  uint64_t t0 = now_mono_ms();
+  if (!seed_body(req, resp, &body))
+    return;
+  if (json_get_str(body, "container_name", true, &name, &err) < 0 ||
+      agent_seed_run(AGENT(ctx), name, &out, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  json_decref(out);
+  ok(resp, json_pack("{s:I}", "duration_ms", (json_int_t)(now_mono_ms() - t0)), "container %s started",
+     name);
+}
+
+H(h_generate_data)
+{
+  (void)args;
+  _cleanup_json_ json_t *body = NULL;
+  if (seed_body(req, resp, &body))
+    generate_data(AGENT(ctx), body, resp);
+}
+
+H(h_stop)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  if (agent_ctr_stop(AGENT(ctx), args[0], -1, &out, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  json_decref(out);
+  ok(resp, NULL, "container %s stopped", args[0]);
+}
+
+H(h_remove)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  if (agent_ctr_remove(AGENT(ctx), args[0], true, &err) < 0)
+    error(resp, &err);
+  else
+    ok(resp, NULL, "container %s removed", args[0]);
+}
+
+H(h_remove_volume)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  if (agent_volume_remove(AGENT(ctx), args[0], &err) < 0)
+    error(resp, &err);
+  else
+    ok(resp, NULL, "volume %s removed", args[0]);
+}
+
+H(h_set_redis)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  const char *key, *value;
+  if (!seed_body(req, resp, &body))
+    return;
+  if (json_get_str(body, "key", true, &key, &err) < 0 ||
+      json_get_str(body, "value", true, &value, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
+  char *cmd[] = {"redis-cli", "set", (char *)key, (char *)value, NULL};
+  redis_exec(AGENT(ctx), cmd, key, resp);
+}
+
+H(h_get_redis)
+{
+  (void)req;
+  char *cmd[] = {"redis-cli", "get", args[0], NULL};
+  redis_exec(AGENT(ctx), cmd, args[0], resp);
+}
+
+static const struct http_route seed_routes[] = {
+    {"POST", "/start_migration", h_start_migration},
+    {"GET", "/containers/{}", h_pull},
+    {"GET", "/container/{}", h_pull},
+    {"POST", "/start_container", h_start_container},
+    {"POST", "/generate_data", h_generate_data},
+    {"POST", "/stop_container/{}", h_stop},
+    {"POST", "/remove_container/{}", h_remove},
+    {"POST", "/remove_volume/{}", h_remove_volume},
+    {"POST", "/set_redis", h_set_redis},
+    {"GET", "/get_redis/{}", h_get_redis},
+};
+
+bool api_seed_dispatch(struct agent *a, const struct http_request *req, struct http_response *resp)
+{
+  return http_route(seed_routes, ARRAY_SIZE(seed_routes), a, req, resp);
 }

@@ -183,14 +183,14 @@ int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *er
 
 /* ----------------------------------------------------------- migrations */
 
-static struct api_client *agent_client(struct coord *c, const char *url, struct ferry_err *err)
+static struct http_client *agent_client(struct coord *c, const char *url, struct ferry_err *err)
 {
-  struct api_client *cl = NULL;
-  if (api_client_new(url, &cl, err) < 0)
+  struct http_client *cl = NULL;
+  if (http_client_new(url, &cl, err) < 0)
     return NULL;
-  api_client_set_token(cl, c->token);
-  api_client_set_ca(cl, c->tls_ca);
-  api_client_set_timeout(cl, 15);
+  http_client_set_token(cl, c->token);
+  http_client_set_ca(cl, c->tls_ca);
+  http_client_set_timeout(cl, 15);
   return cl;
 }
 
@@ -258,7 +258,7 @@ static void mjob_free(struct mjob *j)
 }
 
 /* Follows the agent's migration to its end, recording each phase. */
-static void follow(struct mjob *j, struct api_client *cl)
+static void follow(struct mjob *j, struct http_client *cl)
 {
   struct coord *c = j->c;
   _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", j->agent_id);
@@ -268,7 +268,7 @@ static void follow(struct mjob *j, struct api_client *cl)
   while (now_mono_ms() < deadline) {
     json_t *rep = NULL;
     struct ferry_err e = {0};
-    if (api_call(cl, "GET", url, NULL, &rep, &e) < 0) {
+    if (http_call(cl, "GET", url, NULL, &rep, &e) < 0) {
       if (++misses > 50) { /* the origin agent went away for 10 s */
         finish(c, j->id, "unknown", e.msg, NULL, j->container, NULL);
         return;
@@ -301,15 +301,15 @@ static void *migration_main(void *arg)
   struct mjob *j = arg;
   struct coord *c = j->c;
   struct ferry_err e = {0};
-  struct api_client *cl = agent_client(c, j->origin_url, &e);
+  struct http_client *cl = agent_client(c, j->origin_url, &e);
   if (cl) {
-    _cleanup_free_ char *en = api_escape(j->container);
+    _cleanup_free_ char *en = http_escape(j->container);
     _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", en);
     _cleanup_json_ json_t *body = json_pack("{s:s, s:b}", "to", j->dest_url, "keep", j->keep);
     if (j->redirect_s >= 0)
       json_object_set_new(body, "redirect_for", json_integer(j->redirect_s));
     _cleanup_json_ json_t *started = NULL;
-    if (api_call(cl, "POST", url, body, &started, &e) == 0) {
+    if (http_call(cl, "POST", url, body, &started, &e) == 0) {
       j->agent_id = xstrdup(json_str_or(started, "id", ""));
       const char *p[] = {j->agent_id, j->id};
       pthread_mutex_lock(&c->lock);
@@ -320,7 +320,7 @@ static void *migration_main(void *arg)
     } else {
       finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
     }
-    api_client_free(cl);
+    http_client_free(cl);
   } else {
     finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
   }
@@ -342,17 +342,17 @@ json_t *coord_find_running(struct coord *c, const char *container)
   {
     if (found || strcmp(json_str_or(n, "status", ""), "up") != 0)
       continue;
-    struct api_client *cl = agent_client(c, json_str_or(n, "url", ""), NULL);
+    struct http_client *cl = agent_client(c, json_str_or(n, "url", ""), NULL);
     if (!cl)
       continue;
-    api_client_set_timeout(cl, 5);
-    _cleanup_free_ char *en = api_escape(container);
+    http_client_set_timeout(cl, 5);
+    _cleanup_free_ char *en = http_escape(container);
     _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
     _cleanup_json_ json_t *rec = NULL;
-    if (api_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
+    if (http_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
         strcmp(json_str_or(rec, "status", ""), "running") == 0)
       found = json_incref(n);
-    api_client_free(cl);
+    http_client_free(cl);
   }
   json_decref(nodes);
   return found;
@@ -526,30 +526,30 @@ static void *recover_main(void *arg)
     const char *id = json_str_or(m, "id", ""), *ctr = json_str_or(m, "container", "");
     const char *aid = json_str_or(m, "agent_id", NULL);
     /* still running on the origin agent? then follow it again */
-    struct api_client *cl = agent_client(c, json_str_or(m, "ourl", ""), NULL);
+    struct http_client *cl = agent_client(c, json_str_or(m, "ourl", ""), NULL);
     if (cl && aid) {
       _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", aid);
       _cleanup_json_ json_t *rep = NULL;
-      if (api_call(cl, "GET", url, NULL, &rep, NULL) == 0) {
+      if (http_call(cl, "GET", url, NULL, &rep, NULL) == 0) {
         struct mjob j = {.c = c, .container = (char *)ctr, .dest = (char *)json_str_or(m, "dest", ""),
                          .agent_id = (char *)aid};
         snprintf(j.id, sizeof j.id, "%s", id);
         follow(&j, cl);
-        api_client_free(cl);
+        http_client_free(cl);
         continue;
       }
     }
-    api_client_free(cl);
+    http_client_free(cl);
     /* the agent no longer knows it: where does the container run? */
     bool on_dest = false;
     cl = agent_client(c, json_str_or(m, "durl", ""), NULL);
     if (cl) {
-      _cleanup_free_ char *en = api_escape(ctr);
+      _cleanup_free_ char *en = http_escape(ctr);
       _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
       _cleanup_json_ json_t *rec = NULL;
-      on_dest = api_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
+      on_dest = http_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
                 strcmp(json_str_or(rec, "status", ""), "running") == 0;
-      api_client_free(cl);
+      http_client_free(cl);
     }
     finish(c, id, on_dest ? "succeeded" : "failed",
            on_dest ? NULL : "interrupted by a coordinator restart; the container was not moved", NULL,

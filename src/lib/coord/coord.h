@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <sqlite3.h>
 
-#include "api/api.h"
+#include "http/http.h"
 #include "util/err.h"
 
 struct coord_options {
@@ -50,4 +50,4 @@ json_t *coord_migration_list(struct coord *c);
 json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s);
 
 /* The REST API (api/ server dispatch callback). */
-void coord_dispatch(void *ctx, const struct api_request *req, struct api_response *resp);
+void coord_dispatch(void *ctx, const struct http_request *req, struct http_response *resp);

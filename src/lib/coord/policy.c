@@ -31,15 +31,15 @@ static const struct window *window_of(const struct policy *p, size_t station, co
  * names with their delay (ms, or -1). */
 static json_t *celestial_connected(struct policy *p, const char *station)
 {
-  struct api_client *cl = NULL;
-  if (api_client_new(p->celestial, &cl, NULL) < 0)
+  struct http_client *cl = NULL;
+  if (http_client_new(p->celestial, &cl, NULL) < 0)
     return NULL;
-  api_client_set_timeout(cl, 3);
-  _cleanup_free_ char *en = api_escape(station);
+  http_client_set_timeout(cl, 3);
+  _cleanup_free_ char *en = http_escape(station);
   _cleanup_free_ char *url = xasprintf("/gst/%s", en);
   json_t *out = NULL, *res = NULL;
   struct ferry_err err = {0};
-  if (api_call(cl, "GET", url, NULL, &out, &err) == 0) {
+  if (http_call(cl, "GET", url, NULL, &out, &err) == 0) {
     res = json_object();
     size_t i;
     json_t *c;
@@ -58,7 +58,7 @@ static json_t *celestial_connected(struct policy *p, const char *station)
     log_warn("policy", "Celestial %s: %s", p->celestial, err.msg);
   }
   json_decref(out);
-  api_client_free(cl);
+  http_client_free(cl);
   return res;
 }
 

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "http/http.h"
 #include "ckpt/ckpt.h"
 #include "migrate/migrate.h"
 #include "migrate/protocol.h"
@@ -25,7 +25,7 @@
 #include "util/strv.h"
 
 struct outgoing;
-struct api_client;
+struct http_client;
 
 /* How the memory pages travel, chosen once per migration: the seam where
  * later strategies (pre-dump rounds, lazy pages) go. prepare() runs while
@@ -34,7 +34,7 @@ struct api_client;
  * directory (then they travel in the CRIU images archive). */
 struct mem_strategy {
   const char *name;
-  int (*prepare)(struct outgoing *o, struct api_client *c, char **page_server,
+  int (*prepare)(struct outgoing *o, struct http_client *c, char **page_server,
                  struct ferry_err *err);
 };
 
@@ -145,7 +145,7 @@ static long remaining_s(struct outgoing *o)
   return left > 1000 ? (long)(left / 1000) : 1;
 }
 
-static int put_tar(struct outgoing *o, struct api_client *c, const char *src, const struct tar_opts *to,
+static int put_tar(struct outgoing *o, struct http_client *c, const char *src, const struct tar_opts *to,
                    const char *url, const char *kind, struct ferry_err *err)
 {
   _cleanup_free_ char *tmp = path_join(o->a->images.tmp_dir, "mig-XXXXXX");
@@ -156,8 +156,8 @@ static int put_tar(struct outgoing *o, struct api_client *c, const char *src, co
   uint64_t bytes = 0;
   int r = dir_to_tar_opts(src, tmp, to, &bytes, err);
   if (r == 0) {
-    api_client_set_timeout(c, remaining_s(o));
-    r = api_upload_method(c, "PUT", url, tmp, NULL, err);
+    http_client_set_timeout(c, remaining_s(o));
+    r = http_upload_method(c, "PUT", url, tmp, NULL, err);
   }
   unlink(tmp);
   if (r == 0)
@@ -169,7 +169,7 @@ static int put_tar(struct outgoing *o, struct api_client *c, const char *src, co
 static char *mig_url(struct outgoing *o, const char *part, const char *arg);
 
 /* Sends every volume of rec as PUT .../PART/NAME (full or delta). */
-static int send_volumes(struct outgoing *o, struct api_client *c, json_t *rec,
+static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
                         const struct tar_opts *to, const char *part, struct ferry_err *err)
 {
   size_t i;
@@ -188,7 +188,7 @@ static int send_volumes(struct outgoing *o, struct api_client *c, json_t *rec,
 
 static char *mig_url(struct outgoing *o, const char *part, const char *arg)
 {
-  _cleanup_free_ char *e = arg ? api_escape(arg) : NULL;
+  _cleanup_free_ char *e = arg ? http_escape(arg) : NULL;
   return xasprintf("/v1/migrations/incoming/%s%s%s%s", o->id, part, e ? "/" : "", e ? e : "");
 }
 
@@ -203,13 +203,13 @@ static char *url_host(const char *url)
 
 /* stream: the target's CRIU page server receives the pages while CRIU dumps
  * them; nothing is written on the source. */
-static int mem_stream_prepare(struct outgoing *o, struct api_client *c, char **page_server,
+static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **page_server,
                               struct ferry_err *err)
 {
   _cleanup_json_ json_t *ps = NULL;
-  api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+  http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
-  if (api_call(c, "POST", psurl, NULL, &ps, err) < 0)
+  if (http_call(c, "POST", psurl, NULL, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
   const char *addr = json_str_or(ps, "address", "");
   _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
@@ -219,7 +219,7 @@ static int mem_stream_prepare(struct outgoing *o, struct api_client *c, char **p
 
 /* copy: CRIU writes the pages on the source; they go with the other CRIU
  * images in one archive after the dump (what a checkpoint file does). */
-static int mem_copy_prepare(struct outgoing *o, struct api_client *c, char **page_server,
+static int mem_copy_prepare(struct outgoing *o, struct http_client *c, char **page_server,
                             struct ferry_err *err)
 {
   (void)o, (void)c, (void)err;
@@ -246,13 +246,13 @@ static const struct mem_strategy *mem_strategy_find(const char *name)
 }
 
 /* What the target says of the migration (GET .../incoming/ID), as a code. */
-static enum target_state target_state_of(struct api_client *c, const char *mid, long timeout_s)
+static enum target_state target_state_of(struct http_client *c, const char *mid, long timeout_s)
 {
   _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
   _cleanup_json_ json_t *st = NULL;
   struct ferry_err e = {0};
-  api_client_set_timeout(c, timeout_s);
-  if (api_call(c, "GET", url, NULL, &st, &e) < 0)
+  http_client_set_timeout(c, timeout_s);
+  if (http_call(c, "GET", url, NULL, &st, &e) < 0)
     return e.klass == FERRY_E_NOTFOUND ? T_GONE : T_UNKNOWN;
   return target_state_parse(json_str_or(st, "state", ""));
 }
@@ -262,13 +262,13 @@ static enum target_state target_state_of(struct api_client *c, const char *mid, 
  * network (the source withdraws; the target kills what it is not told to
  * commit). If the answer is lost, the source asks how the restore ends while
  * the target says "restoring", within the migration's timeout. */
-static int target_restore(struct outgoing *o, struct api_client *c, json_t *neigh, json_t **tr,
+static int target_restore(struct outgoing *o, struct http_client *c, json_t *neigh, json_t **tr,
                           struct ferry_err *err)
 {
   _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
   _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
-  api_client_set_timeout(c, remaining_s(o));
-  int r = api_call(c, "POST", url, req, tr, err);
+  http_client_set_timeout(c, remaining_s(o));
+  int r = http_call(c, "POST", url, req, tr, err);
   if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
     return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
   /* The answer was lost or is late: ask how it ends (bounded). */
@@ -301,15 +301,15 @@ enum commit_outcome { COMMIT_DONE, COMMIT_LOST, COMMIT_IN_DOUBT };
 /* Tells the target that its copy is the container now. DONE: it runs there.
  * LOST: the target says it has no copy (the source may resume). IN_DOUBT:
  * the target could not be asked; it may run the container. */
-static enum commit_outcome target_commit(struct outgoing *o, struct api_client *c,
+static enum commit_outcome target_commit(struct outgoing *o, struct http_client *c,
                                          json_t **tr, struct ferry_err *err)
 {
   _cleanup_free_ char *url = mig_url(o, "/commit", NULL);
   uint64_t until = now_mono_ms() + (uint64_t)COMMIT_PATIENCE_S * 1000;
   for (int n = 0; n < 1000 && now_mono_ms() < until; n++) {
     json_t *ans = NULL;
-    api_client_set_timeout(c, 5);
-    if (api_call(c, "POST", url, NULL, &ans, err) == 0) {
+    http_client_set_timeout(c, 5);
+    if (http_call(c, "POST", url, NULL, &ans, err) == 0) {
       json_decref(*tr);
       *tr = ans;
       return COMMIT_DONE;
@@ -334,7 +334,7 @@ static void *source_main(void *arg)
   struct agent *a = o->a;
   struct migrations *m = a->mig;
   struct ferry_err err = {0};
-  struct api_client *c = NULL;
+  struct http_client *c = NULL;
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *offer_resp = NULL;
@@ -347,11 +347,11 @@ static void *source_main(void *arg)
   const char *id = NULL;
   json_t *tr = NULL;
 
-  if ((r = api_client_new(o->to, &c, &err)) < 0)
+  if ((r = http_client_new(o->to, &c, &err)) < 0)
     goto fail;
-  api_client_set_token(c, o->token ? o->token : a->token);
-  api_client_set_ca(c, a->tls_ca);
-  api_client_set_progress(c, on_progress, o);
+  http_client_set_token(c, o->token ? o->token : a->token);
+  http_client_set_ca(c, a->tls_ca);
+  http_client_set_progress(c, on_progress, o);
 
   /* ---- offer: the migration owns the container from here ---- */
   set_phase(o, "offer");
@@ -378,8 +378,8 @@ static void *source_main(void *arg)
     _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id,
                                              "source_agent", a->id, "container", ctr, "image", img,
                                              "volumes", vols);
-    api_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
-    if ((r = api_call(c, "POST", "/v1/migrations/incoming", offer, &offer_resp, &err)) < 0) {
+    http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+    if ((r = http_call(c, "POST", "/v1/migrations/incoming", offer, &offer_resp, &err)) < 0) {
       ferry_err_wrap(&err, "offer to %s", o->to);
       goto fail;
     }
@@ -509,9 +509,9 @@ fail:
     /* Withdraw: the target removes what it has. Whatever it answers, a copy
      * there never joins the network without our commit. */
     _cleanup_free_ char *durl = mig_url(o, "", NULL);
-    api_client_set_timeout(c, 3);
+    http_client_set_timeout(c, 3);
     struct ferry_err e2 = {0};
-    if (api_call(c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
+    if (http_call(c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
       log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
                o->id, e2.msg);
   }
@@ -545,7 +545,7 @@ out:
   json_decref(tr);
   if (local)
     mig_dir_remove(local);
-  api_client_free(c);
+  http_client_free(c);
   pthread_mutex_lock(&m->out_lock);
   m->out_running--;
   pthread_cond_broadcast(&m->out_cond);
@@ -719,24 +719,24 @@ void source_recover(struct agent *a)
     bool commit_sent = json_is_true(json_object_get(mj, "commit"));
     const char *name = json_str_or(rec, "name", "");
     enum target_state st = T_UNKNOWN;
-    struct api_client *c = NULL;
-    if (migration_id_valid(mid) && api_client_new(to, &c, NULL) == 0) {
-      api_client_set_token(c, a->token);
-      api_client_set_ca(c, a->tls_ca);
+    struct http_client *c = NULL;
+    if (migration_id_valid(mid) && http_client_new(to, &c, NULL) == 0) {
+      http_client_set_token(c, a->token);
+      http_client_set_ca(c, a->tls_ca);
       st = target_state_of(c, mid, 5);
       if (source_recover_action(st, commit_sent) == RA_COMMIT_AGAIN) {
         /* the commit never arrived: the target still waits for it */
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s/commit", mid);
-        api_client_set_timeout(c, 5);
-        api_call(c, "POST", url, NULL, NULL, NULL);
+        http_client_set_timeout(c, 5);
+        http_call(c, "POST", url, NULL, NULL, NULL);
         st = target_state_of(c, mid, 5);
       }
       if (source_recover_action(st, commit_sent) == RA_RESUME_HERE && st != T_UNKNOWN) {
         _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
-        api_client_set_timeout(c, 5);
-        api_call(c, "DELETE", url, NULL, NULL, NULL);
+        http_client_set_timeout(c, 5);
+        http_call(c, "DELETE", url, NULL, NULL, NULL);
       }
-      api_client_free(c);
+      http_client_free(c);
     }
     enum recover_action act = source_recover_action(st, commit_sent);
     if (act == RA_REMOVE_HERE) {

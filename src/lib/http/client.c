@@ -3,25 +3,25 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "api/api.h"
+#include "http/http.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
 
 #define DEFAULT_SOCKET "/run/ferry/ferryd.sock"
 
-struct api_client {
+struct http_client {
   char *host;       /* as given */
   char *unix_path;  /* for unix:// */
   char *base;       /* URL prefix */
   char *auth;       /* "Authorization: Bearer ..." or NULL */
   char *ca;
   long timeout;
-  api_progress_fn progress;
+  http_progress_fn progress;
   void *progress_ud;
 };
 
-void api_client_set_progress(struct api_client *c, api_progress_fn fn, void *ud)
+void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud)
 {
   c->progress = fn;
   c->progress_ud = ud;
@@ -31,33 +31,33 @@ static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
 {
   (void)dltotal;
   (void)dlnow;
-  struct api_client *c = ud;
+  struct http_client *c = ud;
   if (c->progress)
     c->progress(c->progress_ud, (uint64_t)ulnow, (uint64_t)ultotal);
   return 0;
 }
 
-void api_client_set_token(struct api_client *c, const char *token)
+void http_client_set_token(struct http_client *c, const char *token)
 {
   free(c->auth);
   c->auth = token && *token ? xasprintf("Authorization: Bearer %s", token) : NULL;
 }
 
-void api_client_set_ca(struct api_client *c, const char *ca_file)
+void http_client_set_ca(struct http_client *c, const char *ca_file)
 {
   free(c->ca);
   c->ca = ca_file ? xstrdup(ca_file) : NULL;
 }
 
-void api_client_set_timeout(struct api_client *c, long seconds) { c->timeout = seconds; }
+void http_client_set_timeout(struct http_client *c, long seconds) { c->timeout = seconds; }
 
-int api_client_new(const char *host, struct api_client **out, struct ferry_err *err)
+int http_client_new(const char *host, struct http_client **out, struct ferry_err *err)
 {
   if (!host || !*host)
     host = getenv("FERRY_HOST");
   if (!host || !*host)
     host = "unix://" DEFAULT_SOCKET;
-  struct api_client *c = calloc(1, sizeof *c);
+  struct http_client *c = calloc(1, sizeof *c);
   if (!c)
     abort();
   c->host = xstrdup(host);
@@ -83,7 +83,7 @@ int api_client_new(const char *host, struct api_client **out, struct ferry_err *
   return 0;
 }
 
-void api_client_free(struct api_client *c)
+void http_client_free(struct http_client *c)
 {
   if (!c)
     return;
@@ -95,9 +95,9 @@ void api_client_free(struct api_client *c)
   free(c);
 }
 
-const char *api_client_host(struct api_client *c) { return c->host; }
+const char *http_client_host(struct http_client *c) { return c->host; }
 
-char *api_escape(const char *s)
+char *http_escape(const char *s)
 {
   char *e = curl_easy_escape(NULL, s, 0);
   char *r = xstrdup(e);
@@ -124,7 +124,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
-static int perform(struct api_client *c, const char *method, const char *path,
+static int perform(struct http_client *c, const char *method, const char *path,
                    const char *body, size_t body_len, FILE *upload, curl_off_t upload_size,
                    struct sink *resp, long *status, struct ferry_err *err)
 {
@@ -199,7 +199,7 @@ static int finish(struct sink *s, long status, json_t **out, struct ferry_err *e
   return 0;
 }
 
-int api_call(struct api_client *c, const char *method, const char *path, json_t *body,
+int http_call(struct http_client *c, const char *method, const char *path, json_t *body,
              json_t **out, struct ferry_err *err)
 {
   _cleanup_free_ char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -212,13 +212,13 @@ int api_call(struct api_client *c, const char *method, const char *path, json_t 
   return r;
 }
 
-int api_upload(struct api_client *c, const char *path, const char *file, json_t **out,
+int http_upload(struct http_client *c, const char *path, const char *file, json_t **out,
                struct ferry_err *err)
 {
-  return api_upload_method(c, "POST", path, file, out, err);
+  return http_upload_method(c, "POST", path, file, out, err);
 }
 
-int api_upload_method(struct api_client *c, const char *method, const char *path,
+int http_upload_method(struct http_client *c, const char *method, const char *path,
                       const char *file, json_t **out, struct ferry_err *err)
 {
   _cleanup_fclose_ FILE *f = fopen(file, "rb");
@@ -236,7 +236,7 @@ int api_upload_method(struct api_client *c, const char *method, const char *path
   return r;
 }
 
-int api_get_raw(struct api_client *c, const char *path, char **out, size_t *len,
+int http_get_raw(struct http_client *c, const char *path, char **out, size_t *len,
                 struct ferry_err *err)
 {
   struct sink s = {0};

@@ -1,3 +1,6 @@
+/* The HTTP server (http.h): libmicrohttpd daemons on a unix socket (trusted)
+ * and on TCP (bearer token, optional TLS, connection limits), JSON bodies up
+ * to 4 MiB, uploads streamed to a file. What answers is the caller's. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -10,26 +13,26 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "http/http.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
 
 #define MAX_JSON_BODY (4u << 20)
 
-struct api_server;
+struct http_server;
 
 /* One listening daemon: the unix socket (trusted) or TCP (token). */
 struct listener {
-  struct api_server *srv;
+  struct http_server *srv;
   struct MHD_Daemon *mhd;
   int fd;
   bool need_token;
 };
 
-struct api_server {
+struct http_server {
   struct listener local, tcp;
-  void (*dispatch)(void *ctx, const struct api_request *req, struct api_response *resp);
+  void (*dispatch)(void *ctx, const struct http_request *req, struct http_response *resp);
   bool (*wants_upload)(const char *method, const char *path);
   void *ctx;
   char *upload_dir;
@@ -39,7 +42,7 @@ struct api_server {
   uint64_t max_upload;
 };
 
-bool api_token_ok(const char *header, const char *token)
+bool http_token_ok(const char *header, const char *token)
 {
   if (!token || !*token)
     return true;
@@ -132,7 +135,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
 {
   (void)version;
   struct listener *ls = cls;
-  struct api_server *s = ls->srv;
+  struct http_server *s = ls->srv;
   struct conn *c = *con_cls;
   if (!c) {
     /* Refuse before reading any body: a wrong token changes nothing. Only
@@ -140,7 +143,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     bool open_health = strcmp(url, "/health") == 0 &&
                        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     if (ls->need_token && !open_health &&
-        !api_token_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
+        !http_token_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
                       s->token)) {
       c = calloc(1, sizeof *c);
       if (!c)
@@ -239,7 +242,7 @@ complete:
     inet_ntop(AF_INET, &la.sin_addr, ip, sizeof ip);
     snprintf(local, sizeof local, "%s:%u", ip, (unsigned)ntohs(la.sin_port));
   }
-  struct api_request req = {.method = method,
+  struct http_request req = {.method = method,
                             .peer = peer,
                             .local = local,
                             .path = url,
@@ -248,7 +251,7 @@ complete:
                             .upload_path = c->upload_path,
                             .query = query_get,
                             .query_ctx = con};
-  struct api_response resp = {0};
+  struct http_response resp = {0};
   s->dispatch(s->ctx, &req, &resp);
   enum MHD_Result ret;
   if (resp.raw) {
@@ -264,11 +267,6 @@ complete:
   return ret;
 }
 
-static void agent_dispatch(void *ctx, const struct api_request *req, struct api_response *resp)
-{
-  api_dispatch(ctx, req, resp);
-}
-
 /* Limits of the TCP listener, where anyone may connect: a flood of slow or
  * idle connections from one address is cut off early, and the total stays
  * well below the agent's file descriptors, so the unix socket (its own
@@ -281,7 +279,7 @@ static void agent_dispatch(void *ctx, const struct api_request *req, struct api_
 
 static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
 {
-  struct api_server *s = l->srv;
+  struct http_server *s = l->srv;
   unsigned limit = l->need_token ? TCP_MAX_CONNECTIONS : LOCAL_MAX_CONNECTIONS;
   unsigned per_ip = l->need_token ? TCP_MAX_PER_IP : 0;
   unsigned idle = l->need_token ? TCP_IDLE_TIMEOUT_S : LOCAL_IDLE_TIMEOUT_S;
@@ -299,7 +297,7 @@ static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls
                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
 }
 
-static int open_unix(struct api_server *s, const char *path, struct ferry_err *err)
+static int open_unix(struct http_server *s, const char *path, struct ferry_err *err)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
@@ -333,7 +331,7 @@ static int open_unix(struct api_server *s, const char *path, struct ferry_err *e
   return 0;
 }
 
-static int open_tcp(struct api_server *s, const char *addr, struct ferry_err *err)
+static int open_tcp(struct http_server *s, const char *addr, struct ferry_err *err)
 {
   _cleanup_free_ char *a = xstrdup(addr);
   char *colon = strrchr(a, ':');
@@ -360,7 +358,7 @@ static int open_tcp(struct api_server *s, const char *addr, struct ferry_err *er
   return 0;
 }
 
-static void server_free(struct api_server *s)
+static void server_free(struct http_server *s)
 {
   if (s->local.mhd)
     MHD_stop_daemon(s->local.mhd);
@@ -381,23 +379,16 @@ static void server_free(struct api_server *s)
   free(s);
 }
 
-int api_server_start(struct agent *a, const struct api_server_options *o, struct api_server **out,
-                     struct ferry_err *err)
+int http_server_start(const struct http_server_options *o, struct http_server **out,
+                      struct ferry_err *err)
 {
-  struct api_server *s = calloc(1, sizeof *s);
+  struct http_server *s = calloc(1, sizeof *s);
   if (!s)
     abort();
-  if (a) {
-    s->dispatch = agent_dispatch;
-    s->wants_upload = api_route_wants_upload;
-    s->ctx = a;
-    s->upload_dir = xstrdup(a->images.tmp_dir);
-  } else {
-    s->dispatch = o->dispatch;
-    s->wants_upload = o->wants_upload;
-    s->ctx = o->ctx;
-    s->upload_dir = o->upload_dir ? xstrdup(o->upload_dir) : NULL;
-  }
+  s->dispatch = o->dispatch;
+  s->wants_upload = o->wants_upload;
+  s->ctx = o->ctx;
+  s->upload_dir = o->upload_dir ? xstrdup(o->upload_dir) : NULL;
   s->local = (struct listener){.srv = s, .fd = -1};
   s->tcp = (struct listener){.srv = s, .fd = -1, .need_token = true};
   s->max_upload = o->max_upload ? o->max_upload : (64ull << 30);
@@ -436,7 +427,7 @@ fail:
   return r;
 }
 
-void api_server_stop(struct api_server *s)
+void http_server_stop(struct http_server *s)
 {
   if (s)
     server_free(s);

@@ -1,0 +1,123 @@
+/* HTTP for ferry's daemons and clients, independent of what they serve: a
+ * libmicrohttpd server (unix socket and TCP, bearer token, TLS, limits), a
+ * table router, and the libcurl client. JSON bodies; every error reply is
+ *   {"status": "error", "message": "<thing>: <cause>"}
+ * with the 4xx/5xx status of the error's class (http_status_for). */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* ---- server ---- */
+struct http_server;
+struct http_request;
+struct http_response;
+
+struct http_server_options {
+  /* who answers */
+  void (*dispatch)(void *ctx, const struct http_request *req, struct http_response *resp);
+  /* which requests' bodies are streamed to a file (uploads) */
+  bool (*wants_upload)(const char *method, const char *path);
+  void *ctx;
+  const char *upload_dir;  /* where uploads are staged */
+  const char *unix_path;   /* listen on this unix socket (mode 0660), no token needed */
+  const char *listen;      /* also listen on TCP "ADDR:PORT" (NULL: no) */
+  const char *token;       /* bearer token required on TCP (NULL: none; GET /health is always open) */
+  const char *tls_cert;    /* PEM files: serve HTTPS on TCP when both are given */
+  const char *tls_key;
+  uint64_t max_upload;     /* bytes of an upload; 0: 64 GiB */
+};
+
+/* Constant-time check of an "Authorization" header value against a token. */
+bool http_token_ok(const char *header, const char *token);
+int http_server_start(const struct http_server_options *o, struct http_server **out,
+                      struct ferry_err *err);
+void http_server_stop(struct http_server *s);
+
+struct http_request {
+  const char *method;
+  const char *peer;        /* client IPv4 address on TCP, "" on the unix socket */
+  const char *local;       /* our own "ADDR:PORT" of this TCP connection, "" on the unix socket */
+  const char *path;        /* without query */
+  const char *body;        /* JSON body, NUL-terminated (may be empty) */
+  size_t body_len;
+  const char *upload_path; /* the uploaded file, when wants_upload said so */
+  /* query parameters */
+  const char *(*query)(void *ctx, const char *key);
+  void *query_ctx;
+};
+
+struct http_response {
+  int status;
+  json_t *json;       /* reply body, or */
+  char *raw;          /* a raw text body (logs) */
+  size_t raw_len;
+};
+
+/* ---- routing (route.c) ---- */
+/* A route: a method and a path pattern of segments, each a literal, "{}"
+ * (any one segment, handed to the handler in args) or, last, "{*}" (the
+ * rest of the path, slashes included: image references). Empty segments
+ * ("//", a trailing "/") do not count. */
+#define HTTP_ROUTE_ARGS 4
+typedef void (*http_handler)(void *ctx, const struct http_request *req, char **args,
+                             struct http_response *resp);
+struct http_route {
+  const char *method;
+  const char *pattern;
+  http_handler fn;
+};
+/* Answers req with the first route whose pattern and method match; a path
+ * that some route matches under another method gets 405. Returns false
+ * (resp untouched) when no pattern matches the path. */
+bool http_route(const struct http_route *routes, size_t n, void *ctx,
+                const struct http_request *req, struct http_response *resp);
+/* Replies: a JSON body (taken), or the error's status and message. */
+void http_reply(struct http_response *resp, int status, json_t *body);
+void http_reply_err(struct http_response *resp, const struct ferry_err *err);
+/* 200 with j (or {"status": "success"}) when r >= 0, else the error. */
+void http_reply_result(struct http_response *resp, int r, json_t *j, const struct ferry_err *err);
+/* The request's JSON body ({} when empty). */
+int http_body(const struct http_request *req, json_t **out, struct ferry_err *err);
+/* ?key=1|true|yes */
+bool http_query_bool(const struct http_request *req, const char *key);
+/* The HTTP status for an error: its class (400, 404, 409, 401, 503, 500),
+ * 507 for a full disk. */
+int http_status_for(const struct ferry_err *err);
+
+/* ---- client ---- */
+struct http_client;
+
+/* host: "unix:///path", "tcp://addr:port", "https://addr:port", or NULL for
+ * $FERRY_HOST, else the default socket. */
+int http_client_new(const char *host, struct http_client **out, struct ferry_err *err);
+/* Bearer token for TCP peers, and a CA file to verify an HTTPS peer. */
+void http_client_set_token(struct http_client *c, const char *token);
+void http_client_set_ca(struct http_client *c, const char *ca_file);
+/* Per-request timeout in seconds (0: none, the default). */
+void http_client_set_timeout(struct http_client *c, long seconds);
+/* Called during uploads with the bytes sent so far and the total. */
+typedef void (*http_progress_fn)(void *ud, uint64_t sent, uint64_t total);
+void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud);
+/* Uploads a file with method PUT or POST. */
+int http_upload_method(struct http_client *c, const char *method, const char *path,
+                       const char *file, json_t **out, struct ferry_err *err);
+void http_client_free(struct http_client *c);
+const char *http_client_host(struct http_client *c);
+/* Sends a request with an optional JSON body; *out gets the parsed reply.
+ * HTTP errors become a ferry_err of the status's class carrying the peer's
+ * message; a peer that cannot be reached is FERRY_E_UNAVAILABLE with
+ * -ECONNREFUSED, one that does not answer in time -ETIMEDOUT. */
+int http_call(struct http_client *c, const char *method, const char *path, json_t *body,
+              json_t **out, struct ferry_err *err);
+/* Uploads a file as the body (PUT/POST, application/octet-stream). */
+int http_upload(struct http_client *c, const char *path, const char *file, json_t **out,
+                struct ferry_err *err);
+/* GET with a raw text reply. */
+int http_get_raw(struct http_client *c, const char *path, char **out, size_t *len,
+                 struct ferry_err *err);
+/* URL-escapes s (malloc'd). */
+char *http_escape(const char *s);
