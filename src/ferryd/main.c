@@ -43,6 +43,8 @@ static void usage(FILE *f)
           "  --tls-cert FILE, --tls-key FILE   serve HTTPS on TCP\n"
           "  --tls-ca FILE         CA that signed the peer agents' certificates\n"
           "  --migration-timeout S abandon an incoming migration after S seconds (default 600)\n"
+          "  --peer-allow CIDR     addresses the seed API's /start_migration may pull from\n"
+          "                        (repeatable; default: the networks this host is on)\n"
           "  --seed-config FILE    what the seed API's /start_container runs for each name\n"
           "                        (JSON: {\"NAME\": {\"image\", \"cmd\", \"ports\", \"volumes\"}};\n"
           "                        built in: redis -> image redis, -p 6379:6379)\n"
@@ -149,10 +151,13 @@ int main(int argc, char **argv)
       {"token-file", required_argument, 0, 't'}, {"tls-cert", required_argument, 0, 'C'},
       {"tls-key", required_argument, 0, 'K'},   {"tls-ca", required_argument, 0, 'A'},
       {"migration-timeout", required_argument, 0, 'M'}, {"seed-config", required_argument, 0, 'D'},
+      {"peer-allow", required_argument, 0, 'P'},
       {"coord", required_argument, 0, 'O'},     {"node-name", required_argument, 0, 'N'},
       {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
       {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+  const char *allow[65] = {0};
+  size_t n_allow = 0;
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
@@ -175,6 +180,14 @@ int main(int argc, char **argv)
     case 'A': o.tls_ca = optarg; break;
     case 'M': o.migration_timeout_s = atoi(optarg); break;
     case 'D': o.seed_config = optarg; break;
+    case 'P':
+      if (n_allow + 1 >= sizeof allow / sizeof allow[0]) {
+        fprintf(stderr, "ferryd: at most %zu --peer-allow\n", sizeof allow / sizeof allow[0] - 1);
+        return 2;
+      }
+      allow[n_allow++] = optarg;
+      o.peer_allow = allow;
+      break;
     case 'O': an.coord = optarg; break;
     case 'N': an.name = optarg; break;
     case 'V': an.url = optarg; break;

@@ -17,7 +17,7 @@ cluster_client c1 "$CLUSTER_NET.250"
 for h in a1 a2; do f $h image import "$T_DIR/redis.tar" --name redis >/dev/null; done
 
 in_ns c1 /usr/bin/python3 - "$CLUSTER_NET" "$(cat "$T_DIR/token")" >"$T_DIR/py.out" 2>&1 <<'EOF' || { cat "$T_DIR/py.out"; fail "seed client failed"; }
-import json, socket, sys, threading, time
+import http.server, json, socket, sys, threading, time
 import redis, requests
 
 net, token = sys.argv[1], sys.argv[2]
@@ -163,21 +163,62 @@ expect(code, a, 502, "source refuses connections")
 assert net + ".250" in a["message"], a
 silent = socket.socket()
 silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-silent.bind((net + ".250", 9001))
+silent.bind((net + ".250", 9000))
 silent.listen(4)
 t0 = time.time()
 code, a = call("POST", hosts["a2"], "/start_migration",
-               {"server_ip": net + ".250:9001", "container_name": "redis", "timeout": 2})
+               {"server_ip": net + ".250", "container_name": "redis", "timeout": 2})
 expect(code, a, 504, "source never answers")
 assert time.time() - t0 < 30
 silent.close()
+# a "source" answering 100 MB: refused past the client's limit, the agent stays small
+class Big(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"x" * (1 << 20))
+        except Exception:
+            pass
+    def log_message(self, *a):
+        pass
+big = http.server.HTTPServer((net + ".250", 9000), Big)
+threading.Thread(target=big.serve_forever, daemon=True).start()
+code, a = call("POST", hosts["a2"], "/start_migration", {"server_ip": net + ".250", "container_name": "redis"})
+expect(code, a, 502, "a 100 MB answer")
+assert "MiB" in a["message"], a
+big.shutdown()
+big.server_close()
+# only an agent's port on an allowed address, by address, over http(s)/tcp
+other = socket.socket()
+other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+other.bind((net + ".250", 9001))
+other.listen(4)
+other.settimeout(0.5)
+for server, want, what in (("unix:///run/ferry/ferryd.sock", 400, "unix socket"),
+                           ("file:///etc/passwd", 400, "file URL"),
+                           ("localhost", 400, "host name"),
+                           (net + ".250:9001", 403, "a port that is no agent's"),
+                           ("http://" + net + ".250:22", 403, "ssh port"),
+                           ("203.0.113.7", 403, "an address off this host's networks"),
+                           (net + ".250:9000/v1/info", 400, "a path")):
+    code, a = call("POST", hosts["a2"], "/start_migration", {"server_ip": server, "container_name": "redis"})
+    expect(code, a, want, what)
+try:
+    other.accept()
+    raise AssertionError("a refused pull connected to a port that is no agent's")
+except socket.timeout:
+    pass
+other.close()
 code, a = call("POST", hosts["a1"], "/stop_container/nope")
 expect(code, a, 404, "stop of an unknown container")
 code, a = call("POST", hosts["a1"], "/remove_volume/nope")
 expect(code, a, 404, "unknown volume")
 rc = redis.Redis(host=hosts["a1"], port=6379, socket_timeout=20)
 assert rc.get("sat") == b"ISS-25544" and rc.dbsize() >= 5000 + acked
-ok("errors: 400 bad body, 404 unknown container (source) and volume, 409 name in use, 502 source unreachable, 504 source silent; redis still on a1 with its data")
+ok("errors: 400 bad body, 404 unknown container (source) and volume, 409 name in use, 502 source unreachable, 504 source silent, 400/403 for sources that are no agent (unix, names, other ports, off-network), nothing contacted; redis still on a1 with its data")
 
 for path in ("/stop_container/redis", "/remove_container/redis"):
     code, a = call("POST", hosts["a1"], path)
@@ -185,6 +226,40 @@ for path in ("/stop_container/redis", "/remove_container/redis"):
 ok("/stop_container and /remove_container")
 EOF
 cat "$T_DIR/py.out"
+
+# --peer-allow: the pull goes to listed peers only, and the token never
+# leaves for anyone else (a listener at the seed's port sees no connection)
+stop_agent a2
+start_agent a2 -- --bridge "$HOST_a2_BRIDGE" --subnet "$CLUSTER_NET.0/24" --gateway "$CLUSTER_NET.242" \
+  --listen "$CLUSTER_NET.242:9000" --token-file "$T_DIR/token" --peer-allow "$CLUSTER_NET.241/32"
+in_ns c1 /usr/bin/python3 - "$CLUSTER_NET" "$(cat "$T_DIR/token")" <<'EOF' || fail "--peer-allow"
+import socket, sys, time, requests
+net, token = sys.argv[1], sys.argv[2]
+H = {"Authorization": "Bearer " + token}
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind((net + ".250", 8000))
+lst.listen(4)
+lst.settimeout(0.5)
+for _ in range(100):
+    try:
+        requests.get("http://%s.242:9000/health" % net, timeout=2)
+        break
+    except Exception:
+        time.sleep(0.1)
+r = requests.post("http://%s.242:9000/start_migration" % net, headers=H, timeout=30,
+                  json={"server_ip": net + ".250", "container_name": "redis"})
+assert r.status_code == 403 and "allowed peer" in r.json()["message"], r.text
+try:
+    c, _ = lst.accept()
+    raise AssertionError("the agent connected to a peer outside --peer-allow: %r" % c.recv(4096))
+except socket.timeout:
+    pass
+r = requests.post("http://%s.242:9000/start_migration" % net, headers=H, timeout=30,
+                  json={"server_ip": net + ".241", "container_name": "nope"})
+assert r.status_code == 404, r.text
+EOF
+check "--peer-allow: a pull from an address outside the list is 403 and nothing connects there; a listed peer is asked"
 f a1 ps -a | grep -q redis && fail "redis left on a1"
 f a2 ps -a | grep -q redis && fail "redis left on a2"
 in_ns a1 nft list ruleset 2>/dev/null | grep -q "dport 6379" && fail "a1 still forwards 6379"

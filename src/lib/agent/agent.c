@@ -83,6 +83,24 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
     return r;
   if ((r = agent_seed_defaults_load(a, o->seed_config, err)) < 0)
     return r;
+  for (size_t i = 0; o->peer_allow && o->peer_allow[i]; i++) {
+    struct subnet sn = {0};
+    _cleanup_free_ char *c = xstrdup(o->peer_allow[i]);
+    char *slash = strchr(c, '/'), *end = NULL;
+    long p = slash ? strtol(slash + 1, &end, 10) : 32;
+    if (slash)
+      *slash = '\0';
+    uint32_t ip;
+    if ((slash && (*end || end == slash + 1)) || p < 8 || p > 32 || ip_parse(c, &ip) < 0)
+      return FERRY_INVALID(err, "--peer-allow \"%s\": expected ADDRESS or ADDRESS/PREFIX (8..32)",
+                           o->peer_allow[i]);
+    sn.prefix = (int)p;
+    sn.net = ip & (0xffffffffu << (32 - p));
+    a->peer_allow = realloc(a->peer_allow, (a->n_peer_allow + 1) * sizeof *a->peer_allow);
+    if (!a->peer_allow)
+      abort();
+    a->peer_allow[a->n_peer_allow++] = sn;
+  }
   agent_ports_load(a);
   agent_recover(a);
   agent_ports_sync(a, NULL);
@@ -106,6 +124,7 @@ void agent_close(struct agent *a)
   json_decref(a->claims);
   json_decref(a->redirects);
   json_decref(a->seed_defaults);
+  free(a->peer_allow);
   pthread_mutex_destroy(&a->lock);
   pthread_mutex_destroy(&a->img_lock);
 }

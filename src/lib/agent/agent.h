@@ -32,6 +32,8 @@ struct agent_options {
   const char *listen;     /* ADDR:PORT of the TCP API, for the page server's address */
   int migration_timeout_s; /* an incoming migration is abandoned after this; 0: 600 */
   const char *seed_config; /* JSON file: seed container name -> what /start_container runs */
+  const char *const *peer_allow; /* NULL-terminated CIDRs a seed pull may contact; NULL: the
+                                  * networks this host is directly on */
 };
 
 struct agent {
@@ -53,6 +55,8 @@ struct agent {
   json_t *redirects;        /* published ports leading elsewhere for a while (under lock) */
   pthread_mutex_t ports_lock; /* one rebuild of the forwarding table at a time */
   json_t *seed_defaults;    /* seed /start_container: name -> what to run */
+  struct subnet *peer_allow; /* where a seed pull may go (n_peer_allow entries); none: on-link */
+  size_t n_peer_allow;
 };
 
 /* A container record's "op" says an operation owns it (checkpoint, migrate,

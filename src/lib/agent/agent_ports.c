@@ -6,9 +6,6 @@
  * keeps its host ports) and from the unexpired redirects
  * (ROOT/redirects.json: for a grace period after a move, this host's
  * published ports lead to the container's new host). */
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,24 +74,6 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, con
   return 0;
 }
 
-/* Is ip one of this network namespace's own addresses? */
-static bool ip_is_local(const char *ip)
-{
-  struct in_addr want;
-  if (inet_pton(AF_INET, ip, &want) != 1)
-    return false;
-  struct ifaddrs *ifs = NULL;
-  if (getifaddrs(&ifs) < 0)
-    return false;
-  bool found = false;
-  for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next)
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-        ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr == want.s_addr)
-      found = true;
-  freeifaddrs(ifs);
-  return found;
-}
-
 void agent_ports_localize(json_t *rec)
 {
   size_t i;
@@ -102,7 +81,7 @@ void agent_ports_localize(json_t *rec)
   json_array_foreach(json_object_get(rec, "ports"), i, p)
   {
     const char *ip = json_str_or(p, "host_ip", "");
-    if (*ip && !ip_is_local(ip))
+    if (*ip && !net_ip_is_local(ip))
       json_object_set_new(p, "host_ip", json_string(""));
   }
 }

@@ -119,6 +119,67 @@ static json_t *podman_stats(json_t *rep, bool restore)
 #undef US
 }
 
+/* Where a pull may go (docs/security.md): http(s) or tcp to an IPv4
+ * address in the allow-list (--peer-allow; by default a network this host
+ * is directly on), at the seed's port 8000 or this agent's own port.
+ * Nothing is sent, the token least of all, to anything else. *out: the
+ * source's URL. */
+static int pull_url(struct agent *a, const struct http_request *req, const char *server,
+                    char **out, struct ferry_err *err)
+{
+  const char *scheme = "tcp", *rest = server, *sep = strstr(server, "://");
+  char sch[8] = "";
+  if (sep) {
+    size_t n = (size_t)(sep - server);
+    if (n >= sizeof sch)
+      return FERRY_INVALID(err, "server_ip \"%.64s\": expected IP, IP:PORT or http(s)://IP:PORT", server);
+    memcpy(sch, server, n);
+    sch[n] = '\0';
+    if (strcmp(sch, "tcp") != 0 && strcmp(sch, "http") != 0 && strcmp(sch, "https") != 0)
+      return FERRY_INVALID(err, "server_ip \"%.64s\": only http, https or tcp", server);
+    scheme = strcmp(sch, "https") == 0 ? "https" : "tcp";
+    rest = sep + 3;
+  }
+  char host[64];
+  size_t hl = strcspn(rest, ":/");
+  if (hl == 0 || hl >= sizeof host)
+    return FERRY_INVALID(err, "server_ip \"%.64s\": expected IP, IP:PORT or http(s)://IP:PORT", server);
+  memcpy(host, rest, hl);
+  host[hl] = '\0';
+  const char *port = own_port(req);
+  char pbuf[8];
+  if (rest[hl] == ':') {
+    size_t pl = strcspn(rest + hl + 1, "/");
+    if (pl == 0 || pl >= sizeof pbuf)
+      return FERRY_INVALID(err, "server_ip \"%.64s\": bad port", server);
+    memcpy(pbuf, rest + hl + 1, pl);
+    pbuf[pl] = '\0';
+    port = pbuf;
+    if (rest[hl + 1 + pl] && strcmp(rest + hl + 1 + pl, "/") != 0)
+      return FERRY_INVALID(err, "server_ip \"%.64s\": no path allowed", server);
+  } else if (rest[hl] && strcmp(rest + hl, "/") != 0) {
+    return FERRY_INVALID(err, "server_ip \"%.64s\": no path allowed", server);
+  }
+  uint32_t ip;
+  if (ip_parse(host, &ip) < 0)
+    return FERRY_INVALID(err, "server_ip \"%.64s\": the source must be given by its IPv4 address", server);
+  if (strcmp(port, "8000") != 0 && strcmp(port, own_port(req)) != 0)
+    return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
+                         "server_ip %s: port %s is not an agent's port (8000 or %s)", server, port,
+                         own_port(req));
+  bool allowed = false;
+  if (a->n_peer_allow == 0)
+    allowed = net_ip_on_link(host);
+  for (size_t i = 0; i < a->n_peer_allow && !allowed; i++)
+    allowed = subnet_contains(&a->peer_allow[i], ip);
+  if (!allowed)
+    return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
+                         "server_ip %s is not an allowed peer (%s)", host,
+                         a->n_peer_allow ? "ferryd --peer-allow" : "not on a network of this host; ferryd --peer-allow");
+  *out = xasprintf("%s://%s:%s", scheme, host, port);
+  return 0;
+}
+
 /* Target side: ask the source to push NAME here. */
 static void start_migration(struct agent *a, const struct http_request *req, json_t *body,
                             struct http_response *resp)
@@ -140,12 +201,10 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     return;
   }
   _cleanup_free_ char *src = NULL;
-  if (strstr(server, "://"))
-    src = xstrdup(server);
-  else if (strchr(server, ':'))
-    src = xasprintf("tcp://%s", server);
-  else
-    src = xasprintf("tcp://%s:%s", server, own_port(req));
+  if (pull_url(a, req, server, &src, &err) < 0) {
+    error(resp, &err);
+    return;
+  }
   _cleanup_free_ char *me = NULL;
   if (req->local && *req->local)
     me = xasprintf("tcp://%s", req->local);
@@ -171,7 +230,8 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
   if (r < 0) {
     /* the source itself unreachable (502) or silent (504); otherwise its
      * own answer's class: 404 for a container it does not have */
-    bool transport = err.klass == FERRY_E_UNAVAILABLE && (r == -ETIMEDOUT || r == -ECONNREFUSED);
+    bool transport = err.klass == FERRY_E_UNAVAILABLE &&
+                     (r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EFBIG);
     ferry_err_wrap(&err, "pull %s from %s", name, src);
     error(resp, &err);
     if (transport)

@@ -108,12 +108,18 @@ char *http_escape(const char *s)
 struct sink {
   char *p;
   size_t len;
+  bool too_big;
 };
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
   struct sink *s = ud;
   size_t n = size * nmemb;
+  /* an answer larger than any ferry sends ends the transfer */
+  if (s->len + n > HTTP_REPLY_MAX) {
+    s->too_big = true;
+    return 0;
+  }
   char *np = realloc(s->p, s->len + n + 1);
   if (!np)
     return 0;
@@ -167,7 +173,10 @@ static int perform(struct http_client *c, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
   CURLcode rc = curl_easy_perform(h);
   int r = 0;
-  if (rc != CURLE_OK) {
+  if (rc != CURLE_OK && resp && resp->too_big) {
+    r = ferry_err_set(err, -EFBIG, FERRY_E_UNAVAILABLE, "%s answered more than %u MiB: refused",
+                      c->host, HTTP_REPLY_MAX >> 20);
+  } else if (rc != CURLE_OK) {
     r = ferry_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
                       FERRY_E_UNAVAILABLE,
                       "cannot reach the ferry agent at %s: %s (is ferryd running?)", c->host,
@@ -180,7 +189,7 @@ static int perform(struct http_client *c, const char *method, const char *path,
   return r;
 }
 
-static int finish(struct sink *s, long status, json_t **out, struct ferry_err *err)
+static int finish(struct http_client *c, struct sink *s, long status, json_t **out, struct ferry_err *err)
 {
   _cleanup_json_ json_t *j = NULL;
   if (s->len > 0 && json_parse(s->p, s->len, "agent reply", &j, NULL) < 0)
@@ -191,8 +200,12 @@ static int finish(struct sink *s, long status, json_t **out, struct ferry_err *e
                             : status == 409 ? FERRY_E_CONFLICT
                             : status == 400 ? FERRY_E_INVALID
                             : status == 401 ? FERRY_E_AUTH
+                            : status == 403 ? FERRY_E_FORBIDDEN
                                             : FERRY_E_INTERNAL;
-    return ferry_err_set(err, -EIO, k, "%s", msg ? msg : (s->p ? s->p : "error"));
+    /* the peer's own message when it sent one; never its raw body */
+    if (msg)
+      return ferry_err_set(err, -EIO, k, "%.900s", msg);
+    return ferry_err_set(err, -EIO, k, "%s answered HTTP %ld", c->host, status);
   }
   if (out)
     *out = j ? json_incref(j) : json_null();
@@ -207,7 +220,7 @@ int http_call(struct http_client *c, const char *method, const char *path, json_
   long status = 0;
   int r = perform(c, method, path, b, b ? strlen(b) : 0, NULL, 0, &s, &status, err);
   if (r == 0)
-    r = finish(&s, status, out, err);
+    r = finish(c, &s, status, out, err);
   free(s.p);
   return r;
 }
@@ -231,7 +244,7 @@ int http_upload_method(struct http_client *c, const char *method, const char *pa
   long status = 0;
   int r = perform(c, method, path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, err);
   if (r == 0)
-    r = finish(&s, status, out, err);
+    r = finish(c, &s, status, out, err);
   free(s.p);
   return r;
 }
@@ -243,7 +256,7 @@ int http_get_raw(struct http_client *c, const char *path, char **out, size_t *le
   long status = 0;
   int r = perform(c, "GET", path, NULL, 0, NULL, 0, &s, &status, err);
   if (r == 0 && status >= 400) {
-    r = finish(&s, status, NULL, err);
+    r = finish(c, &s, status, NULL, err);
   } else if (r == 0) {
     *out = s.p ? s.p : xstrdup("");
     *len = s.len;

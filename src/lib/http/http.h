@@ -119,5 +119,7 @@ int http_upload(struct http_client *c, const char *path, const char *file, json_
 /* GET with a raw text reply. */
 int http_get_raw(struct http_client *c, const char *path, char **out, size_t *len,
                  struct ferry_err *err);
+/* Answers larger than this are refused (bytes). */
+#define HTTP_REPLY_MAX (64u << 20)
 /* URL-escapes s (malloc'd). */
 char *http_escape(const char *s);

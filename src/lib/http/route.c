@@ -18,6 +18,7 @@ int http_status_for(const struct ferry_err *err)
   case FERRY_E_CONFLICT: return 409;
   case FERRY_E_AUTH: return 401;
   case FERRY_E_UNAVAILABLE: return 503;
+  case FERRY_E_FORBIDDEN: return 403;
   default: return 500;
   }
 }

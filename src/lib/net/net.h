@@ -66,3 +66,7 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err);
  * the socket. */
 int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
                    struct ferry_err *err);
+/* Is ip one of this network namespace's own addresses? */
+bool net_ip_is_local(const char *ip);
+/* Is ip inside a network this namespace is directly on (loopback aside)? */
+bool net_ip_on_link(const char *ip);

@@ -1,6 +1,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -226,4 +228,40 @@ int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
     return ferry_err_sys(err, e, "connect to %s:%d in %s", ip, port, netns);
   }
   return fd;
+}
+
+/* Walks this namespace's IPv4 addresses: local (an address of ours) or on
+ * link (inside the network of a non-loopback address of ours). */
+static bool addr_match(const char *ip, bool on_link)
+{
+  struct in_addr want;
+  if (inet_pton(AF_INET, ip, &want) != 1)
+    return false;
+  struct ifaddrs *ifs = NULL;
+  if (getifaddrs(&ifs) < 0)
+    return false;
+  bool found = false;
+  for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+      continue;
+    uint32_t a = ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr;
+    if (!on_link) {
+      found = a == want.s_addr;
+    } else if (i->ifa_netmask && !(i->ifa_flags & IFF_LOOPBACK)) {
+      uint32_t m = ((struct sockaddr_in *)(void *)i->ifa_netmask)->sin_addr.s_addr;
+      found = (a & m) == (want.s_addr & m);
+    }
+  }
+  freeifaddrs(ifs);
+  return found;
+}
+
+bool net_ip_is_local(const char *ip)
+{
+  return addr_match(ip, false);
+}
+
+bool net_ip_on_link(const char *ip)
+{
+  return addr_match(ip, true);
 }

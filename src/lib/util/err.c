@@ -75,7 +75,7 @@ void ferry_err_clear(struct ferry_err *err)
 }
 
 static const char *const class_names[] = {"internal", "invalid", "notfound", "conflict", "auth",
-                                          "unavailable"};
+                                          "unavailable", "forbidden"};
 
 const char *ferry_errclass_name(enum ferry_errclass k)
 {

@@ -14,9 +14,10 @@ enum ferry_errclass {
   FERRY_E_CONFLICT,     /* 409: name taken, in use, wrong state */
   FERRY_E_AUTH,         /* 401 */
   FERRY_E_UNAVAILABLE,  /* 503: a peer or tool cannot be reached */
+  FERRY_E_FORBIDDEN,    /* 403: allowed to nobody who asks this way */
 };
 
-/* "internal", "invalid", "notfound", "conflict", "auth", "unavailable";
+/* "internal", "invalid", "notfound", "conflict", "auth", "unavailable", "forbidden";
  * ferry_errclass_parse is its inverse (FERRY_E_INTERNAL for unknown names). */
 const char *ferry_errclass_name(enum ferry_errclass k);
 enum ferry_errclass ferry_errclass_parse(const char *name);
