@@ -172,6 +172,16 @@ int cmd_start(struct cli *cli, int argc, char **argv)
   return each(cli, argc, argv, 1, "POST", "/start");
 }
 
+int cmd_resume(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry resume NAME...\n"
+                     "Thaws a container left paused (frozen and off the network), e.g. by an agent\n"
+                     "killed in the middle of a checkpoint: its link comes up and it runs on.\n"))
+    return 0;
+  return each(cli, argc, argv, 1, "POST", "/resume");
+}
+
 int cmd_stop(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
@@ -184,7 +194,11 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
   while ((c = getopt_long(argc, argv, "+t:", lo, NULL)) != -1) {
     if (c != 't')
       return 125;
-    t = atoi(optarg);
+    char *end;
+    long v = strtol(optarg, &end, 10);
+    if (*end || end == optarg || v < 0 || v > 3600)
+      return cli_usage_error("stop -t needs seconds 0..3600");
+    t = (int)v;
   }
   _cleanup_free_ char *sfx = t >= 0 ? xasprintf("/stop?timeout=%d", t) : xstrdup("/stop");
   return each(cli, argc, argv, optind, "POST", sfx);

@@ -12,6 +12,8 @@ static const struct cli_cmd commands[] = {
     {"create", cmd_create, "Create a container without starting it"},
     {"start", cmd_start, "Start containers"},
     {"stop", cmd_stop, "Stop containers"},
+    {"resume", cmd_resume, "Thaw containers left paused"},
+    {"unpause", cmd_resume, "Same as resume (podman's name)"},
     {"kill", cmd_kill, "Send a signal to containers"},
     {"rm", cmd_rm, "Remove containers"},
     {"ps", cmd_ps, "List containers"},

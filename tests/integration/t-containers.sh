@@ -100,6 +100,25 @@ f h1 ps | grep -E "survivor .*running" >/dev/null || fail "restarted agent lost 
 res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" 198.18.13.60 7000 300 10)
 echo "$res" | grep -q '^ok' || fail "survivor does not answer after agent restart: $res"
 f h1 exec survivor true || fail "exec after agent restart"
+# left frozen and off the network (as by an agent killed inside a
+# checkpoint, outside ferry's recovery): ferry resume brings it back
+sid=$(f h1 --json inspect survivor | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
+veth=$(f h1 --json inspect survivor | sed -n 's/.*"veth": "\([^"]*\)".*/\1/p' | head -n1)
+runc --root "$T_DIR/h1/runc" pause "$sid"
+in_ns h1 ip link set "$veth" down
+f h1 ps | grep -E "survivor .*paused" >/dev/null || fail "paused survivor not shown paused: $(f h1 ps)"
+expect_fail "is not running|paused" f h1 exec survivor true
+f h1 resume survivor >/dev/null || fail "resume"
+f h1 ps | grep -E "survivor .*running" >/dev/null || fail "survivor not running after resume"
+res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" 198.18.13.60 7000 300 10)
+echo "$res" | grep -q '^ok' || fail "survivor does not answer after resume: $res"
+expect_fail "is not paused" f h1 resume survivor
+expect_fail "no such container" f h1 unpause nope
+check "ferry resume thaws a container left paused and off the network; resume of a running one is 409"
+expect_fail "seconds 0..3600" f h1 stop -t 99999999 survivor
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T_DIR/h1/ferryd.sock" -X POST "http://x/v1/containers/survivor/stop?timeout=99999999")
+[ "$code" = 400 ] || fail "stop?timeout=99999999 answered $code"
+f h1 ps | grep -E "survivor .*running" >/dev/null || fail "a refused stop stopped survivor"
 f h1 stop -t 1 survivor >/dev/null
 f h1 ps -a | grep -E "survivor .*exited" >/dev/null || fail "stop after restart"
 check "agent restart finds running containers; they keep serving and can be stopped"

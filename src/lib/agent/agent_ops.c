@@ -131,3 +131,28 @@ int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
   (void)a;
   return net_link_set(json_str_or(rec, "veth", ""), true, err);
 }
+
+int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = agent_claim(a, ref, "resume", false, &rec, err);
+  if (r < 0)
+    return r;
+  if (strcmp(ctr_refresh(&a->rt, rec), "paused") != 0) {
+    r = FERRY_CONFLICT(err, "container \"%s\" is not paused (%s)", json_str_or(rec, "name", ""),
+                       json_str_or(rec, "status", "?"));
+  } else {
+    agent_ctr_thaw(a, rec);
+    json_object_del(rec, "status");
+    ctr_refresh(&a->rt, rec);
+    if (strcmp(json_str_or(rec, "status", ""), "running") != 0)
+      r = FERRY_INTERNAL(err, "container \"%s\": still %s after resume", json_str_or(rec, "name", ""),
+                         json_str_or(rec, "status", "?"));
+    else
+      log_info("agent", "container %s resumed", json_str_or(rec, "name", ""));
+  }
+  agent_release(a, rec, false);
+  if (r == 0)
+    *out = json_incref(rec);
+  return r;
+}

@@ -11,6 +11,8 @@
 #include "util/json.h"
 
 #define AGENT(ctx) ((struct agent *)(ctx))
+/* The longest a stop waits for the container to end by itself (seconds). */
+#define STOP_TIMEOUT_MAX 3600
 #define H(name) static void name(void *ctx, const struct http_request *req, char **args, \
                                  struct http_response *resp)
 /* A handler taking the JSON body: *body parsed, else the reply is the error. */
@@ -146,7 +148,22 @@ H(ctr_stop)
   struct ferry_err err = {0};
   json_t *out = NULL;
   const char *t = req->query(req->query_ctx, "timeout");
-  int r = agent_ctr_stop(AGENT(ctx), args[0], t ? atoi(t) : -1, &out, &err);
+  char *end = NULL;
+  long v = t ? strtol(t, &end, 10) : -1;
+  int r;
+  if (t && (*end || end == t || v < 0 || v > STOP_TIMEOUT_MAX))
+    r = FERRY_INVALID(&err, "timeout \"%.32s\": expected seconds 0..%d", t, STOP_TIMEOUT_MAX);
+  else
+    r = agent_ctr_stop(AGENT(ctx), args[0], (int)v, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_resume)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_ctr_resume(AGENT(ctx), args[0], &out, &err);
   http_reply_result(resp, r, out, &err);
 }
 
@@ -405,6 +422,7 @@ static const struct http_route routes[] = {
     {"GET", "/v1/containers/{}/logs", ctr_logs},
     {"POST", "/v1/containers/{}/start", ctr_start},
     {"POST", "/v1/containers/{}/stop", ctr_stop},
+    {"POST", "/v1/containers/{}/resume", ctr_resume},
     {"POST", "/v1/containers/{}/kill", ctr_kill},
     {"POST", "/v1/containers/{}/exec", ctr_exec},
     {"POST", "/v1/containers/{}/checkpoint", ctr_checkpoint},
