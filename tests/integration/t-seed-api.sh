@@ -9,7 +9,7 @@
 # acknowledged write, every error with its code (400, 404, 409, 502, 504)
 # changing nothing, then /stop_container, /remove_container, /remove_volume.
 source "$(dirname "$0")/lib.sh"
-need /usr/bin/python3
+need /usr/bin/python3 curl
 /usr/bin/python3 -c 'import requests, redis' 2>/dev/null || need python3-requests python3-redis
 cluster_up 2
 cluster_client c1 "$CLUSTER_NET.250"
@@ -231,7 +231,8 @@ cat "$T_DIR/py.out"
 # leaves for anyone else (a listener at the seed's port sees no connection)
 stop_agent a2
 start_agent a2 -- --bridge "$HOST_a2_BRIDGE" --subnet "$CLUSTER_NET.0/24" --gateway "$CLUSTER_NET.242" \
-  --listen "$CLUSTER_NET.242:9000" --token-file "$T_DIR/token" --peer-allow "$CLUSTER_NET.241/32"
+  --listen "$CLUSTER_NET.242:9000" --token-file "$T_DIR/token" --peer-allow "$CLUSTER_NET.241/32" \
+  --migration-timeout 5
 in_ns c1 /usr/bin/python3 - "$CLUSTER_NET" "$(cat "$T_DIR/token")" <<'EOF' || fail "--peer-allow"
 import socket, sys, time, requests
 net, token = sys.argv[1], sys.argv[2]
@@ -260,6 +261,19 @@ r = requests.post("http://%s.242:9000/start_migration" % net, headers=H, timeout
 assert r.status_code == 404, r.text
 EOF
 check "--peer-allow: a pull from an address outside the list is 403 and nothing connects there; a listed peer is asked"
+
+# a committed incoming migration is pruned once the source can no longer
+# need it (--migration-timeout after the commit, here 5 s); a late question
+# about it still hears "running" (a tombstone of its id)
+mdir="$T_DIR/a2/root/migrations"
+mid=$(ls "$mdir" | sed -n 's/^in-//p' | head -n1)
+[ -n "$mid" ] || fail "no committed incoming migration on a2 to prune: $(ls "$mdir")"
+for _ in $(seq 1 150); do [ -e "$mdir/in-$mid" ] || break; sleep 0.2; done  # bounded: 30 s
+[ ! -e "$mdir/in-$mid" ] && [ -e "$mdir/done-$mid" ] || fail "incoming $mid not pruned: $(ls "$mdir")"
+out=$(curl -s --unix-socket "$T_DIR/a2/ferryd.sock" "http://x/v1/migrations/incoming/$mid")
+echo "$out" | grep -q '"state": *"running"' || fail "pruned migration: $out"
+curl -s --unix-socket "$T_DIR/a2/ferryd.sock" http://x/v1/migrations | grep -q "$mid" && fail "pruned migration still listed"
+check "a committed incoming migration is pruned after its time; asked later it still answers running"
 f a1 ps -a | grep -q redis && fail "redis left on a1"
 f a2 ps -a | grep -q redis && fail "redis left on a2"
 in_ns a1 nft list ruleset 2>/dev/null | grep -q "dport 6379" && fail "a1 still forwards 6379"

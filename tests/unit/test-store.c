@@ -88,6 +88,15 @@ static void names(void **state)
   assert_non_null(strstr(e.msg, "not allowed"));
   assert_true(image_normalize_name("", &o, &e) < 0);
   assert_true(image_normalize_name("x:", &o, &e) < 0);
+  /* path components as the distribution spec has them */
+  static const char *bad[] = {"../../x", "a/../b", "./a", "a//b", "-a", "a/.b:v1", "a:.v1", "a_/b"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    o = NULL;
+    assert_true(image_normalize_name(bad[i], &o, &e) < 0);
+    assert_null(o);
+  }
+  assert_int_equal(image_normalize_name("my-reg.example:5000/team_a/app-1:v_2.0", &o, NULL), 0);
+  free(o);
 }
 
 static void import_lookup_and_remove(void **state)

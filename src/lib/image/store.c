@@ -62,6 +62,23 @@ int image_normalize_name(const char *name, char **out, struct ferry_err *err)
   const char *colon = strrchr(name, ':');
   if (name[0] == '/' || name[0] == ':' || name[n - 1] == ':' || name[n - 1] == '/')
     return FERRY_INVALID(err, "image name \"%s\" is malformed", name);
+  /* Each path component, as the distribution spec has them, begins and ends
+   * with a letter or digit: no "", ".", ".." or "-x" component. */
+  size_t repo_len = colon && (!slash || colon > slash) ? (size_t)(colon - name) : n;
+  for (size_t i = 0; i < repo_len;) {
+    size_t len = strcspn(name + i, "/");
+    if (len > repo_len - i)
+      len = repo_len - i;
+    const char *c = name + i;
+    bool edge_ok = len > 0 && strchr("._-:", c[0]) == NULL && strchr("._-:", c[len - 1]) == NULL;
+    if (!edge_ok)
+      return FERRY_INVALID(err, "image name \"%s\": component \"%.*s\" must begin and end with a "
+                                "letter or digit",
+                           name, (int)len, c);
+    i += len + 1;
+  }
+  if (repo_len < n && strchr(".-", name[repo_len + 1]))
+    return FERRY_INVALID(err, "image name \"%s\": the tag must begin with a letter, digit or _", name);
   if (colon && (!slash || colon > slash))
     *out = xstrdup(name);
   else

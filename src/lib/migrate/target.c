@@ -710,8 +710,18 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
   json_decref(in->rec);
   in->rec = NULL;
+  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000; /* then pruned */
   in_end(a, in, NULL);
   return 0;
+}
+
+/* A pruned committed migration leaves only its id behind (ROOT/migrations/
+ * done-ID, empty), so that a source asking late, after a restart, still
+ * hears "running" and never resumes its own copy. */
+static char *tombstone_path(struct migrations *m, const char *id)
+{
+  _cleanup_free_ char *leaf = xasprintf("done-%s", id);
+  return path_join(m->dir, leaf);
 }
 
 int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
@@ -754,6 +764,13 @@ int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err
                      "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
     if (in->report)
       json_object_set(*out, "restore", in->report);
+  } else if (migration_id_valid(id)) {
+    _cleanup_free_ char *tp = tombstone_path(m, id);
+    if (path_exists(tp)) {
+      *out = json_pack("{s:s, s:s, s:s, s:b}", "id", id, "role", "target", "state", "running",
+                       "pruned", true);
+      r = 0;
+    }
   }
   pthread_mutex_unlock(&m->in_lock);
   return r;
@@ -779,7 +796,18 @@ static void *reaper_main(void *arg)
       bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
       bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
       bool fenced = strcmp(in->state, "restored") == 0 && now > in->fence_ms;
-      if (!in->busy && (stale || failed || fenced)) {
+      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms;
+      if (!in->busy && done) {
+        _cleanup_free_ char *tp = tombstone_path(m, in->id);
+        if (write_file_atomic(tp, "", 0, 0600, NULL) < 0) {
+          in = next; /* keep it rather than forget it ran here */
+          continue;
+        }
+        log_info("migrate", "incoming %s: committed long ago, pruned", in->id);
+        unlink_in(m, in);
+        in->next = gone;
+        gone = in;
+      } else if (!in->busy && (stale || failed || fenced)) {
         log_warn("migrate", "incoming %s: %s, removing what it received", in->id,
                  stale ? "timed out" : fenced ? "restored but never committed by the source" : "failed");
         if (fenced)
@@ -846,6 +874,7 @@ static void target_recover(struct agent *a)
     }
     if (strcmp(in->state, "running") == 0) {
       in->report = json_incref(json_object_get(st, "report"));
+      in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
       _cleanup_json_ json_t *rec = find_copy(a, in);
       if (rec && json_object_get(rec, "op")) {
         log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
