@@ -19,6 +19,9 @@ const struct extract_limits extract_default_limits = {
     .max_entry_size = 8ull << 30,
     .max_total_size = 64ull << 30,
     .max_entries = 2000000,
+    /* real layers compress 2-10x; a run of zeros 1000x */
+    .max_ratio = 200,
+    .ratio_floor = 256ull << 20,
 };
 
 int extract_clean_name(const char *name, char **out, struct ferry_err *err)
@@ -192,7 +195,13 @@ int extract_archive(const char *archive_path, const char *dest_in, enum extract_
     r = FERRY_INVALID(err, "%s: not a readable archive: %s", what, archive_error_string(a));
     goto out;
   }
-  uint64_t total = 0, count = 0;
+  uint64_t total = 0, count = 0, allowed = UINT64_MAX;
+  struct stat ast;
+  if (lim->max_ratio && stat(archive_path, &ast) == 0 &&
+      (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
+    allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
+                  ? (uint64_t)ast.st_size * lim->max_ratio
+                  : lim->ratio_floor;
   bool at_end = false;
   while (!at_end) {
     struct archive_entry *e;
@@ -228,6 +237,12 @@ int extract_archive(const char *archive_path, const char *dest_in, enum extract_
         goto out;
       }
       total += (uint64_t)size;
+      if (total > allowed) {
+        r = FERRY_INVALID(err, "%s: unpacks to more than %" PRIu64 " times its own size (a "
+                               "compression bomb?): refused",
+                          what, lim->max_ratio);
+        goto out;
+      }
       if (total > lim->max_total_size) {
         r = FERRY_INVALID(err, "%s: more than %" PRIu64 " bytes in all: refused", what,
                           lim->max_total_size);

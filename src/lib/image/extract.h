@@ -12,6 +12,11 @@ struct extract_limits {
   uint64_t max_entry_size; /* bytes of one regular file */
   uint64_t max_total_size; /* bytes of all regular files */
   uint64_t max_entries;
+  /* A compression bomb: regular files may add up to max_ratio times the
+   * archive file's own size, or ratio_floor bytes if that is more (0: no
+   * ratio check). */
+  uint64_t max_ratio;
+  uint64_t ratio_floor;
 };
 
 extern const struct extract_limits extract_default_limits;
