@@ -545,6 +545,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
+  _cleanup_json_ json_t *have = NULL;
   bool reserved = false;
   if ((r = ferry_fault("incoming-restore", err)) < 0)
     goto fail;
@@ -559,7 +560,6 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
       goto fail;
     }
   }
-  _cleanup_json_ json_t *have = NULL;
   if (image_lookup(&a->images, json_str_or(img, "id", ""), &have, NULL) < 0) {
     size_t i;
     json_t *l;

@@ -176,6 +176,16 @@ int tle_parse(const char *line0, const char *line1, const char *line2, bool chec
       *p = '0';
   if (num(ecc, &t->ecco) < 0)
     return FERRY_INVALID(err, "%s: eccentricity is malformed", what);
+  /* in range, as the format has them (strtod also takes "inf", "nan", 1e300) */
+  if (yr < 0 || yr > 99 || yr != floor(yr) || !(days >= 1.0 && days < 367.0))
+    return FERRY_INVALID(err, "%s: epoch is out of range (year 00..99, day 1..366)", what);
+  const double vals[] = {t->ndot, t->nddot, t->bstar, t->inclo, t->nodeo, t->argpo, t->mo,
+                         t->no_revday, t->ecco};
+  for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
+    if (!isfinite(vals[k]) || fabs(vals[k]) > 1e6)
+      return FERRY_INVALID(err, "%s: a number is out of range", what);
+  if (t->inclo < 0 || t->inclo > 180 || t->ecco < 0 || t->ecco >= 1 || t->no_revday <= 0)
+    return FERRY_INVALID(err, "%s: inclination, eccentricity or mean motion out of range", what);
   int year = (int)yr < 57 ? 2000 + (int)yr : 1900 + (int)yr;
   int mon, day, hr, mn;
   double sec;
