@@ -41,7 +41,12 @@ if f h1 exec counter ls /bin/true >/dev/null 2>&1; then fail "deleted file came 
 check "rootfs changes (modified, new, deleted) and volume survive"
 
 f h1 logs counter | grep -q "^tick 1$" || fail "logs from before the checkpoint are lost"
-f h1 logs counter | grep -q "^tick $after$" || fail "logs after restore missing"
+got=0
+for _ in $(seq 1 50); do  # bounded: 5 s (the shim may not have written it yet)
+  f h1 logs counter | grep -q "^tick $after$" && { got=1; break; }
+  sleep 0.1
+done
+[ "$got" = 1 ] || fail "logs after restore missing (no 'tick $after'; last lines: $(f h1 logs counter | tail -n 3 | tr '\n' ' '))"
 check "logs span the checkpoint"
 
 # Checkpoint leaving it running, then restore a copy under another name: the

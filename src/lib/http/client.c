@@ -107,7 +107,7 @@ char *http_escape(const char *s)
 
 struct sink {
   char *p;
-  size_t len;
+  size_t len, cap;
   bool too_big;
 };
 
@@ -120,10 +120,17 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     s->too_big = true;
     return 0;
   }
-  char *np = realloc(s->p, s->len + n + 1);
-  if (!np)
-    return 0;
-  s->p = np;
+  if (s->len + n + 1 > s->cap) {
+    /* grown geometrically: a large answer costs one copy per doubling */
+    size_t cap = s->cap ? s->cap : 4096;
+    while (cap < s->len + n + 1)
+      cap *= 2;
+    char *np = realloc(s->p, cap);
+    if (!np)
+      return 0;
+    s->p = np;
+    s->cap = cap;
+  }
   memcpy(s->p + s->len, ptr, n);
   s->len += n;
   s->p[s->len] = '\0';
