@@ -87,8 +87,15 @@ printf 'X' | dd of="$T_DIR/tampered/blobs/sha256/$blob" bs=1 seek=100 conv=notru
 (cd "$T_DIR/tampered" && tar -cf "$T_DIR/tampered.tar" .)
 expect_fail "layer [0-9]+: digest mismatch: manifest says sha256:$blob" f h1 image import "$T_DIR/tampered.tar"
 expect_fail "image name" f h1 image import "$T_DIR/app.oci.tar" --name 'Bad Name!'
+expect_fail 'component "\.\." must begin and end' f h1 image import "$T_DIR/app.oci.tar" --name '../../x'
+# a gzip bomb: 320 MiB of zeros (each file within the entry limit) in ~300 KiB
+mkdir -p "$T_DIR/bomb"
+for i in $(seq 1 80); do truncate -s 4M "$T_DIR/bomb/z$i"; done
+tar -C "$T_DIR/bomb" -czf "$T_DIR/bomb.tar.gz" .
+rm -rf "$T_DIR/bomb"
+expect_fail "unpacks to more than 200 times its own size" f h1 image import "$T_DIR/bomb.tar.gz"
 [ -z "$(ls -A "$T_DIR/outside" | grep -v '^secret$')" ] || fail "something was written outside: $(ls -A "$T_DIR/outside")"
 [ ! -e "$T_DIR/escaped" ] && [ ! -e "$T_DIR/h1/escaped" ] && [ ! -e "$T_DIR/h1/root/escaped" ] || fail "dotdot entry escaped"
 [ "$(snapshot)" = "$before" ] || fail "a refused import changed the store"
-check "absolute, '..', symlink and hardlink escapes, oversize, truncated, garbage, digest mismatch: refused, nothing written"
+check "absolute, '..', symlink and hardlink escapes, oversize, truncated, garbage, digest mismatch, a gzip bomb, a '../../x' name: refused, nothing written"
 echo "# all checks passed"

@@ -176,6 +176,65 @@ static void enforces_limits(void **state)
   assert_non_null(strstr(e.msg, "more than 1 entries"));
 }
 
+/* A gzip'd tar of one file of n bytes: zeros, or incompressible bytes. */
+static char *make_gz(const char *leaf, size_t n, bool zeros)
+{
+  char *path = path_join(tmp, leaf);
+  struct archive *a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_add_filter_gzip(a);
+  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, "data");
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, (la_int64_t)n);
+  archive_write_header(a, e);
+  char *buf = calloc(1, n);
+  assert_non_null(buf);
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; !zeros && i + 8 <= n; i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    memcpy(buf + i, &x, 8);
+  }
+  archive_write_data(a, buf, n);
+  free(buf);
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  return path;
+}
+
+static void refuses_compression_bombs(void **state)
+{
+  (void)state;
+  struct extract_limits lim = {.max_entry_size = 1ull << 30, .max_total_size = 1ull << 30,
+                               .max_entries = 10, .max_ratio = 20, .ratio_floor = 1u << 20};
+  struct ferry_err e = {0};
+  /* 8 MiB of zeros in a few KiB: refused, nothing left behind */
+  _cleanup_free_ char *bomb = make_gz("bomb.tar.gz", 8u << 20, true);
+  _cleanup_free_ char *d = fresh_dest("bomb");
+  assert_true(extract_archive(bomb, d, EXTRACT_LAYER, &lim, "bomb.tar.gz", &e) < 0);
+  assert_non_null(strstr(e.msg, "compression bomb"));
+  _cleanup_free_ char *f = path_join(d, "data");
+  assert_false(path_exists(f));
+  /* without a ratio (ferry's own archives, the default limits) the same bytes unpack */
+  struct extract_limits own = lim;
+  own.max_ratio = 0;
+  assert_int_equal(extract_archive(bomb, d, EXTRACT_UPPER, &own, "upper", &e), 0);
+  assert_true(path_exists(f));
+  assert_int_equal(extract_default_limits.max_ratio, 0);
+  /* incompressible data of the same size passes; small zeros under the floor too */
+  _cleanup_free_ char *rnd = make_gz("rnd.tar.gz", 8u << 20, false);
+  _cleanup_free_ char *d2 = fresh_dest("rnd");
+  assert_int_equal(extract_archive(rnd, d2, EXTRACT_LAYER, &lim, "rnd.tar.gz", &e), 0);
+  _cleanup_free_ char *small = make_gz("small.tar.gz", 512u << 10, true);
+  _cleanup_free_ char *d3 = fresh_dest("small");
+  assert_int_equal(extract_archive(small, d3, EXTRACT_LAYER, &lim, "small.tar.gz", &e), 0);
+}
+
 static void refuses_garbage(void **state)
 {
   (void)state;
@@ -225,6 +284,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(extracts_files_links_and_dirs, setup, teardown),
       cmocka_unit_test_setup_teardown(refuses_escapes, setup, teardown),
       cmocka_unit_test_setup_teardown(enforces_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(refuses_compression_bombs, setup, teardown),
       cmocka_unit_test_setup_teardown(refuses_garbage, setup, teardown),
       cmocka_unit_test_setup_teardown(converts_whiteouts, setup, teardown),
   };

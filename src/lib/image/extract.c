@@ -19,9 +19,6 @@ const struct extract_limits extract_default_limits = {
     .max_entry_size = 8ull << 30,
     .max_total_size = 64ull << 30,
     .max_entries = 2000000,
-    /* real layers compress 2-10x; a run of zeros 1000x */
-    .max_ratio = 200,
-    .ratio_floor = 256ull << 20,
 };
 
 int extract_clean_name(const char *name, char **out, struct ferry_err *err)

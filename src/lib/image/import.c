@@ -17,6 +17,21 @@
 
 enum archive_kind { KIND_ROOTFS, KIND_OCI, KIND_DOCKER };
 
+/* Image archives come from anyone: besides the store's size limits, a
+ * compression ratio, so that a small gzip bomb cannot fill the disk (real
+ * layers compress 2-10x, a run of zeros 1000x). ferry's own archives of a
+ * container's files (checkpoints, migrations) have no ratio: a sparse file
+ * there legitimately compresses a thousandfold. */
+#define IMPORT_MAX_RATIO 200
+#define IMPORT_RATIO_FLOOR (256ull << 20)
+
+static struct extract_limits import_limits(const struct image_store *s)
+{
+  struct extract_limits l = s->limits;
+  l.max_ratio = IMPORT_MAX_RATIO;
+  l.ratio_floor = IMPORT_RATIO_FLOOR;
+  return l;
+}
 static int classify(const char *path, const char *what, enum archive_kind *kind,
                     struct ferry_err *err)
 {
@@ -131,7 +146,8 @@ static int ensure_layer(struct import_ctx *c, const char *digest, const char *bl
   if (r < 0)
     return r;
   _cleanup_free_ char *what = xasprintf("%s: layer %d (%.19s)", c->what, index, digest);
-  r = extract_archive(blob, partial, EXTRACT_LAYER, &c->s->limits, what, err);
+  struct extract_limits lim = import_limits(c->s);
+  r = extract_archive(blob, partial, EXTRACT_LAYER, &lim, what, err);
   if (r < 0) {
     rm_rf(partial, NULL);
     return r;
@@ -433,7 +449,8 @@ int image_import(struct image_store *s, const char *archive, const char *name,
   if (kind == KIND_ROOTFS) {
     r = import_rootfs(&c, archive, img, err);
   } else {
-    r = extract_archive(archive, c.staging, EXTRACT_PLAIN, &s->limits, what, err);
+    struct extract_limits lim = import_limits(s);
+    r = extract_archive(archive, c.staging, EXTRACT_PLAIN, &lim, what, err);
     if (r == 0)
       r = kind == KIND_OCI ? import_oci(&c, img, &from_archive, err)
                            : import_docker(&c, img, &from_archive, err);
