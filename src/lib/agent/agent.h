@@ -130,6 +130,9 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *pa
  * never back on the network); with keep, the record stays as "migrated",
  * otherwise it goes with its volumes (those no other container here uses). */
 void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to);
+/* Removes rec's volumes that no other container here mounts (rec itself is
+ * gone or going). */
+void agent_volumes_release(struct agent *a, json_t *rec);
 /* Is volume name mounted by a container other than except_id? */
 bool agent_volume_in_use(struct agent *a, const char *name, const char *except_id);
 /* Reserves name and address for a restored copy and writes its record

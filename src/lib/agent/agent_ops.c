@@ -68,7 +68,12 @@ void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *
   json_object_set_new(rec, "state", json_string("exited"));
   ctr_save(&a->rt, rec, NULL);
   agent_ctr_destroy(a, rec, true, NULL);
-  /* the volumes moved with it, unless another container here uses them */
+  agent_volumes_release(a, rec); /* they moved with it */
+}
+
+void agent_volumes_release(struct agent *a, json_t *rec)
+{
+  const char *id = json_str_or(rec, "id", "");
   size_t i;
   json_t *v;
   pthread_mutex_lock(&a->lock);

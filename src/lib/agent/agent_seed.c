@@ -117,16 +117,7 @@ int agent_seed_run(struct agent *a, const char *name, json_t **out, struct ferry
     /* Afresh, as the seed does: the old container and its volumes go. */
     if ((r = agent_ctr_remove(a, name, true, err)) < 0)
       return ferry_err_wrap(err, "start \"%s\" afresh", name);
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(existing, "volumes"), i, v)
-    {
-      const char *vn = json_str_or(v, "name", "");
-      pthread_mutex_lock(&a->lock);
-      if (!agent_volume_in_use(a, vn, NULL))
-        volume_remove(&a->rt, vn, NULL);
-      pthread_mutex_unlock(&a->lock);
-    }
+    agent_volumes_release(a, existing);
     log_info("agent", "seed: container %s removed to start afresh", name);
   }
   json_object_set_new(req, "start", json_true());

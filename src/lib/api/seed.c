@@ -37,11 +37,6 @@ static void ok(struct http_response *resp, json_t *extra, const char *fmt, ...)
   resp->json = j;
 }
 
-static void error(struct http_response *resp, const struct ferry_err *err)
-{
-  http_reply_err(resp, err);
-}
-
 /* The port of our own TCP API ("ADDR:PORT" of the connection), else 8000 as in the seed. */
 static const char *own_port(const struct http_request *req)
 {
@@ -62,13 +57,13 @@ static void pull_source(struct agent *a, const struct http_request *req, const c
     url = xasprintf("tcp://%s:%s", req->peer, own_port(req));
   else {
     FERRY_INVALID(&err, "a pull over the unix socket needs ?to=URL");
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   _cleanup_json_ json_t *body = json_pack("{s:s}", "to", url);
   json_t *started = NULL;
   if (migrate_start(a, name, body, &started, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   json_t *rep = migrate_wait(a, json_str_or(started, "id", ""), 3600);
@@ -79,7 +74,7 @@ static void pull_source(struct agent *a, const struct http_request *req, const c
     ferry_err_set(&err, -EIO, ferry_errclass_parse(json_str_or(rep, "error_class", NULL)),
                   "migration of %s to %s failed: %s", name, url, json_str_or(rep, "error", "unknown"));
     json_decref(rep);
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   ok(resp, json_pack("{s:o}", "report", rep), "container %s migrated", name);
@@ -189,7 +184,7 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
   if (json_get_str(body, "server_ip", true, &server, &err) < 0 ||
       json_get_str(body, "container_name", true, &name, &err) < 0 ||
       validate_name("container", name, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   /* A name in use here would make the source freeze its container for
@@ -197,12 +192,12 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
   _cleanup_json_ json_t *here = NULL;
   if (ctr_find(&a->rt, name, &here, NULL) == 0 && strcmp(json_str_or(here, "name", ""), name) == 0) {
     FERRY_CONFLICT(&err, "container name \"%s\" is already in use on this host", name);
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   _cleanup_free_ char *src = NULL;
   if (pull_url(a, req, server, &src, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   _cleanup_free_ char *me = NULL;
@@ -210,7 +205,7 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     me = xasprintf("tcp://%s", req->local);
   struct http_client *c = NULL;
   if (http_client_new(src, &c, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   http_client_set_token(c, a->token);
@@ -233,7 +228,7 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     bool transport = err.klass == FERRY_E_UNAVAILABLE &&
                      (r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EFBIG);
     ferry_err_wrap(&err, "pull %s from %s", name, src);
-    error(resp, &err);
+    http_reply_err(resp, &err);
     if (transport)
       resp->status = r == -ETIMEDOUT ? 504 : 502;
     return;
@@ -258,26 +253,26 @@ static void generate_data(struct agent *a, json_t *body, struct http_response *r
   json_t *mb = json_object_get(body, "data_size_mb"), *bpk = json_object_get(body, "bytes_per_key");
   const char *name = "redis";
   if (json_get_str(body, "container_name", false, &name, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   if (!name)
     name = "redis";
   if (!json_is_integer(mb) || json_integer_value(mb) < 0 || json_integer_value(mb) > 1000000) {
     FERRY_INVALID(&err, "\"data_size_mb\" must be an integer 0..1000000");
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   if (!json_is_integer(bpk) || json_integer_value(bpk) < 1 ||
       json_integer_value(bpk) > REDIS_FILL_VALUE_MAX) {
     FERRY_INVALID(&err, "\"bytes_per_key\" must be an integer 1..%u", REDIS_FILL_VALUE_MAX);
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   json_t *out = NULL;
   if (agent_seed_fill(a, name, (uint64_t)json_integer_value(mb) * 1000 * 1000,
                       (size_t)json_integer_value(bpk), &out, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   ok(resp, out, "%lld MB of data in %s", json_integer_value(mb), name);
@@ -290,12 +285,12 @@ static void redis_exec(struct agent *a, char *const *cmd, const char *key,
   _cleanup_json_ json_t *req = json_pack("{s:o, s:i}", "cmd", json_strv(cmd), "timeout", 30);
   _cleanup_json_ json_t *out = NULL;
   if (agent_ctr_exec(a, "redis", req, &out, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   if (json_integer_value(json_object_get(out, "exit_code")) != 0) {
     FERRY_INTERNAL(&err, "redis-cli in container redis: %s", json_str_or(out, "stderr", ""));
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   _cleanup_free_ char *value = xstrdup(json_str_or(out, "stdout", ""));
@@ -312,7 +307,7 @@ static bool seed_body(const struct http_request *req, struct http_response *resp
                  "request body", body, &err) < 0 || !json_is_object(*body)) {
     if (!err.msg[0])
       FERRY_INVALID(&err, "request body must be a JSON object");
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return false;
   }
   return true;
@@ -347,7 +342,7 @@ H(h_start_container)
     return;
   if (json_get_str(body, "container_name", true, &name, &err) < 0 ||
       agent_seed_run(AGENT(ctx), name, &out, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   json_decref(out);
@@ -369,7 +364,7 @@ H(h_stop)
   struct ferry_err err = {0};
   json_t *out = NULL;
   if (agent_ctr_stop(AGENT(ctx), args[0], -1, &out, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   json_decref(out);
@@ -381,7 +376,7 @@ H(h_remove)
   (void)req;
   struct ferry_err err = {0};
   if (agent_ctr_remove(AGENT(ctx), args[0], true, &err) < 0)
-    error(resp, &err);
+    http_reply_err(resp, &err);
   else
     ok(resp, NULL, "container %s removed", args[0]);
 }
@@ -391,7 +386,7 @@ H(h_remove_volume)
   (void)req;
   struct ferry_err err = {0};
   if (agent_volume_remove(AGENT(ctx), args[0], &err) < 0)
-    error(resp, &err);
+    http_reply_err(resp, &err);
   else
     ok(resp, NULL, "volume %s removed", args[0]);
 }
@@ -406,7 +401,7 @@ H(h_set_redis)
     return;
   if (json_get_str(body, "key", true, &key, &err) < 0 ||
       json_get_str(body, "value", true, &value, &err) < 0) {
-    error(resp, &err);
+    http_reply_err(resp, &err);
     return;
   }
   char *cmd[] = {"redis-cli", "set", (char *)key, (char *)value, NULL};
