@@ -50,7 +50,7 @@ f a2 rm -f blocker >/dev/null
 check "a target whose host port is taken refuses the move; redis stays on a1 with its data"
 
 # ---- move with a client connected through a1's published port ----
-in_ns c1 /usr/bin/python3 - "$A1" "$T_DIR/stop" >"$T_DIR/client.out" 2>&1 <<'EOF' &
+in_ns c1 /usr/bin/python3 - "$A1" "$T_DIR/stop" "$T_DIR/progress" >"$T_DIR/client.out" 2>&1 <<'EOF' &
 import redis, sys, time, os
 r = redis.Redis(host=sys.argv[1], port=6379, socket_timeout=20)
 acked, errors = 0, 0
@@ -59,6 +59,9 @@ while time.time() < end and not os.path.exists(sys.argv[2]):
     try:
         r.set("w%d" % acked, acked)   # one connection: redis-py keeps it
         acked += 1
+        with open(sys.argv[3] + ".new", "w") as f:
+            f.write("%d\n" % acked)
+        os.rename(sys.argv[3] + ".new", sys.argv[3])
     except Exception as e:
         errors += 1
         print("error", repr(e), flush=True)
@@ -67,22 +70,27 @@ while time.time() < end and not os.path.exists(sys.argv[2]):
 print("acked", acked, "errors", errors, "conns", r.info("clients")["connected_clients"], flush=True)
 EOF
 CPID=$!
-sleep 1
+progress() { cat "$T_DIR/progress" 2>/dev/null || echo 0; }
+for _ in $(seq 1 100); do [ "$(progress)" -gt 0 ] && break; sleep 0.1; done  # bounded: 10 s
+a0=$(progress)
+[ "$a0" -gt 0 ] || fail "the client wrote nothing before the move: $(cat "$T_DIR/client.out")"
 f a1 migrate redis --to "$HOST_a2_URL" --redirect-for 5 >"$T_DIR/m.out" || fail "migration: $(cat "$T_DIR/m.out")"
-sleep 1
+a1=$(progress)
+# the same connection goes on writing after the move
+for _ in $(seq 1 100); do [ "$(progress)" -gt "$a1" ] && break; sleep 0.1; done  # bounded: 10 s
 touch "$T_DIR/stop"
 for _ in $(seq 1 100); do kill -0 $CPID 2>/dev/null || break; sleep 0.1; done
 kill $CPID 2>/dev/null || true
 out=$(cat "$T_DIR/client.out")
 echo "$out" | grep -q "errors 0" || fail "client through a1:6379 broke: $out"
 acked=$(echo "$out" | sed -n 's/^acked \([0-9]*\).*/\1/p')
-[ "${acked:-0}" -gt 50 ] || fail "too few writes: $out"
+[ "${acked:-0}" -gt "$a1" ] || fail "no write after the move ($a0 before it, $a1 when it ended): $out"
 # every acknowledged write is there, read through the new host's port
 n=$(in_ns c1 redis-cli -h "$A2" DBSIZE)
 [ "$n" -ge "$acked" ] || fail "writes lost: $acked acknowledged, $n keys on a2"
 [ "$(in_ns c1 redis-cli -h "$A2" GET "w$((acked - 1))")" = "$((acked - 1))" ] || fail "last write lost"
 f a2 ps | grep -q "redis .*running .*0.0.0.0:6379->6379/tcp" || fail "ports not on a2: $(f a2 ps)"
-check "moved with a client writing through a1's published port: same connection, $acked writes acknowledged, none lost; a2 publishes 6379"
+check "moved with a client writing through a1's published port: same connection, writes before ($a0), during and after the move ($acked in all), none lost; a2 publishes 6379"
 
 [ "$(in_ns c1 redis-cli -h "$A1" GET sat)" = ISS ] || fail "no redirect from a1:6379 to the new host"
 check "for the grace period a new connection to the old host's port reaches the container on a2"
