@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "ckpt/ckpt.h"
 #include "api/api.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -242,6 +243,10 @@ int main(int argc, char **argv)
 
   struct agent a;
   struct ferry_err err = {0};
+  if (ckpt_kdat_prime(NULL, &err) < 0)
+    log_warn("ferryd", "%s: every checkpoint and restore probes the kernel again (~30 ms each)",
+             err.msg);
+  err = (struct ferry_err){0};
   if (agent_open(&a, &o, &err) < 0) {
     fprintf(stderr, "ferryd: %s\n", err.msg);
     return 1;

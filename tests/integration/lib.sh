@@ -219,6 +219,12 @@ cleanup() {
               sed -n 's/.*"netns": "\(ferry-[0-9a-f]*\)".*/\1/p'); do
     ip netns del "$ns" 2>/dev/null
   done
+  # Namespaces made ahead for incoming migrations (named by the container id
+  # the migration's state file gives).
+  for ns in $(cat "$T_DIR"/*/root/migrations/in-*/state.json 2>/dev/null |
+              sed -n 's/.*"container_id": "\([0-9a-f]\{12\}\)[0-9a-f]*".*/ferry-\1/p'); do
+    ip netns del "$ns" 2>/dev/null
+  done
   for ns in "${T_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
   if [ -n "${FERRY_TEST_LOGS:-}" ]; then  # keep the agents' logs (e.g. for a sanitizer run)
     mkdir -p "$FERRY_TEST_LOGS"

@@ -131,6 +131,22 @@ int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
   return net_neigh_seed(json_str_or(rec, "netns", ""), neighbours);
 }
 
+int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
+                      struct ferry_err *err)
+{
+  char netns[32], veth[16];
+  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  return net_ctr_setup(&a->net, netns, veth, ip, mac, false, err);
+}
+
+void agent_net_discard(struct agent *a, const char *id)
+{
+  (void)a;
+  char netns[32], veth[16];
+  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  net_ctr_teardown(netns, veth, NULL);
+}
+
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   (void)a;

@@ -14,6 +14,11 @@ int criu_stats_read(const char *path, json_t **out, struct ferry_err *err);
 /* The lines of a CRIU log that report errors, joined by "; " (malloc'd, maybe ""). */
 char *criu_log_errors(const char *log_path, size_t max);
 
+/* Makes sure CRIU finds its kernel-feature cache (/run/criu.kdat) where
+ * /run is not a tmpfs and CRIU would not write it (see kdat.c): ~30 ms of
+ * every freeze. criu: the binary runc runs (NULL: "criu" on PATH). */
+int ckpt_kdat_prime(const char *criu, struct ferry_err *err);
+
 struct runtime;
 
 /* runc checkpoint of container id into images_dir (also CRIU's work dir):

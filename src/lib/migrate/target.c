@@ -42,6 +42,8 @@ static void save_state(struct incoming *in)
   if (in->report)
     json_object_set(j, "report", in->report);
   json_object_set_new(j, "image_added", json_boolean(in->image_added));
+  if (in->cid[0])
+    json_object_set_new(j, "container_id", json_string(in->cid));
   _cleanup_free_ char *p = path_join(in->dir, "state.json");
   json_save_atomic(p, j, NULL);
 }
@@ -115,6 +117,8 @@ static void cleanup_in(struct agent *a, struct incoming *in)
       agent_ctr_destroy(a, rec, true, NULL);
       agent_release(a, rec, false);
     }
+    if (in->cid[0])
+      agent_net_discard(a, in->cid); /* made at the offer, whether a copy came or not */
   }
   pthread_mutex_lock(&a->lock);
   size_t i;
@@ -227,6 +231,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   _cleanup_free_ char *leaf = NULL;
   _cleanup_free_ char *criu = NULL;
   struct migrations *m = a->mig;
+  struct incoming *prepared = NULL;
   const char *id;
   int r;
   if (!json_is_object(req))
@@ -325,6 +330,8 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
                         vols ? json_incref(vols) : json_array(), "source_agent",
                         json_str_or(req, "source_agent", ""), "source_peer", peer ? peer : "");
   snprintf(in->state, sizeof in->state, "offered");
+  random_hex(in->cid, 64);
+  in->busy = true; /* until its network is made, below */
   in->received = json_array();
   in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
   criu = path_join(in->dir, "criu");
@@ -344,11 +351,20 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   log_info("migrate", "incoming %s: container %s (%s) from %s, %zu layer(s) missing", id, name, ip,
            peer && *peer ? peer : "local", json_array_size(missing));
   *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", a->id, "missing_layers", missing);
+  prepared = in;
   r = 0;
 out:
   pthread_mutex_unlock(&a->lock);
 out_unlocked:
   pthread_mutex_unlock(&m->in_lock);
+  if (prepared) {
+    /* Its network namespace and veth (down) now, while the source runs: the
+     * restore finds them. If this fails the restore makes them itself. */
+    struct ferry_err e2 = {0};
+    if (agent_net_prepare(a, prepared->cid, ip, json_str_or(ctr, "mac", ""), &e2) < 0)
+      log_warn("migrate", "incoming %s: network made ahead: %s (the restore makes it)", id, e2.msg);
+    in_end(a, prepared, NULL);
+  }
   return r;
 }
 
@@ -592,7 +608,10 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     save_state(in);
   }
   char cid[65], ts[40];
-  random_hex(cid, 64);
+  if (in->cid[0])
+    snprintf(cid, sizeof cid, "%s", in->cid); /* its netns was made at the offer */
+  else
+    random_hex(cid, 64);
   format_time(now_wall_ms(), ts, sizeof ts);
   rec = json_deep_copy(ctr);
   agent_restored_record(rec, cid);
@@ -860,6 +879,9 @@ static void target_recover(struct agent *a)
     in->offer = json_incref(json_object_get(st, "offer"));
     in->received = json_incref(json_object_get(st, "received"));
     in->image_added = json_is_true(json_object_get(st, "image_added"));
+    const char *cid = json_str_or(st, "container_id", "");
+    if (strlen(cid) == 64 && strspn(cid, "0123456789abcdef") == 64)
+      snprintf(in->cid, sizeof in->cid, "%s", cid);
     if (!in->received)
       in->received = json_array();
     snprintf(in->state, sizeof in->state, "%s", json_str_or(st, "state", "failed"));

@@ -2,13 +2,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <net/ethernet.h>
+#include <net/if_arp.h>
+#include <netpacket/packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -124,25 +131,149 @@ int net_ctr_teardown(const char *netns, const char *veth, struct ferry_err *err)
   return 0;
 }
 
-int net_link_set(const char *veth, bool up, struct ferry_err *err)
+/* Waits (at most max_ms) until link name is operationally up, as the socket
+ * fd's namespace sees it. The kernel brings a link whose carrier just came
+ * on into service a moment later (its queueing discipline is attached
+ * then): until that moment it drops what is sent through it, and a bridge
+ * does not forward from it. */
+static bool wait_running(int fd, const char *name, int max_ms)
 {
-  return spawn_check(IP("link", "set", "dev", veth, up ? "up" : "down"), NULL, err);
+  uint64_t until = now_mono_ms() + (uint64_t)max_ms;
+  for (int i = 0; i < 100000; i++) {
+    struct ifreq ifr = {0};
+    memcpy(ifr.ifr_name, name, strlen(name) + 1);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+      return false;
+    if (ifr.ifr_flags & IFF_RUNNING)
+      return true;
+    if (now_mono_ms() > until)
+      return false;
+    struct timespec ts = {0, 200 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
 }
 
+int net_link_set(const char *veth, bool up, struct ferry_err *err)
+{
+  /* An ioctl, not `ip link set`: this runs inside the freeze and the commit. */
+  struct ifreq ifr = {0};
+  if (!veth || !*veth || strlen(veth) >= sizeof ifr.ifr_name)
+    return FERRY_INVALID(err, "link name \"%s\" is not valid", veth ? veth : "");
+  memcpy(ifr.ifr_name, veth, strlen(veth) + 1);
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "link %s: socket", veth);
+  int r = 0;
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+    r = ferry_err_sys(err, -errno, "link %s", veth);
+  } else {
+    if (up)
+      ifr.ifr_flags |= IFF_UP;
+    else
+      ifr.ifr_flags &= ~IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+      r = ferry_err_sys(err, -errno, "link %s: set %s", veth, up ? "up" : "down");
+    else if (up)
+      wait_running(fd, veth, 200); /* else the first frames are lost */
+  }
+  close(fd);
+  return r;
+}
+
+static void *closer_main(void *arg)
+{
+  close((int)(intptr_t)arg);
+  return NULL;
+}
+
+/* Closing a packet socket waits for an RCU grace period (the kernel's
+ * synchronize_net(), 5-10 ms here): done on a thread of its own, off the
+ * caller's path. */
+static void close_later(int fd)
+{
+  pthread_t t;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &at, closer_main, (void *)(intptr_t)fd) != 0)
+    close(fd);
+  pthread_attr_destroy(&at);
+}
+
+/* A socket made in network namespace netns (by this thread alone, for the
+ * socket() call: a socket belongs to the namespace it was made in). */
+static int socket_in(const char *netns, int domain, int type, int proto, struct ferry_err *err)
+{
+  _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
+  int target = open(p, O_RDONLY | O_CLOEXEC);
+  if (target < 0)
+    return ferry_err_sys(err, -errno, "network namespace %s", netns);
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    int e = -errno;
+    close(target);
+    return ferry_err_sys(err, e, "this thread's network namespace");
+  }
+  int fd = -1, e = 0;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    e = -errno;
+  } else {
+    fd = socket(domain, type | SOCK_CLOEXEC, proto);
+    if (fd < 0)
+      e = -errno;
+    if (setns(self, CLONE_NEWNET) < 0)
+      abort(); /* a request thread must never stay in a container's namespace */
+  }
+  close(target);
+  close(self);
+  if (fd < 0)
+    return ferry_err_sys(err, e, "socket in network namespace %s", netns);
+  return fd;
+}
+
+/* An unsolicited ARP request (sender and target address both ip, as
+ * `arping -U` sends) from the container's eth0: the switch learns where
+ * its MAC address is now, neighbours refresh their entry. Made here, not by
+ * a helper process: it is the last step of a migration's downtime. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err)
 {
-  _cleanup_free_ char *ns = xasprintf("--net=/var/run/netns/%s", netns);
-  const char *argv[] = {"nsenter", ns, "busybox", "arping", "-U", "-c", "1",
-                        "-I", "eth0", ip, NULL};
-  struct spawn_result r = {0};
-  struct spawn_opts o = {.timeout_ms = 5000};
-  int rc = spawn_run(argv, &o, &r, err);
-  if (rc == 0 && r.exit_code != 0 && r.exit_code != 1) {
-    _cleanup_free_ char *t = tail_lines(r.errout, 300);
-    rc = FERRY_INTERNAL(err, "announce %s: arping: %s", ip, t);
+  struct in_addr addr;
+  if (inet_pton(AF_INET, ip, &addr) != 1)
+    return FERRY_INVALID(err, "announce: \"%s\" is not an IPv4 address", ip);
+  int fd = socket_in(netns, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP), err);
+  if (fd < 0)
+    return ferry_err_wrap(err, "announce %s", ip);
+  struct ifreq ifr = {0};
+  memcpy(ifr.ifr_name, "eth0", 5);
+  int r = 0;
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+    r = ferry_err_sys(err, -errno, "announce %s: eth0 in %s", ip, netns);
+    goto out;
   }
-  spawn_result_free(&r);
-  return rc;
+  int ifindex = ifr.ifr_ifindex;
+  wait_running(fd, "eth0", 200); /* else the kernel drops the request */
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+    r = ferry_err_sys(err, -errno, "announce %s: address of eth0 in %s", ip, netns);
+    goto out;
+  }
+  struct {
+    struct arphdr h;
+    unsigned char sha[ETH_ALEN], spa[4], tha[ETH_ALEN], tpa[4];
+  } __attribute__((packed)) pkt = {
+      .h = {.ar_hrd = htons(ARPHRD_ETHER), .ar_pro = htons(ETH_P_IP), .ar_hln = ETH_ALEN,
+            .ar_pln = 4, .ar_op = htons(ARPOP_REQUEST)}};
+  memcpy(pkt.sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+  memcpy(pkt.spa, &addr, 4);
+  memcpy(pkt.tpa, &addr, 4);
+  struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+                           .sll_ifindex = ifindex, .sll_halen = ETH_ALEN};
+  memset(to.sll_addr, 0xff, ETH_ALEN);
+  if (sendto(fd, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) != (ssize_t)sizeof pkt)
+    r = ferry_err_sys(err, -errno, "announce %s: send", ip);
+out:
+  close_later(fd);
+  return r;
 }
 
 static bool ipv4_valid(const char *s)
@@ -193,32 +324,9 @@ int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
     return FERRY_INVALID(err, "\"%s\" is not an IPv4 address", ip);
-  _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
-  int target = open(p, O_RDONLY | O_CLOEXEC);
-  if (target < 0)
-    return ferry_err_sys(err, -errno, "network namespace %s", netns);
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) {
-    int e = -errno;
-    close(target);
-    return ferry_err_sys(err, e, "this thread's network namespace");
-  }
-  /* Only this thread enters the namespace, for the socket() call: a socket
-   * belongs to the namespace it was made in. */
-  int fd = -1, e = 0;
-  if (setns(target, CLONE_NEWNET) < 0) {
-    e = -errno;
-  } else {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-      e = -errno;
-    if (setns(self, CLONE_NEWNET) < 0)
-      abort(); /* a request thread must never stay in a container's namespace */
-  }
-  close(target);
-  close(self);
+  int fd = socket_in(netns, AF_INET, SOCK_STREAM, 0, err), e;
   if (fd < 0)
-    return ferry_err_sys(err, e, "socket in network namespace %s", netns);
+    return fd;
   struct timeval tv = {.tv_sec = timeout_s};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
