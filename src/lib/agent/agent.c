@@ -398,13 +398,16 @@ static void env_set(json_t *env, const char *kv)
  * freeze, is skipped. A connection whose handshake completed in the instant
  * before the link went down, not yet accepted, would fail the whole dump
  * ("in-flight connection"): CRIU leaves it out instead, and only that
- * client starts again. */
+ * client starts again. CRIU leaves the cgroups alone (~10 ms of each dump
+ * on cgroup v1): runc makes the restored container's cgroups and applies
+ * its limits itself before CRIU forks the tasks into them. */
 static int write_criu_conf(struct agent *a, const char *id, struct ferry_err *err)
 {
   _cleanup_free_ char *p = ctr_path(&a->rt, id, CTR_CRIU_CONF);
   static const char conf[] = "# written by ferryd: ferry takes the container off the network itself\n"
                              "network-lock skip\n"
-                             "skip-in-flight\n";
+                             "skip-in-flight\n"
+                             "manage-cgroups=ignore\n";
   return write_file_atomic(p, conf, sizeof conf - 1, 0644, err);
 }
 
