@@ -4,7 +4,8 @@
 # container record mounts "ev4/_data/evil" (a path a container could plant a
 # symlink under) or volumes that the offer does not list is refused with 400,
 # the target keeps nothing, and a checkpoint.json with a hostile record is
-# refused by `ferry restore` with nothing created.
+# refused by `ferry restore` with nothing created. A migration's page server
+# serves the source agent only.
 source "$(dirname "$0")/lib.sh"
 need curl python3
 cluster_up 2
@@ -53,6 +54,33 @@ code=$(offer 0123456789abcdef0123456789abcde0 "pass")
 [ "$code" = 201 ] || fail "a plain offer was refused: $code $(cat "$T_DIR/r")"
 in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/0123456789abcdef0123456789abcde0"
 check "a well-formed offer is accepted (and withdrawn)"
+
+# The page server of a migration takes its one connection from the source
+# agent only (the address the offer came from, c1 here): a connection from
+# another host is closed at once and does not use the page server up.
+MID=0123456789abcdef0123456789abcdef
+code=$(offer $MID "pass")
+[ "$code" = 201 ] || fail "offer for the page-server check: $code $(cat "$T_DIR/r")"
+ps=$(in_ns c1 curl -s -X POST -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID/page-server")
+port=$(echo "$ps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])') || fail "page server: $ps"
+# probe HOST-NS: "closed" if the page server hangs up, "open" if it keeps the connection
+probe() {
+  nsenter --net="/var/run/netns/$1" python3 - "$CLUSTER_NET.242" "$port" <<'EOF'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.settimeout(2)
+try:
+    print("closed" if s.recv(1) == b"" else "data")
+except socket.timeout:
+    print("open")
+EOF
+}
+[ "$(probe "$HOST_a1_NS")" = closed ] || fail "the page server kept a connection from a1, which did not make the offer"
+[ "$(probe "${T_ID}-c1")" = open ] || fail "the page server refused the source agent (c1) after a stranger tried"
+grep -q "refused a connection" "$T_DIR/a2/root/migrations/in-$MID/page-server.log" ||
+  fail "the refusal is not in the page server's log"
+in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
+check "a migration's page server closes a connection from a host other than the source agent, and still takes the source's"
 
 cases=(
   'ctr["volumes"] = [{"name": "ev4/_data/evil", "destination": "/host"}]; vols = ["ev4"]|volume name'

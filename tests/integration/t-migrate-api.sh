@@ -92,9 +92,12 @@ done
 f a1 run -d --name web --ip "$CLUSTER_NET.41" redis redis-server --protected-mode no --save '' >/dev/null
 code=$(in_ns c1 curl -s -o /dev/null -w '%{http_code}' --cacert "$T_DIR/ca.pem" "https://$CLUSTER_NET.242:9000/health")
 [ "$code" = 200 ] || fail "https health: $code"
-f a1 migrate web --to "https://$CLUSTER_NET.242:9000" >/dev/null || fail "migration over https"
+expect_fail "outside the agents' TLS connection" f a1 migrate web --to "https://$CLUSTER_NET.242:9000" --memory stream
+f a1 ps | grep -q "web .*running" || fail "web not running on a1 after the refused stream"
+out=$(f a1 --json migrate web --to "https://$CLUSTER_NET.242:9000") || fail "migration over https: $out"
+echo "$out" | grep -q '"memory": "copy"' || fail "memory did not go inside the TLS connection: $out"
 f a2 ps | grep -q "web .*running" || fail "web not on a2"
-check "agents speak HTTPS verified against the CA; migration over https"
+check "agents speak HTTPS verified against the CA; migration over https with the memory inside it (a page-server stream refused)"
 
 stop_agent a1
 start_agent a1 -- --bridge "fb${$}m1" --subnet "$CLUSTER_NET.0/24" --gateway "$CLUSTER_NET.241" \

@@ -575,6 +575,15 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   if (strncmp(to, "tcp://", 6) != 0 && strncmp(to, "http://", 7) != 0 &&
       strncmp(to, "https://", 8) != 0)
     return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
+  /* Between agents that speak TLS, memory goes inside their TLS connection
+   * too (copy): CRIU's page server would carry it in the clear. */
+  bool tls = strncmp(to, "https://", 8) == 0;
+  if (tls && !mem_auto && strcmp(mem->name, "stream") == 0)
+    return FERRY_INVALID(err, "memory \"stream\" would send the container's memory outside the "
+                              "agents' TLS connection: use \"copy\" (or \"auto\", which picks it "
+                              "with https)");
+  if (tls && mem_auto)
+    mem = mem_strategy_find("copy");
   json_t *tj = json_object_get(req, "timeout");
   json_t *rj = json_object_get(req, "redirect_for");
   if (rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 || json_integer_value(rj) > 86400))
@@ -586,7 +595,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
     r = agent_check_idle(rec, err);
   if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
-  if (r == 0 && mem_auto) {
+  if (r == 0 && mem_auto && !tls) {
     int64_t used = ctr_memory_bytes(&a->rt, json_str_or(rec, "id", ""));
     if (used >= 0 && used < MEM_AUTO_STREAM_BYTES)
       mem = mem_strategy_find("copy");

@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <dirent.h>
+#include <poll.h>
+#include <ifaddrs.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -440,20 +443,89 @@ out:
   return r;
 }
 
-static bool port_listening(int port)
+/* Who may connect to a migration's page server: the address the offer came
+ * from (the source agent); for a local offer, an address of this host. */
+#define PS_ALLOW_MAX 32
+struct ps_allow {
+  int n;
+  bool loopback;
+  struct in_addr a[PS_ALLOW_MAX];
+};
+
+static void ps_allow_fill(struct ps_allow *al, const char *peer)
 {
-  _cleanup_fclose_ FILE *f = fopen("/proc/net/tcp", "re");
-  if (!f)
-    return false;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    unsigned lport, st;
-    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x", &lport, &st) == 2 && (int)lport == port && st == 0x0A)
-      return true;
+  memset(al, 0, sizeof *al);
+  struct in_addr x;
+  if (peer && *peer && inet_pton(AF_INET, peer, &x) == 1) {
+    al->a[al->n++] = x;
+    return;
   }
+  al->loopback = true;
+  struct ifaddrs *ifs = NULL;
+  if (getifaddrs(&ifs) < 0)
+    return;
+  for (struct ifaddrs *i = ifs; i && al->n < PS_ALLOW_MAX; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+      al->a[al->n++] = ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr;
+  freeifaddrs(ifs);
+}
+
+static bool ps_allowed(const struct ps_allow *al, const struct sockaddr_in *sa)
+{
+  if (al->loopback && (ntohl(sa->sin_addr.s_addr) >> 24) == 127)
+    return true;
+  for (int i = 0; i < al->n; i++)
+    if (al->a[i].s_addr == sa->sin_addr.s_addr)
+      return true;
   return false;
 }
 
+/* The forked gate: accepts until the allowed peer connects (others are
+ * closed at once), then becomes `criu page-server --ps-socket 3` on that
+ * connection. The parent may have threads: system calls only. */
+static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, uint64_t deadline_ms, int logfd,
+                              char *const *argv)
+{
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  int nul = open("/dev/null", O_RDONLY);
+  if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+    _exit(127);
+  for (int n = 0; n < 10000; n++) {
+    uint64_t now = now_mono_ms();
+    if (now >= deadline_ms)
+      break;
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+    uint64_t wait = deadline_ms - now;
+    if (poll(&pf, 1, wait > 60000 ? 60000 : (int)wait) <= 0)
+      continue;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int c = accept4(lfd, (struct sockaddr *)&sa, &sl, 0);
+    if (c < 0)
+      continue;
+    if (sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(al, &sa)) {
+      close(lfd);
+      if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
+        _exit(127);
+      execvp(argv[0], argv);
+      _exit(127);
+    }
+    static const char msg[] = "ferryd: page server: refused a connection from an address that is not "
+                              "the source agent's\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    close(c);
+  }
+  static const char tmo[] = "ferryd: page server: the source agent never connected\n";
+  (void)!write(2, tmo, sizeof tmo - 1);
+  _exit(3);
+}
+
+/* Starts the page server of migration in: ferryd listens on a free port of
+ * its address and accepts the one connection itself, from the source agent
+ * only (CRIU's page server takes the first connector, whoever it is). The
+ * listening socket exists when the port is answered: nothing to wait for. */
 int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
   _cleanup_free_ char *criu = NULL;
@@ -464,46 +536,41 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
   if (r < 0)
     return r;
   stop_page_server(in);
-  /* A free port on our address; the page server takes one connection only. */
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), logfd = -1;
   struct sockaddr_in sa = {.sin_family = AF_INET};
   if (a->listen_ip)
     inet_pton(AF_INET, a->listen_ip, &sa.sin_addr);
   socklen_t sl = sizeof sa;
-  if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-      getsockname(s, (struct sockaddr *)&sa, &sl) < 0) {
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 8) < 0 ||
+      getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
     r = ferry_err_sys(err, -errno, "migration %s: page server port", id);
-    if (s >= 0)
-      close(s);
     goto out;
   }
-  close(s);
   int port = ntohs(sa.sin_port);
-  char portbuf[16];
-  snprintf(portbuf, sizeof portbuf, "%d", port);
   criu = path_join(in->dir, "criu");
   log = path_join(in->dir, "page-server.log");
-  const char *argv[] = {"criu", "page-server", "--images-dir", criu, "--port", portbuf,
-                        a->listen_ip ? "--address" : NULL, a->listen_ip, NULL};
-  if ((r = spawn_bg(argv, log, &in->ps_pid, err)) < 0)
-    goto out;
-  uint64_t deadline = now_mono_ms() + 5000;
-  while (!port_listening(port) && now_mono_ms() < deadline) {
-    if (spawn_reap(in->ps_pid, 0, false) != -ETIMEDOUT) {
-      in->ps_pid = 0;
-      _cleanup_free_ char *e = criu_log_errors(log, 500);
-      r = FERRY_INTERNAL(err, "migration %s: CRIU page server exited: %s", id, e);
-      goto out;
-    }
-    usleep(10000);
-  }
-  if (!port_listening(port)) {
-    stop_page_server(in);
-    r = FERRY_INTERNAL(err, "migration %s: CRIU page server does not listen", id);
+  if ((logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+    r = ferry_err_sys(err, -errno, "migration %s: %s", id, log);
     goto out;
   }
+  struct ps_allow al;
+  ps_allow_fill(&al, json_str_or(in->offer, "source_peer", ""));
+  char *const argv[] = {"criu", "page-server", "--images-dir", criu, "--ps-socket", "3", NULL};
+  uint64_t deadline = in->deadline_ms;
+  pid_t pid = fork();
+  if (pid < 0) {
+    r = ferry_err_sys(err, -errno, "migration %s: page server: fork", id);
+    goto out;
+  }
+  if (pid == 0)
+    ps_gate(lfd, &al, deadline, logfd, argv);
+  in->ps_pid = pid;
   *out = json_pack("{s:s, s:i}", "address", a->listen_ip ? a->listen_ip : "", "port", port);
 out:
+  if (lfd >= 0)
+    close(lfd);
+  if (logfd >= 0)
+    close(logfd);
   in_end(a, in, NULL);
   return r;
 }
