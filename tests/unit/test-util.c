@@ -1,4 +1,5 @@
 /* util: errors, spawning, JSON getters, atomic files, digests. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,12 +7,15 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/relay.h"
 #include "util/spawn.h"
 
 static void err_wrap_names_context(void **state)
@@ -118,6 +122,69 @@ static void atomic_write_and_digest(void **state)
   assert_false(path_exists(dir));
 }
 
+/* The relay carries bytes both ways, passes each side's end on, and a relay
+ * whose sides never finish is stopped at its deadline. */
+static void relay_moves_bytes_both_ways(void **state)
+{
+  (void)state;
+  int a[2], b[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  struct relay *r = NULL;
+  assert_int_equal(relay_start(a[1], b[1], &r), 0); /* a[0] <-> relay <-> b[0] */
+  size_t big = 3u << 20;
+  char *out = malloc(big), *in = malloc(big);
+  for (size_t i = 0; i < big; i++)
+    out[i] = (char)(i * 7 + i / 4096);
+  /* 3 MiB from a to b (more than a socket buffer: the relay must keep up) */
+  pid_t w = fork();
+  if (w == 0) {
+    size_t off = 0;
+    while (off < big) {
+      ssize_t n = write(a[0], out + off, big - off);
+      if (n <= 0)
+        _exit(1);
+      off += (size_t)n;
+    }
+    shutdown(a[0], SHUT_WR);
+    _exit(0);
+  }
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = read(b[0], in + got, big - got);
+    assert_true(n >= 0);
+    if (n == 0)
+      break; /* a's end of sending reached b */
+    got += (size_t)n;
+  }
+  assert_int_equal(got, big);
+  assert_memory_equal(in, out, big);
+  /* and an answer back */
+  assert_int_equal(write(b[0], "ok", 2), 2);
+  char ans[3] = {0};
+  assert_int_equal(read(a[0], ans, 2), 2);
+  assert_string_equal(ans, "ok");
+  shutdown(b[0], SHUT_WR);
+  uint64_t moved = 0;
+  assert_int_equal(relay_finish(r, 5000, &moved), 0);
+  assert_int_equal(moved, big);
+  int st;
+  waitpid(w, &st, 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(a[0]);
+  close(b[0]);
+
+  /* sides that never end: stopped at the deadline, reported as such */
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  assert_int_equal(relay_start(a[1], b[1], &r), 0);
+  assert_int_equal(relay_finish(r, 50, NULL), -ETIMEDOUT);
+  close(a[0]);
+  close(b[0]);
+  free(out);
+  free(in);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -127,6 +194,7 @@ int main(void)
       cmocka_unit_test(tail_lines_keeps_the_end),
       cmocka_unit_test(json_getters_name_the_field),
       cmocka_unit_test(atomic_write_and_digest),
+      cmocka_unit_test(relay_moves_bytes_both_ways),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,9 +123,11 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
 int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err);
 void agent_ctr_thaw(struct agent *a, json_t *rec);
 /* Dump a frozen container into dir (CRIU images), memory pages to
- * page_server ("HOST:PORT") when given. */
+ * page_server ("HOST:PORT") when given, through the connection ps_fd when
+ * that is >= 0 (ckpt_dump). */
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
-                   bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
+                   int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
+                   struct ferry_err *err);
 /* The container now runs elsewhere: its copy here ends (killed while frozen,
  * never back on the network); with keep, the record stays as "migrated",
  * otherwise it goes with its volumes (those no other container here uses). */

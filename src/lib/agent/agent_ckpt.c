@@ -126,7 +126,7 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   }
   uint64_t t_files = now_mono_ms();
   json_t *criu_stats = NULL;
-  if ((r = ckpt_dump(&a->rt, id, criu_dir, NULL, leave, 600000, &criu_stats, err)) < 0) {
+  if ((r = ckpt_dump(&a->rt, id, criu_dir, NULL, -1, leave, 600000, &criu_stats, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\"", name);
     goto fail;
   }

@@ -43,10 +43,11 @@ void agent_ctr_thaw(struct agent *a, json_t *rec)
 }
 
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
-                   bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
+                   int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
+                   struct ferry_err *err)
 {
-  return ckpt_dump(&a->rt, json_str_or(rec, "id", ""), dir, page_server, leave_running, timeout_ms,
-                   stats, err);
+  return ckpt_dump(&a->rt, json_str_or(rec, "id", ""), dir, page_server, ps_fd, leave_running,
+                   timeout_ms, stats, err);
 }
 
 void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)

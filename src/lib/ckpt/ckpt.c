@@ -9,8 +9,36 @@
 #include "util/spawn.h"
 #include "util/strv.h"
 
+/* The fd number CRIU is told to find its page-server connection at. */
+#define CKPT_PS_FD 100
+
+/* Adds (or, with add false, removes again) "ps-socket N" in the container's
+ * criu.conf, which runc hands to CRIU: CRIU then uses the connection it
+ * inherits at that fd instead of connecting to the page server itself. */
+static int conf_ps_socket(struct runtime *rt, const char *id, bool add, struct ferry_err *err)
+{
+  _cleanup_free_ char *p = ctr_path(rt, id, CTR_CRIU_CONF);
+  _cleanup_free_ char *cur = NULL;
+  size_t n = 0;
+  if (read_file(p, 65536, &cur, &n, NULL) < 0) {
+    cur = xstrdup("");
+    n = 0;
+  }
+  char line[32];
+  int ln = snprintf(line, sizeof line, "ps-socket %d\n", CKPT_PS_FD);
+  char *at = strstr(cur, line);
+  if (add == (at != NULL))
+    return 0;
+  if (add) {
+    _cleanup_free_ char *next = xasprintf("%s%s", cur, line);
+    return write_file_atomic(p, next, n + (size_t)ln, 0644, err);
+  }
+  memmove(at, at + ln, strlen(at + ln) + 1);
+  return write_file_atomic(p, cur, strlen(cur), 0644, err);
+}
+
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
-              bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
+              int ps_fd, bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
 {
   _cleanup_strv_ char **argv = strv_new();
   const char *fixed[] = {rt->runc, "--root", rt->runc_root, "checkpoint", "--image-path",
@@ -27,7 +55,16 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const 
   strv_push(&argv, id);
   struct spawn_result res = {0};
   struct spawn_opts so = {.timeout_ms = timeout_ms};
+  if (ps_fd >= 0) {
+    int rc = conf_ps_socket(rt, id, true, err);
+    if (rc < 0)
+      return ferry_err_wrap(err, "page-server connection for CRIU");
+    so.pass_fd = ps_fd;
+    so.pass_as = CKPT_PS_FD;
+  }
   int r = spawn_run((const char *const *)argv, &so, &res, err);
+  if (ps_fd >= 0)
+    conf_ps_socket(rt, id, false, NULL);
   if (r == 0 && res.exit_code != 0) {
     _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
     _cleanup_free_ char *cerr = criu_log_errors(logp, 700);

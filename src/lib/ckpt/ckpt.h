@@ -23,11 +23,13 @@ struct runtime;
 
 /* runc checkpoint of container id into images_dir (also CRIU's work dir):
  * established TCP connections and file locks included; page_server
- * ("ADDR:PORT", or NULL) receives the memory pages instead of images_dir.
+ * ("ADDR:PORT", or NULL) receives the memory pages instead of images_dir,
+ * through ps_fd when it is >= 0 (a connected stream socket CRIU inherits
+ * and writes to instead of connecting itself), else CRIU connects.
  * On failure the error carries runc's message and CRIU's log errors.
  * *stats (optional) gets CRIU's dump figures. */
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
-              bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
+              int ps_fd, bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
 /* Restores the container of record rec from images_dir through ferry-shim
  * (runc restore --tcp-established), with CRIU's work dir in the container's
  * directory. *stats (optional) gets CRIU's restore figures. */

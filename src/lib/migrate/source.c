@@ -2,12 +2,18 @@
  * (docs/migration.md). Until the target confirms that the container runs
  * there, the container stays whole on this agent — frozen and off the
  * network at worst — so that any failure resumes it as it was. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +27,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/relay.h"
 #include "util/spawn.h"
 #include "util/strv.h"
 
@@ -49,6 +56,8 @@ struct outgoing {
   const struct mem_strategy *mem;
   int timeout_s;
   uint64_t t0;
+  int ps_fd;             /* stream: CRIU's end of its page-server connection, -1 if none */
+  struct relay *ps_relay; /* stream: relays ps_fd's peer to the target's page server */
   /* guarded by out_lock */
   char name[64];
   char phase[24];
@@ -201,8 +210,36 @@ static char *url_host(const char *url)
   return strndup(p, n);
 }
 
+/* A TCP connection to host:port within timeout_s; -errno on failure. */
+static int tcp_connect(const char *host, int port, int timeout_s)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    return -EINVAL;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  struct timeval tv = {.tv_sec = timeout_s};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  struct timeval none = {0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
 /* stream: the target's CRIU page server receives the pages while CRIU dumps
- * them; nothing is written on the source. */
+ * them; nothing is written on the source. ferryd connects to it before the
+ * freeze and hands CRIU one end of a socket pair, relaying the other end to
+ * that connection: CRIU 4.2.1 corks a TCP connection it makes itself, and
+ * its last segment then waits ~200 ms for the kernel's probe timer (a
+ * capture showed it); on a socket pair there is no cork. The page server's
+ * start-up also leaves the freeze (it starts when this connection comes). */
 static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **page_server,
                               struct ferry_err *err)
 {
@@ -213,7 +250,41 @@ static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **
     return ferry_err_wrap(err, "start the page server on %s", o->to);
   const char *addr = json_str_or(ps, "address", "");
   _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
-  *page_server = xasprintf("%s:%lld", host, (long long)json_integer_value(json_object_get(ps, "port")));
+  int port = (int)json_integer_value(json_object_get(ps, "port"));
+  *page_server = xasprintf("%s:%d", host, port);
+  int tcp = tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
+  if (tcp < 0)
+    return ferry_err_sys(err, tcp, "connect to the page server %s", *page_server);
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+    int e = -errno;
+    close(tcp);
+    return ferry_err_sys(err, e, "page server: socket pair");
+  }
+  int r = relay_start(sp[1], tcp, &o->ps_relay);
+  if (r < 0) {
+    close(sp[0]);
+    close(sp[1]);
+    close(tcp);
+    return ferry_err_sys(err, r, "page server: relay");
+  }
+  o->ps_fd = sp[0];
+  return 0;
+}
+
+/* Ends the stream's relay (after the dump: CRIU has finished with it). */
+static int mem_stream_finish(struct outgoing *o, struct ferry_err *err)
+{
+  if (o->ps_fd >= 0) {
+    close(o->ps_fd);
+    o->ps_fd = -1;
+  }
+  if (!o->ps_relay)
+    return 0;
+  int r = relay_finish(o->ps_relay, 5000, NULL);
+  o->ps_relay = NULL;
+  if (r < 0 && err)
+    return ferry_err_sys(err, r, "page-server connection");
   return 0;
 }
 
@@ -436,8 +507,16 @@ static void *source_main(void *arg)
     if ((r = mkdir_p(criu, 0700, &err)) < 0)
       goto fail;
     json_t *cs = NULL;
-    if ((r = agent_ctr_dump(a, rec, criu, psarg, true, (int)remaining_s(o) * 1000, &cs, &err)) < 0)
+    r = agent_ctr_dump(a, rec, criu, psarg, o->ps_fd, true, (int)remaining_s(o) * 1000, &cs, &err);
+    struct ferry_err e2 = {0};
+    int rr = mem_stream_finish(o, &e2);
+    if (r < 0)
       goto fail;
+    if (rr < 0) {
+      err = e2;
+      r = rr;
+      goto fail;
+    }
     if (cs) {
       pthread_mutex_lock(&m->out_lock);
       o->criu = cs;
@@ -542,6 +621,7 @@ fail:
            : rec    ? " (the container runs on here as before)"
                     : "");
 out:
+  mem_stream_finish(o, NULL);
   json_decref(tr);
   if (local)
     mig_dir_remove(local);
@@ -615,6 +695,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->redirect_s = rj ? (int)json_integer_value(rj) : MIGRATE_REDIRECT_S;
   o->compress = compress;
   o->mem = mem;
+  o->ps_fd = -1;
   o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   o->t0 = now_mono_ms();
   o->phases = json_object();

@@ -95,6 +95,11 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
       goto fail;
     if (opts->cwd && chdir(opts->cwd) < 0)
       goto fail;
+    if (opts->pass_as > 2) {
+      if (opts->pass_fd == opts->pass_as ? fcntl(opts->pass_fd, F_SETFD, 0) < 0
+                                         : dup2(opts->pass_fd, opts->pass_as) < 0)
+        goto fail;
+    }
     if (opts->envp)
       execvpe(argv[0], (char *const *)argv, (char *const *)opts->envp);
     else

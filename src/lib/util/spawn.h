@@ -12,6 +12,8 @@ struct spawn_opts {
   const char *stdin_path;   /* NULL: /dev/null */
   int timeout_ms;           /* 0: 120 s */
   size_t max_output;        /* per stream; 0: 1 MiB, extra is dropped */
+  int pass_fd;              /* with pass_as > 2: this fd is the child's fd pass_as */
+  int pass_as;
 };
 
 struct spawn_result {
