@@ -11,6 +11,7 @@
 #include "image/overlay.h"
 #include "migrate/migrate.h"
 #include "util/cleanup.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -155,13 +156,35 @@ void agent_recover(struct agent *a)
       _cleanup_free_ char *st = NULL;
       int pid;
       if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "running") == 0) {
+        /* Restored before the agent stopped: it keeps running, on the
+         * network (a restore brings the link up last). */
+        agent_ctr_link_up(a, rec, NULL);
         json_object_del(rec, "op");
         json_object_set_new(rec, "state", json_string("running"));
         ctr_save(&a->rt, rec, NULL);
+        log_warn("agent", "container %s: restored before the agent stopped, kept running",
+                 json_str_or(rec, "name", id));
       } else {
         log_warn("agent", "container %s: removing the remains of an unfinished restore",
                  json_str_or(rec, "name", id));
         agent_ctr_destroy(a, rec, true, NULL);
+      }
+    } else if (!op && strcmp(json_str_or(rec, "state", "created"), "running") != 0) {
+      /* Started, but the agent stopped before it wrote so: the record must
+       * say what runs (else ps would hide a running container). */
+      _cleanup_free_ char *st = NULL;
+      int pid;
+      if (runc_state(&a->rt, id, &st, &pid) == 0 &&
+          (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
+        json_object_set_new(rec, "state", json_string("running"));
+        if (!json_object_get(rec, "started_at")) {
+          char ts[40];
+          format_time(now_wall_ms(), ts, sizeof ts);
+          json_object_set_new(rec, "started_at", json_string(ts));
+        }
+        ctr_save(&a->rt, rec, NULL);
+        log_warn("agent", "container %s: started before the agent stopped, recorded as running",
+                 json_str_or(rec, "name", id));
       }
     }
   }
@@ -505,6 +528,8 @@ static int launch(struct agent *a, json_t *rec, struct ferry_err *err)
   int pid = 0;
   if ((r = runc_launch(&a->rt, rec, NULL, &pid, err)) < 0)
     return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+  if ((r = ferry_fault("run-launched", err)) < 0) /* runs, its record not yet "running" */
+    return r;
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
   json_object_set_new(rec, "state", json_string("running"));
@@ -658,6 +683,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     goto undo_locked;
   json_object_set_new(a->claims, id, json_string("create"));
   UNLOCK(a);
+  if ((r = ferry_fault("run-created", err)) < 0) /* a record, nothing made yet */
+    goto undo;
   if ((r = agent_ctr_materialize(a, rec, img, true, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\"", name);
     goto undo;

@@ -19,6 +19,7 @@
 #include "image/extract.h"
 #include "image/overlay.h"
 #include "util/cleanup.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -112,6 +113,8 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
   if ((r = agent_ctr_freeze(a, rec, NULL, err)) < 0)
     goto fail;
   paused = true;
+  if ((r = ferry_fault("checkpoint-frozen", err)) < 0)
+    goto fail;
   uint64_t t_frozen = now_mono_ms();
   /* The rootfs changes and volumes, while nothing in the container runs and
    * before CRIU ends the processes: a full disk here leaves the container
@@ -131,6 +134,8 @@ int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out
     goto fail;
   }
   uint64_t t_dumped = now_mono_ms();
+  if ((r = ferry_fault("checkpoint-dumped", err)) < 0)
+    goto fail;
 
   if (leave) {
     agent_ctr_thaw(a, rec);
@@ -327,7 +332,8 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     return r;
   }
   created = true;
-  if ((r = restore_volumes(a, rec, dir, &made_vols, err)) < 0)
+  if ((r = ferry_fault("restore-reserved", err)) < 0 ||
+      (r = restore_volumes(a, rec, dir, &made_vols, err)) < 0)
     goto fail;
   upper = ctr_path(&a->rt, id, "upper");
   difftar = path_join(dir, "rootfs-diff.tar");
@@ -350,6 +356,7 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   criu_dir = path_join(dir, "criu");
   json_t *criu_stats = NULL;
   if ((r = agent_ctr_restore_from(a, rec, img, criu_dir, &criu_stats, err)) < 0 ||
+      (r = ferry_fault("restore-launched", err)) < 0 ||
       (r = agent_ctr_link_up(a, rec, err)) < 0) {
     ferry_err_wrap(err, "restore \"%s\"", name);
     goto fail;
