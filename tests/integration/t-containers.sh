@@ -119,9 +119,15 @@ expect_fail "seconds 0..3600" f h1 stop -t 99999999 survivor
 code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T_DIR/h1/ferryd.sock" -X POST "http://x/v1/containers/survivor/stop?timeout=99999999")
 [ "$code" = 400 ] || fail "stop?timeout=99999999 answered $code"
 f h1 ps | grep -E "survivor .*running" >/dev/null || fail "a refused stop stopped survivor"
+# a name that reads as the beginning of another container's id is refused
+expect_fail "beginning of the id of container \"survivor\"" f h1 run -d --name "${sid:0:6}" busybox true
+# "%00" does not cut a name short: survivor%00x is not survivor
+code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --unix-socket "$T_DIR/h1/ferryd.sock" -X POST "http://x/v1/containers/survivor%00x/stop")
+[ "$code" = 404 ] || fail "stop of survivor%00x answered $code: $(cat "$T_DIR/resp")"
+f h1 ps | grep -E "survivor .*running" >/dev/null || fail "stop of survivor%00x stopped survivor"
 f h1 stop -t 1 survivor >/dev/null
 f h1 ps -a | grep -E "survivor .*exited" >/dev/null || fail "stop after restart"
-check "agent restart finds running containers; they keep serving and can be stopped"
+check "agent restart finds running containers; they keep serving and can be stopped; survivor%00x is not survivor; a name that reads as survivor's id prefix is refused"
 
 # Output is capped: a chatty container keeps at most twice the cap (32 MiB)
 # on disk, and logs answers in chunks without reading the whole file.

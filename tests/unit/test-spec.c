@@ -241,6 +241,34 @@ static void validates_names(void **state)
   assert_true(validate_name("container", longname, &e) < 0);
 }
 
+/* Every record is listed, however many (a name or address check that missed
+ * some would hand out a name or address twice). */
+static void lists_every_record(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/ferry-test-records-XXXXXX";
+  struct runtime rt;
+  tmp_runtime(dir, &rt);
+  const int n = 5000;
+  for (int i = 0; i < n; i++) {
+    char id[65];
+    snprintf(id, sizeof id, "%064x", i);
+    json_t *rec = json_pack("{s:s, s:s, s:s}", "id", id, "name", "c", "created", "2026");
+    json_object_set_new(rec, "name", json_sprintf("c%d", i));
+    assert_int_equal(ctr_save(&rt, rec, NULL), 0);
+    json_decref(rec);
+  }
+  json_t *all = ctr_load_all(&rt);
+  assert_int_equal(json_array_size(all), n);
+  json_decref(all);
+  json_t *last = NULL;
+  struct ferry_err e = {0};
+  assert_int_equal(ctr_find(&rt, "c4999", &last, &e), 0);
+  json_decref(last);
+  rm_rf(dir, NULL);
+  runtime_fini(&rt);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -249,6 +277,7 @@ int main(void)
       cmocka_unit_test(validates_names),
       cmocka_unit_test(refuses_volume_paths_through_symlinks),
       cmocka_unit_test(sanitizes_foreign_records),
+      cmocka_unit_test(lists_every_record),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

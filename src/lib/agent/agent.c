@@ -324,12 +324,42 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err)
   return ctr_save(&a->rt, rec, err);
 }
 
-bool agent_name_taken(struct agent *a, const char *name)
+/* A name of 4 or more hex digits reads as an id prefix (ctr_find). */
+static bool reads_as_id(const char *s)
+{
+  size_t n = strlen(s);
+  return n >= 4 && strspn(s, "0123456789abcdef") == n;
+}
+
+int agent_name_check(struct agent *a, const char *name, struct ferry_err *err)
 {
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t i;
   json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "name", ""), name) == 0) return true;
+  json_array_foreach(all, i, c)
+  {
+    if (strcmp(json_str_or(c, "name", ""), name) == 0)
+      return FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
+    if (reads_as_id(name) && strncmp(json_str_or(c, "id", ""), name, strlen(name)) == 0)
+      return FERRY_CONFLICT(err, "container name \"%s\" is the beginning of the id of container "
+                                 "\"%s\": commands would take one for the other",
+                            name, json_str_or(c, "name", ""));
+  }
+  return 0;
+}
+
+/* Does a container here have a name that reads as the beginning of id? */
+static bool id_shadowed(struct agent *a, const char *id)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c)
+  {
+    const char *n = json_str_or(c, "name", "");
+    if (reads_as_id(n) && strncmp(id, n, strlen(n)) == 0)
+      return true;
+  }
   return false;
 }
 
@@ -583,10 +613,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
     snprintf(genname, sizeof genname, "ferry-%s", hx);
     name = genname;
   }
-  if (agent_name_taken(a, name)) {
-    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use", name);
+  if ((r = agent_name_check(a, name, err)) < 0)
     goto out;
-  }
   if ((r = agent_ports_taken(a, ports, NULL, NULL, err)) < 0)
     goto out;
   if ((r = image_lookup(&a->images, image, &img, err)) < 0)
@@ -640,7 +668,11 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   ip_parse(ipbuf, &ipv);
   char mac[18], netns[32], veth[16], id[65];
   mac_for_ip(ipv, mac, sizeof mac);
-  random_hex(id, 64);
+  for (int tries = 0; tries < 16; tries++) { /* an id no name here reads as */
+    random_hex(id, 64);
+    if (!id_shadowed(a, id))
+      break;
+  }
   net_names(id, netns, sizeof netns, veth, sizeof veth);
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);

@@ -201,6 +201,8 @@ void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
  * copy with id `id`: network names derived from it, state "created" under
  * op "restore", the live fields of the old copy dropped. */
 void agent_restored_record(json_t *rec, const char *id);
-/* Caller holds the store lock. */
-bool agent_name_taken(struct agent *a, const char *name);
+/* 0 if name is free for a new container here; 409 if a container has it,
+ * or if it reads as the beginning of a container's id (4+ hex digits).
+ * Caller holds the store lock. */
+int agent_name_check(struct agent *a, const char *name, struct ferry_err *err);
 int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struct ferry_err *err);

@@ -93,14 +93,15 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
   int r = 0;
   agent_ports_localize(rec);
   pthread_mutex_lock(&a->lock);
-  if (agent_name_taken(a, name))
-    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
-  else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0)
+  if ((r = agent_name_check(a, name, err)) < 0) {
+    /* the name is taken, or reads as another container's id */
+  } else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-  else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, name, err)) < 0)
+  } else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, name, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
-  else if ((r = ctr_save(&a->rt, rec, err)) == 0)
+  } else if ((r = ctr_save(&a->rt, rec, err)) == 0) {
     json_object_set_new(a->claims, id, json_string("restore"));
+  }
   pthread_mutex_unlock(&a->lock);
   if (r == 0)
     agent_ports_unredirect(a, name);

@@ -1,6 +1,7 @@
 /* The HTTP server (http.h): libmicrohttpd daemons on a unix socket (trusted)
  * and on TCP (bearer token, optional TLS, connection limits), JSON bodies up
  * to 4 MiB, uploads streamed to a file. What answers is the caller's. */
+#include <ctype.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -277,6 +278,30 @@ complete:
 #define LOCAL_MAX_CONNECTIONS 512
 #define LOCAL_IDLE_TIMEOUT_S 3600
 
+/* Percent-decoding of the path and the query, in place, as libmicrohttpd
+ * does, except that "%00" stays as it is: decoded, it would end the C
+ * string there ("web%00x" would name "web"); kept, the name is refused as
+ * what it is. */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+  (void)cls, (void)c;
+  char *w = s;
+  for (const char *r = s; *r;) {
+    if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+      char hex[3] = {r[1], r[2], 0};
+      char v = (char)strtol(hex, NULL, 16);
+      if (v != 0) {
+        *w++ = v;
+        r += 3;
+        continue;
+      }
+    }
+    *w++ = *r++;
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
 static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
 {
   struct http_server *s = l->srv;
@@ -286,13 +311,15 @@ static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls
   if (tls)
     return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, l,
                             MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                            NULL, MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                            NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL,
+                            MHD_OPTION_CONNECTION_TIMEOUT, idle,
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                             MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                             s->key_pem, MHD_OPTION_END);
   return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                          MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL,
                           MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, limit,
                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
 }

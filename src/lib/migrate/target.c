@@ -295,10 +295,8 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     }
   }
   pthread_mutex_lock(&a->lock);
-  if (agent_name_taken(a, name)) {
-    r = FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
+  if ((r = agent_name_check(a, name, err)) < 0)
     goto out;
-  }
   if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
     goto out;

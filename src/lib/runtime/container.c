@@ -77,22 +77,32 @@ json_t *ctr_load_all(struct runtime *rt)
   if (!d)
     return arr;
   struct dirent *de;
-  json_t *v[4096];
-  size_t n = 0;
-  while ((de = readdir(d)) && n < ARRAY_SIZE(v)) {
+  json_t **v = NULL; /* every record: a name or address check must see them all */
+  size_t n = 0, cap = 0;
+  while ((de = readdir(d))) {
     if (de->d_name[0] == '.')
       continue;
     _cleanup_free_ char *p = ctr_path(rt, de->d_name, "container.json");
     json_t *j = NULL;
-    if (json_load(p, &j, NULL) == 0 && json_is_object(j))
+    if (json_load(p, &j, NULL) == 0 && json_is_object(j)) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 64;
+        json_t **nv = realloc(v, cap * sizeof *v);
+        if (!nv)
+          abort();
+        v = nv;
+      }
       v[n++] = j;
-    else if (j)
+    } else if (j) {
       json_decref(j);
+    }
   }
   closedir(d);
-  qsort(v, n, sizeof v[0], cmp_created);
+  if (n)
+    qsort(v, n, sizeof v[0], cmp_created);
   for (size_t i = 0; i < n; i++)
     json_array_append_new(arr, v[i]);
+  free(v);
   return arr;
 }
 
