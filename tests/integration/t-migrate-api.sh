@@ -20,6 +20,24 @@ api() { # METHOD URL [JSON]
     ${3:+-d "$3"} "$2"
 }
 
+# Two agents on one segment and subnet give new containers different
+# addresses: a2 asks the segment before it gives one out.
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/busybox.tar" --add "$FERRY_BUILD/tests/echo-server"
+f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+f a2 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+f a1 run -d --name auto1 busybox /bin/echo-server 7000 >/dev/null
+f a2 run -d --name auto2 busybox /bin/echo-server 7000 >/dev/null
+ip1=$(f a1 --json inspect auto1 | sed -n 's/.*"ip": "\([0-9.]*\)".*/\1/p' | head -n1)
+ip2=$(f a2 --json inspect auto2 | sed -n 's/.*"ip": "\([0-9.]*\)".*/\1/p' | head -n1)
+[ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] || fail "two agents on one segment gave $ip1 and $ip2"
+grep -q "address $ip1 answers on the segment" "$T_DIR/a2/ferryd.log" || fail "a2 did not find $ip1 taken"
+for a in "$ip1" "$ip2"; do
+  res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$a" 7000 200 10)
+  echo "$res" | grep -q '^ok' || fail "$a does not answer: $res"
+done
+f a1 rm -f auto1 >/dev/null; f a2 rm -f auto2 >/dev/null
+check "two agents sharing a segment and a subnet give new containers different addresses ($ip1, $ip2), both reachable"
+
 [ "$(in_ns c1 curl -s "$A1/health")" = '{"status":"UP"}' ] || fail "health without token"
 out=$(api POST "$A1/set_redis" '{"key": "sat", "value": "ISS-25544"}')
 echo "$out" | grep -q '"status":"success"' || fail "set_redis: $out"

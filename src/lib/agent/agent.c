@@ -385,14 +385,26 @@ int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struc
   return 0;
 }
 
-static int alloc_ip(struct agent *a, char *buf, size_t len, struct ferry_err *err)
+/* Addresses asked for on a shared segment before one is given out, and how
+ * long each probe waits for an answer. */
+#define IP_PROBE_TRIES 8
+#define IP_PROBE_WAIT_MS 100
+
+/* The lowest address of the subnet that no container here has and that is
+ * not in skip (addresses found taken on the segment). Store lock held. */
+static int alloc_ip(struct agent *a, const uint32_t *skip, size_t nskip, char *buf, size_t len,
+                    struct ferry_err *err)
 {
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t n = json_array_size(all), i;
-  uint32_t *used = calloc(n + 1, sizeof *used);
+  uint32_t *used = calloc(n + nskip + 1, sizeof *used);
+  if (!used)
+    abort();
   json_t *c;
   json_array_foreach(all, i, c) ip_parse(json_str_or(c, "ip", ""), &used[i]);
-  uint32_t ip = subnet_alloc(&a->net.subnet, used, n);
+  for (i = 0; i < nskip; i++)
+    used[n + i] = skip[i];
+  uint32_t ip = subnet_alloc(&a->net.subnet, used, n + nskip);
   free(used);
   if (!ip)
     return ferry_err_set(err, -ENOSPC, FERRY_E_CONFLICT, "subnet %s: no free address left",
@@ -602,6 +614,39 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   if (workdir && workdir[0] != '/')
     return FERRY_INVALID(err, "working directory \"%s\" must be absolute", workdir);
 
+  /* Where the bridge leads to other hosts, other agents may give out
+   * addresses of the same subnet: a candidate is asked for on the segment
+   * first (an ARP probe, outside the store lock), and one that answers is
+   * skipped. */
+  uint32_t taken[IP_PROBE_TRIES];
+  size_t ntaken = 0;
+  char probed[16] = "";
+  if (!ip && net_segment_shared(a->net.bridge)) {
+    for (int t = 0; t < IP_PROBE_TRIES; t++) {
+      char cand[16];
+      LOCK(a);
+      r = alloc_ip(a, taken, ntaken, cand, sizeof cand, err);
+      UNLOCK(a);
+      if (r < 0)
+        return r;
+      struct ferry_err pe = {0};
+      int used = net_addr_in_use(a->net.bridge, cand, IP_PROBE_WAIT_MS, &pe);
+      if (used < 0)
+        log_warn("agent", "%s (address given without asking the segment)", pe.msg);
+      if (used <= 0) {
+        snprintf(probed, sizeof probed, "%s", cand);
+        break;
+      }
+      log_info("agent", "address %s answers on the segment (another host has it): not given out",
+               cand);
+      ip_parse(cand, &taken[ntaken++]);
+    }
+    if (!probed[0])
+      return ferry_err_set(err, -EADDRINUSE, FERRY_E_CONFLICT,
+                           "the %d lowest free addresses of subnet %s are in use on the segment: "
+                           "give one with --ip", IP_PROBE_TRIES, a->subnet_str);
+  }
+
   LOCK(a);
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *rec = NULL;
@@ -659,7 +704,9 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       goto out;
     }
     snprintf(ipbuf, sizeof ipbuf, "%s", ip);
-  } else if ((r = alloc_ip(a, ipbuf, sizeof ipbuf, err)) < 0) {
+  } else if (probed[0] && agent_ip_check(a, probed, NULL, NULL) == 0) {
+    snprintf(ipbuf, sizeof ipbuf, "%s", probed);
+  } else if ((r = alloc_ip(a, taken, ntaken, ipbuf, sizeof ipbuf, err)) < 0) {
     json_decref(args);
     json_decref(envj);
     goto out;

@@ -61,6 +61,13 @@ json_t *net_neigh_list(const char *netns);
 int net_neigh_seed(const char *netns, json_t *neighbours);
 /* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err);
+/* Does bridge lead to other hosts (a port that is not a container's veth)? */
+bool net_segment_shared(const char *bridge);
+/* Asks the segment behind bridge whether some host holds ip (an ARP probe,
+ * RFC 5227), waiting up to wait_ms for an answer: 1 if one came, 0 if none,
+ * < 0 if the probe could not be sent. */
+int net_addr_in_use(const char *bridge, const char *ip, int wait_ms, struct ferry_err *err);
+
 /* A TCP connection to ip:port made from inside netns (a container's own
  * 127.0.0.1 included); send and receive time out after timeout_s. Returns
  * the socket. */

@@ -7,6 +7,7 @@
 #include <netpacket/packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -181,6 +182,12 @@ int net_link_set(const char *veth, bool up, struct ferry_err *err)
   return r;
 }
 
+/* An ARP packet for Ethernet and IPv4, as it travels (after the link header). */
+struct arp_pkt {
+  struct arphdr h;
+  unsigned char sha[ETH_ALEN], spa[4], tha[ETH_ALEN], tpa[4];
+} __attribute__((packed));
+
 static void *closer_main(void *arg)
 {
   close((int)(intptr_t)arg);
@@ -257,12 +264,8 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err)
     r = ferry_err_sys(err, -errno, "announce %s: address of eth0 in %s", ip, netns);
     goto out;
   }
-  struct {
-    struct arphdr h;
-    unsigned char sha[ETH_ALEN], spa[4], tha[ETH_ALEN], tpa[4];
-  } __attribute__((packed)) pkt = {
-      .h = {.ar_hrd = htons(ARPHRD_ETHER), .ar_pro = htons(ETH_P_IP), .ar_hln = ETH_ALEN,
-            .ar_pln = 4, .ar_op = htons(ARPOP_REQUEST)}};
+  struct arp_pkt pkt = {.h = {.ar_hrd = htons(ARPHRD_ETHER), .ar_pro = htons(ETH_P_IP),
+                              .ar_hln = ETH_ALEN, .ar_pln = 4, .ar_op = htons(ARPOP_REQUEST)}};
   memcpy(pkt.sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
   memcpy(pkt.spa, &addr, 4);
   memcpy(pkt.tpa, &addr, 4);
@@ -316,6 +319,81 @@ int net_neigh_seed(const char *netns, json_t *neighbours)
       n++;
   }
   return n;
+}
+
+bool net_segment_shared(const char *bridge)
+{
+  _cleanup_free_ char *out = NULL;
+  _cleanup_json_ json_t *j = NULL;
+  if (spawn_check(IP("-j", "link", "show", "master", bridge), &out, NULL) < 0 ||
+      json_parse(out, strlen(out), "ip link", &j, NULL) < 0 || !json_is_array(j))
+    return false;
+  size_t i;
+  json_t *l;
+  json_array_foreach(j, i, l) if (strncmp(json_str_or(l, "ifname", "fv"), "fv", 2) != 0) return true;
+  return false;
+}
+
+int net_addr_in_use(const char *bridge, const char *ip, int wait_ms, struct ferry_err *err)
+{
+  struct in_addr want;
+  if (inet_pton(AF_INET, ip, &want) != 1)
+    return FERRY_INVALID(err, "\"%s\" is not an IPv4 address", ip);
+  struct ifreq ifr = {0};
+  if (strlen(bridge) >= sizeof ifr.ifr_name)
+    return FERRY_INVALID(err, "bridge name \"%s\" is too long", bridge);
+  memcpy(ifr.ifr_name, bridge, strlen(bridge) + 1);
+  int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "address probe: packet socket");
+  int r = 0;
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+    r = ferry_err_sys(err, -errno, "address probe: bridge %s", bridge);
+    goto out;
+  }
+  int ifindex = ifr.ifr_ifindex;
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+    r = ferry_err_sys(err, -errno, "address probe: address of %s", bridge);
+    goto out;
+  }
+  struct sockaddr_ll me = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+                           .sll_ifindex = ifindex};
+  if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0) {
+    r = ferry_err_sys(err, -errno, "address probe: bind to %s", bridge);
+    goto out;
+  }
+  /* An ARP probe (RFC 5227): sender address 0.0.0.0, so that no neighbour
+   * learns anything from it; whoever holds ip answers. */
+  struct arp_pkt pkt = {.h = {.ar_hrd = htons(ARPHRD_ETHER), .ar_pro = htons(ETH_P_IP),
+                              .ar_hln = ETH_ALEN, .ar_pln = 4, .ar_op = htons(ARPOP_REQUEST)}};
+  memcpy(pkt.sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+  memcpy(pkt.tpa, &want, 4);
+  struct sockaddr_ll to = me;
+  to.sll_halen = ETH_ALEN;
+  memset(to.sll_addr, 0xff, ETH_ALEN);
+  if (sendto(fd, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) != (ssize_t)sizeof pkt) {
+    r = ferry_err_sys(err, -errno, "address probe: send on %s", bridge);
+    goto out;
+  }
+  uint64_t until = now_mono_ms() + (uint64_t)wait_ms;
+  for (int n = 0; n < 10000; n++) {
+    uint64_t now = now_mono_ms();
+    if (now >= until)
+      break;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, (int)(until - now)) <= 0)
+      continue;
+    struct arp_pkt in;
+    ssize_t got = recv(fd, &in, sizeof in, 0);
+    if (got == (ssize_t)sizeof in && memcmp(in.spa, &want, 4) == 0 &&
+        memcmp(in.sha, pkt.sha, ETH_ALEN) != 0) {
+      r = 1; /* someone on the segment has it */
+      break;
+    }
+  }
+out:
+  close_later(fd);
+  return r;
 }
 
 int net_connect_in(const char *netns, const char *ip, int port, int timeout_s,
