@@ -28,6 +28,7 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   pthread_mutex_init(&a->ports_lock, NULL);
   a->claims = json_object();
   a->started_ms = now_wall_ms();
+  agent_metrics_init(a);
   const char *root = o->root ? o->root : "/var/lib/ferry";
   int r = mkdir_p(root, 0700, err);
   if (r < 0)
@@ -113,6 +114,7 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
 void agent_close(struct agent *a)
 {
   migrate_fini(a);
+  agent_metrics_fini(a);
   free(a->token);
   free(a->tls_ca);
   free(a->listen_ip);

@@ -57,6 +57,7 @@ struct agent {
   json_t *seed_defaults;    /* seed /start_container: name -> what to run */
   struct subnet *peer_allow; /* where a seed pull may go (n_peer_allow entries); none: on-link */
   size_t n_peer_allow;
+  struct agent_metrics *metrics; /* counters for GET /metrics (agent_metrics.c) */
 };
 
 /* A container record's "op" says an operation owns it (checkpoint, migrate,
@@ -155,6 +156,18 @@ int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
 int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
                       struct ferry_err *err);
 void agent_net_discard(struct agent *a, const char *id);
+
+/* ---- metrics (agent_metrics.c): GET /metrics, Prometheus text ---- */
+void agent_metrics_init(struct agent *a);
+void agent_metrics_fini(struct agent *a);
+/* A migration from here ended: phases {"name": ms}, bytes {"kind": n},
+ * downtime_ms (< 0 when it failed). */
+void agent_metrics_sent(struct agent *a, bool ok, json_t *phases, json_t *bytes,
+                        int64_t downtime_ms);
+/* A migration to here ended: committed (the container runs here) or not. */
+void agent_metrics_received(struct agent *a, bool committed);
+/* The exposition text (malloc'd), *len its length. */
+char *agent_metrics_text(struct agent *a, size_t *len);
 
 /* ---- published ports (agent_ports.c) ---- */
 /* Rebuilds the forwarding table from the records and the redirects. */

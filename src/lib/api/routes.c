@@ -66,6 +66,17 @@ H(health)
   http_reply(resp, 200, json_pack("{s:s}", "status", "UP"));
 }
 
+/* Prometheus text; behind the token on TCP like every route but /health. */
+H(metrics)
+{
+  (void)req, (void)args;
+  size_t len = 0;
+  char *text = agent_metrics_text(AGENT(ctx), &len);
+  resp->status = 200;
+  resp->raw = text;
+  resp->raw_len = len;
+}
+
 H(info)
 {
   (void)req, (void)args;
@@ -414,6 +425,7 @@ H(in_put_named)
 static const struct http_route routes[] = {
     {"GET", "/health", health},
     {"GET", "/v1/info", info},
+    {"GET", "/metrics", metrics},
     {"GET", "/v1/containers", ctr_list},
     {"POST", "/v1/containers", ctr_create},
     {"POST", "/v1/containers/restore", ctr_restore},

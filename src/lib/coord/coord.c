@@ -10,6 +10,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/prom.h"
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -603,4 +604,59 @@ void coord_close(struct coord *c)
     sqlite3_close(c->db);
   free(c->token);
   free(c->tls_ca);
+}
+
+char *coord_metrics_text(struct coord *c, size_t *len)
+{
+  struct prom p = {0};
+  _cleanup_json_ json_t *nodes = coord_node_list(c);
+  size_t up = 0, down = 0, i;
+  json_t *n;
+  json_array_foreach(nodes, i, n)
+  {
+    if (strcmp(json_str_or(n, "status", ""), "up") == 0)
+      up++;
+    else
+      down++;
+  }
+  prom_family(&p, "ferry_coord_nodes", "gauge",
+              "Registered nodes: up (heard from within the heartbeat timeout) or down.");
+  prom_sample(&p, "ferry_coord_nodes", "state=\"up\"", (double)up);
+  prom_sample(&p, "ferry_coord_nodes", "state=\"down\"", (double)down);
+  pthread_mutex_lock(&c->lock);
+  json_t *rows = query(c, "SELECT status, COUNT(*) AS n FROM migrations GROUP BY status", NULL, 0);
+  uint64_t plan_ms = c->plan_ms, started = c->handovers_started;
+  pthread_mutex_unlock(&c->lock);
+  double ok = 0, failed = 0, running = 0;
+  json_t *row;
+  json_array_foreach(rows, i, row)
+  {
+    const char *st = json_str_or(row, "status", "");
+    double v = (double)json_integer_value(json_object_get(row, "n"));
+    if (strcmp(st, "succeeded") == 0)
+      ok += v;
+    else if (strcmp(st, "running") == 0)
+      running += v;
+    else
+      failed += v;
+  }
+  json_decref(rows);
+  prom_family(&p, "ferry_coord_migrations_total", "counter",
+              "Migrations (handovers) the coordinator carried out, by outcome (its database: "
+              "they survive restarts).");
+  prom_sample(&p, "ferry_coord_migrations_total", "outcome=\"succeeded\"", ok);
+  prom_sample(&p, "ferry_coord_migrations_total", "outcome=\"failed\"", failed);
+  prom_family(&p, "ferry_coord_migrations_running", "gauge", "Migrations under way.");
+  prom_sample(&p, "ferry_coord_migrations_running", NULL, running);
+  prom_family(&p, "ferry_coord_handovers_started_total", "counter",
+              "Handovers the satellite policy decided and started since the coordinator started.");
+  prom_sample(&p, "ferry_coord_handovers_started_total", NULL, (double)started);
+  prom_family(&p, "ferry_coord_plan_age_seconds", "gauge",
+              "Age of the satellite policy's visibility plan (absent without one, or with "
+              "Celestial, which gives no plan).");
+  if (plan_ms)
+    prom_sample(&p, "ferry_coord_plan_age_seconds", NULL,
+                (double)(now_wall_ms() - plan_ms) / 1000.0);
+  *len = p.len;
+  return p.buf ? p.buf : xstrdup("");
 }

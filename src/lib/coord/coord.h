@@ -28,6 +28,11 @@ struct coord {
   pthread_mutex_t run_lock;
   pthread_cond_t run_cond;
   int running;              /* migration threads alive */
+  /* the satellite policy, when one runs (under lock): when its visibility
+   * plan was made (ms since the epoch, 0: no plan) and the handovers it
+   * started since the coordinator started */
+  uint64_t plan_ms;
+  uint64_t handovers_started;
 };
 
 int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err *err);
@@ -48,6 +53,9 @@ int coord_migration_get(struct coord *c, const char *id, json_t **out, struct fe
 json_t *coord_migration_list(struct coord *c);
 /* Blocks until migration id ends (or timeout_s). */
 json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s);
+
+/* GET /metrics: Prometheus text (malloc'd), *len its length. */
+char *coord_metrics_text(struct coord *c, size_t *len);
 
 /* The REST API (api/ server dispatch callback). */
 void coord_dispatch(void *ctx, const struct http_request *req, struct http_response *resp);

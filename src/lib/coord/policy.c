@@ -158,6 +158,9 @@ static void tick(struct policy *p)
                             : "its satellite is out of view");
       p->running_id[s] = xstrdup(json_str_or(out, "id", ""));
       json_decref(out);
+      pthread_mutex_lock(&p->c->lock);
+      p->c->handovers_started++;
+      pthread_mutex_unlock(&p->c->lock);
     } else {
       log_warn("policy", "service %s: %s", sv->name, err.msg);
     }
@@ -242,6 +245,11 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
   if (!p->running_id || !p->node)
     abort();
   p->real_start_ms = now_wall_ms();
+  if (!p->celestial) { /* the visibility windows are the plan (Celestial has none) */
+    pthread_mutex_lock(&c->lock);
+    c->plan_ms = p->real_start_ms;
+    pthread_mutex_unlock(&c->lock);
+  }
   if (pthread_create(&p->th, NULL, policy_main, p) != 0)
     return FERRY_INTERNAL(err, "cannot start the policy thread");
   p->started = true;

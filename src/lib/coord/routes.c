@@ -125,8 +125,19 @@ H(mig_get)
   http_reply_result(resp, r, out, &err);
 }
 
+static void metrics(void *ctx, const struct http_request *req, char **args,
+                    struct http_response *resp)
+{
+  (void)req, (void)args;
+  size_t len = 0;
+  resp->status = 200;
+  resp->raw = coord_metrics_text(COORD(ctx), &len);
+  resp->raw_len = len;
+}
+
 static const struct http_route routes[] = {
     {"GET", "/health", health},
+    {"GET", "/metrics", metrics},
     {"POST", "/v1/nodes", node_register},
     {"POST", "/register", seed_register},
     {"GET", "/v1/nodes", node_list},

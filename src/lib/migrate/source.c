@@ -581,6 +581,9 @@ static void *source_main(void *arg)
   pthread_mutex_unlock(&m->out_lock);
   log_info("migrate", "outgoing %s: %s now runs on %s (downtime %" PRId64 " ms)", o->id, o->name,
            o->to, o->downtime_ms);
+  pthread_mutex_lock(&m->out_lock);
+  agent_metrics_sent(a, true, o->phases, o->bytes, o->downtime_ms);
+  pthread_mutex_unlock(&m->out_lock);
   goto out;
 
 fail:
@@ -614,6 +617,7 @@ fail:
   o->error_class = err.klass;
   o->resumed = rec != NULL && !in_doubt;
   o->total_ms = (int64_t)(now_mono_ms() - o->t0);
+  agent_metrics_sent(a, false, o->phases, o->bytes, -1);
   pthread_mutex_unlock(&m->out_lock);
   log_warn("migrate", "outgoing %s: %s: %s%s", o->id, o->name[0] ? o->name : o->ref, o->error,
            in_doubt ? " (the container stays frozen here until the target can be asked: restart "

@@ -114,6 +114,8 @@ static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
   bool ran = committed(in);
+  if (!ran)
+    agent_metrics_received(a, false);
   if (!ran) {
     _cleanup_json_ json_t *rec = find_copy(a, in);
     if (rec) {
@@ -791,6 +793,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */
   log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
+  agent_metrics_received(a, true);
   *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
   json_decref(in->rec);
   in->rec = NULL;
