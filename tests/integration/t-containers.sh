@@ -148,4 +148,23 @@ check "75 MB of output: log rotated at 32 MiB ($size bytes on disk), logs ends w
 FERRY_HOST="unix://$sock" timeout 20 "$FERRY_BIN" ps -a | grep -q survivor || fail "FERRY_HOST not used"
 expect_fail "cannot reach the ferry agent" timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock ps
 check "FERRY_HOST and --host select the agent; an absent agent gets a clear error"
+
+# bash completion (completions/ferry.bash): verbs, flags, and the names on
+# the agent the line names with --host
+f h1 run -d --name comp1 busybox sleep 600 >/dev/null
+complete_line() { # WORDS...: what bash offers for the last word
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _ferry; printf "%s\n" "${COMPREPLY[@]}"' \
+    _ "$(dirname "$0")/../../completions/ferry.bash" "$@"
+}
+H=(--host "unix://$sock")
+[ "$(complete_line "$FERRY_BIN" mi)" = migrate ] || fail "completion of 'mi': $(complete_line "$FERRY_BIN" mi)"
+out=$(complete_line "$FERRY_BIN" "${H[@]}" stop "")
+[ "$out" = comp1 ] || fail "stop completes running containers: got '$out'"
+out=$(complete_line "$FERRY_BIN" "${H[@]}" rm "")
+grep -qx comp1 <<<"$out" && grep -qx survivor <<<"$out" || fail "rm completes every container: got '$out'"
+grep -qx busybox:latest <<<"$(complete_line "$FERRY_BIN" "${H[@]}" run "")" || fail "run does not complete images"
+grep -qx -- --leave-running <<<"$(complete_line "$FERRY_BIN" "${H[@]}" checkpoint --l)" || fail "checkpoint flags"
+[ "$(complete_line "$FERRY_BIN" "${H[@]}" migrate comp1 --memory s)" = stream ] || fail "--memory values"
+f h1 rm -f comp1 >/dev/null
+check "bash completion: verbs, flags and values, running containers for stop, all for rm, images for run, from the agent --host names"
 echo "# all checks passed"
