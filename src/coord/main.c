@@ -17,8 +17,11 @@
 #include "orbit/topo.h"
 #include "orbit/visibility.h"
 #include "util/cleanup.h"
+#include "util/config.h"
 #include "util/fs.h"
 #include "util/json.h"
+
+#define FERRY_COORD_CONF "/etc/ferry/ferry-coord.conf"
 
 static const char *sgp4_error(int code)
 {
@@ -447,6 +450,8 @@ static const char serve_help[] =
     "  --token-file F       bearer token required from callers and sent to the agents\n"
     "                       (at least 16 characters; --listen needs it unless --insecure-no-token)\n"
     "  --heartbeat-timeout S  a node silent for longer is down (default 15)\n"
+    "  --config FILE        options, one per line as NAME = VALUE (default\n"
+    "                       " FERRY_COORD_CONF " if it exists); flags override it\n"
     "Satellite-visibility policy (all three files, see docs/coordinator.md):\n"
     "  --tle FILE --stations FILE --services FILE\n"
     "  --time-scale X       simulated time runs X times faster than real time (default 1)\n"
@@ -470,8 +475,18 @@ static int serve(int argc, char **argv)
                                      {"time-scale", required_argument, 0, 'X'},
                                      {"sim-start", required_argument, 0, 'Z'},
                                      {"celestial", required_argument, 0, 'E'},
+                                     {"config", required_argument, 0, 'F'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
+  {
+    const char *conf = NULL;
+    struct ferry_err cerr = {0};
+    if (config_find(argc, argv, FERRY_COORD_CONF, &conf, &cerr) < 0 ||
+        config_argv(conf, lo, argc, argv, &argc, &argv, &cerr) < 0) {
+      fprintf(stderr, "ferry-coord: %s\n", cerr.msg);
+      return 2;
+    }
+  }
   struct coord_options co = {0};
   struct http_server_options so = {.unix_path = "/run/ferry/coord.sock"};
   struct policy_options po = {0};
@@ -481,6 +496,7 @@ static int serve(int argc, char **argv)
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
+    case 'F': break; /* read above */
     case 'd': co.db_path = optarg; break;
     case 'l': so.listen = optarg; break;
     case 'I': no_token_ok = true; break;

@@ -15,12 +15,15 @@
 #include "ckpt/ckpt.h"
 #include "api/api.h"
 #include "util/cleanup.h"
+#include "util/config.h"
 #include "util/fs.h"
 #include "util/log.h"
 
 #ifndef FERRY_LIBEXECDIR
 #define FERRY_LIBEXECDIR "/usr/local/libexec"
 #endif
+
+#define FERRYD_CONF "/etc/ferry/ferryd.conf"
 
 static void usage(FILE *f)
 {
@@ -54,6 +57,8 @@ static void usage(FILE *f)
           "  --advertise URL       how peers reach this agent (default tcp://LISTEN)\n"
           "  --satellite NAME      the satellite (TLE name) this node runs on\n"
           "  --heartbeat S         seconds between heartbeats (default 5)\n"
+          "  --config FILE         options, one per line as NAME = VALUE (default\n"
+          "                        " FERRYD_CONF " if it exists); flags override it\n"
           "  --debug               verbose logs\n"
           "  -h, --help            this help\n");
 }
@@ -156,12 +161,23 @@ int main(int argc, char **argv)
       {"coord", required_argument, 0, 'O'},     {"node-name", required_argument, 0, 'N'},
       {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
       {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
-      {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+      {"config", required_argument, 0, 'F'},    {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  {
+    const char *conf = NULL;
+    struct ferry_err cerr = {0};
+    if (config_find(argc, argv, FERRYD_CONF, &conf, &cerr) < 0 ||
+        config_argv(conf, lo, argc, argv, &argc, &argv, &cerr) < 0) {
+      fprintf(stderr, "ferryd: %s\n", cerr.msg);
+      return 2;
+    }
+  }
   const char *allow[65] = {0};
   size_t n_allow = 0;
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
+    case 'F': break; /* read above */
     case 'r': o.root = optarg; break;
     case 's': socket_path = optarg; break;
     case 'R': o.runc_root = optarg; break;

@@ -54,7 +54,7 @@ start_agent() {
   if [ "${1:-}" = "--" ]; then shift; printf '%s\n' "$@" >"$T_DIR/$h/args"; fi
   local nsvar="HOST_${h}_NS" args=()
   mapfile -t args <"$T_DIR/$h/args"
-  env ${envs[@]+"${envs[@]}"} nsenter --net="/var/run/netns/${!nsvar}" "$FERRYD_BIN" \
+  env ${envs[@]+"${envs[@]}"} nsenter --net="/var/run/netns/${!nsvar}" "$FERRYD_BIN" --config /dev/null \
     --root "$T_DIR/$h/root" --socket "$T_DIR/$h/ferryd.sock" --runc-root "$T_DIR/$h/runc" \
     "${args[@]}" >>"$T_DIR/$h/ferryd.log" 2>&1 &
   local pid=$!

@@ -15,6 +15,7 @@
 #include "util/digest.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/config.h"
 #include "util/relay.h"
 #include "util/spawn.h"
 
@@ -185,6 +186,57 @@ static void relay_moves_bytes_both_ways(void **state)
   free(in);
 }
 
+/* A configuration file's options go before the command line's; bad lines
+ * name the file and the line. */
+static void config_file_before_flags(void **state)
+{
+  (void)state;
+  static const struct option lo[] = {{"listen", required_argument, 0, 'l'},
+                                     {"debug", no_argument, 0, 'd'},
+                                     {"insecure-no-token", no_argument, 0, 'I'},
+                                     {"config", required_argument, 0, 'F'},
+                                     {0, 0, 0, 0}};
+  char dir[] = "/tmp/ferry-test-conf-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *p = path_join(dir, "d.conf");
+  const char good[] = "# the agent\nlisten = 10.0.0.1:9000  # TCP\n\ndebug\ninsecure-no-token = false\n";
+  assert_int_equal(write_file_atomic(p, good, sizeof good - 1, 0600, NULL), 0);
+  char *argv[] = {"ferryd", "--config", p, "--listen", "10.0.0.2:9000", NULL};
+  const char *found = NULL;
+  struct ferry_err e = {0};
+  assert_int_equal(config_find(5, argv, "/nonexistent/ferryd.conf", &found, &e), 0);
+  assert_string_equal(found, p);
+  int n = 0;
+  char **v = NULL;
+  assert_int_equal(config_argv(found, lo, 5, argv, &n, &v, &e), 0);
+  assert_int_equal(n, 7);
+  assert_string_equal(v[1], "--listen=10.0.0.1:9000");
+  assert_string_equal(v[2], "--debug"); /* insecure-no-token = false: left out */
+  assert_string_equal(v[3], "--config");
+  assert_string_equal(v[5], "--listen"); /* the flag comes later: it wins */
+  assert_null(v[7]);
+  for (int i = 0; v[i]; i++)
+    free(v[i]);
+  free(v);
+  static const char *bad[][2] = {{"lisen = x\n", "unknown option \"lisen\""},
+                                 {"listen\n", "needs a value"},
+                                 {"debug = 3\n", "takes no value"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(write_file_atomic(p, bad[i][0], strlen(bad[i][0]), 0600, NULL), 0);
+    v = NULL;
+    assert_true(config_argv(p, lo, 1, argv, &n, &v, &e) < 0);
+    assert_non_null(strstr(e.msg, ":1: "));
+    assert_non_null(strstr(e.msg, bad[i][1]));
+  }
+  char *missing[] = {"ferryd", "--config=/nonexistent/x.conf", NULL};
+  assert_true(config_find(2, missing, NULL, &found, &e) < 0);
+  char *none[] = {"ferryd", NULL};
+  assert_int_equal(config_find(1, none, "/nonexistent/ferryd.conf", &found, &e), 0);
+  assert_null(found);
+  rm_rf(dir, NULL);
+  free(p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -195,6 +247,7 @@ int main(void)
       cmocka_unit_test(json_getters_name_the_field),
       cmocka_unit_test(atomic_write_and_digest),
       cmocka_unit_test(relay_moves_bytes_both_ways),
+      cmocka_unit_test(config_file_before_flags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
