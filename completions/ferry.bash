@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images volume info node"
+               migrate image images pull volume info node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value
   verb=""
@@ -42,9 +42,10 @@ _ferry() {
     esac
   done
   case "$prev" in
-    --token-file | --tls-ca | --to-token-file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+    --token-file | --tls-ca | --to-token-file | --authfile) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+    --cert-dir) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     --host | --to | --from | --coord | --name | --ip | -t | --time | -s | --signal | --timeout | \
-      --redirect-for | -e | --env | -w | --workdir | -u | --user | -p | --publish) return ;;
+      --redirect-for | -e | --env | -w | --workdir | -u | --user | -p | --publish | --creds) return ;;
     --memory) mapfile -t COMPREPLY < <(compgen -W "auto stream copy" -- "$cur"); return ;;
     -v | --volume) mapfile -t COMPREPLY < <(compgen -W "$(_ferry_names volumes | sed 's/$/:/')" -- "$cur")
       compopt -o nospace 2>/dev/null; return ;;
@@ -55,7 +56,8 @@ _ferry() {
   fi
   local flags="" names=""
   case "$verb" in
-    run | create) flags="-d --detach --name --ip -v --volume -p --publish -e --env -w --workdir -u --user --rm --json"
+    run | create) flags="-d --detach --name --ip -v --volume -p --publish -e --env -w --workdir -u --user --rm --json
+                         --authfile --creds --cert-dir --tls-verify="
                   names=$(_ferry_names images) ;;
     start) names=$(_ferry_names containers) ;;
     stop) flags="-t --time"; names=$(_ferry_names running) ;;
@@ -63,6 +65,7 @@ _ferry() {
     rm) flags="-f --force"; names=$(_ferry_names containers) ;;
     resume | unpause | inspect) names=$(_ferry_names containers) ;;
     ps) flags="-a --all --json" ;;
+    pull) flags="--authfile --creds --cert-dir --tls-verify= --json" ;;
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
     exec) flags="-e"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
@@ -71,7 +74,7 @@ _ferry() {
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
-        mapfile -t COMPREPLY < <(compgen -W "import ls rm inspect" -- "$cur"); return
+        mapfile -t COMPREPLY < <(compgen -W "import pull ls rm inspect" -- "$cur"); return
       fi
       case " ${COMP_WORDS[*]} " in
         *" import "*) flags="--name"; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;

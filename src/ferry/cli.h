@@ -34,6 +34,13 @@ const char *fmt_ms(int64_t ms, char *buf, size_t len);
 char *cli_abs_path(const char *p);
 
 int cmd_image(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+/* The registry options of pull, run and create (long-option codes 0x101..0x104:
+ * --authfile, --creds, --cert-dir, --tls-verify) into a pull request: 1 if c
+ * was one of them, 0 if not, else an exit code. */
+int cli_pull_opts(int c, const char *arg, json_t *req);
+/* POST /v1/images/pull with req; prints what was pulled (on stderr when quiet). */
+int cli_pull(struct cli *cli, json_t *req, bool quiet);
 int cmd_images(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
 int cmd_create(struct cli *cli, int argc, char **argv);

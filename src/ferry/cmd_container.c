@@ -31,7 +31,10 @@ static const char run_help[] =
     "  -w, --workdir DIR     working directory\n"
     "  -u, --user USER[:GROUP]  user to run as\n"
     "  --rm                  remove the container when it exits (run without -d)\n"
-    "  --json                print the container record as JSON\n";
+    "  --json                print the container record as JSON\n"
+    "An IMAGE named with its registry (HOST[:PORT]/REPOSITORY[:TAG]) that the agent\n"
+    "lacks is pulled first, with --authfile, --creds, --cert-dir and --tls-verify as\n"
+    "in ferry pull.\n";
 
 static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
 {
@@ -47,8 +50,13 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
                                      {"user", required_argument, 0, 'u'},
                                      {"rm", no_argument, 0, 'r'},
                                      {"json", no_argument, 0, 'j'},
+                                     {"authfile", required_argument, 0, 0x101},
+                                     {"creds", required_argument, 0, 0x102},
+                                     {"cert-dir", required_argument, 0, 0x103},
+                                     {"tls-verify", required_argument, 0, 0x104},
                                      {0, 0, 0, 0}};
   _cleanup_json_ json_t *req = json_object();
+  _cleanup_json_ json_t *pull = json_object();
   json_t *vols = json_array(), *env = json_array(), *ports = json_array();
   json_object_set_new(req, "volumes", vols);
   json_object_set_new(req, "ports", ports);
@@ -78,12 +86,38 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     case 'u': json_object_set_new(req, "user", json_string(optarg)); break;
     case 'r': autorm = true; break;
     case 'j': cli->json = true; break;
-    default: return 125;
+    default: {
+      int pr = cli_pull_opts(c, optarg, pull);
+      if (pr == 1)
+        break;
+      return pr ? pr : 125;
+    }
     }
   }
   if (optind >= argc)
     return cli_usage_error("%s needs an IMAGE (see ferry %s --help)", argv[0], argv[0]);
   json_object_set_new(req, "image", json_string(argv[optind]));
+  /* An image named with its registry that the agent lacks is pulled first
+   * (as podman does; unqualified names are not looked up anywhere). */
+  const char *image = argv[optind];
+  size_t first = strcspn(image, "/");
+  bool has_registry = image[first] == '/' &&
+                      (memchr(image, '.', first) || memchr(image, ':', first) ||
+                       (first == 9 && strncmp(image, "localhost", 9) == 0));
+  if (has_registry) {
+    struct ferry_err ierr = {0};
+    _cleanup_free_ char *e = http_escape(image);
+    _cleanup_free_ char *iurl = xasprintf("/v1/images/%s", e);
+    _cleanup_json_ json_t *have = NULL;
+    if (http_call(cli->api, "GET", iurl, NULL, &have, &ierr) < 0) {
+      if (ierr.klass != FERRY_E_NOTFOUND)
+        return cli_fail(&ierr);
+      json_object_set_new(pull, "reference", json_string(image));
+      int pr = cli_pull(cli, pull, true);
+      if (pr != 0)
+        return pr;
+    }
+  }
   if (optind + 1 < argc) {
     json_t *cmd = json_array();
     for (int i = optind + 1; i < argc; i++)

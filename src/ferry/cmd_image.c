@@ -1,4 +1,4 @@
-/* ferry image import|ls|rm|inspect, ferry images */
+/* ferry image import|pull|ls|rm|inspect, ferry images, ferry pull */
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 static const char image_help[] =
     "Usage: ferry image COMMAND\n\n"
     "  import FILE [--name NAME[:TAG]]   import an OCI archive, docker-archive or rootfs tarball\n"
+    "  pull [OPTIONS] REFERENCE          pull from a registry (ferry pull --help)\n"
     "  ls [--json]                       list images\n"
     "  rm IMAGE...                       remove images no container uses\n"
     "  inspect IMAGE                     show an image record\n";
@@ -85,6 +86,82 @@ static int image_import_cmd(struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+static const char pull_help[] =
+    "Usage: ferry pull [OPTIONS] REGISTRY/REPOSITORY[:TAG]\n"
+    "Pulls an image from an OCI or Docker registry into the agent's store (as podman\n"
+    "pull; the agent runs skopeo). Credentials come from the auth file podman reads\n"
+    "(containers-auth.json) unless given.\n\n"
+    "  --authfile FILE       credentials (containers-auth.json, on the agent's host)\n"
+    "  --creds USER:PASSWORD credentials on the command line\n"
+    "  --cert-dir DIR        the registry's CA certificate and client certificates\n"
+    "  --tls-verify=false    accept a registry without verified TLS (default: verify)\n"
+    "  --json                print the image record as JSON\n";
+
+int cli_pull_opts(int c, const char *arg, json_t *req)
+{
+  switch (c) {
+  case 0x101: json_object_set_new(req, "authfile", json_string(arg)); return 1;
+  case 0x102: json_object_set_new(req, "credentials", json_string(arg)); return 1;
+  case 0x103: json_object_set_new(req, "cert_dir", json_string(arg)); return 1;
+  case 0x104:
+    if (strcmp(arg, "true") != 0 && strcmp(arg, "false") != 0)
+      return cli_usage_error("--tls-verify takes true or false");
+    json_object_set_new(req, "tls_verify", json_boolean(strcmp(arg, "true") == 0));
+    return 1;
+  }
+  return 0;
+}
+
+int cli_pull(struct cli *cli, json_t *req, bool quiet)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *img = NULL;
+  const char *ref = json_str_or(req, "reference", "");
+  if (!quiet && !cli->json)
+    fprintf(stderr, "Pulling %s ...\n", ref);
+  if (http_call(cli->api, "POST", "/v1/images/pull", req, &img, &err) < 0)
+    return cli_fail(&err);
+  if (cli->json && !quiet) {
+    cli_print_json(img);
+    return 0;
+  }
+  char sz[32];
+  fmt_bytes((uint64_t)json_integer_value(json_object_get(img, "size")), sz, sizeof sz);
+  fprintf(quiet ? stderr : stdout, "Pulled %s (%s, %zu layer%s, %s)\n", ref, json_str_or(img, "id", ""),
+          json_array_size(json_object_get(img, "layers")),
+          json_array_size(json_object_get(img, "layers")) == 1 ? "" : "s", sz);
+  return 0;
+}
+
+int cmd_pull(struct cli *cli, int argc, char **argv)
+{
+  static const struct option lo[] = {{"authfile", required_argument, 0, 0x101},
+                                     {"creds", required_argument, 0, 0x102},
+                                     {"cert-dir", required_argument, 0, 0x103},
+                                     {"tls-verify", required_argument, 0, 0x104},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  if (cli_wants_help(argc, argv, pull_help))
+    return 0;
+  _cleanup_json_ json_t *req = json_object();
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    if (c == 'j') {
+      cli->json = true;
+      continue;
+    }
+    int r = cli_pull_opts(c, optarg, req);
+    if (r != 1)
+      return r ? r : 125;
+  }
+  if (optind + 1 != argc)
+    return cli_usage_error("pull needs exactly one REFERENCE");
+  json_object_set_new(req, "reference", json_string(argv[optind]));
+  return cli_pull(cli, req, false);
+}
+
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -94,6 +171,8 @@ int cmd_image(struct cli *cli, int argc, char **argv)
   const char *sub = argv[1];
   if (strcmp(sub, "import") == 0 || strcmp(sub, "load") == 0)
     return image_import_cmd(cli, argc - 1, argv + 1);
+  if (strcmp(sub, "pull") == 0)
+    return cmd_pull(cli, argc - 1, argv + 1);
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     for (int i = 2; i < argc; i++)
       if (strcmp(argv[i], "--json") == 0)

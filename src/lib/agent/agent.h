@@ -74,6 +74,8 @@ json_t *agent_info(struct agent *a);
 
 int agent_image_import(struct agent *a, const char *path, const char *name, const char *display,
                        json_t **out, struct ferry_err *err);
+/* req: {"reference", "authfile"?, "cert_dir"?, "credentials"?, "tls_verify"?: true} */
+int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
 json_t *agent_image_list(struct agent *a);
 int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err);

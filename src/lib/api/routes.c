@@ -255,6 +255,19 @@ H(img_import)
     http_reply(resp, 201, out);
 }
 
+H(img_pull)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  BODY_OR_REPLY(body, err);
+  json_t *out = NULL;
+  if (agent_image_pull(AGENT(ctx), body, &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 201, out);
+}
+
 H(img_inspect)
 {
   (void)req;
@@ -441,6 +454,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/containers/{}/migrate", ctr_migrate},
     {"GET", "/v1/images", img_list},
     {"POST", "/v1/images/import", img_import},
+    {"POST", "/v1/images/pull", img_pull},
     {"PUT", "/v1/images/import", img_import},
     /* image references contain '/' (registry/name:tag) */
     {"GET", "/v1/images/{*}", img_inspect},

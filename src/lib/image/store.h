@@ -37,6 +37,19 @@ int image_normalize_name(const char *name, char **out, struct ferry_err *err);
 int image_import(struct image_store *s, const char *archive, const char *name,
                  const char *display_name, json_t **out, struct ferry_err *err);
 
+/* Pulls ref (registry/repository[:tag]) from its registry with skopeo and
+ * imports it under that name (pull.c). authfile: a containers-auth.json
+ * (NULL: skopeo's defaults, as podman's); cert_dir: the registry's CA and
+ * client certificates; creds "USER:PASSWORD"; tls_verify off only when asked.
+ * On failure (registry unreachable, refused credentials, unknown tag, a
+ * certificate not trusted: 503 with skopeo's message) nothing is stored. */
+struct pull_opts {
+  const char *authfile, *cert_dir, *creds;
+  bool tls_verify;
+};
+int image_pull(struct image_store *s, const char *ref, const struct pull_opts *o, json_t **out,
+               struct ferry_err *err);
+
 /* Finds an image by name[:tag], full id, or unique id prefix (at least 4 hex). */
 int image_lookup(struct image_store *s, const char *ref, json_t **out, struct ferry_err *err);
 /* A JSON array of all image records, sorted by first name. */
