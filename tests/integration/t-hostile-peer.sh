@@ -56,31 +56,40 @@ in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/
 check "a well-formed offer is accepted (and withdrawn)"
 
 # The page server of a migration takes its one connection from the source
-# agent only (the address the offer came from, c1 here): a connection from
-# another host is closed at once and does not use the page server up.
+# agent only (the address the offer came from, c1 here), and only after the
+# secret the target gave in its answer: a connection from another host, or
+# without the secret, is closed and does not use the page server up.
 MID=0123456789abcdef0123456789abcdef
 code=$(offer $MID "pass")
 [ "$code" = 201 ] || fail "offer for the page-server check: $code $(cat "$T_DIR/r")"
 ps=$(in_ns c1 curl -s -X POST -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID/page-server")
 port=$(echo "$ps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])') || fail "page server: $ps"
-# probe HOST-NS: "closed" if the page server hangs up, "open" if it keeps the connection
+secret=$(echo "$ps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])') || fail "no secret: $ps"
+# probe HOST-NS [FIRST-BYTES]: "closed" if the page server hangs up, "open" if it keeps the connection
 probe() {
-  nsenter --net="/var/run/netns/$1" python3 - "$CLUSTER_NET.242" "$port" <<'EOF'
+  nsenter --net="/var/run/netns/$1" python3 - "$CLUSTER_NET.242" "$port" "${2:-}" <<'EOF'
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.settimeout(2)
+if sys.argv[3]:
+    s.sendall(sys.argv[3].encode())
+s.settimeout(8)  # longer than the gate waits for the secret (5 s)
 try:
     print("closed" if s.recv(1) == b"" else "data")
 except socket.timeout:
     print("open")
+except ConnectionResetError:  # closed with what we sent unread
+    print("closed")
 EOF
 }
-[ "$(probe "$HOST_a1_NS")" = closed ] || fail "the page server kept a connection from a1, which did not make the offer"
-[ "$(probe "${T_ID}-c1")" = open ] || fail "the page server refused the source agent (c1) after a stranger tried"
-grep -q "refused a connection" "$T_DIR/a2/root/migrations/in-$MID/page-server.log" ||
-  fail "the refusal is not in the page server's log"
+[ "$(probe "$HOST_a1_NS" "$secret")" = closed ] || fail "the page server kept a connection from a1, which did not make the offer"
+[ "$(probe "${T_ID}-c1" "$(printf 'x%.0s' $(seq 1 32))")" = closed ] || fail "the page server kept a connection with a wrong secret"
+[ "$(probe "${T_ID}-c1" "$secret")" = open ] || fail "the page server refused the source agent (c1) with the secret"
+grep -q "refused a connection from an address" "$T_DIR/a2/root/migrations/in-$MID/page-server.log" ||
+  fail "the refusal by address is not in the page server's log"
+grep -q "without the migration's secret" "$T_DIR/a2/root/migrations/in-$MID/page-server.log" ||
+  fail "the refusal by secret is not in the page server's log"
 in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
-check "a migration's page server closes a connection from a host other than the source agent, and still takes the source's"
+check "a migration's page server closes a connection from a host other than the source agent or without the migration's secret, and still takes the source's"
 
 cases=(
   'ctr["volumes"] = [{"name": "ev4/_data/evil", "destination": "/host"}]; vols = ["ev4"]|volume name'

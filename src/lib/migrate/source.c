@@ -255,6 +255,15 @@ static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **
   int tcp = tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
   if (tcp < 0)
     return ferry_err_sys(err, tcp, "connect to the page server %s", *page_server);
+  /* The target's gate lets the connection through to CRIU only with the
+   * secret it gave us, first. */
+  const char *secret = json_str_or(ps, "secret", "");
+  size_t sl = strlen(secret);
+  if (sl && write(tcp, secret, sl) != (ssize_t)sl) {
+    int e = -errno;
+    close(tcp);
+    return ferry_err_sys(err, e ? e : -EIO, "page server %s: send the secret", *page_server);
+  }
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
     int e = -errno;

@@ -446,6 +446,10 @@ out:
 /* Who may connect to a migration's page server: the address the offer came
  * from (the source agent); for a local offer, an address of this host. */
 #define PS_ALLOW_MAX 32
+/* The page-server secret: hex digits the source sends first on its
+ * connection (the target gave them to it in the answer to POST .../page-server,
+ * inside the agents' authenticated, maybe TLS, API). */
+#define PS_SECRET_LEN 32
 struct ps_allow {
   int n;
   bool loopback;
@@ -480,11 +484,37 @@ static bool ps_allowed(const struct ps_allow *al, const struct sockaddr_in *sa)
   return false;
 }
 
-/* The forked gate: accepts until the allowed peer connects (others are
- * closed at once), then becomes `criu page-server --ps-socket 3` on that
- * connection. The parent may have threads: system calls only. */
-static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, uint64_t deadline_ms, int logfd,
-                              char *const *argv)
+/* Reads the secret the source sends first on its page-server connection
+ * (at most 5 s); true when it is exactly the one the source was given. */
+static bool ps_secret_ok(int c, const char *secret)
+{
+  char got[PS_SECRET_LEN];
+  size_t have = 0;
+  uint64_t until = now_mono_ms() + 5000;
+  while (have < sizeof got) {
+    uint64_t now = now_mono_ms();
+    if (now >= until)
+      return false;
+    struct pollfd pf = {.fd = c, .events = POLLIN};
+    if (poll(&pf, 1, (int)(until - now)) <= 0)
+      return false;
+    ssize_t n = read(c, got + have, sizeof got - have);
+    if (n <= 0)
+      return false;
+    have += (size_t)n;
+  }
+  unsigned char diff = 0; /* the same time whatever the bytes */
+  for (size_t i = 0; i < sizeof got; i++)
+    diff |= (unsigned char)(got[i] ^ secret[i]);
+  return diff == 0;
+}
+
+/* The forked gate: accepts until the source agent connects from its address
+ * and sends the migration's page-server secret first (others are closed),
+ * then becomes `criu page-server --ps-socket 3` on that connection. The
+ * parent may have threads: system calls only. */
+static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *secret,
+                              uint64_t deadline_ms, int logfd, char *const *argv)
 {
   sigset_t none;
   sigemptyset(&none);
@@ -505,17 +535,25 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, uint64_t deadl
     int c = accept4(lfd, (struct sockaddr *)&sa, &sl, 0);
     if (c < 0)
       continue;
-    if (sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(al, &sa)) {
-      close(lfd);
-      if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
-        _exit(127);
-      execvp(argv[0], argv);
-      _exit(127);
+    if (!(sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(al, &sa))) {
+      static const char msg[] = "ferryd: page server: refused a connection from an address that "
+                                "is not the source agent's\n";
+      (void)!write(2, msg, sizeof msg - 1);
+      close(c);
+      continue;
     }
-    static const char msg[] = "ferryd: page server: refused a connection from an address that is not "
-                              "the source agent's\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    close(c);
+    if (!ps_secret_ok(c, secret)) {
+      static const char msg[] = "ferryd: page server: refused a connection without the "
+                                "migration's secret\n";
+      (void)!write(2, msg, sizeof msg - 1);
+      close(c);
+      continue;
+    }
+    close(lfd);
+    if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
+      _exit(127);
+    execvp(argv[0], argv);
+    _exit(127);
   }
   static const char tmo[] = "ferryd: page server: the source agent never connected\n";
   (void)!write(2, tmo, sizeof tmo - 1);
@@ -524,7 +562,8 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, uint64_t deadl
 
 /* Starts the page server of migration in: ferryd listens on a free port of
  * its address and accepts the one connection itself, from the source agent
- * only (CRIU's page server takes the first connector, whoever it is). The
+ * only, which must send the secret first (CRIU's page server takes the
+ * first connector, whoever it is). The
  * listening socket exists when the port is answered: nothing to wait for. */
 int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
@@ -555,6 +594,8 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
   }
   struct ps_allow al;
   ps_allow_fill(&al, json_str_or(in->offer, "source_peer", ""));
+  char secret[PS_SECRET_LEN + 1];
+  random_hex(secret, PS_SECRET_LEN);
   char *const argv[] = {"criu", "page-server", "--images-dir", criu, "--ps-socket", "3", NULL};
   uint64_t deadline = in->deadline_ms;
   pid_t pid = fork();
@@ -563,9 +604,10 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
     goto out;
   }
   if (pid == 0)
-    ps_gate(lfd, &al, deadline, logfd, argv);
+    ps_gate(lfd, &al, secret, deadline, logfd, argv);
   in->ps_pid = pid;
-  *out = json_pack("{s:s, s:i}", "address", a->listen_ip ? a->listen_ip : "", "port", port);
+  *out = json_pack("{s:s, s:i, s:s}", "address", a->listen_ip ? a->listen_ip : "", "port", port,
+                   "secret", secret);
 out:
   if (lfd >= 0)
     close(lfd);
