@@ -10,19 +10,23 @@ need /usr/bin/python3
 cluster_up 2
 make_rootfs
 f a2 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
+f a1 image import "$T_DIR/redis.tar" --name redis >/dev/null
 /usr/bin/python3 - "$(dirname "$0")/../../docs/openapi/ferryd.yaml" "$T_DIR/a1/ferryd.sock" "$T_DIR/busybox.tar" \
-  "$HOST_a2_URL" "$T_DIR" <<'EOF'
+  "$HOST_a2_URL" "$T_DIR" "$T_DIR/a2/ferryd.sock" "$CLUSTER_NET.241" "$HOST_a1_URL" <<'EOF'
 import http.client, json, re, socket, sys, warnings
 import yaml, jsonschema
 warnings.simplefilter("ignore", DeprecationWarning)
-spec_path, sock, tarball, a2, tdir = sys.argv[1:6]
+spec_path, sock1, tarball, a2, tdir, sock2, a1_ip, a1 = sys.argv[1:9]
+sock = sock1
 spec = yaml.safe_load(open(spec_path))
 
 class Unix(http.client.HTTPConnection):
+    path = sock1
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(120)
-        self.sock.connect(sock)
+        self.sock.connect(self.path)
 
 ops = {}   # (method, template) -> operation
 for tpl, item in spec["paths"].items():
@@ -49,12 +53,13 @@ def match(method, path):
             return (m, tpl), op
     return None, None
 
-def call(method, path, body=None, raw=None, ctype="application/json"):
+def call(method, path, body=None, raw=None, ctype="application/json", on=None):
     key, op = match(method, path)
     if not op:
         fails.append(f"{method} {path}: not in the document"); return None, None
     seen.add(key)
     c = Unix("localhost")
+    c.path = on or sock1
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     c.request(method, path, body=data, headers={"Content-Type": ctype} if data is not None else {})
     r = c.getresponse()
@@ -121,6 +126,32 @@ want(call("DELETE", "/v1/containers/oa-restored?force=1"), 200)
 want(call("DELETE", "/v1/volumes/oa-vol"), 200)
 want(call("GET", "/v1/containers/oa"), 404)
 want(call("DELETE", "/v1/images/busybox:latest"), 200)
+
+# the seeds' routes: redis run afresh, filled, set and read, pulled to a2 and back
+import time
+want(call("POST", "/start_container", {"container_name": "redis"}), 200)
+want(call("POST", "/start_container", {}), 400)
+for _ in range(100):  # bounded: until redis listens (10 s)
+    st, j = call("POST", "/generate_data", {"data_size_mb": 1, "bytes_per_key": 1024})
+    if st == 200:
+        break
+    time.sleep(0.1)
+else:
+    fails.append(f"generate_data never succeeded: {st} {j}")
+want(call("POST", "/generate_data", {"data_size_mb": "x", "bytes_per_key": 1}), 400)
+want(call("POST", "/set_redis", {"key": "sat", "value": "ISS"}), 200)
+g = want(call("GET", "/get_redis/sat"), 200)
+if g and g.get("value") != "ISS":
+    fails.append(f"get_redis answered {g}")
+want(call("POST", "/start_migration", {"server_ip": a1_ip + ":9000", "container_name": "redis"}, on=sock2), 200)
+want(call("POST", "/start_migration", {"server_ip": a1_ip + ":9000", "container_name": "nosuch"}, on=sock2), 404)
+want(call("GET", "/container/redis?to=" + a1, on=sock2), 200)
+want(call("GET", "/containers/nosuch?to=" + a2), 404)
+want(call("GET", "/containers/redis"), 400)  # over the unix socket the caller must say where
+want(call("POST", "/stop_container/redis"), 200)
+want(call("POST", "/remove_container/redis"), 200)
+want(call("POST", "/remove_container/redis"), 404)
+want(call("POST", "/remove_volume/nosuch"), 404)
 missing = sorted(f"{m} {t}" for (m, t) in ops if (m, t) not in seen)
 if missing:
     fails.append("documented but never called: " + ", ".join(missing))

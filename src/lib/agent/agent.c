@@ -59,8 +59,10 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   if (o->listen) {
     _cleanup_free_ char *l = xstrdup(o->listen);
     char *colon = strrchr(l, ':');
-    if (colon)
+    if (colon) {
       *colon = '\0';
+      snprintf(a->listen_port, sizeof a->listen_port, "%.7s", colon + 1);
+    }
     if (*l && strcmp(l, "0.0.0.0") != 0)
       a->listen_ip = xstrdup(l);
   }

@@ -50,6 +50,7 @@ struct agent {
   char *token;
   char *tls_ca;
   char *listen_ip;          /* NULL when not listening on a specific address */
+  char listen_port[8];      /* the TCP API's port, "" when not listening */
   int migration_timeout_s;
   struct migrations *mig;   /* migrate/: state of migrations in and out */
   json_t *redirects;        /* published ports leading elsewhere for a while (under lock) */

@@ -38,10 +38,12 @@ static void ok(struct http_response *resp, json_t *extra, const char *fmt, ...)
 }
 
 /* The port of our own TCP API ("ADDR:PORT" of the connection), else 8000 as in the seed. */
-static const char *own_port(const struct http_request *req)
+/* This agent's API port: the one the request came in on, else (the unix
+ * socket) the one it listens on, else the seeds' 8000. */
+static const char *own_port(struct agent *a, const struct http_request *req)
 {
   const char *c = req->local ? strrchr(req->local, ':') : NULL;
-  return c ? c + 1 : "8000";
+  return c ? c + 1 : a->listen_port[0] ? a->listen_port : "8000";
 }
 
 /* Source side: migrate NAME to the agent that asked, and answer when done. */
@@ -54,7 +56,7 @@ static void pull_source(struct agent *a, const struct http_request *req, const c
   if (to)
     url = xstrdup(to);
   else if (req->peer && *req->peer)
-    url = xasprintf("tcp://%s:%s", req->peer, own_port(req));
+    url = xasprintf("tcp://%s:%s", req->peer, own_port(a, req));
   else {
     FERRY_INVALID(&err, "a pull over the unix socket needs ?to=URL");
     http_reply_err(resp, &err);
@@ -141,7 +143,7 @@ static int pull_url(struct agent *a, const struct http_request *req, const char 
     return FERRY_INVALID(err, "server_ip \"%.64s\": expected IP, IP:PORT or http(s)://IP:PORT", server);
   memcpy(host, rest, hl);
   host[hl] = '\0';
-  const char *port = own_port(req);
+  const char *port = own_port(a, req);
   char pbuf[8];
   if (rest[hl] == ':') {
     size_t pl = strcspn(rest + hl + 1, "/");
@@ -158,10 +160,10 @@ static int pull_url(struct agent *a, const struct http_request *req, const char 
   uint32_t ip;
   if (ip_parse(host, &ip) < 0)
     return FERRY_INVALID(err, "server_ip \"%.64s\": the source must be given by its IPv4 address", server);
-  if (strcmp(port, "8000") != 0 && strcmp(port, own_port(req)) != 0)
+  if (strcmp(port, "8000") != 0 && strcmp(port, own_port(a, req)) != 0)
     return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
                          "server_ip %s: port %s is not an agent's port (8000 or %s)", server, port,
-                         own_port(req));
+                         own_port(a, req));
   bool allowed = false;
   if (a->n_peer_allow == 0)
     allowed = net_ip_on_link(host);
