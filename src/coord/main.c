@@ -14,6 +14,7 @@
 #include "coord/plan.h"
 #include "coord/policy.h"
 #include "util/log.h"
+#include "util/strv.h"
 #include "orbit/topo.h"
 #include "orbit/visibility.h"
 #include "util/cleanup.h"
@@ -478,14 +479,18 @@ static int serve(int argc, char **argv)
                                      {"config", required_argument, 0, 'F'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
+  /* the configuration file's options, then the command line's (freed at
+   * return: the options point into it until then) */
+  _cleanup_strv_ char **conf_argv = NULL;
   {
     const char *conf = NULL;
     struct ferry_err cerr = {0};
     if (config_find(argc, argv, FERRY_COORD_CONF, &conf, &cerr) < 0 ||
-        config_argv(conf, lo, argc, argv, &argc, &argv, &cerr) < 0) {
+        config_argv(conf, lo, argc, argv, &argc, &conf_argv, &cerr) < 0) {
       fprintf(stderr, "ferry-coord: %s\n", cerr.msg);
       return 2;
     }
+    argv = conf_argv;
   }
   struct coord_options co = {0};
   struct http_server_options so = {.unix_path = "/run/ferry/coord.sock"};

@@ -18,6 +18,7 @@
 #include "util/config.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/strv.h"
 
 #ifndef FERRY_LIBEXECDIR
 #define FERRY_LIBEXECDIR "/usr/local/libexec"
@@ -163,14 +164,18 @@ int main(int argc, char **argv)
       {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
       {"config", required_argument, 0, 'F'},    {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
+  /* the configuration file's options, then the command line's (freed at
+   * return: the options point into it until then) */
+  _cleanup_strv_ char **conf_argv = NULL;
   {
     const char *conf = NULL;
     struct ferry_err cerr = {0};
     if (config_find(argc, argv, FERRYD_CONF, &conf, &cerr) < 0 ||
-        config_argv(conf, lo, argc, argv, &argc, &argv, &cerr) < 0) {
+        config_argv(conf, lo, argc, argv, &argc, &conf_argv, &cerr) < 0) {
       fprintf(stderr, "ferryd: %s\n", cerr.msg);
       return 2;
     }
+    argv = conf_argv;
   }
   const char *allow[65] = {0};
   size_t n_allow = 0;
