@@ -63,8 +63,9 @@ scrape_configs:
     static_configs: [{targets: ['$COORD_ADDR:7000']}]
 EOF
 promtool check config "$T_DIR/prom/prometheus.yml" >/dev/null || fail "prometheus.yml: $(promtool check config "$T_DIR/prom/prometheus.yml" 2>&1)"
-in_ns gs prometheus --config.file="$T_DIR/prom/prometheus.yml" --storage.tsdb.path="$T_DIR/prom/data" \
-  --web.listen-address=127.0.0.1:9090 >"$T_DIR/prom/log" 2>&1 &
+# nsenter execs Prometheus: $! is its pid, which the cleanup stops
+nsenter --net="/var/run/netns/${T_ID}-gs" prometheus --config.file="$T_DIR/prom/prometheus.yml" \
+  --storage.tsdb.path="$T_DIR/prom/data" --web.listen-address=127.0.0.1:9090 >"$T_DIR/prom/log" 2>&1 &
 T_PIDS+=("$!")
 # query EXPR: the number of series with value 1 ... printed as "n"
 query() {

@@ -30,7 +30,8 @@ http:
 auth:
   htpasswd: {realm: ferry-test, path: $R/htpasswd}
 EOF
-in_h1 docker-registry serve "$R/config.yml" >"$R/log" 2>&1 &
+# nsenter execs the registry: $! is its pid, which the cleanup stops
+nsenter --net="/var/run/netns/$HOST_h1_NS" docker-registry serve "$R/config.yml" >"$R/log" 2>&1 &
 T_PIDS+=("$!")
 for _ in $(seq 1 100); do  # bounded: 10 s
   code=$(in_h1 curl -s -o /dev/null -w '%{http_code}' --cacert "$R/certs/ca.crt" https://127.0.0.1:5000/v2/ || true)
