@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images pull volume info node"
+               migrate image images pull push volume info node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value
   verb=""
@@ -66,6 +66,7 @@ _ferry() {
     resume | unpause | inspect) names=$(_ferry_names containers) ;;
     ps) flags="-a --all --json" ;;
     pull) flags="--authfile --creds --cert-dir --tls-verify= --json" ;;
+    push) flags="--authfile --creds --cert-dir --tls-verify= --json"; names=$(_ferry_names images) ;;
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
     exec) flags="-e"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
@@ -74,7 +75,7 @@ _ferry() {
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
-        mapfile -t COMPREPLY < <(compgen -W "import pull ls rm inspect" -- "$cur"); return
+        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm inspect" -- "$cur"); return
       fi
       case " ${COMP_WORDS[*]} " in
         *" import "*) flags="--name"; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;

@@ -35,6 +35,7 @@ char *cli_abs_path(const char *p);
 
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
 /* The registry options of pull, run and create (long-option codes 0x101..0x104:
  * --authfile, --creds, --cert-dir, --tls-verify) into a pull request: 1 if c
  * was one of them, 0 if not, else an exit code. */

@@ -13,6 +13,7 @@ static const char image_help[] =
     "Usage: ferry image COMMAND\n\n"
     "  import FILE [--name NAME[:TAG]]   import an OCI archive, docker-archive or rootfs tarball\n"
     "  pull [OPTIONS] REFERENCE          pull from a registry (ferry pull --help)\n"
+    "  push [OPTIONS] IMAGE DESTINATION  push to a registry (ferry push --help)\n"
     "  ls [--json]                       list images\n"
     "  rm IMAGE...                       remove images no container uses\n"
     "  inspect IMAGE                     show an image record\n";
@@ -162,6 +163,53 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
   return cli_pull(cli, req, false);
 }
 
+static const char push_help[] =
+    "Usage: ferry push [OPTIONS] IMAGE REGISTRY/REPOSITORY[:TAG]\n"
+    "Pushes an image of the agent's store to an OCI or Docker registry (as podman\n"
+    "push), with the options of ferry pull:\n\n"
+    "  --authfile FILE  --creds USER:PASSWORD  --cert-dir DIR  --tls-verify=false\n";
+
+int cmd_push(struct cli *cli, int argc, char **argv)
+{
+  static const struct option lo[] = {{"authfile", required_argument, 0, 0x101},
+                                     {"creds", required_argument, 0, 0x102},
+                                     {"cert-dir", required_argument, 0, 0x103},
+                                     {"tls-verify", required_argument, 0, 0x104},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  if (cli_wants_help(argc, argv, push_help))
+    return 0;
+  _cleanup_json_ json_t *req = json_object();
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    if (c == 'j') {
+      cli->json = true;
+      continue;
+    }
+    int r = cli_pull_opts(c, optarg, req);
+    if (r != 1)
+      return r ? r : 125;
+  }
+  if (optind + 2 != argc)
+    return cli_usage_error("push needs an IMAGE and a DESTINATION");
+  json_object_set_new(req, "destination", json_string(argv[optind + 1]));
+  _cleanup_free_ char *e = http_escape(argv[optind]);
+  _cleanup_free_ char *url = xasprintf("/v1/images/push/%s", e);
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *out = NULL;
+  if (!cli->json)
+    fprintf(stderr, "Pushing %s to %s ...\n", argv[optind], argv[optind + 1]);
+  if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
+    return cli_fail(&err);
+  if (cli->json)
+    cli_print_json(out);
+  else
+    printf("Pushed %s to %s\n", argv[optind], json_str_or(out, "destination", argv[optind + 1]));
+  return 0;
+}
+
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -173,6 +221,8 @@ int cmd_image(struct cli *cli, int argc, char **argv)
     return image_import_cmd(cli, argc - 1, argv + 1);
   if (strcmp(sub, "pull") == 0)
     return cmd_pull(cli, argc - 1, argv + 1);
+  if (strcmp(sub, "push") == 0)
+    return cmd_push(cli, argc - 1, argv + 1);
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     for (int i = 2; i < argc; i++)
       if (strcmp(argv[i], "--json") == 0)

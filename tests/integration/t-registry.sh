@@ -92,4 +92,30 @@ grep -q "Pulled $REF" "$T_DIR/run.out" || fail "run did not say it pulled: $(cat
 f h1 rm -f app2 >/dev/null
 expect_fail "no such image" f h1 run -d unqualified-name-nowhere
 check "--tls-verify=false with --creds; ferry run pulls a registry image it lacks (an unqualified name is not looked up)"
+# push: an image with three layers (files, a whiteout, an opaque directory)
+# goes to the registry, comes back by pull and runs as it did
+L2="$T_DIR/layout2"
+umoci init --layout "$L2"
+umoci new --image "$L2:v1"
+mkdir -p "$T_DIR/p1/etc" "$T_DIR/p1/gone" "$T_DIR/p1/opq" "$T_DIR/p2"
+cp -a "$T_DIR/r1/bin" "$T_DIR/p1/"
+echo keep >"$T_DIR/p1/etc/keep"; echo x >"$T_DIR/p1/gone/x"; echo old >"$T_DIR/p1/opq/old"
+umoci insert --image "$L2:v1" "$T_DIR/p1" / >/dev/null
+umoci insert --image "$L2:v1" --whiteout /gone >/dev/null
+echo new >"$T_DIR/p2/new"
+umoci insert --image "$L2:v1" --opaque "$T_DIR/p2" /opq >/dev/null
+umoci config --image "$L2:v1" --config.cmd /bin/sleep --config.cmd 600 --config.env MARK=pushed >/dev/null
+(cd "$L2" && tar -cf "$T_DIR/three.oci.tar" .)
+f h1 image import "$T_DIR/three.oci.tar" --name three >/dev/null
+PREF=127.0.0.1:5000/test/three:v1
+expect_fail "unauthorized|authentication required" f h1 push --authfile "$R/bad-auth.json" --cert-dir "$R/certs" three "$PREF"
+out=$(f h1 push --authfile "$R/auth.json" --cert-dir "$R/certs" three "$PREF") || fail "push: $out"
+echo "$out" | grep -q "Pushed three to $PREF" || fail "push said: $out"
+f h1 image rm three >/dev/null
+f h1 pull --authfile "$R/auth.json" --cert-dir "$R/certs" "$PREF" >/dev/null || fail "pull of the pushed image"
+f h1 run -d --name back "$PREF" >/dev/null || fail "run the image that went to the registry and back"
+got=$(f h1 exec back sh -c 'cat /etc/keep; ls /opq; [ -e /gone ] && echo GONE-IS-BACK; echo $MARK')
+[ "$got" = "$(printf 'keep\nnew\npushed')" ] || fail "after push and pull the image holds: $got"
+f h1 rm -f back >/dev/null
+check "ferry push (a wrong password refused): three layers with a whiteout and an opaque directory go to the registry and come back the same"
 echo "# all checks passed"

@@ -77,6 +77,11 @@ int agent_image_import(struct agent *a, const char *path, const char *name, cons
                        json_t **out, struct ferry_err *err);
 /* req: {"reference", "authfile"?, "cert_dir"?, "credentials"?, "tls_verify"?: true} */
 int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
+/* Pushes image ref to req's "destination" (registry/repository[:tag]), with
+ * the pull's options; the layers are written as an OCI layout from the store
+ * (agent_push.c). 503 with skopeo's reason when the registry refuses. */
+int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out,
+                     struct ferry_err *err);
 json_t *agent_image_list(struct agent *a);
 int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err);

@@ -268,6 +268,18 @@ H(img_pull)
     http_reply(resp, 201, out);
 }
 
+H(img_push)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  BODY_OR_REPLY(body, err);
+  json_t *out = NULL;
+  if (agent_image_push(AGENT(ctx), args[0], body, &out, &err) < 0)
+    http_reply_err(resp, &err);
+  else
+    http_reply(resp, 200, out);
+}
+
 H(img_inspect)
 {
   (void)req;
@@ -457,6 +469,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/images/pull", img_pull},
     {"PUT", "/v1/images/import", img_import},
     /* image references contain '/' (registry/name:tag) */
+    {"POST", "/v1/images/push/{*}", img_push},
     {"GET", "/v1/images/{*}", img_inspect},
     {"DELETE", "/v1/images/{*}", img_remove},
     {"GET", "/v1/volumes", vol_list},

@@ -44,6 +44,8 @@ struct tar_opts {
   bool zstd;         /* compress (zstd level 1) */
   int64_t since;     /* only entries changed (ctime) at or after this time (s); 0: all */
   bool manifest;     /* add DELTA_MANIFEST: every path below dir, for apply_delta */
+  bool oci;          /* an OCI image layer: overlay whiteouts (0/0 devices, opaque
+                      * directories) written as .wh. files, no overlay xattrs */
 };
 #define DELTA_MANIFEST ".ferry-delta-manifest"
 int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, uint64_t *bytes,

@@ -89,6 +89,34 @@ int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, 
       continue;
     }
     archive_entry_set_pathname(e, rel);
+    bool opaque = false;
+    if (o->oci) {
+      /* overlay's forms of "deleted" and "replaced" become the OCI ones */
+      if (archive_entry_filetype(e) == AE_IFCHR && archive_entry_rdev(e) == 0) {
+        _cleanup_free_ char *copy = xstrdup(rel);
+        char *slash = strrchr(copy, '/');
+        _cleanup_free_ char *wh = slash ? (*slash = '\0', xasprintf("%s/.wh.%s", copy, slash + 1))
+                                        : xasprintf(".wh.%s", copy);
+        archive_entry_set_pathname(e, wh);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_rdev(e, 0);
+        archive_entry_set_size(e, 0);
+      }
+      const char *xn, *xv;
+      size_t xs;
+      archive_entry_xattr_reset(e);
+      while (archive_entry_xattr_next(e, &xn, (const void **)&xv, &xs) == ARCHIVE_OK)
+        if (strcmp(xn, "trusted.overlay.opaque") == 0 && xs >= 1 && xv[0] == 'y')
+          opaque = true;
+      /* no xattr of overlay's in the layer */
+      struct archive_entry *c = archive_entry_clone(e);
+      archive_entry_xattr_clear(e);
+      archive_entry_xattr_reset(c);
+      while (archive_entry_xattr_next(c, &xn, (const void **)&xv, &xs) == ARCHIVE_OK)
+        if (strncmp(xn, "trusted.overlay.", 16) != 0)
+          archive_entry_xattr_add_entry(e, xn, xv, xs);
+      archive_entry_free(c);
+    }
     if (archive_write_header(w, e) < ARCHIVE_WARN) {
       r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "tar %s: %s", rel, archive_error_string(w));
       archive_entry_free(e);
@@ -110,6 +138,21 @@ int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, 
         }
       }
       close(fd);
+      if (r < 0) {
+        archive_entry_free(e);
+        goto done;
+      }
+    }
+    if (opaque) {
+      struct archive_entry *oe = archive_entry_new();
+      _cleanup_free_ char *op = xasprintf("%s/.wh..wh..opq", rel);
+      archive_entry_set_pathname(oe, op);
+      archive_entry_set_filetype(oe, AE_IFREG);
+      archive_entry_set_perm(oe, 0644);
+      archive_entry_set_size(oe, 0);
+      if (archive_write_header(w, oe) < ARCHIVE_WARN)
+        r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "tar %s: %s", op, archive_error_string(w));
+      archive_entry_free(oe);
       if (r < 0) {
         archive_entry_free(e);
         goto done;

@@ -1,0 +1,157 @@
+/* Pushing an image of the store to a registry: an OCI layout is written
+ * from the store (each layer directory as a tar with its overlay whiteouts
+ * turned back into OCI ones, the image's config, a manifest), then skopeo
+ * copies it to the registry with the same options as a pull. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "ckpt/ckpt.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/spawn.h"
+#include "util/strv.h"
+
+/* Writes data into L/blobs/sha256/<digest>; *desc gets its descriptor. */
+static int put_blob(const char *layout, const char *media, const char *data, size_t len,
+                    json_t **desc, struct ferry_err *err)
+{
+  struct sha256_ctx *c = sha256_new();
+  sha256_update(c, data, len);
+  char dg[DIGEST_STR_LEN + 1];
+  sha256_finish(c, dg);
+  _cleanup_free_ char *p = xasprintf("%s/blobs/sha256/%s", layout, digest_hex(dg));
+  int r = write_file_atomic(p, data, len, 0644, err);
+  if (r == 0)
+    *desc = json_pack("{s:s, s:s, s:I}", "mediaType", media, "digest", dg, "size", (json_int_t)len);
+  return r;
+}
+
+static int write_layout(struct agent *a, json_t *img, const char *layout, struct ferry_err *err)
+{
+  _cleanup_free_ char *blobs = xasprintf("%s/blobs/sha256", layout);
+  int r = mkdir_p(blobs, 0700, err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *marker = path_join(layout, "oci-layout");
+  static const char ver[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+  if ((r = write_file_atomic(marker, ver, sizeof ver - 1, 0644, err)) < 0)
+    return r;
+  _cleanup_json_ json_t *layers = json_array();
+  _cleanup_json_ json_t *diff_ids = json_array();
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(img, "layers"), i, l)
+  {
+    _cleanup_free_ char *dir = image_layer_dir(&a->images, json_string_value(l));
+    _cleanup_free_ char *tmp = xasprintf("%s/layer.tar", layout);
+    struct tar_opts to = {.oci = true};
+    char dg[DIGEST_STR_LEN + 1];
+    uint64_t size = 0;
+    if ((r = dir_to_tar_opts(dir, tmp, &to, NULL, err)) < 0 || (r = sha256_file(tmp, dg, &size, err)) < 0)
+      return ferry_err_wrap(err, "layer %zu", i + 1);
+    _cleanup_free_ char *dst = xasprintf("%s/%s", blobs, digest_hex(dg));
+    if (rename(tmp, dst) < 0)
+      return ferry_err_sys(err, -errno, "layer %zu", i + 1);
+    json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType",
+                                            "application/vnd.oci.image.layer.v1.tar", "digest", dg,
+                                            "size", (json_int_t)size));
+    json_array_append_new(diff_ids, json_string(dg));
+  }
+  json_t *cfg = json_object_get(img, "config");
+  _cleanup_json_ json_t *config = json_pack(
+      "{s:s, s:s, s:O, s:{s:s, s:O}}", "architecture", "amd64", "os", "linux", "config",
+      json_is_object(cfg) ? cfg : json_object(), "rootfs", "type", "layers", "diff_ids", diff_ids);
+  if (json_str_or(img, "created", NULL))
+    json_object_set_new(config, "created", json_string(json_str_or(img, "created", "")));
+  _cleanup_free_ char *ctext = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
+  json_t *cdesc = NULL;
+  if ((r = put_blob(layout, "application/vnd.oci.image.config.v1+json", ctext, strlen(ctext), &cdesc,
+                    err)) < 0)
+    return r;
+  _cleanup_json_ json_t *manifest =
+      json_pack("{s:i, s:s, s:o, s:O}", "schemaVersion", 2, "mediaType",
+                "application/vnd.oci.image.manifest.v1+json", "config", cdesc, "layers", layers);
+  _cleanup_free_ char *mtext = json_dumps(manifest, JSON_COMPACT);
+  json_t *mdesc = NULL;
+  if ((r = put_blob(layout, "application/vnd.oci.image.manifest.v1+json", mtext, strlen(mtext),
+                    &mdesc, err)) < 0)
+    return r;
+  json_object_set_new(mdesc, "annotations", json_pack("{s:s}", "org.opencontainers.image.ref.name", "push"));
+  _cleanup_json_ json_t *index = json_pack("{s:i, s:[o]}", "schemaVersion", 2, "manifests", mdesc);
+  _cleanup_free_ char *ip = path_join(layout, "index.json");
+  return json_save_atomic(ip, index, err);
+}
+
+int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out,
+                     struct ferry_err *err)
+{
+  const char *dest, *authfile = NULL, *cert_dir = NULL, *creds = NULL;
+  bool tls_verify = true;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_str(req, "destination", true, &dest, err)) < 0 ||
+      (r = json_get_str(req, "authfile", false, &authfile, err)) < 0 ||
+      (r = json_get_str(req, "cert_dir", false, &cert_dir, err)) < 0 ||
+      (r = json_get_str(req, "credentials", false, &creds, err)) < 0 ||
+      (r = json_get_bool(req, "tls_verify", true, &tls_verify, err)) < 0)
+    return r;
+  _cleanup_free_ char *want = NULL;
+  if ((r = image_normalize_name(dest, &want, err)) < 0)
+    return ferry_err_wrap(err, "push destination");
+  _cleanup_json_ json_t *img = NULL;
+  if ((r = image_lookup(&a->images, ref, &img, err)) < 0)
+    return r;
+  _cleanup_free_ char *tmpl = path_join(a->images.tmp_dir, "push-XXXXXX");
+  if (!mkdtemp(tmpl))
+    return ferry_err_sys(err, -errno, "push %s: scratch directory", ref);
+  pthread_mutex_lock(&a->img_lock); /* the layers stay while they are read */
+  r = write_layout(a, img, tmpl, err);
+  pthread_mutex_unlock(&a->img_lock);
+  if (r == 0) {
+    _cleanup_free_ char *src = xasprintf("oci:%s:push", tmpl);
+    _cleanup_free_ char *dst = xasprintf("docker://%s", want);
+    _cleanup_strv_ char **argv = strv_new();
+    strv_push(&argv, "skopeo");
+    strv_push(&argv, "copy");
+    strv_push(&argv, "--quiet");
+    if (authfile) {
+      strv_push(&argv, "--dest-authfile");
+      strv_push(&argv, authfile);
+    }
+    if (cert_dir) {
+      strv_push(&argv, "--dest-cert-dir");
+      strv_push(&argv, cert_dir);
+    }
+    if (creds) {
+      strv_push(&argv, "--dest-creds");
+      strv_push(&argv, creds);
+    }
+    strv_push(&argv, tls_verify ? "--dest-tls-verify=true" : "--dest-tls-verify=false");
+    strv_push(&argv, src);
+    strv_push(&argv, dst);
+    struct spawn_result res = {0};
+    struct spawn_opts so = {.timeout_ms = 3600 * 1000};
+    r = spawn_run((const char *const *)argv, &so, &res, err);
+    if (r == 0 && res.exit_code != 0) {
+      _cleanup_free_ char *t = tail_lines(res.errout, 600);
+      char *m = strstr(t, "msg=\"");
+      r = ferry_err_set(err, -EIO, FERRY_E_UNAVAILABLE, "push %s to %s: %s", ref, want,
+                        m ? m + 5 : t);
+    }
+    spawn_result_free(&res);
+  }
+  rm_rf(tmpl, NULL);
+  if (r == 0) {
+    log_info("agent", "image %s pushed to %s", ref, want);
+    *out = json_pack("{s:s, s:s, s:s}", "status", "success", "image", json_str_or(img, "id", ""),
+                     "destination", want);
+  }
+  return r;
+}
