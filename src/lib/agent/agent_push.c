@@ -64,9 +64,10 @@ static int write_layout(struct agent *a, json_t *img, const char *layout, struct
     json_array_append_new(diff_ids, json_string(dg));
   }
   json_t *cfg = json_object_get(img, "config");
+  _cleanup_json_ json_t *none = json_object();
   _cleanup_json_ json_t *config = json_pack(
       "{s:s, s:s, s:O, s:{s:s, s:O}}", "architecture", "amd64", "os", "linux", "config",
-      json_is_object(cfg) ? cfg : json_object(), "rootfs", "type", "layers", "diff_ids", diff_ids);
+      json_is_object(cfg) ? cfg : none, "rootfs", "type", "layers", "diff_ids", diff_ids);
   if (json_str_or(img, "created", NULL))
     json_object_set_new(config, "created", json_string(json_str_or(img, "created", "")));
   _cleanup_free_ char *ctext = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
