@@ -4,8 +4,9 @@
 # configuration files, the man pages and the bash completion in their
 # places; ferryd started as its unit starts it (ExecStart, options from a
 # configuration file) runs a container in a test host; `man ferry` finds the
-# page; completion lists the containers. Then the package is purged and
-# nothing of it is left.
+# page; completion lists the containers; and, with the installed programs,
+# pull/push through a registry, a live move and a Prometheus scrape. Then
+# the package is purged and nothing of it is left.
 source "$(dirname "$0")/lib.sh"
 need dpkg-buildpackage dh dpkg python3
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,6 +70,22 @@ out=$(bash -c 'source /usr/share/bash-completion/completions/ferry; COMP_WORDS=(
 check "the installed ferryd, started as its unit does (ExecStart, options from a configuration file), runs a container; the installed completion lists it"
 
 kill "${T_PIDS[-1]}"; wait "${T_PIDS[-1]}" 2>/dev/null || true
+
+# The rest of what a user does, with the installed programs (the test
+# helpers from the build): pull from a registry and push to it, move a
+# container live between two agents, scrape both and the coordinator with
+# Prometheus. The other tests' own scenarios, run against the package.
+inst="$T_DIR/installed"
+mkdir -p "$inst/tests"
+for b in ferry ferryd ferry-coord; do ln -s "/usr/bin/$b" "$inst/$b"; done
+for b in echo-server tcp-client mkhostile memhog; do ln -s "$FERRY_BUILD/tests/$b" "$inst/tests/$b"; done
+ln -s "$FERRY_BUILD/bench-client" "$inst/bench-client"
+for t in t-registry t-migrate t-metrics; do
+  FERRY_BUILD="$inst" timeout 600 bash "$(dirname "$0")/$t.sh" >"$T_DIR/pkg/$t.out" 2>&1 ||
+    fail "$t with the installed package: $(grep -E '^FAIL' "$T_DIR/pkg/$t.out" | head -3; tail -5 "$T_DIR/pkg/$t.out")"
+done
+check "with the installed programs: pull and push through a registry, a live move between two agents, Prometheus scraping the agents and the coordinator (t-registry, t-migrate, t-metrics)"
+
 pkg_purge
 for f in /usr/bin/ferry /usr/bin/ferryd /etc/ferry/ferryd.conf /lib/systemd/system/ferryd.service; do
   [ ! -e "$f" ] || fail "$f is left after dpkg --purge"
