@@ -134,7 +134,10 @@ int cli_pull(struct cli *cli, json_t *req, bool quiet)
   return 0;
 }
 
-int cmd_pull(struct cli *cli, int argc, char **argv)
+/* The options of pull and push into req; -1 when help was asked and
+ * printed, else 0 (*first: the first operand) or an exit code. */
+static int registry_args(struct cli *cli, int argc, char **argv, const char *help, json_t *req,
+                         int *first)
 {
   static const struct option lo[] = {{"authfile", required_argument, 0, 0x101},
                                      {"creds", required_argument, 0, 0x102},
@@ -143,9 +146,8 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
                                      {"json", no_argument, 0, 'j'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
-  if (cli_wants_help(argc, argv, pull_help))
-    return 0;
-  _cleanup_json_ json_t *req = json_object();
+  if (cli_wants_help(argc, argv, help))
+    return -1;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -157,9 +159,19 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
     if (r != 1)
       return r ? r : 125;
   }
-  if (optind + 1 != argc)
+  *first = optind;
+  return 0;
+}
+
+int cmd_pull(struct cli *cli, int argc, char **argv)
+{
+  _cleanup_json_ json_t *req = json_object();
+  int first = 0, r = registry_args(cli, argc, argv, pull_help, req, &first);
+  if (r)
+    return r < 0 ? 0 : r;
+  if (first + 1 != argc)
     return cli_usage_error("pull needs exactly one REFERENCE");
-  json_object_set_new(req, "reference", json_string(argv[optind]));
+  json_object_set_new(req, "reference", json_string(argv[first]));
   return cli_pull(cli, req, false);
 }
 
@@ -171,42 +183,25 @@ static const char push_help[] =
 
 int cmd_push(struct cli *cli, int argc, char **argv)
 {
-  static const struct option lo[] = {{"authfile", required_argument, 0, 0x101},
-                                     {"creds", required_argument, 0, 0x102},
-                                     {"cert-dir", required_argument, 0, 0x103},
-                                     {"tls-verify", required_argument, 0, 0x104},
-                                     {"json", no_argument, 0, 'j'},
-                                     {"help", no_argument, 0, 'h'},
-                                     {0, 0, 0, 0}};
-  if (cli_wants_help(argc, argv, push_help))
-    return 0;
   _cleanup_json_ json_t *req = json_object();
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-    if (c == 'j') {
-      cli->json = true;
-      continue;
-    }
-    int r = cli_pull_opts(c, optarg, req);
-    if (r != 1)
-      return r ? r : 125;
-  }
-  if (optind + 2 != argc)
+  int first = 0, r = registry_args(cli, argc, argv, push_help, req, &first);
+  if (r)
+    return r < 0 ? 0 : r;
+  if (first + 2 != argc)
     return cli_usage_error("push needs an IMAGE and a DESTINATION");
-  json_object_set_new(req, "destination", json_string(argv[optind + 1]));
-  _cleanup_free_ char *e = http_escape(argv[optind]);
+  json_object_set_new(req, "destination", json_string(argv[first + 1]));
+  _cleanup_free_ char *e = http_escape(argv[first]);
   _cleanup_free_ char *url = xasprintf("/v1/images/push/%s", e);
   struct ferry_err err = {0};
   _cleanup_json_ json_t *out = NULL;
   if (!cli->json)
-    fprintf(stderr, "Pushing %s to %s ...\n", argv[optind], argv[optind + 1]);
+    fprintf(stderr, "Pushing %s to %s ...\n", argv[first], argv[first + 1]);
   if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
     return cli_fail(&err);
   if (cli->json)
     cli_print_json(out);
   else
-    printf("Pushed %s to %s\n", argv[optind], json_str_or(out, "destination", argv[optind + 1]));
+    printf("Pushed %s to %s\n", argv[first], json_str_or(out, "destination", argv[first + 1]));
   return 0;
 }
 

@@ -219,21 +219,28 @@ int agent_image_import(struct agent *a, const char *path, const char *name, cons
   return r;
 }
 
-int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_err *err)
+int agent_registry_opts(json_t *req, struct pull_opts *o, struct ferry_err *err)
 {
-  const char *ref, *authfile = NULL, *cert_dir = NULL, *creds = NULL;
-  bool tls_verify = true;
+  *o = (struct pull_opts){.tls_verify = true};
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
-  if ((r = json_get_str(req, "reference", true, &ref, err)) < 0 ||
-      (r = json_get_str(req, "authfile", false, &authfile, err)) < 0 ||
-      (r = json_get_str(req, "cert_dir", false, &cert_dir, err)) < 0 ||
-      (r = json_get_str(req, "credentials", false, &creds, err)) < 0 ||
-      (r = json_get_bool(req, "tls_verify", true, &tls_verify, err)) < 0)
+  if ((r = json_get_str(req, "authfile", false, &o->authfile, err)) < 0 ||
+      (r = json_get_str(req, "cert_dir", false, &o->cert_dir, err)) < 0 ||
+      (r = json_get_str(req, "credentials", false, &o->creds, err)) < 0 ||
+      (r = json_get_bool(req, "tls_verify", true, &o->tls_verify, err)) < 0)
     return r;
-  struct pull_opts o = {.authfile = authfile, .cert_dir = cert_dir, .creds = creds,
-                        .tls_verify = tls_verify};
+  return 0;
+}
+
+int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_err *err)
+{
+  const char *ref;
+  struct pull_opts o;
+  int r;
+  if ((r = agent_registry_opts(req, &o, err)) < 0 ||
+      (r = json_get_str(req, "reference", true, &ref, err)) < 0)
+    return r;
   /* Pulls and imports are serialised among themselves, not with the containers. */
   pthread_mutex_lock(&a->img_lock);
   r = image_pull(&a->images, ref, &o, out, err);

@@ -75,7 +75,10 @@ json_t *agent_info(struct agent *a);
 
 int agent_image_import(struct agent *a, const char *path, const char *name, const char *display,
                        json_t **out, struct ferry_err *err);
-/* req: {"reference", "authfile"?, "cert_dir"?, "credentials"?, "tls_verify"?: true} */
+/* The registry options of a pull or push request: "authfile"?, "cert_dir"?,
+ * "credentials"?, "tls_verify"? (default true); the strings stay req's. */
+int agent_registry_opts(json_t *req, struct pull_opts *o, struct ferry_err *err);
+/* req: {"reference", and the registry options} */
 int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
 /* Pushes image ref to req's "destination" (registry/repository[:tag]), with
  * the pull's options; the layers are written as an OCI layout from the store

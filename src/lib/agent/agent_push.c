@@ -14,8 +14,6 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
-#include "util/spawn.h"
-#include "util/strv.h"
 
 /* Writes data into L/blobs/sha256/<digest>; *desc gets its descriptor. */
 static int put_blob(const char *layout, const char *media, const char *data, size_t len,
@@ -92,16 +90,11 @@ static int write_layout(struct agent *a, json_t *img, const char *layout, struct
 int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out,
                      struct ferry_err *err)
 {
-  const char *dest, *authfile = NULL, *cert_dir = NULL, *creds = NULL;
-  bool tls_verify = true;
+  const char *dest;
+  struct pull_opts o;
   int r;
-  if (!json_is_object(req))
-    return FERRY_INVALID(err, "request body must be a JSON object");
-  if ((r = json_get_str(req, "destination", true, &dest, err)) < 0 ||
-      (r = json_get_str(req, "authfile", false, &authfile, err)) < 0 ||
-      (r = json_get_str(req, "cert_dir", false, &cert_dir, err)) < 0 ||
-      (r = json_get_str(req, "credentials", false, &creds, err)) < 0 ||
-      (r = json_get_bool(req, "tls_verify", true, &tls_verify, err)) < 0)
+  if ((r = agent_registry_opts(req, &o, err)) < 0 ||
+      (r = json_get_str(req, "destination", true, &dest, err)) < 0)
     return r;
   _cleanup_free_ char *want = NULL;
   if ((r = image_normalize_name(dest, &want, err)) < 0)
@@ -118,35 +111,8 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
   if (r == 0) {
     _cleanup_free_ char *src = xasprintf("oci:%s:push", tmpl);
     _cleanup_free_ char *dst = xasprintf("docker://%s", want);
-    _cleanup_strv_ char **argv = strv_new();
-    strv_push(&argv, "skopeo");
-    strv_push(&argv, "copy");
-    strv_push(&argv, "--quiet");
-    if (authfile) {
-      strv_push(&argv, "--dest-authfile");
-      strv_push(&argv, authfile);
-    }
-    if (cert_dir) {
-      strv_push(&argv, "--dest-cert-dir");
-      strv_push(&argv, cert_dir);
-    }
-    if (creds) {
-      strv_push(&argv, "--dest-creds");
-      strv_push(&argv, creds);
-    }
-    strv_push(&argv, tls_verify ? "--dest-tls-verify=true" : "--dest-tls-verify=false");
-    strv_push(&argv, src);
-    strv_push(&argv, dst);
-    struct spawn_result res = {0};
-    struct spawn_opts so = {.timeout_ms = 3600 * 1000};
-    r = spawn_run((const char *const *)argv, &so, &res, err);
-    if (r == 0 && res.exit_code != 0) {
-      _cleanup_free_ char *t = tail_lines(res.errout, 600);
-      char *m = strstr(t, "msg=\"");
-      r = ferry_err_set(err, -EIO, FERRY_E_UNAVAILABLE, "push %s to %s: %s", ref, want,
-                        m ? m + 5 : t);
-    }
-    spawn_result_free(&res);
+    _cleanup_free_ char *what = xasprintf("push %s to %s", ref, want);
+    r = skopeo_copy(src, dst, true, &o, what, err);
   }
   rm_rf(tmpl, NULL);
   if (r == 0) {

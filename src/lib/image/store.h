@@ -49,6 +49,10 @@ struct pull_opts {
 };
 int image_pull(struct image_store *s, const char *ref, const struct pull_opts *o, json_t **out,
                struct ferry_err *err);
+/* skopeo copy src dst with o on the registry's side (dst when to_registry,
+ * else src); a failure is 503 "what: skopeo's reason". Used by pull and push. */
+int skopeo_copy(const char *src, const char *dst, bool to_registry, const struct pull_opts *o,
+                const char *what, struct ferry_err *err);
 
 /* Finds an image by name[:tag], full id, or unique id prefix (at least 4 hex). */
 int image_lookup(struct image_store *s, const char *ref, json_t **out, struct ferry_err *err);
