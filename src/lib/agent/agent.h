@@ -113,9 +113,9 @@ json_t *agent_volume_list(struct agent *a);
 int agent_volume_inspect(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
 int agent_volume_remove(struct agent *a, const char *name, struct ferry_err *err);
 
-/* req: {"dir", "leave_running"}; out: the checkpoint's report (timings, CRIU figures). */
-int agent_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out,
-                     struct ferry_err *err);
+/* The format of a checkpoint directory's checkpoint.json (written by
+ * migrate_checkpoint, a migration to a directory). */
+#define CKPT_FORMAT 1
 /* req: {"dir", "name"}; out: the restored container and the restore report. */
 int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
 
@@ -140,6 +140,9 @@ void agent_ctr_thaw(struct agent *a, json_t *rec);
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
                    int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
                    struct ferry_err *err);
+/* Ends a frozen container's processes (killed while frozen: never back on
+ * the network); its record and files stay. */
+void agent_ctr_end_frozen(struct agent *a, json_t *rec);
 /* The container now runs elsewhere: its copy here ends (killed while frozen,
  * never back on the network); with keep, the record stays as "migrated",
  * otherwise it goes with its volumes (those no other container here uses). */

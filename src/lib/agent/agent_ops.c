@@ -50,13 +50,18 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *pa
                    timeout_ms, stats, err);
 }
 
-void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
+void agent_ctr_end_frozen(struct agent *a, json_t *rec)
 {
   const char *id = json_str_or(rec, "id", "");
   runc_signal(&a->rt, id, SIGKILL, true, NULL);
   runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
   ctr_wait_exit(&a->rt, id, 5000);
   runc_delete(&a->rt, id, true, NULL);
+}
+
+void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
+{
+  agent_ctr_end_frozen(a, rec);
   json_object_del(rec, "op");
   json_object_del(rec, "migration");
   json_object_set_new(rec, "migrated_to", json_string(to));

@@ -207,7 +207,7 @@ H(ctr_checkpoint)
   _cleanup_json_ json_t *body = NULL;
   json_t *out = NULL;
   BODY_OR_REPLY(body, err);
-  int r = agent_checkpoint(AGENT(ctx), args[0], body, &out, &err);
+  int r = migrate_checkpoint(AGENT(ctx), args[0], body, &out, &err);
   http_reply_result(resp, r, out, &err);
 }
 

@@ -34,6 +34,11 @@ json_t *migrate_list(struct agent *a);
 /* Blocks until the migration ends (or timeout_s); returns its report. */
 json_t *migrate_wait(struct agent *a, const char *id, int timeout_s);
 
+/* ---- a checkpoint: the same pipeline, into a directory ---- */
+/* req: {"dir", "leave_running"}; out: the checkpoint's report (timings, CRIU figures). */
+int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out,
+                       struct ferry_err *err);
+
 /* ---- target ---- */
 int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
                    struct ferry_err *err);

@@ -19,7 +19,9 @@
 
 #include "http/http.h"
 #include "ckpt/ckpt.h"
+#include "migrate/host.h"
 #include "migrate/migrate.h"
+#include "migrate/pipeline.h"
 #include "migrate/protocol.h"
 #include "migrate/state.h"
 #include "util/cleanup.h"
@@ -58,6 +60,14 @@ struct outgoing {
   uint64_t t0;
   int ps_fd;             /* stream: CRIU's end of its page-server connection, -1 if none */
   struct relay *ps_relay; /* stream: relays ps_fd's peer to the target's page server */
+  bool streamed;         /* the pages went to the page server */
+  struct mig_pipe pipe;  /* the phases (pipeline.c), with this agent as host ... */
+  struct mig_host host;
+  struct http_client *c; /* ... and the target agent, over HTTP, as destination */
+  json_t *offer_resp;    /* the target's answer to the offer */
+  json_t *tr;            /* its last answer to the restore or the commit */
+  char *local;           /* ROOT/migrations/out-ID: CRIU's images */
+  char *redirect_to;     /* the target's host, for the published ports */
   /* guarded by out_lock */
   char name[64];
   char phase[24];
@@ -141,17 +151,10 @@ static json_t *report_locked(struct outgoing *o)
   return j;
 }
 
-/* How long the source keeps asking after it sent the commit. */
-#define COMMIT_PATIENCE_S 60
-/* A target that cannot be asked for this long while it restores is given
- * up: its copy never joins the network without the commit. */
-#define UNREACHABLE_PATIENCE_MS 5000
-
 /* Time left for this migration, in seconds (at least 1). */
 static long remaining_s(struct outgoing *o)
 {
-  int64_t left = (int64_t)o->timeout_s * 1000 - (int64_t)(now_mono_ms() - o->t0);
-  return left > 1000 ? (long)(left / 1000) : 1;
+  return mig_pipe_remaining_s(&o->pipe);
 }
 
 static int put_tar(struct outgoing *o, struct http_client *c, const char *src, const struct tar_opts *to,
@@ -337,75 +340,174 @@ static enum target_state target_state_of(struct http_client *c, const char *mid,
   return target_state_parse(json_str_or(st, "state", ""));
 }
 
-/* Asks the target to restore. 0: restored there (off the network, waiting
- * for the commit); < 0: it is not, and a copy it makes later never joins the
- * network (the source withdraws; the target kills what it is not told to
- * commit). If the answer is lost, the source asks how the restore ends while
- * the target says "restoring", within the migration's timeout. */
-static int target_restore(struct outgoing *o, struct http_client *c, json_t *neigh, json_t **tr,
-                          struct ferry_err *err)
+/* ---- the target agent as the pipeline's destination ---- */
+
+#define O(p) ((struct outgoing *)(p)->dest_ctx)
+
+static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
 {
-  _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
-  _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
-  http_client_set_timeout(c, remaining_s(o));
-  int r = http_call(c, "POST", url, req, tr, err);
-  if (r == 0 || err->klass != FERRY_E_UNAVAILABLE)
-    return r == 0 ? 0 : ferry_err_wrap(err, "restore on %s", o->to);
-  /* The answer was lost or is late: ask how it ends (bounded). */
-  uint64_t until = o->t0 + (uint64_t)o->timeout_s * 1000;
-  uint64_t unreachable_until = now_mono_ms() + UNREACHABLE_PATIENCE_MS;
-  log_warn("migrate", "outgoing %s: no answer to the restore (%s): asking the target", o->id,
-           err->msg);
-  for (int n = 0; n < 10000; n++) {
-    enum target_state st = target_state_of(c, o->id, 2);
-    uint64_t now = now_mono_ms();
-    if (st != T_UNKNOWN)
-      unreachable_until = now + UNREACHABLE_PATIENCE_MS;
-    enum restore_verdict v = restore_verdict(st, now >= unreachable_until, now >= until);
-    if (v == RV_COMMIT)
-      return 0;
-    if (v == RV_ABORT && st != T_UNKNOWN && st != T_RESTORING)
-      return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "restore on %s failed (target state %s)",
-                           o->to, target_state_name(st));
-    if (v == RV_ABORT)
-      break;
-    usleep(200000);
-  }
-  return ferry_err_set(err, -ETIMEDOUT, FERRY_E_UNAVAILABLE,
-                       "restore on %s timed out: no outcome within the migration's timeout (%d s)",
-                       o->to, o->timeout_s);
+  struct outgoing *o = O(p);
+  pthread_mutex_lock(&o->a->mig->out_lock);
+  snprintf(o->name, sizeof o->name, "%s", json_str_or(p->rec, "name", ""));
+  pthread_mutex_unlock(&o->a->mig->out_lock);
+  json_t *vols = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(p->rec, "volumes"), i, v)
+    json_array_append_new(vols, json_string(json_str_or(v, "name", "")));
+  _cleanup_json_ json_t *ctr = json_deep_copy(p->rec);
+  json_object_del(ctr, "op");
+  json_object_del(ctr, "migration");
+  _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id, "source_agent",
+                                           o->a->id, "container", ctr, "image", p->img, "volumes", vols);
+  http_client_set_timeout(o->c, remaining_s(o) < 30 ? remaining_s(o) : 30);
+  if (http_call(o->c, "POST", "/v1/migrations/incoming", offer, &o->offer_resp, err) < 0)
+    return ferry_err_wrap(err, "offer to %s", o->to);
+  return 0;
 }
 
-enum commit_outcome { COMMIT_DONE, COMMIT_LOST, COMMIT_IN_DOUBT };
-
-/* Tells the target that its copy is the container now. DONE: it runs there.
- * LOST: the target says it has no copy (the source may resume). IN_DOUBT:
- * the target could not be asked; it may run the container. */
-static enum commit_outcome target_commit(struct outgoing *o, struct http_client *c,
-                                         json_t **tr, struct ferry_err *err)
+/* The layers the target lacks, every volume and the rootfs changes, while
+ * the container runs. */
+static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
 {
-  _cleanup_free_ char *url = mig_url(o, "/commit", NULL);
-  uint64_t until = now_mono_ms() + (uint64_t)COMMIT_PATIENCE_S * 1000;
-  for (int n = 0; n < 1000 && now_mono_ms() < until; n++) {
-    json_t *ans = NULL;
-    http_client_set_timeout(c, 5);
-    if (http_call(c, "POST", url, NULL, &ans, err) == 0) {
-      json_decref(*tr);
-      *tr = ans;
-      return COMMIT_DONE;
-    }
-    enum target_state st = target_state_of(c, o->id, 2);
-    enum commit_verdict v = commit_verdict(st);
-    if (v == CV_DONE)
-      return COMMIT_DONE;
-    if (v == CV_RESUME) {
-      ferry_err_wrap(err, "commit on %s (target state %s)", o->to, target_state_name(st));
-      return COMMIT_LOST;
-    }
-    usleep(v == CV_WAIT ? 500000 : 100000);
+  struct outgoing *o = O(p);
+  struct tar_opts full = {.zstd = o->compress};
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(o->offer_resp, "missing_layers"), i, l)
+  {
+    const char *dg = json_string_value(l);
+    _cleanup_free_ char *dir = image_layer_dir(&o->a->images, dg);
+    _cleanup_free_ char *url = mig_url(o, "/layers", dg);
+    if (put_tar(o, o->c, dir, &full, url, "layers", err) < 0)
+      return ferry_err_wrap(err, "send layer %.19s", dg);
   }
-  ferry_err_wrap(err, "commit on %s: the target cannot be asked whether it runs the container", o->to);
-  return COMMIT_IN_DOUBT;
+  int r = send_volumes(o, o->c, p->rec, &full, "/volumes", err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *upper = ctr_path(&o->a->rt, json_str_or(p->rec, "id", ""), "upper");
+  _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
+  if (put_tar(o, o->c, upper, &full, url, "rootfs", err) < 0)
+    return ferry_err_wrap(err, "send rootfs changes");
+  return 0;
+}
+
+static int peer_memory_prepare(struct mig_pipe *p, char **page_server, int *ps_fd,
+                               struct ferry_err *err)
+{
+  struct outgoing *o = O(p);
+  int r = o->mem->prepare(o, o->c, page_server, err);
+  *ps_fd = o->ps_fd;
+  o->streamed = r == 0 && *page_server;
+  return r;
+}
+
+static int peer_memory_finish(struct mig_pipe *p, struct ferry_err *err)
+{
+  return mem_stream_finish(O(p), err);
+}
+
+static int peer_criu_dir(struct mig_pipe *p, char **dir, struct ferry_err *err)
+{
+  struct outgoing *o = O(p);
+  _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
+  free(o->local);
+  o->local = path_join(o->a->mig->dir, leaf);
+  mig_dir_remove(o->local);
+  *dir = path_join(o->local, "criu");
+  return mkdir_p(*dir, 0700, err);
+}
+
+/* CRIU's small images (or all of them, with the pages, for "copy") and the
+ * files changed since pre-copy began, as tars of what changed plus a
+ * manifest of every path, so that the target also removes what went. */
+static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *err)
+{
+  struct outgoing *o = O(p);
+  if (o->streamed && p->criu)
+    add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(p->criu, "pages_written")) * 4096);
+  pthread_mutex_lock(&o->a->mig->out_lock);
+  json_decref(o->criu);
+  o->criu = json_incref(p->criu);
+  pthread_mutex_unlock(&o->a->mig->out_lock);
+  struct tar_opts plain = {.zstd = o->compress};
+  struct tar_opts delta = {.zstd = o->compress, .since = p->precopy_since, .manifest = true};
+  _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
+  if (put_tar(o, o->c, criu, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
+    return ferry_err_wrap(err, "send CRIU images");
+  _cleanup_free_ char *upper = ctr_path(&o->a->rt, json_str_or(p->rec, "id", ""), "upper");
+  _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
+  if (put_tar(o, o->c, upper, &delta, rurl, "rootfs", err) < 0)
+    return ferry_err_wrap(err, "send rootfs changes");
+  return send_volumes(o, o->c, p->rec, &delta, "/volume-delta", err);
+}
+
+static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err)
+{
+  struct outgoing *o = O(p);
+  _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
+  _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
+  http_client_set_timeout(o->c, remaining_s(o));
+  json_decref(o->tr);
+  o->tr = NULL;
+  int r = http_call(o->c, "POST", url, req, &o->tr, err);
+  return r < 0 ? ferry_err_wrap(err, "restore on %s", o->to) : 0;
+}
+
+static enum target_state peer_state(struct mig_pipe *p, long timeout_s)
+{
+  return target_state_of(O(p)->c, O(p)->id, timeout_s);
+}
+
+static int peer_commit(struct mig_pipe *p, struct ferry_err *err)
+{
+  struct outgoing *o = O(p);
+  _cleanup_free_ char *url = mig_url(o, "/commit", NULL);
+  json_t *ans = NULL;
+  http_client_set_timeout(o->c, 5);
+  if (http_call(o->c, "POST", url, NULL, &ans, err) < 0)
+    return ferry_err_wrap(err, "commit on %s", o->to);
+  json_decref(o->tr);
+  o->tr = ans;
+  return 0;
+}
+
+static void peer_abort(struct mig_pipe *p)
+{
+  struct outgoing *o = O(p);
+  _cleanup_free_ char *durl = mig_url(o, "", NULL);
+  http_client_set_timeout(o->c, 3);
+  struct ferry_err e2 = {0};
+  if (http_call(o->c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
+    log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
+             o->id, e2.msg);
+}
+
+static void peer_cleanup(struct mig_pipe *p)
+{
+  struct outgoing *o = O(p);
+  mem_stream_finish(o, NULL);
+  if (o->local)
+    mig_dir_remove(o->local);
+}
+
+static const struct mig_dest_ops peer_dest = {
+    .offer = peer_offer,
+    .precopy = peer_precopy,
+    .memory_prepare = peer_memory_prepare,
+    .memory_finish = peer_memory_finish,
+    .criu_dir = peer_criu_dir,
+    .transfer = peer_transfer,
+    .restore = peer_restore,
+    .state = peer_state,
+    .commit = peer_commit,
+    .abort = peer_abort,
+    .cleanup = peer_cleanup,
+};
+
+static void on_pipe_phase(struct mig_pipe *p, const char *phase)
+{
+  set_phase(O(p), phase);
 }
 
 static void *source_main(void *arg)
@@ -413,232 +515,50 @@ static void *source_main(void *arg)
   struct outgoing *o = arg;
   struct agent *a = o->a;
   struct migrations *m = a->mig;
-  struct ferry_err err = {0};
-  struct http_client *c = NULL;
-  _cleanup_json_ json_t *rec = NULL;
-  _cleanup_json_ json_t *img = NULL;
-  _cleanup_json_ json_t *offer_resp = NULL;
-  _cleanup_free_ char *local = NULL;
-  bool frozen = false, offered = false, in_doubt = false;
-  _cleanup_free_ char *psarg = NULL;
-  _cleanup_json_ json_t *neigh = NULL;
-  uint64_t t_freeze = 0;
-  int r;
-  const char *id = NULL;
-  json_t *tr = NULL;
-
-  if ((r = http_client_new(o->to, &c, &err)) < 0)
-    goto fail;
-  http_client_set_token(c, o->token ? o->token : a->token);
-  http_client_set_ca(c, a->tls_ca);
-  http_client_set_progress(c, on_progress, o);
-
-  /* ---- offer: the migration owns the container from here ---- */
-  set_phase(o, "offer");
-  if ((r = agent_claim(a, o->ref, "migration", true, &rec, &err)) < 0)
-    goto fail;
-  json_object_set_new(rec, "op", json_string("migration"));
-  json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", o->id, "to", o->to));
-  if ((r = agent_save(a, rec, &err)) < 0 ||
-      (r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, &err)) < 0)
-    goto fail;
-  id = json_str_or(rec, "id", "");
-  pthread_mutex_lock(&m->out_lock);
-  snprintf(o->name, sizeof o->name, "%s", json_str_or(rec, "name", ""));
-  pthread_mutex_unlock(&m->out_lock);
-  {
-    json_t *vols = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(rec, "volumes"), i, v)
-      json_array_append_new(vols, json_string(json_str_or(v, "name", "")));
-    _cleanup_json_ json_t *ctr = json_deep_copy(rec);
-    json_object_del(ctr, "op");
-    json_object_del(ctr, "migration");
-    _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id,
-                                             "source_agent", a->id, "container", ctr, "image", img,
-                                             "volumes", vols);
-    http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
-    if ((r = http_call(c, "POST", "/v1/migrations/incoming", offer, &offer_resp, &err)) < 0) {
-      ferry_err_wrap(&err, "offer to %s", o->to);
-      goto fail;
-    }
-    offered = true;
-  }
-
-  /* ---- pre-copy, while the container runs ---- */
-  set_phase(o, "precopy");
-  time_t since = time(NULL) - 1;
-  {
-    struct tar_opts full = {.zstd = o->compress};
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(offer_resp, "missing_layers"), i, l)
-    {
-      const char *dg = json_string_value(l);
-      _cleanup_free_ char *dir = image_layer_dir(&a->images, dg);
-      _cleanup_free_ char *url = mig_url(o, "/layers", dg);
-      if ((r = put_tar(o, c, dir, &full, url, "layers", &err)) < 0) {
-        ferry_err_wrap(&err, "send layer %.19s", dg);
-        goto fail;
-      }
-    }
-    if ((r = send_volumes(o, c, rec, &full, "/volumes", &err)) < 0)
-      goto fail;
-    _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
-    _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
-    if ((r = put_tar(o, c, upper, &full, url, "rootfs", &err)) < 0) {
-      ferry_err_wrap(&err, "send rootfs changes");
-      goto fail;
-    }
-  }
-
-  /* Where the pages go, made ready while the container still runs. */
-  if ((r = o->mem->prepare(o, c, &psarg, &err)) < 0)
-    goto fail;
-
-  /* ---- freeze: take it off the network and pause it ---- */
-  set_phase(o, "freeze");
-  t_freeze = now_mono_ms();
-  if ((r = agent_ctr_freeze(a, rec, &neigh, &err)) < 0)
-    goto fail;
-  frozen = true;
-  if ((r = ferry_fault("source-frozen", &err)) < 0)
-    goto fail;
-
-  /* ---- dump: the memory pages go the strategy's way ---- */
-  set_phase(o, "dump");
-  {
-    _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
-    local = path_join(m->dir, leaf);
-    _cleanup_free_ char *criu = path_join(local, "criu");
-    mig_dir_remove(local);
-    if ((r = mkdir_p(criu, 0700, &err)) < 0)
-      goto fail;
-    json_t *cs = NULL;
-    r = agent_ctr_dump(a, rec, criu, psarg, o->ps_fd, true, (int)remaining_s(o) * 1000, &cs, &err);
-    struct ferry_err e2 = {0};
-    int rr = mem_stream_finish(o, &e2);
-    if (r < 0)
-      goto fail;
-    if (rr < 0) {
-      err = e2;
-      r = rr;
-      goto fail;
-    }
-    if (cs) {
-      pthread_mutex_lock(&m->out_lock);
-      o->criu = cs;
-      pthread_mutex_unlock(&m->out_lock);
-      if (psarg)
-        add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(cs, "pages_written")) * 4096);
-    }
-  }
-
-  /* ---- transfer: CRIU's small images and what changed since pre-copy ---- */
-  set_phase(o, "transfer");
-  {
-    _cleanup_free_ char *criu = path_join(local, "criu");
-    struct tar_opts plain = {.zstd = o->compress};
-    struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
-    _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
-    if ((r = put_tar(o, c, criu, &plain, curl, psarg ? "other" : "pages", &err)) < 0) {
-      ferry_err_wrap(&err, "send CRIU images");
-      goto fail;
-    }
-    _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
-    _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
-    if ((r = put_tar(o, c, upper, &delta, rurl, "rootfs", &err)) < 0) {
-      ferry_err_wrap(&err, "send rootfs changes");
-      goto fail;
-    }
-    if ((r = send_volumes(o, c, rec, &delta, "/volume-delta", &err)) < 0)
-      goto fail;
-  }
-
-  /* ---- restore on the target, off the network there ---- */
-  set_phase(o, "restore");
-  if ((r = target_restore(o, c, neigh, &tr, &err)) < 0)
-    goto fail;
-
-  /* ---- commit: from here the source never resumes its copy unless the
-   * target says it has none ---- */
-  set_phase(o, "commit");
-  json_object_set_new(json_object_get(rec, "migration"), "commit", json_true());
-  agent_save(a, rec, NULL);
-  enum commit_outcome co = target_commit(o, c, &tr, &err);
-  if (co == COMMIT_LOST)
-    goto fail;
-  if (co == COMMIT_IN_DOUBT) {
-    in_doubt = true;
-    goto fail;
+  struct mig_pipe *p = &o->pipe;
+  int r = http_client_new(o->to, &o->c, &p->err);
+  if (r == 0) {
+    http_client_set_token(o->c, o->token ? o->token : a->token);
+    http_client_set_ca(o->c, a->tls_ca);
+    http_client_set_progress(o->c, on_progress, o);
+    mig_pipe_run(p);
+  } else {
+    snprintf(p->failed_phase, sizeof p->failed_phase, "offer");
+    p->outcome = MIG_REFUSED;
   }
   pthread_mutex_lock(&m->out_lock);
-  o->target = json_incref(json_object_get(tr, "restore"));
-  o->downtime_ms = (int64_t)(now_mono_ms() - t_freeze);
-  pthread_mutex_unlock(&m->out_lock);
-  {
-    _cleanup_free_ char *to_host = url_host(o->to);
-    agent_ports_redirect(a, rec, to_host, o->redirect_s);
-  }
-  agent_ctr_commit_away(a, rec, o->keep, o->to);
-  agent_release(a, rec, false);
-  set_phase(o, "done");
-  pthread_mutex_lock(&m->out_lock);
-  snprintf(o->status, sizeof o->status, "succeeded");
   o->total_ms = (int64_t)(now_mono_ms() - o->t0);
-  pthread_mutex_unlock(&m->out_lock);
-  log_info("migrate", "outgoing %s: %s now runs on %s (downtime %" PRId64 " ms)", o->id, o->name,
-           o->to, o->downtime_ms);
-  pthread_mutex_lock(&m->out_lock);
-  agent_metrics_sent(a, true, o->phases, o->bytes, o->downtime_ms);
-  pthread_mutex_unlock(&m->out_lock);
-  goto out;
-
-fail:
-  if (offered && !in_doubt) {
-    /* Withdraw: the target removes what it has. Whatever it answers, a copy
-     * there never joins the network without our commit. */
-    _cleanup_free_ char *durl = mig_url(o, "", NULL);
-    http_client_set_timeout(c, 3);
-    struct ferry_err e2 = {0};
-    if (http_call(c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
-      log_warn("migrate", "outgoing %s: target cleanup: %s (it abandons the migration by itself)",
-               o->id, e2.msg);
+  if (p->outcome == MIG_DONE) {
+    o->target = json_incref(json_object_get(o->tr, "restore"));
+    o->downtime_ms = p->downtime_ms;
+    snprintf(o->status, sizeof o->status, "succeeded");
+    agent_metrics_sent(a, true, o->phases, o->bytes, o->downtime_ms);
+  } else {
+    snprintf(o->failed_phase, sizeof o->failed_phase, "%s", p->failed_phase);
+    snprintf(o->status, sizeof o->status, "failed");
+    snprintf(o->error, sizeof o->error, "%s", p->err.msg[0] ? p->err.msg : "migration failed");
+    o->error_class = p->err.klass;
+    o->resumed = p->outcome == MIG_RESUMED;
+    agent_metrics_sent(a, false, o->phases, o->bytes, -1);
   }
-  if (rec && in_doubt) {
-    /* Frozen, off the network, still owned by the migration (op stays in
-     * the record): a restart of the agent asks the target again. */
-    agent_release(a, rec, false);
-  } else if (rec) {
-    if (frozen)
-      agent_ctr_thaw(a, rec);
-    json_object_del(rec, "migration");
-    agent_release(a, rec, true);
-  }
-  pthread_mutex_lock(&m->out_lock);
-  snprintf(o->failed_phase, sizeof o->failed_phase, "%s", o->phase);
   pthread_mutex_unlock(&m->out_lock);
-  set_phase(o, "aborted");
-  pthread_mutex_lock(&m->out_lock);
-  snprintf(o->status, sizeof o->status, "failed");
-  snprintf(o->error, sizeof o->error, "%s", err.msg[0] ? err.msg : "migration failed");
-  o->error_class = err.klass;
-  o->resumed = rec != NULL && !in_doubt;
-  o->total_ms = (int64_t)(now_mono_ms() - o->t0);
-  agent_metrics_sent(a, false, o->phases, o->bytes, -1);
-  pthread_mutex_unlock(&m->out_lock);
-  log_warn("migrate", "outgoing %s: %s: %s%s", o->id, o->name[0] ? o->name : o->ref, o->error,
-           in_doubt ? " (the container stays frozen here until the target can be asked: restart "
-                      "the agent to ask again)"
-           : rec    ? " (the container runs on here as before)"
-                    : "");
-out:
-  mem_stream_finish(o, NULL);
-  json_decref(tr);
-  if (local)
-    mig_dir_remove(local);
-  http_client_free(c);
+  if (p->outcome == MIG_DONE)
+    log_info("migrate", "outgoing %s: %s now runs on %s (downtime %" PRId64 " ms)", o->id, o->name,
+             o->to, o->downtime_ms);
+  else
+    log_warn("migrate", "outgoing %s: %s: %s%s", o->id, o->name[0] ? o->name : o->ref, o->error,
+             p->outcome == MIG_IN_DOUBT
+                 ? " (the container stays frozen here until the target can be asked: restart "
+                   "the agent to ask again)"
+             : p->outcome == MIG_RESUMED ? " (the container runs on here as before)"
+                                         : "");
+  http_client_free(o->c);
+  o->c = NULL;
+  json_decref(o->tr);
+  o->tr = NULL;
+  json_decref(o->offer_resp);
+  o->offer_resp = NULL;
+  mig_pipe_fini(p);
   pthread_mutex_lock(&m->out_lock);
   m->out_running--;
   pthread_cond_broadcast(&m->out_cond);
@@ -717,6 +637,14 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->downtime_ms = o->total_ms = -1;
   snprintf(o->status, sizeof o->status, "running");
   snprintf(o->name, sizeof o->name, "%s", ref);
+  o->redirect_to = url_host(to);
+  o->host = (struct mig_host){.a = a, .ref = o->ref, .op = "migration", .to = o->to,
+                              .mark = json_pack("{s:s, s:s}", "id", o->id, "to", o->to),
+                              .after = keep ? AFTER_KEEP : AFTER_REMOVE,
+                              .redirect_to = o->redirect_to, .redirect_s = o->redirect_s};
+  o->pipe = (struct mig_pipe){.id = o->id, .fault_prefix = "source", .host = &mig_agent_host,
+                              .dest = &peer_dest, .host_ctx = &o->host, .dest_ctx = o,
+                              .timeout_s = o->timeout_s, .on_phase = on_pipe_phase};
   pthread_mutex_lock(&m->out_lock);
   o->next = m->out;
   m->out = o;
@@ -795,6 +723,9 @@ void outgoing_free_all(struct migrations *m)
     json_decref(o->bytes);
     json_decref(o->criu);
     json_decref(o->target);
+    json_decref(o->host.mark);
+    free(o->redirect_to);
+    free(o->local);
     free(o);
     o = next;
   }
@@ -821,40 +752,35 @@ void source_recover(struct agent *a)
     const char *mid = json_str_or(mj, "id", ""), *to = json_str_or(mj, "to", "");
     bool commit_sent = json_is_true(json_object_get(mj, "commit"));
     const char *name = json_str_or(rec, "name", "");
-    enum target_state st = T_UNKNOWN;
-    struct http_client *c = NULL;
-    if (migration_id_valid(mid) && http_client_new(to, &c, NULL) == 0) {
-      http_client_set_token(c, a->token);
-      http_client_set_ca(c, a->tls_ca);
-      st = target_state_of(c, mid, 5);
-      if (source_recover_action(st, commit_sent) == RA_COMMIT_AGAIN) {
-        /* the commit never arrived: the target still waits for it */
-        _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s/commit", mid);
-        http_client_set_timeout(c, 5);
-        http_call(c, "POST", url, NULL, NULL, NULL);
-        st = target_state_of(c, mid, 5);
-      }
-      if (source_recover_action(st, commit_sent) == RA_RESUME_HERE && st != T_UNKNOWN) {
-        _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
-        http_client_set_timeout(c, 5);
-        http_call(c, "DELETE", url, NULL, NULL, NULL);
-      }
-      http_client_free(c);
+    /* the same pipeline's recovery step, towards the same target */
+    struct outgoing o = {.a = a, .to = (char *)to, .ps_fd = -1};
+    snprintf(o.id, sizeof o.id, "%s", mid);
+    struct mig_host h = {.a = a, .ref = name, .op = "migration", .to = to, .after = AFTER_REMOVE};
+    struct mig_pipe p = {.id = o.id, .fault_prefix = "source", .host = &mig_agent_host,
+                         .dest = &peer_dest, .host_ctx = &h, .dest_ctx = &o, .timeout_s = 30,
+                         .rec = json_incref(rec)};
+    enum recover_action act = RA_STAY_FROZEN;
+    if (migration_id_valid(mid) && strlen(mid) < sizeof o.id &&
+        http_client_new(to, &o.c, NULL) == 0) {
+      http_client_set_token(o.c, a->token);
+      http_client_set_ca(o.c, a->tls_ca);
+      act = mig_pipe_recover(&p, commit_sent);
+      http_client_free(o.c);
+    } else if (!commit_sent) {
+      /* no target to ask: without the commit it never runs the container */
+      act = RA_RESUME_HERE;
+      mig_agent_host.thaw(&p);
+      mig_agent_host.release(&p, true);
     }
-    enum recover_action act = source_recover_action(st, commit_sent);
-    if (act == RA_REMOVE_HERE) {
+    json_decref(o.tr);
+    mig_pipe_fini(&p);
+    if (act == RA_REMOVE_HERE)
       log_warn("migrate", "container %s: migration %s completed on %s while the agent was down: "
-                          "removing the copy here", name, mid, to);
-      agent_ctr_commit_away(a, rec, false, to);
-    } else if (act == RA_STAY_FROZEN || act == RA_COMMIT_AGAIN) {
+                          "removed the copy here", name, mid, to);
+    else if (act == RA_STAY_FROZEN || act == RA_COMMIT_AGAIN)
       log_warn("migrate", "container %s: migration %s: the commit was sent but %s cannot be asked "
                           "whether it runs the container: it stays frozen here", name, mid, to);
-    } else {
-      log_warn("migrate", "container %s: migration %s did not complete: resuming it here", name, mid);
-      agent_ctr_thaw(a, rec);
-      json_object_del(rec, "op");
-      json_object_del(rec, "migration");
-      ctr_save(&a->rt, rec, NULL);
-    }
+    else
+      log_warn("migrate", "container %s: migration %s did not complete: resumed it here", name, mid);
   }
 }

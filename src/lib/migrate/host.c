@@ -1,0 +1,112 @@
+/* This agent's container as a pipeline's host (host.h): each step is one of
+ * agent/'s typed operations on the claimed container. */
+#include <stdio.h>
+#include <string.h>
+
+#include "migrate/host.h"
+#include "util/cleanup.h"
+#include "util/fault.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define H(p) ((struct mig_host *)(p)->host_ctx)
+
+static int host_claim(struct mig_pipe *p, struct ferry_err *err)
+{
+  struct mig_host *h = H(p);
+  json_t *rec = NULL;
+  int r = agent_claim(h->a, h->ref, h->op, true, &rec, err);
+  if (r < 0)
+    return r;
+  p->rec = rec;
+  json_object_set_new(rec, "op", json_string(h->op));
+  if (h->mark)
+    json_object_set(rec, "migration", h->mark);
+  if ((r = agent_save(h->a, rec, err)) < 0 ||
+      (r = image_lookup(&h->a->images, json_str_or(rec, "image", ""), &p->img, err)) < 0) {
+    json_object_del(rec, "migration");
+    agent_release(h->a, rec, true);
+    json_decref(rec);
+    p->rec = NULL;
+  }
+  return r;
+}
+
+static int host_freeze(struct mig_pipe *p, json_t **neigh, struct ferry_err *err)
+{
+  return agent_ctr_freeze(H(p)->a, p->rec, neigh, err);
+}
+
+static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_server, int ps_fd,
+                     json_t **stats, struct ferry_err *err)
+{
+  /* The processes stay, frozen, whatever comes next: only the commit ends
+   * them, so that a failure after the dump can still resume them. */
+  int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, page_server, ps_fd, true,
+                         (int)mig_pipe_remaining_s(p) * 1000, stats, err);
+  return r < 0 ? ferry_err_wrap(err, "container \"%s\"", json_str_or(p->rec, "name", "")) : 0;
+}
+
+static void host_thaw(struct mig_pipe *p)
+{
+  agent_ctr_thaw(H(p)->a, p->rec);
+}
+
+static void host_commit_sent(struct mig_pipe *p)
+{
+  json_t *m = json_object_get(p->rec, "migration");
+  if (m) {
+    json_object_set_new(m, "commit", json_true());
+    agent_save(H(p)->a, p->rec, NULL);
+  }
+}
+
+static void host_done(struct mig_pipe *p)
+{
+  struct mig_host *h = H(p);
+  switch (h->after) {
+  case AFTER_RUN_ON:
+    agent_ctr_thaw(h->a, p->rec);
+    agent_release(h->a, p->rec, true);
+    break;
+  case AFTER_STOP:
+    agent_ctr_end_frozen(h->a, p->rec);
+    json_object_set_new(p->rec, "state", json_string("checkpointed"));
+    agent_release(h->a, p->rec, true);
+    break;
+  case AFTER_REMOVE:
+  case AFTER_KEEP:
+    if (h->redirect_to)
+      agent_ports_redirect(h->a, p->rec, h->redirect_to, h->redirect_s);
+    agent_ctr_commit_away(h->a, p->rec, h->after == AFTER_KEEP, h->to ? h->to : "");
+    agent_release(h->a, p->rec, false);
+    break;
+  }
+}
+
+static void host_release(struct mig_pipe *p, bool resumed)
+{
+  if (!p->rec)
+    return;
+  if (resumed)
+    json_object_del(p->rec, "migration");
+  agent_release(H(p)->a, p->rec, resumed);
+}
+
+static int host_fault(struct mig_pipe *p, const char *point, struct ferry_err *err)
+{
+  _cleanup_free_ char *name = xasprintf("%s-%s", p->fault_prefix, point);
+  return ferry_fault(name, err);
+}
+
+const struct mig_host_ops mig_agent_host = {
+    .claim = host_claim,
+    .freeze = host_freeze,
+    .dump = host_dump,
+    .thaw = host_thaw,
+    .commit_sent = host_commit_sent,
+    .done = host_done,
+    .release = host_release,
+    .fault = host_fault,
+};

@@ -1,0 +1,26 @@
+/* Internal to migrate/: this agent's container as a pipeline's host. A
+ * migration and a checkpoint differ only in the operation written into the
+ * record and in what happens to the container after the commit. */
+#pragma once
+#include "agent/agent.h"
+#include "migrate/pipeline.h"
+
+enum mig_after {
+  AFTER_REMOVE,  /* migration: the copy here goes, with the volumes that moved */
+  AFTER_KEEP,    /* migration --keep: the record stays, state "migrated" */
+  AFTER_RUN_ON,  /* checkpoint --leave-running: it resumes here */
+  AFTER_STOP,    /* checkpoint: it ends here, state "checkpointed" */
+};
+
+struct mig_host {
+  struct agent *a;
+  const char *ref;          /* the container, by name or id */
+  const char *op;           /* "migration", "checkpoint" */
+  json_t *mark;             /* a migration's {"id", "to"}: the record's "migration" */
+  enum mig_after after;
+  const char *to;           /* where it went: "migrated_to", the redirect */
+  const char *redirect_to;  /* host of the published ports' redirect (NULL: none) */
+  int redirect_s;
+};
+
+extern const struct mig_host_ops mig_agent_host;
