@@ -141,54 +141,54 @@ void agent_recover(struct agent *a)
   json_t *rec;
   json_array_foreach(all, i, rec)
   {
-    const char *id = json_str_or(rec, "id", "");
-    const char *op = json_str_or(rec, "op", NULL);
-    if (op && strcmp(op, "checkpoint") == 0) {
+    const char *id = rec_id(rec);
+    enum ctr_op op = rec_op(rec);
+    if (op == OP_CHECKPOINT) {
       /* A checkpoint was cut short: the container may still be frozen. */
       _cleanup_free_ char *st = NULL;
       int pid;
       if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0) {
         agent_ctr_thaw(a, rec);
         log_warn("agent", "container %s: resumed after an interrupted checkpoint",
-                 json_str_or(rec, "name", id));
+                 (rec_has_name(rec) ? rec_name(rec) : id));
       }
-      json_object_del(rec, "op");
+      rec_set_op(rec, OP_NONE);
       ctr_save(&a->rt, rec, NULL);
-    } else if (op && strcmp(op, "restore") == 0 && json_object_get(rec, "migration_id")) {
+    } else if (op == OP_RESTORE && rec_has_migration_id(rec)) {
       continue; /* an incoming migration's copy: migrate's recovery decides by its state */
-    } else if (op && strcmp(op, "restore") == 0) {
+    } else if (op == OP_RESTORE) {
       _cleanup_free_ char *st = NULL;
       int pid;
       if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "running") == 0) {
         /* Restored before the agent stopped: it keeps running, on the
          * network (a restore brings the link up last). */
         agent_ctr_link_up(a, rec, NULL);
-        json_object_del(rec, "op");
-        json_object_set_new(rec, "state", json_string("running"));
+        rec_set_op(rec, OP_NONE);
+        rec_set_state(rec, CS_RUNNING);
         ctr_save(&a->rt, rec, NULL);
         log_warn("agent", "container %s: restored before the agent stopped, kept running",
-                 json_str_or(rec, "name", id));
+                 (rec_has_name(rec) ? rec_name(rec) : id));
       } else {
         log_warn("agent", "container %s: removing the remains of an unfinished restore",
-                 json_str_or(rec, "name", id));
+                 (rec_has_name(rec) ? rec_name(rec) : id));
         agent_ctr_destroy(a, rec, true, NULL);
       }
-    } else if (!op && strcmp(json_str_or(rec, "state", "created"), "running") != 0) {
+    } else if (op == OP_NONE && rec_state(rec) != CS_RUNNING) {
       /* Started, but the agent stopped before it wrote so: the record must
        * say what runs (else ps would hide a running container). */
       _cleanup_free_ char *st = NULL;
       int pid;
       if (runc_state(&a->rt, id, &st, &pid) == 0 &&
           (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
-        json_object_set_new(rec, "state", json_string("running"));
-        if (!json_object_get(rec, "started_at")) {
+        rec_set_state(rec, CS_RUNNING);
+        if (!rec_has_started_at(rec)) {
           char ts[40];
           format_time(now_wall_ms(), ts, sizeof ts);
-          json_object_set_new(rec, "started_at", json_string(ts));
+          rec_set_started_at(rec, ts);
         }
         ctr_save(&a->rt, rec, NULL);
         log_warn("agent", "container %s: started before the agent stopped, recorded as running",
-                 json_str_or(rec, "name", id));
+                 (rec_has_name(rec) ? rec_name(rec) : id));
       }
     }
   }
@@ -274,9 +274,9 @@ int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    if (strcmp(json_str_or(c, "image", ""), id) == 0) {
+    if (strcmp(rec_image(c), id) == 0) {
       r = FERRY_CONFLICT(err, "image \"%s\": in use by container \"%s\"", ref,
-                         json_str_or(c, "name", ""));
+                         rec_name(c));
       goto out;
     }
   }
@@ -290,21 +290,21 @@ out:
 
 int agent_check_idle(json_t *rec, struct ferry_err *err)
 {
-  const char *op = json_str_or(rec, "op", NULL);
-  if (!op)
+  enum ctr_op op = rec_op(rec);
+  if (op == OP_NONE)
     return 0;
   return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
-                        json_str_or(rec, "name", ""), op);
+                        rec_name(rec), ctr_op_name(op));
 }
 
 /* Caller holds the store lock. */
 static int claim_locked(struct agent *a, json_t *rec, const char *op, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   const char *busy = json_str_or(a->claims, id, NULL);
   if (busy)
     return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
-                          json_str_or(rec, "name", ""), busy);
+                          rec_name(rec), busy);
   int r = agent_check_idle(rec, err);
   if (r < 0)
     return r;
@@ -328,15 +328,14 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool want_runn
   if (want_running) {
     const char *st = ctr_refresh(&a->rt, rec);
     if (strcmp(st, "running") != 0) {
-      r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", json_str_or(rec, "name", ref),
+      r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", (rec_has_name(rec) ? rec_name(rec) : ref),
                          st);
       agent_release(a, rec, false);
       json_decref(rec);
       return r;
     }
   }
-  json_object_del(rec, "status");
-  json_object_del(rec, "pid");
+  rec_clear_live(rec);
   *out = rec;
   return 0;
 }
@@ -344,13 +343,12 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool want_runn
 void agent_release(struct agent *a, json_t *rec, bool save)
 {
   if (save) {
-    json_object_del(rec, "op");
-    json_object_del(rec, "status");
-    json_object_del(rec, "pid");
+    rec_set_op(rec, OP_NONE);
+    rec_clear_live(rec);
     ctr_save(&a->rt, rec, NULL);
   }
   LOCK(a);
-  json_object_del(a->claims, json_str_or(rec, "id", ""));
+  json_object_del(a->claims, rec_id(rec));
   UNLOCK(a);
 }
 
@@ -373,12 +371,12 @@ int agent_name_check(struct agent *a, const char *name, struct ferry_err *err)
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    if (strcmp(json_str_or(c, "name", ""), name) == 0)
+    if (strcmp(rec_name(c), name) == 0)
       return FERRY_CONFLICT(err, "container name \"%s\" is already in use on this agent", name);
-    if (reads_as_id(name) && strncmp(json_str_or(c, "id", ""), name, strlen(name)) == 0)
+    if (reads_as_id(name) && strncmp(rec_id(c), name, strlen(name)) == 0)
       return FERRY_CONFLICT(err, "container name \"%s\" is the beginning of the id of container "
                                  "\"%s\": commands would take one for the other",
-                            name, json_str_or(c, "name", ""));
+                            name, rec_name(c));
   }
   return 0;
 }
@@ -391,7 +389,7 @@ static bool id_shadowed(struct agent *a, const char *id)
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    const char *n = json_str_or(c, "name", "");
+    const char *n = rec_name(c);
     if (reads_as_id(n) && strncmp(id, n, strlen(n)) == 0)
       return true;
   }
@@ -411,11 +409,11 @@ int agent_ip_check(struct agent *a, const char *ip, const char *except_id, struc
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    if (except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0)
+    if (except_id && strcmp(rec_id(c), except_id) == 0)
       continue;
-    if (strcmp(json_str_or(c, "ip", ""), ip) == 0)
+    if (strcmp(rec_ip(c), ip) == 0)
       return FERRY_CONFLICT(err, "address %s is in use by container \"%s\"", ip,
-                            json_str_or(c, "name", ""));
+                            rec_name(c));
   }
   return 0;
 }
@@ -436,7 +434,7 @@ static int alloc_ip(struct agent *a, const uint32_t *skip, size_t nskip, char *b
   if (!used)
     abort();
   json_t *c;
-  json_array_foreach(all, i, c) ip_parse(json_str_or(c, "ip", ""), &used[i]);
+  json_array_foreach(all, i, c) ip_parse(rec_ip(c), &used[i]);
   for (i = 0; i < nskip; i++)
     used[n + i] = skip[i];
   uint32_t ip = subnet_alloc(&a->net.subnet, used, n + nskip);
@@ -516,7 +514,7 @@ int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up
 {
   _cleanup_json_ json_t *spec = NULL;
   _cleanup_free_ char *cfg = NULL;
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
   _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
   _cleanup_free_ char *work = ctr_path(&a->rt, id, "work");
@@ -542,12 +540,11 @@ int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up
     if ((r = overlay_mount(lowers, upper, work, rootfs, err)) < 0)
       return r;
   }
-  if (!json_object_get(rec, "uid")) {
-    uint32_t uid, gid;
-    if ((r = spec_resolve_user(rootfs, json_str_or(rec, "user", ""), &uid, &gid, err)) < 0)
+  uint32_t uid, gid;
+  if (!rec_ids(rec, &uid, &gid)) {
+    if ((r = spec_resolve_user(rootfs, rec_user(rec), &uid, &gid, err)) < 0)
       goto fail;
-    json_object_set_new(rec, "uid", json_integer(uid));
-    json_object_set_new(rec, "gid", json_integer(gid));
+    rec_set_ids(rec, uid, gid);
   }
   spec = NULL;
   if ((r = spec_build(&a->rt, rec, &spec, err)) < 0)
@@ -555,12 +552,12 @@ int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up
   cfg = ctr_path(&a->rt, id, "bundle/config.json");
   if ((r = json_save_atomic(cfg, spec, err)) < 0 || (r = write_criu_conf(a, id, err)) < 0)
     goto fail;
-  const char *netns = json_str_or(rec, "netns", "");
+  const char *netns = rec_netns(rec);
   if (!net_netns_exists(netns)) {
-    if ((r = net_ctr_setup(&a->net, netns, json_str_or(rec, "veth", ""), json_str_or(rec, "ip", ""),
-                           json_str_or(rec, "mac", ""), net_up, err)) < 0)
+    if ((r = net_ctr_setup(&a->net, netns, rec_veth(rec), rec_ip(rec),
+                           rec_mac(rec), net_up, err)) < 0)
       goto fail;
-  } else if (net_up && (r = net_link_set(json_str_or(rec, "veth", ""), true, err)) < 0) {
+  } else if (net_up && (r = net_link_set(rec_veth(rec), true, err)) < 0) {
     goto fail;
   }
   return 0;
@@ -573,48 +570,47 @@ void agent_restored_record(json_t *rec, const char *id)
 {
   char netns[32], veth[16];
   net_names(id, netns, sizeof netns, veth, sizeof veth);
-  json_object_set_new(rec, "id", json_string(id));
-  json_object_set_new(rec, "netns", json_string(netns));
-  json_object_set_new(rec, "veth", json_string(veth));
-  json_object_set_new(rec, "state", json_string("created"));
-  json_object_set_new(rec, "op", json_string("restore"));
-  static const char *live[] = {"status", "pid", "exit_code", "finished_at", "migration",
-                               "restored_from"};
-  for (size_t k = 0; k < ARRAY_SIZE(live); k++)
-    json_object_del(rec, live[k]);
+  rec_set_id(rec, id);
+  rec_set_netns(rec, netns);
+  rec_set_veth(rec, veth);
+  rec_set_state(rec, CS_CREATED);
+  rec_set_op(rec, OP_RESTORE);
+  rec_clear_live(rec);
+  rec_clear_exit(rec);
+  rec_clear_migration(rec);
+  rec_set_restored_from(rec, NULL);
 }
 
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
   overlay_umount(rootfs, NULL);
-  net_ctr_teardown(json_str_or(rec, "netns", NULL), json_str_or(rec, "veth", NULL), NULL);
+  net_ctr_teardown((rec_has_netns(rec) ? rec_netns(rec) : NULL), (rec_has_veth(rec) ? rec_veth(rec) : NULL), NULL);
 }
 
 static int launch(struct agent *a, json_t *rec, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_json_ json_t *img = NULL;
-  int r = image_lookup(&a->images, json_str_or(rec, "image", ""), &img, err);
+  int r = image_lookup(&a->images, rec_image(rec), &img, err);
   if (r < 0)
-    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+    return ferry_err_wrap(err, "container \"%s\"", rec_name(rec));
   runc_delete(&a->rt, id, true, NULL); /* a stopped runc container of an earlier run */
   if ((r = agent_ctr_materialize(a, rec, img, true, err)) < 0)
-    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+    return ferry_err_wrap(err, "container \"%s\"", rec_name(rec));
   int pid = 0;
   if ((r = runc_launch(&a->rt, rec, NULL, &pid, err)) < 0)
-    return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+    return ferry_err_wrap(err, "container \"%s\"", rec_name(rec));
   if ((r = ferry_fault("run-launched", err)) < 0) /* runs, its record not yet "running" */
     return r;
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
-  json_object_set_new(rec, "state", json_string("running"));
-  json_object_set_new(rec, "started_at", json_string(ts));
-  json_object_del(rec, "exit_code");
-  json_object_del(rec, "finished_at");
+  rec_set_state(rec, CS_RUNNING);
+  rec_set_started_at(rec, ts);
+  rec_clear_exit(rec);
   r = ctr_save(&a->rt, rec, err);
-  log_info("agent", "container %s (%.12s) started, pid %d", json_str_or(rec, "name", ""), id, pid);
+  log_info("agent", "container %s (%.12s) started, pid %d", rec_name(rec), id, pid);
   return r;
 }
 
@@ -760,26 +756,24 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   format_time(now_wall_ms(), ts, sizeof ts);
   const char *iname = json_string_value(json_array_get(json_object_get(img, "names"), 0));
   rec = json_object();
-  json_object_set_new(rec, "id", json_string(id));
-  json_object_set_new(rec, "name", json_string(name));
-  json_object_set_new(rec, "image", json_string(json_str_or(img, "id", "")));
-  json_object_set_new(rec, "image_name", json_string(iname ? iname : image));
-  json_object_set_new(rec, "args", args);
-  json_object_set_new(rec, "env", envj);
-  json_object_set_new(rec, "cwd",
-                      json_string(workdir ? workdir : json_str_or(icfg, "WorkingDir", "/")[0]
-                                                          ? json_str_or(icfg, "WorkingDir", "/")
-                                                          : "/"));
-  json_object_set_new(rec, "user", json_string(user ? user : json_str_or(icfg, "User", "")));
-  json_object_set(rec, "volumes", vols);
-  if (json_array_size(ports))
-    json_object_set(rec, "ports", ports);
-  json_object_set_new(rec, "ip", json_string(ipbuf));
-  json_object_set_new(rec, "mac", json_string(mac));
-  json_object_set_new(rec, "netns", json_string(netns));
-  json_object_set_new(rec, "veth", json_string(veth));
-  json_object_set_new(rec, "created", json_string(ts));
-  json_object_set_new(rec, "state", json_string("created"));
+  rec_set_id(rec, id);
+  rec_set_name(rec, name);
+  rec_set_image(rec, json_str_or(img, "id", ""));
+  rec_set_image_name(rec, iname ? iname : image);
+  rec_set_args(rec, args);
+  rec_set_env(rec, envj);
+  rec_set_cwd(rec, workdir                                    ? workdir
+                   : json_str_or(icfg, "WorkingDir", "/")[0] ? json_str_or(icfg, "WorkingDir", "/")
+                                                             : "/");
+  rec_set_user(rec, user ? user : json_str_or(icfg, "User", ""));
+  rec_set_volumes(rec, vols);
+  rec_set_ports(rec, ports);
+  rec_set_ip(rec, ipbuf);
+  rec_set_mac(rec, mac);
+  rec_set_netns(rec, netns);
+  rec_set_veth(rec, veth);
+  rec_set_created(rec, ts);
+  rec_set_state(rec, CS_CREATED);
 
   json_array_foreach(vols, i, e)
   {
@@ -847,7 +841,7 @@ int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry
     r = FERRY_CONFLICT(err, "container \"%s\" is already running", ref);
     goto out;
   }
-  json_object_del(rec, "status");
+  rec_clear_live(rec);
   if ((r = launch(a, rec, err)) < 0)
     goto out;
   ctr_refresh(&a->rt, rec);
@@ -860,28 +854,28 @@ out:
 /* Caller owns the container. */
 static int stop_owned(struct agent *a, json_t *rec, int timeout_s, int sig, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "paused") == 0)
     runc_simple(&a->rt, "resume", id, NULL);
   if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
     int r = runc_signal(&a->rt, id, sig, false, err);
     if (r < 0 && sig != SIGKILL)
-      return ferry_err_wrap(err, "container \"%s\"", json_str_or(rec, "name", ""));
+      return ferry_err_wrap(err, "container \"%s\"", rec_name(rec));
     if (!ctr_wait_exit(&a->rt, id, sig == SIGKILL ? 5000 : timeout_s * 1000)) {
       runc_signal(&a->rt, id, SIGKILL, true, NULL);
       if (!ctr_wait_exit(&a->rt, id, 10000))
         return FERRY_INTERNAL(err, "container \"%s\": did not exit after SIGKILL",
-                              json_str_or(rec, "name", ""));
+                              rec_name(rec));
     }
   }
   runc_delete(&a->rt, id, true, NULL);
-  if (strcmp(json_str_or(rec, "state", ""), "running") == 0) {
-    json_object_set_new(rec, "state", json_string("exited"));
-    json_object_del(rec, "status");
-    json_object_del(rec, "exit_code");
+  if (rec_state(rec) == CS_RUNNING) {
+    rec_set_state(rec, CS_EXITED);
+    rec_clear_live(rec);
+    rec_clear_exit(rec);
     ctr_refresh(&a->rt, rec);
-    json_object_del(rec, "status");
+    rec_clear_live(rec);
     return ctr_save(&a->rt, rec, err);
   }
   return 0;
@@ -918,10 +912,10 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
     r = FERRY_CONFLICT(err, "container \"%s\" is not running", ref);
     goto out;
   }
-  if ((r = runc_signal(&a->rt, json_str_or(rec, "id", ""), sig, false, err)) < 0)
+  if ((r = runc_signal(&a->rt, rec_id(rec), sig, false, err)) < 0)
     goto out;
   if (sig == SIGKILL)
-    ctr_wait_exit(&a->rt, json_str_or(rec, "id", ""), 5000);
+    ctr_wait_exit(&a->rt, rec_id(rec), 5000);
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
 out:
@@ -931,12 +925,12 @@ out:
 
 int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   const char *st = ctr_refresh(&a->rt, rec);
   if ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
     if (!force)
       return FERRY_CONFLICT(err, "container \"%s\" is running: stop it first or force removal",
-                            json_str_or(rec, "name", ""));
+                            rec_name(rec));
     int r = stop_owned(a, rec, 0, SIGKILL, err);
     if (r < 0)
       return r;
@@ -946,9 +940,9 @@ int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err
   _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
   if (path_is_mountpoint(rootfs))
-    return FERRY_INTERNAL(err, "container \"%s\": rootfs is still mounted", json_str_or(rec, "name", ""));
+    return FERRY_INTERNAL(err, "container \"%s\": rootfs is still mounted", rec_name(rec));
   int r = rm_rf(dir, err);
-  if (json_array_size(json_object_get(rec, "ports")))
+  if (json_array_size(rec_ports(rec)))
     agent_ports_sync(a, NULL); /* its host ports are free again */
   return r;
 }
@@ -961,7 +955,7 @@ int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_
     return r;
   r = agent_ctr_destroy(a, rec, force, err);
   if (r == 0)
-    log_info("agent", "container %s removed", json_str_or(rec, "name", ""));
+    log_info("agent", "container %s removed", rec_name(rec));
   agent_release(a, rec, false);
   return r;
 }
@@ -999,7 +993,7 @@ int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r < 0)
     return r;
-  _cleanup_free_ char *p = ctr_path(&a->rt, json_str_or(rec, "id", ""), "ctr.log");
+  _cleanup_free_ char *p = ctr_path(&a->rt, rec_id(rec), "ctr.log");
   *out = NULL;
   *len = 0;
   int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1086,13 +1080,14 @@ int agent_volume_inspect(struct agent *a, const char *name, json_t **out, struct
 static const char *volume_user(json_t *all, const char *name, const char *except_id)
 {
   size_t i, k;
-  json_t *c, *v;
+  json_t *c;
   json_array_foreach(all, i, c)
   {
-    if (except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0)
+    if (except_id && strcmp(rec_id(c), except_id) == 0)
       continue;
-    json_array_foreach(json_object_get(c, "volumes"), k, v) if (
-        strcmp(json_str_or(v, "name", ""), name) == 0) return json_str_or(c, "name", "?");
+    for (k = 0; k < rec_n_volumes(c); k++)
+      if (strcmp(rec_volume_name(c, k), name) == 0)
+        return rec_has_name(c) ? rec_name(c) : "?";
   }
   return NULL;
 }

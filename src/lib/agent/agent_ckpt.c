@@ -30,11 +30,8 @@
 static int restore_volumes(struct agent *a, json_t *rec, const char *dir, char ***made,
                            struct ferry_err *err)
 {
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(rec, "volumes"), i, v)
-  {
-    const char *name = json_str_or(v, "name", "");
+  for (size_t i = 0; i < rec_n_volumes(rec); i++) {
+    const char *name = rec_volume_name(rec, i);
     int r = validate_name("volume", name, err);
     if (r < 0)
       return r;
@@ -84,10 +81,9 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   if (json_integer_value(json_object_get(meta, "format")) != CKPT_FORMAT)
     return FERRY_INVALID(err, "%s: unsupported checkpoint format", dir);
   json_t *rec0 = json_object_get(meta, "container");
-  const char *oldname = json_str_or(rec0, "name", NULL);
-  const char *oldid = json_str_or(rec0, "id", NULL);
-  const char *ip = json_str_or(rec0, "ip", NULL);
-  if (!oldname || !oldid || !ip || strlen(oldid) != 64 || strspn(oldid, "0123456789abcdef") != 64)
+  const char *oldname = rec_name(rec0);
+  const char *oldid = rec_id(rec0);
+  if (!json_is_object(rec0) || !*oldname || !*rec_ip(rec0) || strlen(oldid) != 64 || strspn(oldid, "0123456789abcdef") != 64)
     return FERRY_INVALID(err, "%s: checkpoint.json has no valid container record", dir);
   const char *name = newname ? newname : oldname;
 
@@ -103,23 +99,23 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   char id[65];
   bool created = false;
   uint64_t t0 = now_mono_ms();
-  if ((r = image_lookup(&a->images, json_str_or(rec0, "image", ""), &img, err)) < 0) {
+  if ((r = image_lookup(&a->images, rec_image(rec0), &img, err)) < 0) {
     json_t *ci = json_object_get(meta, "image");
     const char *iname = json_string_value(json_array_get(json_object_get(ci, "names"), 0));
     return FERRY_NOTFOUND(err, "image %s (%s) of the checkpoint is not in this agent's store: "
                                "import it first",
-                          json_str_or(rec0, "image", "?"), iname ? iname : "unnamed");
+                          rec_has_image(rec0) ? rec_image(rec0) : "?", iname ? iname : "unnamed");
   }
   /* Same name, same container, stopped: it is replaced. Claimed first, so
    * that nothing else acts on it meanwhile. */
   if (agent_claim(a, name, "restore", false, &existing, NULL) == 0) {
-    if (strcmp(json_str_or(existing, "name", ""), name) != 0) {
+    if (strcmp(rec_name(existing), name) != 0) {
       agent_release(a, existing, false);
       json_decref(existing);
       existing = NULL;
     } else {
       const char *st = ctr_refresh(&a->rt, existing);
-      bool same = strcmp(json_str_or(existing, "id", ""), oldid) == 0;
+      bool same = strcmp(rec_id(existing), oldid) == 0;
       if (!same || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
         r = FERRY_CONFLICT(err, "container name \"%s\" is in use by a %s container: remove it or "
                                 "restore under another name",
@@ -143,8 +139,8 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
   agent_restored_record(rec, id);
-  json_object_set_new(rec, "name", json_string(name));
-  json_object_set_new(rec, "restored_from", json_string(dir));
+  rec_set_name(rec, name);
+  rec_set_restored_from(rec, dir);
   /* Name and address reserved, the record written (op "restore"); the rest
    * runs without the store lock. */
   if ((r = agent_restore_reserve(a, rec, err)) < 0) {
@@ -183,11 +179,10 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
     goto fail;
   }
   uint64_t t_end = now_mono_ms();
-  json_object_set_new(rec, "state", json_string("running"));
-  json_object_set_new(rec, "started_at", json_string(ts));
-  json_object_del(rec, "op");
-  json_object_del(rec, "exit_code");
-  json_object_del(rec, "finished_at");
+  rec_set_state(rec, CS_RUNNING);
+  rec_set_started_at(rec, ts);
+  rec_set_op(rec, OP_NONE);
+  rec_clear_exit(rec);
   if ((r = ctr_save(&a->rt, rec, err)) < 0)
     goto fail;
   agent_release(a, rec, false);

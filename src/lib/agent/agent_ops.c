@@ -15,27 +15,27 @@
 
 int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   /* The neighbours it knows, before the link goes (losing the carrier
    * flushes them): the restored copy starts with them and needs no ARP. */
   if (neighbours)
-    *neighbours = net_neigh_list(json_str_or(rec, "netns", ""));
+    *neighbours = net_neigh_list(rec_netns(rec));
   /* Off the network first, then paused: no handshake or segment is taken in
    * by a kernel whose processes no longer run. */
-  int r = net_link_set(json_str_or(rec, "veth", ""), false, err);
+  int r = net_link_set(rec_veth(rec), false, err);
   if (r < 0)
-    return ferry_err_wrap(err, "container \"%s\": take it off the network", json_str_or(rec, "name", ""));
+    return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
   if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
-    net_link_set(json_str_or(rec, "veth", ""), true, NULL);
-    return ferry_err_wrap(err, "container \"%s\": freeze", json_str_or(rec, "name", ""));
+    net_link_set(rec_veth(rec), true, NULL);
+    return ferry_err_wrap(err, "container \"%s\": freeze", rec_name(rec));
   }
   return 0;
 }
 
 void agent_ctr_thaw(struct agent *a, json_t *rec)
 {
-  const char *id = json_str_or(rec, "id", "");
-  net_link_set(json_str_or(rec, "veth", ""), true, NULL);
+  const char *id = rec_id(rec);
+  net_link_set(rec_veth(rec), true, NULL);
   _cleanup_free_ char *st = NULL;
   int pid;
   if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
@@ -46,13 +46,13 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *pa
                    int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
                    struct ferry_err *err)
 {
-  return ckpt_dump(&a->rt, json_str_or(rec, "id", ""), dir, page_server, ps_fd, leave_running,
+  return ckpt_dump(&a->rt, rec_id(rec), dir, page_server, ps_fd, leave_running,
                    timeout_ms, stats, err);
 }
 
 void agent_ctr_end_frozen(struct agent *a, json_t *rec)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   runc_signal(&a->rt, id, SIGKILL, true, NULL);
   runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
   ctr_wait_exit(&a->rt, id, 5000);
@@ -62,16 +62,16 @@ void agent_ctr_end_frozen(struct agent *a, json_t *rec)
 void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
 {
   agent_ctr_end_frozen(a, rec);
-  json_object_del(rec, "op");
-  json_object_del(rec, "migration");
-  json_object_set_new(rec, "migrated_to", json_string(to));
+  rec_set_op(rec, OP_NONE);
+  rec_clear_migration(rec);
+  rec_set_migrated_to(rec, to);
   if (keep) {
-    json_object_set_new(rec, "state", json_string("migrated"));
+    rec_set_state(rec, CS_MIGRATED);
     ctr_save(&a->rt, rec, NULL);
     agent_ports_sync(a, NULL);
     return;
   }
-  json_object_set_new(rec, "state", json_string("exited"));
+  rec_set_state(rec, CS_EXITED);
   ctr_save(&a->rt, rec, NULL);
   agent_ctr_destroy(a, rec, true, NULL);
   agent_volumes_release(a, rec); /* they moved with it */
@@ -79,13 +79,10 @@ void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *
 
 void agent_volumes_release(struct agent *a, json_t *rec)
 {
-  const char *id = json_str_or(rec, "id", "");
-  size_t i;
-  json_t *v;
+  const char *id = rec_id(rec);
   pthread_mutex_lock(&a->lock);
-  json_array_foreach(json_object_get(rec, "volumes"), i, v)
-  {
-    const char *vn = json_str_or(v, "name", "");
+  for (size_t i = 0; i < rec_n_volumes(rec); i++) {
+    const char *vn = rec_volume_name(rec, i);
     if (!agent_volume_in_use(a, vn, id))
       volume_remove(&a->rt, vn, NULL);
   }
@@ -94,15 +91,15 @@ void agent_volumes_release(struct agent *a, json_t *rec)
 
 int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
 {
-  const char *name = json_str_or(rec, "name", ""), *id = json_str_or(rec, "id", "");
+  const char *name = rec_name(rec), *id = rec_id(rec);
   int r = 0;
   agent_ports_localize(rec);
   pthread_mutex_lock(&a->lock);
   if ((r = agent_name_check(a, name, err)) < 0) {
     /* the name is taken, or reads as another container's id */
-  } else if ((r = agent_ip_check(a, json_str_or(rec, "ip", ""), NULL, err)) < 0) {
+  } else if ((r = agent_ip_check(a, rec_ip(rec), NULL, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-  } else if ((r = agent_ports_taken(a, json_object_get(rec, "ports"), NULL, name, err)) < 0) {
+  } else if ((r = agent_ports_taken(a, rec_ports(rec), NULL, name, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
   } else if ((r = ctr_save(&a->rt, rec, err)) == 0) {
     json_object_set_new(a->claims, id, json_string("restore"));
@@ -110,7 +107,7 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
   pthread_mutex_unlock(&a->lock);
   if (r == 0)
     agent_ports_unredirect(a, name);
-  if (r == 0 && json_array_size(json_object_get(rec, "ports")) && (r = agent_ports_sync(a, err)) < 0) {
+  if (r == 0 && json_array_size(rec_ports(rec)) && (r = agent_ports_sync(a, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\": publish ports", name);
     pthread_mutex_lock(&a->lock);
     json_object_del(a->claims, id);
@@ -135,7 +132,7 @@ int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char
 int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
 {
   (void)a;
-  return net_neigh_seed(json_str_or(rec, "netns", ""), neighbours);
+  return net_neigh_seed(rec_netns(rec), neighbours);
 }
 
 int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
@@ -157,7 +154,7 @@ void agent_net_discard(struct agent *a, const char *id)
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   (void)a;
-  return net_link_set(json_str_or(rec, "veth", ""), true, err);
+  return net_link_set(rec_veth(rec), true, err);
 }
 
 int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
@@ -167,17 +164,17 @@ int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferr
   if (r < 0)
     return r;
   if (strcmp(ctr_refresh(&a->rt, rec), "paused") != 0) {
-    r = FERRY_CONFLICT(err, "container \"%s\" is not paused (%s)", json_str_or(rec, "name", ""),
-                       json_str_or(rec, "status", "?"));
+    r = FERRY_CONFLICT(err, "container \"%s\" is not paused (%s)", rec_name(rec),
+                       rec_status(rec));
   } else {
     agent_ctr_thaw(a, rec);
-    json_object_del(rec, "status");
+    rec_clear_live(rec);
     ctr_refresh(&a->rt, rec);
-    if (strcmp(json_str_or(rec, "status", ""), "running") != 0)
-      r = FERRY_INTERNAL(err, "container \"%s\": still %s after resume", json_str_or(rec, "name", ""),
-                         json_str_or(rec, "status", "?"));
+    if (strcmp(rec_status(rec), "running") != 0)
+      r = FERRY_INTERNAL(err, "container \"%s\": still %s after resume", rec_name(rec),
+                         rec_status(rec));
     else
-      log_info("agent", "container %s resumed", json_str_or(rec, "name", ""));
+      log_info("agent", "container %s resumed", rec_name(rec));
   }
   agent_release(a, rec, false);
   if (r == 0)

@@ -47,16 +47,16 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, con
   {
     json_array_foreach(all, i, c)
     {
-      if ((except_id && strcmp(json_str_or(c, "id", ""), except_id) == 0) ||
-          strcmp(json_str_or(c, "state", ""), "migrated") == 0)
+      if ((except_id && strcmp(rec_id(c), except_id) == 0) ||
+          rec_state(c) == CS_MIGRATED)
         continue;
-      json_array_foreach(json_object_get(c, "ports"), n, q) if (port_conflict(p, q))
+      json_array_foreach(rec_ports(c), n, q) if (port_conflict(p, q))
       {
         _cleanup_json_ json_t *one = json_pack("[O]", q);
         _cleanup_free_ char *f = ports_format(one);
         return FERRY_CONFLICT(err, "host port %lld/%s is taken: container \"%s\" publishes %s",
                               json_integer_value(json_object_get(p, "host_port")),
-                              json_str_or(p, "protocol", ""), json_str_or(c, "name", ""), f);
+                              json_str_or(p, "protocol", ""), rec_name(c), f);
       }
     }
     uint64_t now = now_wall_ms();
@@ -78,7 +78,7 @@ void agent_ports_localize(json_t *rec)
 {
   size_t i;
   json_t *p;
-  json_array_foreach(json_object_get(rec, "ports"), i, p)
+  json_array_foreach(rec_ports(rec), i, p)
   {
     const char *ip = json_str_or(p, "host_ip", "");
     if (*ip && !net_ip_is_local(ip))
@@ -98,10 +98,10 @@ int agent_ports_sync(struct agent *a, struct ferry_err *err)
   json_t *c, *p;
   json_array_foreach(all, i, c)
   {
-    if (strcmp(json_str_or(c, "state", ""), "migrated") == 0)
+    if (rec_state(c) == CS_MIGRATED)
       continue;
-    json_array_foreach(json_object_get(c, "ports"), k, p)
-        json_array_append_new(rules, nat_rule(p, json_str_or(c, "ip", ""),
+    json_array_foreach(rec_ports(c), k, p)
+        json_array_append_new(rules, nat_rule(p, rec_ip(c),
                                               (int)json_integer_value(json_object_get(p, "container_port"))));
   }
   uint64_t now = now_wall_ms();
@@ -151,7 +151,7 @@ void agent_ports_expire(struct agent *a)
 
 void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int seconds)
 {
-  if (seconds <= 0 || json_array_size(json_object_get(rec, "ports")) == 0)
+  if (seconds <= 0 || json_array_size(rec_ports(rec)) == 0)
     return;
   uint32_t v;
   bool to_host = to_ip && *to_ip && ip_parse(to_ip, &v) == 0;
@@ -159,21 +159,21 @@ void agent_ports_redirect(struct agent *a, json_t *rec, const char *to_ip, int s
   size_t i;
   json_t *p;
   pthread_mutex_lock(&a->lock);
-  json_array_foreach(json_object_get(rec, "ports"), i, p)
+  json_array_foreach(rec_ports(rec), i, p)
   {
     /* To the new host's published port; without its address, to the
      * container's own (it keeps it). */
-    json_t *r = nat_rule(p, to_host ? to_ip : json_str_or(rec, "ip", ""),
+    json_t *r = nat_rule(p, to_host ? to_ip : rec_ip(rec),
                          (int)json_integer_value(json_object_get(p, to_host ? "host_port" : "container_port")));
     json_object_set_new(r, "until_ms", json_integer((json_int_t)until));
-    json_object_set_new(r, "name", json_string(json_str_or(rec, "name", "")));
+    json_object_set_new(r, "name", json_string(rec_name(rec)));
     json_array_append_new(a->redirects, r);
   }
   _cleanup_free_ char *rp = redirects_path(a);
   json_save_atomic(rp, a->redirects, NULL);
   pthread_mutex_unlock(&a->lock);
   log_info("agent", "container %s: its published ports lead to %s for %d s",
-           json_str_or(rec, "name", ""), to_host ? to_ip : json_str_or(rec, "ip", ""), seconds);
+           rec_name(rec), to_host ? to_ip : rec_ip(rec), seconds);
 }
 
 void agent_ports_unredirect(struct agent *a, const char *name)

@@ -76,25 +76,23 @@ static json_t *run_request(struct agent *a, const char *name, json_t *existing)
   }
   if (!existing)
     return NULL;
-  json_t *req = json_pack("{s:s, s:s}", "name", name, "image", json_str_or(existing, "image", ""));
+  json_t *req = json_pack("{s:s, s:s}", "name", name, "image", rec_image(existing));
   /* args hold the image's Entrypoint first: give only what follows it */
   _cleanup_json_ json_t *img = NULL;
   size_t skip = 0;
-  if (agent_image_inspect(a, json_str_or(existing, "image", ""), &img, NULL) == 0)
+  if (agent_image_inspect(a, rec_image(existing), &img, NULL) == 0)
     skip = json_array_size(json_object_get(json_object_get(img, "config"), "Entrypoint"));
-  json_t *cmd = json_array(), *args = json_object_get(existing, "args");
+  json_t *cmd = json_array(), *args = rec_args(existing);
   for (size_t i = skip; i < json_array_size(args); i++)
     json_array_append(cmd, json_array_get(args, i));
   json_object_set_new(req, "cmd", cmd);
   json_t *vols = json_array();
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(existing, "volumes"), i, v)
-      json_array_append_new(vols, json_sprintf("%s:%s", json_str_or(v, "name", ""),
-                                               json_str_or(v, "destination", "")));
+  for (size_t i = 0; i < rec_n_volumes(existing); i++)
+    json_array_append_new(vols, json_sprintf("%s:%s", rec_volume_name(existing, i),
+                                             rec_volume_dest(existing, i)));
   json_object_set_new(req, "volumes", vols);
-  if (json_object_get(existing, "ports"))
-    json_object_set(req, "ports", json_object_get(existing, "ports"));
+  if (rec_ports(existing))
+    json_object_set(req, "ports", rec_ports(existing));
   return req;
 }
 
@@ -105,7 +103,7 @@ int agent_seed_run(struct agent *a, const char *name, json_t **out, struct ferry
     return r;
   _cleanup_json_ json_t *existing = NULL;
   if (ctr_find(&a->rt, name, &existing, NULL) == 0 &&
-      strcmp(json_str_or(existing, "name", ""), name) != 0) {
+      strcmp(rec_name(existing), name) != 0) {
     json_decref(existing); /* an id prefix, not the name */
     existing = NULL;
   }
@@ -135,7 +133,7 @@ int agent_seed_fill(struct agent *a, const char *name, uint64_t total_bytes, siz
     return FERRY_CONFLICT(err, "container \"%s\" is not running", name);
   /* From inside the container's own network namespace to its 127.0.0.1:
    * redis accepts that whatever its protected mode says. */
-  int fd = net_connect_in(json_str_or(rec, "netns", ""), "127.0.0.1", 6379, 30, err);
+  int fd = net_connect_in(rec_netns(rec), "127.0.0.1", 6379, 30, err);
   if (fd < 0)
     return ferry_err_wrap(err, "container \"%s\": redis on port 6379", name);
   uint64_t t0 = now_mono_ms(), keys = 0;

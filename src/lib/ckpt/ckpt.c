@@ -83,7 +83,7 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const 
 int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *pid,
                  json_t **stats, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_free_ char *work = ctr_path(rt, id, "restore-work");
   rm_rf(work, NULL);
   int r = mkdir_p(work, 0700, err);

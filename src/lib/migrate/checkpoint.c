@@ -79,17 +79,14 @@ static int dir_criu_dir(struct mig_pipe *p, char **out, struct ferry_err *err)
 static int dir_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *err)
 {
   struct ckpt_dest *d = D(p);
-  const char *id = json_str_or(p->rec, "id", ""), *name = json_str_or(p->rec, "name", "");
+  const char *id = rec_id(p->rec), *name = rec_name(p->rec);
   _cleanup_free_ char *upper = ctr_path(&d->a->rt, id, "upper");
   _cleanup_free_ char *difftar = path_join(d->dir, "rootfs-diff.tar");
   int r = dir_to_tar(upper, difftar, &d->rootfs_bytes, err);
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(p->rec, "volumes"), i, v)
-  {
+  for (size_t i = 0; i < rec_n_volumes(p->rec); i++) {
     if (r < 0)
       break;
-    const char *vn = json_str_or(v, "name", "");
+    const char *vn = rec_volume_name(p->rec, i);
     _cleanup_free_ char *vd = path_join(d->dir, "volumes");
     _cleanup_free_ char *leaf = xasprintf("%s.tar", vn);
     _cleanup_free_ char *out = path_join(vd, leaf);
@@ -123,7 +120,7 @@ static json_int_t ms(uint64_t a, uint64_t b)
 static int dir_commit(struct mig_pipe *p, struct ferry_err *err)
 {
   struct ckpt_dest *d = D(p);
-  const char *id = json_str_or(p->rec, "id", "");
+  const char *id = rec_id(p->rec);
   _cleanup_free_ char *log_src = ctr_path(&d->a->rt, id, "ctr.log");
   _cleanup_free_ char *log_dst = path_join(d->dir, "ctr.log");
   if (path_exists(log_src) && copy_file(log_src, log_dst, err) < 0)
@@ -132,7 +129,7 @@ static int dir_commit(struct mig_pipe *p, struct ferry_err *err)
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
   json_t *rep = d->report;
-  json_object_set_new(rep, "container", json_string(json_str_or(p->rec, "name", "")));
+  json_object_set_new(rep, "container", json_string(rec_name(p->rec)));
   json_object_set_new(rep, "dir", json_string(d->dir));
   json_object_set_new(rep, "created", json_string(ts));
   json_object_set_new(rep, "leave_running", json_boolean(d->leave));
@@ -146,9 +143,9 @@ static int dir_commit(struct mig_pipe *p, struct ferry_err *err)
   if (p->criu)
     json_object_set(rep, "criu", p->criu);
   _cleanup_json_ json_t *ctr = json_deep_copy(p->rec);
-  json_object_del(ctr, "op");
+  rec_set_op(ctr, OP_NONE);
   if (!d->leave)
-    json_object_set_new(ctr, "state", json_string("checkpointed"));
+    rec_set_state(ctr, CS_CHECKPOINTED);
   _cleanup_json_ json_t *meta = json_pack("{s:i, s:O, s:O, s:O}", "format", CKPT_FORMAT,
                                           "container", ctr, "image", p->img, "report", rep);
   _cleanup_free_ char *metap = path_join(d->dir, "checkpoint.json");
@@ -217,7 +214,7 @@ int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **o
     return FERRY_CONFLICT(err, "checkpoint directory %s exists and is not empty", dir_in);
 
   struct ckpt_dest d = {.a = a, .dir_in = dir_in, .leave = leave, .report = json_object()};
-  struct mig_host h = {.a = a, .ref = ref, .op = "checkpoint",
+  struct mig_host h = {.a = a, .ref = ref, .op = OP_CHECKPOINT,
                        .after = leave ? AFTER_RUN_ON : AFTER_STOP};
   struct mig_pipe p = {.id = ref, .fault_prefix = "checkpoint", .host = &mig_agent_host,
                        .dest = &dir_dest, .host_ctx = &h, .dest_ctx = &d,

@@ -16,16 +16,16 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
 {
   struct mig_host *h = H(p);
   json_t *rec = NULL;
-  int r = agent_claim(h->a, h->ref, h->op, true, &rec, err);
+  int r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &rec, err);
   if (r < 0)
     return r;
   p->rec = rec;
-  json_object_set_new(rec, "op", json_string(h->op));
-  if (h->mark)
-    json_object_set(rec, "migration", h->mark);
+  rec_set_op(rec, h->op);
+  if (h->mid)
+    rec_set_migration(rec, h->mid, h->to ? h->to : "");
   if ((r = agent_save(h->a, rec, err)) < 0 ||
-      (r = image_lookup(&h->a->images, json_str_or(rec, "image", ""), &p->img, err)) < 0) {
-    json_object_del(rec, "migration");
+      (r = image_lookup(&h->a->images, rec_image(rec), &p->img, err)) < 0) {
+    rec_clear_migration(rec);
     agent_release(h->a, rec, true);
     json_decref(rec);
     p->rec = NULL;
@@ -45,7 +45,7 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
    * them, so that a failure after the dump can still resume them. */
   int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, page_server, ps_fd, true,
                          (int)mig_pipe_remaining_s(p) * 1000, stats, err);
-  return r < 0 ? ferry_err_wrap(err, "container \"%s\"", json_str_or(p->rec, "name", "")) : 0;
+  return r < 0 ? ferry_err_wrap(err, "container \"%s\"", rec_name(p->rec)) : 0;
 }
 
 static void host_thaw(struct mig_pipe *p)
@@ -55,9 +55,8 @@ static void host_thaw(struct mig_pipe *p)
 
 static void host_commit_sent(struct mig_pipe *p)
 {
-  json_t *m = json_object_get(p->rec, "migration");
-  if (m) {
-    json_object_set_new(m, "commit", json_true());
+  if (rec_has_migration(p->rec)) {
+    rec_set_commit_sent(p->rec);
     agent_save(H(p)->a, p->rec, NULL);
   }
 }
@@ -72,7 +71,7 @@ static void host_done(struct mig_pipe *p)
     break;
   case AFTER_STOP:
     agent_ctr_end_frozen(h->a, p->rec);
-    json_object_set_new(p->rec, "state", json_string("checkpointed"));
+    rec_set_state(p->rec, CS_CHECKPOINTED);
     agent_release(h->a, p->rec, true);
     break;
   case AFTER_REMOVE:
@@ -90,7 +89,7 @@ static void host_release(struct mig_pipe *p, bool resumed)
   if (!p->rec)
     return;
   if (resumed)
-    json_object_del(p->rec, "migration");
+    rec_clear_migration(p->rec);
   agent_release(H(p)->a, p->rec, resumed);
 }
 

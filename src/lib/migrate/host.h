@@ -15,8 +15,8 @@ enum mig_after {
 struct mig_host {
   struct agent *a;
   const char *ref;          /* the container, by name or id */
-  const char *op;           /* "migration", "checkpoint" */
-  json_t *mark;             /* a migration's {"id", "to"}: the record's "migration" */
+  enum ctr_op op;           /* OP_MIGRATION, OP_CHECKPOINT */
+  const char *mid;          /* a migration's id: the record's migration mark (with to) */
   enum mig_after after;
   const char *to;           /* where it went: "migrated_to", the redirect */
   const char *redirect_to;  /* host of the published ports' redirect (NULL: none) */

@@ -184,11 +184,8 @@ static char *mig_url(struct outgoing *o, const char *part, const char *arg);
 static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
                         const struct tar_opts *to, const char *part, struct ferry_err *err)
 {
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(rec, "volumes"), i, v)
-  {
-    const char *vn = json_str_or(v, "name", "");
+  for (size_t i = 0; i < rec_n_volumes(rec); i++) {
+    const char *vn = rec_volume_name(rec, i);
     _cleanup_free_ char *dir = volume_path(&o->a->rt, vn);
     _cleanup_free_ char *url = mig_url(o, part, vn);
     int r = put_tar(o, c, dir, to, url, "volumes", err);
@@ -348,16 +345,14 @@ static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
   pthread_mutex_lock(&o->a->mig->out_lock);
-  snprintf(o->name, sizeof o->name, "%s", json_str_or(p->rec, "name", ""));
+  snprintf(o->name, sizeof o->name, "%s", rec_name(p->rec));
   pthread_mutex_unlock(&o->a->mig->out_lock);
   json_t *vols = json_array();
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(p->rec, "volumes"), i, v)
-    json_array_append_new(vols, json_string(json_str_or(v, "name", "")));
+  for (size_t i = 0; i < rec_n_volumes(p->rec); i++)
+    json_array_append_new(vols, json_string(rec_volume_name(p->rec, i)));
   _cleanup_json_ json_t *ctr = json_deep_copy(p->rec);
-  json_object_del(ctr, "op");
-  json_object_del(ctr, "migration");
+  rec_set_op(ctr, OP_NONE);
+  rec_clear_migration(ctr);
   _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id, "source_agent",
                                            o->a->id, "container", ctr, "image", p->img, "volumes", vols);
   http_client_set_timeout(o->c, remaining_s(o) < 30 ? remaining_s(o) : 30);
@@ -385,7 +380,7 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   int r = send_volumes(o, o->c, p->rec, &full, "/volumes", err);
   if (r < 0)
     return r;
-  _cleanup_free_ char *upper = ctr_path(&o->a->rt, json_str_or(p->rec, "id", ""), "upper");
+  _cleanup_free_ char *upper = ctr_path(&o->a->rt, rec_id(p->rec), "upper");
   _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
   if (put_tar(o, o->c, upper, &full, url, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
@@ -435,7 +430,7 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
   if (put_tar(o, o->c, criu, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
     return ferry_err_wrap(err, "send CRIU images");
-  _cleanup_free_ char *upper = ctr_path(&o->a->rt, json_str_or(p->rec, "id", ""), "upper");
+  _cleanup_free_ char *upper = ctr_path(&o->a->rt, rec_id(p->rec), "upper");
   _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
   if (put_tar(o, o->c, upper, &delta, rurl, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
@@ -609,7 +604,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
   if (r == 0 && mem_auto && !tls) {
-    int64_t used = ctr_memory_bytes(&a->rt, json_str_or(rec, "id", ""));
+    int64_t used = ctr_memory_bytes(&a->rt, rec_id(rec));
     if (used >= 0 && used < MEM_AUTO_STREAM_BYTES)
       mem = mem_strategy_find("copy");
   }
@@ -638,8 +633,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   snprintf(o->status, sizeof o->status, "running");
   snprintf(o->name, sizeof o->name, "%s", ref);
   o->redirect_to = url_host(to);
-  o->host = (struct mig_host){.a = a, .ref = o->ref, .op = "migration", .to = o->to,
-                              .mark = json_pack("{s:s, s:s}", "id", o->id, "to", o->to),
+  o->host = (struct mig_host){.a = a, .ref = o->ref, .op = OP_MIGRATION, .to = o->to,
+                              .mid = o->id,
                               .after = keep ? AFTER_KEEP : AFTER_REMOVE,
                               .redirect_to = o->redirect_to, .redirect_s = o->redirect_s};
   o->pipe = (struct mig_pipe){.id = o->id, .fault_prefix = "source", .host = &mig_agent_host,
@@ -723,7 +718,6 @@ void outgoing_free_all(struct migrations *m)
     json_decref(o->bytes);
     json_decref(o->criu);
     json_decref(o->target);
-    json_decref(o->host.mark);
     free(o->redirect_to);
     free(o->local);
     free(o);
@@ -745,17 +739,15 @@ void source_recover(struct agent *a)
   json_t *rec;
   json_array_foreach(all, i, rec)
   {
-    const char *op = json_str_or(rec, "op", NULL);
-    if (!op || strcmp(op, "migration") != 0)
+    if (rec_op(rec) != OP_MIGRATION)
       continue;
-    json_t *mj = json_object_get(rec, "migration");
-    const char *mid = json_str_or(mj, "id", ""), *to = json_str_or(mj, "to", "");
-    bool commit_sent = json_is_true(json_object_get(mj, "commit"));
-    const char *name = json_str_or(rec, "name", "");
+    const char *mid = rec_migration_mid(rec), *to = rec_migration_to(rec);
+    bool commit_sent = rec_commit_sent(rec);
+    const char *name = rec_name(rec);
     /* the same pipeline's recovery step, towards the same target */
     struct outgoing o = {.a = a, .to = (char *)to, .ps_fd = -1};
     snprintf(o.id, sizeof o.id, "%s", mid);
-    struct mig_host h = {.a = a, .ref = name, .op = "migration", .to = to, .after = AFTER_REMOVE};
+    struct mig_host h = {.a = a, .ref = name, .op = OP_MIGRATION, .to = to, .after = AFTER_REMOVE};
     struct mig_pipe p = {.id = o.id, .fault_prefix = "source", .host = &mig_agent_host,
                          .dest = &peer_dest, .host_ctx = &h, .dest_ctx = &o, .timeout_s = 30,
                          .rec = json_incref(rec)};

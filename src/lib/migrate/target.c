@@ -104,7 +104,7 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t i;
   json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "migration_id", ""), in->id) == 0) return json_incref(c);
+  json_array_foreach(all, i, c) if (strcmp(rec_migration_id(c), in->id) == 0) return json_incref(c);
   return NULL;
 }
 
@@ -143,7 +143,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
     bool used = false;
     json_t *c;
-    json_array_foreach(all, i, c) if (strcmp(json_str_or(c, "image", ""), iid) == 0) used = true;
+    json_array_foreach(all, i, c) if (strcmp(rec_image(c), iid) == 0) used = true;
     if (!used)
       image_remove(&a->images, iid, NULL);
   }
@@ -255,10 +255,10 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   _cleanup_json_ json_t *ctr = NULL;
   if ((r = ctr_record_sanitize(json_object_get(req, "container"), &ctr, err)) < 0)
     return ferry_err_wrap(err, "offer");
-  const char *name = json_str_or(ctr, "name", ""), *ip = json_str_or(ctr, "ip", "");
+  const char *name = rec_name(ctr), *ip = rec_ip(ctr);
   if (!digest_valid(json_str_or(img, "id", NULL)) || !json_is_array(json_object_get(img, "layers")))
     return FERRY_INVALID(err, "offer: image record without a valid id and layers");
-  if (strcmp(json_str_or(img, "id", ""), json_str_or(ctr, "image", "")) != 0)
+  if (strcmp(json_str_or(img, "id", ""), rec_image(ctr)) != 0)
     return FERRY_INVALID(err, "offer: the container's image is not the offered image");
   size_t i;
   json_t *v;
@@ -267,16 +267,15 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   json_array_foreach(vols, i, v) if ((r = validate_name("volume", json_string_value(v), err)) < 0)
       return ferry_err_wrap(err, "offer");
   /* The volumes sent are exactly the volumes the container mounts. */
-  json_t *cv = json_object_get(ctr, "volumes");
-  json_array_foreach(cv, i, v) if (!in_array(vols, json_str_or(v, "name", "")))
+  for (i = 0; i < rec_n_volumes(ctr); i++)
+    if (!in_array(vols, rec_volume_name(ctr, i)))
       return FERRY_INVALID(err, "offer: volume \"%s\" of the container is not in the offer",
-                           json_str_or(v, "name", ""));
+                           rec_volume_name(ctr, i));
   json_array_foreach(vols, i, v)
   {
     bool used = false;
-    size_t k;
-    json_t *w;
-    json_array_foreach(cv, k, w) if (strcmp(json_str_or(w, "name", ""), json_string_value(v)) == 0)
+    for (size_t k = 0; k < rec_n_volumes(ctr); k++)
+      if (strcmp(rec_volume_name(ctr, k), json_string_value(v)) == 0)
         used = true;
     if (!used)
       return FERRY_INVALID(err, "offer: volume \"%s\" is not mounted by the container",
@@ -291,7 +290,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   for (struct incoming *o = m->in; o; o = o->next) {
     json_t *oc = json_object_get(o->offer, "container");
     if (strcmp(o->state, "running") != 0 &&
-        (strcmp(json_str_or(oc, "name", ""), name) == 0 || strcmp(json_str_or(oc, "ip", ""), ip) == 0)) {
+        (strcmp(rec_name(oc), name) == 0 || strcmp(rec_ip(oc), ip) == 0)) {
       r = FERRY_CONFLICT(err, "container \"%s\" (%s) is already being migrated here", name, ip);
       goto out_unlocked;
     }
@@ -304,7 +303,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     goto out;
   }
   agent_ports_localize(ctr);
-  if ((r = agent_ports_taken(a, json_object_get(ctr, "ports"), NULL, name, err)) < 0) {
+  if ((r = agent_ports_taken(a, rec_ports(ctr), NULL, name, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
     goto out;
   }
@@ -364,7 +363,7 @@ out_unlocked:
     /* Its network namespace and veth (down) now, while the source runs: the
      * restore finds them. If this fails the restore makes them itself. */
     struct ferry_err e2 = {0};
-    if (agent_net_prepare(a, prepared->cid, ip, json_str_or(ctr, "mac", ""), &e2) < 0)
+    if (agent_net_prepare(a, prepared->cid, ip, rec_mac(ctr), &e2) < 0)
       log_warn("migrate", "incoming %s: network made ahead: %s (the restore makes it)", id, e2.msg);
     in_end(a, prepared, NULL);
   }
@@ -665,7 +664,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   uint64_t t0 = now_mono_ms();
   json_t *ctr = json_object_get(in->offer, "container");
   json_t *img = json_object_get(in->offer, "image");
-  const char *name = json_str_or(ctr, "name", "");
+  const char *name = rec_name(ctr);
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
@@ -724,10 +723,10 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   format_time(now_wall_ms(), ts, sizeof ts);
   rec = json_deep_copy(ctr);
   agent_restored_record(rec, cid);
-  json_object_set_new(rec, "migration_id", json_string(id));
-  json_object_set_new(rec, "migrated_from", json_string(json_str_or(in->offer, "source_agent", "")));
-  json_object_set_new(rec, "migrated_at", json_string(ts));
-  json_object_set_new(rec, "started_at", json_string(ts));
+  rec_set_migration_id(rec, id);
+  rec_set_migrated_from(rec, json_str_or(in->offer, "source_agent", ""));
+  rec_set_migrated_at(rec, ts);
+  rec_set_started_at(rec, ts);
   /* name and address reserved here; the record says op "restore" until commit */
   if ((r = agent_restore_reserve(a, rec, err)) < 0)
     goto fail;
@@ -799,9 +798,9 @@ static void bring_up(struct agent *a, struct incoming *in, json_t *rec)
   struct ferry_err e = {0};
   if (agent_ctr_link_up(a, rec, &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
-  if (net_announce(json_str_or(rec, "netns", ""), json_str_or(rec, "ip", ""), &e) < 0)
+  if (net_announce(rec_netns(rec), rec_ip(rec), &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
-  json_object_set_new(rec, "state", json_string("running"));
+  rec_set_state(rec, CS_RUNNING);
   agent_release(a, rec, true);
   size_t i;
   json_t *v;
@@ -828,7 +827,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   if ((r = in_begin(m, id, "restored", "running", &in, err)) < 0)
     return r;
   uint64_t t0 = now_mono_ms();
-  const char *name = json_str_or(in->rec, "name", "");
+  const char *name = rec_name(in->rec);
   bring_up(a, in, in->rec);
   uint64_t t_up = now_mono_ms();
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
@@ -1008,9 +1007,9 @@ static void target_recover(struct agent *a)
       in->report = json_incref(json_object_get(st, "report"));
       in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
       _cleanup_json_ json_t *rec = find_copy(a, in);
-      if (rec && json_object_get(rec, "op")) {
+      if (rec && rec_op(rec) != OP_NONE) {
         log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
-                 in->id, json_str_or(rec, "name", ""));
+                 in->id, rec_name(rec));
         bring_up(a, in, rec);
       }
       in->next = m->in;

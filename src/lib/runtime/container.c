@@ -67,7 +67,7 @@ char *ctr_path(struct runtime *rt, const char *id, const char *leaf)
 static int cmp_created(const void *a, const void *b)
 {
   json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
-  return strcmp(json_str_or(ja, "created", ""), json_str_or(jb, "created", ""));
+  return strcmp(rec_created(ja), rec_created(jb));
 }
 
 json_t *ctr_load_all(struct runtime *rt)
@@ -108,7 +108,7 @@ json_t *ctr_load_all(struct runtime *rt)
 
 int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", NULL);
+  const char *id = (rec_has_id(rec) ? rec_id(rec) : NULL);
   if (!id)
     return FERRY_INTERNAL(err, "container record without id");
   _cleanup_free_ char *dir = ctr_path(rt, id, NULL);
@@ -118,7 +118,7 @@ int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err)
   _cleanup_free_ char *p = ctr_path(rt, id, "container.json");
   /* Live fields are derived, not stored. */
   _cleanup_json_ json_t *copy = json_deep_copy(rec);
-  json_object_del(copy, "status");
+  rec_clear_live(copy);
   return json_save_atomic(p, copy, err);
 }
 
@@ -131,7 +131,7 @@ int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    if (strcmp(json_str_or(c, "name", ""), ref) == 0 || strcmp(json_str_or(c, "id", ""), ref) == 0) {
+    if (strcmp(rec_name(c), ref) == 0 || strcmp(rec_id(c), ref) == 0) {
       *out = json_incref(c);
       return 0;
     }
@@ -142,7 +142,7 @@ int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err
   if (n >= 4 && strspn(ref, "0123456789abcdef") == n) {
     json_array_foreach(all, i, c)
     {
-      if (strncmp(json_str_or(c, "id", ""), ref, n) == 0) {
+      if (strncmp(rec_id(c), ref, n) == 0) {
         found = c;
         matches++;
       }
@@ -157,31 +157,27 @@ int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err
 
 const char *ctr_refresh(struct runtime *rt, json_t *rec)
 {
-  const char *id = json_str_or(rec, "id", "");
-  const char *stored = json_str_or(rec, "state", "created");
-  const char *status = stored;
-  if (strcmp(stored, "running") == 0) {
+  const char *id = rec_id(rec);
+  enum ctr_state stored = rec_state(rec);
+  const char *status = ctr_state_name(stored);
+  int pid = 0;
+  if (stored == CS_RUNNING) {
     _cleanup_free_ char *rs = NULL;
-    int pid = 0;
-    if (runc_state(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0)) {
+    if (runc_state(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
       status = strcmp(rs, "running") == 0 ? "running" : "paused";
-      json_object_set_new(rec, "pid", json_integer(pid));
-    } else {
+    else
       status = "exited";
-    }
   }
-  if (strcmp(status, "exited") == 0 && !json_object_get(rec, "exit_code")) {
+  int code;
+  if (strcmp(status, "exited") == 0 && !rec_exit_code(rec, &code)) {
     _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
     _cleanup_json_ json_t *ex = NULL;
-    if (json_load(ef, &ex, NULL) == 0) {
-      json_object_set(rec, "exit_code", json_object_get(ex, "exit_code"));
-      json_object_set(rec, "finished_at", json_object_get(ex, "finished_at"));
-    }
+    if (json_load(ef, &ex, NULL) == 0)
+      rec_set_exit(rec, ex);
   }
-  if (strcmp(status, "running") != 0 && strcmp(status, "paused") != 0)
-    json_object_del(rec, "pid");
-  json_object_set_new(rec, "status", json_string(status));
-  return json_string_value(json_object_get(rec, "status"));
+  bool live = strcmp(status, "running") == 0 || strcmp(status, "paused") == 0;
+  rec_set_status(rec, status, live ? pid : 0);
+  return rec_status(rec);
 }
 
 bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms)

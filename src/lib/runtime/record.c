@@ -8,6 +8,7 @@
 
 #include "net/net.h" /* mac_valid */
 #include "net/ports.h"
+#include "runtime/record.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -148,4 +149,219 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
   }
   *out = rec;
   return 0;
+}
+
+/* ---- typed fields (record.h) ---- */
+
+static const char *const state_names[] = {
+    [CS_CREATED] = "created",           [CS_RUNNING] = "running",   [CS_EXITED] = "exited",
+    [CS_CHECKPOINTED] = "checkpointed", [CS_MIGRATED] = "migrated",
+};
+
+const char *ctr_state_name(enum ctr_state s)
+{
+  return s <= CS_MIGRATED ? state_names[s] : "created";
+}
+
+enum ctr_state rec_state(const json_t *rec)
+{
+  const char *s = json_string_value(json_object_get(rec, "state"));
+  for (size_t i = 0; s && i < ARRAY_SIZE(state_names); i++)
+    if (strcmp(s, state_names[i]) == 0)
+      return (enum ctr_state)i;
+  return CS_CREATED;
+}
+
+void rec_set_state(json_t *rec, enum ctr_state s)
+{
+  json_object_set_new(rec, "state", json_string(ctr_state_name(s)));
+}
+
+void rec_set_status(json_t *rec, const char *status, int pid)
+{
+  json_object_set_new(rec, "status", json_string(status));
+  if (pid > 0)
+    json_object_set_new(rec, "pid", json_integer(pid));
+  else
+    json_object_del(rec, "pid");
+}
+
+void rec_clear_live(json_t *rec)
+{
+  json_object_del(rec, "status");
+  json_object_del(rec, "pid");
+}
+
+static const char *const op_names[] = {
+    [OP_NONE] = "", [OP_CHECKPOINT] = "checkpoint", [OP_MIGRATION] = "migration",
+    [OP_RESTORE] = "restore",
+};
+
+const char *ctr_op_name(enum ctr_op op)
+{
+  return op <= OP_RESTORE ? op_names[op] : "";
+}
+
+enum ctr_op rec_op(const json_t *rec)
+{
+  const char *s = json_string_value(json_object_get(rec, "op"));
+  for (size_t i = 1; s && i < ARRAY_SIZE(op_names); i++)
+    if (strcmp(s, op_names[i]) == 0)
+      return (enum ctr_op)i;
+  /* an operation this version does not know still owns the container */
+  return s ? OP_RESTORE : OP_NONE;
+}
+
+void rec_set_op(json_t *rec, enum ctr_op op)
+{
+  if (op == OP_NONE)
+    json_object_del(rec, "op");
+  else
+    json_object_set_new(rec, "op", json_string(ctr_op_name(op)));
+}
+
+void rec_set_migration(json_t *rec, const char *id, const char *to)
+{
+  json_object_set_new(rec, "migration", json_pack("{s:s, s:s}", "id", id, "to", to));
+}
+
+bool rec_has_migration(const json_t *rec)
+{
+  return json_is_object(json_object_get(rec, "migration"));
+}
+
+const char *rec_migration_to(const json_t *rec)
+{
+  return json_str_or(json_object_get(rec, "migration"), "to", "");
+}
+
+const char *rec_migration_mid(const json_t *rec)
+{
+  return json_str_or(json_object_get(rec, "migration"), "id", "");
+}
+
+bool rec_commit_sent(const json_t *rec)
+{
+  return json_is_true(json_object_get(json_object_get(rec, "migration"), "commit"));
+}
+
+void rec_set_commit_sent(json_t *rec)
+{
+  json_t *m = json_object_get(rec, "migration");
+  if (json_is_object(m))
+    json_object_set_new(m, "commit", json_true());
+}
+
+void rec_clear_migration(json_t *rec)
+{
+  json_object_del(rec, "migration");
+}
+
+bool rec_exit_code(const json_t *rec, int *code)
+{
+  json_t *c = json_object_get(rec, "exit_code");
+  if (!json_is_integer(c))
+    return false;
+  *code = (int)json_integer_value(c);
+  return true;
+}
+
+void rec_set_exit(json_t *rec, const json_t *ex)
+{
+  json_t *c = json_object_get(ex, "exit_code"), *t = json_object_get(ex, "finished_at");
+  if (json_is_integer(c))
+    json_object_set_new(rec, "exit_code", json_integer(json_integer_value(c)));
+  if (json_is_string(t))
+    json_object_set_new(rec, "finished_at", json_string(json_string_value(t)));
+}
+
+void rec_clear_exit(json_t *rec)
+{
+  json_object_del(rec, "exit_code");
+  json_object_del(rec, "finished_at");
+}
+
+json_t *rec_volumes(const json_t *rec)
+{
+  return json_object_get(rec, "volumes");
+}
+
+size_t rec_n_volumes(const json_t *rec)
+{
+  return json_array_size(rec_volumes(rec));
+}
+
+const char *rec_volume_name(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(rec_volumes(rec), i), "name", "");
+}
+
+const char *rec_volume_dest(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(rec_volumes(rec), i), "destination", "");
+}
+
+void rec_set_volumes(json_t *rec, json_t *vols)
+{
+  json_object_set_new(rec, "volumes", json_is_array(vols) ? json_incref(vols) : json_array());
+}
+
+void rec_add_volume(json_t *rec, const char *name, const char *dest)
+{
+  json_t *v = rec_volumes(rec);
+  if (!json_is_array(v)) {
+    v = json_array();
+    json_object_set_new(rec, "volumes", v);
+  }
+  json_array_append_new(v, json_pack("{s:s, s:s}", "name", name, "destination", dest));
+}
+
+json_t *rec_args(const json_t *rec)
+{
+  return json_object_get(rec, "args");
+}
+
+json_t *rec_env(const json_t *rec)
+{
+  return json_object_get(rec, "env");
+}
+
+json_t *rec_ports(const json_t *rec)
+{
+  json_t *p = json_object_get(rec, "ports");
+  return json_array_size(p) ? p : NULL;
+}
+
+void rec_set_args(json_t *rec, json_t *args)
+{
+  json_object_set_new(rec, "args", args);
+}
+
+void rec_set_env(json_t *rec, json_t *env)
+{
+  json_object_set_new(rec, "env", env);
+}
+
+void rec_set_ports(json_t *rec, json_t *ports)
+{
+  if (json_array_size(ports))
+    json_object_set(rec, "ports", ports);
+  else
+    json_object_del(rec, "ports");
+}
+
+bool rec_ids(const json_t *rec, uint32_t *uid, uint32_t *gid)
+{
+  json_t *u = json_object_get(rec, "uid"), *g = json_object_get(rec, "gid");
+  if (!json_is_integer(u) || !json_is_integer(g))
+    return false;
+  *uid = (uint32_t)json_integer_value(u);
+  *gid = (uint32_t)json_integer_value(g);
+  return true;
+}
+
+void rec_set_ids(json_t *rec, uint32_t uid, uint32_t gid)
+{
+  json_object_set_new(rec, "uid", json_integer(uid));
+  json_object_set_new(rec, "gid", json_integer(gid));
 }

@@ -33,7 +33,7 @@ static char **runc_argv(struct runtime *rt, const char *logfile)
 int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
                 struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_free_ char *bundle = ctr_path(rt, id, "bundle");
   _cleanup_free_ char *pidfile = ctr_path(rt, id, "pid");
   _cleanup_free_ char *logfile = ctr_path(rt, id, "ctr.log");
@@ -214,18 +214,19 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
 int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
               int timeout_ms, struct exec_result *res, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   _cleanup_strv_ char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "exec");
-  _cleanup_free_ char *user = xasprintf("%lld:%lld", (long long)json_integer_value(json_object_get(rec, "uid")),
-                                        (long long)json_integer_value(json_object_get(rec, "gid")));
+  uint32_t uid = 0, gid = 0;
+  rec_ids(rec, &uid, &gid);
+  _cleanup_free_ char *user = xasprintf("%u:%u", uid, gid);
   strv_push(&argv, "--user");
   strv_push(&argv, user);
   strv_push(&argv, "--cwd");
-  strv_push(&argv, json_str_or(rec, "cwd", "/"));
+  strv_push(&argv, (rec_has_cwd(rec) ? rec_cwd(rec) : "/"));
   size_t i;
   json_t *e;
-  json_array_foreach(json_object_get(rec, "env"), i, e)
+  json_array_foreach(rec_env(rec), i, e)
   {
     strv_push(&argv, "--env");
     strv_push(&argv, json_string_value(e));
@@ -241,7 +242,7 @@ int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *en
   struct spawn_opts o = {.timeout_ms = timeout_ms, .max_output = 16u << 20};
   int r = spawn_run((const char *const *)argv, &o, &sr, err);
   if (r < 0)
-    return ferry_err_wrap(err, "exec in container %s", json_str_or(rec, "name", id));
+    return ferry_err_wrap(err, "exec in container %s", (rec_has_name(rec) ? rec_name(rec) : id));
   res->exit_code = sr.exit_code >= 0 ? sr.exit_code : 128 + sr.term_signal;
   res->out = TAKE_PTR(sr.out);
   res->errout = TAKE_PTR(sr.errout);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/record.h"
 #include "util/err.h"
 
 struct runtime {

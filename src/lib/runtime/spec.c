@@ -143,19 +143,21 @@ static json_t *strarr(const char *const *v)
 
 int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *err)
 {
-  const char *id = json_str_or(rec, "id", "");
+  const char *id = rec_id(rec);
   json_t *spec = json_object();
   json_object_set_new(spec, "ociVersion", json_string("1.0.2"));
 
   json_t *proc = json_object();
   json_object_set_new(proc, "terminal", json_false());
   json_t *user = json_object();
-  json_object_set_new(user, "uid", json_integer(json_integer_value(json_object_get(rec, "uid"))));
-  json_object_set_new(user, "gid", json_integer(json_integer_value(json_object_get(rec, "gid"))));
+  uint32_t uid = 0, gid = 0;
+  rec_ids(rec, &uid, &gid);
+  json_object_set_new(user, "uid", json_integer(uid));
+  json_object_set_new(user, "gid", json_integer(gid));
   json_object_set_new(proc, "user", user);
-  json_object_set(proc, "args", json_object_get(rec, "args"));
-  json_object_set(proc, "env", json_object_get(rec, "env"));
-  json_object_set_new(proc, "cwd", json_string(json_str_or(rec, "cwd", "/")));
+  json_object_set(proc, "args", rec_args(rec));
+  json_object_set(proc, "env", rec_env(rec));
+  json_object_set_new(proc, "cwd", json_string((rec_has_cwd(rec) ? rec_cwd(rec) : "/")));
   json_t *cp = json_object();
   json_object_set_new(cp, "bounding", caps());
   json_object_set_new(cp, "effective", caps());
@@ -181,7 +183,7 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   json_object_set_new(root, "path", json_string("rootfs"));
   json_object_set_new(root, "readonly", json_false());
   json_object_set_new(spec, "root", root);
-  json_object_set_new(spec, "hostname", json_string(json_str_or(rec, "name", id)));
+  json_object_set_new(spec, "hostname", json_string((rec_has_name(rec) ? rec_name(rec) : id)));
 
   json_t *mounts = json_array();
   json_array_append_new(mounts, mount_new("/proc", "proc", "proc", "nosuid,noexec,nodev"));
@@ -195,12 +197,9 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   json_array_append_new(mounts, mount_new("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
   json_array_append_new(mounts, mount_new("/sys/fs/cgroup", "cgroup", "cgroup",
                                           "nosuid,noexec,nodev,relatime,ro"));
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(rec, "volumes"), i, v)
-  {
-    const char *name = json_str_or(v, "name", "");
-    const char *dest = json_str_or(v, "destination", "");
+  for (size_t i = 0; i < rec_n_volumes(rec); i++) {
+    const char *name = rec_volume_name(rec, i);
+    const char *dest = rec_volume_dest(rec, i);
     _cleanup_free_ char *src = volume_path(rt, name);
     _cleanup_free_ char *rel = xasprintf("%s/_data", name);
     int r = validate_name("volume", name, err);
@@ -231,7 +230,7 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   }
   json_t *net = json_object();
   json_object_set_new(net, "type", json_string("network"));
-  const char *netns = json_str_or(rec, "netns", NULL);
+  const char *netns = (rec_has_netns(rec) ? rec_netns(rec) : NULL);
   if (netns) {
     _cleanup_free_ char *p = xasprintf("/var/run/netns/%s", netns);
     json_object_set_new(net, "path", json_string(p));
