@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "migrate/migrate.h"
 #include "ckpt/ckpt.h"
 #include "api/api.h"
 #include "util/cleanup.h"
@@ -272,12 +273,21 @@ int main(int argc, char **argv)
     fprintf(stderr, "ferryd: %s\n", err.msg);
     return 1;
   }
+  /* migrations drive the agent (never the other way round): started on
+   * top of it, they resolve what a restart left half moved */
+  if (migrate_init(&a, &err) < 0) {
+    fprintf(stderr, "ferryd: %s\n", err.msg);
+    migrate_fini(&a);
+    agent_close(&a);
+    return 1;
+  }
   struct http_server *srv = NULL;
   struct http_server_options so = {.unix_path = socket_path, .max_upload = max_upload,
                                   .listen = o.listen, .token = token, .tls_cert = tls_cert,
                                   .tls_key = tls_key};
   if (api_server_start(&a, &so, &srv, &err) < 0) {
     fprintf(stderr, "ferryd: %s\n", err.msg);
+    migrate_fini(&a);
     agent_close(&a);
     return 1;
   }
@@ -315,6 +325,7 @@ int main(int argc, char **argv)
   signal(SIGALRM, SIG_DFL);
   alarm(10);
   http_server_stop(srv);
+  migrate_fini(&a);
   agent_close(&a);
   return 0;
 }

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "image/overlay.h"
-#include "migrate/migrate.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
 #include "util/fs.h"
@@ -108,14 +107,11 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   agent_ports_load(a);
   agent_recover(a);
   agent_ports_sync(a, NULL);
-  if ((r = migrate_init(a, err)) < 0)
-    return r;
   return 0;
 }
 
 void agent_close(struct agent *a)
 {
-  migrate_fini(a);
   agent_metrics_fini(a);
   free(a->token);
   free(a->tls_ca);
