@@ -155,6 +155,30 @@ bool agent_volume_in_use(struct agent *a, const char *name, const char *except_i
 /* Reserves name and address for a restored copy and writes its record
  * (op "restore", claimed): rec must have been through agent_restored_record. */
 int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
+/* How a restored copy's files arrive. place() puts its volumes and its
+ * rootfs changes (the upper dir) in place once its record is reserved;
+ * undo() (may be NULL) removes what place() made when a later step fails.
+ * Fault points: PREFIX-reserved, PREFIX-criu-restore, PREFIX-launched. */
+struct restore_source {
+  const char *fault_prefix; /* "restore" (a checkpoint), "incoming" (a migration) */
+  int (*place)(struct agent *a, json_t *rec, void *ctx, struct ferry_err *err);
+  void (*undo)(struct agent *a, json_t *rec, void *ctx);
+  void *ctx;
+};
+struct restore_times {
+  uint64_t files_ms, setup_ms, restore_ms;
+  json_t *criu;   /* CRIU's restore figures (the caller's), or NULL */
+  int neighbours; /* ARP entries given to the copy */
+};
+/* The one restore of a copy, for a checkpoint directory and an incoming
+ * migration alike: rec (through agent_restored_record) is reserved, its
+ * files placed, its overlay mounted and network made (link down), CRIU
+ * restores it from criu_dir, it gets neighbours; with link_up it joins the
+ * network. The claim ("restore") holds on success; on failure everything
+ * it made goes (the record, the network, what place() made). */
+int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                       const struct restore_source *src, json_t *neighbours, bool link_up,
+                       struct restore_times *t, struct ferry_err *err);
 /* Mounts, sets up the network (link down) and restores the claimed record's
  * container from the CRIU images in criu_dir. The link stays down until
  * agent_ctr_link_up: a migration brings it up only at commit. */

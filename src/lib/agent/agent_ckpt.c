@@ -53,10 +53,44 @@ static int restore_volumes(struct agent *a, json_t *rec, const char *dir, char *
   return 0;
 }
 
+/* The files of a checkpoint directory, put in place for its restored copy. */
+struct dir_files {
+  const char *dir;
+  char ***made_vols; /* volumes created here (removed again on failure) */
+};
+
+static int place_dir_files(struct agent *a, json_t *rec, void *ctx, struct ferry_err *err)
+{
+  struct dir_files *f = ctx;
+  int r = restore_volumes(a, rec, f->dir, f->made_vols, err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *upper = ctr_path(&a->rt, rec_id(rec), "upper");
+  _cleanup_free_ char *difftar = path_join(f->dir, "rootfs-diff.tar");
+  if ((r = mkdir_p(upper, 0755, err)) < 0)
+    return r;
+  if (path_exists(difftar) &&
+      (r = extract_archive(difftar, upper, EXTRACT_UPPER, &a->images.limits,
+                           "checkpoint rootfs changes", err)) < 0)
+    return r;
+  _cleanup_free_ char *log_src = path_join(f->dir, "ctr.log");
+  _cleanup_free_ char *log_dst = ctr_path(&a->rt, rec_id(rec), "ctr.log");
+  if (path_exists(log_src) && (r = copy_file(log_src, log_dst, err)) < 0)
+    return r;
+  return 0;
+}
+
+static void undo_dir_files(struct agent *a, json_t *rec, void *ctx)
+{
+  struct dir_files *f = ctx;
+  pthread_mutex_lock(&a->lock);
+  for (size_t i = 0; (*f->made_vols)[i]; i++)
+    volume_remove(&a->rt, (*f->made_vols)[i], NULL);
+  pthread_mutex_unlock(&a->lock);
+}
+
 int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err)
 {
-  _cleanup_free_ char *upper = NULL;
-  _cleanup_free_ char *difftar = NULL;
   _cleanup_free_ char *criu_dir = NULL;
   const char *dir_in, *newname;
   int r;
@@ -97,7 +131,6 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   _cleanup_strv_ char **made_vols = strv_new();
   _cleanup_json_ json_t *report = json_object();
   char id[65];
-  bool created = false;
   uint64_t t0 = now_mono_ms();
   if ((r = image_lookup(&a->images, rec_image(rec0), &img, err)) < 0) {
     json_t *ci = json_object_get(meta, "image");
@@ -141,77 +174,41 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   agent_restored_record(rec, id);
   rec_set_name(rec, name);
   rec_set_restored_from(rec, dir);
-  /* Name and address reserved, the record written (op "restore"); the rest
-   * runs without the store lock. */
-  if ((r = agent_restore_reserve(a, rec, err)) < 0) {
-    if (r == -EEXIST)
-      ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
-    return r;
-  }
-  created = true;
-  if ((r = ferry_fault("restore-reserved", err)) < 0 ||
-      (r = restore_volumes(a, rec, dir, &made_vols, err)) < 0)
-    goto fail;
-  upper = ctr_path(&a->rt, id, "upper");
-  difftar = path_join(dir, "rootfs-diff.tar");
-  if ((r = mkdir_p(upper, 0755, err)) < 0)
-    goto fail;
-  if (path_exists(difftar) &&
-      (r = extract_archive(difftar, upper, EXTRACT_UPPER, &a->images.limits,
-                           "checkpoint rootfs changes", err)) < 0)
-    goto fail;
-  {
-    _cleanup_free_ char *log_src = path_join(dir, "ctr.log");
-    _cleanup_free_ char *log_dst = ctr_path(&a->rt, id, "ctr.log");
-    if (path_exists(log_src) && (r = copy_file(log_src, log_dst, err)) < 0)
-      goto fail;
-  }
-  uint64_t t_files = now_mono_ms();
-  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
-    goto fail;
-  uint64_t t_net = now_mono_ms();
   criu_dir = path_join(dir, "criu");
-  json_t *criu_stats = NULL;
-  if ((r = agent_ctr_restore_from(a, rec, img, criu_dir, &criu_stats, err)) < 0 ||
-      (r = ferry_fault("restore-launched", err)) < 0 ||
-      (r = agent_ctr_link_up(a, rec, err)) < 0) {
-    ferry_err_wrap(err, "restore \"%s\"", name);
-    goto fail;
+  struct dir_files files = {.dir = dir, .made_vols = &made_vols};
+  struct restore_source src = {.fault_prefix = "restore", .place = place_dir_files,
+                               .undo = undo_dir_files, .ctx = &files};
+  struct restore_times t = {0};
+  if ((r = agent_restore_copy(a, rec, img, criu_dir, &src, NULL, true, &t, err)) < 0) {
+    if (r == -EEXIST)
+      return ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
+    return ferry_err_wrap(err, "restore \"%s\"", name);
   }
   uint64_t t_end = now_mono_ms();
   rec_set_state(rec, CS_RUNNING);
   rec_set_started_at(rec, ts);
   rec_set_op(rec, OP_NONE);
   rec_clear_exit(rec);
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
-    goto fail;
+  if ((r = ctr_save(&a->rt, rec, err)) < 0) {
+    agent_ctr_destroy(a, rec, true, NULL);
+    agent_release(a, rec, false);
+    undo_dir_files(a, rec, &files);
+    json_decref(t.criu);
+    return r;
+  }
   agent_release(a, rec, false);
   json_object_set_new(report, "container", json_string(name));
   json_object_set_new(report, "dir", json_string(dir));
-  json_object_set_new(report, "files_ms", json_integer((json_int_t)(t_files - t0)));
-  json_object_set_new(report, "setup_ms", json_integer((json_int_t)(t_net - t_files)));
-  json_object_set_new(report, "restore_ms", json_integer((json_int_t)(t_end - t_net)));
+  json_object_set_new(report, "files_ms", json_integer((json_int_t)t.files_ms));
+  json_object_set_new(report, "setup_ms", json_integer((json_int_t)t.setup_ms));
+  json_object_set_new(report, "restore_ms", json_integer((json_int_t)t.restore_ms));
   json_object_set_new(report, "total_ms", json_integer((json_int_t)(t_end - t0)));
-  if (criu_stats)
-    json_object_set_new(report, "criu", criu_stats);
+  if (t.criu)
+    json_object_set_new(report, "criu", t.criu);
   ctr_refresh(&a->rt, rec);
   json_object_set(report, "container_record", rec);
   log_info("agent", "container %s restored from %s (%" PRIu64 " ms)", name, dir,
            t_end - t0);
   *out = json_incref(report);
-  r = 0;
-  goto out;
-fail:
-  if (created) {
-    struct ferry_err e2;
-    if (agent_ctr_destroy(a, rec, true, &e2) < 0)
-      log_warn("agent", "restore %s: cleanup: %s", name, e2.msg);
-    agent_release(a, rec, false);
-  }
-  pthread_mutex_lock(&a->lock);
-  for (size_t i = 0; made_vols[i]; i++)
-    volume_remove(&a->rt, made_vols[i], NULL);
-  pthread_mutex_unlock(&a->lock);
-out:
-  return r;
+  return 0;
 }

@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "ckpt/ckpt.h"
 #include "util/cleanup.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -179,5 +180,52 @@ int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferr
   agent_release(a, rec, false);
   if (r == 0)
     *out = json_incref(rec);
+  return r;
+}
+
+int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                       const struct restore_source *src, json_t *neighbours, bool link_up,
+                       struct restore_times *t, struct ferry_err *err)
+{
+  uint64_t t0 = now_mono_ms();
+  _cleanup_free_ char *f_reserved = xasprintf("%s-reserved", src->fault_prefix);
+  _cleanup_free_ char *f_criu = xasprintf("%s-criu-restore", src->fault_prefix);
+  _cleanup_free_ char *f_launched = xasprintf("%s-launched", src->fault_prefix);
+  /* name and address reserved, the record written (op "restore"): from
+   * here a restart of the agent finds and resolves it */
+  int r = agent_restore_reserve(a, rec, err);
+  if (r < 0)
+    return r;
+  if ((r = ferry_fault(f_reserved, err)) < 0 || (r = src->place(a, rec, src->ctx, err)) < 0)
+    goto fail;
+  uint64_t t_files = now_mono_ms();
+  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
+    goto fail;
+  uint64_t t_net = now_mono_ms();
+  /* restored with its link down */
+  if ((r = ferry_fault(f_criu, err)) < 0 ||
+      (r = agent_ctr_restore_from(a, rec, img, criu_dir, &t->criu, err)) < 0 ||
+      (r = ferry_fault(f_launched, err)) < 0)
+    goto fail;
+  /* its neighbours before its link comes up: the first packets it sends
+   * need no ARP (one sent while the link is down is lost, and the kernel
+   * tries again only a second later) */
+  t->neighbours = json_is_array(neighbours) ? agent_ctr_neigh_seed(a, rec, neighbours) : 0;
+  if (link_up && (r = agent_ctr_link_up(a, rec, err)) < 0)
+    goto fail;
+  uint64_t t_end = now_mono_ms();
+  t->files_ms = t_files - t0;
+  t->setup_ms = t_net - t_files;
+  t->restore_ms = t_end - t_net;
+  return 0;
+fail:;
+  struct ferry_err e2 = {0};
+  if (agent_ctr_destroy(a, rec, true, &e2) < 0)
+    log_warn("agent", "restore %s: cleanup: %s", rec_name(rec), e2.msg);
+  agent_release(a, rec, false);
+  if (src->undo)
+    src->undo(a, rec, src->ctx);
+  json_decref(t->criu);
+  t->criu = NULL;
   return r;
 }

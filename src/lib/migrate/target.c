@@ -652,10 +652,32 @@ static void unmark_volume(struct agent *a, const char *name)
   }
 }
 
+/* The files an incoming migration received, put in place for its copy:
+ * the volumes become the store's (marked with the migration until the
+ * commit), the rootfs changes become its upper dir. */
+static int place_incoming_files(struct agent *a, json_t *rec, void *ctx, struct ferry_err *err)
+{
+  struct incoming *in = ctx;
+  int r = 0;
+  size_t i;
+  json_t *v;
+  pthread_mutex_lock(&a->lock);
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+    if ((r = adopt_volume(a, in, json_string_value(v), err)) < 0)
+      break;
+  pthread_mutex_unlock(&a->lock);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
+  _cleanup_free_ char *upper = ctr_path(&a->rt, rec_id(rec), "upper");
+  if (path_exists(upper_src) && rename(upper_src, upper) < 0)
+    return ferry_err_sys(err, -errno, "migration %s: rootfs changes", in->id);
+  return 0;
+}
+
 int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
                      struct ferry_err *err)
 {
-  _cleanup_free_ char *upper = NULL;
   struct migrations *m = a->mig;
   struct incoming *in;
   int r = in_begin(m, id, "offered", "restoring", &in, err);
@@ -668,9 +690,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
-  _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
   _cleanup_json_ json_t *have = NULL;
-  bool reserved = false;
   if ((r = ferry_fault("incoming-restore", err)) < 0)
     goto fail;
   /* The page server ends when the source's dump is complete. */
@@ -727,51 +747,24 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   rec_set_migrated_from(rec, json_str_or(in->offer, "source_agent", ""));
   rec_set_migrated_at(rec, ts);
   rec_set_started_at(rec, ts);
-  /* name and address reserved here; the record says op "restore" until commit */
-  if ((r = agent_restore_reserve(a, rec, err)) < 0)
-    goto fail;
-  reserved = true;
-  size_t i;
-  json_t *v;
-  pthread_mutex_lock(&a->lock);
-  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
-    if ((r = adopt_volume(a, in, json_string_value(v), err)) < 0)
-      break;
-  pthread_mutex_unlock(&a->lock);
-  if (r < 0)
-    goto fail;
-  upper = ctr_path(&a->rt, cid, "upper");
-  if (path_exists(upper_src)) {
-    if (rename(upper_src, upper) < 0) {
-      r = ferry_err_sys(err, -errno, "migration %s: rootfs changes", id);
-      goto fail;
-    }
-  }
-  uint64_t t_files = now_mono_ms();
-  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
-    goto fail;
-  uint64_t t_net = now_mono_ms();
-  json_t *cs = NULL;
-  /* Restored with its link down: it joins the network only at commit. */
-  if ((r = ferry_fault("incoming-criu-restore", err)) < 0 ||
-      (r = agent_ctr_restore_from(a, rec, img, criu, &cs, err)) < 0) {
+  /* the one restore of a copy (agent/), with this migration's files; the
+   * record says op "restore" until the commit, the link stays down */
+  struct restore_source src = {.fault_prefix = "incoming", .place = place_incoming_files, .ctx = in};
+  struct restore_times t = {0};
+  json_t *neigh = json_is_object(req) ? json_object_get(req, "neighbours") : NULL;
+  if ((r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err)) < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
-  /* Its neighbours before its link comes up: the first packets it sends
-   * need no ARP (one sent while the link is down is lost, and the kernel
-   * tries again only a second later). */
-  json_t *neigh = json_is_object(req) ? json_object_get(req, "neighbours") : NULL;
-  int seeded = json_is_array(neigh) ? agent_ctr_neigh_seed(a, rec, neigh) : 0;
   uint64_t t_restored = now_mono_ms();
   in->rec = json_incref(rec);
   in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", cid,
-                         "files_ms", (json_int_t)(t_files - t0), "setup_ms",
-                         (json_int_t)(t_net - t_files), "restore_ms",
-                         (json_int_t)(t_restored - t_net), "total_ms", (json_int_t)(t_restored - t0));
-  if (cs)
-    json_object_set_new(in->report, "criu", cs);
-  json_object_set_new(in->report, "neighbours", json_integer(seeded));
+                         "files_ms", (json_int_t)t.files_ms, "setup_ms", (json_int_t)t.setup_ms,
+                         "restore_ms", (json_int_t)t.restore_ms, "total_ms",
+                         (json_int_t)(t_restored - t0));
+  if (t.criu)
+    json_object_set_new(in->report, "criu", t.criu);
+  json_object_set_new(in->report, "neighbours", json_integer(t.neighbours));
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);
@@ -779,11 +772,6 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   in_end(a, in, "restored");
   return 0;
 fail:
-  if (reserved) {
-    struct ferry_err e2;
-    agent_ctr_destroy(a, rec, true, &e2);
-    agent_release(a, rec, false);
-  }
   log_warn("migrate", "incoming %s: restore failed: %s", id, err ? err->msg : "");
   in->deadline_ms = now_mono_ms() + 30000; /* kept a while: the source may still ask */
   in_end(a, in, "failed");
