@@ -269,6 +269,69 @@ static void lists_every_record(void **state)
   runtime_fini(&rt);
 }
 
+/* The typed fields of a record: what a restart or a migration decides by. */
+static void typed_record_fields(void **state)
+{
+  (void)state;
+  _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:s}", "id", "ab12", "state", "running",
+                                         "op", "checkpoint");
+  assert_string_equal(rec_id(rec), "ab12");
+  assert_string_equal(rec_netns(rec), ""); /* absent */
+  assert_false(rec_has_netns(rec));
+  assert_int_equal(rec_state(rec), CS_RUNNING);
+  assert_int_equal(rec_op(rec), OP_CHECKPOINT);
+  rec_set_op(rec, OP_NONE);
+  assert_int_equal(rec_op(rec), OP_NONE);
+  /* an operation another version wrote still owns the container */
+  json_object_set_new(rec, "op", json_string("defragment"));
+  assert_int_equal(rec_op(rec), OP_OTHER);
+  json_object_set_new(rec, "state", json_string("bogus"));
+  assert_int_equal(rec_state(rec), CS_CREATED);
+  rec_set_state(rec, CS_CHECKPOINTED);
+  assert_string_equal(json_string_value(json_object_get(rec, "state")), "checkpointed");
+
+  /* the migration mark a restarted source decides by */
+  assert_false(rec_has_migration(rec));
+  assert_false(rec_commit_sent(rec));
+  rec_set_migration(rec, "0123456789abcdef", "tcp://198.18.0.2:9000");
+  rec_set_commit_sent(rec);
+  assert_true(rec_commit_sent(rec));
+  assert_string_equal(rec_migration_mid(rec), "0123456789abcdef");
+  assert_string_equal(rec_migration_to(rec), "tcp://198.18.0.2:9000");
+  rec_clear_migration(rec);
+  assert_false(rec_commit_sent(rec));
+
+  int code = 0;
+  assert_false(rec_exit_code(rec, &code));
+  _cleanup_json_ json_t *ex = json_pack("{s:i, s:s}", "exit_code", 3, "finished_at", "2026-01-01T00:00:00Z");
+  rec_set_exit(rec, ex);
+  assert_true(rec_exit_code(rec, &code));
+  assert_int_equal(code, 3);
+  rec_clear_exit(rec);
+  assert_false(rec_exit_code(rec, &code));
+  assert_false(rec_has_finished_at(rec));
+
+  assert_int_equal(rec_n_volumes(rec), 0);
+  rec_add_volume(rec, "data", "/var/lib/data");
+  rec_add_volume(rec, "logs", "/logs");
+  assert_int_equal(rec_n_volumes(rec), 2);
+  assert_string_equal(rec_volume_name(rec, 1), "logs");
+  assert_string_equal(rec_volume_dest(rec, 0), "/var/lib/data");
+  assert_string_equal(rec_volume_name(rec, 7), ""); /* out of range: nothing */
+
+  uint32_t uid = 1, gid = 1;
+  assert_false(rec_ids(rec, &uid, &gid));
+  rec_set_ids(rec, 4294967294u, 0);
+  assert_true(rec_ids(rec, &uid, &gid));
+  assert_true(uid == 4294967294u && gid == 0);
+
+  rec_set_status(rec, "paused", 42);
+  assert_true(rec_status_is(rec, "paused"));
+  rec_clear_live(rec);
+  assert_string_equal(rec_status(rec), "");
+  assert_null(json_object_get(rec, "pid"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -278,6 +341,7 @@ int main(void)
       cmocka_unit_test(refuses_volume_paths_through_symlinks),
       cmocka_unit_test(sanitizes_foreign_records),
       cmocka_unit_test(lists_every_record),
+      cmocka_unit_test(typed_record_fields),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

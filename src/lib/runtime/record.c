@@ -194,22 +194,22 @@ void rec_clear_live(json_t *rec)
 
 static const char *const op_names[] = {
     [OP_NONE] = "", [OP_CHECKPOINT] = "checkpoint", [OP_MIGRATION] = "migration",
-    [OP_RESTORE] = "restore",
+    [OP_RESTORE] = "restore", [OP_OTHER] = "operation",
 };
 
 const char *ctr_op_name(enum ctr_op op)
 {
-  return op <= OP_RESTORE ? op_names[op] : "";
+  return op <= OP_OTHER ? op_names[op] : "";
 }
 
 enum ctr_op rec_op(const json_t *rec)
 {
   const char *s = json_string_value(json_object_get(rec, "op"));
-  for (size_t i = 1; s && i < ARRAY_SIZE(op_names); i++)
+  for (size_t i = 1; s && i < OP_OTHER; i++)
     if (strcmp(s, op_names[i]) == 0)
       return (enum ctr_op)i;
   /* an operation this version does not know still owns the container */
-  return s ? OP_RESTORE : OP_NONE;
+  return s ? OP_OTHER : OP_NONE;
 }
 
 void rec_set_op(json_t *rec, enum ctr_op op)

@@ -99,6 +99,8 @@ enum ctr_op {
   OP_CHECKPOINT, /* a checkpoint froze it: a restart resumes it */
   OP_MIGRATION,  /* moving away: a restart asks the target (the migration mark) */
   OP_RESTORE,    /* being restored here (a local restore or an incoming migration) */
+  OP_OTHER,      /* one this version does not know: it owns the container, no
+                  * recovery acts on it */
 };
 const char *ctr_op_name(enum ctr_op op);
 enum ctr_op rec_op(const json_t *rec);
