@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "ckpt/ckpt.h"
 #include "image/store.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
@@ -194,6 +195,62 @@ int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
 int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
                       struct ferry_err *err);
 void agent_net_discard(struct agent *a, const char *id);
+
+/* ---- a container's parts as a migration or checkpoint moves them
+ * (agent_parts.c): migrate/ reaches the stores' files only through these ---- */
+enum agent_part {
+  PART_LAYER,  /* an image layer, by digest */
+  PART_VOLUME, /* a named volume */
+  PART_ROOTFS, /* the container's rootfs changes (its overlay upper dir) */
+};
+/* A tar of a part into the file out (tar_opts: zstd, changed since, the
+ * delta manifest). */
+int agent_part_tar(struct agent *a, enum agent_part part, json_t *rec, const char *name,
+                   const char *out, const struct tar_opts *to, uint64_t *bytes,
+                   struct ferry_err *err);
+/* The image record of the container rec runs. */
+int agent_image_of(struct agent *a, json_t *rec, json_t **img, struct ferry_err *err);
+/* The container's output so far, copied to dst. */
+int agent_ctr_log_copy(struct agent *a, json_t *rec, const char *dst, struct ferry_err *err);
+/* 0 when ref is a running container no operation owns (404/409 otherwise);
+ * *mem: the memory its cgroup uses (bytes, -1 unknown). */
+int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct ferry_err *err);
+/* The records of the containers an operation owns (a restart resolves them). */
+json_t *agent_ctr_marked(struct agent *a, enum ctr_op op);
+/* Unpacking what a peer sent, with the image store's limits and escape
+ * checks: fresh (dest replaced), a delta (then its manifest applied: what
+ * the source removed goes), or CRIU images. */
+int agent_extract_fresh(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err);
+int agent_extract_delta(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err);
+int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err);
+bool agent_layer_present(struct agent *a, const char *digest);
+/* A layer into the store (unless there); *added when this call put it. */
+int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,
+                        bool *added, struct ferry_err *err);
+/* Removes the layers (digests) that no image uses. */
+void agent_layers_forget(struct agent *a, json_t *digests);
+/* Registers an image record whose layers are all here (names another
+ * image holds stay with it); *added when it was new. */
+int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_err *err);
+/* Removes image id unless a container uses it. */
+void agent_image_forget(struct agent *a, const char *id);
+bool agent_volume_exists(struct agent *a, const char *name);
+/* A received volume (the directory src) becomes the store's volume name,
+ * marked with mark until agent_volume_unmark. */
+int agent_volume_adopt(struct agent *a, const char *name, const char *src, const char *mark,
+                       struct ferry_err *err);
+void agent_volume_unmark(struct agent *a, const char *name);
+/* Removes volume name if it still carries mark (never a volume in use). */
+void agent_volume_drop_marked(struct agent *a, const char *name, const char *mark);
+/* The record of the copy an incoming migration mid made here, or NULL. */
+json_t *agent_ctr_by_migration(struct agent *a, const char *mid);
+/* The received rootfs changes (directory src) become rec's upper dir. */
+int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err);
+/* An unsolicited ARP for the container's address from its namespace. */
+int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err);
 
 /* ---- metrics (agent_metrics.c): GET /metrics, Prometheus text ---- */
 void agent_metrics_init(struct agent *a);

@@ -79,10 +79,10 @@ static int dir_criu_dir(struct mig_pipe *p, char **out, struct ferry_err *err)
 static int dir_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *err)
 {
   struct ckpt_dest *d = D(p);
-  const char *id = rec_id(p->rec), *name = rec_name(p->rec);
-  _cleanup_free_ char *upper = ctr_path(&d->a->rt, id, "upper");
+  const char *name = rec_name(p->rec);
   _cleanup_free_ char *difftar = path_join(d->dir, "rootfs-diff.tar");
-  int r = dir_to_tar(upper, difftar, &d->rootfs_bytes, err);
+  struct tar_opts plain = {0};
+  int r = agent_part_tar(d->a, PART_ROOTFS, p->rec, NULL, difftar, &plain, &d->rootfs_bytes, err);
   for (size_t i = 0; i < rec_n_volumes(p->rec); i++) {
     if (r < 0)
       break;
@@ -90,9 +90,9 @@ static int dir_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *
     _cleanup_free_ char *vd = path_join(d->dir, "volumes");
     _cleanup_free_ char *leaf = xasprintf("%s.tar", vn);
     _cleanup_free_ char *out = path_join(vd, leaf);
-    _cleanup_free_ char *src = volume_path(&d->a->rt, vn);
     uint64_t b = 0;
-    if ((r = mkdir_p(vd, 0700, err)) == 0 && (r = dir_to_tar(src, out, &b, err)) < 0)
+    if ((r = mkdir_p(vd, 0700, err)) == 0 &&
+        (r = agent_part_tar(d->a, PART_VOLUME, p->rec, vn, out, &plain, &b, err)) < 0)
       ferry_err_wrap(err, "volume \"%s\"", vn);
     d->volume_bytes += b;
   }
@@ -120,10 +120,8 @@ static json_int_t ms(uint64_t a, uint64_t b)
 static int dir_commit(struct mig_pipe *p, struct ferry_err *err)
 {
   struct ckpt_dest *d = D(p);
-  const char *id = rec_id(p->rec);
-  _cleanup_free_ char *log_src = ctr_path(&d->a->rt, id, "ctr.log");
   _cleanup_free_ char *log_dst = path_join(d->dir, "ctr.log");
-  if (path_exists(log_src) && copy_file(log_src, log_dst, err) < 0)
+  if (agent_ctr_log_copy(d->a, p->rec, log_dst, err) < 0)
     return ferry_err_wrap(err, "checkpoint %s: the container's output", d->dir);
   _cleanup_free_ char *criu = path_join(d->dir, "criu");
   char ts[40];
@@ -225,7 +223,7 @@ int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **o
     if (leave)
       json_object_set_new(d.report, "paused_ms", json_integer(ms(d.t_freeze, d.t_done)));
     log_info("agent", "container %s checkpointed to %s (%" PRIu64 " ms)",
-             json_str_or(p.rec, "name", ref), d.dir, d.t_done - d.t_freeze);
+             (rec_has_name(p.rec) ? rec_name(p.rec) : ref), d.dir, d.t_done - d.t_freeze);
     *out = json_incref(d.report);
   } else {
     *err = p.err;

@@ -24,7 +24,7 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
   if (h->mid)
     rec_set_migration(rec, h->mid, h->to ? h->to : "");
   if ((r = agent_save(h->a, rec, err)) < 0 ||
-      (r = image_lookup(&h->a->images, rec_image(rec), &p->img, err)) < 0) {
+      (r = agent_image_of(h->a, rec, &p->img, err)) < 0) {
     rec_clear_migration(rec);
     agent_release(h->a, rec, true);
     json_decref(rec);

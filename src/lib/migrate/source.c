@@ -157,16 +157,27 @@ static long remaining_s(struct outgoing *o)
   return mig_pipe_remaining_s(&o->pipe);
 }
 
-static int put_tar(struct outgoing *o, struct http_client *c, const char *src, const struct tar_opts *to,
-                   const char *url, const char *kind, struct ferry_err *err)
+/* The data of one upload: a part of the container (through agent/), or a
+ * directory of this migration's own (CRIU's images). */
+struct upload {
+  enum agent_part part;
+  json_t *rec;
+  const char *name; /* a layer's digest, a volume's name */
+  const char *own_dir;
+};
+
+static int put_tar(struct outgoing *o, struct http_client *c, const struct upload *up,
+                   const struct tar_opts *to, const char *url, const char *kind,
+                   struct ferry_err *err)
 {
-  _cleanup_free_ char *tmp = path_join(o->a->images.tmp_dir, "mig-XXXXXX");
+  _cleanup_free_ char *tmp = path_join(o->a->mig->dir, "upload-XXXXXX");
   int fd = mkstemp(tmp);
   if (fd < 0)
     return ferry_err_sys(err, -errno, "temporary file");
   close(fd);
   uint64_t bytes = 0;
-  int r = dir_to_tar_opts(src, tmp, to, &bytes, err);
+  int r = up->own_dir ? dir_to_tar_opts(up->own_dir, tmp, to, &bytes, err)
+                      : agent_part_tar(o->a, up->part, up->rec, up->name, tmp, to, &bytes, err);
   if (r == 0) {
     http_client_set_timeout(c, remaining_s(o));
     r = http_upload_method(c, "PUT", url, tmp, NULL, err);
@@ -186,9 +197,9 @@ static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
 {
   for (size_t i = 0; i < rec_n_volumes(rec); i++) {
     const char *vn = rec_volume_name(rec, i);
-    _cleanup_free_ char *dir = volume_path(&o->a->rt, vn);
     _cleanup_free_ char *url = mig_url(o, part, vn);
-    int r = put_tar(o, c, dir, to, url, "volumes", err);
+    struct upload up = {.part = PART_VOLUME, .rec = rec, .name = vn};
+    int r = put_tar(o, c, &up, to, url, "volumes", err);
     if (r < 0)
       return ferry_err_wrap(err, "send volume %s", vn);
   }
@@ -372,17 +383,17 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   json_array_foreach(json_object_get(o->offer_resp, "missing_layers"), i, l)
   {
     const char *dg = json_string_value(l);
-    _cleanup_free_ char *dir = image_layer_dir(&o->a->images, dg);
     _cleanup_free_ char *url = mig_url(o, "/layers", dg);
-    if (put_tar(o, o->c, dir, &full, url, "layers", err) < 0)
+    struct upload up = {.part = PART_LAYER, .name = dg};
+    if (put_tar(o, o->c, &up, &full, url, "layers", err) < 0)
       return ferry_err_wrap(err, "send layer %.19s", dg);
   }
   int r = send_volumes(o, o->c, p->rec, &full, "/volumes", err);
   if (r < 0)
     return r;
-  _cleanup_free_ char *upper = ctr_path(&o->a->rt, rec_id(p->rec), "upper");
   _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
-  if (put_tar(o, o->c, upper, &full, url, "rootfs", err) < 0)
+  struct upload up = {.part = PART_ROOTFS, .rec = p->rec};
+  if (put_tar(o, o->c, &up, &full, url, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
   return 0;
 }
@@ -428,11 +439,12 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   struct tar_opts plain = {.zstd = o->compress};
   struct tar_opts delta = {.zstd = o->compress, .since = p->precopy_since, .manifest = true};
   _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
-  if (put_tar(o, o->c, criu, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
+  struct upload images = {.own_dir = criu};
+  if (put_tar(o, o->c, &images, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
     return ferry_err_wrap(err, "send CRIU images");
-  _cleanup_free_ char *upper = ctr_path(&o->a->rt, rec_id(p->rec), "upper");
   _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
-  if (put_tar(o, o->c, upper, &delta, rurl, "rootfs", err) < 0)
+  struct upload changes = {.part = PART_ROOTFS, .rec = p->rec};
+  if (put_tar(o, o->c, &changes, &delta, rurl, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
   return send_volumes(o, o->c, p->rec, &delta, "/volume-delta", err);
 }
@@ -597,20 +609,11 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   if (rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 || json_integer_value(rj) > 86400))
     return FERRY_INVALID(err, "redirect_for must be a number of seconds 0..86400");
   /* Check now what can be checked, so that the caller gets a plain error. */
-  json_t *rec = NULL;
-  r = ctr_find(&a->rt, ref, &rec, err);
-  if (r == 0)
-    r = agent_check_idle(rec, err);
-  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
-    r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
-  if (r == 0 && mem_auto && !tls) {
-    int64_t used = ctr_memory_bytes(&a->rt, rec_id(rec));
-    if (used >= 0 && used < MEM_AUTO_STREAM_BYTES)
-      mem = mem_strategy_find("copy");
-  }
-  json_decref(rec);
-  if (r < 0)
+  int64_t used = -1;
+  if ((r = agent_ctr_movable(a, ref, &used, err)) < 0)
     return r;
+  if (mem_auto && !tls && used >= 0 && used < MEM_AUTO_STREAM_BYTES)
+    mem = mem_strategy_find("copy");
   struct outgoing *o = calloc(1, sizeof *o);
   if (!o)
     abort();
@@ -734,18 +737,18 @@ void outgoing_free_all(struct migrations *m)
  * next start of the agent asks again. */
 void source_recover(struct agent *a)
 {
-  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  _cleanup_json_ json_t *all = agent_ctr_marked(a, OP_MIGRATION);
   size_t i;
   json_t *rec;
   json_array_foreach(all, i, rec)
   {
-    if (rec_op(rec) != OP_MIGRATION)
-      continue;
-    const char *mid = rec_migration_mid(rec), *to = rec_migration_to(rec);
+    /* copies: resuming here removes the migration mark they are read from */
+    _cleanup_free_ char *mid = xstrdup(rec_migration_mid(rec));
+    _cleanup_free_ char *to = xstrdup(rec_migration_to(rec));
+    _cleanup_free_ char *name = xstrdup(rec_name(rec));
     bool commit_sent = rec_commit_sent(rec);
-    const char *name = rec_name(rec);
     /* the same pipeline's recovery step, towards the same target */
-    struct outgoing o = {.a = a, .to = (char *)to, .ps_fd = -1};
+    struct outgoing o = {.a = a, .to = to, .ps_fd = -1};
     snprintf(o.id, sizeof o.id, "%s", mid);
     struct mig_host h = {.a = a, .ref = name, .op = OP_MIGRATION, .to = to, .after = AFTER_REMOVE};
     struct mig_pipe p = {.id = o.id, .fault_prefix = "source", .host = &mig_agent_host,

@@ -101,11 +101,7 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
 {
   if (in->rec)
     return json_incref(in->rec);
-  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
-  size_t i;
-  json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(rec_migration_id(c), in->id) == 0) return json_incref(c);
-  return NULL;
+  return agent_ctr_by_migration(a, in->id);
 }
 
 /* Removes everything this migration made on this agent. The caller has
@@ -125,44 +121,17 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     if (in->cid[0])
       agent_net_discard(a, in->cid); /* made at the offer, whether a copy came or not */
   }
-  pthread_mutex_lock(&a->lock);
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
-  {
-    _cleanup_json_ json_t *vj = NULL;
-    const char *vn = json_string_value(v);
-    if (!ran && volume_get(&a->rt, vn, &vj, NULL) == 0 &&
-        strcmp(json_str_or(vj, "migration_id", ""), in->id) == 0)
-      volume_remove(&a->rt, vn, NULL);
-  }
-  /* the image record and the layers this migration brought, unless used */
-  json_t *l;
-  if (!ran && in->image_added) {
-    const char *iid = json_str_or(json_object_get(in->offer, "image"), "id", "");
-    _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
-    bool used = false;
-    json_t *c;
-    json_array_foreach(all, i, c) if (strcmp(rec_image(c), iid) == 0) used = true;
-    if (!used)
-      image_remove(&a->images, iid, NULL);
-  }
   if (!ran) {
-    _cleanup_json_ json_t *imgs = image_list(&a->images);
-    json_array_foreach(in->received, i, l)
-    {
-      bool used = false;
-      size_t k, q;
-      json_t *img, *il;
-      json_array_foreach(imgs, k, img) json_array_foreach(json_object_get(img, "layers"), q, il) if (
-          json_equal(il, l)) used = true;
-      if (!used) {
-        _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
-        rm_rf(ld, NULL);
-      }
-    }
+    /* the volumes, the image record and the layers this migration
+     * brought, unless something here uses them now */
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+      agent_volume_drop_marked(a, json_string_value(v), in->id);
+    if (in->image_added)
+      agent_image_forget(a, json_str_or(json_object_get(in->offer, "image"), "id", ""));
+    agent_layers_forget(a, in->received);
   }
-  pthread_mutex_unlock(&a->lock);
   mig_dir_remove(in->dir);
 }
 
@@ -309,19 +278,14 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   }
   json_array_foreach(vols, i, v)
   {
-    _cleanup_json_ json_t *vj = NULL;
-    if (volume_get(&a->rt, json_string_value(v), &vj, NULL) == 0) {
+    if (agent_volume_exists(a, json_string_value(v))) {
       r = FERRY_CONFLICT(err, "volume \"%s\" exists on this agent already", json_string_value(v));
       goto out;
     }
   }
   json_t *missing = json_array();
-  json_array_foreach(json_object_get(img, "layers"), i, v)
-  {
-    _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(v));
-    if (!path_exists(ld))
+  json_array_foreach(json_object_get(img, "layers"), i, v) if (!agent_layer_present(a, json_string_value(v)))
       json_array_append(missing, v);
-  }
   struct incoming *in = calloc(1, sizeof *in);
   if (!in)
     abort();
@@ -370,16 +334,6 @@ out_unlocked:
   return r;
 }
 
-static int extract_fresh(struct agent *a, const char *file, const char *dest, const char *what,
-                         struct ferry_err *err)
-{
-  rm_rf(dest, NULL);
-  int r = mkdir_p(dest, 0755, err);
-  if (r < 0)
-    return r;
-  return extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err);
-}
-
 int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
                  const char *file, json_t **out, struct ferry_err *err)
 {
@@ -399,19 +353,11 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
       r = FERRY_INVALID(err, "%s: not a layer of the offered image", what);
       goto out;
     }
-    _cleanup_free_ char *ld = image_layer_dir(&a->images, name);
-    if (!path_exists(ld)) {
-      char sfx[9];
-      random_hex(sfx, 8);
-      _cleanup_free_ char *partial = xasprintf("%s.partial-%s", ld, sfx);
-      if ((r = extract_fresh(a, file, partial, what, err)) < 0 || rename(partial, ld) < 0) {
-        if (r == 0)
-          r = ferry_err_sys(err, -errno, "%s: store", what);
-        rm_rf(partial, NULL);
-        goto out;
-      }
+    bool added = false;
+    if ((r = agent_layer_receive(a, name, file, what, &added, err)) < 0)
+      goto out;
+    if (added)
       json_array_append_new(in->received, json_string(name));
-    }
   } else if (strcmp(kind, "volume") == 0 || strcmp(kind, "volume-delta") == 0) {
     if (!name || !in_array(json_object_get(in->offer, "volumes"), name)) {
       r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
@@ -420,18 +366,18 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
     _cleanup_free_ char *rel = xasprintf("volumes/%s", name);
     _cleanup_free_ char *dest = path_join(in->dir, rel);
     if (strcmp(kind, "volume") == 0)
-      r = extract_fresh(a, file, dest, what, err);
-    else if ((r = extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err)) == 0)
-      r = apply_delta_manifest(dest, err);
+      r = agent_extract_fresh(a, file, dest, what, err);
+    else
+      r = agent_extract_delta(a, file, dest, what, err);
   } else if (strcmp(kind, "rootfs") == 0 || strcmp(kind, "rootfs-delta") == 0) {
     _cleanup_free_ char *dest = path_join(in->dir, "upper");
     if (strcmp(kind, "rootfs") == 0)
-      r = extract_fresh(a, file, dest, what, err);
-    else if ((r = extract_archive(file, dest, EXTRACT_UPPER, &a->images.limits, what, err)) == 0)
-      r = apply_delta_manifest(dest, err);
+      r = agent_extract_fresh(a, file, dest, what, err);
+    else
+      r = agent_extract_delta(a, file, dest, what, err);
   } else if (strcmp(kind, "criu") == 0) {
     _cleanup_free_ char *dest = path_join(in->dir, "criu");
-    r = extract_archive(file, dest, EXTRACT_PLAIN, &a->images.limits, what, err);
+    r = agent_extract_plain(a, file, dest, what, err);
   } else {
     r = FERRY_NOTFOUND(err, "migration %s: unknown part \"%s\"", id, kind);
   }
@@ -616,42 +562,6 @@ out:
   return r;
 }
 
-/* Moves the received volume into the store under its name. */
-static int adopt_volume(struct agent *a, struct incoming *in, const char *name, struct ferry_err *err)
-{
-  int r = volume_create(&a->rt, name, false, NULL, err);
-  if (r < 0)
-    return r;
-  _cleanup_free_ char *data = volume_path(&a->rt, name);
-  _cleanup_free_ char *rel = xasprintf("volumes/%s", name);
-  _cleanup_free_ char *src = path_join(in->dir, rel);
-  if (path_exists(src)) {
-    rmdir(data);
-    if (rename(src, data) < 0)
-      return ferry_err_sys(err, -errno, "volume %s: move into place", name);
-  }
-  /* mark it as this migration's until the container runs */
-  _cleanup_free_ char *vd = path_join(a->rt.vol_dir, name);
-  _cleanup_free_ char *meta = path_join(vd, "volume.json");
-  _cleanup_json_ json_t *vj = NULL;
-  if (json_load(meta, &vj, NULL) == 0) {
-    json_object_set_new(vj, "migration_id", json_string(in->id));
-    json_save_atomic(meta, vj, NULL);
-  }
-  return 0;
-}
-
-static void unmark_volume(struct agent *a, const char *name)
-{
-  _cleanup_free_ char *vd = path_join(a->rt.vol_dir, name);
-  _cleanup_free_ char *meta = path_join(vd, "volume.json");
-  _cleanup_json_ json_t *vj = NULL;
-  if (json_load(meta, &vj, NULL) == 0) {
-    json_object_del(vj, "migration_id");
-    json_save_atomic(meta, vj, NULL);
-  }
-}
-
 /* The files an incoming migration received, put in place for its copy:
  * the volumes become the store's (marked with the migration until the
  * commit), the rootfs changes become its upper dir. */
@@ -661,18 +571,16 @@ static int place_incoming_files(struct agent *a, json_t *rec, void *ctx, struct 
   int r = 0;
   size_t i;
   json_t *v;
-  pthread_mutex_lock(&a->lock);
   json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
-    if ((r = adopt_volume(a, in, json_string_value(v), err)) < 0)
-      break;
-  pthread_mutex_unlock(&a->lock);
-  if (r < 0)
-    return r;
+  {
+    const char *vn = json_string_value(v);
+    _cleanup_free_ char *rel = xasprintf("volumes/%s", vn);
+    _cleanup_free_ char *src = path_join(in->dir, rel);
+    if ((r = agent_volume_adopt(a, vn, src, in->id, err)) < 0)
+      return r;
+  }
   _cleanup_free_ char *upper_src = path_join(in->dir, "upper");
-  _cleanup_free_ char *upper = ctr_path(&a->rt, rec_id(rec), "upper");
-  if (path_exists(upper_src) && rename(upper_src, upper) < 0)
-    return ferry_err_sys(err, -errno, "migration %s: rootfs changes", in->id);
-  return 0;
+  return agent_ctr_adopt_changes(a, rec, upper_src, err);
 }
 
 int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
@@ -690,7 +598,6 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   _cleanup_free_ char *pslog = path_join(in->dir, "page-server.log");
   _cleanup_json_ json_t *rec = NULL;
-  _cleanup_json_ json_t *have = NULL;
   if ((r = ferry_fault("incoming-restore", err)) < 0)
     goto fail;
   /* The page server ends when the source's dump is complete. */
@@ -704,34 +611,12 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
       goto fail;
     }
   }
-  if (image_lookup(&a->images, json_str_or(img, "id", ""), &have, NULL) < 0) {
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(img, "layers"), i, l)
-    {
-      _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
-      if (!path_exists(ld)) {
-        r = FERRY_INVALID(err, "migration %s: layer %s was never sent", id, json_string_value(l));
-        goto fail;
-      }
-    }
-    /* Names another image holds here stay with it. */
-    _cleanup_json_ json_t *copy = json_deep_copy(img);
-    json_t *names = json_object_get(copy, "names");
-    pthread_mutex_lock(&a->lock);
-    for (size_t k = 0; k < json_array_size(names);) {
-      json_t *o = NULL;
-      if (image_lookup(&a->images, json_string_value(json_array_get(names, k)), &o, NULL) == 0) {
-        json_decref(o);
-        json_array_remove(names, k);
-      } else {
-        k++;
-      }
-    }
-    r = image_save(&a->images, copy, err);
-    pthread_mutex_unlock(&a->lock);
-    if (r < 0)
-      goto fail;
+  bool image_added = false;
+  if ((r = agent_image_adopt(a, img, &image_added, err)) < 0) {
+    ferry_err_wrap(err, "migration %s", id);
+    goto fail;
+  }
+  if (image_added) {
     in->image_added = true;
     save_state(in);
   }
@@ -786,13 +671,14 @@ static void bring_up(struct agent *a, struct incoming *in, json_t *rec)
   struct ferry_err e = {0};
   if (agent_ctr_link_up(a, rec, &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
-  if (net_announce(rec_netns(rec), rec_ip(rec), &e) < 0)
+  if (agent_ctr_announce(a, rec, &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
   rec_set_state(rec, CS_RUNNING);
   agent_release(a, rec, true);
   size_t i;
   json_t *v;
-  json_array_foreach(json_object_get(in->offer, "volumes"), i, v) unmark_volume(a, json_string_value(v));
+  json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
+    agent_volume_unmark(a, json_string_value(v));
 }
 
 int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err)

@@ -102,3 +102,7 @@ int volume_create(struct runtime *rt, const char *name, bool exist_ok, json_t **
 json_t *volume_list(struct runtime *rt);
 int volume_get(struct runtime *rt, const char *name, json_t **out, struct ferry_err *err);
 int volume_remove(struct runtime *rt, const char *name, struct ferry_err *err);
+/* A volume received by a migration is marked with its id until the
+ * migration's container runs (mark NULL: unmarked). */
+int volume_set_mark(struct runtime *rt, const char *name, const char *mark, struct ferry_err *err);
+bool volume_has_mark(struct runtime *rt, const char *name, const char *mark);

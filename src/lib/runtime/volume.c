@@ -89,3 +89,24 @@ int volume_remove(struct runtime *rt, const char *name, struct ferry_err *err)
   _cleanup_free_ char *d = path_join(rt->vol_dir, name);
   return rm_rf(d, err);
 }
+
+int volume_set_mark(struct runtime *rt, const char *name, const char *mark, struct ferry_err *err)
+{
+  _cleanup_free_ char *m = volume_meta(rt, name);
+  _cleanup_json_ json_t *j = NULL;
+  int r = json_load(m, &j, err);
+  if (r < 0)
+    return r;
+  if (mark)
+    json_object_set_new(j, "migration_id", json_string(mark));
+  else
+    json_object_del(j, "migration_id");
+  return json_save_atomic(m, j, err);
+}
+
+bool volume_has_mark(struct runtime *rt, const char *name, const char *mark)
+{
+  _cleanup_free_ char *m = volume_meta(rt, name);
+  _cleanup_json_ json_t *j = NULL;
+  return json_load(m, &j, NULL) == 0 && strcmp(json_str_or(j, "migration_id", ""), mark) == 0;
+}

@@ -1,0 +1,263 @@
+/* A container's parts as a migration or a checkpoint moves them: the
+ * layers of its image, its volumes, its rootfs changes, its output. The
+ * stores (image/, runtime/) own these files; migrate/ reaches them only
+ * through the operations here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "image/extract.h"
+#include "net/net.h"
+#include "util/digest.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+
+/* ---- sending ---- */
+
+int agent_part_tar(struct agent *a, enum agent_part part, json_t *rec, const char *name,
+                   const char *out, const struct tar_opts *to, uint64_t *bytes,
+                   struct ferry_err *err)
+{
+  _cleanup_free_ char *dir = NULL;
+  switch (part) {
+  case PART_LAYER:
+    if (!digest_valid(name))
+      return FERRY_INVALID(err, "layer \"%s\": not a sha256 digest", name ? name : "");
+    dir = image_layer_dir(&a->images, name);
+    break;
+  case PART_VOLUME: {
+    int r = validate_name("volume", name, err);
+    if (r < 0)
+      return r;
+    dir = volume_path(&a->rt, name);
+    break;
+  }
+  case PART_ROOTFS:
+    dir = ctr_path(&a->rt, rec_id(rec), "upper");
+    break;
+  }
+  return dir_to_tar_opts(dir, out, to, bytes, err);
+}
+
+int agent_ctr_log_copy(struct agent *a, json_t *rec, const char *dst, struct ferry_err *err)
+{
+  _cleanup_free_ char *src = ctr_path(&a->rt, rec_id(rec), "ctr.log");
+  return path_exists(src) ? copy_file(src, dst, err) : 0;
+}
+
+int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r == 0)
+    r = agent_check_idle(rec, err);
+  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
+  if (r == 0 && mem)
+    *mem = ctr_memory_bytes(&a->rt, rec_id(rec));
+  return r;
+}
+
+json_t *agent_ctr_marked(struct agent *a, enum ctr_op op)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  json_t *out = json_array();
+  size_t i;
+  json_t *rec;
+  json_array_foreach(all, i, rec) if (rec_op(rec) == op) json_array_append(out, rec);
+  return out;
+}
+
+/* ---- receiving ---- */
+
+bool agent_layer_present(struct agent *a, const char *digest)
+{
+  if (!digest_valid(digest))
+    return false;
+  _cleanup_free_ char *ld = image_layer_dir(&a->images, digest);
+  return path_exists(ld);
+}
+
+int agent_extract_fresh(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err)
+{
+  rm_rf(dest, NULL);
+  int r = mkdir_p(dest, 0755, err);
+  if (r < 0)
+    return r;
+  return extract_archive(tar, dest, EXTRACT_UPPER, &a->images.limits, what, err);
+}
+
+int agent_extract_delta(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err)
+{
+  int r = extract_archive(tar, dest, EXTRACT_UPPER, &a->images.limits, what, err);
+  return r < 0 ? r : apply_delta_manifest(dest, err);
+}
+
+int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
+                        struct ferry_err *err)
+{
+  return extract_archive(tar, dest, EXTRACT_PLAIN, &a->images.limits, what, err);
+}
+
+int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,
+                        bool *added, struct ferry_err *err)
+{
+  *added = false;
+  if (!digest_valid(digest))
+    return FERRY_INVALID(err, "%s: not a sha256 digest", what);
+  _cleanup_free_ char *ld = image_layer_dir(&a->images, digest);
+  if (path_exists(ld))
+    return 0;
+  char sfx[9];
+  random_hex(sfx, 8);
+  _cleanup_free_ char *partial = xasprintf("%s.partial-%s", ld, sfx);
+  int r = agent_extract_fresh(a, tar, partial, what, err);
+  if (r == 0 && rename(partial, ld) < 0)
+    r = ferry_err_sys(err, -errno, "%s: store", what);
+  if (r < 0) {
+    rm_rf(partial, NULL);
+    return r;
+  }
+  *added = true;
+  return 0;
+}
+
+void agent_layers_forget(struct agent *a, json_t *digests)
+{
+  pthread_mutex_lock(&a->lock);
+  _cleanup_json_ json_t *imgs = image_list(&a->images);
+  size_t i;
+  json_t *l;
+  json_array_foreach(digests, i, l)
+  {
+    bool used = false;
+    size_t k, q;
+    json_t *img, *il;
+    json_array_foreach(imgs, k, img) json_array_foreach(json_object_get(img, "layers"), q, il) if (
+        json_equal(il, l)) used = true;
+    if (!used && digest_valid(json_string_value(l))) {
+      _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
+      rm_rf(ld, NULL);
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+}
+
+int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_err *err)
+{
+  *added = false;
+  _cleanup_json_ json_t *have = NULL;
+  if (image_lookup(&a->images, json_str_or(img, "id", ""), &have, NULL) == 0)
+    return 0;
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(img, "layers"), i, l)
+  {
+    if (!agent_layer_present(a, json_string_value(l)))
+      return FERRY_INVALID(err, "layer %s was never sent", json_string_value(l));
+  }
+  /* Names another image holds here stay with it. */
+  _cleanup_json_ json_t *copy = json_deep_copy(img);
+  json_t *names = json_object_get(copy, "names");
+  pthread_mutex_lock(&a->lock);
+  for (size_t k = 0; k < json_array_size(names);) {
+    json_t *o = NULL;
+    if (image_lookup(&a->images, json_string_value(json_array_get(names, k)), &o, NULL) == 0) {
+      json_decref(o);
+      json_array_remove(names, k);
+    } else {
+      k++;
+    }
+  }
+  int r = image_save(&a->images, copy, err);
+  pthread_mutex_unlock(&a->lock);
+  if (r == 0)
+    *added = true;
+  return r;
+}
+
+void agent_image_forget(struct agent *a, const char *id)
+{
+  pthread_mutex_lock(&a->lock);
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  bool used = false;
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c) if (strcmp(rec_image(c), id) == 0) used = true;
+  if (!used)
+    image_remove(&a->images, id, NULL);
+  pthread_mutex_unlock(&a->lock);
+}
+
+bool agent_volume_exists(struct agent *a, const char *name)
+{
+  _cleanup_json_ json_t *vj = NULL;
+  return volume_get(&a->rt, name, &vj, NULL) == 0;
+}
+
+int agent_volume_adopt(struct agent *a, const char *name, const char *src, const char *mark,
+                       struct ferry_err *err)
+{
+  pthread_mutex_lock(&a->lock);
+  int r = volume_create(&a->rt, name, false, NULL, err);
+  if (r == 0 && path_exists(src)) {
+    _cleanup_free_ char *data = volume_path(&a->rt, name);
+    rmdir(data);
+    if (rename(src, data) < 0)
+      r = ferry_err_sys(err, -errno, "volume %s: move into place", name);
+  }
+  if (r == 0)
+    volume_set_mark(&a->rt, name, mark, NULL);
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}
+
+void agent_volume_unmark(struct agent *a, const char *name)
+{
+  volume_set_mark(&a->rt, name, NULL, NULL);
+}
+
+void agent_volume_drop_marked(struct agent *a, const char *name, const char *mark)
+{
+  pthread_mutex_lock(&a->lock);
+  if (volume_has_mark(&a->rt, name, mark))
+    volume_remove(&a->rt, name, NULL);
+  pthread_mutex_unlock(&a->lock);
+}
+
+json_t *agent_ctr_by_migration(struct agent *a, const char *mid)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *c;
+  json_array_foreach(all, i, c) if (strcmp(rec_migration_id(c), mid) == 0) return json_incref(c);
+  return NULL;
+}
+
+int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err)
+{
+  if (!path_exists(src))
+    return 0;
+  _cleanup_free_ char *upper = ctr_path(&a->rt, rec_id(rec), "upper");
+  if (rename(src, upper) < 0)
+    return ferry_err_sys(err, -errno, "container \"%s\": rootfs changes", rec_name(rec));
+  return 0;
+}
+
+int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  (void)a;
+  return net_announce(rec_netns(rec), rec_ip(rec), err);
+}
+
+int agent_image_of(struct agent *a, json_t *rec, json_t **img, struct ferry_err *err)
+{
+  return image_lookup(&a->images, rec_image(rec), img, err);
+}
