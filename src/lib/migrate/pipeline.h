@@ -105,9 +105,8 @@ struct mig_pipe {
   const struct mig_dest_ops *dest;
   void *host_ctx, *dest_ctx;
   int timeout_s;
-  /* called at each phase change (the name) and when bytes went out */
+  /* called at each phase change, with the phase's name */
   void (*on_phase)(struct mig_pipe *p, const char *phase);
-  void *ud;
 
   /* filled as it runs */
   uint64_t t0;          /* start (the host's clock) */

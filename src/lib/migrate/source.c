@@ -1,7 +1,10 @@
-/* The sending side of a migration: one thread per migration runs the phases
- * (docs/migration.md). Until the target confirms that the container runs
- * there, the container stays whole on this agent — frozen and off the
- * network at worst — so that any failure resumes it as it was. */
+/* The sending side of a migration: the target agent as the pipeline's
+ * destination (over HTTP), the memory strategies, one thread per migration
+ * running the pipeline (pipeline.c, docs/migration.md) and its report, and
+ * the recovery of containers a restart finds marked. Until the target
+ * confirms that the container runs there, the container stays whole on
+ * this agent — frozen and off the network at worst — so that any failure
+ * resumes it as it was. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
