@@ -180,6 +180,10 @@ struct restore_times {
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
                        struct restore_times *t, struct ferry_err *err);
+/* Undoes a restored copy agent_restore_copy made (its caller failed
+ * after it): everything goes, as when the step itself fails. */
+void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
+                           struct restore_times *t);
 /* Mounts, sets up the network (link down) and restores the claimed record's
  * container from the CRIU images in criu_dir. The link stays down until
  * agent_ctr_link_up: a migration brings it up only at commit. */
@@ -235,8 +239,6 @@ void agent_layers_forget(struct agent *a, json_t *digests);
 /* Registers an image record whose layers are all here (names another
  * image holds stay with it); *added when it was new. */
 int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_err *err);
-/* Removes image id unless a container uses it. */
-void agent_image_forget(struct agent *a, const char *id);
 bool agent_volume_exists(struct agent *a, const char *name);
 /* A received volume (the directory src) becomes the store's volume name,
  * marked with mark until agent_volume_unmark. */

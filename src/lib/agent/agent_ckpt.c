@@ -190,10 +190,7 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   rec_set_op(rec, OP_NONE);
   rec_clear_exit(rec);
   if ((r = ctr_save(&a->rt, rec, err)) < 0) {
-    agent_ctr_destroy(a, rec, true, NULL);
-    agent_release(a, rec, false);
-    undo_dir_files(a, rec, &files);
-    json_decref(t.criu);
+    agent_restore_discard(a, rec, &src, &t);
     return r;
   }
   agent_release(a, rec, false);

@@ -183,6 +183,19 @@ int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferr
   return r;
 }
 
+void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
+                           struct restore_times *t)
+{
+  struct ferry_err e2 = {0};
+  if (agent_ctr_destroy(a, rec, true, &e2) < 0)
+    log_warn("agent", "restore %s: cleanup: %s", rec_name(rec), e2.msg);
+  agent_release(a, rec, false);
+  if (src->undo)
+    src->undo(a, rec, src->ctx);
+  json_decref(t->criu);
+  t->criu = NULL;
+}
+
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
                        struct restore_times *t, struct ferry_err *err)
@@ -218,14 +231,7 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
   t->setup_ms = t_net - t_files;
   t->restore_ms = t_end - t_net;
   return 0;
-fail:;
-  struct ferry_err e2 = {0};
-  if (agent_ctr_destroy(a, rec, true, &e2) < 0)
-    log_warn("agent", "restore %s: cleanup: %s", rec_name(rec), e2.msg);
-  agent_release(a, rec, false);
-  if (src->undo)
-    src->undo(a, rec, src->ctx);
-  json_decref(t->criu);
-  t->criu = NULL;
+fail:
+  agent_restore_discard(a, rec, src, t);
   return r;
 }

@@ -132,21 +132,7 @@ int agent_layer_receive(struct agent *a, const char *digest, const char *tar, co
 void agent_layers_forget(struct agent *a, json_t *digests)
 {
   pthread_mutex_lock(&a->lock);
-  _cleanup_json_ json_t *imgs = image_list(&a->images);
-  size_t i;
-  json_t *l;
-  json_array_foreach(digests, i, l)
-  {
-    bool used = false;
-    size_t k, q;
-    json_t *img, *il;
-    json_array_foreach(imgs, k, img) json_array_foreach(json_object_get(img, "layers"), q, il) if (
-        json_equal(il, l)) used = true;
-    if (!used && digest_valid(json_string_value(l))) {
-      _cleanup_free_ char *ld = image_layer_dir(&a->images, json_string_value(l));
-      rm_rf(ld, NULL);
-    }
-  }
+  image_layers_drop_unused(&a->images, digests);
   pthread_mutex_unlock(&a->lock);
 }
 
@@ -181,19 +167,6 @@ int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_er
   if (r == 0)
     *added = true;
   return r;
-}
-
-void agent_image_forget(struct agent *a, const char *id)
-{
-  pthread_mutex_lock(&a->lock);
-  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
-  bool used = false;
-  size_t i;
-  json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(rec_image(c), id) == 0) used = true;
-  if (!used)
-    image_remove(&a->images, id, NULL);
-  pthread_mutex_unlock(&a->lock);
 }
 
 bool agent_volume_exists(struct agent *a, const char *name)

@@ -230,29 +230,32 @@ int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
   if (unlink(p) < 0)
     return ferry_err_sys(err, -errno, "image %s: remove record", iid);
   /* Drop layers no remaining image refers to. */
-  _cleanup_json_ json_t *rest = load_all(s);
+  image_layers_drop_unused(s, json_object_get(img, "layers"));
+  return 0;
+}
+
+void image_layers_drop_unused(struct image_store *s, json_t *digests)
+{
+  _cleanup_json_ json_t *all = load_all(s);
   size_t i;
   json_t *l;
-  json_array_foreach(json_object_get(img, "layers"), i, l)
+  json_array_foreach(digests, i, l)
   {
     const char *dg = json_string_value(l);
+    if (!digest_valid(dg))
+      continue;
     bool used = false;
     size_t k;
-    json_t *other;
-    json_array_foreach(rest, k, other)
+    json_t *img;
+    json_array_foreach(all, k, img)
     {
       size_t m;
-      json_t *ol;
-      json_array_foreach(json_object_get(other, "layers"), m, ol)
-      {
-        if (strcmp(json_string_value(ol), dg) == 0)
-          used = true;
-      }
+      json_t *il;
+      json_array_foreach(json_object_get(img, "layers"), m, il) if (json_equal(il, l)) used = true;
     }
     if (!used) {
       _cleanup_free_ char *ld = image_layer_dir(s, dg);
       rm_rf(ld, NULL);
     }
   }
-  return 0;
 }

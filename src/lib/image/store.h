@@ -67,3 +67,5 @@ int image_remove(struct image_store *s, const char *ref, struct ferry_err *err);
 char *image_layer_dir(struct image_store *s, const char *digest);
 /* Writes an image record (used by import and by checkpoint restore). */
 int image_save(struct image_store *s, json_t *img, struct ferry_err *err);
+/* Removes the layers (an array of digests) that no image record refers to. */
+void image_layers_drop_unused(struct image_store *s, json_t *digests);

@@ -129,7 +129,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
       agent_volume_drop_marked(a, json_string_value(v), in->id);
     if (in->image_added)
-      agent_image_forget(a, json_str_or(json_object_get(in->offer, "image"), "id", ""));
+      agent_image_remove(a, json_str_or(json_object_get(in->offer, "image"), "id", ""), NULL);
     agent_layers_forget(a, in->received);
   }
   mig_dir_remove(in->dir);
