@@ -208,8 +208,8 @@ int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **o
     return r;
   if (dir_in[0] != '/')
     return FERRY_INVALID(err, "checkpoint directory \"%s\" must be an absolute path", dir_in);
-  if (path_exists(dir_in) && !dir_is_empty(dir_in))
-    return FERRY_CONFLICT(err, "checkpoint directory %s exists and is not empty", dir_in);
+  /* whether the directory is new or empty is the offer's check (before
+   * anything is frozen) */
 
   struct ckpt_dest d = {.a = a, .dir_in = dir_in, .leave = leave, .report = json_object()};
   struct mig_host h = {.a = a, .ref = ref, .op = OP_CHECKPOINT,

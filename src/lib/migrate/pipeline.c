@@ -202,15 +202,13 @@ int mig_pipe_run(struct mig_pipe *p)
   goto out;
 
 fail:
+  if (ps_fd >= 0)
+    d->memory_finish(p, NULL);
   if (p->died) {
     /* (tests) the agent stopped here: what it left is for its restart */
     p->outcome = MIG_DIED;
-    if (ps_fd >= 0)
-      d->memory_finish(p, NULL);
     goto out;
   }
-  if (ps_fd >= 0)
-    d->memory_finish(p, NULL);
   snprintf(p->failed_phase, sizeof p->failed_phase, "%s", p->phase);
   /* Withdraw: whatever the destination answers, a copy there never joins
    * the network without our commit. */
