@@ -483,14 +483,11 @@ static int serve(int argc, char **argv)
    * return: the options point into it until then) */
   _cleanup_strv_ char **conf_argv = NULL;
   {
-    const char *conf = NULL;
     struct ferry_err cerr = {0};
-    if (config_find(argc, argv, FERRY_COORD_CONF, &conf, &cerr) < 0 ||
-        config_argv(conf, lo, argc, argv, &argc, &conf_argv, &cerr) < 0) {
+    if (config_args(FERRY_COORD_CONF, lo, &argc, &argv, &conf_argv, &cerr) < 0) {
       fprintf(stderr, "ferry-coord: %s\n", cerr.msg);
       return 2;
     }
-    argv = conf_argv;
   }
   struct coord_options co = {0};
   struct http_server_options so = {.unix_path = "/run/ferry/coord.sock"};

@@ -169,14 +169,11 @@ int main(int argc, char **argv)
    * return: the options point into it until then) */
   _cleanup_strv_ char **conf_argv = NULL;
   {
-    const char *conf = NULL;
     struct ferry_err cerr = {0};
-    if (config_find(argc, argv, FERRYD_CONF, &conf, &cerr) < 0 ||
-        config_argv(conf, lo, argc, argv, &argc, &conf_argv, &cerr) < 0) {
+    if (config_args(FERRYD_CONF, lo, &argc, &argv, &conf_argv, &cerr) < 0) {
       fprintf(stderr, "ferryd: %s\n", cerr.msg);
       return 2;
     }
-    argv = conf_argv;
   }
   const char *allow[65] = {0};
   size_t n_allow = 0;

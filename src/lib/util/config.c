@@ -104,3 +104,15 @@ int config_argv(const char *path, const struct option *lo, int argc, char **argv
   *out_argv = TAKE_PTR(v);
   return 0;
 }
+
+int config_args(const char *def, const struct option *lo, int *argc, char ***argv, char ***owned,
+                struct ferry_err *err)
+{
+  const char *conf = NULL;
+  int r = config_find(*argc, *argv, def, &conf, err);
+  if (r == 0)
+    r = config_argv(conf, lo, *argc, *argv, argc, owned, err);
+  if (r == 0)
+    *argv = *owned;
+  return r;
+}

@@ -20,3 +20,9 @@ int config_find(int argc, char **argv, const char *def, const char **path, struc
  * the file and line. *out_argv (malloc'd, strings too) ends with NULL. */
 int config_argv(const char *path, const struct option *lo, int argc, char **argv, int *out_argc,
                 char ***out_argv, struct ferry_err *err);
+
+/* Both, as a daemon's main starts: argc and argv become the configuration
+ * file's options (the one --config names, else def if it exists) followed
+ * by the command line's; *owned holds them until main returns. */
+int config_args(const char *def, const struct option *lo, int *argc, char ***argv, char ***owned,
+                struct ferry_err *err);
