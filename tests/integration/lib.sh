@@ -111,7 +111,9 @@ host_up() {
 # cluster_up N: N hosts a1..aN whose container bridges share one L2 segment
 # (a switch netns), so that the subnet 198.18.100.0/24 spans them. Host i has
 # the bridge address 198.18.100.(240+i) and serves its API on
-# tcp://198.18.100.(240+i):9000 with the bearer token in $T_DIR/token.
+# tcp://198.18.100.(240+i):9000 with the bearer token in $T_DIR/token. The
+# hosts' addresses are in the containers' subnet, which the default peer
+# allow-list leaves out: the agents list 198.18.100.240/28 as their peers.
 CLUSTER_NET=198.18.100
 cluster_up() {
   local n=$1 i
@@ -139,7 +141,8 @@ cluster_up() {
     [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)
     [ -n "${sats[$((i - 1))]:-}" ] && coord+=(--satellite "${sats[$((i - 1))]}")
     start_agent "$h" -- --bridge "$br" --subnet "$CLUSTER_NET.0/24" --gateway "$addr" \
-      --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout 20 ${coord[@]+"${coord[@]}"}
+      --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout 20 \
+      --peer-allow "$CLUSTER_NET.240/28" ${coord[@]+"${coord[@]}"}
   done
 }
 

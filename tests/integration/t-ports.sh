@@ -21,9 +21,14 @@ expect_fail "expected \[IP:\]HOSTPORT:CTRPORT" f a1 run -d --name bad -p 6379 re
 expect_fail "protocol must be tcp or udp" f a1 run -d --name bad -p 6379:6379/sctp redis redis-server
 expect_fail "not an IPv4 address" f a1 run -d --name bad -p 1.2.3:6379:6379 redis redis-server
 expect_fail "published twice" f a1 run -d --name bad -p 6379:6379 -p 6379:1234 redis redis-server
+# a container cannot take the host's own connections or its API: not a
+# peer agent's address (a2's API at $A2:9000), not the agent's own port
+expect_fail "$A2 is not an address of this host" f a1 run -d --name bad -p "$A2:9000:6379" redis redis-server
+expect_fail "host port 9000/tcp is in use by a program of this host" f a1 run -d --name bad -p 9000:6379 redis redis-server
+expect_fail "in use by a program of this host" f a1 run -d --name bad -p "$A1:9000:6379" redis redis-server
 [ -z "$(f a1 ps -a --json | grep '"name"')" ] || fail "a refused run left a container"
 [ "$(table_of a1)" = 0 ] || fail "a refused run left a forwarding table"
-check "malformed port mappings refused with a clear error, nothing made"
+check "malformed port mappings, a peer's address and the agent's own API port refused with a clear error, nothing made"
 
 # ---- publish ----
 f a1 run -d --name redis -p 6379:6379 -p 5353:53/udp redis redis-server --protected-mode no --save '' >/dev/null

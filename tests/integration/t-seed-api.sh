@@ -197,7 +197,10 @@ other.listen(4)
 other.settimeout(0.5)
 for server, want, what in (("unix:///run/ferry/ferryd.sock", 400, "unix socket"),
                            ("file:///etc/passwd", 400, "file URL"),
-                           ("localhost", 400, "host name"),
+                           ("localhost", 403, "a host name resolving to no peer"),
+                           ("no-such-host.invalid", 502, "a host name that does not resolve"),
+                           ("user:pw@" + net + ".241", 400, "user info"),
+                           (net + ".241:99999999999", 400, "a port out of range"),
                            (net + ".250:9001", 403, "a port that is no agent's"),
                            ("http://" + net + ".250:22", 403, "ssh port"),
                            ("203.0.113.7", 403, "an address off this host's networks"),
@@ -210,13 +213,17 @@ try:
 except socket.timeout:
     pass
 other.close()
+# the pull's ?to= is a peer like any other: off the allow-list, refused
+for to in ("tcp://203.0.113.7:9000", "http://localhost:9000"):
+    code, a = call("GET", hosts["a1"], "/containers/redis?to=" + requests.utils.quote(to, safe=""))
+    expect(code, a, 403, "a pull sent to " + to)
 code, a = call("POST", hosts["a1"], "/stop_container/nope")
 expect(code, a, 404, "stop of an unknown container")
 code, a = call("POST", hosts["a1"], "/remove_volume/nope")
 expect(code, a, 404, "unknown volume")
 rc = redis.Redis(host=hosts["a1"], port=6379, socket_timeout=20)
 assert rc.get("sat") == b"ISS-25544" and rc.dbsize() >= 5000 + acked
-ok("errors: 400 bad body, 404 unknown container (source) and volume, 409 name in use, 502 source unreachable, 504 source silent, 400/403 for sources that are no agent (unix, names, other ports, off-network), nothing contacted; redis still on a1 with its data")
+ok("errors: 400 bad body, 404 unknown container (source) and volume, 409 name in use, 502 source unreachable, 504 source silent, 400/403 for sources that are no agent (unix, a name of no peer, other ports, off-network), 502 for a name that does not resolve, nothing contacted; redis still on a1 with its data")
 
 for path in ("/stop_container/redis", "/remove_container/redis"):
     code, a = call("POST", hosts["a1"], path)

@@ -110,6 +110,44 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   return 0;
 }
 
+int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
+                     struct ferry_err *err)
+{
+  uint32_t ips[16];
+  size_t n = 0;
+  int r = net_resolve4(host, ips, ARRAY_SIZE(ips), &n, err);
+  if (r < 0)
+    return r;
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  for (size_t k = 0; k < n; k++) {
+    char s[16];
+    ip_format(ips[k], s, sizeof s);
+    bool ok = false;
+    if (a->n_peer_allow == 0)
+      ok = net_ip_on_link(s) && !subnet_contains(&a->net.subnet, ips[k]);
+    for (size_t i = 0; i < a->n_peer_allow && !ok; i++)
+      ok = subnet_contains(&a->peer_allow[i], ips[k]);
+    size_t i;
+    json_t *c;
+    json_array_foreach(all, i, c) if (strcmp(rec_ip(c), s) == 0 && rec_state(c) != CS_MIGRATED)
+    {
+      return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
+                           "%s%s%s%s is the address of container \"%s\" of this host, not a peer",
+                           host, strcmp(host, s) ? " (" : "", strcmp(host, s) ? s : "",
+                           strcmp(host, s) ? ")" : "", rec_name(c));
+    }
+    if (!ok)
+      return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN, "%s%s%s%s is not an allowed peer (%s)",
+                           host, strcmp(host, s) ? " (" : "", strcmp(host, s) ? s : "",
+                           strcmp(host, s) ? ")" : "",
+                           a->n_peer_allow ? "ferryd --peer-allow"
+                                           : "by default a network this host is on, other than "
+                                             "its containers' subnet; ferryd --peer-allow");
+  }
+  ip_format(ips[0], addr, alen);
+  return 0;
+}
+
 void agent_close(struct agent *a)
 {
   agent_metrics_fini(a);

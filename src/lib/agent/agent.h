@@ -62,6 +62,15 @@ struct agent {
   struct agent_metrics *metrics; /* counters for GET /metrics (agent_metrics.c) */
 };
 
+/* May this agent send its token to host (an IPv4 address or a host name,
+ * resolved once here)? Every address it resolves to must be in the
+ * allow-list (--peer-allow; by default a network this host is directly on,
+ * its containers' subnet excepted) and none may be a container of this
+ * host; 403 otherwise, 503 (-EHOSTUNREACH) for a name that does not
+ * resolve. addr (>= 16) gets the address to connect to. */
+int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
+                     struct ferry_err *err);
+
 /* A container record's "op" says an operation owns it (checkpoint, migrate,
  * restore): other changes are refused with 409 until it ends. */
 int agent_check_idle(json_t *rec, struct ferry_err *err);
@@ -270,7 +279,9 @@ char *agent_metrics_text(struct agent *a, size_t *len);
 /* Rebuilds the forwarding table from the records and the redirects. */
 int agent_ports_sync(struct agent *a, struct ferry_err *err);
 /* Refuses (409) ports a container here other than except_id, or a redirect
- * of a container other than name, publishes already. Caller holds the
+ * of a container other than name, publishes already, and ports a program
+ * of this host listens on (the agent's own API included); 400 for a
+ * host_ip that is not this host's. Caller holds the
  * store lock. */
 int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, const char *name,
                       struct ferry_err *err);

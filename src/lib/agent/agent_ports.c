@@ -45,6 +45,9 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, con
   json_t *c, *p, *q;
   json_array_foreach(ports, k, p)
   {
+    int r = port_host_free(p, err);
+    if (r < 0)
+      return r;
     json_array_foreach(all, i, c)
     {
       if ((except_id && strcmp(rec_id(c), except_id) == 0) ||

@@ -46,6 +46,58 @@ static const char *own_port(struct agent *a, const struct http_request *req)
   return c ? c + 1 : a->listen_port[0] ? a->listen_port : "8000";
 }
 
+/* A peer's URL as the seeds give it: IP, NAME, IP:PORT or
+ * http(s)://HOST:PORT (tcp:// too), no path. */
+struct peer_url {
+  char scheme[8]; /* "tcp" or "https" */
+  char host[254];
+  char port[8];
+  char addr[16];  /* the address checked, the one to connect to */
+};
+
+static int peer_url_parse(const char *what, const char *server, const char *def_port,
+                          struct peer_url *u, struct ferry_err *err)
+{
+  const char *rest = server, *sep = strstr(server, "://");
+  snprintf(u->scheme, sizeof u->scheme, "tcp");
+  if (sep) {
+    size_t n = (size_t)(sep - server);
+    if (n >= sizeof u->scheme)
+      return FERRY_INVALID(err, "%s \"%.64s\": expected HOST, HOST:PORT or http(s)://HOST:PORT",
+                           what, server);
+    char sch[8];
+    memcpy(sch, server, n);
+    sch[n] = '\0';
+    if (strcmp(sch, "tcp") != 0 && strcmp(sch, "http") != 0 && strcmp(sch, "https") != 0)
+      return FERRY_INVALID(err, "%s \"%.64s\": only http, https or tcp", what, server);
+    snprintf(u->scheme, sizeof u->scheme, "%s", strcmp(sch, "https") == 0 ? "https" : "tcp");
+    rest = sep + 3;
+  }
+  size_t hl = strcspn(rest, ":/?#@");
+  if (hl == 0 || hl >= sizeof u->host)
+    return FERRY_INVALID(err, "%s \"%.64s\": expected HOST, HOST:PORT or http(s)://HOST:PORT",
+                         what, server);
+  memcpy(u->host, rest, hl);
+  u->host[hl] = '\0';
+  uint32_t ip;
+  if (ip_parse(u->host, &ip) < 0 && !host_name_valid(u->host))
+    return FERRY_INVALID(err, "%s \"%.64s\": \"%s\" is neither an IPv4 address nor a host name",
+                         what, server, u->host);
+  snprintf(u->port, sizeof u->port, "%s", def_port);
+  const char *tail = rest + hl;
+  if (*tail == ':') {
+    size_t pl = strspn(tail + 1, "0123456789");
+    long pv = pl && pl < 6 ? strtol(tail + 1, NULL, 10) : 0;
+    if (pv < 1 || pv > 65535)
+      return FERRY_INVALID(err, "%s \"%.64s\": bad port", what, server);
+    snprintf(u->port, sizeof u->port, "%ld", pv);
+    tail += 1 + pl;
+  }
+  if (*tail && strcmp(tail, "/") != 0)
+    return FERRY_INVALID(err, "%s \"%.64s\": no path, query or user allowed", what, server);
+  return 0;
+}
+
 /* Source side: migrate NAME to the agent that asked, and answer when done. */
 static void pull_source(struct agent *a, const struct http_request *req, const char *name,
                         struct http_response *resp)
@@ -53,14 +105,25 @@ static void pull_source(struct agent *a, const struct http_request *req, const c
   struct ferry_err err = {0};
   const char *to = req->query(req->query_ctx, "to");
   _cleanup_free_ char *url = NULL;
-  if (to)
-    url = xstrdup(to);
-  else if (req->peer && *req->peer)
-    url = xasprintf("tcp://%s:%s", req->peer, own_port(a, req));
-  else {
+  if (!to && !(req->peer && *req->peer)) {
     FERRY_INVALID(&err, "a pull over the unix socket needs ?to=URL");
     http_reply_err(resp, &err);
     return;
+  }
+  /* Where the container (and the token) goes is a peer like any other:
+   * the allow-list applies to ?to= and to the caller's own address alike. */
+  struct peer_url pu;
+  if (peer_url_parse("to", to ? to : req->peer, own_port(a, req), &pu, &err) < 0 ||
+      agent_peer_check(a, pu.host, pu.addr, sizeof pu.addr, &err) < 0) {
+    ferry_err_wrap(&err, "pull of %s", name);
+    http_reply_err(resp, &err);
+    return;
+  }
+  url = xasprintf("%s://%s:%s", pu.scheme, pu.addr, pu.port);
+  if (strcmp(pu.scheme, "https") == 0 && strcmp(pu.host, pu.addr) != 0) {
+    /* TLS checks the name: keep it, and the address that was checked */
+    free(url);
+    url = xasprintf("%s://%s:%s", pu.scheme, pu.host, pu.port);
   }
   _cleanup_json_ json_t *body = json_pack("{s:s}", "to", url);
   json_t *started = NULL;
@@ -116,64 +179,23 @@ static json_t *podman_stats(json_t *rep, bool restore)
 #undef US
 }
 
-/* Where a pull may go (docs/security.md): http(s) or tcp to an IPv4
- * address in the allow-list (--peer-allow; by default a network this host
- * is directly on), at the seed's port 8000 or this agent's own port.
- * Nothing is sent, the token least of all, to anything else. *out: the
- * source's URL. */
+/* Where a pull may go (docs/security.md): http(s) or tcp to a host (an
+ * IPv4 address or a host name, resolved once by the host's resolver) whose
+ * every address is an allowed peer (agent_peer_check), at the seed's port
+ * 8000 or this agent's own port. Nothing is sent, the token least of all,
+ * to anything else; the connection goes to the address that was checked. */
 static int pull_url(struct agent *a, const struct http_request *req, const char *server,
-                    char **out, struct ferry_err *err)
+                    struct peer_url *u, struct ferry_err *err)
 {
-  const char *scheme = "tcp", *rest = server, *sep = strstr(server, "://");
-  char sch[8] = "";
-  if (sep) {
-    size_t n = (size_t)(sep - server);
-    if (n >= sizeof sch)
-      return FERRY_INVALID(err, "server_ip \"%.64s\": expected IP, IP:PORT or http(s)://IP:PORT", server);
-    memcpy(sch, server, n);
-    sch[n] = '\0';
-    if (strcmp(sch, "tcp") != 0 && strcmp(sch, "http") != 0 && strcmp(sch, "https") != 0)
-      return FERRY_INVALID(err, "server_ip \"%.64s\": only http, https or tcp", server);
-    scheme = strcmp(sch, "https") == 0 ? "https" : "tcp";
-    rest = sep + 3;
-  }
-  char host[64];
-  size_t hl = strcspn(rest, ":/");
-  if (hl == 0 || hl >= sizeof host)
-    return FERRY_INVALID(err, "server_ip \"%.64s\": expected IP, IP:PORT or http(s)://IP:PORT", server);
-  memcpy(host, rest, hl);
-  host[hl] = '\0';
-  const char *port = own_port(a, req);
-  char pbuf[8];
-  if (rest[hl] == ':') {
-    size_t pl = strcspn(rest + hl + 1, "/");
-    if (pl == 0 || pl >= sizeof pbuf)
-      return FERRY_INVALID(err, "server_ip \"%.64s\": bad port", server);
-    memcpy(pbuf, rest + hl + 1, pl);
-    pbuf[pl] = '\0';
-    port = pbuf;
-    if (rest[hl + 1 + pl] && strcmp(rest + hl + 1 + pl, "/") != 0)
-      return FERRY_INVALID(err, "server_ip \"%.64s\": no path allowed", server);
-  } else if (rest[hl] && strcmp(rest + hl, "/") != 0) {
-    return FERRY_INVALID(err, "server_ip \"%.64s\": no path allowed", server);
-  }
-  uint32_t ip;
-  if (ip_parse(host, &ip) < 0)
-    return FERRY_INVALID(err, "server_ip \"%.64s\": the source must be given by its IPv4 address", server);
-  if (strcmp(port, "8000") != 0 && strcmp(port, own_port(a, req)) != 0)
+  int r = peer_url_parse("server_ip", server, own_port(a, req), u, err);
+  if (r < 0)
+    return r;
+  if (strcmp(u->port, "8000") != 0 && strcmp(u->port, own_port(a, req)) != 0)
     return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
-                         "server_ip %s: port %s is not an agent's port (8000 or %s)", server, port,
-                         own_port(a, req));
-  bool allowed = false;
-  if (a->n_peer_allow == 0)
-    allowed = net_ip_on_link(host);
-  for (size_t i = 0; i < a->n_peer_allow && !allowed; i++)
-    allowed = subnet_contains(&a->peer_allow[i], ip);
-  if (!allowed)
-    return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
-                         "server_ip %s is not an allowed peer (%s)", host,
-                         a->n_peer_allow ? "ferryd --peer-allow" : "not on a network of this host; ferryd --peer-allow");
-  *out = xasprintf("%s://%s:%s", scheme, host, port);
+                         "server_ip %s: port %s is not an agent's port (8000 or %s)", server,
+                         u->port, own_port(a, req));
+  if ((r = agent_peer_check(a, u->host, u->addr, sizeof u->addr, err)) < 0)
+    return ferry_err_wrap(err, "server_ip");
   return 0;
 }
 
@@ -197,11 +219,15 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     http_reply_err(resp, &err);
     return;
   }
-  _cleanup_free_ char *src = NULL;
-  if (pull_url(a, req, server, &src, &err) < 0) {
+  struct peer_url pu;
+  int pr = pull_url(a, req, server, &pu, &err);
+  if (pr < 0) {
     http_reply_err(resp, &err);
+    if (pr == -EHOSTUNREACH)
+      resp->status = 502; /* the name of the source does not resolve */
     return;
   }
+  _cleanup_free_ char *src = xasprintf("%s://%s:%s", pu.scheme, pu.host, pu.port);
   _cleanup_free_ char *me = NULL;
   if (req->local && *req->local)
     me = xasprintf("tcp://%s", req->local);
@@ -210,6 +236,7 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     http_reply_err(resp, &err);
     return;
   }
+  http_client_pin(c, pu.host, pu.port, pu.addr);
   http_client_set_token(c, a->token);
   http_client_set_ca(c, a->tls_ca);
   /* a source that never answers is given up (504): after "timeout"

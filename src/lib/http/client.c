@@ -16,6 +16,7 @@ struct http_client {
   char *base;       /* URL prefix */
   char *auth;       /* "Authorization: Bearer ..." or NULL */
   char *ca;
+  char *resolve;    /* "NAME:PORT:ADDR" for CURLOPT_RESOLVE, or NULL */
   long timeout;
   http_progress_fn progress;
   void *progress_ud;
@@ -50,6 +51,12 @@ void http_client_set_ca(struct http_client *c, const char *ca_file)
 }
 
 void http_client_set_timeout(struct http_client *c, long seconds) { c->timeout = seconds; }
+
+void http_client_pin(struct http_client *c, const char *name, const char *port, const char *addr)
+{
+  free(c->resolve);
+  c->resolve = name && port && addr ? xasprintf("%s:%s:%s", name, port, addr) : NULL;
+}
 
 int http_client_new(const char *host, struct http_client **out, struct ferry_err *err)
 {
@@ -92,6 +99,7 @@ void http_client_free(struct http_client *c)
   free(c->base);
   free(c->auth);
   free(c->ca);
+  free(c->resolve);
   free(c);
 }
 
@@ -169,6 +177,9 @@ static int perform(struct http_client *c, const char *method, const char *path,
     hdr = curl_slist_append(hdr, c->auth);
   if (c->ca)
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+  struct curl_slist *pin = c->resolve ? curl_slist_append(NULL, c->resolve) : NULL;
+  if (pin)
+    curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
   if (c->timeout > 0)
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -193,6 +204,7 @@ static int perform(struct http_client *c, const char *method, const char *path,
   }
   curl_slist_free_all(hdr);
   curl_easy_cleanup(h);
+  curl_slist_free_all(pin);
   return r;
 }
 

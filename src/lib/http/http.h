@@ -99,6 +99,9 @@ void http_client_set_token(struct http_client *c, const char *token);
 void http_client_set_ca(struct http_client *c, const char *ca_file);
 /* Per-request timeout in seconds (0: none, the default). */
 void http_client_set_timeout(struct http_client *c, long seconds);
+/* Connect to addr whenever the URL names host name at port (no lookup of
+ * its own: the address a caller checked is the one used). */
+void http_client_pin(struct http_client *c, const char *name, const char *port, const char *addr);
 /* Called during uploads with the bytes sent so far and the total. */
 typedef void (*http_progress_fn)(void *ud, uint64_t sent, uint64_t total);
 void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud);

@@ -70,7 +70,11 @@ struct outgoing {
   json_t *offer_resp;    /* the target's answer to the offer */
   json_t *tr;            /* its last answer to the restore or the commit */
   char *local;           /* ROOT/migrations/out-ID: CRIU's images */
-  char *redirect_to;     /* the target's host, for the published ports */
+  char *redirect_to;     /* the target's address, for the published ports */
+  char to_host[254];     /* the target's host as the URL names it ... */
+  char to_port[8];
+  char to_addr[16];      /* ... and the address it resolved to, once: all
+                          * connections go there (http_client_pin) */
   /* guarded by out_lock */
   char name[64];
   char phase[24];
@@ -263,7 +267,7 @@ static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **
   if (http_call(c, "POST", psurl, NULL, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
   const char *addr = json_str_or(ps, "address", "");
-  _cleanup_free_ char *host = *addr ? xstrdup(addr) : url_host(o->to);
+  _cleanup_free_ char *host = xstrdup(*addr ? addr : o->to_addr);
   int port = (int)json_integer_value(json_object_get(ps, "port"));
   *page_server = xasprintf("%s:%d", host, port);
   int tcp = tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
@@ -528,6 +532,7 @@ static void *source_main(void *arg)
   struct mig_pipe *p = &o->pipe;
   int r = http_client_new(o->to, &o->c, &p->err);
   if (r == 0) {
+    http_client_pin(o->c, o->to_host, o->to_port, o->to_addr);
     http_client_set_token(o->c, o->token ? o->token : a->token);
     http_client_set_ca(o->c, a->tls_ca);
     http_client_set_progress(o->c, on_progress, o);
@@ -607,6 +612,24 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
                               "with https)");
   if (tls && mem_auto)
     mem = mem_strategy_find("copy");
+  /* The target's host: an address, or a name resolved here once. */
+  _cleanup_free_ char *thost = url_host(to);
+  const char *after = strstr(to, "://") + 3 + strlen(thost);
+  char tport[8] = "";
+  if (*after == ':') {
+    size_t pl = strspn(after + 1, "0123456789");
+    if (pl == 0 || pl >= sizeof tport || (after[1 + pl] && strcmp(after + 1 + pl, "/") != 0))
+      return FERRY_INVALID(err, "target \"%s\": expected tcp://HOST:PORT or https://HOST:PORT", to);
+    memcpy(tport, after + 1, pl);
+  } else if (*after && strcmp(after, "/") != 0) {
+    return FERRY_INVALID(err, "target \"%s\": expected tcp://HOST:PORT or https://HOST:PORT", to);
+  } else {
+    snprintf(tport, sizeof tport, "%s", tls ? "443" : "80");
+  }
+  uint32_t taddrs[4];
+  size_t ntaddr = 0;
+  if ((r = net_resolve4(thost, taddrs, ARRAY_SIZE(taddrs), &ntaddr, err)) < 0)
+    return ferry_err_wrap(err, "target \"%s\"", to);
   json_t *tj = json_object_get(req, "timeout");
   json_t *rj = json_object_get(req, "redirect_for");
   if (rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 || json_integer_value(rj) > 86400))
@@ -638,7 +661,10 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->downtime_ms = o->total_ms = -1;
   snprintf(o->status, sizeof o->status, "running");
   snprintf(o->name, sizeof o->name, "%s", ref);
-  o->redirect_to = url_host(to);
+  snprintf(o->to_host, sizeof o->to_host, "%s", thost);
+  snprintf(o->to_port, sizeof o->to_port, "%s", tport);
+  ip_format(taddrs[0], o->to_addr, sizeof o->to_addr);
+  o->redirect_to = xstrdup(o->to_addr);
   o->host = (struct mig_host){.a = a, .ref = o->ref, .op = OP_MIGRATION, .to = o->to,
                               .mid = o->id,
                               .after = keep ? AFTER_KEEP : AFTER_REMOVE,

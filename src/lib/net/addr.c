@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +87,52 @@ void mac_for_ip(uint32_t ip, char *buf, size_t len)
 {
   snprintf(buf, len, "02:fe:%02x:%02x:%02x:%02x", (ip >> 24) & 255, (ip >> 16) & 255,
            (ip >> 8) & 255, ip & 255);
+}
+
+bool host_name_valid(const char *name)
+{
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0 || n > 253 || name[0] == '-' || name[0] == '.')
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '.' || c == '_'))
+      return false;
+  }
+  return true;
+}
+
+int net_resolve4(const char *host, uint32_t *out, size_t max, size_t *n, struct ferry_err *err)
+{
+  *n = 0;
+  if (max == 0)
+    return FERRY_INTERNAL(err, "net_resolve4: no room");
+  if (ip_parse(host, &out[0]) == 0) {
+    *n = 1;
+    return 0;
+  }
+  if (!host_name_valid(host))
+    return FERRY_INVALID(err, "\"%.64s\" is neither an IPv4 address nor a host name", host);
+  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+  int g = getaddrinfo(host, NULL, &hints, &res);
+  if (g != 0)
+    return ferry_err_set(err, -EHOSTUNREACH, FERRY_E_UNAVAILABLE,
+                         "host name \"%s\" does not resolve to an IPv4 address: %s", host,
+                         g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+  for (struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET)
+      continue;
+    uint32_t v = ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr);
+    bool seen = false;
+    for (size_t i = 0; i < *n; i++)
+      seen |= out[i] == v;
+    if (!seen)
+      out[(*n)++] = v;
+  }
+  freeaddrinfo(res);
+  if (*n == 0)
+    return ferry_err_set(err, -EHOSTUNREACH, FERRY_E_UNAVAILABLE,
+                         "host name \"%s\" does not resolve to an IPv4 address", host);
+  return 0;
 }

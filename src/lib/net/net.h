@@ -23,6 +23,13 @@ bool subnet_contains(const struct subnet *s, uint32_t ip);
 bool subnet_usable(const struct subnet *s, uint32_t ip);
 /* Lowest usable address not in used[] (n entries); 0 when full. */
 uint32_t subnet_alloc(const struct subnet *s, const uint32_t *used, size_t n);
+/* A DNS-style host name (letters, digits, '-', '.', '_'; at most 253)? */
+bool host_name_valid(const char *name);
+/* The IPv4 addresses of host (an address itself, or a name resolved once by
+ * the host's resolver: /etc/hosts, DNS), at most max, duplicates dropped.
+ * A name that does not resolve: -EHOSTUNREACH (class unavailable), the name
+ * in the message. */
+int net_resolve4(const char *host, uint32_t *out, size_t max, size_t *n, struct ferry_err *err);
 /* Locally administered MAC derived from the address: 02:fe:a:b:c:d. */
 void mac_for_ip(uint32_t ip, char *buf, size_t len); /* buf >= 18 */
 /* "aa:bb:cc:dd:ee:ff" (hex digits, either case) */

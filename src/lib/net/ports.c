@@ -1,5 +1,9 @@
 /* Published ports: parsing, checking and the nftables table (see ports.h). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -163,6 +167,35 @@ char *ports_format(json_t *ports)
   return s;
 }
 
+int port_host_free(json_t *m, struct ferry_err *err)
+{
+  const char *ip = json_str_or(m, "host_ip", ""), *proto = json_str_or(m, "protocol", "tcp");
+  long long hp = json_integer_value(json_object_get(m, "host_port"));
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hp)};
+  if (*ip && inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+    return FERRY_INVALID(err, "port mapping: host_ip \"%.64s\" is not an IPv4 address", ip);
+  bool udp = strcmp(proto, "udp") == 0;
+  int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "host port %lld/%s: socket", hp, proto);
+  int one = 1;
+  /* SO_REUSEADDR: a connection of the past (TIME_WAIT) does not hold the
+   * port; a listening (or, for UDP, bound) socket does. */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int r = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
+  close(fd);
+  if (r == -EADDRINUSE)
+    return ferry_err_set(err, r, FERRY_E_CONFLICT,
+                         "host port %s%s%lld/%s is in use by a program of this host", ip,
+                         *ip ? ":" : "", hp, proto);
+  if (r == -EADDRNOTAVAIL)
+    return ferry_err_set(err, r, FERRY_E_INVALID,
+                         "port mapping: %s is not an address of this host", ip);
+  if (r < 0 && r != -EACCES && r != -EPERM)
+    return ferry_err_sys(err, r, "host port %lld/%s", hp, proto);
+  return 0;
+}
+
 json_t *nat_rule(json_t *m, const char *to_ip, int to_port)
 {
   return json_pack("{s:s, s:I, s:s, s:s, s:i}", "host_ip", json_str_or(m, "host_ip", ""),
@@ -212,9 +245,12 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
       free(s);
       return FERRY_INVALID(err, "port forwarding rule %zu is malformed", i);
     }
-    char match[64];
+    /* Only ever traffic addressed to this host: a mapping on an address
+     * that is not (or no longer) the host's must not capture the host's
+     * own connections to that address (a peer agent's, say). */
+    char match[80];
     if (*hip)
-      snprintf(match, sizeof match, "ip daddr %s", hip);
+      snprintf(match, sizeof match, "fib daddr type local ip daddr %s", hip);
     else
       snprintf(match, sizeof match, "fib daddr type local");
     char *h = xasprintf("%s"

@@ -1,6 +1,8 @@
 /* Published ports, podman's way: "[IP:]HOSTPORT:CTRPORT[/tcp|udp]" makes
  * HOSTPORT on the host's addresses (or on IP only) reach CTRPORT of the
- * container. Implemented with nftables in a table of the agent's own
+ * container. Only traffic addressed to one of the host's own addresses is
+ * ever forwarded (fib daddr type local), and a port a program of the host
+ * listens on (the agent's API among them) cannot be published. Implemented with nftables in a table of the agent's own
  * (ip ferry_<bridge>): a DNAT in prerouting (packets from elsewhere) and in
  * output (the host's own connections, except through 127.0.0.0/8), and a
  * masquerade of those connections in postrouting, so that a client on the
@@ -26,6 +28,11 @@ int ports_check(json_t *in, json_t **out, struct ferry_err *err);
 bool port_conflict(json_t *a, json_t *b);
 /* "0.0.0.0:6379->6379/tcp, ..." (malloc'd; "" for none). */
 char *ports_format(json_t *ports);
+
+/* Is the mapping's host port free on this host (no program of the host
+ * listens on it, the agent's own API included), and its host_ip an address
+ * of this host? Tried by binding it, in the caller's network namespace. */
+int port_host_free(json_t *mapping, struct ferry_err *err);
 
 /* One forwarding rule: packets to host_ip (or any local address when "")
  * and host_port are sent to to_ip:to_port. */
