@@ -101,10 +101,24 @@ check "source agent dies mid-migration: resumed on restart, target cleaned up"
 f a1 migrate svc --to "$HOST_a2_URL" >/dev/null
 f a2 ps | grep -q "svc .*running" || fail "final migration"
 check "a clean migration succeeds after all that"
+# 7. back again (a2 -> a1), and a2's agent dies right after a1 committed:
+# on restart a2 finds its older record of the move that brought svc there;
+# the newest (the move away) decides: a1 runs svc, a2 removes its copy, and
+# nothing on a2 can be resumed.
+host_restart a2 FERRY_FAULT=source-committed:exit
+f a2 migrate svc --to "$HOST_a1_URL" >/dev/null 2>&1 || true
+for _ in $(seq 1 100); do kill -0 "$HOST_a2_PID" 2>/dev/null || break; sleep 0.1; done
+grep -q "injecting exit at source-committed" "$T_DIR/a2/ferryd.log" || fail "the fault point source-committed was not reached"
+host_restart a2
+f a1 ps | grep -q "svc .*running" || fail "svc not running on a1 after a2 died past the commit: $(f a1 ps -a)"
+f a2 ps -a | grep -Eq "svc .*(running|paused)" && fail "a2 woke its stale copy: $(f a2 ps -a)"
+expect_fail "" f a2 resume svc
+f a2 ps -a | grep -Eq "svc .*(running|paused)" && fail "ferry resume on a2 ran a second copy: $(f a2 ps -a)"
+check "the source dies right after the commit of a return move: one copy (on a1), the older incoming record on a2 wakes nothing, resume refused"
 touch "$T_DIR/stop-client"
 rc=0
 wait "$client" || rc=$?
 cat "$T_DIR/client.out"
 [ "$rc" = 0 ] || fail "client: $(cat "$T_DIR/client.out")"
-check "one TCP connection survived all six failures and the final move: $(cat "$T_DIR/client.out")"
+check "one TCP connection survived all six failures and the final moves: $(cat "$T_DIR/client.out")"
 echo "# all checks passed"

@@ -881,7 +881,10 @@ static void target_recover(struct agent *a)
       in->report = json_incref(json_object_get(st, "report"));
       in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
       _cleanup_json_ json_t *rec = find_copy(a, in);
-      if (rec && rec_op(rec) != OP_NONE) {
+      /* Only a copy this migration was still restoring: the container may
+       * have moved on since (an outgoing migration owns it now, whose own
+       * recovery asks its target), and an older record must never wake it. */
+      if (rec && rec_op(rec) == OP_RESTORE) {
         log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
                  in->id, rec_name(rec));
         bring_up(a, in, rec);
