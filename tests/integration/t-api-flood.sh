@@ -65,4 +65,46 @@ rss1=$(rss)
 wait "$flood" || true
 check "flood of slow connections and stalled bodies ($(head -1 "$T_DIR/flood.out")): ps answered in $(( (t1 - t0) / 1000000 )) ms, token holder and /health served, RSS ${rss0} -> ${rss1} kB"
 f a1 ps | grep -q "svc .*running" || fail "ps after the flood"
+
+# Many addresses, each under the per-address limit: 32 connections from each
+# of 10 addresses that never finish their headers (320 in all, more than
+# the server's 256). Token holders and /health from yet another address are
+# served all the same; it runs 15 s at most.
+for i in $(seq 0 9); do in_ns c1 ip addr add "$CLUSTER_NET.$((230 + i))/24" dev eth0; done
+in_ns c1 python3 - "$CLUSTER_NET" 9000 >"$T_DIR/flood2.out" 2>&1 <<'EOF' &
+import socket, sys, time
+net, port = sys.argv[1], int(sys.argv[2])
+socks, refused = [], 0
+t_end = time.time() + 15
+for i in range(10):
+    for k in range(32):
+        try:
+            s = socket.socket()
+            s.bind(("%s.%d" % (net, 230 + i), 0))
+            s.settimeout(1)
+            s.connect((net + ".241", port))
+            s.send(b"GET /v1/containers HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        except OSError:
+            refused += 1
+print("opened", len(socks), "refused", refused, flush=True)
+while time.time() < t_end:
+    for s in socks:
+        try:
+            s.send(b"X-Slow: 1\r\n")
+        except OSError:
+            pass
+    time.sleep(1)
+EOF
+flood2=$!
+sleep 3
+kill -0 "$flood2" 2>/dev/null || fail "the second flood ended early: $(cat "$T_DIR/flood2.out")"
+for k in 1 2 3; do
+  code=$(in_ns c2 curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Authorization: Bearer $TOK" "$A1/v1/containers" || true)
+  [ "$code" = 200 ] || fail "a token holder got $code while 320 connections from 10 addresses stalled ($(cat "$T_DIR/flood2.out"))"
+  code=$(in_ns c2 curl -s -o /dev/null -w '%{http_code}' -m 10 "$A1/health" || true)
+  [ "$code" = 200 ] || fail "/health got $code while 320 connections from 10 addresses stalled"
+done
+wait "$flood2" || true
+check "320 connections that never finish their headers, 32 from each of 10 addresses ($(head -1 "$T_DIR/flood2.out")): token holder and /health served throughout"
 echo "# all checks passed"

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http/gate.h"
 #include "http/http.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -27,6 +28,7 @@ struct http_server;
 struct listener {
   struct http_server *srv;
   struct MHD_Daemon *mhd;
+  struct gate *gate; /* TCP: accepts, and passes on complete requests */
   int fd;
   bool need_token;
 };
@@ -104,7 +106,7 @@ static const char *query_get(void *ctx, const char *key)
   return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *con, int status, json_t *j)
+static enum MHD_Result send_json_as(struct MHD_Connection *con, int status, json_t *j, bool close_after)
 {
   char *s = json_dumps(j, JSON_COMPACT);
   size_t n = s ? strlen(s) : 0;
@@ -117,17 +119,26 @@ static enum MHD_Result send_json(struct MHD_Connection *con, int status, json_t 
   free(s);
   struct MHD_Response *r = MHD_create_response_from_buffer(n + 1, withnl, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
+  if (close_after)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(con, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *con, int status, const char *msg)
+
+static enum MHD_Result send_error_as(struct MHD_Connection *con, int status, const char *msg,
+                                     bool close_after)
 {
   json_t *j = json_pack("{s:s, s:s}", "status", "error", "message", msg);
-  enum MHD_Result r = send_json(con, status, j);
+  enum MHD_Result r = send_json_as(con, status, j, close_after);
   json_decref(j);
   return r;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *con, int status, const char *msg)
+{
+  return send_error_as(con, status, msg, false);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url,
@@ -152,7 +163,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
       c->fd = -1;
       c->rejected = true;
       *con_cls = c;
-      return send_error(con, 401, "missing or wrong bearer token");
+      /* and the connection closes: no caller without the token keeps one */
+      return send_error_as(con, 401, "missing or wrong bearer token", true);
     }
     c = calloc(1, sizeof *c);
     if (!c)
@@ -262,7 +274,8 @@ complete:
     ret = MHD_queue_response(con, (unsigned)resp.status, r);
     MHD_destroy_response(r);
   } else {
-    ret = send_json(con, resp.status, resp.json ? resp.json : json_null());
+    ret = send_json_as(con, resp.status, resp.json ? resp.json : json_null(),
+                       ls->need_token && c->ignore_body);
     json_decref(resp.json);
   }
   return ret;
@@ -308,20 +321,27 @@ static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls
   unsigned limit = l->need_token ? TCP_MAX_CONNECTIONS : LOCAL_MAX_CONNECTIONS;
   unsigned per_ip = l->need_token ? TCP_MAX_PER_IP : 0;
   unsigned idle = l->need_token ? TCP_IDLE_TIMEOUT_S : LOCAL_IDLE_TIMEOUT_S;
-  if (tls)
-    return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, l,
-                            MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                            NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, idle,
-                            MHD_OPTION_CONNECTION_LIMIT, limit,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-                            MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
-                            s->key_pem, MHD_OPTION_END);
-  return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
-                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                          MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL,
-                          MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, limit,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
+  struct MHD_OptionItem opts[12];
+  size_t n = 0;
+#define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+  /* TCP: the gate accepts; MHD gets the connections whose headers are in */
+  if (l->need_token)
+    flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+  else
+    OPT(MHD_OPTION_LISTEN_SOCKET, l->fd, NULL);
+  OPT(MHD_OPTION_NOTIFY_COMPLETED, completed, NULL);
+  OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL);
+  OPT(MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL);
+  OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+  OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL);
+  if (tls) {
+    flags |= MHD_USE_TLS;
+    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
+    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
+  }
+  OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+  return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 }
 
 static int open_unix(struct http_server *s, const char *path, struct ferry_err *err)
@@ -387,6 +407,7 @@ static int open_tcp(struct http_server *s, const char *addr, struct ferry_err *e
 
 static void server_free(struct http_server *s)
 {
+  gate_stop(s->tcp.gate);
   if (s->local.mhd)
     MHD_stop_daemon(s->local.mhd);
   if (s->tcp.mhd)
@@ -446,6 +467,8 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                          tls ? "HTTPS" : "HTTP", o->listen);
       goto fail;
     }
+    if ((r = gate_start(s->tcp.fd, s->tcp.mhd, tls, &s->tcp.gate, err)) < 0)
+      goto fail;
   }
   *out = s;
   return 0;
