@@ -8,7 +8,8 @@
 source "$(dirname "$0")/lib.sh"
 need python3
 host_up h1 61
-make_rootfs
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/busybox.tar" \
+  --add "$FERRY_BUILD/tests/echo-server" --add "$FERRY_BUILD/tests/memhog"
 f h1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 SUB=$HOST_h1_SUBNET
 
@@ -70,6 +71,34 @@ crash_at checkpoint-dumped f h1 checkpoint r2 "$T_DIR/ck2"
 [ "$(answers r2 "$SUB.12")" = ok ] || fail "checkpoint-dumped: r2 runs but does not answer"
 [ "$(f h1 exec r2 cat /etc/marker)" = kept ] || fail "checkpoint-dumped: r2 lost its rootfs change"
 check "ferryd dies after CRIU dumped the container (processes kept, frozen): after the restart it runs on with its files"
+
+# kill -9 while CRIU dumps: CRIU outlives the agent and, when it ends,
+# freezes the container again (it puts back the freezer state it found);
+# the restart waits for it before it resumes the container.
+f h1 run -d --name r3 --ip "$SUB.13" busybox /bin/memhog 400 >/dev/null
+sleep 1
+ipid=$(f h1 inspect r3 | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)
+[ -n "$ipid" ] || fail "no pid for r3: $(f h1 inspect r3)"
+f h1 checkpoint r3 "$T_DIR/ck-r3" >/dev/null 2>&1 &
+ckpt=$!
+traced=0
+for _ in $(seq 1 400); do  # bounded: 20 s
+  tp=$(awk '/^TracerPid:/ {print $2}' "/proc/$ipid/status" 2>/dev/null || echo 0)
+  if [ "${tp:-0}" != 0 ]; then traced=1; break; fi
+  sleep 0.05
+done
+[ "$traced" = 1 ] || fail "CRIU never took hold of r3"
+kill -9 "$HOST_h1_PID"
+wait "$HOST_h1_PID" 2>/dev/null || true
+wait "$ckpt" 2>/dev/null || true
+start_agent h1
+for k in 1 2 3; do
+  [ "$(status r3)" = running ] || fail "kill -9 during the dump: r3 is '$(status r3)' ${k}s after the restart, want running: $(f h1 ps -a)"
+  sleep 1
+done
+f h1 exec r3 true || fail "kill -9 during the dump: r3 cannot run a command"
+f h1 rm -f r3 >/dev/null
+check "ferryd killed (-9) while CRIU dumps a 400 MiB container: after the restart it runs, and stays running after CRIU ends"
 
 # --- restore ---
 f h1 checkpoint r2 "$T_DIR/ck3" >/dev/null || fail "checkpoint for the restore cases"

@@ -179,9 +179,11 @@ void agent_recover(struct agent *a)
     enum ctr_op op = rec_op(rec);
     if (op == OP_CHECKPOINT) {
       /* A checkpoint was cut short: the container may still be frozen. */
+      /* (also when it was not paused yet: its link may be down) */
       _cleanup_free_ char *st = NULL;
       int pid;
-      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0) {
+      if (runc_state(&a->rt, id, &st, &pid) == 0 &&
+          (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0)) {
         agent_ctr_thaw(a, rec);
         log_warn("agent", "container %s: resumed after an interrupted checkpoint",
                  (rec_has_name(rec) ? rec_name(rec) : id));

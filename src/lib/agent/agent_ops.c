@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/agent.h"
 #include "ckpt/ckpt.h"
@@ -33,12 +34,58 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct f
   return 0;
 }
 
+static void sleep_ms(int ms)
+{
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* The process that ptrace-holds pid (CRIU dumping it), 0 when none. */
+static int tracer_of(int pid)
+{
+  _cleanup_free_ char *path = xasprintf("/proc/%d/status", pid);
+  _cleanup_free_ char *txt = NULL;
+  size_t n = 0;
+  if (pid <= 0 || read_file(path, 65536, &txt, &n, NULL) < 0)
+    return 0;
+  const char *t = strstr(txt, "\nTracerPid:");
+  return t ? atoi(t + 12) : 0;
+}
+
+/* A CRIU started for an agent that died outlives it and still holds the
+ * container's processes: thawed under it, the container is frozen again
+ * when it ends (CRIU puts back the freezer state it found, and runc had
+ * paused it). So its end is awaited first (bounded: 30 s, then it is
+ * stopped). */
+static void wait_dump_gone(const char *name, int pid)
+{
+  int tracer = tracer_of(pid);
+  if (!tracer)
+    return;
+  log_warn("agent", "container %s: a dump (process %d) still holds it: waiting for its end", name,
+           tracer);
+  uint64_t until = now_mono_ms() + 30000;
+  while ((tracer = tracer_of(pid)) && now_mono_ms() < until)
+    sleep_ms(50);
+  if (tracer) {
+    log_warn("agent", "container %s: the dump (process %d) did not end in 30 s: stopped", name,
+             tracer);
+    kill(tracer, SIGKILL);
+    for (int i = 0; i < 100 && tracer_of(pid); i++)
+      sleep_ms(50);
+  }
+}
+
 void agent_ctr_thaw(struct agent *a, json_t *rec)
 {
   const char *id = rec_id(rec);
-  net_link_set(rec_veth(rec), true, NULL);
   _cleanup_free_ char *st = NULL;
-  int pid;
+  int pid = 0;
+  if (runc_state(&a->rt, id, &st, &pid) == 0)
+    wait_dump_gone(rec_name(rec), pid);
+  net_link_set(rec_veth(rec), true, NULL);
+  free(st);
+  st = NULL;
   if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
     runc_simple(&a->rt, "resume", id, NULL);
 }
