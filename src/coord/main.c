@@ -588,6 +588,8 @@ static void usage(FILE *f)
              "      visibility windows of every satellite from every station\n"
              "  serve --db FILE [--listen ADDR:PORT] [--token-file F] ...\n"
              "      run the coordinator (node registry, migrations, REST API)\n"
+             "  node forget --db FILE NAME\n"
+             "      remove a node, and the secret its name is bound to (a node that lost it)\n"
              "  plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json]\n"
              "      the handover schedule of services following satellite visibility (dry run)\n");
 }
@@ -608,6 +610,29 @@ int main(int argc, char **argv)
     return plan_cmd(argc - 1, argv + 1);
   if (strcmp(argv[1], "serve") == 0)
     return serve(argc - 1, argv + 1);
+  if (strcmp(argv[1], "node") == 0 && argc >= 3 && strcmp(argv[2], "forget") == 0) {
+    /* ferry-coord node forget --db FILE NAME */
+    const char *db = NULL, *name = NULL;
+    for (int i = 3; i < argc; i++) {
+      if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+        db = argv[++i];
+      else if (!name && argv[i][0] != '-')
+        name = argv[i];
+      else {
+        fprintf(stderr, "Error: node forget: unexpected \"%s\"\n", argv[i]);
+        return 125;
+      }
+    }
+    if (!db || !name) {
+      fprintf(stderr, "Usage: ferry-coord node forget --db FILE NAME\n");
+      return 125;
+    }
+    struct ferry_err err = {0};
+    if (coord_node_forget(db, name, &err) < 0)
+      return fail(&err);
+    printf("node %s forgotten: its next registration binds the name to a new secret\n", name);
+    return 0;
+  }
   fprintf(stderr, "Error: unknown command \"%s\" (see ferry-coord --help)\n", argv[1]);
   return 125;
 }

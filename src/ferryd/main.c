@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -18,6 +19,7 @@
 #include "util/cleanup.h"
 #include "util/config.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -69,16 +71,32 @@ static void usage(FILE *f)
  * every interval (the heartbeat). */
 struct announce {
   const char *coord, *name, *url, *satellite, *token, *ca;
+  char *secret_path; /* ROOT/coord-node.json: the secret the coordinator bound our name to */
   int interval_s;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool stop;
 };
 
+/* The secret the coordinator gave this node's name, if it was this
+ * coordinator and this name (NULL otherwise). */
+static char *secret_load(struct announce *an)
+{
+  json_t *j = NULL;
+  char *s = NULL;
+  if (json_load(an->secret_path, &j, NULL) == 0 &&
+      strcmp(json_str_or(j, "coord", ""), an->coord) == 0 &&
+      strcmp(json_str_or(j, "name", ""), an->name) == 0 && json_str_or(j, "secret", NULL))
+    s = xstrdup(json_str_or(j, "secret", ""));
+  json_decref(j);
+  return s;
+}
+
 static void *announce_main(void *arg)
 {
   struct announce *an = arg;
   bool was_ok = false;
+  char *secret = secret_load(an);
   pthread_mutex_lock(&an->lock);
   while (!an->stop) {
     pthread_mutex_unlock(&an->lock);
@@ -91,9 +109,26 @@ static void *announce_main(void *arg)
       json_t *body = json_pack("{s:s, s:s}", "name", an->name, "url", an->url);
       if (an->satellite)
         json_object_set_new(body, "satellite", json_string(an->satellite));
-      int r = http_call(c, "POST", "/v1/nodes", body, NULL, &err);
+      if (secret)
+        json_object_set_new(body, "node_secret", json_string(secret));
+      json_t *got = NULL;
+      int r = http_call(c, "POST", "/v1/nodes", body, &got, &err);
       json_decref(body);
       http_client_free(c);
+      const char *fresh = json_str_or(got, "node_secret", NULL);
+      if (r == 0 && fresh) {
+        /* our name is bound to this secret from now on: kept (0600) */
+        free(secret);
+        secret = xstrdup(fresh);
+        json_t *keep = json_pack("{s:s, s:s, s:s}", "coord", an->coord, "name", an->name,
+                                 "secret", secret);
+        mode_t old = umask(0077);
+        if (json_save_atomic(an->secret_path, keep, &err) < 0)
+          log_warn("ferryd", "coordinator %s: cannot keep the node secret: %s", an->coord, err.msg);
+        umask(old);
+        json_decref(keep);
+      }
+      json_decref(got);
       if (r < 0 && was_ok)
         log_warn("ferryd", "coordinator %s: %s", an->coord, err.msg);
       else if (r == 0 && !was_ok)
@@ -108,6 +143,7 @@ static void *announce_main(void *arg)
       pthread_cond_timedwait(&an->cond, &an->lock, &ts);
   }
   pthread_mutex_unlock(&an->lock);
+  free(secret);
   return NULL;
 }
 
@@ -302,6 +338,7 @@ int main(int argc, char **argv)
       an.name = an.name ? an.name : a.id;
       an.token = token;
       an.ca = o.tls_ca;
+      an.secret_path = path_join(a.root, "coord-node.json");
       if (an.interval_s < 1)
         an.interval_s = 1;
       announcing = pthread_create(&anth, NULL, announce_main, &an) == 0;
@@ -316,6 +353,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&an.lock);
     pthread_join(anth, NULL);
   }
+  free(an.secret_path);
   log_info("ferryd", "signal %d: shutting down (containers keep running)", sig);
   /* A request stuck on a dead peer must not keep the agent from stopping:
    * the containers do not depend on it (ferry-shim owns them). */

@@ -72,13 +72,33 @@ echo "$out" | grep -q '"status":"success"' || fail "/register: $out"
 co node ls | grep -q "seed-node .*tcp://198.18.100.249:8000" || fail "seed node not listed"
 check "seed POST /register adds a node"
 
+# a holder of the cluster token cannot speak for another node: each name is
+# bound to the secret its first registration got
+out=$(capi POST /v1/nodes '{"name": "a2", "url": "tcp://198.18.100.250:9000"}')
+echo "$out" | grep -q "bound to the secret" || fail "re-registering a2 elsewhere was not refused: $out"
+out=$(capi POST /register '{"hostname": "seed-node", "ip": "198.18.100.250", "port": 8000}')
+echo "$out" | grep -q "bound to the secret" || fail "re-registering seed-node elsewhere was not refused: $out"
+co node ls | grep -q "^a2 .*tcp://$CLUSTER_NET.242:9000" || fail "a2's address changed: $(co node ls)"
+co node ls | grep -q "seed-node .*tcp://198.18.100.249:8000" || fail "seed-node's address changed: $(co node ls)"
+capi GET /v1/nodes | grep -q "secret" && fail "the node list shows secrets: $(capi GET /v1/nodes)"
+"$FERRY_BUILD/ferry-coord" node forget --db "$T_DIR/coord.db" seed-node >/dev/null || fail "node forget"
+out=$(capi POST /register '{"hostname": "seed-node", "ip": "198.18.100.250", "port": 8000}')
+echo "$out" | grep -q '"status":"success"' || fail "/register after node forget: $out"
+check "a token holder cannot re-register another node at another URL (403, nothing changes); ferry-coord node forget frees a name"
+
 # a node that stops heartbeating is down and never chosen
 stop_agent a3 KILL
-for _ in $(seq 1 40); do co node ls | grep -q "^a3 .*down" && break; sleep 0.2; done
+for _ in $(seq 1 40); do
+  # forged heartbeats (the token, not a3's secret) do not keep it up
+  out=$(capi POST /v1/nodes/a3/heartbeat)
+  echo "$out" | grep -q "bound to the secret" || fail "a forged heartbeat of a3 was not refused: $out"
+  co node ls | grep -q "^a3 .*down" && break
+  sleep 0.2
+done
 co node ls | grep -q "^a3 .*down" || fail "a3 not marked down: $(co node ls)"
 expect_fail "destination node \"a3\" is down" co migrate svc --to a3
 f a1 ps | grep -q "svc .*running" || fail "svc moved"
-check "a killed node is marked down and refused as a destination"
+check "a killed node is marked down (forged heartbeats refused) and refused as a destination"
 
 # the coordinator restarts: nothing lost; a migration in flight is resolved
 n_before=$(capi GET /v1/migrations | grep -o '"id"' | wc -l)

@@ -119,7 +119,7 @@ else:
     chk.fails.append(f"the agents did not register: {nodes}")
 want(call("GET", "/v1/nodes/a1"), 200)
 want(call("GET", "/v1/nodes/nosuch"), 404)
-want(call("POST", "/v1/nodes/a1/heartbeat"), 200)
+want(call("POST", "/v1/nodes/a1/heartbeat"), 403)  # the token alone does not speak for a1
 want(call("POST", "/v1/nodes/nosuch/heartbeat"), 404)
 want(call("POST", "/v1/nodes", {"name": "extra", "url": "tcp://198.18.100.99:9000"}), 200)
 want(call("POST", "/v1/nodes", {"name": "bad"}), 400)

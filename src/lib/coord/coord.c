@@ -1,5 +1,7 @@
 #include "coord/coord.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@ static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, url TEXT NOT NULL, satellite TEXT,"
-    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL);"
+    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL, secret_hash TEXT);"
     "CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, node TEXT NOT NULL, updated TEXT);"
     "CREATE TABLE IF NOT EXISTS migrations(id TEXT PRIMARY KEY, container TEXT NOT NULL,"
     "  origin TEXT NOT NULL, dest TEXT NOT NULL, keep INTEGER NOT NULL, status TEXT NOT NULL,"
@@ -87,6 +89,44 @@ static void now_str(char *buf, size_t len) { format_time(now_wall_ms(), buf, len
 
 /* ---------------------------------------------------------------- nodes */
 
+/* What a node's record shows (never its secret's hash). */
+#define NODE_COLUMNS "name, url, satellite, registered, last_seen_ms"
+
+/* A node's secret: given to it at its first registration, asked of every
+ * later registration and heartbeat of that name. Stored as its SHA-256. */
+static void secret_hash(const char *secret, char out[65])
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(secret, strlen(secret), md, &n, EVP_sha256(), NULL);
+  for (unsigned i = 0; i < 32 && i < n; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  out[64] = '\0';
+}
+
+/* Caller holds c->lock. 1: the name is free or unbound (*bound false);
+ * 0: bound and secret matches; <0: 403. */
+static int node_secret_check(struct coord *c, const char *name, const char *secret, bool *bound,
+                             struct ferry_err *err)
+{
+  const char *p[] = {name};
+  _cleanup_json_ json_t *rows = query(c, "SELECT secret_hash FROM nodes WHERE name = ?", p, 1);
+  const char *have = json_str_or(json_array_get(rows, 0), "secret_hash", NULL);
+  *bound = have && strlen(have) == 64;
+  if (!*bound)
+    return 1;
+  char got[65];
+  if (secret && *secret) {
+    secret_hash(secret, got);
+    if (CRYPTO_memcmp(got, have, 64) == 0)
+      return 0;
+  }
+  return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
+                       "node \"%s\" is bound to the secret it was given when it registered, and "
+                       "this request %s (a node that lost its secret: ferry-coord node forget %s)",
+                       name, secret && *secret ? "carries another" : "does not carry it", name);
+}
+
 static void node_status(struct coord *c, json_t *n)
 {
   int64_t seen = json_integer_value(json_object_get(n, "last_seen_ms"));
@@ -104,7 +144,7 @@ int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry
 {
   const char *p[] = {name};
   pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT * FROM nodes WHERE name = ?", p, 1);
+  json_t *rows = query(c, "SELECT " NODE_COLUMNS " FROM nodes WHERE name = ?", p, 1);
   pthread_mutex_unlock(&c->lock);
   json_t *n = json_array_get(rows, 0);
   if (!n) {
@@ -121,7 +161,7 @@ int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry
 json_t *coord_node_list(struct coord *c)
 {
   pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT * FROM nodes ORDER BY name", NULL, 0);
+  json_t *rows = query(c, "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name", NULL, 0);
   pthread_mutex_unlock(&c->lock);
   size_t i;
   json_t *n;
@@ -152,29 +192,75 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
   if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
     return FERRY_INVALID(err, "node \"%s\": url \"%s\" must be tcp://, http:// or https://", name, url);
   const char *sat = json_str_or(req, "satellite", NULL);
+  const char *secret = json_str_or(req, "node_secret", NULL);
   char ts[40], ms[32];
   now_str(ts, sizeof ts);
   snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
-  const char *p[] = {name, url, sat, ts, ms};
+  /* The first registration of a name binds it to a new secret, returned
+   * once; every later one must carry it. */
+  char fresh[65] = "", hash[65] = "";
+  bool bound = false;
   pthread_mutex_lock(&c->lock);
-  r = exec_params(c,
-                  "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms) VALUES(?,?,?,?,?)"
-                  " ON CONFLICT(name) DO UPDATE SET url = excluded.url, satellite = excluded.satellite,"
-                  " last_seen_ms = excluded.last_seen_ms",
-                  p, 5, err);
+  r = node_secret_check(c, name, secret, &bound, err);
+  if (r >= 0) {
+    if (!bound) {
+      random_hex(fresh, 64);
+      secret_hash(fresh, hash);
+    }
+    const char *p[] = {name, url, sat, ts, ms, bound ? NULL : hash};
+    r = exec_params(c,
+                    "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms, secret_hash)"
+                    " VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET url = excluded.url,"
+                    " satellite = excluded.satellite, last_seen_ms = excluded.last_seen_ms,"
+                    " secret_hash = coalesce(nodes.secret_hash, excluded.secret_hash)",
+                    p, 6, err);
+  }
   pthread_mutex_unlock(&c->lock);
   if (r < 0)
     return r;
-  return coord_node_get(c, name, out, err);
+  if ((r = coord_node_get(c, name, out, err)) < 0)
+    return r;
+  if (!bound)
+    json_object_set_new(*out, "node_secret", json_string(fresh));
+  return 0;
 }
 
-int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *err)
+int coord_node_forget(const char *db_path, const char *name, struct ferry_err *err)
+{
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    int r = FERRY_NOTFOUND(err, "database %s: %s", db_path, db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = NULL;
+  int r = 0;
+  if (sqlite3_prepare_v2(db, "DELETE FROM nodes WHERE name = ?", -1, &st, NULL) != SQLITE_OK ||
+      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+      sqlite3_step(st) != SQLITE_DONE)
+    r = FERRY_INTERNAL(err, "database %s: %s", db_path, sqlite3_errmsg(db));
+  else if (sqlite3_changes(db) == 0)
+    r = FERRY_NOTFOUND(err, "node \"%s\": no such node in %s", name, db_path);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return r;
+}
+
+int coord_node_heartbeat(struct coord *c, const char *name, const char *secret,
+                         struct ferry_err *err)
 {
   char ms[32];
   snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
   const char *p[] = {ms, name};
+  bool bound = false;
   pthread_mutex_lock(&c->lock);
-  int r = exec_params(c, "UPDATE nodes SET last_seen_ms = ? WHERE name = ?", p, 2, err);
+  int r = node_secret_check(c, name, secret, &bound, err);
+  if (r < 0) {
+    pthread_mutex_unlock(&c->lock);
+    return r;
+  }
+  r = exec_params(c, "UPDATE nodes SET last_seen_ms = ? WHERE name = ?", p, 2, err);
   int changed = sqlite3_changes(c->db);
   pthread_mutex_unlock(&c->lock);
   if (r == 0 && changed == 0)
@@ -583,6 +669,9 @@ int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err 
     sqlite3_free(msg);
     return r;
   }
+  /* databases of earlier versions: nodes without a secret (bound at their
+   * next registration) */
+  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN secret_hash TEXT", NULL, NULL, NULL);
   c->running = 1;
   pthread_t th;
   pthread_attr_t at;

@@ -38,9 +38,17 @@ struct coord {
 int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err *err);
 void coord_close(struct coord *c);
 
-/* {"name", "url", "satellite"?} (also the seed's {"hostname"|"node", "ip"|"address", "port"}) */
+/* {"name", "url", "satellite"?, "node_secret"?} (also the seed's
+ * {"hostname"|"node", "ip"|"address", "port"}). A name's first
+ * registration binds it to a new secret, returned once as "node_secret";
+ * every later registration and heartbeat of that name must carry it (403
+ * otherwise): a holder of the cluster token cannot speak for another node. */
 int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
-int coord_node_heartbeat(struct coord *c, const char *name, struct ferry_err *err);
+int coord_node_heartbeat(struct coord *c, const char *name, const char *secret,
+                         struct ferry_err *err);
+/* Removes a node (and so its binding) from the database at db_path: the
+ * operator's way out for a node that lost its secret (ferry-coord node forget). */
+int coord_node_forget(const char *db_path, const char *name, struct ferry_err *err);
 json_t *coord_node_list(struct coord *c);
 /* The up node that runs container (every up node is asked), or NULL. */
 json_t *coord_find_running(struct coord *c, const char *container);

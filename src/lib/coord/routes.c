@@ -62,9 +62,10 @@ H(node_get)
 
 H(node_heartbeat)
 {
-  (void)req;
   struct ferry_err err = {0};
-  if (coord_node_heartbeat(COORD(ctx), args[0], &err) < 0)
+  _cleanup_json_ json_t *b = NULL;
+  if ((req->body_len && http_body(req, &b, &err) < 0) ||
+      coord_node_heartbeat(COORD(ctx), args[0], json_str_or(b, "node_secret", NULL), &err) < 0)
     http_reply_err(resp, &err);
   else
     http_reply(resp, 200, json_pack("{s:s}", "status", "success"));
