@@ -9,9 +9,9 @@ need curl openssl redis-cli
 cluster_up 2
 cluster_client c1 "$CLUSTER_NET.250"
 "$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
-f a1 image import "$T_DIR/redis.tar" --name redis >/dev/null
+f a1 image import "$T_DIR/redis.tar" --name redis:alpine >/dev/null
 R="$CLUSTER_NET.40"
-f a1 run -d --name redis --ip "$R" -v rdata:/data redis redis-server --protected-mode no --save '' >/dev/null
+f a1 run -d --name redis --ip "$R" -v rdata:/data redis:alpine redis-server --protected-mode no --save '' >/dev/null
 for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$R" ping >/dev/null 2>&1 && break; sleep 0.1; done
 TOK=$(cat "$T_DIR/token")
 A1="http://$CLUSTER_NET.241:9000" A2="http://$CLUSTER_NET.242:9000"
@@ -107,7 +107,7 @@ for i in 1 2; do
   start_agent a$i -- --bridge "fb${$}m$i" --subnet "$CLUSTER_NET.0/24" --gateway "$ip" --listen "$ip:9000" \
     --token-file "$T_DIR/token" --tls-cert "$T_DIR/a$i.pem" --tls-key "$T_DIR/a$i.key" --tls-ca "$T_DIR/ca.pem"
 done
-f a1 run -d --name web --ip "$CLUSTER_NET.41" redis redis-server --protected-mode no --save '' >/dev/null
+f a1 run -d --name web --ip "$CLUSTER_NET.41" redis:alpine redis-server --protected-mode no --save '' >/dev/null
 code=$(in_ns c1 curl -s -o /dev/null -w '%{http_code}' --cacert "$T_DIR/ca.pem" "https://$CLUSTER_NET.242:9000/health")
 [ "$code" = 200 ] || fail "https health: $code"
 expect_fail "outside the agents' TLS connection" f a1 migrate web --to "https://$CLUSTER_NET.242:9000" --memory stream
@@ -121,7 +121,7 @@ stop_agent a1
 start_agent a1 -- --bridge "fb${$}m1" --subnet "$CLUSTER_NET.0/24" --gateway "$CLUSTER_NET.241" \
   --listen "$CLUSTER_NET.241:9000" --token-file "$T_DIR/token" --tls-cert "$T_DIR/a1.pem" \
   --tls-key "$T_DIR/a1.key" --tls-ca "$T_DIR/bad.pem"
-f a1 run -d --name web2 --ip "$CLUSTER_NET.42" redis redis-server --protected-mode no --save '' >/dev/null
+f a1 run -d --name web2 --ip "$CLUSTER_NET.42" redis:alpine redis-server --protected-mode no --save '' >/dev/null
 expect_fail "certificate|SSL|ssl" f a1 migrate web2 --to "https://$CLUSTER_NET.242:9000"
 f a1 ps | grep -q "web2 .*running" || fail "web2 not running after refused TLS peer"
 [ -z "$(f a2 ps -a --json | grep '"name": "web2"')" ] || fail "web2 reached a2"

@@ -20,7 +20,7 @@ for _ in $(seq 1 50); do [ -S "$T_DIR/coord.sock" ] && break; sleep 0.1; done
 make_rootfs
 f a2 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 "$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
-f a1 image import "$T_DIR/redis.tar" --name redis >/dev/null
+f a1 image import "$T_DIR/redis.tar" --name redis:alpine >/dev/null
 /usr/bin/python3 - "$(dirname "$0")/../../docs/openapi/ferryd.yaml" "$T_DIR/a1/ferryd.sock" "$T_DIR/busybox.tar" \
   "$HOST_a2_URL" "$T_DIR" "$T_DIR/a2/ferryd.sock" "$CLUSTER_NET.241" "$HOST_a1_URL" "$(dirname "$0")" <<'EOF'
 import sys, time

@@ -14,7 +14,7 @@ need /usr/bin/python3 curl
 cluster_up 2
 cluster_client c1 "$CLUSTER_NET.250"
 "$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
-for h in a1 a2; do f $h image import "$T_DIR/redis.tar" --name redis >/dev/null; done
+for h in a1 a2; do f $h image import "$T_DIR/redis.tar" --name redis:alpine >/dev/null; done
 
 in_ns c1 /usr/bin/python3 - "$CLUSTER_NET" "$(cat "$T_DIR/token")" >"$T_DIR/py.out" 2>&1 <<'EOF' || { cat "$T_DIR/py.out"; fail "seed client failed"; }
 import http.server, json, socket, sys, threading, time

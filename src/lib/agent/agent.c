@@ -602,11 +602,12 @@ fail:
   return r;
 }
 
-void agent_restored_record(json_t *rec, const char *id)
+void agent_restored_record(json_t *rec, const char *id, const char *local)
 {
   char netns[32], veth[16];
-  net_names(id, netns, sizeof netns, veth, sizeof veth);
+  net_names(local, netns, sizeof netns, veth, sizeof veth);
   rec_set_id(rec, id);
+  rec_set_local_id(rec, strcmp(local, id) != 0 ? local : NULL);
   rec_set_netns(rec, netns);
   rec_set_veth(rec, veth);
   rec_set_state(rec, CS_CREATED);

@@ -319,9 +319,10 @@ int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up
                           struct ferry_err *err);
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
 /* Turns a checkpointed or migrated record into the record of its restored
- * copy with id `id`: network names derived from it, state "created" under
- * op "restore", the live fields of the old copy dropped. */
-void agent_restored_record(json_t *rec, const char *id);
+ * copy with id `id` (the container's own when free here) and instance key
+ * `local` (host-side names derive from it: rec_instance), state "created"
+ * under op "restore", the live fields of the old copy dropped. */
+void agent_restored_record(json_t *rec, const char *id, const char *local);
 /* 0 if name is free for a new container here; 409 if a container has it,
  * or if it reads as the beginning of a container's id (4+ hex digits).
  * Caller holds the store lock. */

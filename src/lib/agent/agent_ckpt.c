@@ -171,7 +171,9 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   }
   char ts[40];
   format_time(now_wall_ms(), ts, sizeof ts);
-  agent_restored_record(rec, id);
+  char local[65];
+  random_hex(local, 64); /* the original may live on, on this machine */
+  agent_restored_record(rec, id, local);
   rec_set_name(rec, name);
   rec_set_restored_from(rec, dir);
   criu_dir = path_join(dir, "criu");

@@ -59,7 +59,7 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
   if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
   if (r == 0 && mem)
-    *mem = ctr_memory_bytes(&a->rt, rec_id(rec));
+    *mem = ctr_memory_bytes(&a->rt, rec_instance(rec));
   return r;
 }
 

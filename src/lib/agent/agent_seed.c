@@ -12,9 +12,13 @@
 #include "util/log.h"
 #include "util/redisfill.h"
 
-/* The seed runs redis as `podman run -p 6379:6379 redis`. */
+/* The seed's server runs redis as `podman run --name redis -d -p 6379:6379
+ * -v ./redis.conf:/usr/local/etc/redis/redis.conf redis:alpine redis-server
+ * /usr/local/etc/redis/redis.conf`: the image its users pull is
+ * redis:alpine, and its configuration makes redis answer other hosts
+ * (protected mode off), which the command line says here. */
 static const char builtin_defaults[] =
-    "{\"redis\": {\"image\": \"redis\", \"cmd\": [\"redis-server\", \"--protected-mode\", \"no\"],"
+    "{\"redis\": {\"image\": \"redis:alpine\", \"cmd\": [\"redis-server\", \"--protected-mode\", \"no\"],"
     " \"ports\": [\"6379:6379\"]}}";
 
 static int default_check(const char *name, json_t *d, struct ferry_err *err)

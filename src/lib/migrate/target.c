@@ -283,6 +283,21 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
       goto out;
     }
   }
+  /* The container keeps its id here, as podman's restore does, when no
+   * container here and no other incoming copy has it (else a new one). */
+  {
+    const char *want = json_str_or(json_object_get(req, "container"), "id", "");
+    bool free_id = strlen(want) == 64 && strspn(want, "0123456789abcdef") == 64;
+    json_t *same = NULL;
+    if (free_id && ctr_find(&a->rt, want, &same, NULL) == 0) {
+      free_id = strcmp(rec_id(same), want) != 0;
+      json_decref(same);
+    }
+    for (struct incoming *o = m->in; o && free_id; o = o->next)
+      free_id = strcmp(rec_id(json_object_get(o->offer, "container")), want) != 0;
+    if (free_id)
+      rec_set_id(ctr, want);
+  }
   json_t *missing = json_array();
   json_array_foreach(json_object_get(img, "layers"), i, v) if (!agent_layer_present(a, json_string_value(v)))
       json_array_append(missing, v);
@@ -627,7 +642,8 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     random_hex(cid, 64);
   format_time(now_wall_ms(), ts, sizeof ts);
   rec = json_deep_copy(ctr);
-  agent_restored_record(rec, cid);
+  /* the container's own id (chosen at the offer), this instance's key */
+  agent_restored_record(rec, rec_has_id(ctr) ? rec_id(ctr) : cid, cid);
   rec_set_migration_id(rec, id);
   rec_set_migrated_from(rec, json_str_or(in->offer, "source_agent", ""));
   rec_set_migrated_at(rec, ts);
@@ -643,7 +659,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   }
   uint64_t t_restored = now_mono_ms();
   in->rec = json_incref(rec);
-  in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", cid,
+  in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", rec_id(rec),
                          "files_ms", (json_int_t)t.files_ms, "setup_ms", (json_int_t)t.setup_ms,
                          "restore_ms", (json_int_t)t.restore_ms, "total_ms",
                          (json_int_t)(t_restored - t0));

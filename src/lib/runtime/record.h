@@ -17,7 +17,9 @@
  *   exit_code          with finished_at, from the shim's exit file
  *   volumes            [{name, destination}] the container mounts
  *   args, env, ports   JSON arrays (strings; net/ports.h mappings)
- *   uid, gid           resolved at create (0..4294967294) */
+ *   uid, gid           resolved at create (0..4294967294)
+ *   id, local_id       the container's id (kept across moves) and the key
+ *                      of its instance here (rec_instance) */
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,6 +29,7 @@
 /* X(field) for every text field: its key is its name. */
 #define CTR_TEXT_FIELDS(X)                                                                         \
   X(id)                                                                                            \
+  X(local_id)                                                                                      \
   X(name)                                                                                          \
   X(image)                                                                                         \
   X(image_name)                                                                                    \
@@ -64,6 +67,17 @@
   }
 CTR_TEXT_FIELDS(CTR_TEXT_ACCESSORS)
 #undef CTR_TEXT_ACCESSORS
+
+/* The key of this host's instance of the container: what its host-side
+ * names (network namespace, veth, cgroup) derive from, unique on the
+ * machine. A container keeps its id across migrations and restores (as
+ * podman's restore does); its copy on another agent, perhaps on the same
+ * machine and while the original still exists, gets its own local_id.
+ * Records without one (created here) use their id. */
+static inline const char *rec_instance(const json_t *rec)
+{
+  return rec_has_local_id(rec) ? rec_local_id(rec) : rec_id(rec);
+}
 
 /* ---- the stored lifecycle state ---- */
 enum ctr_state {

@@ -237,7 +237,7 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   }
   json_array_append_new(ns, net);
   json_object_set_new(linux_, "namespaces", ns);
-  _cleanup_free_ char *cg = xasprintf("%s/%s", rt->cgroup_parent, id);
+  _cleanup_free_ char *cg = xasprintf("%s/%s", rt->cgroup_parent, rec_instance(rec));
   json_object_set_new(linux_, "cgroupsPath", json_string(cg));
   json_t *res = json_object();
   json_t *devs = json_array();
