@@ -13,6 +13,9 @@ ADDR="$CLUSTER_NET.10"
 f a1 run -d --name echo --ip "$ADDR" -v state:/data busybox sh -c \
   '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count.new; mv /data/count.new /data/count; sleep 0.1; done' >/dev/null
 f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
+ctr_id() { f "$1" inspect echo | sed -n 's/^ *"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -1; }
+ID0=$(ctr_id a1)
+[ -n "$ID0" ] || fail "no id in inspect: $(f a1 inspect echo)"
 check "echo server with a volume runs on a1 at $ADDR"
 
 # wrong token: refused, nothing changes on a1 or a2
@@ -47,7 +50,9 @@ f a2 ps | grep -q "echo .*running .*$ADDR" || fail "echo not running on a2: $(f 
 [ "$(f a2 exec echo cat /data/file)" = payload ] || fail "volume did not arrive"
 f a2 volume ls | grep -q state || fail "volume not on a2"
 f a1 volume ls | grep -q state && fail "volume still on a1"
-check "a1 -> a2: running on a2, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
+[ "$(ctr_id a2)" = "$ID0" ] || fail "the container's id changed with the move: $ID0 on a1, $(ctr_id a2) on a2"
+f a2 ps | grep -q "^${ID0:0:12} " || fail "ps on a2 does not show the id ${ID0:0:12}: $(f a2 ps)"
+check "a1 -> a2: running on a2 with the same id, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
 
 sleep 1
 c1=$(f a2 exec echo cat /data/count)
@@ -59,6 +64,7 @@ layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
 sleep 0.5
 c2=$(f a1 exec echo cat /data/count)
 [ "$c2" -gt "$c1" ] || fail "counter did not keep counting across migrations ($c1 -> $c2)"
+[ "$(ctr_id a1)" = "$ID0" ] || fail "the id changed on the way back: $ID0, now $(ctr_id a1)"
 check "a2 -> a1 (warm, pages streamed to the page server): 0 layer bytes, counter kept counting ($c1 -> $c2)"
 
 sleep 1
