@@ -195,4 +195,12 @@ cat "$T_DIR/py.out"
 n=$(grep -c '^ok ' "$T_DIR/py.out")
 [ "$n" = 8 ] || fail "the loop ran $n of its 8 steps"
 check "the seed's ground-station loop by host name along five hosts: every step succeeded"
+
+# ferry migrate to a host name, memory streamed to the target's page server
+f s5 run -d --name r2 redis:alpine redis-server --protected-mode no --save '' >/dev/null
+out=$(f s5 --json migrate r2 --to tcp://4.0.celestial:8000 --memory stream) || fail "migrate to a host name: $out"
+echo "$out" | grep -q '"memory": "stream"' || fail "the pages were not streamed: $out"
+f s4 ps | grep -q "r2 .*running" || fail "r2 not running on 4.0.celestial: $(f s4 ps -a)"
+f s4 rm -f r2 >/dev/null
+check "ferry migrate --to tcp://4.0.celestial:8000 --memory stream: the page server reached by the name's address"
 echo "# all checks passed"
