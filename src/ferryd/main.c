@@ -41,8 +41,8 @@ static void usage(FILE *f)
           "  --shim PATH           ferry-shim binary (default: next to ferryd)\n"
           "  --bridge NAME         container bridge (default ferry0)\n"
           "  --subnet CIDR         container subnet (default 10.89.0.0/24)\n"
-          "  --max-entry-size N    largest file accepted in an image archive, bytes\n"
-          "  --max-upload N        largest image upload accepted, bytes\n"
+          "  --max-entry-size N    largest file accepted in an image archive (bytes, or 64M, 2G)\n"
+          "  --max-upload N        largest image upload accepted (bytes, or 512M, 10G)\n"
           "  --gateway ADDR        the bridge's address (default: the subnet's first)\n"
           "  --listen ADDR:PORT    also serve the API on TCP (for migrations and remote CLIs)\n"
           "  --token-file FILE     bearer token required on TCP, also used towards peer agents\n"
@@ -224,8 +224,14 @@ int main(int argc, char **argv)
     case 'S': shim = xstrdup(optarg); break;
     case 'b': o.bridge = optarg; break;
     case 'n': o.subnet = optarg; break;
-    case 'm': o.max_entry_size = strtoull(optarg, NULL, 10); break;
-    case 'u': max_upload = strtoull(optarg, NULL, 10); break;
+    case 'm':
+    case 'u':
+      if (parse_size(optarg, c == 'm' ? &o.max_entry_size : &max_upload) < 0) {
+        fprintf(stderr, "ferryd: --%s \"%s\": expected a size in bytes, or with K, M, G or T\n",
+                c == 'm' ? "max-entry-size" : "max-upload", optarg);
+        return 125;
+      }
+      break;
     case 'd': ferry_log_set_level(FERRY_LOG_DEBUG); break;
     case 'g': o.gateway = optarg; break;
     case 'l': o.listen = optarg; break;

@@ -21,6 +21,14 @@ code=$(in_ns c2 curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$A1/heal
 [ "$code" = 401 ] || fail "POST /health without a token answered $code"
 check "POST /health needs the token (401 before its body is read)"
 
+# a token holder over TCP names no path of the agent's host
+for k in authfile cert_dir; do
+  out=$(in_ns c2 curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK" -d "{\"reference\": \"127.0.0.1:5000/x:1\", \"$k\": \"/etc/shadow\"}" "$A1/v1/images/pull")
+  [ "${out##* }" = 403 ] || fail "a TCP pull with $k answered: $out"
+  echo "$out" | grep -q "only a local caller" || fail "a TCP pull with $k: $out"
+done
+check "over TCP, a pull's authfile or cert_dir (host paths) is refused (403) before anything opens them"
+
 # The flood: 2,000 slow header senders and 2,000 stalled 4 MiB POST /health
 # bodies, all from c1; it runs 12 s at most.
 in_ns c1 python3 - "$CLUSTER_NET.241" 9000 >"$T_DIR/flood.out" 2>&1 <<'EOF' &

@@ -86,6 +86,18 @@ out=$(capi POST /register '{"hostname": "seed-node", "ip": "198.18.100.250", "po
 echo "$out" | grep -q '"status":"success"' || fail "/register after node forget: $out"
 check "a token holder cannot re-register another node at another URL (403, nothing changes); ferry-coord node forget frees a name"
 
+n0=$(capi GET /v1/nodes | grep -o '"name"' | wc -l)
+for body in '{"hostname": "bad1", "ip": "198.18.100.9", "port": 99999999999}' \
+            '{"hostname": "bad2", "ip": "user:pw@198.18.100.9", "port": 8000}' \
+            '{"name": "bad3", "url": "tcp://198.18.100.9:9000/v1/containers?x=1"}' \
+            '{"name": "bad4", "url": "tcp://198.18.100.9"}' \
+            '{"name": "bad5", "url": "http://user:pw@198.18.100.9:9000"}'; do
+  out=$(capi POST /register "$body")
+  echo "$out" | grep -q '"status":"error"' || fail "a malformed registration was taken: $body -> $out"
+done
+[ "$(capi GET /v1/nodes | grep -o '"name"' | wc -l)" = "$n0" ] || fail "a malformed registration added a node: $(co node ls)"
+check "registrations with a port out of range, user info, a path or query, or tcp:// without a port: refused, nothing added"
+
 # a node that stops heartbeating is down and never chosen
 stop_agent a3 KILL
 for _ in $(seq 1 40); do

@@ -100,6 +100,35 @@ f h1 exec r3 true || fail "kill -9 during the dump: r3 cannot run a command"
 f h1 rm -f r3 >/dev/null
 check "ferryd killed (-9) while CRIU dumps a 400 MiB container: after the restart it runs, and stays running after CRIU ends"
 
+# --- a full disk while CRIU dumps: 507, the container runs on, nothing is
+# left "busy" (its record's release is written over the old one in place
+# when no new file fits) ---
+new_host_ns h2
+mkdir -p "$T_DIR/h2/root"
+mount -t tmpfs -o size=40m tmpfs "$T_DIR/h2/root"
+start_agent h2 -- --bridge "fb${$}62" --subnet "198.18.62.0/24"
+f h2 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+f h2 run -d --name full --ip 198.18.62.20 busybox /bin/memhog 64 >/dev/null
+sleep 1
+# all but 4 MiB taken: the checkpoint starts (its marks are written) and
+# CRIU's 64 MiB of images fill the rest
+avail=$(df -m --output=avail "$T_DIR/h2/root" | tail -1 | tr -d ' ')
+dd if=/dev/zero of="$T_DIR/h2/root/fill" bs=1M count=$((avail - 4)) 2>/dev/null || true
+code=$(curl -s -o "$T_DIR/full.out" -w '%{http_code}' --unix-socket "$T_DIR/h2/ferryd.sock" \
+  -X POST -d "{\"dir\": \"$T_DIR/h2/root/ck\"}" http://localhost/v1/containers/full/checkpoint || true)
+[ "$code" = 507 ] || fail "checkpoint on a full disk answered $code: $(cat "$T_DIR/full.out")"
+log "checkpoint on a full disk: $code $(cat "$T_DIR/full.out")"
+st=$(f h2 ps -a | awk '$2 == "full" {for (i = 5; i <= NF; i++) if ($i ~ /^(running|paused|created|exited|checkpointed)/) {print $i; exit}}')
+[ "$st" = running ] || fail "after a checkpoint that ran out of disk, full is '$st': $(f h2 ps -a)"
+# space again (a full disk also keeps the shim from writing an exit file):
+# nothing of the failed checkpoint may still own the container
+rm -f "$T_DIR/h2/root/fill"
+f h2 stop -t 1 full >"$T_DIR/full-stop.out" 2>&1 || fail "full is left busy after the failed checkpoint: $(cat "$T_DIR/full-stop.out")"
+f h2 rm -f full >/dev/null
+stop_agent h2
+umount "$T_DIR/h2/root"
+check "a full disk while CRIU dumps: 507, the container keeps running, and nothing leaves it busy (stopped without a restart)"
+
 # --- restore ---
 f h1 checkpoint r2 "$T_DIR/ck3" >/dev/null || fail "checkpoint for the restore cases"
 [ "$(status r2)" = checkpointed ] || fail "r2 not checkpointed: $(status r2)"

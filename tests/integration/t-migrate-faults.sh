@@ -115,6 +115,34 @@ f a2 ps -a | grep -Eq "svc .*(running|paused)" && fail "a2 woke its stale copy: 
 expect_fail "" f a2 resume svc
 f a2 ps -a | grep -Eq "svc .*(running|paused)" && fail "ferry resume on a2 ran a second copy: $(f a2 ps -a)"
 check "the source dies right after the commit of a return move: one copy (on a1), the older incoming record on a2 wakes nothing, resume refused"
+# 8. the source cannot record that it sends the commit (its disk is full):
+# no commit is sent, the target drops its copy, svc resumes on a1
+moved_back_ok() { # WHAT
+  f a1 ps | grep -q "svc .*running" || fail "$1: svc not running on a1: $(f a1 ps -a)"
+  local b a
+  b=$(f a1 exec svc cat /tmp/count); sleep 0.4; a=$(f a1 exec svc cat /tmp/count)
+  [ "$a" -gt "$b" ] || fail "$1: counter stopped ($b -> $a)"
+  for _ in $(seq 1 50); do  # bounded: 10 s
+    f a2 ps -a | grep -q " svc " || return 0
+    sleep 0.2
+  done
+  fail "$1: a2 kept a copy: $(f a2 ps -a)"
+}
+host_restart a1 FERRY_FAULT=source-commit-record:enospc
+migrate_fails "source cannot record the commit" "cannot record that the commit is sent"
+moved_back_ok "source cannot record the commit"
+host_restart a1
+check "the source's record of the commit cannot be written: no commit sent, svc runs on a1, a2 has no copy"
+
+# 9. the target cannot record that it runs the copy (the commit's decision):
+# it never brings it up, removes it, and the source resumes
+host_restart a2 FERRY_FAULT=incoming-state-running:enospc
+migrate_fails "target cannot record the commit" "commit"
+moved_back_ok "target cannot record the commit"
+host_restart a2
+f a1 migrate svc --to "$HOST_a2_URL" >/dev/null || fail "a migration after the full disks"
+f a2 ps | grep -q "svc .*running" || fail "svc not on a2 after the full disks"
+check "the target's record of the commit cannot be written: its copy never runs and goes, svc resumes on a1; then a move succeeds"
 touch "$T_DIR/stop-client"
 rc=0
 wait "$client" || rc=$?

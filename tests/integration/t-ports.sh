@@ -121,4 +121,20 @@ grep -q "dport 6379" <<<"$rules" && fail "a2 kept forwarding a removed container
 f a1 rm -f other >/dev/null
 [ "$(table_of a1)" = 0 ] || fail "a1 kept its table with no published port"
 check "removing a container removes its forwarding; no ports, no table"
+# a malformed redirects file (torn, edited by hand, hostile) is cleaned at
+# start: it neither blocks later -p nor lasts forever
+stop_agent a1
+cat >"$T_DIR/a1/root/redirects.json" <<'EOF'
+[{"host_ip": "not-an-ip", "host_port": 6390, "protocol": "tcp", "to_ip": "198.18.100.9", "to_port": 1, "until_ms": 99999999999999, "name": "x"},
+ {"host_ip": "", "host_port": 6391, "protocol": "tcp", "to_ip": "198.18.100.9", "to_port": 6379, "until_ms": 99999999999999, "name": "forever"},
+ "junk", 7]
+EOF
+start_agent a1
+f a1 run -d --name late -p 6392:6379 redis redis-server --protected-mode no --save '' >/dev/null ||
+  fail "a malformed redirect blocked a later -p"
+f a1 run -d --name late2 -p 6391:6379 redis redis-server --protected-mode no --save '' >/dev/null ||
+  fail "a redirect that never expires still holds its port"
+grep -q "malformed redirect" "$T_DIR/a1/ferryd.log" || fail "no word in the log about the dropped redirects"
+f a1 rm -f late late2 >/dev/null
+check "malformed or never-expiring entries of redirects.json are dropped at start (logged); -p works"
 echo "# all checks passed"

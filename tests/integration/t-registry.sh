@@ -82,8 +82,21 @@ f h1 rm -f app >/dev/null
 f h1 image rm "$REF" >/dev/null
 check "ferry pull with podman's auth file and the registry's CA: the image is stored under its reference and runs"
 
-# --tls-verify=false and credentials on the command line; then run pulls by itself
-out=$(f h1 pull --tls-verify=false --creds ferry:s3cret-pass "$REF") || fail "pull --tls-verify=false: $out"
+# --tls-verify=false and credentials given to ferry; then run pulls by itself.
+# The password never reaches skopeo's command line (any local user reads
+# those in /proc): sampled while the pull runs.
+f h1 pull --tls-verify=false --creds ferry:s3cret-pass "$REF" >"$T_DIR/creds.out" 2>&1 &
+pullpid=$!
+seen=0
+for _ in $(seq 1 400); do  # bounded: 20 s, or until the pull ends
+  kill -0 "$pullpid" 2>/dev/null || break
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = skopeo ] && grep -qas "s3cret-pass" "$p/cmdline" && seen=1
+  done
+  sleep 0.05
+done
+wait "$pullpid" || fail "pull --tls-verify=false --creds: $(cat "$T_DIR/creds.out")"
+[ "$seen" = 0 ] || fail "the registry password was on skopeo's command line during the pull"
 f h1 image rm "$REF" >/dev/null
 f h1 run -d --name app2 --authfile "$R/auth.json" --cert-dir "$R/certs" "$REF" >"$T_DIR/run.out" 2>&1 ||
   fail "run of an image the agent lacks: $(cat "$T_DIR/run.out")"
@@ -91,7 +104,7 @@ grep -q "Pulled $REF" "$T_DIR/run.out" || fail "run did not say it pulled: $(cat
 [ "$(f h1 exec app2 cat /etc/marker)" = "from the registry" ] || fail "run's pulled image"
 f h1 rm -f app2 >/dev/null
 expect_fail "no such image" f h1 run -d unqualified-name-nowhere
-check "--tls-verify=false with --creds; ferry run pulls a registry image it lacks (an unqualified name is not looked up)"
+check "--tls-verify=false with --creds (never on a command line); ferry run pulls a registry image it lacks (an unqualified name is not looked up)"
 # push: an image with three layers (files, a whiteout, an opaque directory)
 # goes to the registry, comes back by pull and runs as it did
 L2="$T_DIR/layout2"

@@ -127,9 +127,12 @@ static void h_thaw(struct mig_pipe *p)
   tick();
 }
 
-static void h_commit_sent(struct mig_pipe *p)
+static int h_commit_sent(struct mig_pipe *p, struct ferry_err *err)
 {
+  if (fails("commit_sent"))
+    return injected(err, "commit_sent");
   W.commit_recorded = true;
+  return 0;
 }
 
 static void h_done(struct mig_pipe *p)
@@ -401,7 +404,7 @@ static void succeeds(void **state)
 static void every_phase_failing(void **state)
 {
   static const char *const ops[] = {"offer", "precopy", "memory_prepare", "freeze", "dump",
-                                    "transfer", "restore"};
+                                    "transfer", "restore", "commit_sent"};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     reset();
     W.fail_op = ops[i];

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -228,6 +229,28 @@ static void config_file_before_flags(void **state)
     assert_non_null(strstr(e.msg, ":1: "));
     assert_non_null(strstr(e.msg, bad[i][1]));
   }
+  /* "#" inside a value is part of it; a comment follows a space */
+  const char hashv[] = "listen = 10.0.0.1:9000#x # a comment\n";
+  assert_int_equal(write_file_atomic(p, hashv, sizeof hashv - 1, 0600, NULL), 0);
+  v = NULL;
+  assert_int_equal(config_argv(p, lo, 1, argv, &n, &v, &e), 0);
+  assert_string_equal(v[1], "--listen=10.0.0.1:9000#x");
+  for (int i = 0; v[i]; i++)
+    free(v[i]);
+  free(v);
+  /* a NUL byte does not silently end the file: refused, its line named */
+  const char nul[] = "debug\nlisten = 1.2.3.4:1\0\nlisten = 5.6.7.8:1\n";
+  assert_int_equal(write_file_atomic(p, nul, sizeof nul - 1, 0600, NULL), 0);
+  v = NULL;
+  assert_true(config_argv(p, lo, 1, argv, &n, &v, &e) < 0);
+  assert_non_null(strstr(e.msg, ":2: a NUL byte"));
+  /* a FIFO is refused at once, not waited for */
+  char *fifo = path_join(dir, "fifo.conf");
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  v = NULL;
+  assert_true(config_argv(fifo, lo, 1, argv, &n, &v, &e) < 0);
+  assert_non_null(strstr(e.msg, "not a regular file"));
+  free(fifo);
   char *missing[] = {"ferryd", "--config=/nonexistent/x.conf", NULL};
   assert_true(config_find(2, missing, NULL, &found, &e) < 0);
   char *none[] = {"ferryd", NULL};
@@ -235,6 +258,24 @@ static void config_file_before_flags(void **state)
   assert_null(found);
   rm_rf(dir, NULL);
   free(p);
+}
+
+/* Sizes as people write them: 10G is ten gibibytes, not ten bytes. */
+static void sizes_with_suffixes(void **state)
+{
+  (void)state;
+  uint64_t v = 0;
+  assert_int_equal(parse_size("10G", &v), 0);
+  assert_true(v == (10ull << 30));
+  assert_int_equal(parse_size("512MiB", &v), 0);
+  assert_true(v == (512ull << 20));
+  assert_int_equal(parse_size("64k", &v), 0);
+  assert_true(v == 65536);
+  assert_int_equal(parse_size("1000", &v), 0);
+  assert_true(v == 1000);
+  static const char *bad[] = {"", "G", "10X", "1.5G", "-1", "+5", "10 G", "10GB2", "99999999999T"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_true(parse_size(bad[i], &v) < 0);
 }
 
 int main(void)
@@ -248,6 +289,7 @@ int main(void)
       cmocka_unit_test(atomic_write_and_digest),
       cmocka_unit_test(relay_moves_bytes_both_ways),
       cmocka_unit_test(config_file_before_flags),
+      cmocka_unit_test(sizes_with_suffixes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

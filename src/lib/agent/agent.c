@@ -277,10 +277,10 @@ int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_er
   if ((r = agent_registry_opts(req, &o, err)) < 0 ||
       (r = json_get_str(req, "reference", true, &ref, err)) < 0)
     return r;
-  /* Pulls and imports are serialised among themselves, not with the containers. */
-  pthread_mutex_lock(&a->img_lock);
-  r = image_pull(&a->images, ref, &o, out, err);
-  pthread_mutex_unlock(&a->img_lock);
+  o.scratch = a->images.tmp_dir;
+  /* Imports are serialised among themselves, not with the containers; the
+   * registry is waited for outside the lock. */
+  r = image_pull(&a->images, ref, &o, &a->img_lock, out, err);
   if (r == 0)
     log_info("agent", "image %s pulled", ref);
   return r;

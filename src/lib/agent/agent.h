@@ -318,6 +318,9 @@ int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err
 int agent_ctr_materialize(struct agent *a, json_t *rec, json_t *img, bool net_up,
                           struct ferry_err *err);
 void agent_ctr_unmaterialize(struct agent *a, json_t *rec);
+/* Is id a well-formed container id (64 hex digits) that no container here
+ * has? A copy keeps its container's id when it is. */
+bool agent_ctr_id_free(struct agent *a, const char *id);
 /* Turns a checkpointed or migrated record into the record of its restored
  * copy with id `id` (the container's own when free here) and instance key
  * `local` (host-side names derive from it: rec_instance), state "created"

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "agent/agent.h"
@@ -94,8 +95,17 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *pa
                    int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
                    struct ferry_err *err)
 {
-  return ckpt_dump(&a->rt, rec_id(rec), dir, page_server, ps_fd, leave_running,
-                   timeout_ms, stats, err);
+  int r = ckpt_dump(&a->rt, rec_id(rec), dir, page_server, ps_fd, leave_running, timeout_ms,
+                    stats, err);
+  /* CRIU says why only in words; the disk it wrote to says it by its state:
+   * full, the failure is the disk's (507), whatever CRIU's words */
+  struct statvfs sv;
+  if (r < 0 && r != -ENOSPC && statvfs(dir, &sv) == 0 &&
+      (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20)) {
+    err->code = r = -ENOSPC;
+    ferry_err_wrap(err, "no space left on the disk of %s", dir);
+  }
+  return r;
 }
 
 void agent_ctr_end_frozen(struct agent *a, json_t *rec)

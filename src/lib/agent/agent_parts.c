@@ -205,6 +205,18 @@ void agent_volume_drop_marked(struct agent *a, const char *name, const char *mar
   pthread_mutex_unlock(&a->lock);
 }
 
+bool agent_ctr_id_free(struct agent *a, const char *id)
+{
+  if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
+    return false;
+  json_t *same = NULL;
+  if (ctr_find(&a->rt, id, &same, NULL) < 0)
+    return true;
+  bool taken = strcmp(rec_id(same), id) == 0;
+  json_decref(same);
+  return !taken;
+}
+
 json_t *agent_ctr_by_migration(struct agent *a, const char *mid)
 {
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);

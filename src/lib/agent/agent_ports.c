@@ -21,15 +21,50 @@ static char *redirects_path(struct agent *a)
   return path_join(a->root, "redirects.json");
 }
 
+/* A redirect as this agent writes them; anything else in the file (a hand
+ * edit, a torn or hostile write) is dropped, and none lasts longer than the
+ * longest grace period a move can ask for. */
+static bool redirect_ok(json_t *r, uint64_t now)
+{
+  uint32_t v;
+  const char *hip = json_str_or(r, "host_ip", NULL), *to = json_str_or(r, "to_ip", NULL);
+  const char *proto = json_str_or(r, "protocol", "");
+  json_t *hp = json_object_get(r, "host_port"), *tp = json_object_get(r, "to_port");
+  json_t *until = json_object_get(r, "until_ms");
+  return json_is_object(r) && hip && (!*hip || ip_parse(hip, &v) == 0) && to &&
+         ip_parse(to, &v) == 0 && (strcmp(proto, "tcp") == 0 || strcmp(proto, "udp") == 0) &&
+         json_is_integer(hp) && json_integer_value(hp) >= 1 && json_integer_value(hp) <= 65535 &&
+         json_is_integer(tp) && json_integer_value(tp) >= 1 && json_integer_value(tp) <= 65535 &&
+         json_is_integer(until) && json_integer_value(until) >= 0 &&
+         (uint64_t)json_integer_value(until) <= now + 86400ull * 1000 &&
+         json_is_string(json_object_get(r, "name"));
+}
+
 void agent_ports_load(struct agent *a)
 {
   _cleanup_free_ char *p = redirects_path(a);
   json_t *j = NULL;
-  if (path_exists(p) && json_load(p, &j, NULL) == 0 && json_is_array(j))
-    a->redirects = j;
-  else {
+  a->redirects = json_array();
+  if (!path_exists(p) || json_load(p, &j, NULL) < 0 || !json_is_array(j)) {
+    if (path_exists(p))
+      log_warn("agent", "%s is not a list of redirects: ignored", p);
     json_decref(j);
-    a->redirects = json_array();
+    return;
+  }
+  uint64_t now = now_wall_ms();
+  size_t i, dropped = 0;
+  json_t *r;
+  json_array_foreach(j, i, r)
+  {
+    if (redirect_ok(r, now))
+      json_array_append(a->redirects, r);
+    else
+      dropped++;
+  }
+  json_decref(j);
+  if (dropped) {
+    log_warn("agent", "%s: %zu malformed redirect(s) dropped", p, dropped);
+    json_save_atomic(p, a->redirects, NULL);
   }
 }
 

@@ -96,6 +96,7 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
   if ((r = agent_registry_opts(req, &o, err)) < 0 ||
       (r = json_get_str(req, "destination", true, &dest, err)) < 0)
     return r;
+  o.scratch = a->images.tmp_dir;
   _cleanup_free_ char *want = NULL;
   if ((r = image_normalize_name(dest, &want, err)) < 0)
     return ferry_err_wrap(err, "push destination");

@@ -255,6 +255,26 @@ H(img_import)
     http_reply(resp, 201, out);
 }
 
+/* authfile and cert_dir name paths of the agent's host: a local caller's
+ * own (the unix socket is root's), never a TCP caller's, who would make the
+ * agent open any file of the host. False when the reply is the refusal. */
+static bool registry_paths_ok(const struct http_request *req, json_t *body,
+                              struct http_response *resp)
+{
+  if (!(req->peer && *req->peer))
+    return true;
+  const char *k = json_object_get(body, "authfile") ? "authfile"
+                  : json_object_get(body, "cert_dir") ? "cert_dir" : NULL;
+  if (!k)
+    return true;
+  struct ferry_err err = {0};
+  ferry_err_set(&err, -EACCES, FERRY_E_FORBIDDEN,
+                "\"%s\" names a path of the agent's host: only a local caller (the unix socket) "
+                "may give one; over TCP give \"credentials\"", k);
+  http_reply_err(resp, &err);
+  return false;
+}
+
 H(img_pull)
 {
   (void)args;
@@ -262,6 +282,8 @@ H(img_pull)
   _cleanup_json_ json_t *body = NULL;
   BODY_OR_REPLY(body, err);
   json_t *out = NULL;
+  if (!registry_paths_ok(req, body, resp))
+    return;
   if (agent_image_pull(AGENT(ctx), body, &out, &err) < 0)
     http_reply_err(resp, &err);
   else
@@ -274,6 +296,8 @@ H(img_push)
   _cleanup_json_ json_t *body = NULL;
   BODY_OR_REPLY(body, err);
   json_t *out = NULL;
+  if (!registry_paths_ok(req, body, resp))
+    return;
   if (agent_image_push(AGENT(ctx), args[0], body, &out, &err) < 0)
     http_reply_err(resp, &err);
   else

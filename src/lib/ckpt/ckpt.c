@@ -40,6 +40,7 @@ static int conf_ps_socket(struct runtime *rt, const char *id, bool add, struct f
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
               int ps_fd, bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
 {
+  runtime_changed(rt);
   _cleanup_strv_ char **argv = strv_new();
   const char *fixed[] = {rt->runc, "--root", rt->runc_root, "checkpoint", "--image-path",
                          images_dir, "--work-path", images_dir, "--tcp-established",
@@ -63,6 +64,7 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const 
     so.pass_as = CKPT_PS_FD;
   }
   int r = spawn_run((const char *const *)argv, &so, &res, err);
+  runtime_changed(rt);
   if (ps_fd >= 0)
     conf_ps_socket(rt, id, false, NULL);
   if (r == 0 && res.exit_code != 0) {

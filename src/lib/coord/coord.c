@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -169,6 +170,45 @@ json_t *coord_node_list(struct coord *c)
   return rows;
 }
 
+/* A node's URL: tcp://, http:// or https://, then an IPv4 address or a
+ * host name, an optional port 1..65535 (required for tcp://), and nothing
+ * else (no user, path or query). */
+static int node_url_check(const char *name, const char *url, struct ferry_err *err)
+{
+  const char *sep = strstr(url, "://");
+  size_t sl = sep ? (size_t)(sep - url) : 0;
+  bool tcp = sl == 3 && strncmp(url, "tcp", 3) == 0;
+  if (!sep || !(tcp || (sl == 4 && strncmp(url, "http", 4) == 0) ||
+                (sl == 5 && strncmp(url, "https", 5) == 0)))
+    return FERRY_INVALID(err, "node \"%s\": url \"%.200s\" must be tcp://, http:// or https://",
+                         name, url);
+  const char *h = sep + 3;
+  size_t hl = strcspn(h, ":/?#@");
+  char host[254];
+  uint32_t ip;
+  if (hl == 0 || hl >= sizeof host)
+    return FERRY_INVALID(err, "node \"%s\": url \"%.200s\" has no host", name, url);
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  if (ip_parse(host, &ip) < 0 && !host_name_valid(host))
+    return FERRY_INVALID(err, "node \"%s\": url \"%.200s\": \"%s\" is neither an IPv4 address "
+                              "nor a host name", name, url, host);
+  const char *t = h + hl;
+  if (*t == ':') {
+    size_t pl = strspn(t + 1, "0123456789");
+    long pv = pl > 0 && pl < 6 ? strtol(t + 1, NULL, 10) : 0;
+    if (pv < 1 || pv > 65535)
+      return FERRY_INVALID(err, "node \"%s\": url \"%.200s\": the port must be 1..65535", name, url);
+    t += 1 + pl;
+  } else if (tcp) {
+    return FERRY_INVALID(err, "node \"%s\": url \"%.200s\": tcp:// needs a port", name, url);
+  }
+  if (*t && strcmp(t, "/") != 0)
+    return FERRY_INVALID(err, "node \"%s\": url \"%.200s\": no user, path or query allowed", name,
+                         url);
+  return 0;
+}
+
 int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err)
 {
   if (!json_is_object(req))
@@ -181,16 +221,19 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
   if (!url) {
     const char *ip = json_str_or(req, "ip", json_str_or(req, "address", NULL));
     json_t *port = json_object_get(req, "port");
+    if (port && (!json_is_integer(port) || json_integer_value(port) < 1 ||
+                 json_integer_value(port) > 65535))
+      return FERRY_INVALID(err, "register: \"port\" must be an integer 1..65535");
     if (ip)
-      url = built = xasprintf("tcp://%s:%lld", ip, json_is_integer(port) ? (long long)json_integer_value(port) : 8000LL);
+      url = built = xasprintf("tcp://%.300s:%lld", ip, port ? (long long)json_integer_value(port) : 8000LL);
   }
   int r;
   if (!name || !url)
     return FERRY_INVALID(err, "register: \"name\" and \"url\" (or \"ip\" and \"port\") are required");
   if ((r = validate_name("node", name, err)) < 0)
     return r;
-  if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-    return FERRY_INVALID(err, "node \"%s\": url \"%s\" must be tcp://, http:// or https://", name, url);
+  if ((r = node_url_check(name, url, err)) < 0)
+    return r;
   const char *sat = json_str_or(req, "satellite", NULL);
   const char *secret = json_str_or(req, "node_secret", NULL);
   char ts[40], ms[32];
@@ -419,27 +462,58 @@ static void *migration_main(void *arg)
   return NULL;
 }
 
+/* One node asked whether it runs a container (coord_find_running). */
+struct ask {
+  struct coord *c;
+  const char *url, *container;
+  bool running;
+};
+
+static void *ask_main(void *arg)
+{
+  struct ask *q = arg;
+  struct http_client *cl = agent_client(q->c, q->url, NULL);
+  if (!cl)
+    return NULL;
+  http_client_set_timeout(cl, 5);
+  _cleanup_free_ char *en = http_escape(q->container);
+  _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
+  _cleanup_json_ json_t *rec = NULL;
+  q->running = http_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
+               strcmp(json_str_or(rec, "status", ""), "running") == 0;
+  http_client_free(cl);
+  return NULL;
+}
+
+#define ASK_BATCH 32
+
 json_t *coord_find_running(struct coord *c, const char *container)
 {
+  /* The up nodes are asked at once (in batches), so that nodes that do
+   * not answer cost one timeout, not one each. */
   json_t *nodes = coord_node_list(c);
   json_t *found = NULL;
-  size_t i;
-  json_t *n;
-  json_array_foreach(nodes, i, n)
-  {
-    if (found || strcmp(json_str_or(n, "status", ""), "up") != 0)
-      continue;
-    struct http_client *cl = agent_client(c, json_str_or(n, "url", ""), NULL);
-    if (!cl)
-      continue;
-    http_client_set_timeout(cl, 5);
-    _cleanup_free_ char *en = http_escape(container);
-    _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
-    _cleanup_json_ json_t *rec = NULL;
-    if (http_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
-        strcmp(json_str_or(rec, "status", ""), "running") == 0)
-      found = json_incref(n);
-    http_client_free(cl);
+  size_t n = json_array_size(nodes);
+  for (size_t base = 0; base < n && !found; base += ASK_BATCH) {
+    struct ask q[ASK_BATCH];
+    pthread_t th[ASK_BATCH];
+    bool started[ASK_BATCH] = {0};
+    size_t m = n - base < ASK_BATCH ? n - base : ASK_BATCH;
+    for (size_t k = 0; k < m; k++) {
+      json_t *node = json_array_get(nodes, base + k);
+      q[k] = (struct ask){.c = c, .url = json_str_or(node, "url", ""), .container = container};
+      if (strcmp(json_str_or(node, "status", ""), "up") != 0)
+        continue;
+      started[k] = pthread_create(&th[k], NULL, ask_main, &q[k]) == 0;
+      if (!started[k])
+        ask_main(&q[k]);
+    }
+    for (size_t k = 0; k < m; k++)
+      if (started[k])
+        pthread_join(th[k], NULL);
+    for (size_t k = 0; k < m && !found; k++)
+      if (q[k].running)
+        found = json_incref(json_array_get(nodes, base + k));
   }
   json_decref(nodes);
   return found;

@@ -33,6 +33,19 @@ int image_store_open(struct image_store *s, const char *root, struct ferry_err *
     }
     closedir(d);
   }
+  /* and the scratch of pulls, pushes and uploads a crash cut short (the
+   * store is opened once, before anything uses it) */
+  if ((d = opendir(s->tmp_dir))) {
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (strncmp(de->d_name, "pull-", 5) == 0 || strncmp(de->d_name, "push-", 5) == 0 ||
+          strncmp(de->d_name, "upload-", 7) == 0 || strncmp(de->d_name, "creds-", 6) == 0) {
+        _cleanup_free_ char *p = path_join(s->tmp_dir, de->d_name);
+        rm_rf(p, NULL);
+      }
+    }
+    closedir(d);
+  }
   return 0;
 }
 

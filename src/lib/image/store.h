@@ -11,6 +11,7 @@
  * The store does no locking: its owner (the agent) serialises calls. */
 #pragma once
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "image/extract.h"
@@ -45,10 +46,15 @@ int image_import(struct image_store *s, const char *archive, const char *name,
  * certificate not trusted: 503 with skopeo's message) nothing is stored. */
 struct pull_opts {
   const char *authfile, *cert_dir, *creds;
+  const char *scratch; /* where a private auth file is made for creds (the store's tmp) */
   bool tls_verify;
 };
-int image_pull(struct image_store *s, const char *ref, const struct pull_opts *o, json_t **out,
-               struct ferry_err *err);
+/* skopeo copies ref into a scratch archive (no lock held: a registry may
+ * take an hour), then it is imported under import_lock (when not NULL).
+ * Credentials go to skopeo in a private auth file, never on its command
+ * line; authfile must be a regular file and cert_dir a directory. */
+int image_pull(struct image_store *s, const char *ref, const struct pull_opts *o,
+               pthread_mutex_t *import_lock, json_t **out, struct ferry_err *err);
 /* skopeo copy src dst with o on the registry's side (dst when to_registry,
  * else src); a failure is 503 "what: skopeo's reason". Used by pull and push. */
 int skopeo_copy(const char *src, const char *dst, bool to_registry, const struct pull_opts *o,

@@ -53,12 +53,19 @@ static void host_thaw(struct mig_pipe *p)
   agent_ctr_thaw(H(p)->a, p->rec);
 }
 
-static void host_commit_sent(struct mig_pipe *p)
+static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
 {
-  if (rec_has_migration(p->rec)) {
-    rec_set_commit_sent(p->rec);
-    agent_save(H(p)->a, p->rec, NULL);
+  if (!rec_has_migration(p->rec))
+    return 0;
+  rec_set_commit_sent(p->rec);
+  int r = ferry_fault("source-commit-record", err);
+  if (r == 0)
+    r = agent_save(H(p)->a, p->rec, err);
+  if (r < 0) {
+    rec_clear_commit_sent(p->rec);
+    return ferry_err_wrap(err, "cannot record that the commit is sent (no commit sent)");
   }
+  return 0;
 }
 
 static void host_done(struct mig_pipe *p)

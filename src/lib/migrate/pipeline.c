@@ -181,7 +181,8 @@ int mig_pipe_run(struct mig_pipe *p)
   /* ---- commit: from here the host never resumes its copy unless the
    * destination says it has none ---- */
   phase(p, "commit");
-  h->commit_sent(p);
+  if ((r = h->commit_sent(p, err)) < 0)
+    goto fail;
   if ((r = fault(p, "commit-sent")) < 0)
     goto fail;
   enum commit_outcome co = commit_wait(p, err);

@@ -40,8 +40,11 @@ struct mig_host_ops {
               json_t **stats, struct ferry_err *err);
   /* Undoes the freeze. */
   void (*thaw)(struct mig_pipe *p);
-  /* Writes into the record that the commit was sent (before it is). */
-  void (*commit_sent)(struct mig_pipe *p);
+  /* Writes into the record that the commit was sent (before it is). A
+   * failure (a full disk) means no commit is sent: the move is abandoned
+   * and the container resumes here, since a restart could not know that
+   * the destination may run it. */
+  int (*commit_sent)(struct mig_pipe *p, struct ferry_err *err);
   /* The destination has the container: the copy here ends (or runs on,
    * for a checkpoint that leaves it running), the claim ends. */
   void (*done)(struct mig_pipe *p);

@@ -37,7 +37,7 @@ bool migration_id_valid(const char *id)
   return n >= 16 && n <= 32 && strspn(id, "0123456789abcdef") == n;
 }
 
-static void save_state(struct incoming *in)
+static int save_state(struct incoming *in, struct ferry_err *err)
 {
   _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:O, s:i, s:O}", "id", in->id, "state", in->state,
                                        "offer", in->offer, "page_server_pid", in->ps_pid,
@@ -48,7 +48,7 @@ static void save_state(struct incoming *in)
   if (in->cid[0])
     json_object_set_new(j, "container_id", json_string(in->cid));
   _cleanup_free_ char *p = path_join(in->dir, "state.json");
-  json_save_atomic(p, j, NULL);
+  return json_save_durable(p, j, err);
 }
 
 static void incoming_free(struct incoming *in)
@@ -148,8 +148,9 @@ static int lookup_in(struct migrations *m, const char *id, struct incoming **out
 
 /* Takes the migration for one step: it must be in want_state (when given)
  * and no other step may run; its state becomes new_state (when given). */
-static int in_begin(struct migrations *m, const char *id, const char *want_state,
-                    const char *new_state, struct incoming **out, struct ferry_err *err)
+static int in_begin_w(struct migrations *m, const char *id, const char *want_state,
+                      const char *new_state, struct incoming **out, bool *unwritten,
+                      struct ferry_err *err)
 {
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in = NULL;
@@ -158,16 +159,33 @@ static int in_begin(struct migrations *m, const char *id, const char *want_state
     r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
   else if (r == 0 && want_state && strcmp(in->state, want_state) != 0)
     r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
+  if (r == 0 && new_state) {
+    /* the new state is what a restart acts on: unwritten, the step does
+     * not happen (the commit's "running" above all) */
+    char was[sizeof in->state];
+    snprintf(was, sizeof was, "%s", in->state);
+    snprintf(in->state, sizeof in->state, "%s", new_state);
+    _cleanup_free_ char *point = xasprintf("incoming-state-%s", new_state);
+    int f = ferry_fault(point, err);
+    if ((r = f < 0 ? f : save_state(in, err)) < 0) {
+      if (unwritten)
+        *unwritten = true;
+      snprintf(in->state, sizeof in->state, "%s", was);
+      ferry_err_wrap(err, "incoming migration %s: cannot record its state %s", id, new_state);
+    }
+  }
   if (r == 0) {
     in->busy = true;
-    if (new_state) {
-      snprintf(in->state, sizeof in->state, "%s", new_state);
-      save_state(in);
-    }
     *out = in;
   }
   pthread_mutex_unlock(&m->in_lock);
   return r;
+}
+
+static int in_begin(struct migrations *m, const char *id, const char *want_state,
+                    const char *new_state, struct incoming **out, struct ferry_err *err)
+{
+  return in_begin_w(m, id, want_state, new_state, out, NULL, err);
 }
 
 /* Ends a step, setting new_state (when given). If the source withdrew
@@ -178,7 +196,9 @@ static void in_end(struct agent *a, struct incoming *in, const char *new_state)
   pthread_mutex_lock(&m->in_lock);
   if (new_state)
     snprintf(in->state, sizeof in->state, "%s", new_state);
-  save_state(in);
+  struct ferry_err e = {0};
+  if (save_state(in, &e) < 0) /* a restart then acts on the last state written */
+    log_warn("migrate", "incoming %s: %s", in->id, e.msg);
   in->busy = false;
   bool drop = in->abort_requested && !committed(in);
   if (drop)
@@ -287,12 +307,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
    * container here and no other incoming copy has it (else a new one). */
   {
     const char *want = json_str_or(json_object_get(req, "container"), "id", "");
-    bool free_id = strlen(want) == 64 && strspn(want, "0123456789abcdef") == 64;
-    json_t *same = NULL;
-    if (free_id && ctr_find(&a->rt, want, &same, NULL) == 0) {
-      free_id = strcmp(rec_id(same), want) != 0;
-      json_decref(same);
-    }
+    bool free_id = agent_ctr_id_free(a, want);
     for (struct incoming *o = m->in; o && free_id; o = o->next)
       free_id = strcmp(rec_id(json_object_get(o->offer, "container")), want) != 0;
     if (free_id)
@@ -326,7 +341,14 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     if (scratch_tmpfs(criu, &e2) < 0)
       log_warn("migrate", "incoming %s: CRIU images on disk: %s", id, e2.msg);
   }
-  save_state(in);
+  if ((r = save_state(in, err)) < 0) {
+    /* unrecorded, a restart could not clean it up: refused */
+    ferry_err_wrap(err, "incoming migration %s", id);
+    json_decref(missing);
+    mig_dir_remove(in->dir);
+    incoming_free(in);
+    goto out;
+  }
   in->next = m->in;
   m->in = in;
   log_info("migrate", "incoming %s: container %s (%s) from %s, %zu layer(s) missing", id, name, ip,
@@ -633,7 +655,9 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   }
   if (image_added) {
     in->image_added = true;
-    save_state(in);
+    struct ferry_err e2 = {0};
+    if (save_state(in, &e2) < 0)
+      log_warn("migrate", "incoming %s: %s (a restart may keep the image)", id, e2.msg);
   }
   char cid[65], ts[40];
   if (in->cid[0])
@@ -713,9 +737,19 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   if (r < 0)
     return r;
   /* The decision is written first (in_begin saves the state): a restart
-   * after this point brings the container up, never removes it. */
-  if ((r = in_begin(m, id, "restored", "running", &in, err)) < 0)
+   * after this point brings the container up, never removes it. When it
+   * cannot be written (a full disk), this copy will never run: it goes,
+   * and the source, asking, finds nothing here and resumes its own. */
+  bool unwritten = false;
+  if ((r = in_begin_w(m, id, "restored", "running", &in, &unwritten, err)) < 0) {
+    if (unwritten) {
+      json_t *ab = NULL;
+      incoming_abort(a, id, &ab, NULL);
+      json_decref(ab);
+      log_warn("migrate", "incoming %s: %s: its copy removed", id, err->msg);
+    }
     return r;
+  }
   uint64_t t0 = now_mono_ms();
   const char *name = rec_name(in->rec);
   bring_up(a, in, in->rec);

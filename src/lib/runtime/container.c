@@ -21,6 +21,8 @@ int runtime_init(struct runtime *rt, const char *root, const char *runc_root, co
   rt->shim = xstrdup(shim);
   rt->cgroup_parent = xstrdup("/ferry");
   rt->stop_timeout_s = 10;
+  pthread_mutex_init(&rt->state_lock, NULL);
+  rt->state_cache = json_object();
   int r;
   if ((r = mkdir_p(rt->ctr_dir, 0700, err)) < 0 || (r = mkdir_p(rt->vol_dir, 0700, err)) < 0 ||
       (r = mkdir_p(rt->runc_root, 0700, err)) < 0)
@@ -37,6 +39,8 @@ void runtime_fini(struct runtime *rt)
   free(rt->runc_root);
   free(rt->shim);
   free(rt->cgroup_parent);
+  json_decref(rt->state_cache);
+  pthread_mutex_destroy(&rt->state_lock);
   memset(rt, 0, sizeof *rt);
 }
 
@@ -119,7 +123,8 @@ int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err)
   /* Live fields are derived, not stored. */
   _cleanup_json_ json_t *copy = json_deep_copy(rec);
   rec_clear_live(copy);
-  return json_save_atomic(p, copy, err);
+  runtime_changed(rt);
+  return json_save_durable(p, copy, err);
 }
 
 int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err *err)
@@ -155,6 +160,46 @@ int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err
   return FERRY_NOTFOUND(err, "container \"%s\": no such container", ref);
 }
 
+void runtime_changed(struct runtime *rt)
+{
+  pthread_mutex_lock(&rt->state_lock);
+  json_object_clear(rt->state_cache);
+  pthread_mutex_unlock(&rt->state_lock);
+}
+
+/* runc state, or its answer of a moment ago when nothing changed since and
+ * the container's exit file is not newer. */
+static int state_cached(struct runtime *rt, const char *id, char **status, int *pid)
+{
+  uint64_t now = now_wall_ms();
+  _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
+  struct stat st;
+  uint64_t exited_ms = stat(ef, &st) == 0 ? (uint64_t)st.st_mtim.tv_sec * 1000 +
+                                                 (uint64_t)st.st_mtim.tv_nsec / 1000000
+                                          : 0;
+  pthread_mutex_lock(&rt->state_lock);
+  json_t *c = json_object_get(rt->state_cache, id);
+  uint64_t at = (uint64_t)json_integer_value(json_object_get(c, "at"));
+  if (c && now - at < STATE_CACHE_MS && exited_ms < at) {
+    *status = xstrdup(json_str_or(c, "status", "unknown"));
+    *pid = (int)json_integer_value(json_object_get(c, "pid"));
+    pthread_mutex_unlock(&rt->state_lock);
+    return 0;
+  }
+  pthread_mutex_unlock(&rt->state_lock);
+  int r = runc_state(rt, id, status, pid);
+  if (r == 0) {
+    pthread_mutex_lock(&rt->state_lock);
+    if (json_object_size(rt->state_cache) > 4096)
+      json_object_clear(rt->state_cache);
+    json_object_set_new(rt->state_cache, id,
+                        json_pack("{s:s, s:i, s:I}", "status", *status, "pid", *pid, "at",
+                                  (json_int_t)now));
+    pthread_mutex_unlock(&rt->state_lock);
+  }
+  return r;
+}
+
 const char *ctr_refresh(struct runtime *rt, json_t *rec)
 {
   const char *id = rec_id(rec);
@@ -163,7 +208,7 @@ const char *ctr_refresh(struct runtime *rt, json_t *rec)
   int pid = 0;
   if (stored == CS_RUNNING) {
     _cleanup_free_ char *rs = NULL;
-    if (runc_state(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
+    if (state_cached(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
       status = strcmp(rs, "running") == 0 ? "running" : "paused";
     else
       status = "exited";

@@ -252,6 +252,11 @@ void rec_set_commit_sent(json_t *rec)
     json_object_set_new(m, "commit", json_true());
 }
 
+void rec_clear_commit_sent(json_t *rec)
+{
+  json_object_del(json_object_get(rec, "migration"), "commit");
+}
+
 void rec_clear_migration(json_t *rec)
 {
   json_object_del(rec, "migration");

@@ -127,6 +127,7 @@ const char *rec_migration_to(const json_t *rec);
 const char *rec_migration_mid(const json_t *rec);
 bool rec_commit_sent(const json_t *rec);
 void rec_set_commit_sent(json_t *rec);
+void rec_clear_commit_sent(json_t *rec);
 void rec_clear_migration(json_t *rec);
 
 /* ---- exit ---- */

@@ -33,6 +33,7 @@ static char **runc_argv(struct runtime *rt, const char *logfile)
 int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
                 struct ferry_err *err)
 {
+  runtime_changed(rt);
   const char *id = rec_id(rec);
   _cleanup_free_ char *bundle = ctr_path(rt, id, "bundle");
   _cleanup_free_ char *pidfile = ctr_path(rt, id, "pid");
@@ -174,6 +175,7 @@ int runc_state(struct runtime *rt, const char *id, char **status, int *pid)
 
 int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err)
 {
+  runtime_changed(rt);
   _cleanup_strv_ char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "kill");
   if (all)
@@ -186,6 +188,7 @@ int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct fe
 
 int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err)
 {
+  runtime_changed(rt);
   _cleanup_strv_ char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "delete");
   if (force)
@@ -205,6 +208,7 @@ int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err
 
 int runc_simple(struct runtime *rt, const char *verb, const char *id, struct ferry_err *err)
 {
+  runtime_changed(rt);
   _cleanup_strv_ char **argv = runc_argv(rt, NULL);
   strv_push(&argv, verb);
   strv_push(&argv, id);

@@ -11,6 +11,7 @@
  * jansson references. No locking here: the agent serialises calls. */
 #pragma once
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,7 +27,17 @@ struct runtime {
   char *shim;         /* ferry-shim binary */
   char *cgroup_parent;/* e.g. "/ferry" */
   int stop_timeout_s;
+  /* runc state answers, reused for a moment by ctr_refresh (ps under load
+   * costs one runc per container per STATE_CACHE_MS, not per request);
+   * any change through runc or a record write empties it */
+  pthread_mutex_t state_lock;
+  json_t *state_cache; /* id -> {"status", "pid", "at"} */
 };
+#define STATE_CACHE_MS 500
+
+/* Something about a container changed (runc was told to act, a record was
+ * written): cached states are dropped. */
+void runtime_changed(struct runtime *rt);
 
 int runtime_init(struct runtime *rt, const char *root, const char *runc_root, const char *runc,
                  const char *shim, struct ferry_err *err);

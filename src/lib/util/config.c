@@ -51,18 +51,29 @@ int config_argv(const char *path, const struct option *lo, int argc, char **argv
   if (path) {
     _cleanup_free_ char *text = NULL;
     size_t n = 0;
-    int r = read_file(path, 1 << 20, &text, &n, err);
+    int r = read_regular_file(path, 1 << 20, &text, &n, err);
     if (r < 0)
       return ferry_err_wrap(err, "configuration file");
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+      int ln = 1;
+      for (const char *q = text; q < nul; q++)
+        ln += *q == '\n';
+      return FERRY_INVALID(err, "%s:%d: a NUL byte (is this a configuration file?)", path, ln);
+    }
     int lineno = 0;
     for (char *line = text, *next; line && *line; line = next) {
       next = strchr(line, '\n');
       if (next)
         *next++ = '\0';
       lineno++;
-      char *hash = strchr(line, '#');
-      if (hash)
-        *hash = '\0';
+      /* a comment starts a line or follows a space: "#" inside a value
+       * ("token-file = /etc/ferry/a#b") is part of it */
+      for (char *h = line; (h = strchr(h, '#')); h++)
+        if (h == line || isspace((unsigned char)h[-1])) {
+          *h = '\0';
+          break;
+        }
       char *s = trim(line);
       if (!*s)
         continue;

@@ -1,4 +1,5 @@
 #include "util/fs.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,10 +147,63 @@ int read_file(const char *path, size_t max, char **out, size_t *out_len, struct 
   return 0;
 }
 
+int read_regular_file(const char *path, size_t max, char **out, size_t *out_len,
+                      struct ferry_err *err)
+{
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return ferry_err_sys(err, -errno, "%s", path);
+  if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) {
+    *out = xstrdup(""); /* /dev/null: "no file", as people write it */
+    if (out_len)
+      *out_len = 0;
+    return 0;
+  }
+  if (!S_ISREG(st.st_mode))
+    return FERRY_INVALID(err, "%s is not a regular file", path);
+  return read_file(path, max, out, out_len, err);
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+  char *end = NULL;
+  if (!s || !*s || *s == '-' || *s == '+')
+    return -EINVAL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s)
+    return -EINVAL;
+  unsigned shift = 0;
+  if (*end) {
+    switch (*end) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: return -EINVAL;
+    }
+    end++;
+    if (*end == 'i')
+      end++;
+    if (*end == 'B' || *end == 'b')
+      end++;
+    if (*end)
+      return -EINVAL;
+  }
+  if (shift && v > (UINT64_MAX >> shift))
+    return -ERANGE;
+  *out = (uint64_t)v << shift;
+  return 0;
+}
+
 int read_token_file(const char *path, char **out, struct ferry_err *err)
 {
   char *tok = NULL;
-  int r = read_file(path, 4096, &tok, NULL, err);
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0044))
+    log_warn("auth", "token file %s is readable by other users (mode %03o): chmod 600 it", path,
+             (unsigned)(st.st_mode & 0777));
+  int r = read_regular_file(path, 4096, &tok, NULL, err);
   if (r < 0)
     return ferry_err_wrap(err, "token file");
   tok[strcspn(tok, "\r\n")] = '\0';

@@ -32,6 +32,13 @@ int read_file(const char *path, size_t max, char **out, size_t *out_len, struct 
 /* Reads a bearer token from a file: the first line, without its newline;
  * refuses an empty one. *out is malloc'd. */
 int read_token_file(const char *path, char **out, struct ferry_err *err);
+/* read_file of a regular file only: a FIFO or a device is refused, not
+ * waited for (/dev/null reads as empty). */
+int read_regular_file(const char *path, size_t max, char **out, size_t *out_len,
+                      struct ferry_err *err);
+/* "10G", "512M", "64KiB", "1000": bytes (binary suffixes K M G T, with an
+ * optional "i" and "B"); -EINVAL for anything else, -ERANGE past 2^64. */
+int parse_size(const char *s, uint64_t *out);
 /* Removes a tree; never crosses into another file system (a forgotten mount). */
 int rm_rf(const char *path, struct ferry_err *err);
 bool path_exists(const char *path);

@@ -1,7 +1,11 @@
 #include "util/json.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -37,6 +41,42 @@ int json_save_atomic(const char *path, json_t *j, struct ferry_err *err)
   s[n] = '\0';
   _cleanup_free_ char *withnl = xasprintf("%s\n", s);
   return write_file_atomic(path, withnl, n + 1, 0600, err);
+}
+
+int json_save_durable(const char *path, json_t *j, struct ferry_err *err)
+{
+  int r = json_save_atomic(path, j, err);
+  if (r != -ENOSPC && r != -EDQUOT)
+    return r;
+  /* The disk is full: no new file can be made, but the old one's blocks
+   * are there. A record that shrank (an operation's mark removed) is
+   * written over the old one, padded with spaces (JSON allows them), so
+   * that a container never stays "busy" because its release could not be
+   * written. Not atomic: used only where atomic failed for lack of space. */
+  _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  struct stat st;
+  int fd = s ? open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+  if (fd < 0)
+    return r;
+  size_t n = strlen(s);
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (off_t)(n + 1) > st.st_size) {
+    close(fd);
+    return r;
+  }
+  size_t total = (size_t)st.st_size;
+  char *buf = malloc(total);
+  if (!buf)
+    abort();
+  memcpy(buf, s, n);
+  memset(buf + n, ' ', total - n);
+  buf[total - 1] = '\n';
+  bool ok = pwrite(fd, buf, total, 0) == (ssize_t)total && fsync(fd) == 0;
+  free(buf);
+  close(fd);
+  if (!ok)
+    return r;
+  ferry_err_clear(err);
+  return 0;
 }
 
 int json_get_str(json_t *obj, const char *key, bool required, const char **out,
