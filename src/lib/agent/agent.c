@@ -150,6 +150,7 @@ int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
 
 void agent_close(struct agent *a)
 {
+  agent_holds_drop(a);
   agent_metrics_fini(a);
   free(a->token);
   free(a->tls_ca);

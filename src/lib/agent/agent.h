@@ -60,6 +60,7 @@ struct agent {
   struct subnet *peer_allow; /* where a seed pull may go (n_peer_allow entries); none: on-link */
   size_t n_peer_allow;
   struct agent_metrics *metrics; /* counters for GET /metrics (agent_metrics.c) */
+  struct agent_hold *holds;      /* frozen containers' held traffic (agent_ops.c; under lock) */
 };
 
 /* May this agent send its token to host (an IPv4 address or a host name,
@@ -144,6 +145,12 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
  * returned (net_neigh_list) for its restored copy. Thaw undoes both. */
 int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err);
 void agent_ctr_thaw(struct agent *a, json_t *rec);
+/* The frozen container runs elsewhere on the segment now: its link goes
+ * down here and the traffic held while it was frozen (net/hold.h) is sent
+ * into the bridge, which forwards it to where the container was announced. */
+void agent_ctr_hand_over(struct agent *a, json_t *rec);
+/* At shutdown: every hold ends, its frames dropped. */
+void agent_holds_drop(struct agent *a);
 /* Dump a frozen container into dir (CRIU images), memory pages to
  * page_server ("HOST:PORT") when given, through the connection ps_fd when
  * that is >= 0 (ckpt_dump). */

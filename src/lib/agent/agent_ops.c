@@ -10,29 +10,113 @@
 
 #include "agent/agent.h"
 #include "ckpt/ckpt.h"
+#include "net/hold.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
 
+struct agent_hold {
+  char id[65];
+  struct net_hold *h;
+  struct agent_hold *next;
+};
+
+static void hold_put(struct agent *a, const char *id, struct net_hold *h)
+{
+  struct agent_hold *e = calloc(1, sizeof *e);
+  if (!e)
+    abort();
+  snprintf(e->id, sizeof e->id, "%s", id);
+  e->h = h;
+  pthread_mutex_lock(&a->lock);
+  e->next = a->holds;
+  a->holds = e;
+  pthread_mutex_unlock(&a->lock);
+}
+
+/* The hold of container id, taken off the list (NULL when none). */
+static struct net_hold *hold_take(struct agent *a, const char *id)
+{
+  struct net_hold *h = NULL;
+  pthread_mutex_lock(&a->lock);
+  for (struct agent_hold **pp = &a->holds; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->id, id) == 0) {
+      struct agent_hold *e = *pp;
+      *pp = e->next;
+      h = e->h;
+      free(e);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+  return h;
+}
+
+static void hold_end(struct agent *a, json_t *rec, struct net_hold *h, const char *dev)
+{
+  uint64_t bytes = 0;
+  unsigned dropped = 0;
+  /* into the bridge (on their way to the container's new host): sent from
+   * the bridge's own address */
+  int n = dev && strcmp(dev, a->net.bridge) == 0 ? net_hold_end_as(h, dev, &bytes, &dropped)
+                                                 : net_hold_end(h, dev, &bytes, &dropped);
+  if (n > 0 || dropped)
+    log_info("agent", "container %s: %d frame(s) (%llu bytes) held while it was frozen, sent to %s%s",
+             rec_name(rec), n, (unsigned long long)bytes, dev ? dev : "nowhere",
+             dropped ? " (some did not fit and were dropped)" : "");
+}
+
 int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  /* The neighbours it knows, before the link goes (losing the carrier
-   * flushes them): the restored copy starts with them and needs no ARP. */
+  /* The neighbours it knows (the restored copy starts with them and needs
+   * no ARP). */
   if (neighbours)
     *neighbours = net_neigh_list(rec_netns(rec));
   /* Off the network first, then paused: no handshake or segment is taken in
-   * by a kernel whose processes no longer run. */
-  int r = net_link_set(rec_veth(rec), false, err);
-  if (r < 0)
-    return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
+   * by a kernel whose processes no longer run. Its traffic is held rather
+   * than lost (net/hold.h); where that cannot be, the link goes down. */
+  struct net_hold *h = NULL;
+  struct ferry_err he = {0};
+  int r = 0;
+  if (net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0) {
+    hold_put(a, id, h);
+  } else {
+    log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s", rec_name(rec),
+             he.msg);
+    if ((r = net_link_set(rec_veth(rec), false, err)) < 0)
+      return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
+  }
   if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
+    if ((h = hold_take(a, id)))
+      hold_end(a, rec, h, rec_veth(rec));
     net_link_set(rec_veth(rec), true, NULL);
     return ferry_err_wrap(err, "container \"%s\": freeze", rec_name(rec));
   }
   return 0;
+}
+
+void agent_holds_drop(struct agent *a)
+{
+  /* containers still frozen at shutdown: the restart's recovery decides */
+  while (a->holds) {
+    struct agent_hold *e = a->holds;
+    a->holds = e->next;
+    net_hold_end(e->h, NULL, NULL, NULL);
+    free(e);
+  }
+}
+
+void agent_ctr_hand_over(struct agent *a, json_t *rec)
+{
+  struct net_hold *h = hold_take(a, rec_id(rec));
+  /* down first: the bridge forgets the container behind this port and
+   * sends what comes for it to where it was announced */
+  net_link_set(rec_veth(rec), false, NULL);
+  if (h)
+    hold_end(a, rec, h, a->net.bridge);
 }
 
 static void sleep_ms(int ms)
@@ -84,11 +168,17 @@ void agent_ctr_thaw(struct agent *a, json_t *rec)
   int pid = 0;
   if (runc_state(&a->rt, id, &st, &pid) == 0)
     wait_dump_gone(rec_name(rec), pid);
+  struct net_hold *h = hold_take(a, id);
+  if (!h)
+    net_hold_clear(rec_veth(rec)); /* a hold of an agent that died */
   net_link_set(rec_veth(rec), true, NULL);
   free(st);
   st = NULL;
   if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "paused") == 0)
     runc_simple(&a->rt, "resume", id, NULL);
+  /* it runs again: what came for it meanwhile, in order */
+  if (h)
+    hold_end(a, rec, h, rec_veth(rec));
 }
 
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
@@ -111,6 +201,12 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *pa
 void agent_ctr_end_frozen(struct agent *a, json_t *rec)
 {
   const char *id = rec_id(rec);
+  /* off the network before it dies: its kernel closing the sockets must
+   * not reset connections its copy (restored later, or elsewhere) keeps */
+  net_link_set(rec_veth(rec), false, NULL);
+  struct net_hold *h = hold_take(a, id);
+  if (h)
+    hold_end(a, rec, h, NULL); /* it ends here: its traffic with it */
   runc_signal(&a->rt, id, SIGKILL, true, NULL);
   runc_simple(&a->rt, "resume", id, NULL); /* killed while frozen: it dies, off the network */
   ctr_wait_exit(&a->rt, id, 5000);
@@ -119,6 +215,7 @@ void agent_ctr_end_frozen(struct agent *a, json_t *rec)
 
 void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
 {
+  agent_ctr_hand_over(a, rec);
   agent_ctr_end_frozen(a, rec);
   rec_set_op(rec, OP_NONE);
   rec_clear_migration(rec);

@@ -167,10 +167,27 @@ void runtime_changed(struct runtime *rt)
   pthread_mutex_unlock(&rt->state_lock);
 }
 
-/* runc state, or its answer of a moment ago when nothing changed since and
- * the container's exit file is not newer. */
-static int state_cached(struct runtime *rt, const char *id, char **status, int *pid)
+/* Is the container's cgroup frozen (1), thawed (0), or unknown (-1)? */
+static int cgroup_frozen(struct runtime *rt, const char *inst)
 {
+  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/freezer%s/%s/freezer.state", rt->cgroup_parent, inst);
+  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/cgroup.freeze", rt->cgroup_parent, inst);
+  char buf[16] = "";
+  _cleanup_fclose_ FILE *f = fopen(v1, "re");
+  if (f && fgets(buf, sizeof buf, f))
+    return strncmp(buf, "THAWED", 6) != 0;
+  _cleanup_fclose_ FILE *g = fopen(v2, "re");
+  if (g && fgets(buf, sizeof buf, g))
+    return buf[0] == '1';
+  return -1;
+}
+
+/* runc state, or its answer of a moment ago when nothing changed since:
+ * no runc action or record write, no newer exit file, and the cgroup's
+ * freezer says what the answer said (a pause behind ferry's back). */
+static int state_cached(struct runtime *rt, json_t *rec, char **status, int *pid)
+{
+  const char *id = rec_id(rec);
   uint64_t now = now_wall_ms();
   _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
   struct stat st;
@@ -180,7 +197,9 @@ static int state_cached(struct runtime *rt, const char *id, char **status, int *
   pthread_mutex_lock(&rt->state_lock);
   json_t *c = json_object_get(rt->state_cache, id);
   uint64_t at = (uint64_t)json_integer_value(json_object_get(c, "at"));
-  if (c && now - at < STATE_CACHE_MS && exited_ms < at) {
+  bool paused = strcmp(json_str_or(c, "status", ""), "paused") == 0;
+  int frozen = c ? cgroup_frozen(rt, rec_instance(rec)) : -1;
+  if (c && now - at < STATE_CACHE_MS && exited_ms < at && frozen >= 0 && frozen == paused) {
     *status = xstrdup(json_str_or(c, "status", "unknown"));
     *pid = (int)json_integer_value(json_object_get(c, "pid"));
     pthread_mutex_unlock(&rt->state_lock);
@@ -208,7 +227,7 @@ const char *ctr_refresh(struct runtime *rt, json_t *rec)
   int pid = 0;
   if (stored == CS_RUNNING) {
     _cleanup_free_ char *rs = NULL;
-    if (state_cached(rt, id, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
+    if (state_cached(rt, rec, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
       status = strcmp(rs, "running") == 0 ? "running" : "paused";
     else
       status = "exited";

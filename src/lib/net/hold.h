@@ -1,0 +1,47 @@
+/* Holding a frozen container's traffic instead of losing it.
+ *
+ * While a container is frozen for a move, the frames the host's bridge
+ * sends it (TCP segments of its clients, UDP datagrams, ARP) would be lost:
+ * its link is down, or its kernel takes them in while no process runs. A
+ * hold takes them off its veth instead — a tc egress filter on the
+ * host-side veth redirects every frame (act_mirred) to a TAP device of the
+ * agent's (and an ingress filter drops what the container sends: off the
+ * network both ways, as with its link down), whose reader thread keeps them, in order, up to NET_HOLD_BYTES
+ * and NET_HOLD_FRAMES (past that, frames are dropped as before). When the
+ * move ends they are sent on, in order: into the container's veth when it
+ * resumes here, or into the bridge once the container lives elsewhere on
+ * the segment (the bridge forwards them to where its address was last
+ * announced). So a client's segments are answered as soon as the container
+ * runs again, with no retransmission timeout on either side.
+ *
+ * Kernel facts used (docs/migration.md): sch_ingress's clsact, cls_u32,
+ * act_mirred, TUN/TAP; `tc` from iproute2. Where any is missing the caller
+ * falls back to taking the link down. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define NET_HOLD_BYTES (16u << 20)
+#define NET_HOLD_FRAMES 20000
+
+struct net_hold;
+
+/* Starts holding the frames veth sends its container (whose MAC is mac),
+ * and dropping what the container sends. */
+int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
+                   struct ferry_err *err);
+/* Stops holding (the filter goes, the frames held so far are kept), sends
+ * the held frames out of device dev (NULL: drops them), frees h. Returns
+ * how many were sent; *bytes (when not NULL) their size, *dropped (when not
+ * NULL) how many did not fit. */
+int net_hold_end(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned *dropped);
+/* The same, each frame sent with dev's own MAC address as its source: for
+ * frames sent into a bridge on their way to another host, which must not
+ * teach the segment's switches that their senders live behind this host
+ * (the answers to them would go astray). */
+int net_hold_end_as(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned *dropped);
+/* Removes a hold's filter left by an agent that died (its TAP went with it,
+ * and the filter would drop every frame): idempotent. */
+void net_hold_clear(const char *veth);
