@@ -71,7 +71,7 @@ _ferry() {
     exec) flags="-e"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
     restore) flags="--name --json"; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-    migrate) flags="--to --from --to-token-file --keep --timeout --memory --no-compress --redirect-for --json"
+    migrate) flags="--to --from --to-token-file --keep --timeout --memory --no-compress --no-hold --redirect-for --json"
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then

@@ -24,6 +24,8 @@ static const char help[] =
     "                      server while CRIU dumps), copy (dump here, then send it as one\n"
     "                      archive) or auto (default: copy below 32 MiB, else stream)\n"
     "  --no-compress       send layers, volumes, rootfs and CRIU images without zstd\n"
+    "  --no-hold           drop the container's traffic while it is frozen (as before\n"
+    "                      ferry held it and delivered it after the move)\n"
     "  --redirect-for S    after the move, this host's published ports lead to the\n"
     "                      target for S seconds (default 60; 0: not at all)\n"
     "  --json              print the final report as JSON\n";
@@ -92,10 +94,11 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
                                      {"json", no_argument, 0, 'j'},
                                      {"memory", required_argument, 0, 'm'},
                                      {"no-compress", no_argument, 0, 'Z'},
+                                     {"no-hold", no_argument, 0, 'H'},
                                      {"redirect-for", required_argument, 0, 'R'},
                                      {0, 0, 0, 0}};
   const char *to = NULL, *from = NULL, *tokfile = NULL, *memory = NULL;
-  bool keep = false, compress = true;
+  bool keep = false, compress = true, hold = true;
   int timeout = 0, redirect = -1, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -108,6 +111,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     case 'j': cli->json = true; break;
     case 'm': memory = optarg; break;
     case 'Z': compress = false; break;
+    case 'H': hold = false; break;
     case 'R': {
       char *end;
       long v = strtol(optarg, &end, 10);
@@ -139,6 +143,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     json_object_set_new(req, "memory", json_string(memory));
   if (!compress)
     json_object_set_new(req, "compress", json_false());
+  if (!hold)
+    json_object_set_new(req, "hold", json_false());
   if (redirect >= 0)
     json_object_set_new(req, "redirect_for", json_integer(redirect));
   if (tokfile) {

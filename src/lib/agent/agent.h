@@ -143,7 +143,8 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
 /* Freeze: take the container's link down (no packet reaches a frozen
  * socket), then pause it; with neighbours, the ARP entries it knew are
  * returned (net_neigh_list) for its restored copy. Thaw undoes both. */
-int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err);
+int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbours,
+                     struct ferry_err *err);
 void agent_ctr_thaw(struct agent *a, json_t *rec);
 /* The frozen container runs elsewhere on the segment now: its link goes
  * down here and the traffic held while it was frozen (net/hold.h) is sent

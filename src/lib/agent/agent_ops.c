@@ -68,7 +68,8 @@ static void hold_end(struct agent *a, json_t *rec, struct net_hold *h, const cha
              dropped ? " (some did not fit and were dropped)" : "");
 }
 
-int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct ferry_err *err)
+int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbours,
+                     struct ferry_err *err)
 {
   const char *id = rec_id(rec);
   /* The neighbours it knows (the restored copy starts with them and needs
@@ -81,11 +82,12 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, json_t **neighbours, struct f
   struct net_hold *h = NULL;
   struct ferry_err he = {0};
   int r = 0;
-  if (net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0) {
+  if (hold && net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0) {
     hold_put(a, id, h);
   } else {
-    log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s", rec_name(rec),
-             he.msg);
+    if (hold)
+      log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s",
+               rec_name(rec), he.msg);
     if ((r = net_link_set(rec_veth(rec), false, err)) < 0)
       return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
   }

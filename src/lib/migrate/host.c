@@ -35,7 +35,7 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
 
 static int host_freeze(struct mig_pipe *p, json_t **neigh, struct ferry_err *err)
 {
-  return agent_ctr_freeze(H(p)->a, p->rec, neigh, err);
+  return agent_ctr_freeze(H(p)->a, p->rec, !H(p)->no_hold, neigh, err);
 }
 
 static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_server, int ps_fd,

@@ -21,6 +21,7 @@ struct mig_host {
   const char *to;           /* where it went: "migrated_to", the redirect */
   const char *redirect_to;  /* host of the published ports' redirect (NULL: none) */
   int redirect_s;
+  bool no_hold;             /* frozen: drop its traffic (link down) rather than hold it */
 };
 
 extern const struct mig_host_ops mig_agent_host;

@@ -586,7 +586,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
 {
   struct migrations *m = a->mig;
   const char *to, *token, *memory = NULL;
-  bool keep = false, compress = true;
+  bool keep = false, compress = true, hold = true;
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
@@ -594,7 +594,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
       (r = json_get_str(req, "token", false, &token, err)) < 0 ||
       (r = json_get_bool(req, "keep", false, &keep, err)) < 0 ||
       (r = json_get_str(req, "memory", false, &memory, err)) < 0 ||
-      (r = json_get_bool(req, "compress", true, &compress, err)) < 0)
+      (r = json_get_bool(req, "compress", true, &compress, err)) < 0 ||
+      (r = json_get_bool(req, "hold", true, &hold, err)) < 0)
     return r;
   bool mem_auto = !memory || strcmp(memory, "auto") == 0;
   const struct mem_strategy *mem = mem_strategy_find(mem_auto ? "stream" : memory);
@@ -668,7 +669,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->host = (struct mig_host){.a = a, .ref = o->ref, .op = OP_MIGRATION, .to = o->to,
                               .mid = o->id,
                               .after = keep ? AFTER_KEEP : AFTER_REMOVE,
-                              .redirect_to = o->redirect_to, .redirect_s = o->redirect_s};
+                              .redirect_to = o->redirect_to, .redirect_s = o->redirect_s,
+                              .no_hold = !hold};
   o->pipe = (struct mig_pipe){.id = o->id, .fault_prefix = "source", .host = &mig_agent_host,
                               .dest = &peer_dest, .host_ctx = &o->host, .dest_ctx = o,
                               .timeout_s = o->timeout_s, .on_phase = on_pipe_phase};
