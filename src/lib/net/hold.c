@@ -147,23 +147,41 @@ int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
     r = ferry_err_sys(err, -errno, "hold: eventfd");
     goto fail;
   }
-  if ((r = spawn_check(TC("qdisc", "replace", "dev", veth, "clsact"), NULL, err)) < 0 ||
-      (r = spawn_check(TC("filter", "add", "dev", veth, "egress", "pref", "1", "protocol", "all",
-                          "u32", "match", "u32", "0", "0", "action", "mirred", "egress",
-                          "redirect", "dev", h->tap),
-                       NULL, err)) < 0 ||
-      /* and nothing leaves it: a frozen container's kernel still sends
-       * (TCP retransmissions, with timestamps its restored copy would be
-       * behind of: the client would drop the copy's segments). There is no
-       * drop action in these kernels (only mirred): its frames go to the
-       * same TAP, where the reader knows them by their source address. */
-      (r = spawn_check(TC("filter", "add", "dev", veth, "ingress", "pref", "1", "protocol", "all",
-                          "u32", "match", "u32", "0", "0", "action", "mirred", "egress",
-                          "redirect", "dev", h->tap),
-                       NULL, err)) < 0) {
-    net_hold_clear(veth);
-    ferry_err_wrap(err, "hold the traffic of %s", veth);
-    goto fail;
+  /* One tc run (it is inside the freeze): the qdisc, the egress filter
+   * (what comes for the container, to the TAP), and the ingress filter:
+   * nothing leaves it either — a frozen container's kernel still sends (TCP
+   * retransmissions, with timestamps its restored copy would be behind of:
+   * the client would drop the copy's segments). There is no drop action in
+   * these kernels (only mirred): its frames go to the same TAP, where the
+   * reader knows them by their source address. */
+  {
+    char batch[] = "/tmp/ferry-hold-XXXXXX";
+    int bfd = mkstemp(batch);
+    if (bfd < 0) {
+      r = ferry_err_sys(err, -errno, "hold: tc batch file");
+      goto fail;
+    }
+    FILE *bf = fdopen(bfd, "w");
+    if (!bf) {
+      close(bfd);
+      unlink(batch);
+      r = ferry_err_sys(err, -ENOMEM, "hold: tc batch file");
+      goto fail;
+    }
+    static const char *const dirs[] = {"egress", "ingress"};
+    fprintf(bf, "qdisc replace dev %s clsact\n", veth);
+    for (int k = 0; k < 2; k++)
+      fprintf(bf, "filter add dev %s %s pref 1 protocol all u32 match u32 0 0 action mirred egress redirect dev %s\n",
+              veth, dirs[k], h->tap);
+    bool written = fclose(bf) == 0;
+    r = written ? spawn_check(TC("-batch", batch), NULL, err)
+                : ferry_err_sys(err, -EIO, "hold: tc batch file");
+    unlink(batch);
+    if (r < 0) {
+      net_hold_clear(veth);
+      ferry_err_wrap(err, "hold the traffic of %s", veth);
+      goto fail;
+    }
   }
   if (pthread_create(&h->th, NULL, reader, h) != 0) {
     net_hold_clear(veth);
@@ -201,8 +219,11 @@ static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t 
 {
   if (!h)
     return 0;
-  /* the filter first (nothing more is redirected), then what the TAP has */
-  net_hold_clear(h->veth);
+  /* the filter first (nothing more is redirected), then what the TAP has;
+   * frames for another host leave a veth that is down and goes: its filter
+   * is left to go with it */
+  if (!restamp)
+    net_hold_clear(h->veth);
   uint64_t one = 1;
   if (write(h->stopfd, &one, sizeof one) < 0) {
     /* the reader then ends at its next poll timeout */
@@ -235,8 +256,10 @@ static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t 
         sent++;
         sb += h->frames[i].len;
       }
-      if (i % 256 == 255)
-        usleep(500); /* the receiving side's backlog (1,000 frames) keeps up */
+      /* paced (32 frames a millisecond): a burst overflows the receiving
+       * socket's buffer (a UDP service's 200 KiB fill with ~200 datagrams) */
+      if (i % 32 == 31)
+        usleep(1000);
     }
     free(h->frames[i].data);
   }
