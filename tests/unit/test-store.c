@@ -166,12 +166,39 @@ static void failed_import_leaves_nothing(void **state)
   assert_int_equal(count_entries("images"), 0);
 }
 
+/* A layer something counts on (an import reusing it, a migration told it
+ * is here) outlives the removal of the last image that referred to it. */
+static void pinned_layer_outlives_removal(void **state)
+{
+  (void)state;
+  _cleanup_free_ char *t = rootfs_tar("p.tar", "pinned\n");
+  struct ferry_err e = {0};
+  _cleanup_json_ json_t *img = NULL;
+  assert_int_equal(image_import(&st, t, "p:1", NULL, &img, &e), 0);
+  json_t *layers = json_object_get(img, "layers");
+  assert_int_equal(json_array_size(layers), 1);
+  const char *dg = json_string_value(json_array_get(layers, 0));
+  image_layer_pin(&st, dg);
+  image_layer_pin(&st, dg); /* counted: two holders */
+  assert_int_equal(image_remove(&st, "p:1", &e), 0);
+  assert_int_equal(count_entries("images"), 0);
+  assert_int_equal(count_entries("layers"), 1);
+  image_layer_unpin(&st, dg);
+  image_layers_drop_unused(&st, layers);
+  assert_int_equal(count_entries("layers"), 1); /* one holder left */
+  image_layer_unpin(&st, dg);
+  image_layer_unpin(&st, dg); /* unbalanced: nothing happens */
+  image_layers_drop_unused(&st, layers);
+  assert_int_equal(count_entries("layers"), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(names),
       cmocka_unit_test_setup_teardown(import_lookup_and_remove, setup, teardown),
       cmocka_unit_test_setup_teardown(failed_import_leaves_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(pinned_layer_outlives_removal, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

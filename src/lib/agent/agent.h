@@ -252,6 +252,10 @@ bool agent_layer_present(struct agent *a, const char *digest);
 int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,
                         bool *added, struct ferry_err *err);
 /* Removes the layers (digests) that no image uses. */
+/* Pins (pin true) or unpins an image's layers: an incoming migration told
+ * that layers are present here keeps them from a concurrent image
+ * removal until its image record refers to them (or it ends). */
+void agent_layers_pin(struct agent *a, json_t *digests, bool pin);
 void agent_layers_forget(struct agent *a, json_t *digests);
 /* Registers an image record whose layers are all here (names another
  * image holds stay with it); *added when it was new. */

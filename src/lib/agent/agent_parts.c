@@ -129,6 +129,19 @@ int agent_layer_receive(struct agent *a, const char *digest, const char *tar, co
   return 0;
 }
 
+void agent_layers_pin(struct agent *a, json_t *digests, bool pin)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach(digests, i, d)
+  {
+    if (pin)
+      image_layer_pin(&a->images, json_string_value(d));
+    else
+      image_layer_unpin(&a->images, json_string_value(d));
+  }
+}
+
 void agent_layers_forget(struct agent *a, json_t *digests)
 {
   pthread_mutex_lock(&a->lock);

@@ -85,6 +85,7 @@ struct import_ctx {
   const char *display; /* the archive's file name as the user gave it */
   char *staging;      /* real path */
   char **new_layers;  /* layer dirs this import created */
+  char **pinned;      /* digests this import pinned (unpinned when it ends) */
   uint64_t size;
 };
 
@@ -137,6 +138,10 @@ static int ensure_layer(struct import_ctx *c, const char *digest, const char *bl
                         struct ferry_err *err)
 {
   _cleanup_free_ char *dir = image_layer_dir(c->s, digest);
+  /* kept from here until this image's record refers to it: a concurrent
+   * image removal must not drop a layer this import reuses */
+  image_layer_pin(c->s, digest);
+  strv_push(&c->pinned, digest);
   if (path_exists(dir))
     return 0;
   char sfx[9];
@@ -436,7 +441,8 @@ int image_import(struct image_store *s, const char *archive, const char *name,
   enum archive_kind kind = KIND_ROOTFS;
   if ((r = classify(archive, what, &kind, err)) < 0)
     return r;
-  struct import_ctx c = {.s = s, .what = what, .display = shown, .new_layers = strv_new()};
+  struct import_ctx c = {.s = s, .what = what, .display = shown, .new_layers = strv_new(),
+                         .pinned = strv_new()};
   _cleanup_free_ char *tmpl = path_join(s->tmp_dir, "import-XXXXXX");
   _cleanup_json_ json_t *img = json_object();
   _cleanup_json_ json_t *all = NULL;
@@ -500,11 +506,21 @@ int image_import(struct image_store *s, const char *archive, const char *name,
   free(c.staging);
   free(from_archive);
   strv_free(c.new_layers);
+  for (size_t k = 0; c.pinned && c.pinned[k]; k++)
+    image_layer_unpin(s, c.pinned[k]);
+  strv_free(c.pinned);
   *out = json_incref(img);
   return 0;
 fail:
-  for (size_t k = 0; c.new_layers && c.new_layers[k]; k++)
-    rm_rf(c.new_layers[k], NULL);
+  for (size_t k = 0; c.pinned && c.pinned[k]; k++)
+    image_layer_unpin(s, c.pinned[k]);
+  strv_free(c.pinned);
+  /* the layers this import made, unless something else counts on them now */
+  for (size_t k = 0; c.new_layers && c.new_layers[k]; k++) {
+    _cleanup_free_ char *dg = xasprintf("sha256:%s", strrchr(c.new_layers[k], '/') + 1);
+    if (!image_layer_pinned(s, dg))
+      rm_rf(c.new_layers[k], NULL);
+  }
   strv_free(c.new_layers);
   if (c.staging)
     rm_rf(c.staging, NULL);

@@ -17,6 +17,8 @@ int image_store_open(struct image_store *s, const char *root, struct ferry_err *
   s->images_dir = path_join(root, "images");
   s->tmp_dir = path_join(root, "tmp");
   s->limits = extract_default_limits;
+  pthread_mutex_init(&s->pin_lock, NULL);
+  s->pins = json_object();
   int r;
   if ((r = mkdir_p(s->layers_dir, 0700, err)) < 0 || (r = mkdir_p(s->images_dir, 0700, err)) < 0 ||
       (r = mkdir_p(s->tmp_dir, 0700, err)) < 0)
@@ -55,7 +57,41 @@ void image_store_close(struct image_store *s)
   free(s->layers_dir);
   free(s->images_dir);
   free(s->tmp_dir);
+  json_decref(s->pins);
+  if (s->root || s->pins)
+    pthread_mutex_destroy(&s->pin_lock);
   memset(s, 0, sizeof *s);
+}
+
+void image_layer_pin(struct image_store *s, const char *digest)
+{
+  if (!digest_valid(digest))
+    return;
+  pthread_mutex_lock(&s->pin_lock);
+  json_int_t n = json_integer_value(json_object_get(s->pins, digest));
+  json_object_set_new(s->pins, digest, json_integer(n + 1));
+  pthread_mutex_unlock(&s->pin_lock);
+}
+
+void image_layer_unpin(struct image_store *s, const char *digest)
+{
+  if (!digest)
+    return;
+  pthread_mutex_lock(&s->pin_lock);
+  json_int_t n = json_integer_value(json_object_get(s->pins, digest));
+  if (n > 1)
+    json_object_set_new(s->pins, digest, json_integer(n - 1));
+  else
+    json_object_del(s->pins, digest);
+  pthread_mutex_unlock(&s->pin_lock);
+}
+
+bool image_layer_pinned(struct image_store *s, const char *digest)
+{
+  pthread_mutex_lock(&s->pin_lock);
+  bool p = json_object_get(s->pins, digest) != NULL;
+  pthread_mutex_unlock(&s->pin_lock);
+  return p;
 }
 
 int image_normalize_name(const char *name, char **out, struct ferry_err *err)
@@ -266,7 +302,7 @@ void image_layers_drop_unused(struct image_store *s, json_t *digests)
       json_t *il;
       json_array_foreach(json_object_get(img, "layers"), m, il) if (json_equal(il, l)) used = true;
     }
-    if (!used) {
+    if (!used && !image_layer_pinned(s, dg)) {
       _cleanup_free_ char *ld = image_layer_dir(s, dg);
       rm_rf(ld, NULL);
     }

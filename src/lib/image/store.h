@@ -23,7 +23,18 @@ struct image_store {
   char *images_dir;
   char *tmp_dir;
   struct extract_limits limits;
+  /* layers an import or an incoming migration counts on before an image
+   * record refers to them: never dropped as unused (digest -> count) */
+  pthread_mutex_t pin_lock;
+  json_t *pins;
 };
+
+/* Pins (or unpins) layers: a pinned layer is kept by
+ * image_layers_drop_unused even when no image refers to it. Balanced calls;
+ * unpinning what is not pinned does nothing. */
+void image_layer_pin(struct image_store *s, const char *digest);
+void image_layer_unpin(struct image_store *s, const char *digest);
+bool image_layer_pinned(struct image_store *s, const char *digest);
 
 int image_store_open(struct image_store *s, const char *root, struct ferry_err *err);
 void image_store_close(struct image_store *s);

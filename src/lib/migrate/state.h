@@ -43,6 +43,7 @@ struct incoming {
   uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */
   json_t *received;     /* layer digests this migration added to the store */
   bool image_added;     /* the image record was added by this migration */
+  struct agent *pinned_by; /* the agent whose store pins the offered layers */
   char cid[65];         /* the id its container gets here (its netns is made at the offer) */
   json_t *rec;          /* the restored copy's record (restored state) */
   json_t *report;       /* restore report once running */

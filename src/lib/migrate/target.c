@@ -55,6 +55,9 @@ static void incoming_free(struct incoming *in)
 {
   if (!in)
     return;
+  if (in->pinned_by)
+    agent_layers_pin(in->pinned_by, json_object_get(json_object_get(in->offer, "image"), "layers"),
+                     false);
   free(in->dir);
   json_decref(in->offer);
   json_decref(in->received);
@@ -313,12 +316,16 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     if (free_id)
       rec_set_id(ctr, want);
   }
+  /* the layers it is told are here stay here while it lasts (from before
+   * they are looked at, so that an image removal cannot slip between) */
+  agent_layers_pin(a, json_object_get(img, "layers"), true);
   json_t *missing = json_array();
   json_array_foreach(json_object_get(img, "layers"), i, v) if (!agent_layer_present(a, json_string_value(v)))
       json_array_append(missing, v);
   struct incoming *in = calloc(1, sizeof *in);
   if (!in)
     abort();
+  in->pinned_by = a;
   snprintf(in->id, sizeof in->id, "%s", id);
   leaf = xasprintf("in-%s", id);
   in->dir = path_join(m->dir, leaf);
