@@ -106,9 +106,11 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
   _cleanup_free_ char *tmpl = path_join(a->images.tmp_dir, "push-XXXXXX");
   if (!mkdtemp(tmpl))
     return ferry_err_sys(err, -errno, "push %s: scratch directory", ref);
-  pthread_mutex_lock(&a->img_lock); /* the layers stay while they are read */
+  /* the layers stay while they are read: pinned, a concurrent image
+   * removal leaves them */
+  agent_layers_pin(a, json_object_get(img, "layers"), true);
   r = write_layout(a, img, tmpl, err);
-  pthread_mutex_unlock(&a->img_lock);
+  agent_layers_pin(a, json_object_get(img, "layers"), false);
   if (r == 0) {
     _cleanup_free_ char *src = xasprintf("oci:%s:push", tmpl);
     _cleanup_free_ char *dst = xasprintf("docker://%s", want);
