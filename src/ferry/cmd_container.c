@@ -25,7 +25,7 @@ static const char run_help[] =
     "  -d, --detach          run in the background and print the container id (run)\n"
     "  --name NAME           container name (default: generated)\n"
     "  --ip ADDR             pin the container's address (from the agent's subnet)\n"
-    "  -v, --volume VOL:/path  mount named volume VOL (created if missing)\n"
+    "  -v, --volume VOL:/path[:ro]  mount named volume VOL (created if missing), read-only with :ro\n"
     "  -p, --publish [IP:]HOSTPORT:CTRPORT[/tcp|udp]  publish a port on the host\n"
     "  -e, --env KEY=VALUE   set an environment variable\n"
     "  -w, --workdir DIR     working directory\n"

@@ -61,10 +61,15 @@ sleep 0.5
 expect_fail "in use by container \"writer\"" f h1 volume rm vol1
 f h1 rm -f writer >/dev/null
 [ "$(f h1 run --rm -v vol1:/d busybox cat /d/f)" = payload ] || fail "volume contents not shared"
+# podman's :ro: mounted at /d (not "/d:ro"), readable, not writable
+[ "$(f h1 run --rm -v vol1:/d:ro busybox cat /d/f)" = payload ] || fail "a :ro volume is not readable at /d"
+out=$(f h1 run --rm -v vol1:/d:ro busybox sh -c 'echo x > /d/g && echo wrote || echo refused' 2>&1)
+[ "$out" = refused ] || fail "a :ro volume was writable: $out"
+expect_fail "unknown option \"rx\"" f h1 run --rm -v vol1:/d:rx busybox true
 f h1 volume ls | grep -q vol1 || fail "volume ls"
 f h1 volume rm vol1 >/dev/null
 f h1 volume ls | grep -q vol1 && fail "volume rm"
-check "volumes: create, in-use refusal, contents shared, rm"
+check "volumes: create, in-use refusal, contents shared, read-only with :ro, rm"
 
 # rm
 f h1 run -d --name sleeper busybox sleep 1000 >/dev/null

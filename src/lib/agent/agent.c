@@ -494,15 +494,35 @@ static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
   json_t *e;
   json_array_foreach(v, i, e)
   {
+    /* podman's VOLUME:/path[:OPTIONS], OPTIONS a comma list of ro, rw
+     * (and z, Z: SELinux relabelling, which has nothing to do here) */
     const char *s = json_string_value(e);
     const char *colon = s ? strchr(s, ':') : NULL;
     if (!colon)
-      return FERRY_INVALID(err, "volume \"%s\": expected VOLUME:/path", s ? s : "?");
+      return FERRY_INVALID(err, "volume \"%s\": expected VOLUME:/path[:ro]", s ? s : "?");
     _cleanup_free_ char *name = strndup(s, (size_t)(colon - s));
+    _cleanup_free_ char *dest = xstrdup(colon + 1);
+    bool ro = false;
+    char *opts = strchr(dest, ':');
+    if (opts) {
+      *opts++ = '\0';
+      char *save = NULL;
+      for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (strcmp(o, "ro") == 0)
+          ro = true;
+        else if (strcmp(o, "rw") == 0)
+          ro = false;
+        else if (strcmp(o, "z") != 0 && strcmp(o, "Z") != 0)
+          return FERRY_INVALID(err, "volume \"%s\": unknown option \"%s\" (known: ro, rw)", s, o);
+      }
+    }
     int r;
-    if ((r = validate_name("volume", name, err)) < 0 || (r = volume_dest_check(colon + 1, err)) < 0)
+    if ((r = validate_name("volume", name, err)) < 0 || (r = volume_dest_check(dest, err)) < 0)
       return r;
-    json_array_append_new(vols, json_pack("{s:s, s:s}", "name", name, "destination", colon + 1));
+    json_t *vj = json_pack("{s:s, s:s}", "name", name, "destination", dest);
+    if (ro)
+      json_object_set_new(vj, "readonly", json_true());
+    json_array_append_new(vols, vj);
   }
   *out = json_incref(vols);
   return 0;

@@ -117,7 +117,10 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
         FERRY_INVALID(err, "volume %zu is not an object", i);
       return ferry_err_wrap(err, "container record \"%s\"", name);
     }
-    json_array_append_new(cvols, json_pack("{s:s, s:s}", "name", vn, "destination", dest));
+    json_t *cv = json_pack("{s:s, s:s}", "name", vn, "destination", dest);
+    if (json_is_true(json_object_get(v, "readonly")))
+      json_object_set_new(cv, "readonly", json_true());
+    json_array_append_new(cvols, cv);
   }
   _cleanup_json_ json_t *ports = NULL;
   if ((r = ports_check(json_object_get(in, "ports"), &ports, err)) < 0)
@@ -299,6 +302,11 @@ size_t rec_n_volumes(const json_t *rec)
 const char *rec_volume_name(const json_t *rec, size_t i)
 {
   return json_str_or(json_array_get(rec_volumes(rec), i), "name", "");
+}
+
+bool rec_volume_readonly(const json_t *rec, size_t i)
+{
+  return json_is_true(json_object_get(json_array_get(json_object_get(rec, "volumes"), i), "readonly"));
 }
 
 const char *rec_volume_dest(const json_t *rec, size_t i)

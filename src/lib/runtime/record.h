@@ -141,6 +141,7 @@ void rec_clear_exit(json_t *rec);
 size_t rec_n_volumes(const json_t *rec);
 const char *rec_volume_name(const json_t *rec, size_t i);
 const char *rec_volume_dest(const json_t *rec, size_t i);
+bool rec_volume_readonly(const json_t *rec, size_t i);
 /* Appends {name, destination}; volumes, if absent, becomes an array. */
 void rec_add_volume(json_t *rec, const char *name, const char *dest);
 /* Sets the list: an array of {name, destination} (a reference is taken). */

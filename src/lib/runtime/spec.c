@@ -216,7 +216,8 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
       return ferry_err_wrap(err, "volume \"%s\"", name);
     }
     close(fd);
-    json_array_append_new(mounts, mount_new(dest, "bind", src, "rbind,rw"));
+    json_array_append_new(mounts, mount_new(dest, "bind", src,
+                                            rec_volume_readonly(rec, i) ? "rbind,ro" : "rbind,rw"));
   }
   json_object_set_new(spec, "mounts", mounts);
 
