@@ -293,22 +293,31 @@ static void short_cmd(json_t *args, char *buf, size_t len)
 int cmd_ps(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry ps [-a] [--json]\n"
-                     "  -a, --all   also show containers that are not running\n"))
+                     "Usage: ferry ps [-a] [-q] [--no-trunc] [--json]\n"
+                     "  -a, --all       also show containers that are not running\n"
+                     "  -q, --quiet     only the containers' ids, one per line\n"
+                     "  --no-trunc      whole ids\n"))
     return 0;
   static const struct option lo[] = {{"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'},
-                                     {0, 0, 0, 0}};
+                                     {"quiet", no_argument, 0, 'q'},
+                                     {"no-trunc", no_argument, 0, 'T'}, {0, 0, 0, 0}};
   int c;
-  bool all = false;
+  bool all = false, quiet = false, notrunc = false;
   optind = 1;
   while ((c = getopt_long(argc, argv, "+aq", lo, NULL)) != -1) {
     if (c == 'a')
       all = true;
     else if (c == 'j')
       cli->json = true;
+    else if (c == 'q')
+      quiet = true;
+    else if (c == 'T')
+      notrunc = true;
     else
       return 125;
   }
+  if (optind < argc)
+    return cli_usage_error("ps takes no arguments (\"%s\")", argv[optind]);
   struct ferry_err err = {0};
   _cleanup_json_ json_t *list = NULL;
   if (http_call(cli->api, "GET", all ? "/v1/containers?all=1" : "/v1/containers", NULL, &list,
@@ -316,6 +325,12 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
     return cli_fail(&err);
   if (cli->json) {
     cli_print_json(list);
+    return 0;
+  }
+  size_t qi;
+  json_t *qr;
+  if (quiet) {
+    json_array_foreach(list, qi, qr) printf("%.*s\n", notrunc ? 64 : 12, json_str_or(qr, "id", ""));
     return 0;
   }
   printf("%-12s  %-20s  %-20s  %-24s  %-14s  %-15s  %s\n", "CONTAINER ID", "NAME", "IMAGE",
@@ -333,7 +348,7 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
     else
       snprintf(status, sizeof status, "%s", st);
     _cleanup_free_ char *ports = ports_format(json_object_get(r, "ports"));
-    printf("%-12.12s  %-20s  %-20s  %-24s  %-14s  %-15s  %s\n", json_str_or(r, "id", ""),
+    printf("%-12.*s  %-20s  %-20s  %-24s  %-14s  %-15s  %s\n", notrunc ? 64 : 12, json_str_or(r, "id", ""),
            json_str_or(r, "name", ""), json_str_or(r, "image_name", ""), cmd, status,
            json_str_or(r, "ip", ""), ports);
   }

@@ -47,6 +47,11 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       continue;
+    /* podman's rm -f / --force: accepted (a volume in use is still refused) */
+    if (strcmp(sub, "rm") == 0 && (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--force") == 0))
+      continue;
+    if (argv[i][0] == '-')
+      return cli_usage_error("volume %s: unknown option \"%s\"", sub, argv[i]);
     n++;
     _cleanup_free_ char *e = http_escape(argv[i]);
     _cleanup_free_ char *url = xasprintf("/v1/volumes/%s", e);

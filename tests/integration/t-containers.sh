@@ -67,12 +67,15 @@ out=$(f h1 run --rm -v vol1:/d:ro busybox sh -c 'echo x > /d/g && echo wrote || 
 [ "$out" = refused ] || fail "a :ro volume was writable: $out"
 expect_fail "unknown option \"rx\"" f h1 run --rm -v vol1:/d:rx busybox true
 f h1 volume ls | grep -q vol1 || fail "volume ls"
-f h1 volume rm vol1 >/dev/null
+f h1 volume rm -f vol1 >/dev/null || fail "volume rm -f"
 f h1 volume ls | grep -q vol1 && fail "volume rm"
-check "volumes: create, in-use refusal, contents shared, read-only with :ro, rm"
+check "volumes: create, in-use refusal, contents shared, read-only with :ro, rm -f"
 
 # rm
 f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
+sid=$(f h1 --json inspect sleeper | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
+f h1 ps -q | grep -qx "${sid:0:12}" || fail "ps -q does not list sleeper's id: $(f h1 ps -q)"
+f h1 ps -q --no-trunc | grep -qx "$sid" || fail "ps -q --no-trunc: $(f h1 ps -q --no-trunc)"
 expect_fail "is running: stop it first" f h1 rm sleeper
 f h1 rm -f sleeper >/dev/null
 f h1 ps -a | grep -q sleeper && fail "rm -f left sleeper"
