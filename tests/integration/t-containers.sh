@@ -64,7 +64,7 @@ f h1 rm -f writer >/dev/null
 # podman's :ro: mounted at /d (not "/d:ro"), readable, not writable
 [ "$(f h1 run --rm -v vol1:/d:ro busybox cat /d/f)" = payload ] || fail "a :ro volume is not readable at /d"
 out=$(f h1 run --rm -v vol1:/d:ro busybox sh -c 'echo x > /d/g && echo wrote || echo refused' 2>&1)
-[ "$out" = refused ] || fail "a :ro volume was writable: $out"
+echo "$out" | grep -q refused && ! echo "$out" | grep -q wrote || fail "a :ro volume was writable: $out"
 expect_fail "unknown option \"rx\"" f h1 run --rm -v vol1:/d:rx busybox true
 f h1 volume ls | grep -q vol1 || fail "volume ls"
 f h1 volume rm -f vol1 >/dev/null || fail "volume rm -f"

@@ -137,4 +137,22 @@ f a1 run -d --name late2 -p 6391:6379 redis redis-server --protected-mode no --s
 grep -q "malformed redirect" "$T_DIR/a1/ferryd.log" || fail "no word in the log about the dropped redirects"
 f a1 rm -f late late2 >/dev/null
 check "malformed or never-expiring entries of redirects.json are dropped at start (logged); -p works"
+# a second agent in a1's network namespace (its own bridge and table) cannot
+# publish a host port a1's agent forwards: the first table's rule would win
+mkdir -p "$T_DIR/a1b"
+nsenter --net="/var/run/netns/$HOST_a1_NS" "$FERRYD_BIN" --config /dev/null --root "$T_DIR/a1b/root" \
+  --socket "$T_DIR/a1b/ferryd.sock" --runc-root "$T_DIR/a1b/runc" --bridge "fb${$}x" \
+  --subnet 198.18.99.0/24 >>"$T_DIR/a1b/ferryd.log" 2>&1 &
+SECOND=$!
+T_PIDS+=("$SECOND")
+fb() { timeout 60 "$FERRY_BIN" --host "unix://$T_DIR/a1b/ferryd.sock" "$@"; }
+for _ in $(seq 1 100); do fb info >/dev/null 2>&1 && break; sleep 0.1; done  # bounded: 10 s
+fb image import "$T_DIR/redis.tar" --name redis >/dev/null
+f a1 run -d --name p1 -p 6395:6379 redis redis-server --protected-mode no --save '' >/dev/null
+expect_fail "forwarded by another agent in this network namespace" \
+  fb run -d --name p2 -p 6395:6379 redis redis-server --protected-mode no --save ''
+[ -z "$(fb ps -a --json | grep '"name"')" ] || fail "the refused run left a container on the second agent"
+f a1 rm -f p1 >/dev/null
+kill "$SECOND"; wait "$SECOND" 2>/dev/null || true
+check "two agents in one network namespace: the second cannot publish a host port the first forwards (409)"
 echo "# all checks passed"

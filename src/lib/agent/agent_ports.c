@@ -76,11 +76,14 @@ int agent_ports_taken(struct agent *a, json_t *ports, const char *except_id, con
   if (json_array_size(ports) == 0)
     return 0;
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  _cleanup_json_ json_t *others = nat_ports_of_others(a->net.bridge);
   size_t i, k, n;
   json_t *c, *p, *q;
   json_array_foreach(ports, k, p)
   {
     int r = port_host_free(p, err);
+    if (r == 0)
+      r = port_other_agent(others, p, err);
     if (r < 0)
       return r;
     json_array_foreach(all, i, c)

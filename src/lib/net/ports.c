@@ -214,6 +214,65 @@ static void table_name(const char *bridge, char *buf, size_t len)
 
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The host ports (as "tcp/6379") the forwarding tables of OTHER agents in
+ * this network namespace (tables ip ferry_*, not ours) forward. */
+json_t *nat_ports_of_others(const char *bridge)
+{
+  char mine[48];
+  table_name(bridge, mine, sizeof mine);
+  json_t *found = json_object();
+  pthread_mutex_lock(&nft_lock);
+  struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx) {
+    nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+    if (nft_run_cmd_from_buffer(ctx, "list ruleset ip\n") == 0) {
+      const char *out = nft_ctx_get_output_buffer(ctx);
+      json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+      size_t i;
+      json_t *e;
+      json_array_foreach(json_object_get(j, "nftables"), i, e)
+      {
+        json_t *rule = json_object_get(e, "rule");
+        const char *t = json_str_or(rule, "table", "");
+        if (!rule || strncmp(t, "ferry_", 6) != 0 || strcmp(t, mine) == 0)
+          continue;
+        size_t k;
+        json_t *x;
+        json_array_foreach(json_object_get(rule, "expr"), k, x)
+        {
+          json_t *m = json_object_get(x, "match");
+          json_t *pl = json_object_get(json_object_get(m, "left"), "payload");
+          json_t *right = json_object_get(m, "right");
+          if (pl && json_is_integer(right) && strcmp(json_str_or(pl, "field", ""), "dport") == 0) {
+            char key[32];
+            snprintf(key, sizeof key, "%s/%lld", json_str_or(pl, "protocol", ""),
+                     (long long)json_integer_value(right));
+            json_object_set_new(found, key, json_string(t));
+          }
+        }
+      }
+      json_decref(j);
+    }
+    nft_ctx_free(ctx);
+  }
+  pthread_mutex_unlock(&nft_lock);
+  return found;
+}
+
+int port_other_agent(json_t *others, json_t *m, struct ferry_err *err)
+{
+  char key[32];
+  snprintf(key, sizeof key, "%s/%lld", json_str_or(m, "protocol", "tcp"),
+           (long long)json_integer_value(json_object_get(m, "host_port")));
+  const char *t = json_str_or(others, key, NULL);
+  if (t)
+    return FERRY_CONFLICT(err, "host port %s is forwarded by another agent in this network "
+                               "namespace (nftables table %s)", key, t);
+  return 0;
+}
+
 int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
 {
   char t[48];

@@ -33,6 +33,12 @@ char *ports_format(json_t *ports);
  * listens on it, the agent's own API included), and its host_ip an address
  * of this host? Tried by binding it, in the caller's network namespace. */
 int port_host_free(json_t *mapping, struct ferry_err *err);
+/* The host ports other agents of this network namespace forward (their
+ * ferry_* tables, not bridge's): {"tcp/6379": "TABLE", ...}. */
+json_t *nat_ports_of_others(const char *bridge);
+/* Is the mapping's host port among them? 409 then: the first table's rule
+ * would win and the second agent's container be unreachable. */
+int port_other_agent(json_t *others, json_t *mapping, struct ferry_err *err);
 
 /* One forwarding rule: packets to host_ip (or any local address when "")
  * and host_port are sent to to_ip:to_port. */
