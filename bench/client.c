@@ -14,6 +14,12 @@
  *       reconnects (within 30 s) and goes on; the gap then includes the
  *       reconnection, the lost messages are never echoed, and "error" names
  *       the first break.
+ *   bench-client rr ADDR PORT INTERVAL_MS STOP_FILE LOG.csv
+ *       The same, request/response: the next message goes only once the
+ *       last one's echo came back (and its interval passed), as a redis-cli
+ *       or HTTP client waits for each answer; one segment is in flight, so
+ *       a lost one costs a retransmission timeout. Prints
+ *       "rr sent=N echoed=N max_gap_ms=G ..." (G: its longest wait).
  *   bench-client udp ADDR PORT RATE STOP_FILE
  *       RATE datagrams per second to an echo service, each numbered; prints
  *       "udp sent=N received=N lost=N max_gap_ms=G last_echoed=S" (lost:
@@ -133,7 +139,8 @@ static int broken(int *s, const char *addr, int port, const char **error, const 
   return -1;
 }
 
-static int run_tcp(const char *addr, int port, int interval, const char *stop, const char *logf)
+static int run_tcp(const char *addr, int port, int interval, const char *stop, const char *logf,
+                   bool rr)
 {
   int s = connect_to(addr, port, SOCK_STREAM);
   if (s < 0)
@@ -162,7 +169,7 @@ static int run_tcp(const char *addr, int port, int interval, const char *stop, c
       drain_until = now + 10000;
     if (drain_until > 0 && (echoed == sent || now > drain_until))
       break;
-    if (drain_until == 0 && now >= next && sent < MAX_MSGS) {
+    if (drain_until == 0 && now >= next && sent < MAX_MSGS && (!rr || echoed == sent)) {
       unsigned char m[MSG];
       fill_msg(m, sent);
       ssize_t w = send(s, m, MSG, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -226,8 +233,8 @@ static int run_tcp(const char *addr, int port, int interval, const char *stop, c
   for (char *c = ew; *c; c++)
     if (*c == ' ')
       *c = '_';
-  printf("tcp sent=%llu echoed=%llu max_gap_ms=%.1f max_rtt_ms=%.1f reconnects=%d error=%s\n",
-         (unsigned long long)sent, (unsigned long long)echoed, max_gap, max_rtt, reconnects, ew);
+  printf("%s sent=%llu echoed=%llu max_gap_ms=%.1f max_rtt_ms=%.1f reconnects=%d error=%s\n",
+         rr ? "rr" : "tcp", (unsigned long long)sent, (unsigned long long)echoed, max_gap, max_rtt, reconnects, ew);
   free(sent_at);
   close(s);
   return strcmp(error, "none") == 0 ? 0 : 1;
@@ -381,7 +388,9 @@ static int run_churn(const char *addr, int port, int interval, const char *stop)
 int main(int argc, char **argv)
 {
   if (argc >= 7 && strcmp(argv[1], "tcp") == 0)
-    return run_tcp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
+    return run_tcp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6], false);
+  if (argc >= 7 && strcmp(argv[1], "rr") == 0)
+    return run_tcp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6], true);
   if (argc >= 6 && strcmp(argv[1], "udp") == 0)
     return run_udp(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (argc >= 6 && strcmp(argv[1], "churn") == 0)
@@ -389,7 +398,7 @@ int main(int argc, char **argv)
   if (argc >= 6 && strcmp(argv[1], "redis-fill") == 0)
     return run_redis_fill(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10),
                           strtoul(argv[5], NULL, 10));
-  fprintf(stderr, "usage: bench-client tcp ADDR PORT INTERVAL_MS STOP_FILE LOG.csv\n"
+  fprintf(stderr, "usage: bench-client tcp|rr ADDR PORT INTERVAL_MS STOP_FILE LOG.csv\n"
                   "       bench-client udp ADDR PORT RATE STOP_FILE\n"
                   "       bench-client churn ADDR PORT INTERVAL_MS STOP_FILE\n"
                   "       bench-client redis-fill ADDR PORT MB VALUE_BYTES\n");
