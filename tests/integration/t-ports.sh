@@ -39,7 +39,7 @@ for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$A1" ping 2>/dev/null | grep -q 
 # (the ruleset is read whole first: grep -q leaving a pipe early would
 # make nft fail with SIGPIPE, and pipefail that check)
 rules=$(in_ns a1 nft list ruleset)
-grep -q "udp dport 5353" <<<"$rules" || fail "no udp forwarding: $rules"
+grep -q "udp \. 5353 : " <<<"$rules" || fail "no udp forwarding: $rules"
 check "ferry run -p: redis answers at the host's address $A1:6379; ps and inspect show the mappings"
 
 expect_fail "host port 6379/tcp is taken: container \"redis\" publishes 0.0.0.0:6379->6379/tcp" \
@@ -109,7 +109,7 @@ for _ in $(seq 1 150); do  # bounded: 15 s
 done
 [ "$gone" = 1 ] || fail "a1 still forwards 6379 after the grace period"
 rules=$(in_ns a1 nft list ruleset)
-grep -q "dport 6379" <<<"$rules" && fail "a1 still has a 6379 rule: $rules"
+grep -Eq "tcp \. 6379 " <<<"$rules" && fail "a1 still forwards 6379: $rules"
 f a1 run -d --name again -p 6379:6379 redis redis-server --protected-mode no --save '' >/dev/null ||
   fail "host port 6379 not free on a1 after the grace period"
 f a1 rm -f again >/dev/null
@@ -117,7 +117,7 @@ check "after the grace period the old host lets the port go (no rule, free to pu
 
 f a2 rm -f redis >/dev/null
 rules=$(in_ns a2 nft list ruleset)
-grep -q "dport 6379" <<<"$rules" && fail "a2 kept forwarding a removed container"
+grep -Eq "tcp \. 6379 " <<<"$rules" && fail "a2 kept forwarding a removed container"
 f a1 rm -f other >/dev/null
 [ "$(table_of a1)" = 0 ] || fail "a1 kept its table with no published port"
 check "removing a container removes its forwarding; no ports, no table"

@@ -112,6 +112,13 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
+  /* its pins go first: the layers it brought go below unless something
+   * else (an image, another import or migration) counts on them */
+  if (in->pinned_by) {
+    agent_layers_pin(in->pinned_by, json_object_get(json_object_get(in->offer, "image"), "layers"),
+                     false);
+    in->pinned_by = NULL;
+  }
   bool ran = committed(in);
   if (!ran)
     agent_metrics_received(a, false);

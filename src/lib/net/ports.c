@@ -234,6 +234,29 @@ json_t *nat_ports_of_others(const char *bridge)
       json_t *e;
       json_array_foreach(json_object_get(j, "nftables"), i, e)
       {
+        /* this version's tables: the key sets' elements */
+        json_t *set = json_object_get(e, "set");
+        const char *st = json_str_or(set, "table", "");
+        if (set && strncmp(st, "ferry_", 6) == 0 && strcmp(st, mine) != 0) {
+          size_t k;
+          json_t *el;
+          json_array_foreach(json_object_get(set, "elem"), k, el)
+          {
+            json_t *cc = json_object_get(el, "concat");
+            size_t m = json_array_size(cc);
+            if (m < 2)
+              continue;
+            json_t *pr = json_array_get(cc, m - 2), *po = json_array_get(cc, m - 1);
+            if (json_is_string(pr) && json_is_integer(po)) {
+              char key[32];
+              snprintf(key, sizeof key, "%s/%lld", json_string_value(pr),
+                       (long long)json_integer_value(po));
+              json_object_set_new(found, key, json_string(st));
+            }
+          }
+          continue;
+        }
+        /* and an earlier version's: one rule per mapping */
         json_t *rule = json_object_get(e, "rule");
         const char *t = json_str_or(rule, "table", "");
         if (!rule || strncmp(t, "ferry_", 6) != 0 || strcmp(t, mine) == 0)
@@ -277,19 +300,16 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
 {
   char t[48];
   table_name(bridge, t, sizeof t);
-  /* Everything is re-checked here: the script is built from these values. */
-  char *s = xasprintf("add table ip %s\ndelete table ip %s\n", t, t);
-  size_t n = json_array_size(rules), i;
-  if (n) {
-    char *h = xasprintf("%sadd table ip %s\n"
-                        "add chain ip %s pre { type nat hook prerouting priority -100 ; policy accept ; }\n"
-                        "add chain ip %s out { type nat hook output priority -100 ; policy accept ; }\n"
-                        "add chain ip %s post { type nat hook postrouting priority 100 ; policy accept ; }\n"
-                        "add rule ip %s post ct mark " NAT_MARK " counter masquerade\n",
-                        s, t, t, t, t, t);
-    free(s);
-    s = h;
-  }
+  /* Everything is re-checked here: the script is built from these values.
+   * The mappings are elements of sets and maps (one lookup per packet, one
+   * element per mapping, however many), written in one pass. */
+  char *s = NULL;
+  size_t slen = 0;
+  FILE *f = open_memstream(&s, &slen);
+  if (!f)
+    abort();
+  fprintf(f, "add table ip %s\ndelete table ip %s\n", t, t);
+  size_t n = json_array_size(rules), i, nany = 0, naddr = 0;
   json_t *r;
   json_array_foreach(rules, i, r)
   {
@@ -301,24 +321,80 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
     if ((*hip && ip_parse(hip, &v) < 0) || ip_parse(to, &v) < 0 ||
         (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0) || hp < 1 || hp > 65535 ||
         tp < 1 || tp > 65535) {
+      fclose(f);
       free(s);
       return FERRY_INVALID(err, "port forwarding rule %zu is malformed", i);
     }
-    /* Only ever traffic addressed to this host: a mapping on an address
-     * that is not (or no longer) the host's must not capture the host's
-     * own connections to that address (a peer agent's, say). */
-    char match[80];
     if (*hip)
-      snprintf(match, sizeof match, "fib daddr type local ip daddr %s", hip);
+      naddr++;
     else
-      snprintf(match, sizeof match, "fib daddr type local");
-    char *h = xasprintf("%s"
-                        "add rule ip %s pre %s %s dport %lld counter ct mark set " NAT_MARK " dnat to %s:%lld\n"
-                        "add rule ip %s out ip daddr != 127.0.0.0/8 %s %s dport %lld counter ct mark set " NAT_MARK
-                        " dnat to %s:%lld\n",
-                        s, t, match, proto, hp, to, tp, t, match, proto, hp, to, tp);
+      nany++;
+  }
+  if (n) {
+    /* Only ever traffic addressed to this host (fib daddr type local): a
+     * mapping on an address that is not (or no longer) the host's must not
+     * capture the host's own connections to that address (a peer agent's,
+     * say). Keys: protocol . port (any of the host's addresses), or
+     * address . protocol . port; the maps give the container's address and
+     * port. */
+    fprintf(f,
+            "add table ip %s\n"
+            "add set ip %s anyk { type inet_proto . inet_service ; }\n"
+            "add map ip %s anym { type inet_proto . inet_service : ipv4_addr . inet_service ; }\n"
+            "add set ip %s addrk { type ipv4_addr . inet_proto . inet_service ; }\n"
+            "add map ip %s addrm { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }\n"
+            "add chain ip %s pre { type nat hook prerouting priority -100 ; policy accept ; }\n"
+            "add chain ip %s out { type nat hook output priority -100 ; policy accept ; }\n"
+            "add chain ip %s post { type nat hook postrouting priority 100 ; policy accept ; }\n"
+            "add rule ip %s post ct mark " NAT_MARK " counter masquerade\n",
+            t, t, t, t, t, t, t, t, t);
+    static const char *const chains[] = {"pre", "out"};
+    for (int k = 0; k < 2; k++) {
+      const char *lo = k ? "ip daddr != 127.0.0.0/8 " : "";
+      fprintf(f,
+              "add rule ip %s %s %sfib daddr type local ip daddr . meta l4proto . th dport @addrk "
+              "counter ct mark set " NAT_MARK " dnat ip to ip daddr . meta l4proto . th dport map @addrm\n"
+              "add rule ip %s %s %sfib daddr type local meta l4proto . th dport @anyk "
+              "counter ct mark set " NAT_MARK " dnat ip to meta l4proto . th dport map @anym\n",
+              t, chains[k], lo, t, chains[k], lo);
+    }
+    for (int pass = 0; pass < 4; pass++) {
+      /* anyk, anym, addrk, addrm */
+      bool addr = pass >= 2, map = pass % 2;
+      if ((addr ? naddr : nany) == 0)
+        continue;
+      fprintf(f, "add element ip %s %s { ", t, addr ? (map ? "addrm" : "addrk") : (map ? "anym" : "anyk"));
+      bool first = true;
+      /* a key once: the first rule wins (a container's own before the
+       * redirect it takes its port back from) */
+      _cleanup_json_ json_t *seen = json_object();
+      json_array_foreach(rules, i, r)
+      {
+        const char *hip = json_str_or(r, "host_ip", "");
+        if ((*hip != '\0') != addr)
+          continue;
+        char key[48];
+        snprintf(key, sizeof key, "%s/%s/%lld", hip, json_str_or(r, "protocol", ""),
+                 json_integer_value(json_object_get(r, "host_port")));
+        if (json_object_get(seen, key))
+          continue;
+        json_object_set_new(seen, key, json_true());
+        fprintf(f, "%s", first ? "" : ", ");
+        first = false;
+        if (addr)
+          fprintf(f, "%s . ", hip);
+        fprintf(f, "%s . %lld", json_str_or(r, "protocol", ""),
+                json_integer_value(json_object_get(r, "host_port")));
+        if (map)
+          fprintf(f, " : %s . %lld", json_str_or(r, "to_ip", ""),
+                  json_integer_value(json_object_get(r, "to_port")));
+      }
+      fprintf(f, " }\n");
+    }
+  }
+  if (fclose(f) != 0) {
     free(s);
-    s = h;
+    return FERRY_INTERNAL(err, "nftables: cannot build the script");
   }
   int ret = 0;
   pthread_mutex_lock(&nft_lock);
@@ -340,9 +416,9 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
   if (ret == 0 && n) {
     /* Forwarding from the bridge back onto it (and beyond) is what a
      * published port is: as podman does, turn it on (in this namespace). */
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "w");
-    bool ok = f && fputs("1\n", f) >= 0;
-    if (f && fclose(f) != 0)
+    FILE *fw = fopen("/proc/sys/net/ipv4/ip_forward", "w");
+    bool ok = fw && fputs("1\n", fw) >= 0;
+    if (fw && fclose(fw) != 0)
       ok = false;
     if (!ok)
       return FERRY_INTERNAL(err, "cannot enable IPv4 forwarding: %s", strerror(errno));
