@@ -124,6 +124,7 @@ cluster_up() {
   ip -n "$T_SW" link add sw0 type bridge
   ip -n "$T_SW" link set sw0 up
   head -c 32 /dev/urandom | base64 | tr -d '\n/+=' >"$T_DIR/token"
+  chmod 600 "$T_DIR/token"
   for i in $(seq 1 "$n"); do
     local h="a$i" br="fb${$}m$i" addr="$CLUSTER_NET.$((240 + i))"
     new_host_ns "$h"
