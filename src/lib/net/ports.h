@@ -3,9 +3,11 @@
  * container. Only traffic addressed to one of the host's own addresses is
  * ever forwarded (fib daddr type local), and a port a program of the host
  * listens on (the agent's API among them) cannot be published. Implemented with nftables in a table of the agent's own
- * (ip ferry_<bridge>): a DNAT in prerouting (packets from elsewhere) and in
- * output (the host's own connections, except through 127.0.0.0/8), and a
- * masquerade of those connections in postrouting, so that a client on the
+ * (ip ferry_<bridge>): the mappings are elements of sets and maps (keys
+ * protocol . port, or address . protocol . port), looked up by one DNAT
+ * rule each in prerouting (packets from elsewhere) and in output (the
+ * host's own connections, except through 127.0.0.0/8), and a masquerade of
+ * those connections in postrouting, so that a client on the
  * container's own segment gets its answers through the host. The whole table
  * is rewritten in one nftables transaction from the agent's records each
  * time a mapping changes: it can never hold a rule of a container that is
