@@ -124,6 +124,14 @@ int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, 
     }
     if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0) {
       int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0 && errno == ENOENT) {
+        /* gone since it was listed: a running container renamed or removed
+         * it while its volume is copied ahead. Its entry stays (zeros: the
+         * header is out); the copy made after the freeze, with the list of
+         * every path then, sends what it became. */
+        archive_entry_free(e);
+        continue;
+      }
       if (fd < 0) {
         r = ferry_err_sys(err, -errno, "tar: open %s", full);
         archive_entry_free(e);
