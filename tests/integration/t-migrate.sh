@@ -73,10 +73,14 @@ wait "$udp" || fail "udp client: $(cat "$T_DIR/udp.out")"
 read -r sent last <<<"$(sed -n 's/.*sent=\([0-9]*\).*last_echoed=\(-\{0,1\}[0-9]*\).*/\1 \2/p' "$T_DIR/udp.out")"
 # alive at the end: the datagrams of the last half second (after both moves) came back
 [ -n "$sent" ] && [ "$last" -ge $((sent - 100)) ] || fail "UDP flow did not survive the moves: $(cat "$T_DIR/udp.out")"
-# no datagram lost to a move: what came while the container was frozen was
-# held and delivered once it ran again (net/hold.h)
-grep -q " lost=0 " "$T_DIR/udp.out" || fail "datagrams were lost to the moves: $(cat "$T_DIR/udp.out")"
-check "UDP flow survived both moves, not one datagram lost: $(cat "$T_DIR/udp.out")"
+# nothing lost to a move: what came while the container was frozen was
+# held and delivered once it ran again (net/hold.h); dropped, each move lost
+# every datagram of its pause (~100 at 200/s). One may still go: a datagram
+# already queued to the frozen socket but not yet read (CRIU does not carry
+# a UDP socket's receive queue).
+lost=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' "$T_DIR/udp.out")
+[ -n "$lost" ] && [ "$lost" -le 2 ] || fail "datagrams were lost to the moves: $(cat "$T_DIR/udp.out")"
+check "UDP flow survived both moves, none lost to the pauses: $(cat "$T_DIR/udp.out")"
 
 rc=0
 wait "$client" || rc=$?
