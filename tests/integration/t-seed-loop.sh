@@ -51,21 +51,13 @@ for i in $(seq 1 $N); do
   start_agent "$h" -- --bridge "$br" --subnet "$CNET.0/24" --gateway "$CNET.$((240 + i))" \
     --listen "$UNET.$i:8000" --insecure-no-token --migration-timeout 30
 done
-cl="${T_ID}-gs"
-ip netns add "$cl"
-T_NETNS+=("$cl")
-ip -n "$cl" link set lo up
-ip link add "fk$$" type veth peer name eth0 netns "$cl"
-ip link set "fk$$" netns "$T_SW"
-ip -n "$T_SW" link set "fk$$" master sw0 up
-ip -n "$cl" addr add "$UNET.250/24" dev eth0
-ip -n "$cl" link set eth0 up
+cluster_client gs "$UNET.250"   # the ground station, on the same switch
 
 "$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
 f s1 image import "$T_DIR/redis.tar" --name redis:alpine >/dev/null
 check "five hosts named 1.0.celestial .. 5.0.celestial (hosts file), ferryd on port 8000 of each, the seed's image redis:alpine on the first"
 
-nsenter --net="/var/run/netns/$cl" /usr/bin/python3 - "$N" "$CNET" >"$T_DIR/py.out" 2>&1 <<'EOF' || { cat "$T_DIR/py.out"; fail "the seed's loop failed"; }
+in_ns gs /usr/bin/python3 - "$N" "$CNET" >"$T_DIR/py.out" 2>&1 <<'EOF' || { cat "$T_DIR/py.out"; fail "the seed's loop failed"; }
 import sys, threading, time
 import redis, requests
 

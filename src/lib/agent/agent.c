@@ -122,6 +122,9 @@ int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
   for (size_t k = 0; k < n; k++) {
     char s[16];
     ip_format(ips[k], s, sizeof s);
+    /* "NAME (ADDRESS)" for a name, the address alone otherwise */
+    char shown[300];
+    snprintf(shown, sizeof shown, strcmp(host, s) ? "%s (%s)" : "%s", host, s);
     bool ok = false;
     if (a->n_peer_allow == 0)
       ok = net_ip_on_link(s) && !subnet_contains(&a->net.subnet, ips[k]);
@@ -132,14 +135,11 @@ int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
     json_array_foreach(all, i, c) if (strcmp(rec_ip(c), s) == 0 && rec_state(c) != CS_MIGRATED)
     {
       return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
-                           "%s%s%s%s is the address of container \"%s\" of this host, not a peer",
-                           host, strcmp(host, s) ? " (" : "", strcmp(host, s) ? s : "",
-                           strcmp(host, s) ? ")" : "", rec_name(c));
+                           "%s is the address of container \"%s\" of this host, not a peer", shown,
+                           rec_name(c));
     }
     if (!ok)
-      return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN, "%s%s%s%s is not an allowed peer (%s)",
-                           host, strcmp(host, s) ? " (" : "", strcmp(host, s) ? s : "",
-                           strcmp(host, s) ? ")" : "",
+      return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN, "%s is not an allowed peer (%s)", shown,
                            a->n_peer_allow ? "ferryd --peer-allow"
                                            : "by default a network this host is on, other than "
                                              "its containers' subnet; ferryd --peer-allow");

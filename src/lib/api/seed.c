@@ -119,12 +119,10 @@ static void pull_source(struct agent *a, const struct http_request *req, const c
     http_reply_err(resp, &err);
     return;
   }
-  url = xasprintf("%s://%s:%s", pu.scheme, pu.addr, pu.port);
-  if (strcmp(pu.scheme, "https") == 0 && strcmp(pu.host, pu.addr) != 0) {
-    /* TLS checks the name: keep it, and the address that was checked */
-    free(url);
-    url = xasprintf("%s://%s:%s", pu.scheme, pu.host, pu.port);
-  }
+  /* to the address that was checked; over TLS by the name, which the
+   * certificate is checked against */
+  url = xasprintf("%s://%s:%s", pu.scheme, strcmp(pu.scheme, "https") == 0 ? pu.host : pu.addr,
+                  pu.port);
   _cleanup_json_ json_t *body = json_pack("{s:s}", "to", url);
   json_t *started = NULL;
   if (migrate_start(a, name, body, &started, &err) < 0) {
