@@ -21,8 +21,12 @@ static const char help[] =
     "  --keep              keep the stopped source copy instead of removing it\n"
     "  --timeout S         give up (and resume on the source) after S seconds (default 300)\n"
     "  --memory MODE       how the memory travels: stream (into the target's CRIU page\n"
-    "                      server while CRIU dumps), copy (dump here, then send it as one\n"
-    "                      archive) or auto (default: copy below 32 MiB, else stream)\n"
+    "                      server while CRIU dumps), precopy (pre-dump rounds while it\n"
+    "                      runs, then only what it wrote since), copy (dump here, then\n"
+    "                      send it as one archive) or auto (default: copy below 32 MiB,\n"
+    "                      precopy from 64 MiB when CRIU tracks memory, else stream)\n"
+    "  --downtime-target MS  precopy: stop the rounds once the rest would cross in\n"
+    "                      MS milliseconds at the measured rate (default 200)\n"
     "  --no-compress       send layers, volumes, rootfs and CRIU images without zstd\n"
     "  --no-hold           drop the container's traffic while it is frozen (as before\n"
     "                      ferry held it and delivered it after the move)\n"
@@ -74,6 +78,26 @@ static void print_report(json_t *rep)
     printf("%s %s %s", i ? " |" : "", kinds[i],
            fmt_bytes((uint64_t)json_integer_value(json_object_get(by, kinds[i])), t, sizeof t));
   printf("\n");
+  json_t *pc = json_object_get(rep, "precopy");
+  if (pc) {
+    size_t i;
+    json_t *rd;
+    printf("  precopy: %s (%s)\n", json_str_or(rep, "memory", ""), json_str_or(pc, "stopped", ""));
+    json_array_foreach(json_object_get(pc, "rounds"), i, rd)
+    {
+      if (json_object_get(rd, "error")) {
+        printf("    round %zu: failed: %s\n", i, json_str_or(rd, "error", ""));
+        continue;
+      }
+      printf("    round %zu: %s in %s", i,
+             fmt_bytes((uint64_t)json_integer_value(json_object_get(rd, "bytes")), t, sizeof t),
+             fmt_ms(json_integer_value(json_object_get(rd, "ms")), d, sizeof d));
+      json_t *dr = json_object_get(rd, "dirty_bytes_per_s");
+      if (dr)
+        printf(", written at %s/s", fmt_bytes((uint64_t)json_integer_value(dr), t, sizeof t));
+      printf("\n");
+    }
+  }
   json_t *tr = json_object_get(rep, "target");
   if (tr)
     printf("  target: restore %s (CRIU %s)\n",
@@ -96,10 +120,11 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
                                      {"no-compress", no_argument, 0, 'Z'},
                                      {"no-hold", no_argument, 0, 'H'},
                                      {"redirect-for", required_argument, 0, 'R'},
+                                     {"downtime-target", required_argument, 0, 'D'},
                                      {0, 0, 0, 0}};
   const char *to = NULL, *from = NULL, *tokfile = NULL, *memory = NULL;
   bool keep = false, compress = true, hold = true;
-  int timeout = 0, redirect = -1, c;
+  int timeout = 0, redirect = -1, dtarget = -1, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (c) {
@@ -118,6 +143,14 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
       if (*end || end == optarg || v < 0 || v > 86400)
         return cli_usage_error("--redirect-for needs seconds 0..86400");
       redirect = (int)v;
+      break;
+    }
+    case 'D': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || end == optarg || v < 1 || v > 600000)
+        return cli_usage_error("--downtime-target needs milliseconds 1..600000");
+      dtarget = (int)v;
       break;
     }
     default: return 125;
@@ -147,6 +180,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     json_object_set_new(req, "hold", json_false());
   if (redirect >= 0)
     json_object_set_new(req, "redirect_for", json_integer(redirect));
+  if (dtarget > 0)
+    json_object_set_new(req, "downtime_target_ms", json_integer(dtarget));
   if (tokfile) {
     _cleanup_free_ char *tok = NULL;
     if (read_token_file(tokfile, &tok, &err) < 0) {

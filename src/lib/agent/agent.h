@@ -152,12 +152,10 @@ void agent_ctr_thaw(struct agent *a, json_t *rec);
 void agent_ctr_hand_over(struct agent *a, json_t *rec);
 /* At shutdown: every hold ends, its frames dropped. */
 void agent_holds_drop(struct agent *a);
-/* Dump a frozen container into dir (CRIU images), memory pages to
- * page_server ("HOST:PORT") when given, through the connection ps_fd when
- * that is >= 0 (ckpt_dump). */
-int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
-                   int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
-                   struct ferry_err *err);
+/* Dump a frozen container into dir (CRIU images), or pre-dump the memory
+ * of a running one, as o says (ckpt_dump). */
+int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,
+                   json_t **stats, struct ferry_err *err);
 /* Ends a frozen container's processes (killed while frozen: never back on
  * the network); its record and files stay. */
 void agent_ctr_end_frozen(struct agent *a, json_t *rec);

@@ -183,12 +183,10 @@ void agent_ctr_thaw(struct agent *a, json_t *rec)
     hold_end(a, rec, h, rec_veth(rec));
 }
 
-int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const char *page_server,
-                   int ps_fd, bool leave_running, int timeout_ms, json_t **stats,
-                   struct ferry_err *err)
+int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,
+                   json_t **stats, struct ferry_err *err)
 {
-  int r = ckpt_dump(&a->rt, rec_id(rec), dir, page_server, ps_fd, leave_running, timeout_ms,
-                    stats, err);
+  int r = ckpt_dump(&a->rt, rec_id(rec), dir, o, stats, err);
   /* CRIU says why only in words; the disk it wrote to says it by its state:
    * full, the failure is the disk's (507), whatever CRIU's words */
   struct statvfs sv;

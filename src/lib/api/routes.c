@@ -413,10 +413,11 @@ H(in_abort)
 
 H(in_page_server)
 {
-  (void)req;
   struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
   json_t *out = NULL;
-  int r = incoming_page_server(AGENT(ctx), args[0], &out, &err);
+  BODY_OR_REPLY(body, err);
+  int r = incoming_page_server(AGENT(ctx), args[0], body, &out, &err);
   http_reply_result(resp, r, out, &err);
 }
 

@@ -9,13 +9,17 @@
 #include "util/spawn.h"
 #include "util/strv.h"
 
-/* The fd number CRIU is told to find its page-server connection at. */
+/* The fd numbers CRIU is told to find its page-server connection and its
+ * memory trackers' keeper at. */
 #define CKPT_PS_FD 100
+#define CKPT_KEEPER_FD 101
 
-/* Adds (or, with add false, removes again) "ps-socket N" in the container's
- * criu.conf, which runc hands to CRIU: CRIU then uses the connection it
- * inherits at that fd instead of connecting to the page server itself. */
-static int conf_ps_socket(struct runtime *rt, const char *id, bool add, struct ferry_err *err)
+/* Adds (or, with add false, removes again) "KEY N" in the container's
+ * criu.conf, which runc hands to CRIU: "ps-socket 100" makes CRIU use the
+ * connection it inherits at that fd instead of connecting to the page
+ * server itself, "track-mem-keeper 101" names the trackers' keeper. */
+static int conf_fd_line(struct runtime *rt, const char *id, const char *key, int fd, bool add,
+                        struct ferry_err *err)
 {
   _cleanup_free_ char *p = ctr_path(rt, id, CTR_CRIU_CONF);
   _cleanup_free_ char *cur = NULL;
@@ -24,8 +28,8 @@ static int conf_ps_socket(struct runtime *rt, const char *id, bool add, struct f
     cur = xstrdup("");
     n = 0;
   }
-  char line[32];
-  int ln = snprintf(line, sizeof line, "ps-socket %d\n", CKPT_PS_FD);
+  char line[48];
+  int ln = snprintf(line, sizeof line, "%s %d\n", key, fd);
   char *at = strstr(cur, line);
   if (add == (at != NULL))
     return 0;
@@ -37,41 +41,82 @@ static int conf_ps_socket(struct runtime *rt, const char *id, bool add, struct f
   return write_file_atomic(p, cur, strlen(cur), 0644, err);
 }
 
-int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
-              int ps_fd, bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err)
+bool ckpt_can_track_memory(void)
+{
+  static int known = -1; /* the same answer whichever thread asks first */
+  int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+  if (k < 0) {
+    const char *argv[] = {"criu", "check", "--feature", "mem_dirty_track", NULL};
+    struct spawn_result res = {0};
+    struct spawn_opts so = {.timeout_ms = 20000};
+    k = spawn_run(argv, &so, &res, NULL) == 0 && res.exit_code == 0;
+    spawn_result_free(&res);
+    __atomic_store_n(&known, k, __ATOMIC_RELEASE);
+  }
+  return k == 1;
+}
+
+int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
+              const struct ckpt_dump_opts *o, json_t **stats, struct ferry_err *err)
 {
   runtime_changed(rt);
   _cleanup_strv_ char **argv = strv_new();
   const char *fixed[] = {rt->runc, "--root", rt->runc_root, "checkpoint", "--image-path",
-                         images_dir, "--work-path", images_dir, "--tcp-established",
-                         "--file-locks"};
+                         images_dir, "--work-path", images_dir};
   for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
     strv_push(&argv, fixed[i]);
-  if (page_server) {
-    strv_push(&argv, "--page-server");
-    strv_push(&argv, page_server);
+  if (o->pre_dump) {
+    strv_push(&argv, "--pre-dump");
+  } else {
+    strv_push(&argv, "--tcp-established");
+    strv_push(&argv, "--file-locks");
   }
-  if (leave_running)
+  if (o->parent) {
+    strv_push(&argv, "--parent-path");
+    strv_push(&argv, o->parent);
+  }
+  if (o->page_server) {
+    strv_push(&argv, "--page-server");
+    strv_push(&argv, o->page_server);
+  }
+  if (o->leave_running && !o->pre_dump)
     strv_push(&argv, "--leave-running");
   strv_push(&argv, id);
   struct spawn_result res = {0};
-  struct spawn_opts so = {.timeout_ms = timeout_ms};
-  if (ps_fd >= 0) {
-    int rc = conf_ps_socket(rt, id, true, err);
-    if (rc < 0)
-      return ferry_err_wrap(err, "page-server connection for CRIU");
-    so.pass_fd = ps_fd;
+  struct spawn_opts so = {.timeout_ms = o->timeout_ms};
+  bool ps_line = false, keeper_line = false;
+  int r = 0;
+  if (o->ps_fd >= 0) {
+    if ((r = conf_fd_line(rt, id, "ps-socket", CKPT_PS_FD, true, err)) < 0) {
+      ferry_err_wrap(err, "page-server connection for CRIU");
+      goto out;
+    }
+    ps_line = true;
+    so.pass_fd = o->ps_fd;
     so.pass_as = CKPT_PS_FD;
   }
-  int r = spawn_run((const char *const *)argv, &so, &res, err);
+  if (o->keeper_fd >= 0) {
+    if ((r = conf_fd_line(rt, id, "track-mem-keeper", CKPT_KEEPER_FD, true, err)) < 0) {
+      ferry_err_wrap(err, "memory trackers' keeper for CRIU");
+      goto out;
+    }
+    keeper_line = true;
+    so.pass_fd2 = o->keeper_fd;
+    so.pass_as2 = CKPT_KEEPER_FD;
+  }
+  r = spawn_run((const char *const *)argv, &so, &res, err);
   runtime_changed(rt);
-  if (ps_fd >= 0)
-    conf_ps_socket(rt, id, false, NULL);
+out:
+  if (ps_line)
+    conf_fd_line(rt, id, "ps-socket", CKPT_PS_FD, false, NULL);
+  if (keeper_line)
+    conf_fd_line(rt, id, "track-mem-keeper", CKPT_KEEPER_FD, false, NULL);
   if (r == 0 && res.exit_code != 0) {
-    _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
+    _cleanup_free_ char *logp = path_join(images_dir, o->pre_dump ? "pre-dump.log" : "dump.log");
     _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
     _cleanup_free_ char *t = tail_lines(res.errout, 300);
-    r = FERRY_INTERNAL(err, "runc checkpoint failed: %s%s%s", t, *cerr ? "; CRIU: " : "", cerr);
+    r = FERRY_INTERNAL(err, "runc checkpoint%s failed: %s%s%s", o->pre_dump ? " --pre-dump" : "", t,
+                       *cerr ? "; CRIU: " : "", cerr);
   }
   spawn_result_free(&res);
   if (r == 0 && stats) {

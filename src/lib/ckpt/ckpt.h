@@ -21,15 +21,29 @@ int ckpt_kdat_prime(const char *criu, struct ferry_err *err);
 
 struct runtime;
 
+struct ckpt_dump_opts {
+  const char *page_server; /* "ADDR:PORT", or NULL: the pages go into images_dir */
+  int ps_fd;               /* >= 0: a connected stream socket CRIU inherits and writes
+                            * the pages to instead of connecting itself */
+  bool leave_running;      /* the processes stay (frozen, if they were) */
+  bool pre_dump;           /* memory only, the container runs on (runc --pre-dump) */
+  const char *parent;      /* the previous pre-dump's images, relative to images_dir:
+                            * only pages written since go (NULL: all) */
+  int keeper_fd;           /* >= 0: the memory trackers' keeper socket (CRIU's
+                            * --track-mem-keeper, criu/README.md); -1: none */
+  int timeout_ms;
+};
+#define CKPT_DUMP_OPTS_INIT {.ps_fd = -1, .keeper_fd = -1}
+
 /* runc checkpoint of container id into images_dir (also CRIU's work dir):
- * established TCP connections and file locks included; page_server
- * ("ADDR:PORT", or NULL) receives the memory pages instead of images_dir,
- * through ps_fd when it is >= 0 (a connected stream socket CRIU inherits
- * and writes to instead of connecting itself), else CRIU connects.
- * On failure the error carries runc's message and CRIU's log errors.
- * *stats (optional) gets CRIU's dump figures. */
-int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir, const char *page_server,
-              int ps_fd, bool leave_running, int timeout_ms, json_t **stats, struct ferry_err *err);
+ * established TCP connections and file locks included (a pre-dump: the
+ * memory only). On failure the error carries runc's message and CRIU's log
+ * errors. *stats (optional) gets CRIU's dump figures. */
+int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
+              const struct ckpt_dump_opts *o, json_t **stats, struct ferry_err *err);
+/* Whether the CRIU in use tracks memory changes (pre-dump works): soft-dirty
+ * or ferry's write-protect tracking (criu/README.md). Asked once. */
+bool ckpt_can_track_memory(void);
 /* Restores the container of record rec from images_dir through ferry-shim
  * (runc restore --tcp-established), with CRIU's work dir in the container's
  * directory. *stats (optional) gets CRIU's restore figures. */

@@ -43,8 +43,16 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
 {
   /* The processes stay, frozen, whatever comes next: only the commit ends
    * them, so that a failure after the dump can still resume them. */
-  int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, page_server, ps_fd, true,
-                         (int)mig_pipe_remaining_s(p) * 1000, stats, err);
+  struct ckpt_dump_opts o = CKPT_DUMP_OPTS_INIT;
+  o.page_server = page_server;
+  o.ps_fd = ps_fd;
+  o.leave_running = true;
+  o.timeout_ms = (int)mig_pipe_remaining_s(p) * 1000;
+  if (H(p)->mem) {
+    o.parent = H(p)->mem->parent;
+    o.keeper_fd = H(p)->mem->keeper_fd;
+  }
+  int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, &o, stats, err);
   return r < 0 ? ferry_err_wrap(err, "container \"%s\"", rec_name(p->rec)) : 0;
 }
 

@@ -22,6 +22,14 @@ struct mig_host {
   const char *redirect_to;  /* host of the published ports' redirect (NULL: none) */
   int redirect_s;
   bool no_hold;             /* frozen: drop its traffic (link down) rather than hold it */
+  const struct mig_mem_parent *mem; /* pre-copied memory the dump builds on (NULL: none) */
+};
+
+/* The last pre-dump of a migration's memory pre-copy: the final dump sends
+ * only what was written since, CRIU's trackers coming from the keeper. */
+struct mig_mem_parent {
+  char parent[64]; /* the pre-dump's images, relative to the dump's */
+  int keeper_fd;   /* the trackers' keeper (CRIU's --track-mem-keeper) */
 };
 
 extern const struct mig_host_ops mig_agent_host;

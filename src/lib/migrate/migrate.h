@@ -46,7 +46,13 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
  * file: the uploaded tar. */
 int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
                  const char *file, json_t **out, struct ferry_err *err);
-int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err);
+/* Starts a CRIU page server for the migration's memory. body: {} for the
+ * dump's pages (into criu/); {"round": N}: pre-dump round N (into pre/rN,
+ * on top of round N-1; rounds come in order); {"parent_round": K}: the
+ * dump's pages on top of round K. A round's page server must have ended
+ * well for later ones to build on it. */
+int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t **out,
+                         struct ferry_err *err);
 /* Restores the container with its link down: state "restored". */
 /* req may carry "neighbours": [{"ip", "mac"}] the source's copy knew; the
  * restored copy gets them before it joins the network. */

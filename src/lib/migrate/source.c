@@ -48,6 +48,7 @@ struct mem_strategy {
   const char *name;
   int (*prepare)(struct outgoing *o, struct http_client *c, char **page_server,
                  struct ferry_err *err);
+  bool precopy; /* pre-dump rounds while the container runs (precopy_rounds) */
 };
 
 struct outgoing {
@@ -62,6 +63,12 @@ struct outgoing {
   int timeout_s;
   uint64_t t0;
   int ps_fd;             /* stream: CRIU's end of its page-server connection, -1 if none */
+  int keeper[2];         /* precopy: CRIU's memory trackers' keeper (a socket pair;
+                          * [1] goes to CRIU), -1 if none */
+  int pre_last;          /* precopy: the last complete pre-dump round, -1 if none */
+  int downtime_target_ms;
+  json_t *precopy;       /* precopy: {"rounds": [...], "stopped": why} */
+  struct mig_mem_parent mem_parent;
   struct relay *ps_relay; /* stream: relays ps_fd's peer to the target's page server */
   bool streamed;         /* the pages went to the page server */
   struct mig_pipe pipe;  /* the phases (pipeline.c), with this agent as host ... */
@@ -138,6 +145,8 @@ static json_t *report_locked(struct outgoing *o)
                         (json_int_t)o->cur_sent, "total", (json_int_t)o->cur_total);
   json_object_set_new(j, "phase", json_string(o->phase));
   json_object_set_new(j, "memory", json_string(o->mem->name));
+  if (o->precopy)
+    json_object_set_new(j, "precopy", json_deep_copy(o->precopy));
   json_object_set_new(j, "compress", json_boolean(o->compress));
   json_object_set_new(j, "redirect_for", json_integer(o->redirect_s));
   json_object_set_new(j, "elapsed_ms", json_integer((json_int_t)(now_mono_ms() - o->t0)));
@@ -258,13 +267,13 @@ static int tcp_connect(const char *host, int port, int timeout_s)
  * its last segment then waits ~200 ms for the kernel's probe timer (a
  * capture showed it); on a socket pair there is no cork. The page server's
  * start-up also leaves the freeze (it starts when this connection comes). */
-static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **page_server,
-                              struct ferry_err *err)
+static int page_server_connect(struct outgoing *o, struct http_client *c, json_t *body,
+                               char **page_server, struct ferry_err *err)
 {
   _cleanup_json_ json_t *ps = NULL;
   http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
-  if (http_call(c, "POST", psurl, NULL, &ps, err) < 0)
+  if (http_call(c, "POST", psurl, body, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
   const char *addr = json_str_or(ps, "address", "");
   _cleanup_free_ char *host = xstrdup(*addr ? addr : o->to_addr);
@@ -299,6 +308,22 @@ static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **
   return 0;
 }
 
+static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **page_server,
+                              struct ferry_err *err)
+{
+  return page_server_connect(o, c, NULL, page_server, err);
+}
+
+/* precopy: the final dump streams what was written since the last
+ * pre-dump round, on top of the rounds the target's page servers kept. */
+static int mem_precopy_prepare(struct outgoing *o, struct http_client *c, char **page_server,
+                               struct ferry_err *err)
+{
+  _cleanup_json_ json_t *body = o->pre_last >= 0 ? json_pack("{s:i}", "parent_round", o->pre_last)
+                                                 : NULL;
+  return page_server_connect(o, c, body, page_server, err);
+}
+
 /* Ends the stream's relay (after the dump: CRIU has finished with it). */
 static int mem_stream_finish(struct outgoing *o, struct ferry_err *err)
 {
@@ -326,9 +351,14 @@ static int mem_copy_prepare(struct outgoing *o, struct http_client *c, char **pa
 }
 
 static const struct mem_strategy mem_strategies[] = {
-    {"stream", mem_stream_prepare},
-    {"copy", mem_copy_prepare},
+    {"stream", mem_stream_prepare, false},
+    {"copy", mem_copy_prepare, false},
+    {"precopy", mem_precopy_prepare, true},
 };
+
+/* auto picks precopy at or above this much memory, when CRIU tracks
+ * memory: below it a round costs about what it saves. */
+#define MEM_AUTO_PRECOPY_BYTES (64ll << 20)
 
 /* auto: below this much memory the page server's fixed cost (~100-200 ms
  * of CRIU's page-server handshake inside the freeze, measured with bench/run)
@@ -379,6 +409,186 @@ static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
   return 0;
 }
 
+/* This migration's own directory (ROOT/migrations/out-ID): CRIU's images
+ * of the dump (criu/) and of the pre-dump rounds (pre/rN). */
+static const char *local_dir(struct outgoing *o)
+{
+  if (!o->local) {
+    _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
+    o->local = path_join(o->a->mig->dir, leaf);
+  }
+  return o->local;
+}
+
+/* Hands the trackers CRIU left in the keeper back to its other end, for
+ * the next CRIU run: they stay in flight in the socket pair between runs
+ * (criu/README.md). Returns how many, or -errno. */
+static int keeper_reflect(int fd)
+{
+  int fds[64];
+  char data[64][16];
+  size_t lens[64];
+  int n = 0, r = 0;
+  while (n < 64) {
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = data[n], .iov_len = sizeof data[n]};
+    struct msghdr h = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    ssize_t got = recvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (got < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        r = -errno;
+      break;
+    }
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
+    if (got == 0 || !cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)) ||
+        (h.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+      r = -EPROTO;
+      break;
+    }
+    memcpy(&fds[n], CMSG_DATA(cm), sizeof(int));
+    lens[n++] = (size_t)got;
+  }
+  for (int i = 0; i < n; i++) {
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {.iov_base = data[i], .iov_len = lens[i]};
+    struct msghdr h = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fds[i], sizeof(int));
+    if (r == 0 && sendmsg(fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+      r = -errno;
+    close(fds[i]);
+  }
+  return r < 0 ? r : n;
+}
+
+static void keeper_close(struct outgoing *o)
+{
+  for (int i = 0; i < 2; i++)
+    if (o->keeper[i] >= 0) {
+      close(o->keeper[i]);
+      o->keeper[i] = -1;
+    }
+}
+
+#define PRECOPY_MAX_ROUNDS 8
+
+/* precopy: pre-dump rounds while the container runs, each streamed to a
+ * page server of the target, each sending only what was written since the
+ * round before (CRIU's trackers, kept in o->keeper between rounds). Stops
+ * when the last round's bytes would cross within the downtime target at
+ * the rate the first round measured, when rounds stop shrinking, or after
+ * PRECOPY_MAX_ROUNDS; the final dump sends the rest. A round that fails
+ * ends the rounds: the dump builds on the last complete one (or on none). */
+static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
+{
+  json_t *rounds = json_array();
+  const char *stopped = "round limit";
+  json_t *pc = json_pack("{s:o, s:i}", "rounds", rounds, "downtime_target_ms",
+                         o->downtime_target_ms);
+  pthread_mutex_lock(&o->a->mig->out_lock);
+  o->precopy = pc;
+  pthread_mutex_unlock(&o->a->mig->out_lock);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, o->keeper) < 0) {
+    o->keeper[0] = o->keeper[1] = -1;
+    stopped = "no keeper socket";
+    goto out;
+  }
+  uint64_t rate_bps = 0, prev_bytes = 0, prev_t0 = 0;
+  for (int k = 0; k < PRECOPY_MAX_ROUNDS; k++) {
+    struct ferry_err err = {0};
+    _cleanup_free_ char *rel = xasprintf("pre/r%d", k);
+    _cleanup_free_ char *dir = path_join(local_dir(o), rel);
+    _cleanup_free_ char *parent = k ? xasprintf("../r%d", k - 1) : NULL;
+    _cleanup_free_ char *ps = NULL;
+    _cleanup_json_ json_t *body = json_pack("{s:i}", "round", k);
+    _cleanup_json_ json_t *stats = NULL;
+    uint64_t t0 = now_mono_ms();
+    int r = mkdir_p(dir, 0700, &err);
+    if (r == 0)
+      r = page_server_connect(o, o->c, body, &ps, &err);
+    if (r == 0) {
+      struct ckpt_dump_opts co = CKPT_DUMP_OPTS_INIT;
+      co.page_server = ps;
+      co.ps_fd = o->ps_fd;
+      co.pre_dump = true;
+      co.parent = parent;
+      co.keeper_fd = o->keeper[1];
+      co.timeout_ms = (int)remaining_s(o) * 1000;
+      r = agent_ctr_dump(o->a, p->rec, dir, &co, &stats, &err);
+    }
+    struct ferry_err e2 = {0};
+    int rr = mem_stream_finish(o, &e2);
+    if (r == 0 && rr < 0) {
+      r = rr;
+      err = e2;
+    }
+    int kept = r == 0 ? keeper_reflect(o->keeper[0]) : 0;
+    if (r == 0 && kept < 0) {
+      r = kept;
+      ferry_err_sys(&err, kept, "memory trackers' keeper");
+    }
+    uint64_t ms = now_mono_ms() - t0;
+    pthread_mutex_lock(&o->a->mig->out_lock);
+    if (r < 0) {
+      json_array_append_new(rounds, json_pack("{s:i, s:s, s:I}", "round", k, "error", err.msg,
+                                              "ms", (json_int_t)ms));
+      pthread_mutex_unlock(&o->a->mig->out_lock);
+      log_warn("migrate", "outgoing %s: pre-dump round %d failed (the dump sends all memory "
+                          "written since round %d): %s", o->id, k, k - 1, err.msg);
+      stopped = "round failed";
+      break;
+    }
+    uint64_t pages = (uint64_t)json_integer_value(json_object_get(stats, "pages_written"));
+    uint64_t bytes = pages * 4096;
+    if (k == 0 && ms > 0)
+      rate_bps = bytes * 1000 / ms;
+    json_t *row = json_pack("{s:i, s:I, s:I, s:I, s:i}", "round", k, "pages", (json_int_t)pages,
+                            "bytes", (json_int_t)bytes, "ms", (json_int_t)ms, "trackers", kept);
+    /* written between the start of the round before and this one's */
+    if (k && t0 > prev_t0)
+      json_object_set_new(row, "dirty_bytes_per_s",
+                          json_integer((json_int_t)(bytes * 1000 / (t0 - prev_t0))));
+    json_array_append_new(rounds, row);
+    pthread_mutex_unlock(&o->a->mig->out_lock);
+    add_bytes(o, "pages", bytes);
+    o->pre_last = k;
+    if (k >= 1 && rate_bps && bytes * 1000 / rate_bps <= (uint64_t)o->downtime_target_ms) {
+      stopped = "within the downtime target";
+      break;
+    }
+    if (k >= 2 && bytes * 10 > prev_bytes * 9) {
+      stopped = "rounds stopped shrinking";
+      break;
+    }
+    if (kept == 0) {
+      stopped = "no process tracked";
+      break;
+    }
+    prev_bytes = bytes;
+    prev_t0 = t0;
+  }
+  if (rate_bps) {
+    pthread_mutex_lock(&o->a->mig->out_lock);
+    json_object_set_new(pc, "rate_bytes_per_s", json_integer((json_int_t)rate_bps));
+    pthread_mutex_unlock(&o->a->mig->out_lock);
+  }
+  if (o->pre_last >= 0) {
+    snprintf(o->mem_parent.parent, sizeof o->mem_parent.parent, "../pre/r%d", o->pre_last);
+    o->mem_parent.keeper_fd = o->keeper[1];
+    o->host.mem = &o->mem_parent;
+  }
+out:
+  pthread_mutex_lock(&o->a->mig->out_lock);
+  json_object_set_new(pc, "stopped", json_string(stopped));
+  pthread_mutex_unlock(&o->a->mig->out_lock);
+}
+
 /* The layers the target lacks, every volume and the rootfs changes, while
  * the container runs. */
 static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
@@ -402,6 +612,8 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   struct upload up = {.part = PART_ROOTFS, .rec = p->rec};
   if (put_tar(o, o->c, &up, &full, url, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
+  if (o->mem->precopy)
+    precopy_rounds(o, p);
   return 0;
 }
 
@@ -423,11 +635,8 @@ static int peer_memory_finish(struct mig_pipe *p, struct ferry_err *err)
 static int peer_criu_dir(struct mig_pipe *p, char **dir, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
-  _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
-  free(o->local);
-  o->local = path_join(o->a->mig->dir, leaf);
-  mig_dir_remove(o->local);
-  *dir = path_join(o->local, "criu");
+  *dir = path_join(local_dir(o), "criu");
+  mig_dir_remove(*dir);
   return mkdir_p(*dir, 0700, err);
 }
 
@@ -445,6 +654,9 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   pthread_mutex_unlock(&o->a->mig->out_lock);
   struct tar_opts plain = {.zstd = o->compress};
   struct tar_opts delta = {.zstd = o->compress, .since = p->precopy_since, .manifest = true};
+  /* CRIU's link to the last pre-dump: the target's page server made its own */
+  _cleanup_free_ char *plink = path_join(criu, "parent");
+  unlink(plink);
   _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
   struct upload images = {.own_dir = criu};
   if (put_tar(o, o->c, &images, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
@@ -501,6 +713,9 @@ static void peer_cleanup(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
   mem_stream_finish(o, NULL);
+  /* the trackers end with the move, whatever its outcome */
+  o->host.mem = NULL;
+  keeper_close(o);
   if (o->local)
     mig_dir_remove(o->local);
 }
@@ -600,17 +815,26 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   bool mem_auto = !memory || strcmp(memory, "auto") == 0;
   const struct mem_strategy *mem = mem_strategy_find(mem_auto ? "stream" : memory);
   if (!mem)
-    return FERRY_INVALID(err, "memory \"%s\": expected \"auto\", \"stream\" or \"copy\"", memory);
+    return FERRY_INVALID(err, "memory \"%s\": expected \"auto\", \"stream\", \"precopy\" or "
+                              "\"copy\"", memory);
+  json_t *dtj = json_object_get(req, "downtime_target_ms");
+  if (dtj && (!json_is_integer(dtj) || json_integer_value(dtj) < 1 ||
+              json_integer_value(dtj) > 600000))
+    return FERRY_INVALID(err, "downtime_target_ms must be a number of milliseconds 1..600000");
+  if (mem->precopy && !ckpt_can_track_memory())
+    return FERRY_INVALID(err, "memory \"precopy\": the CRIU in use cannot track memory changes "
+                              "on this kernel (`criu check --feature mem_dirty_track`; "
+                              "scripts/setup builds one that can, see criu/README.md)");
   if (strncmp(to, "tcp://", 6) != 0 && strncmp(to, "http://", 7) != 0 &&
       strncmp(to, "https://", 8) != 0)
     return FERRY_INVALID(err, "target \"%s\": expected tcp://ADDR:PORT or https://ADDR:PORT", to);
   /* Between agents that speak TLS, memory goes inside their TLS connection
    * too (copy): CRIU's page server would carry it in the clear. */
   bool tls = strncmp(to, "https://", 8) == 0;
-  if (tls && !mem_auto && strcmp(mem->name, "stream") == 0)
-    return FERRY_INVALID(err, "memory \"stream\" would send the container's memory outside the "
+  if (tls && !mem_auto && strcmp(mem->name, "copy") != 0)
+    return FERRY_INVALID(err, "memory \"%s\" would send the container's memory outside the "
                               "agents' TLS connection: use \"copy\" (or \"auto\", which picks it "
-                              "with https)");
+                              "with https)", mem->name);
   if (tls && mem_auto)
     mem = mem_strategy_find("copy");
   /* The target's host: an address, or a name resolved here once. */
@@ -641,6 +865,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
     return r;
   if (mem_auto && !tls && used >= 0 && used < MEM_AUTO_STREAM_BYTES)
     mem = mem_strategy_find("copy");
+  else if (mem_auto && !tls && used >= MEM_AUTO_PRECOPY_BYTES && ckpt_can_track_memory())
+    mem = mem_strategy_find("precopy");
   struct outgoing *o = calloc(1, sizeof *o);
   if (!o)
     abort();
@@ -654,6 +880,9 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->compress = compress;
   o->mem = mem;
   o->ps_fd = -1;
+  o->keeper[0] = o->keeper[1] = -1;
+  o->pre_last = -1;
+  o->downtime_target_ms = dtj ? (int)json_integer_value(dtj) : 200;
   o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   o->t0 = now_mono_ms();
   o->phases = json_object();
@@ -752,6 +981,7 @@ void outgoing_free_all(struct migrations *m)
     json_decref(o->bytes);
     json_decref(o->criu);
     json_decref(o->target);
+    json_decref(o->precopy);
     free(o->redirect_to);
     free(o->local);
     free(o);
@@ -779,7 +1009,7 @@ void source_recover(struct agent *a)
     _cleanup_free_ char *name = xstrdup(rec_name(rec));
     bool commit_sent = rec_commit_sent(rec);
     /* the same pipeline's recovery step, towards the same target */
-    struct outgoing o = {.a = a, .to = to, .ps_fd = -1};
+    struct outgoing o = {.a = a, .to = to, .ps_fd = -1, .keeper = {-1, -1}, .pre_last = -1};
     snprintf(o.id, sizeof o.id, "%s", mid);
     struct mig_host h = {.a = a, .ref = name, .op = OP_MIGRATION, .to = to, .after = AFTER_REMOVE};
     struct mig_pipe p = {.id = o.id, .fault_prefix = "source", .host = &mig_agent_host,

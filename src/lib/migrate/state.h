@@ -39,6 +39,8 @@ struct incoming {
   bool busy;            /* a step runs (without in_lock held) */
   bool abort_requested; /* the source withdrew while a step ran */
   int ps_pid;           /* CRIU page server, 0 when none */
+  int ps_round;         /* the pre-dump round it receives; -1: the dump */
+  int pre_ok;           /* pre-dump rounds 0..pre_ok-1 arrived whole */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
   uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */
   json_t *received;     /* layer digests this migration added to the store */

@@ -561,16 +561,60 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
  * only, which must send the secret first (CRIU's page server takes the
  * first connector, whoever it is). The
  * listening socket exists when the port is answered: nothing to wait for. */
-int incoming_page_server(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
+#define PRE_ROUNDS_MAX 64
+
+int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t **out,
+                         struct ferry_err *err)
 {
   _cleanup_free_ char *criu = NULL;
+  _cleanup_free_ char *prev = NULL;
   _cleanup_free_ char *log = NULL;
   struct migrations *m = a->mig;
   struct incoming *in;
+  json_t *rj = json_object_get(body, "round"), *pj = json_object_get(body, "parent_round");
+  if ((rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 ||
+              json_integer_value(rj) >= PRE_ROUNDS_MAX)) ||
+      (pj && (!json_is_integer(pj) || json_integer_value(pj) < 0 ||
+              json_integer_value(pj) >= PRE_ROUNDS_MAX)))
+    return FERRY_INVALID(err, "migration %s: page server: round and parent_round must be "
+                              "numbers 0..%d", id, PRE_ROUNDS_MAX - 1);
+  if (rj && pj)
+    return FERRY_INVALID(err, "migration %s: page server: round or parent_round, not both", id);
+  int round = rj ? (int)json_integer_value(rj) : -1;
+  int parent = pj ? (int)json_integer_value(pj) : -1;
   int r = in_begin(m, id, "offered", NULL, &in, err);
   if (r < 0)
     return r;
+  /* A pre-dump round's page server ends by itself when the round is
+   * complete: its exit says whether later ones may build on it. */
+  if (in->ps_pid > 0 && in->ps_round >= 0) {
+    int pr = spawn_reap(in->ps_pid, 10000, true);
+    in->ps_pid = 0;
+    if (pr == 0 && in->ps_round == in->pre_ok)
+      in->pre_ok++;
+  }
   stop_page_server(in);
+  if (round >= 0 && round != in->pre_ok) {
+    r = FERRY_CONFLICT(err, "migration %s: pre-dump round %d out of order (round %d is next)", id,
+                       round, in->pre_ok);
+    goto out_early;
+  }
+  if (parent >= in->pre_ok) {
+    r = FERRY_CONFLICT(err, "migration %s: pre-dump round %d did not arrive whole", id, parent);
+    goto out_early;
+  }
+  if (round >= 0) {
+    _cleanup_free_ char *rel = xasprintf("pre/r%d", round);
+    criu = path_join(in->dir, rel);
+    if ((r = mkdir_p(criu, 0700, err)) < 0)
+      goto out_early;
+    if (round > 0)
+      prev = xasprintf("../r%d", round - 1);
+  } else {
+    criu = path_join(in->dir, "criu");
+    if (parent >= 0)
+      prev = xasprintf("../pre/r%d", parent);
+  }
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), logfd = -1;
   struct sockaddr_in sa = {.sin_family = AF_INET};
   if (a->listen_ip)
@@ -582,7 +626,6 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
     goto out;
   }
   int port = ntohs(sa.sin_port);
-  criu = path_join(in->dir, "criu");
   log = path_join(in->dir, "page-server.log");
   if ((logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
     r = ferry_err_sys(err, -errno, "migration %s: %s", id, log);
@@ -592,7 +635,11 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
   ps_allow_fill(&al, json_str_or(in->offer, "source_peer", ""));
   char secret[PS_SECRET_LEN + 1];
   random_hex(secret, PS_SECRET_LEN);
-  char *const argv[] = {"criu", "page-server", "--images-dir", criu, "--ps-socket", "3", NULL};
+  char *argv[] = {"criu", "page-server", "--images-dir", criu, "--ps-socket", "3", NULL, NULL, NULL};
+  if (prev) {
+    argv[6] = "--prev-images-dir";
+    argv[7] = prev;
+  }
   uint64_t deadline = in->deadline_ms;
   pid_t pid = fork();
   if (pid < 0) {
@@ -602,6 +649,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t **out, struct f
   if (pid == 0)
     ps_gate(lfd, &al, secret, deadline, logfd, argv);
   in->ps_pid = pid;
+  in->ps_round = round;
   *out = json_pack("{s:s, s:i, s:s}", "address", a->listen_ip ? a->listen_ip : "", "port", port,
                    "secret", secret);
 out:
@@ -609,6 +657,7 @@ out:
     close(lfd);
   if (logfd >= 0)
     close(logfd);
+out_early:
   in_end(a, in, NULL);
   return r;
 }

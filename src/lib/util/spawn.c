@@ -95,11 +95,17 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
       goto fail;
     if (opts->cwd && chdir(opts->cwd) < 0)
       goto fail;
-    if (opts->pass_as > 2) {
-      if (opts->pass_fd == opts->pass_as ? fcntl(opts->pass_fd, F_SETFD, 0) < 0
-                                         : dup2(opts->pass_fd, opts->pass_as) < 0)
-        goto fail;
-    }
+    /* Each passed fd goes through a copy above both targets first, so that
+     * the first dup2 cannot replace the second fd. */
+    int from1 = -1, from2 = -1;
+    if (opts->pass_as > 2 && (from1 = fcntl(opts->pass_fd, F_DUPFD_CLOEXEC, 1024)) < 0)
+      goto fail;
+    if (opts->pass_as2 > 2 && (from2 = fcntl(opts->pass_fd2, F_DUPFD_CLOEXEC, 1024)) < 0)
+      goto fail;
+    if (from1 >= 0 && dup2(from1, opts->pass_as) < 0)
+      goto fail;
+    if (from2 >= 0 && dup2(from2, opts->pass_as2) < 0)
+      goto fail;
     if (opts->envp)
       execvpe(argv[0], (char *const *)argv, (char *const *)opts->envp);
     else

@@ -14,6 +14,8 @@ struct spawn_opts {
   size_t max_output;        /* per stream; 0: 1 MiB, extra is dropped */
   int pass_fd;              /* with pass_as > 2: this fd is the child's fd pass_as */
   int pass_as;
+  int pass_fd2;             /* a second one, the same way (pass_as2 > 2, != pass_as) */
+  int pass_as2;
 };
 
 struct spawn_result {

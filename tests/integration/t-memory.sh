@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Memory integrity across moves, for every memory strategy. A container whose
+# processes keep writing memory in a pattern checked page by page (memstress:
+# transparent huge pages, ranges freed with MADV_DONTNEED and written again,
+# mremap and munmap + mmap after the trackers were registered, a child forked
+# again and again, shared anonymous memory) moves A -> B -> A -> B with
+# precopy, stream and copy; after each move every process checks every page.
+# Any stale or missing page fails the test. Also: a pre-copy move that fails
+# at the target leaves no tracker behind on the source; a process holding a
+# userfaultfd of its own (CRIU cannot dump one) fails to move and runs on
+# where it was, its memory intact.
+source "$(dirname "$0")/lib.sh"
+criu check --feature mem_dirty_track >/dev/null 2>&1 ||
+  fail "this CRIU cannot track memory changes (criu check --feature mem_dirty_track): run scripts/setup"
+cluster_up 2
+"$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/ms.tar" --add "$FERRY_BUILD/tests/memstress" >/dev/null
+f a1 image import "$T_DIR/ms.tar" --name ms >/dev/null
+url() { local v="HOST_${1}_URL"; echo "${!v}"; }
+
+# Asks every memstress process of NAME on HOST to check its memory and waits
+# for the leader's new line; fails on any BAD line.
+checked() { # HOST NAME WHAT
+  local h=$1 n=$2 what=$3 before i
+  before=$(f "$h" logs "$n" 2>/dev/null | grep -c '^CHECK 1 OK' || true)
+  f "$h" exec "$n" kill -USR1 1 || fail "$what: cannot signal memstress"
+  for i in $(seq 1 100); do
+    [ "$(f "$h" logs "$n" 2>/dev/null | grep -c '^CHECK 1 OK' || true)" -gt "$before" ] && break
+    f "$h" logs "$n" | grep -q 'BAD' && break
+    sleep 0.2
+  done
+  local bad
+  bad=$(f "$h" logs "$n" | grep 'BAD' | head -3 || true)
+  [ -z "$bad" ] || fail "$what: stale memory: $bad"
+  [ "$(f "$h" logs "$n" | grep -c '^CHECK 1 OK')" -gt "$before" ] ||
+    fail "$what: memstress did not answer: $(f "$h" logs "$n" | tail -3)"
+}
+
+for mode in precopy stream copy; do
+  n=ms-$mode
+  f a1 run -d --name "$n" ms /bin/memstress --mib 96 --all --rate 4000 >/dev/null
+  for i in $(seq 1 50); do f a1 logs "$n" | grep -q ready && break; sleep 0.1; done
+  checked a1 "$n" "$mode: before any move"
+  from=a1 to=a2
+  for hop in 1 2 3; do
+    out=$(f "$from" --json migrate "$n" --to "$(url "$to")" --memory "$mode")
+    echo "$out" | grep -q '"status": "succeeded"' || fail "$mode move $hop ($from -> $to): $out"
+    echo "$out" | grep -q "\"memory\": \"$mode\"" || fail "$mode move $hop did not use $mode: $out"
+    if [ "$mode" = precopy ]; then
+      # the rounds: the first sends everything, a later one only what was written since
+      python3 - "$out" <<'PY' || fail "precopy move $hop: rounds: $out"
+import json, sys
+r = json.loads(sys.argv[1])
+rounds = [x for x in r["precopy"]["rounds"] if "error" not in x]
+assert len(rounds) >= 2, "fewer than two rounds"
+assert rounds[0]["bytes"] >= 96 << 20, "the first round sent less than the memory"
+assert any(x["trackers"] >= 1 for x in rounds), "no process tracked"
+assert min(x["bytes"] for x in rounds[1:]) < rounds[0]["bytes"] // 2, "later rounds resent everything"
+PY
+    fi
+    checked "$to" "$n" "$mode move $hop ($from -> $to)"
+    tmp=$from; from=$to; to=$tmp
+  done
+  rounds=$(echo "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(str(x.get("bytes", "x")) for x in r.get("precopy", {}).get("rounds", [])))')
+  check "$mode: three moves, every page of every process as written (THP, DONTNEED, mremap, munmap, fork, shared)${rounds:+; rounds of the last move: $rounds bytes}"
+  f "$from" rm -f "$n" >/dev/null
+done
+
+# A pre-copy move that fails at the target: the container runs on at a1 and
+# no mapping of it stays registered with a tracker (smaps' "uw" flag).
+host_restart a2 FERRY_FAULT=incoming-criu-restore:fail
+f a1 run -d --name ms-fail ms /bin/memstress --mib 32 --rate 2000 >/dev/null
+for i in $(seq 1 50); do f a1 logs ms-fail | grep -q ready && break; sleep 0.1; done
+out=$(f a1 --json migrate ms-fail --to "$(url a2)" --memory precopy 2>&1) && fail "move with a failing restore succeeded: $out"
+f a1 ps | grep -q "ms-fail .*running" || fail "ms-fail does not run on a1 after the failed move: $(f a1 ps -a)"
+pid=$(f a1 inspect ms-fail | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p' | head -1)
+[ -n "$pid" ] && [ -r "/proc/$pid/smaps" ] || fail "no pid for ms-fail: $(f a1 inspect ms-fail)"
+uw=$(grep '^VmFlags:' "/proc/$pid/smaps" | grep -c ' uw' || true)
+[ "$uw" = 0 ] || fail "$uw mappings of ms-fail are still registered with a tracker after the failed move"
+checked a1 ms-fail "after the failed pre-copy move"
+f a1 rm -f ms-fail >/dev/null
+host_restart a2
+check "a failed pre-copy move: runs on at a1, memory intact, no tracker left"
+
+# A process holding its own userfaultfd: not tracked, and CRIU cannot dump
+# it, so the move fails and the container runs on at a1.
+f a1 run -d --name ms-uffd ms /bin/memstress --mib 16 --uffd --rate 2000 >/dev/null
+for i in $(seq 1 50); do f a1 logs ms-uffd | grep -q ready && break; sleep 0.1; done
+out=$(f a1 --json migrate ms-uffd --to "$(url a2)" --memory precopy 2>&1) && fail "a container holding a userfaultfd moved: $out"
+f a1 ps | grep -q "ms-uffd .*running" || fail "ms-uffd does not run on a1: $(f a1 ps -a)"
+checked a1 ms-uffd "a process with its own userfaultfd after the refused move"
+grep -q "uses a userfaultfd of its own" "$T_DIR"/a1/root/migrations/out-*/pre/r0/pre-dump.log 2>/dev/null ||
+  log "(the pre-dump log of the userfaultfd case is gone with the move's directory)"
+check "a process with its own userfaultfd: the move fails, it runs on at a1 with its memory intact"
