@@ -5,7 +5,9 @@
 # mremap and munmap + mmap after the trackers were registered, a child forked
 # again and again, shared anonymous memory) moves A -> B -> A -> B with
 # precopy, stream and copy; after each move every process checks every page.
-# Any stale or missing page fails the test. Also: a pre-copy move that fails
+# Any stale or missing page fails the test. A pre-copied copy restores its
+# memory lazily from the target's own images, and the next move waits until
+# all of it is in (else the pages not yet in would be lost). Also: a pre-copy move that fails
 # at the target leaves no tracker behind on the source; a process holding a
 # userfaultfd of its own (CRIU cannot dump one) fails to move and runs on
 # where it was, its memory intact.
@@ -55,6 +57,7 @@ assert len(rounds) >= 2, "fewer than two rounds"
 assert rounds[0]["bytes"] >= 96 << 20, "the first round sent less than the memory"
 assert any(x["trackers"] >= 1 for x in rounds), "no process tracked"
 assert min(x["bytes"] for x in rounds[1:]) < rounds[0]["bytes"] // 2, "later rounds resent everything"
+assert r["target"].get("lazy_memory") is True, "the target did not restore the memory lazily"
 PY
     fi
     checked "$to" "$n" "$mode move $hop ($from -> $to)"

@@ -177,6 +177,8 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
  * Fault points: PREFIX-reserved, PREFIX-criu-restore, PREFIX-launched. */
 struct restore_source {
   const char *fault_prefix; /* "restore" (a checkpoint), "incoming" (a migration) */
+  int *lazy_pid;            /* non-NULL: memory restored lazily; gets the lazy-pages
+                             * daemon's pid (ckpt_restore) */
   int (*place)(struct agent *a, json_t *rec, void *ctx, struct ferry_err *err);
   void (*undo)(struct agent *a, json_t *rec, void *ctx);
   void *ctx;
@@ -203,7 +205,7 @@ void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_so
  * container from the CRIU images in criu_dir. The link stays down until
  * agent_ctr_link_up: a migration brings it up only at commit. */
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                           json_t **stats, struct ferry_err *err);
+                           int *lazy_pid, json_t **stats, struct ferry_err *err);
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
 /* Gives a restored copy (link still down) the neighbours its source knew. */
 int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);

@@ -275,13 +275,13 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
 }
 
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                           json_t **stats, struct ferry_err *err)
+                           int *lazy_pid, json_t **stats, struct ferry_err *err)
 {
   int r = agent_ctr_materialize(a, rec, img, false, err);
   if (r < 0)
     return r;
   int pid = 0;
-  return ckpt_restore(&a->rt, rec, criu_dir, &pid, stats, err);
+  return ckpt_restore(&a->rt, rec, criu_dir, lazy_pid, &pid, stats, err);
 }
 
 int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
@@ -371,7 +371,7 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
   uint64_t t_net = now_mono_ms();
   /* restored with its link down */
   if ((r = ferry_fault(f_criu, err)) < 0 ||
-      (r = agent_ctr_restore_from(a, rec, img, criu_dir, &t->criu, err)) < 0 ||
+      (r = agent_ctr_restore_from(a, rec, img, criu_dir, src->lazy_pid, &t->criu, err)) < 0 ||
       (r = ferry_fault(f_launched, err)) < 0)
     goto fail;
   /* its neighbours before its link comes up: the first packets it sends

@@ -1,5 +1,10 @@
 /* Checkpoint and restore of one container through runc and CRIU. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ckpt/ckpt.h"
 #include "runtime/runtime.h"
@@ -127,7 +132,46 @@ out:
   return r;
 }
 
-int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *pid,
+/* criu lazy-pages for a restore from images_dir in work (its socket,
+ * "lazy-pages.socket", is made there): in a session of its own and without
+ * a parent-death signal, since it must outlive the thread and even the
+ * agent that started it: the restored processes fault their pages in
+ * through it while it pushes the rest, then it exits. */
+static int lazy_daemon_start(const char *images_dir, const char *work, int *pid_out,
+                             struct ferry_err *err)
+{
+  _cleanup_free_ char *sock = path_join(work, "lazy-pages.socket");
+  const char *argv[] = {"criu", "lazy-pages", "--images-dir", images_dir, "--work-dir", work,
+                        "-o", "lazy-pages.log", "-v2", NULL};
+  pid_t pid = fork();
+  if (pid < 0)
+    return ferry_err_sys(err, -errno, "fork criu lazy-pages");
+  if (pid == 0) {
+    setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0 && (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0))
+      _exit(127);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  for (int i = 0; i < 500; i++) {
+    if (access(sock, F_OK) == 0) {
+      *pid_out = pid;
+      return 0;
+    }
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return FERRY_INTERNAL(err, "criu lazy-pages ended at once (see %s/lazy-pages.log)", work);
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return FERRY_INTERNAL(err, "criu lazy-pages did not come up within 5 s");
+}
+
+int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *lazy_pid, int *pid,
                  json_t **stats, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
@@ -136,9 +180,16 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *p
   int r = mkdir_p(work, 0700, err);
   if (r < 0)
     return r;
+  int daemon = -1;
+  if (lazy_pid && (r = lazy_daemon_start(images_dir, work, &daemon, err)) < 0)
+    return r;
   char *rargs[] = {"--image-path", (char *)images_dir, "--work-path", work, "--tcp-established",
-                   "--file-locks", NULL};
+                   "--file-locks", lazy_pid ? "--lazy-pages" : NULL, NULL};
   if ((r = runc_launch(rt, rec, rargs, pid, err)) < 0) {
+    if (daemon > 0) {
+      kill(daemon, SIGKILL);
+      waitpid(daemon, NULL, 0);
+    }
     _cleanup_free_ char *logp = path_join(work, "restore.log");
     _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
     if (*cerr)
@@ -150,5 +201,7 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *p
     *stats = NULL;
     criu_stats_read(sp, stats, NULL);
   }
+  if (lazy_pid)
+    *lazy_pid = daemon;
   return 0;
 }

@@ -46,8 +46,13 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
 bool ckpt_can_track_memory(void);
 /* Restores the container of record rec from images_dir through ferry-shim
  * (runc restore --tcp-established), with CRIU's work dir in the container's
- * directory. *stats (optional) gets CRIU's restore figures. */
-int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *pid,
+ * directory. *stats (optional) gets CRIU's restore figures. With lazy_pid,
+ * the memory comes lazily (runc restore --lazy-pages): the processes run at
+ * once and fault their pages in from images_dir through a criu lazy-pages
+ * daemon, which pushes the rest meanwhile and exits when all are in;
+ * *lazy_pid is that daemon, the caller's to reap, and images_dir must stay
+ * until it has exited. */
+int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *lazy_pid, int *pid,
                  json_t **stats, struct ferry_err *err);
 
 /* Writes the tree below dir into a tar at out (pax, with xattrs and overlay

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "migrate/host.h"
+#include "migrate/migrate.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
 #include "util/fs.h"
@@ -16,8 +17,9 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
 {
   struct mig_host *h = H(p);
   json_t *rec = NULL;
-  int r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &rec, err);
-  if (r < 0)
+  /* a copy still faulting its memory in from its last move is not dumped */
+  int r = incoming_memory_settle(h->a, h->ref, 60000, err);
+  if (r < 0 || (r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &rec, err)) < 0)
     return r;
   p->rec = rec;
   rec_set_op(rec, h->op);

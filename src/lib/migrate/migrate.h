@@ -42,6 +42,12 @@ int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **o
 /* ---- target ---- */
 int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
                    struct ferry_err *err);
+/* A copy restored with lazy memory faults its pages in until its lazy-pages
+ * daemon has pushed them all: dumping it before would miss the pages not in
+ * yet. Waits (up to timeout_ms) until no such daemon works for the container
+ * ref (name or id) here; 409 if one still does. */
+int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
+                           struct ferry_err *err);
 /* kind: "layer", "volume", "rootfs", "criu", "rootfs-delta", "volume-delta";
  * file: the uploaded tar. */
 int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,

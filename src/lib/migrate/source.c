@@ -673,6 +673,10 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
   struct outgoing *o = O(p);
   _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
   _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
+  /* pre-copied memory is on the target already: its copy runs at once and
+   * faults its pages in there while the rest is pushed (docs/migration.md) */
+  if (o->mem->precopy)
+    json_object_set_new(req, "lazy_memory", json_true());
   http_client_set_timeout(o->c, remaining_s(o));
   json_decref(o->tr);
   o->tr = NULL;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,9 +110,61 @@ static json_t *find_copy(struct agent *a, struct incoming *in)
 
 /* Removes everything this migration made on this agent. The caller has
  * taken in off the list (or holds it busy): no other step touches it. */
+/* Whether the lazy-pages daemon of the migration's copy still runs (reaps
+ * it when it has exited). */
+static bool lazy_daemon_running(struct incoming *in)
+{
+  if (in->lazy_pid <= 0)
+    return false;
+  int st;
+  pid_t w = waitpid(in->lazy_pid, &st, WNOHANG);
+  if (w == 0)
+    return true;
+  if (w == in->lazy_pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+    log_warn("migrate", "incoming %s: criu lazy-pages ended with status %d (%s/criu/lazy-pages.log)",
+             in->id, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), in->dir);
+  in->lazy_pid = 0;
+  return false;
+}
+
+int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
+                           struct ferry_err *err)
+{
+  struct migrations *m = a->mig;
+  uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+  for (int n = 0; n < 100000; n++) {
+    bool arriving = false;
+    pthread_mutex_lock(&m->in_lock);
+    for (struct incoming *in = m->in; in && !arriving; in = in->next) {
+      if (in->busy || in->lazy_pid <= 0 || !in->rec)
+        continue;
+      const char *id = rec_id(in->rec);
+      bool it = strcmp(rec_name(in->rec), ref) == 0 || strcmp(id, ref) == 0 ||
+                (strlen(ref) >= 12 && strncmp(id, ref, strlen(ref)) == 0);
+      arriving = it && lazy_daemon_running(in);
+    }
+    pthread_mutex_unlock(&m->in_lock);
+    if (!arriving)
+      return 0;
+    if (now_mono_ms() >= deadline)
+      return FERRY_CONFLICT(err, "the memory of container \"%s\" is still arriving from its last "
+                                 "move (criu lazy-pages runs): try again in a moment", ref);
+    usleep(50000);
+  }
+  return FERRY_CONFLICT(err, "container \"%s\": memory still arriving", ref);
+}
+
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
+  /* the copy's memory is read from this migration's images: a daemon still
+   * at it means the copy goes too (not committed), or this waits for it */
+  if (in->lazy_pid > 0) {
+    if (!committed(in))
+      kill(in->lazy_pid, SIGKILL);
+    spawn_reap(in->lazy_pid, committed(in) ? 60000 : 5000, true);
+    in->lazy_pid = 0;
+  }
   /* its pins go first: the layers it brought go below unless something
    * else (an image, another import or migration) counts on them */
   if (in->pinned_by) {
@@ -740,7 +793,19 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   struct restore_source src = {.fault_prefix = "incoming", .place = place_incoming_files, .ctx = in};
   struct restore_times t = {0};
   json_t *neigh = json_is_object(req) ? json_object_get(req, "neighbours") : NULL;
-  if ((r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err)) < 0) {
+  /* lazy_memory: the pages are here already (pre-copied or streamed); the
+   * copy runs at once and faults them in from this migration's images
+   * while a lazy-pages daemon pushes the rest (the directory stays until
+   * that daemon has exited: reaper_main) */
+  bool lazy = false;
+  if (json_is_object(req) && (r = json_get_bool(req, "lazy_memory", false, &lazy, err)) < 0)
+    goto fail;
+  int lazy_pid = -1;
+  src.lazy_pid = lazy ? &lazy_pid : NULL;
+  r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
+  if (lazy_pid > 0)
+    in->lazy_pid = lazy_pid; /* reaped by reaper_main, or killed by cleanup_in */
+  if (r < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
@@ -753,6 +818,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   if (t.criu)
     json_object_set_new(in->report, "criu", t.criu);
   json_object_set_new(in->report, "neighbours", json_integer(t.neighbours));
+  json_object_set_new(in->report, "lazy_memory", json_boolean(lazy));
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);
@@ -911,7 +977,10 @@ static void *reaper_main(void *arg)
       bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
       bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
       bool fenced = strcmp(in->state, "restored") == 0 && now > in->fence_ms;
-      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms;
+      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms &&
+                  !lazy_daemon_running(in);
+      if (in->lazy_pid > 0 && !in->busy)
+        lazy_daemon_running(in); /* reaped as soon as it is done */
       if (!in->busy && done) {
         _cleanup_free_ char *tp = tombstone_path(m, in->id);
         if (write_file_atomic(tp, "", 0, 0600, NULL) < 0) {
