@@ -91,6 +91,27 @@ grep -q "without the migration's secret" "$T_DIR/a2/root/migrations/in-$MID/page
 in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
 check "a migration's page server closes a connection from a host other than the source agent or without the migration's secret, and still takes the source's"
 
+# Pre-dump rounds: in order, whole, and nothing else (400 for what is not
+# a round number, 409 for a round out of order or a parent that never
+# arrived); none of it starts a page server or leaves a directory behind.
+MID=0123456789abcdef0123456789abcdee
+code=$(offer $MID "pass")
+[ "$code" = 201 ] || fail "offer for the pre-dump round checks: $code $(cat "$T_DIR/r")"
+psreq() { in_ns c1 curl -s -o "$T_DIR/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
+  -H 'Content-Type: application/json' -d "$1" "$A2/v1/migrations/incoming/$MID/page-server"; }
+for body in '{"round": -1}' '{"round": "0"}' '{"round": 64}' '{"round": 0.5}' '{"parent_round": -3}' \
+            '{"round": 0, "parent_round": 0}' '{"round": [0]}'; do
+  code=$(psreq "$body")
+  [ "$code" = 400 ] || fail "page server with $body: $code $(cat "$T_DIR/r")"
+done
+code=$(psreq '{"round": 3}')
+[ "$code" = 409 ] && grep -q "out of order" "$T_DIR/r" || fail "round 3 before round 0: $code $(cat "$T_DIR/r")"
+code=$(psreq '{"parent_round": 0}')
+[ "$code" = 409 ] && grep -q "did not arrive whole" "$T_DIR/r" || fail "a dump on a round that never came: $code $(cat "$T_DIR/r")"
+[ ! -e "$T_DIR/a2/root/migrations/in-$MID/pre/r3" ] || fail "a refused round made its directory"
+in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
+check "pre-dump rounds: a malformed round is 400, one out of order or a parent that never arrived 409"
+
 cases=(
   'ctr["volumes"] = [{"name": "ev4/_data/evil", "destination": "/host"}]; vols = ["ev4"]|volume name'
   'ctr["volumes"] = [{"name": "../../../../etc", "destination": "/host"}]; vols = ["data"]|volume name'
