@@ -551,9 +551,9 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     json_t *row = json_pack("{s:i, s:I, s:I, s:I, s:i}", "round", k, "pages", (json_int_t)pages,
                             "bytes", (json_int_t)bytes, "ms", (json_int_t)ms, "trackers", kept);
     /* written between the start of the round before and this one's */
+    uint64_t dirty_bps = k && t0 > prev_t0 ? bytes * 1000 / (t0 - prev_t0) : 0;
     if (k && t0 > prev_t0)
-      json_object_set_new(row, "dirty_bytes_per_s",
-                          json_integer((json_int_t)(bytes * 1000 / (t0 - prev_t0))));
+      json_object_set_new(row, "dirty_bytes_per_s", json_integer((json_int_t)dirty_bps));
     json_array_append_new(rounds, row);
     pthread_mutex_unlock(&o->a->mig->out_lock);
     add_bytes(o, "pages", bytes);
@@ -564,6 +564,12 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     }
     if (k >= 2 && bytes * 10 > prev_bytes * 9) {
       stopped = "rounds stopped shrinking";
+      break;
+    }
+    /* it writes at least as fast as the link carries: another round
+     * would not send less */
+    if (k >= 1 && rate_bps && dirty_bps >= rate_bps) {
+      stopped = "written faster than sent";
       break;
     }
     if (kept == 0) {
