@@ -501,6 +501,11 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
   }
   uint64_t rate_bps = 0, prev_bytes = 0, prev_t0 = 0;
   for (int k = 0; k < PRECOPY_MAX_ROUNDS; k++) {
+    /* half of the move's time is kept for the dump and what follows */
+    if (k >= 1 && remaining_s(o) * 2 < o->timeout_s) {
+      stopped = "half of the timeout spent";
+      break;
+    }
     struct ferry_err err = {0};
     _cleanup_free_ char *rel = xasprintf("pre/r%d", k);
     _cleanup_free_ char *dir = path_join(local_dir(o), rel);

@@ -657,6 +657,9 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     goto out_early;
   }
   if (round >= 0) {
+    /* each round is progress: the offer's deadline starts again (at most
+     * PRE_ROUNDS_MAX times) */
+    in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
     _cleanup_free_ char *rel = xasprintf("pre/r%d", round);
     criu = path_join(in->dir, rel);
     if ((r = mkdir_p(criu, 0700, err)) < 0)
