@@ -21,6 +21,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/relay.h"
 #include "util/strv.h"
 
 #ifndef FERRY_LIBEXECDIR
@@ -174,6 +175,11 @@ static void raise_nofile(void)
 
 int main(int argc, char **argv)
 {
+  /* A migration's page server, its stream compressed: the target's gate
+   * runs "ferryd --page-relay-zstd criu page-server ..." on the accepted
+   * connection at fd 3 (migrate/target.c). */
+  if (argc >= 3 && strcmp(argv[1], "--page-relay-zstd") == 0)
+    return relay_unzstd_exec(3, argv + 2);
   raise_nofile();
   struct agent_options o = {0};
   bool no_token_ok = false;

@@ -124,6 +124,82 @@ static void atomic_write_and_digest(void **state)
   assert_false(path_exists(dir));
 }
 
+/* A compressed relay into relay_unzstd_exec: the program at the other end
+ * (a shell: one request answered, then it counts the rest, as CRIU's page
+ * server answers small replies to a large stream) gets the plain bytes,
+ * request by request, and its answers come back plain; the wire carried
+ * fewer bytes than went in. */
+static void relay_zstd_round_trip(void **state)
+{
+  (void)state;
+  int a[2], n[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0); /* a[0]: the writer */
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, n), 0); /* n: the "network" */
+  pid_t far = fork();
+  if (far == 0) {
+    close(a[0]);
+    close(a[1]);
+    close(n[0]);
+    char fd[16], script[160];
+    snprintf(fd, sizeof fd, "%d", n[1]);
+    /* a request/reply step first (one line, answered), then a count of the rest */
+    snprintf(script, sizeof script, "read -r l <&%s; echo \"got $l\" >&%s; wc -c <&%s >&%s", fd, fd,
+             fd, fd);
+    char *argv[] = {"sh", "-c", script, NULL};
+    _exit(relay_unzstd_exec(n[1], argv));
+  }
+  close(n[1]);
+  struct relay *r = NULL;
+  assert_int_equal(relay_start_z(a[1], n[0], 1, &r), 0);
+  assert_int_equal(write(a[0], "hello\n", 6), 6);
+  char ans[16] = {0};
+  size_t got = 0;
+  while (got < 10) {
+    ssize_t k = read(a[0], ans + got, 10 - got);
+    assert_true(k > 0);
+    got += (size_t)k;
+  }
+  assert_memory_equal(ans, "got hello\n", 10);
+  size_t big = 2u << 20;
+  char *out = calloc(1, big), *in = malloc(big);
+  for (size_t i = 0; i < big; i += 4096)
+    out[i] = (char)i; /* compresses well */
+  pid_t w = fork();
+  if (w == 0) {
+    size_t off = 0;
+    while (off < big) {
+      ssize_t k = write(a[0], out + off, big - off);
+      if (k <= 0)
+        _exit(1);
+      off += (size_t)k;
+    }
+    shutdown(a[0], SHUT_WR);
+    _exit(0);
+  }
+  got = 0;
+  for (;;) {
+    ssize_t k = read(a[0], in + got, big - got);
+    assert_true(k >= 0);
+    if (k == 0)
+      break;
+    got += (size_t)k;
+  }
+  in[got] = 0;
+  assert_int_equal(strtoul(in, NULL, 10), big); /* every byte arrived, uncompressed */
+  uint64_t moved = 0, wire = 0;
+  assert_int_equal(relay_finish_z(r, 5000, &moved, &wire), 0);
+  assert_int_equal(moved, big + 6);
+  assert_true(wire > 0 && wire < moved / 10);
+  int st;
+  waitpid(w, &st, 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  waitpid(far, &st, 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(a[0]);
+  free(out);
+  free(in);
+}
+
 /* The relay carries bytes both ways, passes each side's end on, and a relay
  * whose sides never finish is stopped at its deadline. */
 static void relay_moves_bytes_both_ways(void **state)
@@ -288,6 +364,7 @@ int main(void)
       cmocka_unit_test(json_getters_name_the_field),
       cmocka_unit_test(atomic_write_and_digest),
       cmocka_unit_test(relay_moves_bytes_both_ways),
+      cmocka_unit_test(relay_zstd_round_trip),
       cmocka_unit_test(config_file_before_flags),
       cmocka_unit_test(sizes_with_suffixes),
   };

@@ -63,6 +63,8 @@ struct outgoing {
   int timeout_s;
   uint64_t t0;
   int ps_fd;             /* stream: CRIU's end of its page-server connection, -1 if none */
+  bool zpages;           /* the page streams go zstd-compressed (precopy) */
+  uint64_t ps_wire;      /* bytes the last page stream put on the wire */
   int keeper[2];         /* precopy: CRIU's memory trackers' keeper (a socket pair;
                           * [1] goes to CRIU), -1 if none */
   int pre_last;          /* precopy: the last complete pre-dump round, -1 if none */
@@ -273,7 +275,10 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
   _cleanup_json_ json_t *ps = NULL;
   http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
-  if (http_call(c, "POST", psurl, body, &ps, err) < 0)
+  _cleanup_json_ json_t *req = body ? json_deep_copy(body) : json_object();
+  if (o->zpages)
+    json_object_set_new(req, "zstd", json_true());
+  if (http_call(c, "POST", psurl, req, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
   const char *addr = json_str_or(ps, "address", "");
   _cleanup_free_ char *host = xstrdup(*addr ? addr : o->to_addr);
@@ -297,7 +302,7 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
     close(tcp);
     return ferry_err_sys(err, e, "page server: socket pair");
   }
-  int r = relay_start(sp[1], tcp, &o->ps_relay);
+  int r = relay_start_z(sp[1], tcp, o->zpages ? 1 : 0, &o->ps_relay);
   if (r < 0) {
     close(sp[0]);
     close(sp[1]);
@@ -333,7 +338,9 @@ static int mem_stream_finish(struct outgoing *o, struct ferry_err *err)
   }
   if (!o->ps_relay)
     return 0;
-  int r = relay_finish(o->ps_relay, 5000, NULL);
+  uint64_t wire = 0;
+  int r = relay_finish_z(o->ps_relay, 5000, NULL, &wire);
+  o->ps_wire = wire;
   o->ps_relay = NULL;
   if (r < 0 && err)
     return ferry_err_sys(err, r, "page-server connection");
@@ -553,15 +560,17 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     uint64_t bytes = pages * 4096;
     if (k == 0 && ms > 0)
       rate_bps = bytes * 1000 / ms;
-    json_t *row = json_pack("{s:i, s:I, s:I, s:I, s:i}", "round", k, "pages", (json_int_t)pages,
-                            "bytes", (json_int_t)bytes, "ms", (json_int_t)ms, "trackers", kept);
+    json_t *row = json_pack("{s:i, s:I, s:I, s:I, s:I, s:i}", "round", k, "pages", (json_int_t)pages,
+                            "bytes", (json_int_t)bytes, "wire_bytes",
+                            (json_int_t)(o->zpages ? o->ps_wire : bytes), "ms", (json_int_t)ms,
+                            "trackers", kept);
     /* written between the start of the round before and this one's */
     uint64_t dirty_bps = k && t0 > prev_t0 ? bytes * 1000 / (t0 - prev_t0) : 0;
     if (k && t0 > prev_t0)
       json_object_set_new(row, "dirty_bytes_per_s", json_integer((json_int_t)dirty_bps));
     json_array_append_new(rounds, row);
     pthread_mutex_unlock(&o->a->mig->out_lock);
-    add_bytes(o, "pages", bytes);
+    add_bytes(o, "pages", o->zpages ? o->ps_wire : bytes);
     o->pre_last = k;
     if (k >= 1 && rate_bps && bytes * 1000 / rate_bps <= (uint64_t)o->downtime_target_ms) {
       stopped = "within the downtime target";
@@ -658,7 +667,8 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
 {
   struct outgoing *o = O(p);
   if (o->streamed && p->criu)
-    add_bytes(o, "pages", (uint64_t)json_integer_value(json_object_get(p->criu, "pages_written")) * 4096);
+    add_bytes(o, "pages", o->zpages ? o->ps_wire
+                                    : (uint64_t)json_integer_value(json_object_get(p->criu, "pages_written")) * 4096);
   pthread_mutex_lock(&o->a->mig->out_lock);
   json_decref(o->criu);
   o->criu = json_incref(p->criu);
@@ -898,6 +908,9 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->keeper[0] = o->keeper[1] = -1;
   o->pre_last = -1;
   o->downtime_target_ms = dtj ? (int)json_integer_value(dtj) : 200;
+  /* pre-copied pages cross compressed: most of them while the container
+   * runs, where compressing costs the pause nothing */
+  o->zpages = compress && mem->precopy;
   o->timeout_s = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   o->t0 = now_mono_ms();
   o->phases = json_object();

@@ -633,6 +633,10 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
                               "numbers 0..%d", id, PRE_ROUNDS_MAX - 1);
   if (rj && pj)
     return FERRY_INVALID(err, "migration %s: page server: round or parent_round, not both", id);
+  bool zstd = false;
+  int zr = json_get_bool(body, "zstd", false, &zstd, err);
+  if (zr < 0)
+    return zr;
   int round = rj ? (int)json_integer_value(rj) : -1;
   int parent = pj ? (int)json_integer_value(pj) : -1;
   int r = in_begin(m, id, "offered", NULL, &in, err);
@@ -691,10 +695,14 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   ps_allow_fill(&al, json_str_or(in->offer, "source_peer", ""));
   char secret[PS_SECRET_LEN + 1];
   random_hex(secret, PS_SECRET_LEN);
-  char *argv[] = {"criu", "page-server", "--images-dir", criu, "--ps-socket", "3", NULL, NULL, NULL};
+  /* zstd: the stream comes compressed; ferryd itself (the same binary)
+   * unpacks it into a socket pair that criu page-server reads instead */
+  char *argv[] = {"/proc/self/exe", "--page-relay-zstd", "criu", "page-server", "--images-dir",
+                  criu, "--ps-socket", "3", NULL, NULL, NULL};
+  char **av = zstd ? argv : argv + 2;
   if (prev) {
-    argv[6] = "--prev-images-dir";
-    argv[7] = prev;
+    argv[8] = "--prev-images-dir";
+    argv[9] = prev;
   }
   uint64_t deadline = in->deadline_ms;
   pid_t pid = fork();
@@ -703,7 +711,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     goto out;
   }
   if (pid == 0)
-    ps_gate(lfd, &al, secret, deadline, logfd, argv);
+    ps_gate(lfd, &al, secret, deadline, logfd, av);
   in->ps_pid = pid;
   in->ps_round = round;
   *out = json_pack("{s:s, s:i, s:s}", "address", a->listen_ip ? a->listen_ip : "", "port", port,

@@ -7,7 +7,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "util/fs.h"
 #include "util/relay.h"
@@ -16,6 +20,8 @@
 
 struct relay {
   int fd[2];
+  ZSTD_CCtx *z;      /* non-NULL: what fd[0] sends goes to fd[1] compressed */
+  uint64_t wire;     /* bytes written to fd[1] (compressed, with z) */
   pthread_t th;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -46,12 +52,55 @@ static int pump(int from, int to, char *buf, uint64_t *count)
   return 1;
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write(fd, p + off, n - off);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* Compresses what is readable on from into to, one zstd flush per read
+ * (the other side may wait for a reply to what it has sent so far); at EOF
+ * the frame ends. 0 at EOF, 1 when it moved bytes, -errno on failure. */
+static int pump_z(ZSTD_CCtx *z, int from, int to, char *buf, char *zbuf, size_t zcap,
+                  uint64_t *count, uint64_t *wire)
+{
+  ssize_t n = read(from, buf, RELAY_BUF);
+  if (n < 0)
+    return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+  ZSTD_inBuffer in = {buf, (size_t)n, 0};
+  ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_flush;
+  for (;;) {
+    ZSTD_outBuffer out = {zbuf, zcap, 0};
+    size_t left = ZSTD_compressStream2(z, &out, &in, mode);
+    if (ZSTD_isError(left))
+      return -EIO;
+    int r = write_all(to, zbuf, out.pos);
+    if (r < 0)
+      return r;
+    *wire += out.pos;
+    if (left == 0 && in.pos == in.size)
+      break;
+  }
+  *count += (uint64_t)n;
+  return n == 0 ? 0 : 1;
+}
+
 static void *relay_main(void *arg)
 {
   struct relay *r = arg;
   char *buf = malloc(RELAY_BUF);
+  size_t zcap = r->z ? ZSTD_CStreamOutSize() : 0;
+  char *zbuf = r->z ? malloc(zcap) : NULL;
   bool open_in[2] = {true, true}; /* fd[i] may still send */
-  int error = buf ? 0 : ENOMEM;
+  int error = buf && (!r->z || zbuf) ? 0 : ENOMEM;
   while (!error && (open_in[0] || open_in[1])) {
     struct pollfd p[2];
     int n = 0, idx[2];
@@ -70,7 +119,8 @@ static void *relay_main(void *arg)
       if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
         continue;
       int i = idx[k];
-      int rc = pump(r->fd[i], r->fd[1 - i], buf, &r->bytes[i]);
+      int rc = i == 0 && r->z ? pump_z(r->z, r->fd[0], r->fd[1], buf, zbuf, zcap, &r->bytes[0], &r->wire)
+                              : pump(r->fd[i], r->fd[1 - i], buf, &r->bytes[i]);
       if (rc < 0) {
         error = -rc;
       } else if (rc == 0) {
@@ -80,6 +130,7 @@ static void *relay_main(void *arg)
     }
   }
   free(buf);
+  free(zbuf);
   pthread_mutex_lock(&r->lock);
   r->done = true;
   r->error = error;
@@ -90,17 +141,31 @@ static void *relay_main(void *arg)
 
 int relay_start(int a, int b, struct relay **out)
 {
+  return relay_start_z(a, b, 0, out);
+}
+
+int relay_start_z(int a, int b, int level, struct relay **out)
+{
   struct relay *r = calloc(1, sizeof *r);
   if (!r)
     return -ENOMEM;
   r->fd[0] = a;
   r->fd[1] = b;
+  if (level > 0) {
+    r->z = ZSTD_createCCtx();
+    if (!r->z || ZSTD_isError(ZSTD_CCtx_setParameter(r->z, ZSTD_c_compressionLevel, level))) {
+      ZSTD_freeCCtx(r->z);
+      free(r);
+      return -ENOMEM;
+    }
+  }
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   int e = pthread_create(&r->th, NULL, relay_main, r);
   if (e != 0) {
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
+    ZSTD_freeCCtx(r->z);
     free(r);
     return -e;
   }
@@ -109,6 +174,11 @@ int relay_start(int a, int b, struct relay **out)
 }
 
 int relay_finish(struct relay *r, int timeout_ms, uint64_t *bytes_ab)
+{
+  return relay_finish_z(r, timeout_ms, bytes_ab, NULL);
+}
+
+int relay_finish_z(struct relay *r, int timeout_ms, uint64_t *bytes_ab, uint64_t *wire_ab)
 {
   if (!r)
     return 0;
@@ -134,10 +204,98 @@ int relay_finish(struct relay *r, int timeout_ms, uint64_t *bytes_ab)
   int rc = !done ? -ETIMEDOUT : r->error ? -r->error : 0;
   if (bytes_ab)
     *bytes_ab = r->bytes[0];
+  if (wire_ab)
+    *wire_ab = r->z ? r->wire : r->bytes[0];
   close(r->fd[0]);
   close(r->fd[1]);
   pthread_mutex_destroy(&r->lock);
   pthread_cond_destroy(&r->cond);
+  ZSTD_freeCCtx(r->z);
   free(r);
   return rc;
+}
+
+int relay_unzstd_exec(int net, char *const *argv)
+{
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return 127;
+  pid_t pid = fork();
+  if (pid < 0)
+    return 127;
+  if (pid == 0) {
+    /* the program gets the plain stream where the connection was */
+    if (dup2(sv[1], net) < 0)
+      _exit(127);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  close(sv[1]);
+  int local = sv[0];
+  ZSTD_DCtx *z = ZSTD_createDCtx();
+  size_t cap = ZSTD_DStreamOutSize();
+  char *in = malloc(RELAY_BUF), *out = malloc(cap), *back = malloc(RELAY_BUF);
+  bool net_open = true, local_open = true;
+  int rc = z && in && out && back ? 0 : -ENOMEM;
+  while (rc == 0 && (net_open || local_open)) {
+    struct pollfd p[2] = {{.fd = net_open ? net : -1, .events = POLLIN},
+                          {.fd = local_open ? local : -1, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno != EINTR)
+        rc = -errno;
+      continue;
+    }
+    if (net_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(net, in, RELAY_BUF);
+      if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        rc = -errno;
+      } else if (n == 0) {
+        net_open = false;
+        shutdown(local, SHUT_WR);
+      } else if (n > 0) {
+        ZSTD_inBuffer ib = {in, (size_t)n, 0};
+        while (rc == 0 && ib.pos < ib.size) {
+          ZSTD_outBuffer ob = {out, cap, 0};
+          if (ZSTD_isError(ZSTD_decompressStream(z, &ob, &ib)))
+            rc = -EPROTO;
+          else
+            rc = write_all(local, out, ob.pos);
+        }
+        /* what the decompressor holds back without more input */
+        for (;;) {
+          ZSTD_outBuffer ob = {out, cap, 0};
+          ZSTD_inBuffer none = {in, 0, 0};
+          if (rc || ZSTD_isError(ZSTD_decompressStream(z, &ob, &none)) || ob.pos == 0)
+            break;
+          rc = write_all(local, out, ob.pos);
+        }
+      }
+    }
+    if (rc == 0 && local_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(local, back, RELAY_BUF);
+      if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        rc = -errno;
+      } else if (n == 0) {
+        local_open = false;
+        shutdown(net, SHUT_WR);
+      } else if (n > 0) {
+        rc = write_all(net, back, (size_t)n);
+      }
+    }
+  }
+  ZSTD_freeDCtx(z);
+  free(in);
+  free(out);
+  free(back);
+  if (rc < 0) {
+    /* the stream is broken: the program must not take half of it as all */
+    kill(pid, SIGKILL);
+  }
+  close(local);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (rc < 0)
+    return 126;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -6,6 +6,19 @@ struct relay;
 
 /* Starts relaying between a and b (the relay owns both from now on). */
 int relay_start(int a, int b, struct relay **out);
+/* The same, what a sends compressed with zstd at level (> 0; 0: plain),
+ * flushed at every read so that a request/reply protocol still works;
+ * what b sends back goes plain. */
+int relay_start_z(int a, int b, int level, struct relay **out);
+/* relay_finish, and *wire_ab: the bytes that went to b (compressed). */
+int relay_finish_z(struct relay *r, int timeout_ms, uint64_t *bytes_ab, uint64_t *wire_ab);
+/* The other end of relay_start_z, for a program that takes a stream at fd
+ * net: runs argv with a plain stream at net instead (a socket pair), into
+ * which it decompresses what arrives on net, and sends what the program
+ * writes back on net as it is. Returns the program's exit status (126 if
+ * the stream was broken: the program is killed then, 127 if it could not
+ * start). For a process of its own (it forks). */
+int relay_unzstd_exec(int net, char *const *argv);
 /* Waits up to timeout_ms for both sides to finish sending, then stops the
  * relay (shutting both sockets down if it still runs), closes both and
  * frees it. *bytes_ab (optional): bytes moved from a to b. 0 when both
