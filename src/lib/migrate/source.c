@@ -496,8 +496,8 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
 {
   json_t *rounds = json_array();
   const char *stopped = "round limit";
-  json_t *pc = json_pack("{s:o, s:i}", "rounds", rounds, "downtime_target_ms",
-                         o->downtime_target_ms);
+  json_t *pc = json_pack("{s:o, s:i, s:b}", "rounds", rounds, "downtime_target_ms",
+                         o->downtime_target_ms, "compressed", o->zpages);
   pthread_mutex_lock(&o->a->mig->out_lock);
   o->precopy = pc;
   pthread_mutex_unlock(&o->a->mig->out_lock);
