@@ -427,10 +427,8 @@ static const char *local_dir(struct outgoing *o)
   return o->local;
 }
 
-/* Hands the trackers CRIU left in the keeper back to its other end, for
- * the next CRIU run: they stay in flight in the socket pair between runs
- * (criu/README.md). Returns how many, or -errno. */
-static int keeper_reflect(int fd)
+/* One batch of keeper_reflect: up to 64 trackers. */
+static int keeper_reflect_batch(int fd)
 {
   int fds[64];
   char data[64][16];
@@ -472,6 +470,25 @@ static int keeper_reflect(int fd)
     close(fds[i]);
   }
   return r < 0 ? r : n;
+}
+
+/* Hands the trackers CRIU left in the keeper back to its other end, for
+ * the next CRIU run: they stay in flight in the socket pair between runs
+ * (criu/README.md). Every one of them: one left behind would come back
+ * later beside a newer tracker of the same process. Returns how many, or
+ * -errno. */
+static int keeper_reflect(int fd)
+{
+  int total = 0;
+  for (int b = 0; b < 1024; b++) {
+    int n = keeper_reflect_batch(fd);
+    if (n < 0)
+      return n;
+    total += n;
+    if (n < 64)
+      return total;
+  }
+  return -E2BIG;
 }
 
 static void keeper_close(struct outgoing *o)
