@@ -302,7 +302,10 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
     close(tcp);
     return ferry_err_sys(err, e, "page server: socket pair");
   }
-  int r = relay_start_z(sp[1], tcp, o->zpages ? 1 : 0, &o->ps_relay);
+  /* compressed only when the target said it unpacks (an older agent
+   * ignores the request and would hand CRIU the compressed bytes) */
+  bool z = o->zpages && json_is_true(json_object_get(ps, "zstd"));
+  int r = relay_start_z(sp[1], tcp, z ? 1 : 0, &o->ps_relay);
   if (r < 0) {
     close(sp[0]);
     close(sp[1]);

@@ -714,8 +714,8 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     ps_gate(lfd, &al, secret, deadline, logfd, av);
   in->ps_pid = pid;
   in->ps_round = round;
-  *out = json_pack("{s:s, s:i, s:s}", "address", a->listen_ip ? a->listen_ip : "", "port", port,
-                   "secret", secret);
+  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", a->listen_ip ? a->listen_ip : "", "port", port,
+                   "secret", secret, "zstd", zstd);
 out:
   if (lfd >= 0)
     close(lfd);
