@@ -40,10 +40,12 @@ check "counter kept counting: $before -> $at_ckpt (checkpoint) -> $after -> $lat
 if f h1 exec counter ls /bin/true >/dev/null 2>&1; then fail "deleted file came back"; fi
 check "rootfs changes (modified, new, deleted) and volume survive"
 
-f h1 logs counter | grep -q "^tick 1$" || fail "logs from before the checkpoint are lost"
+# the logs whole first: grep -q leaves at its first match, and the ferry
+# still writing would die of SIGPIPE, which pipefail reports as a failure
+grep -q "^tick 1$" <<<"$(f h1 logs counter)" || fail "logs from before the checkpoint are lost"
 got=0
 for _ in $(seq 1 50); do  # bounded: 5 s (the shim may not have written it yet)
-  f h1 logs counter | grep -q "^tick $after$" && { got=1; break; }
+  grep -q "^tick $after$" <<<"$(f h1 logs counter)" && { got=1; break; }
   sleep 0.1
 done
 [ "$got" = 1 ] || fail "logs after restore missing (no 'tick $after'; last lines: $(f h1 logs counter | tail -n 3 | tr '\n' ' '))"

@@ -41,7 +41,7 @@ check "taken address, foreign address, taken name, double start refused"
 [ "$(f h1 exec web cat /etc/motd)" = from-the-image ] || fail "exec output"
 f h1 exec web sh -c 'exit 7' && rc=0 || rc=$?
 [ "$rc" = 7 ] || fail "exec exit code $rc"
-f h1 logs web | grep -q "listening on 7000" || fail "logs: $(f h1 logs web)"
+grep -q "listening on 7000" <<<"$(f h1 logs web)" || fail "logs: $(f h1 logs web)"
 check "exec output and exit code; logs"
 
 # stop, kill
