@@ -131,21 +131,24 @@ int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
                            struct ferry_err *err)
 {
   struct migrations *m = a->mig;
+  /* the container as the caller names it (name, id or id prefix); none:
+   * nothing to wait for, the claim says why */
+  _cleanup_json_ json_t *rec = NULL;
+  if (agent_ctr_inspect(a, ref, &rec, NULL) < 0)
+    return 0;
   uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
   for (int n = 0; n < 100000; n++) {
     bool arriving = false;
     pthread_mutex_lock(&m->in_lock);
-    for (struct incoming *in = m->in; in && !arriving; in = in->next) {
-      if (in->busy || in->lazy_pid <= 0 || !in->rec)
-        continue;
-      const char *id = rec_id(in->rec);
-      bool it = strcmp(rec_name(in->rec), ref) == 0 || strcmp(id, ref) == 0 ||
-                (strlen(ref) >= 12 && strncmp(id, ref, strlen(ref)) == 0);
-      arriving = it && lazy_daemon_running(in);
-    }
+    for (struct incoming *in = m->in; in && !arriving; in = in->next)
+      arriving = !in->busy && in->lazy_pid > 0 && in->rec &&
+                 strcmp(rec_id(in->rec), rec_id(rec)) == 0 && lazy_daemon_running(in);
     pthread_mutex_unlock(&m->in_lock);
     if (!arriving)
       return 0;
+    if (n == 0)
+      log_info("migrate", "container %s: its memory is still arriving from its last move: "
+                          "waiting before it is dumped", ref);
     if (now_mono_ms() >= deadline)
       return FERRY_CONFLICT(err, "the memory of container \"%s\" is still arriving from its last "
                                  "move (criu lazy-pages runs): try again in a moment", ref);
@@ -988,10 +991,10 @@ static void *reaper_main(void *arg)
       bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
       bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
       bool fenced = strcmp(in->state, "restored") == 0 && now > in->fence_ms;
-      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms &&
-                  !lazy_daemon_running(in);
       if (in->lazy_pid > 0 && !in->busy)
         lazy_daemon_running(in); /* reaped as soon as it is done */
+      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms &&
+                  in->lazy_pid <= 0;
       if (!in->busy && done) {
         _cleanup_free_ char *tp = tombstone_path(m, in->id);
         if (write_file_atomic(tp, "", 0, 0600, NULL) < 0) {

@@ -30,28 +30,6 @@ struct relay {
   uint64_t bytes[2]; /* from fd[0] to fd[1], and back */
 };
 
-/* Moves what is readable on from to to; 0 at EOF, 1 when it moved bytes,
- * -errno on failure. */
-static int pump(int from, int to, char *buf, uint64_t *count)
-{
-  ssize_t n = read(from, buf, RELAY_BUF);
-  if (n < 0)
-    return errno == EINTR || errno == EAGAIN ? 1 : -errno;
-  if (n == 0)
-    return 0;
-  for (ssize_t off = 0; off < n;) {
-    ssize_t w = write(to, buf + off, (size_t)(n - off));
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    off += w;
-  }
-  *count += (uint64_t)n;
-  return 1;
-}
-
 static int write_all(int fd, const char *p, size_t n)
 {
   for (size_t off = 0; off < n;) {
@@ -64,6 +42,22 @@ static int write_all(int fd, const char *p, size_t n)
     off += (size_t)w;
   }
   return 0;
+}
+
+/* Moves what is readable on from to to; 0 at EOF, 1 when it moved bytes,
+ * -errno on failure. */
+static int pump(int from, int to, char *buf, uint64_t *count)
+{
+  ssize_t n = read(from, buf, RELAY_BUF);
+  if (n < 0)
+    return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+  if (n == 0)
+    return 0;
+  int r = write_all(to, buf, (size_t)n);
+  if (r < 0)
+    return r;
+  *count += (uint64_t)n;
+  return 1;
 }
 
 /* Compresses what is readable on from into to, one zstd flush per read
@@ -272,14 +266,13 @@ int relay_unzstd_exec(int net, char *const *argv)
       }
     }
     if (rc == 0 && local_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      ssize_t n = read(local, back, RELAY_BUF);
-      if (n < 0 && errno != EINTR && errno != EAGAIN) {
-        rc = -errno;
-      } else if (n == 0) {
+      uint64_t replied = 0;
+      int k = pump(local, net, back, &replied); /* the program's replies, as they are */
+      if (k < 0) {
+        rc = k;
+      } else if (k == 0) {
         local_open = false;
         shutdown(net, SHUT_WR);
-      } else if (n > 0) {
-        rc = write_all(net, back, (size_t)n);
       }
     }
   }
