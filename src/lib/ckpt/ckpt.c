@@ -117,7 +117,7 @@ out:
   if (keeper_line)
     conf_fd_line(rt, id, "track-mem-keeper", CKPT_KEEPER_FD, false, NULL);
   if (r == 0 && res.exit_code != 0) {
-    _cleanup_free_ char *logp = path_join(images_dir, o->pre_dump ? "pre-dump.log" : "dump.log");
+    _cleanup_free_ char *logp = path_join(images_dir, "dump.log") /* runc names it so for a pre-dump too */;
     _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
     _cleanup_free_ char *t = tail_lines(res.errout, 300);
     r = FERRY_INTERNAL(err, "runc checkpoint%s failed: %s%s%s", o->pre_dump ? " --pre-dump" : "", t,
