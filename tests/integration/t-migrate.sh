@@ -53,6 +53,12 @@ f a1 volume ls | grep -q state && fail "volume still on a1"
 [ "$(ctr_id a2)" = "$ID0" ] || fail "the container's id changed with the move: $ID0 on a1, $(ctr_id a2) on a2"
 f a2 ps | grep -q "^${ID0:0:12} " || fail "ps on a2 does not show the id ${ID0:0:12}: $(f a2 ps)"
 check "a1 -> a2: running on a2 with the same id, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
+# its tmpfs mounts came along: /dev/shm, empty when it moved, is usable
+# with its mode (CRIU restores an empty tmpfs by the mount alone); what is
+# put there now must come back with the next move
+shm=$(f a2 exec echo sh -c 'stat -c %a /dev/shm && echo kept > /dev/shm/probe && cat /dev/shm/probe')
+[ "$shm" = "$(printf '1777\nkept')" ] || fail "/dev/shm after the move: $shm"
+[ "$(f a2 exec echo sh -c 'ls /dev/null /dev/zero /dev/urandom | wc -l')" = 3 ] || fail "/dev lost its devices: $(f a2 exec echo ls /dev)"
 
 sleep 1
 c1=$(f a2 exec echo cat /data/count)
@@ -65,6 +71,7 @@ sleep 0.5
 c2=$(f a1 exec echo cat /data/count)
 [ "$c2" -gt "$c1" ] || fail "counter did not keep counting across migrations ($c1 -> $c2)"
 [ "$(ctr_id a1)" = "$ID0" ] || fail "the id changed on the way back: $ID0, now $(ctr_id a1)"
+[ "$(f a1 exec echo cat /dev/shm/probe)" = kept ] || fail "/dev/shm's file did not come back"
 check "a2 -> a1 (warm, pages streamed to the page server): 0 layer bytes, counter kept counting ($c1 -> $c2)"
 
 sleep 1

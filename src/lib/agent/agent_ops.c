@@ -91,7 +91,7 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbour
     if ((r = net_link_set(rec_veth(rec), false, err)) < 0)
       return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
   }
-  if ((r = runc_simple(&a->rt, "pause", id, err)) < 0) {
+  if ((r = ctr_freeze(&a->rt, rec, err)) < 0) {
     if ((h = hold_take(a, id)))
       hold_end(a, rec, h, rec_veth(rec));
     net_link_set(rec_veth(rec), true, NULL);

@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -180,6 +181,56 @@ static int cgroup_frozen(struct runtime *rt, const char *inst)
   if (g && fgets(buf, sizeof buf, g))
     return buf[0] == '1';
   return -1;
+}
+
+static bool write_word(const char *path, const char *word)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  size_t n = strlen(word);
+  bool ok = write(fd, word, n) == (ssize_t)n;
+  close(fd);
+  return ok;
+}
+
+/* Does the file say want (its first line starts so, or for cgroup.events
+ * a line is exactly it)? */
+static bool file_says(const char *path, const char *want)
+{
+  char buf[256];
+  _cleanup_fclose_ FILE *f = fopen(path, "re");
+  while (f && fgets(buf, sizeof buf, f))
+    if (strncmp(buf, want, strlen(want)) == 0)
+      return true;
+  return false;
+}
+
+int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err)
+{
+  const char *inst = rec_instance(rec);
+  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/freezer%s/%s/freezer.state", rt->cgroup_parent, inst);
+  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/cgroup.freeze", rt->cgroup_parent, inst);
+  _cleanup_free_ char *v2ev = xasprintf("/sys/fs/cgroup%s/%s/cgroup.events", rt->cgroup_parent, inst);
+  runtime_changed(rt);
+  const char *state = NULL, *done = NULL, *thaw = NULL, *thawed_file = NULL;
+  if (write_word(v1, "FROZEN")) {
+    state = v1, done = "FROZEN", thaw = "THAWED", thawed_file = v1;
+  } else if (write_word(v2, "1")) {
+    state = v2ev, done = "frozen 1", thaw = "0", thawed_file = v2;
+  }
+  /* bounded: 1 s; a cgroup that does not settle (a task in an
+   * uninterruptible sleep) is runc's to retry */
+  for (int i = 0; state && i < 200; i++) {
+    if (file_says(state, done))
+      return 0;
+    usleep(5000);
+  }
+  if (state)
+    write_word(thawed_file, thaw);
+  int r = runc_simple(rt, "pause", rec_id(rec), err);
+  runtime_changed(rt);
+  return r;
 }
 
 /* runc state, or its answer of a moment ago when nothing changed since:

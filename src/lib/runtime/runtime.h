@@ -95,6 +95,12 @@ int runc_state(struct runtime *rt, const char *id, char **status, int *pid);
 int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err);
 int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err);
 int runc_simple(struct runtime *rt, const char *verb, const char *id, struct ferry_err *err);
+/* Pauses the container as `runc pause` does, by its cgroup's freezer
+ * (v1 freezer.state, v2 cgroup.freeze), without starting runc inside the
+ * pause; runc pause when the freezer does not settle within a second.
+ * runc reads the freezer for its status: the container is "paused" to it,
+ * and `runc resume` thaws it. */
+int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err);
 /* Waits up to timeout_ms for the shim's exit file. */
 bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms);
 
