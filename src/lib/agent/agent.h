@@ -236,6 +236,10 @@ int agent_ctr_log_copy(struct agent *a, json_t *rec, const char *dst, struct fer
 /* 0 when ref is a running container no operation owns (404/409 otherwise);
  * *mem: the memory its cgroup uses (bytes, -1 unknown). */
 int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct ferry_err *err);
+/* Before a dump or a restore, outside the freeze: CRIU's kernel-feature
+ * cache is there and was made by the CRIU installed now (ckpt_kdat_prime;
+ * a stat when it is). A failure is logged: CRIU then probes on each run. */
+void agent_criu_ready(struct agent *a);
 /* The records of the containers an operation owns (a restart resolves them). */
 json_t *agent_ctr_marked(struct agent *a, enum ctr_op op);
 /* Unpacking what a peer sent, with the image store's limits and escape

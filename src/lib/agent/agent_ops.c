@@ -284,6 +284,14 @@ int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char
   return ckpt_restore(&a->rt, rec, criu_dir, lazy_pid, &pid, stats, err);
 }
 
+void agent_criu_ready(struct agent *a)
+{
+  (void)a;
+  struct ferry_err e = {0};
+  if (ckpt_kdat_prime(NULL, &e) < 0)
+    log_warn("agent", "%s: CRIU probes the kernel on each run (~30 ms of each freeze)", e.msg);
+}
+
 int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
 {
   (void)a;
@@ -355,6 +363,7 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
                        struct restore_times *t, struct ferry_err *err)
 {
   uint64_t t0 = now_mono_ms();
+  agent_criu_ready(a); /* a stat, when a migration's offer primed it */
   _cleanup_free_ char *f_reserved = xasprintf("%s-reserved", src->fault_prefix);
   _cleanup_free_ char *f_criu = xasprintf("%s-criu-restore", src->fault_prefix);
   _cleanup_free_ char *f_launched = xasprintf("%s-launched", src->fault_prefix);

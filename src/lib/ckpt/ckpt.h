@@ -16,7 +16,8 @@ char *criu_log_errors(const char *log_path, size_t max);
 
 /* Makes sure CRIU finds its kernel-feature cache (/run/criu.kdat) where
  * /run is not a tmpfs and CRIU would not write it (see kdat.c): ~30 ms of
- * every freeze. criu: the binary runc runs (NULL: "criu" on PATH). */
+ * every freeze. criu: the binary runc runs (NULL: "criu" on PATH). Cheap
+ * when the cache is there (a stat): called before every move. */
 int ckpt_kdat_prime(const char *criu, struct ferry_err *err);
 
 struct runtime;

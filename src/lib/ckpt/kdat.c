@@ -6,10 +6,12 @@
  * whose /run is not a tmpfs it probes on every run. There ferryd primes the
  * cache at start: `criu check` in a private mount namespace whose /run is a
  * tmpfs, the file it wrote copied into the real /run. A cache older than the
- * current boot is made again. */
+ * current boot, or than the CRIU binary (another build takes the cache of
+ * the one before for stale and deletes it), is made again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,7 +97,40 @@ static int prime_child(const char *criu)
   return 0;
 }
 
+/* The modification time of the CRIU binary criu (a name looked up on PATH,
+ * links followed), or -1. */
+static long long binary_mtime(const char *criu)
+{
+  struct stat st;
+  if (strchr(criu, '/'))
+    return stat(criu, &st) == 0 ? (long long)st.st_mtime : -1;
+  const char *path = getenv("PATH");
+  if (!path)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  while (*path) {
+    size_t n = strcspn(path, ":");
+    char full[4096];
+    if (n > 0 && (size_t)snprintf(full, sizeof full, "%.*s/%s", (int)n, path, criu) < sizeof full &&
+        stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+      return (long long)st.st_mtime;
+    path += n + (path[n] == ':');
+  }
+  return -1;
+}
+
+static pthread_mutex_t prime_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int prime_locked(const char *criu, struct ferry_err *err);
+
 int ckpt_kdat_prime(const char *criu, struct ferry_err *err)
+{
+  pthread_mutex_lock(&prime_lock);
+  int r = prime_locked(criu, err);
+  pthread_mutex_unlock(&prime_lock);
+  return r;
+}
+
+static int prime_locked(const char *criu, struct ferry_err *err)
 {
   struct statfs sf;
   if (statfs(KDAT_DIR, &sf) < 0)
@@ -104,8 +139,9 @@ int ckpt_kdat_prime(const char *criu, struct ferry_err *err)
     return 0; /* CRIU keeps its cache there itself */
   struct stat st;
   long long bt = boot_time_s();
-  if (stat(KDAT_DIR "/" KDAT_NAME, &st) == 0 && bt > 0 && (long long)st.st_mtime >= bt)
-    return 0; /* made since this boot */
+  if (stat(KDAT_DIR "/" KDAT_NAME, &st) == 0 && bt > 0 && (long long)st.st_mtime >= bt &&
+      (long long)st.st_mtime >= binary_mtime(criu ? criu : "criu"))
+    return 0; /* made since this boot, by this CRIU */
   uint64_t t0 = now_mono_ms();
   pid_t p = fork();
   if (p < 0)

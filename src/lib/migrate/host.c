@@ -21,6 +21,7 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
   int r = incoming_memory_settle(h->a, h->ref, 60000, err);
   if (r < 0 || (r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &rec, err)) < 0)
     return r;
+  agent_criu_ready(h->a);
   p->rec = rec;
   rec_set_op(rec, h->op);
   if (h->mid)

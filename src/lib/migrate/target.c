@@ -298,6 +298,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     return FERRY_INVALID(err, "offer must be a JSON object");
   if ((r = json_get_str(req, "id", true, &id, err)) < 0)
     return r;
+  agent_criu_ready(a); /* the restore's CRIU finds its cache */
   if (!migration_id_valid(id))
     return FERRY_INVALID(err, "migration id \"%s\" is malformed", id);
   json_t *img = json_object_get(req, "image");
