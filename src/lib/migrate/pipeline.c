@@ -140,6 +140,8 @@ int mig_pipe_run(struct mig_pipe *p)
   frozen = true;
   if ((r = fault(p, "frozen")) < 0)
     goto fail;
+  if (d->frozen)
+    d->frozen(p);
 
   /* ---- dump: the pages go the memory strategy's way ---- */
   phase(p, "dump");

@@ -74,8 +74,12 @@ struct mig_dest_ops {
   int (*memory_finish)(struct mig_pipe *p, struct ferry_err *err);
   /* The directory CRIU writes its images into (malloc'd). */
   int (*criu_dir)(struct mig_pipe *p, char **dir, struct ferry_err *err);
+  /* Frozen, before the dump (NULL: nothing): the container's files no
+   * longer change, so their changes may start on their way while CRIU
+   * dumps; transfer waits for them. Its failure shows in transfer. */
+  void (*frozen)(struct mig_pipe *p);
   /* While frozen, after the dump: the CRIU images and the files changed
-   * since p->precopy_since. */
+   * since p->precopy_since (what frozen did not send already). */
   int (*transfer)(struct mig_pipe *p, const char *criu_dir, struct ferry_err *err);
   /* The destination makes its copy, off the network. 0: restored. < 0
    * with err->klass FERRY_E_UNAVAILABLE: no answer (lost or late): the

@@ -76,6 +76,13 @@ struct outgoing {
   struct mig_pipe pipe;  /* the phases (pipeline.c), with this agent as host ... */
   struct mig_host host;
   struct http_client *c; /* ... and the target agent, over HTTP, as destination */
+  /* the rootfs and volume changes, sent on a connection of their own while
+   * CRIU dumps (peer_frozen); transfer waits for them */
+  pthread_t delta_thread;
+  bool delta_running;
+  int delta_r;
+  struct ferry_err delta_err;
+  struct http_client *delta_c;
   json_t *offer_resp;    /* the target's answer to the offer */
   json_t *tr;            /* its last answer to the restore or the commit */
   char *local;           /* ROOT/migrations/out-ID: CRIU's images */
@@ -680,9 +687,64 @@ static int peer_criu_dir(struct mig_pipe *p, char **dir, struct ferry_err *err)
   return mkdir_p(*dir, 0700, err);
 }
 
-/* CRIU's small images (or all of them, with the pages, for "copy") and the
- * files changed since pre-copy began, as tars of what changed plus a
+/* The files changed since pre-copy began, as tars of what changed plus a
  * manifest of every path, so that the target also removes what went. */
+static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, time_t since,
+                       struct ferry_err *err)
+{
+  struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
+  _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
+  struct upload changes = {.part = PART_ROOTFS, .rec = rec};
+  if (put_tar(o, c, &changes, &delta, rurl, "rootfs", err) < 0)
+    return ferry_err_wrap(err, "send rootfs changes");
+  return send_volumes(o, c, rec, &delta, "/volume-delta", err);
+}
+
+static void *delta_main(void *arg)
+{
+  struct outgoing *o = arg;
+  o->delta_r = send_deltas(o, o->delta_c, o->pipe.rec, o->pipe.precopy_since, &o->delta_err);
+  return NULL;
+}
+
+/* Frozen: nothing in the container writes its files any more, so their
+ * changes go now, on a second connection, while CRIU dumps (one request
+ * at a time per migration on the target: the CRIU images wait for them). */
+static void peer_frozen(struct mig_pipe *p)
+{
+  struct outgoing *o = O(p);
+  struct ferry_err e = {0};
+  if (http_client_new(o->to, &o->delta_c, &e) < 0)
+    return; /* transfer sends them itself */
+  http_client_pin(o->delta_c, o->to_host, o->to_port, o->to_addr);
+  http_client_set_token(o->delta_c, o->token ? o->token : o->a->token);
+  http_client_set_ca(o->delta_c, o->a->tls_ca);
+  o->delta_r = 0;
+  o->delta_err = (struct ferry_err){0};
+  if (pthread_create(&o->delta_thread, NULL, delta_main, o) == 0) {
+    o->delta_running = true;
+  } else {
+    http_client_free(o->delta_c);
+    o->delta_c = NULL;
+  }
+}
+
+/* Waits for peer_frozen's sending: its result (1: it did not run). */
+static int deltas_join(struct outgoing *o, struct ferry_err *err)
+{
+  if (!o->delta_running)
+    return 1;
+  pthread_join(o->delta_thread, NULL);
+  o->delta_running = false;
+  http_client_free(o->delta_c);
+  o->delta_c = NULL;
+  if (o->delta_r < 0 && err)
+    *err = o->delta_err;
+  return o->delta_r;
+}
+
+/* CRIU's small images (or all of them, with the pages, for "copy") and the
+ * files changed since pre-copy began (unless peer_frozen sent them). */
 static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
@@ -694,7 +756,9 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   o->criu = json_incref(p->criu);
   pthread_mutex_unlock(&o->a->mig->out_lock);
   struct tar_opts plain = {.zstd = o->compress};
-  struct tar_opts delta = {.zstd = o->compress, .since = p->precopy_since, .manifest = true};
+  int dr = deltas_join(o, err);
+  if (dr < 0)
+    return dr;
   /* CRIU's link to the last pre-dump: the target's page server made its own */
   _cleanup_free_ char *plink = path_join(criu, "parent");
   unlink(plink);
@@ -702,11 +766,7 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   struct upload images = {.own_dir = criu};
   if (put_tar(o, o->c, &images, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
     return ferry_err_wrap(err, "send CRIU images");
-  _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
-  struct upload changes = {.part = PART_ROOTFS, .rec = p->rec};
-  if (put_tar(o, o->c, &changes, &delta, rurl, "rootfs", err) < 0)
-    return ferry_err_wrap(err, "send rootfs changes");
-  return send_volumes(o, o->c, p->rec, &delta, "/volume-delta", err);
+  return dr == 1 ? send_deltas(o, o->c, p->rec, p->precopy_since, err) : 0;
 }
 
 static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err)
@@ -746,6 +806,7 @@ static int peer_commit(struct mig_pipe *p, struct ferry_err *err)
 static void peer_abort(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
+  deltas_join(o, NULL); /* its requests end before the withdrawal */
   _cleanup_free_ char *durl = mig_url(o, "", NULL);
   http_client_set_timeout(o->c, 3);
   struct ferry_err e2 = {0};
@@ -757,6 +818,7 @@ static void peer_abort(struct mig_pipe *p)
 static void peer_cleanup(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
+  deltas_join(o, NULL);
   mem_stream_finish(o, NULL);
   /* the trackers end with the move, whatever its outcome */
   o->host.mem = NULL;
@@ -771,6 +833,7 @@ static const struct mig_dest_ops peer_dest = {
     .memory_prepare = peer_memory_prepare,
     .memory_finish = peer_memory_finish,
     .criu_dir = peer_criu_dir,
+    .frozen = peer_frozen,
     .transfer = peer_transfer,
     .restore = peer_restore,
     .state = peer_state,
