@@ -207,8 +207,6 @@ void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_so
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                            int *lazy_pid, json_t **stats, struct ferry_err *err);
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
-/* Gives a restored copy (link still down) the neighbours its source knew. */
-int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours);
 /* The network namespace and veth (link down) of the container that will
  * have id, made ahead: a migration's target makes them at the offer, while
  * the source still runs, and the restore finds them (~20 ms less freeze).

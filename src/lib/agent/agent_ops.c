@@ -292,12 +292,6 @@ void agent_criu_ready(struct agent *a)
     log_warn("agent", "%s: CRIU probes the kernel on each run (~30 ms of each freeze)", e.msg);
 }
 
-int agent_ctr_neigh_seed(struct agent *a, json_t *rec, json_t *neighbours)
-{
-  (void)a;
-  return net_neigh_seed(rec_netns(rec), neighbours);
-}
-
 int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
                       struct ferry_err *err)
 {
@@ -358,6 +352,20 @@ void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_so
   t->criu = NULL;
 }
 
+struct neigh_job {
+  pthread_t thread;
+  const char *netns;
+  json_t *neighbours;
+  int set;
+};
+
+static void *neigh_main(void *arg)
+{
+  struct neigh_job *j = arg;
+  j->set = net_neigh_seed(j->netns, j->neighbours);
+  return NULL;
+}
+
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
                        struct restore_times *t, struct ferry_err *err)
@@ -378,15 +386,25 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
   if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0)
     goto fail;
   uint64_t t_net = now_mono_ms();
+  /* its neighbours before its link comes up: the first packets it sends
+   * need no ARP (one sent while the link is down is lost, and the kernel
+   * tries again only a second later). Into its network namespace, which
+   * CRIU leaves alone (external), while CRIU restores: an ip process less
+   * in the pause. */
+  struct neigh_job nj = {.netns = rec_netns(rec), .neighbours = neighbours};
+  bool nj_running = json_is_array(neighbours) && json_array_size(neighbours) > 0 &&
+                    pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
   /* restored with its link down */
   if ((r = ferry_fault(f_criu, err)) < 0 ||
       (r = agent_ctr_restore_from(a, rec, img, criu_dir, src->lazy_pid, &t->criu, err)) < 0 ||
-      (r = ferry_fault(f_launched, err)) < 0)
+      (r = ferry_fault(f_launched, err)) < 0) {
+    if (nj_running)
+      pthread_join(nj.thread, NULL);
     goto fail;
-  /* its neighbours before its link comes up: the first packets it sends
-   * need no ARP (one sent while the link is down is lost, and the kernel
-   * tries again only a second later) */
-  t->neighbours = json_is_array(neighbours) ? agent_ctr_neigh_seed(a, rec, neighbours) : 0;
+  }
+  if (nj_running)
+    pthread_join(nj.thread, NULL);
+  t->neighbours = nj.set;
   if (link_up && (r = agent_ctr_link_up(a, rec, err)) < 0)
     goto fail;
   uint64_t t_end = now_mono_ms();

@@ -36,10 +36,15 @@ struct ckpt_dump_opts {
 };
 #define CKPT_DUMP_OPTS_INIT {.ps_fd = -1, .keeper_fd = -1}
 
-/* runc checkpoint of container id into images_dir (also CRIU's work dir):
+/* A dump of container id into images_dir (also CRIU's work dir):
  * established TCP connections and file locks included (a pre-dump: the
- * memory only). On failure the error carries runc's message and CRIU's log
- * errors. *stats (optional) gets CRIU's dump figures. */
+ * memory only). CRIU is run directly with the options runc checkpoint
+ * would give it (read from runc's state.json; runc's restore takes the
+ * images), which spares the freeze runc's start and its CRIU version run;
+ * runc checkpoint where the state has something that is not mirrored, or
+ * with FERRY_DUMP_VIA_RUNC=1 in the environment. On failure the error
+ * carries the program's message and CRIU's log errors. *stats (optional)
+ * gets CRIU's dump figures. */
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
               const struct ckpt_dump_opts *o, json_t **stats, struct ferry_err *err);
 /* Whether the CRIU in use tracks memory changes (pre-dump works): soft-dirty
