@@ -1063,7 +1063,7 @@ json_t *migrate_list(struct agent *a)
   pthread_mutex_lock(&m->in_lock);
   for (struct incoming *in = m->in; in; in = in->next)
     json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target",
-                                         "state", in->state, "container",
+                                         "state", target_state_name(in->state), "container",
                                          json_str_or(json_object_get(in->offer, "container"), "name", "")));
   pthread_mutex_unlock(&m->in_lock);
   return arr;

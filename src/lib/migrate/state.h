@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "agent/agent.h"
+#include "migrate/protocol.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -18,7 +19,8 @@ static inline void mig_dir_remove(const char *dir)
   rm_rf(dir, NULL);
 }
 
-/* An incoming migration's state, reported to the source as a code:
+/* An incoming migration's state (enum target_state, protocol.h), reported
+ * to the source by its name:
  *   offered    accepted; parts arrive
  *   restoring  the restore step runs
  *   restored   the copy here runs, off the network, until the source commits
@@ -35,7 +37,7 @@ struct incoming {
   char id[33];
   char *dir;            /* ROOT/migrations/in-<id> */
   json_t *offer;        /* {"container", "image", "volumes", "source_agent"} */
-  char state[16];
+  enum target_state state; /* T_OFFERED .. T_FAILED */
   bool busy;            /* a step runs (without in_lock held) */
   bool abort_requested; /* the source withdrew while a step ran */
   int ps_pid;           /* CRIU page server, 0 when none */

@@ -40,7 +40,8 @@ bool migration_id_valid(const char *id)
 
 static int save_state(struct incoming *in, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:O, s:i, s:O}", "id", in->id, "state", in->state,
+  _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:O, s:i, s:O}", "id", in->id, "state",
+                                       target_state_name(in->state),
                                        "offer", in->offer, "page_server_pid", in->ps_pid,
                                        "received", in->received);
   if (in->report)
@@ -97,7 +98,7 @@ static void stop_page_server(struct incoming *in)
 /* Its copy here is the container: the source committed it. */
 static bool committed(const struct incoming *in)
 {
-  return !target_may_remove_copy(target_state_parse(in->state));
+  return !target_may_remove_copy(in->state);
 }
 
 /* The restored (or half-restored) copy of this migration, if any. */
@@ -212,10 +213,11 @@ static int lookup_in(struct migrations *m, const char *id, struct incoming **out
   return 0;
 }
 
-/* Takes the migration for one step: it must be in want_state (when given)
- * and no other step may run; its state becomes new_state (when given). */
-static int in_begin_w(struct migrations *m, const char *id, const char *want_state,
-                      const char *new_state, struct incoming **out, bool *unwritten,
+/* Takes the migration for one step: it must be in want_state (T_UNKNOWN:
+ * any) and no other step may run; its state becomes new_state (T_UNKNOWN:
+ * unchanged). */
+static int in_begin_w(struct migrations *m, const char *id, enum target_state want_state,
+                      enum target_state new_state, struct incoming **out, bool *unwritten,
                       struct ferry_err *err)
 {
   pthread_mutex_lock(&m->in_lock);
@@ -223,21 +225,22 @@ static int in_begin_w(struct migrations *m, const char *id, const char *want_sta
   int r = lookup_in(m, id, &in, err);
   if (r == 0 && (in->busy || in->abort_requested))
     r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
-  else if (r == 0 && want_state && strcmp(in->state, want_state) != 0)
-    r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, in->state, want_state);
-  if (r == 0 && new_state) {
+  else if (r == 0 && want_state != T_UNKNOWN && in->state != want_state)
+    r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, target_state_name(in->state),
+                       target_state_name(want_state));
+  if (r == 0 && new_state != T_UNKNOWN) {
     /* the new state is what a restart acts on: unwritten, the step does
      * not happen (the commit's "running" above all) */
-    char was[sizeof in->state];
-    snprintf(was, sizeof was, "%s", in->state);
-    snprintf(in->state, sizeof in->state, "%s", new_state);
-    _cleanup_free_ char *point = xasprintf("incoming-state-%s", new_state);
+    enum target_state was = in->state;
+    in->state = new_state;
+    _cleanup_free_ char *point = xasprintf("incoming-state-%s", target_state_name(new_state));
     int f = ferry_fault(point, err);
     if ((r = f < 0 ? f : save_state(in, err)) < 0) {
       if (unwritten)
         *unwritten = true;
-      snprintf(in->state, sizeof in->state, "%s", was);
-      ferry_err_wrap(err, "incoming migration %s: cannot record its state %s", id, new_state);
+      in->state = was;
+      ferry_err_wrap(err, "incoming migration %s: cannot record its state %s", id,
+                     target_state_name(new_state));
     }
   }
   if (r == 0) {
@@ -248,20 +251,20 @@ static int in_begin_w(struct migrations *m, const char *id, const char *want_sta
   return r;
 }
 
-static int in_begin(struct migrations *m, const char *id, const char *want_state,
-                    const char *new_state, struct incoming **out, struct ferry_err *err)
+static int in_begin(struct migrations *m, const char *id, enum target_state want_state,
+                    enum target_state new_state, struct incoming **out, struct ferry_err *err)
 {
   return in_begin_w(m, id, want_state, new_state, out, NULL, err);
 }
 
-/* Ends a step, setting new_state (when given). If the source withdrew
- * meanwhile, the migration goes now. */
-static void in_end(struct agent *a, struct incoming *in, const char *new_state)
+/* Ends a step, setting new_state (T_UNKNOWN: unchanged). If the source
+ * withdrew meanwhile, the migration goes now. */
+static void in_end(struct agent *a, struct incoming *in, enum target_state new_state)
 {
   struct migrations *m = a->mig;
   pthread_mutex_lock(&m->in_lock);
-  if (new_state)
-    snprintf(in->state, sizeof in->state, "%s", new_state);
+  if (new_state != T_UNKNOWN)
+    in->state = new_state;
   struct ferry_err e = {0};
   if (save_state(in, &e) < 0) /* a restart then acts on the last state written */
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
@@ -345,7 +348,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   }
   for (struct incoming *o = m->in; o; o = o->next) {
     json_t *oc = json_object_get(o->offer, "container");
-    if (strcmp(o->state, "running") != 0 &&
+    if (o->state != T_RUNNING &&
         (strcmp(rec_name(oc), name) == 0 || strcmp(rec_ip(oc), ip) == 0)) {
       r = FERRY_CONFLICT(err, "container \"%s\" (%s) is already being migrated here", name, ip);
       goto out_unlocked;
@@ -396,7 +399,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   in->offer = json_pack("{s:O, s:O, s:o, s:s, s:s}", "container", ctr, "image", img, "volumes",
                         vols ? json_incref(vols) : json_array(), "source_agent",
                         json_str_or(req, "source_agent", ""), "source_peer", peer ? peer : "");
-  snprintf(in->state, sizeof in->state, "offered");
+  in->state = T_OFFERED;
   random_hex(in->cid, 64);
   in->busy = true; /* until its network is made, below */
   in->received = json_array();
@@ -437,7 +440,7 @@ out_unlocked:
     struct ferry_err e2 = {0};
     if (agent_net_prepare(a, prepared->cid, ip, rec_mac(ctr), &e2) < 0)
       log_warn("migrate", "incoming %s: network made ahead: %s (the restore makes it)", id, e2.msg);
-    in_end(a, prepared, NULL);
+    in_end(a, prepared, T_UNKNOWN);
   }
   return r;
 }
@@ -448,7 +451,7 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
   _cleanup_free_ char *what = NULL;
   struct migrations *m = a->mig;
   struct incoming *in;
-  int r = in_begin(m, id, "offered", NULL, &in, err);
+  int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
   if (r < 0)
     return r;
   if ((r = ferry_fault("incoming-put", err)) < 0)
@@ -492,7 +495,7 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
   if (r == 0)
     *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
 out:
-  in_end(a, in, NULL);
+  in_end(a, in, T_UNKNOWN);
   return r;
 }
 
@@ -643,7 +646,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     return zr;
   int round = rj ? (int)json_integer_value(rj) : -1;
   int parent = pj ? (int)json_integer_value(pj) : -1;
-  int r = in_begin(m, id, "offered", NULL, &in, err);
+  int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
   if (r < 0)
     return r;
   /* A pre-dump round's page server ends by itself when the round is
@@ -726,7 +729,7 @@ out:
   if (logfd >= 0)
     close(logfd);
 out_early:
-  in_end(a, in, NULL);
+  in_end(a, in, T_UNKNOWN);
   return r;
 }
 
@@ -756,7 +759,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
 {
   struct migrations *m = a->mig;
   struct incoming *in;
-  int r = in_begin(m, id, "offered", "restoring", &in, err);
+  int r = in_begin(m, id, T_OFFERED, T_RESTORING, &in, err);
   if (r < 0)
     return r;
   uint64_t t0 = now_mono_ms();
@@ -837,13 +840,13 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);
-  *out = json_pack("{s:s, s:O}", "state", "restored", "restore", in->report);
-  in_end(a, in, "restored");
+  *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RESTORED), "restore", in->report);
+  in_end(a, in, T_RESTORED);
   return 0;
 fail:
   log_warn("migrate", "incoming %s: restore failed: %s", id, err ? err->msg : "");
   in->deadline_ms = now_mono_ms() + 30000; /* kept a while: the source may still ask */
-  in_end(a, in, "failed");
+  in_end(a, in, T_FAILED);
   return r;
 }
 
@@ -872,7 +875,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   /* A repeated commit (its answer was lost) finds it running: same answer. */
   pthread_mutex_lock(&m->in_lock);
   if (lookup_in(m, id, &in, NULL) == 0 && committed(in) && !in->busy) {
-    *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
+    *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RUNNING), "restore", in->report);
     pthread_mutex_unlock(&m->in_lock);
     return 0;
   }
@@ -885,7 +888,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
    * cannot be written (a full disk), this copy will never run: it goes,
    * and the source, asking, finds nothing here and resumes its own. */
   bool unwritten = false;
-  if ((r = in_begin_w(m, id, "restored", "running", &in, &unwritten, err)) < 0) {
+  if ((r = in_begin_w(m, id, T_RESTORED, T_RUNNING, &in, &unwritten, err)) < 0) {
     if (unwritten) {
       json_t *ab = NULL;
       incoming_abort(a, id, &ab, NULL);
@@ -903,11 +906,11 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */
   log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
   agent_metrics_received(a, true);
-  *out = json_pack("{s:s, s:O}", "state", "running", "restore", in->report);
+  *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RUNNING), "restore", in->report);
   json_decref(in->rec);
   in->rec = NULL;
   in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000; /* then pruned */
-  in_end(a, in, NULL);
+  in_end(a, in, T_UNKNOWN);
   return 0;
 }
 
@@ -956,14 +959,16 @@ int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
   if (r == 0) {
-    *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state", in->state,
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state",
+                     target_state_name(in->state),
                      "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
     if (in->report)
       json_object_set(*out, "restore", in->report);
   } else if (migration_id_valid(id)) {
     _cleanup_free_ char *tp = tombstone_path(m, id);
     if (path_exists(tp)) {
-      *out = json_pack("{s:s, s:s, s:s, s:b}", "id", id, "role", "target", "state", "running",
+      *out = json_pack("{s:s, s:s, s:s, s:b}", "id", id, "role", "target", "state",
+                       target_state_name(T_RUNNING),
                        "pruned", true);
       r = 0;
     }
@@ -989,12 +994,12 @@ static void *reaper_main(void *arg)
     struct incoming *gone = NULL;
     for (struct incoming *in = m->in; in;) {
       struct incoming *next = in->next;
-      bool stale = strcmp(in->state, "offered") == 0 && now > in->deadline_ms;
-      bool failed = strcmp(in->state, "failed") == 0 && now > in->deadline_ms;
-      bool fenced = strcmp(in->state, "restored") == 0 && now > in->fence_ms;
+      bool stale = in->state == T_OFFERED && now > in->deadline_ms;
+      bool failed = in->state == T_FAILED && now > in->deadline_ms;
+      bool fenced = in->state == T_RESTORED && now > in->fence_ms;
       if (in->lazy_pid > 0 && !in->busy)
         lazy_daemon_running(in); /* reaped as soon as it is done */
-      bool done = strcmp(in->state, "running") == 0 && in->deadline_ms && now > in->deadline_ms &&
+      bool done = in->state == T_RUNNING && in->deadline_ms && now > in->deadline_ms &&
                   in->lazy_pid <= 0;
       if (!in->busy && done) {
         _cleanup_free_ char *tp = tombstone_path(m, in->id);
@@ -1010,7 +1015,7 @@ static void *reaper_main(void *arg)
         log_warn("migrate", "incoming %s: %s, removing what it received", in->id,
                  stale ? "timed out" : fenced ? "restored but never committed by the source" : "failed");
         if (fenced)
-          snprintf(in->state, sizeof in->state, "failed");
+          in->state = T_FAILED;
         unlink_in(m, in);
         in->next = gone;
         gone = in;
@@ -1064,7 +1069,7 @@ static void target_recover(struct agent *a)
       snprintf(in->cid, sizeof in->cid, "%s", cid);
     if (!in->received)
       in->received = json_array();
-    snprintf(in->state, sizeof in->state, "%s", json_str_or(st, "state", "failed"));
+    in->state = target_state_parse(json_str_or(st, "state", "failed"));
     int pid = (int)json_integer_value(json_object_get(st, "page_server_pid"));
     if (pid > 0) {
       /* only if it is still our page server */
@@ -1074,7 +1079,7 @@ static void target_recover(struct agent *a)
       if (read_file(cl, 65536, &cmd, &n, NULL) == 0 && memmem(cmd, n, dir, strlen(dir)))
         kill(pid, SIGKILL);
     }
-    if (strcmp(in->state, "running") == 0) {
+    if (in->state == T_RUNNING) {
       in->report = json_incref(json_object_get(st, "report"));
       in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
       _cleanup_json_ json_t *rec = find_copy(a, in);
@@ -1091,8 +1096,8 @@ static void target_recover(struct agent *a)
       continue;
     }
     log_warn("migrate", "incoming %s: was %s when the agent stopped: removing what it received",
-             in->id, in->state);
-    snprintf(in->state, sizeof in->state, "failed");
+             in->id, target_state_name(in->state));
+    in->state = T_FAILED;
     cleanup_in(a, in);
     incoming_free(in);
   }
