@@ -469,6 +469,38 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
   return (int)json_integer_value(json_object_get(out, "exit_code"));
 }
 
+int cmd_version(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry version\n"
+                     "The client's version, and the agent's when it can be reached (else the\n"
+                     "error, exit status 125).\n"))
+    return 0;
+  if (argc > 1)
+    return cli_usage_error("version takes no arguments (see ferry version --help)");
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *info = NULL;
+  int r = http_call(cli->api, "GET", "/v1/info", NULL, &info, &err);
+  if (cli->json) {
+    _cleanup_json_ json_t *out = json_pack("{s:{s:s}}", "client", "version", FERRY_VERSION);
+    if (r == 0)
+      json_object_set_new(out, "agent", json_pack("{s:s, s:s}", "version",
+                                                  json_str_or(info, "version", ""), "id",
+                                                  json_str_or(info, "id", "")));
+    else
+      json_object_set_new(out, "agent", json_pack("{s:s}", "error", err.msg));
+    cli_print_json(out);
+    return r < 0 ? 125 : 0;
+  }
+  printf("Client:  ferry %s\n", FERRY_VERSION);
+  fflush(stdout); /* before the error, in the order they happened */
+  if (r < 0)
+    return cli_fail(&err);
+  printf("Agent:   ferry %s (agent %s)\n", json_str_or(info, "version", "?"),
+         json_str_or(info, "id", "?"));
+  return 0;
+}
+
 int cmd_info(struct cli *cli, int argc, char **argv)
 {
   (void)argc;

@@ -29,6 +29,7 @@ static const struct cli_cmd commands[] = {
     {"images", cmd_images, "List images"},
     {"volume", cmd_volume, "Manage volumes (create, ls, rm, inspect)"},
     {"info", cmd_info, "Show the agent's identity and settings"},
+    {"version", cmd_version, "Show the client's and the agent's versions"},
     {"node", cmd_node, "List the coordinator's nodes (with --coord)"},
 };
 
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
       usage(stdout);
       return 0;
     } else if (strcmp(argv[i], "--version") == 0) {
-      puts("ferry 0.1.0");
+      puts("ferry " FERRY_VERSION);
       return 0;
     } else if (argv[i][0] == '-') {
       return cli_usage_error("unknown global option %s (see ferry --help)", argv[i]);

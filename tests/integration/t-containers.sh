@@ -157,6 +157,20 @@ FERRY_HOST="unix://$sock" timeout 20 "$FERRY_BIN" ps -a | grep -q survivor || fa
 expect_fail "cannot reach the ferry agent" timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock ps
 check "FERRY_HOST and --host select the agent; an absent agent gets a clear error"
 
+# version: the client's, then the agent's; an absent agent: the client's
+# line, the error and podman's 125
+ver=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$(dirname "$0")/../../meson.build" | head -1)
+out=$(f h1 version)
+echo "$out" | grep -qx "Client:  ferry $ver" || fail "version: no client line for $ver: $out"
+echo "$out" | grep -q "^Agent:   ferry $ver (agent [0-9a-f]*)$" || fail "version: no agent line: $out"
+[ "$(f h1 --json version | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["client"]["version"], j["agent"]["version"])')" = "$ver $ver" ] ||
+  fail "version --json: $(f h1 --json version)"
+rc=0
+out=$(timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock version 2>&1) || rc=$?
+[ "$rc" = 125 ] && echo "$out" | grep -q "^Client:  ferry $ver" && echo "$out" | grep -q "^Error: cannot reach" ||
+  fail "version without an agent: rc $rc: $out"
+check "version: client and agent ($ver), JSON too; without an agent the client's line, the error, exit 125"
+
 # bash completion (completions/ferry.bash): verbs, flags, and the names on
 # the agent the line names with --host
 f h1 run -d --name comp1 busybox sleep 600 >/dev/null

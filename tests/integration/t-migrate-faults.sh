@@ -143,10 +143,70 @@ host_restart a2
 f a1 migrate svc --to "$HOST_a2_URL" >/dev/null || fail "a migration after the full disks"
 f a2 ps | grep -q "svc .*running" || fail "svc not on a2 after the full disks"
 check "the target's record of the commit cannot be written: its copy never runs and goes, svc resumes on a1; then a move succeeds"
+
+# The commit in doubt, under real faults (svc is on a2 now).
+gone_from() { # HOST WHAT: HOST's agent stopped at a fault point
+  local _ pv="HOST_$1_PID"
+  for _ in $(seq 1 100); do kill -0 "${!pv}" 2>/dev/null || break; sleep 0.1; done
+  grep -q "injecting exit at $2" "$T_DIR/$1/ferryd.log" || fail "the fault point $2 was not reached"
+}
+one_copy_on() { # WHERE OTHER WHAT: svc runs on WHERE, counting, and OTHER has none (bounded: 20 s)
+  local i b a
+  for i in $(seq 1 100); do
+    f "$1" ps | grep -q "svc .*running" && ! f "$2" ps -a | grep -q " svc " && break
+    sleep 0.2
+  done
+  f "$1" ps | grep -q "svc .*running" || fail "$3: svc not running on $1: $(f "$1" ps -a)"
+  f "$2" ps -a | grep -q " svc " && fail "$3: $2 kept a copy: $(f "$2" ps -a)"
+  b=$(f "$1" exec svc cat /tmp/count); sleep 0.4; a=$(f "$1" exec svc cat /tmp/count)
+  [ "$a" -gt "$b" ] || fail "$3: counter stopped on $1 ($b -> $a)"
+  [ "$(f "$1" exec svc cat /data/file)" = precious ] || fail "$3: volume contents lost"
+}
+# 10. the source (a2) dies right after recording that it sends the commit,
+# before sending it: its restart asks the target, which waits, restored,
+# and commits it then: svc runs on a1, a2's frozen copy goes
+host_restart a2 FERRY_FAULT=source-commit-sent:exit
+f a2 migrate svc --to "$HOST_a1_URL" >/dev/null 2>&1 || true
+gone_from a2 source-commit-sent
+host_restart a2
+one_copy_on a1 a2 "source died between recording and sending the commit"
+check "the source dies between recording the commit and sending it: its restart commits it, one copy (on a1)"
+
+# 11. the target (a2) dies when the commit arrives, before recording it:
+# its restart removes the copy it never recorded as running, the source
+# hears "gone" and resumes its own
+host_restart a2 FERRY_FAULT=incoming-commit:exit
+f a1 migrate svc --to "$HOST_a2_URL" >"$T_DIR/m11.out" 2>&1 &
+m11=$!
+gone_from a2 incoming-commit
+host_restart a2
+rc=0
+wait "$m11" || rc=$?
+[ "$rc" != 0 ] || fail "the move whose target died at the commit succeeded: $(cat "$T_DIR/m11.out")"
+one_copy_on a1 a2 "target died at the commit"
+check "the target dies when the commit arrives: it drops its copy on restart, the source resumes (one copy, on a1)"
+
 touch "$T_DIR/stop-client"
 rc=0
 wait "$client" || rc=$?
 cat "$T_DIR/client.out"
 [ "$rc" = 0 ] || fail "client: $(cat "$T_DIR/client.out")"
-check "one TCP connection survived all six failures and the final moves: $(cat "$T_DIR/client.out")"
+check "one TCP connection survived all eight failures and the moves between: $(cat "$T_DIR/client.out")"
+
+# 12. the source (a1) dies after the target restored and stays away past
+# the fence: the target kills its uncommitted copy by itself; the source's
+# restart (no commit was sent) resumes svc. After the TCP client's end: a
+# 30 s stall outlasts its patience.
+host_restart a1 FERRY_FAULT=source-restored:exit
+f a1 migrate svc --to "$HOST_a2_URL" >/dev/null 2>&1 || true
+gone_from a1 source-restored
+for _ in $(seq 1 90); do  # the fence is 30 s (bounded: 45 s)
+  grep -q "restored but never committed by the source" "$T_DIR/a2/ferryd.log" && break
+  sleep 0.5
+done
+grep -q "restored but never committed by the source" "$T_DIR/a2/ferryd.log" ||
+  fail "the target did not fence its uncommitted copy: $(tail -5 "$T_DIR/a2/ferryd.log")"
+host_restart a1
+one_copy_on a1 a2 "source away past the fence"
+check "the source stays away past the fence: the target kills its copy, the source's restart resumes (one copy, on a1)"
 echo "# all checks passed"

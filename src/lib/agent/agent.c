@@ -239,7 +239,7 @@ json_t *agent_info(struct agent *a)
   size_t running = 0, i;
   json_t *c;
   json_array_foreach(all, i, c) if (strcmp(ctr_refresh(&a->rt, c), "running") == 0) running++;
-  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version", "0.1.0",
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version", FERRY_VERSION,
                    "root", a->root, "bridge", a->net.bridge, "subnet", a->subnet_str, "started", ts,
                    "containers", (int)json_array_size(all), "running", (int)running);
 }

@@ -97,7 +97,7 @@ char *agent_metrics_text(struct agent *a, size_t *len)
 {
   struct prom p = {0};
   _cleanup_free_ char *aid = prom_label(a->id);
-  _cleanup_free_ char *info = xasprintf("agent=\"%s\",version=\"0.1.0\"", aid);
+  _cleanup_free_ char *info = xasprintf("agent=\"%s\",version=\"%s\"", aid, FERRY_VERSION);
   prom_family(&p, "ferry_agent_info", "gauge", "This agent: its id and version (always 1).");
   prom_sample(&p, "ferry_agent_info", info, 1);
   prom_family(&p, "ferry_agent_start_time_seconds", "gauge",
