@@ -26,6 +26,11 @@ int cli_fail(const struct ferry_err *err);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv has -h/--help before "--": prints help text and the caller returns 0. */
 bool cli_wants_help(int argc, char **argv, const char *help);
+/* getopt_long for a command's options: an unknown option or a missing
+ * value is said as "Error: CMD: ..." with a pointer to CMD --help, and
+ * comes back as '?'. */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo);
 void cli_print_json(json_t *j);
 /* "1.5 MiB", "300 ms" and similar, into buf. */
 const char *fmt_bytes(uint64_t b, char *buf, size_t len);

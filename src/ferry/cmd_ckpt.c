@@ -25,7 +25,7 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
   bool leave = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "R", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "R", lo)) != -1) {
     if (c == 'R')
       leave = true;
     else if (c == 'j')
@@ -80,7 +80,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
   const char *name = NULL;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "n:", lo)) != -1) {
     if (c == 'n')
       name = optarg;
     else if (c == 'j')

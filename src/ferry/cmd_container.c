@@ -64,7 +64,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
   bool detach = false, autorm = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+dn:v:e:w:u:p:", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+dn:v:e:w:u:p:", lo)) != -1) {
     switch (c) {
     case 'd': detach = true; break;
     case 'n': json_object_set_new(req, "name", json_string(optarg)); break;
@@ -225,7 +225,7 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
   static const struct option lo[] = {{"time", required_argument, 0, 't'}, {0, 0, 0, 0}};
   int c, t = -1;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+t:", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+t:", lo)) != -1) {
     if (c != 't')
       return 125;
     char *end;
@@ -248,7 +248,7 @@ int cmd_kill(struct cli *cli, int argc, char **argv)
   int c;
   const char *sig = "KILL";
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+s:", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+s:", lo)) != -1) {
     if (c != 's')
       return 125;
     sig = optarg;
@@ -268,7 +268,7 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
   int c;
   bool force = false;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+f", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+f", lo)) != -1) {
     if (c != 'f')
       return 125;
     force = true;
@@ -304,7 +304,7 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
   int c;
   bool all = false, quiet = false, notrunc = false;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+aq", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+aq", lo)) != -1) {
     if (c == 'a')
       all = true;
     else if (c == 'j')
@@ -388,7 +388,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
   int c;
   bool follow = false;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+f", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+f", lo)) != -1) {
     if (c != 'f')
       return 125;
     follow = true;
@@ -439,7 +439,7 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
   json_object_set_new(req, "env", env);
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+e:it", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+e:it", lo)) != -1) {
     if (c == 'e')
       json_array_append_new(env, json_string(optarg));
     else if (c == 'j')

@@ -49,10 +49,16 @@ static int image_import_cmd(struct cli *cli, int argc, char **argv)
   static const struct option lo[] = {{"name", required_argument, 0, 'n'},
                                      {"json", no_argument, 0, 'j'},
                                      {0, 0, 0, 0}};
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry image import [--name NAME[:TAG]] FILE\n"
+                     "Imports an image from a file: an OCI archive, a docker-save archive\n"
+                     "(as podman load), or a root filesystem tarball (a one-layer image).\n"
+                     "  -n, --name NAME   the name it gets (default: the archive's own)\n"))
+    return 0;
   const char *name = NULL;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "n:", lo)) != -1) {
     if (c == 'n')
       name = optarg;
     else if (c == 'j')
@@ -61,7 +67,7 @@ static int image_import_cmd(struct cli *cli, int argc, char **argv)
       return 125;
   }
   if (optind + 1 != argc)
-    return cli_usage_error("image import needs exactly one FILE");
+    return cli_usage_error("image import needs exactly one FILE (see ferry image import --help)");
   const char *file = argv[optind];
   _cleanup_free_ char *copy = xstrdup(file);
   _cleanup_free_ char *efile = http_escape(basename(copy));
@@ -150,7 +156,7 @@ static int registry_args(struct cli *cli, int argc, char **argv, const char *hel
     return -1;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "", lo)) != -1) {
     if (c == 'j') {
       cli->json = true;
       continue;
@@ -212,12 +218,19 @@ int cmd_image(struct cli *cli, int argc, char **argv)
     return argc < 2 ? 125 : 0;
   }
   const char *sub = argv[1];
-  if (strcmp(sub, "import") == 0 || strcmp(sub, "load") == 0)
+  /* the subcommand's messages name it in full ("see ferry image import --help") */
+  if (strcmp(sub, "import") == 0 || strcmp(sub, "load") == 0) {
+    argv[1] = (char *)(strcmp(sub, "load") == 0 ? "image load" : "image import");
     return image_import_cmd(cli, argc - 1, argv + 1);
-  if (strcmp(sub, "pull") == 0)
+  }
+  if (strcmp(sub, "pull") == 0) {
+    argv[1] = (char *)"image pull";
     return cmd_pull(cli, argc - 1, argv + 1);
-  if (strcmp(sub, "push") == 0)
+  }
+  if (strcmp(sub, "push") == 0) {
+    argv[1] = (char *)"image push";
     return cmd_push(cli, argc - 1, argv + 1);
+  }
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     for (int i = 2; i < argc; i++)
       if (strcmp(argv[i], "--json") == 0)
@@ -225,8 +238,19 @@ int cmd_image(struct cli *cli, int argc, char **argv)
     return image_ls(cli);
   }
   if (strcmp(sub, "rm") == 0 || strcmp(sub, "inspect") == 0) {
+    for (int i = 2; i < argc; i++) {
+      if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+        printf("Usage: ferry image %s IMAGE...\n%s\n", sub,
+               strcmp(sub, "rm") == 0 ? "Removes images (refused while a container uses one)."
+                                      : "Shows images' records as JSON.");
+        return 0;
+      }
+      if (argv[i][0] == '-')
+        return cli_usage_error("image %s: unknown option %s (see ferry image %s --help)", sub,
+                               argv[i], sub);
+    }
     if (argc < 3)
-      return cli_usage_error("image %s needs an IMAGE", sub);
+      return cli_usage_error("image %s needs an IMAGE (see ferry image %s --help)", sub, sub);
     int rc = 0;
     for (int i = 2; i < argc; i++) {
       struct ferry_err err = {0};

@@ -126,7 +126,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
   bool keep = false, compress = true, hold = true;
   int timeout = 0, redirect = -1, dtarget = -1, c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "", lo)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
     case 'f': from = optarg; break;

@@ -48,7 +48,7 @@ int coord_migrate_cmd(struct cli *cli, int argc, char **argv)
   bool keep = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "", lo)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
     case 'f': from = optarg; break;

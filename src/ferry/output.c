@@ -1,3 +1,4 @@
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,29 @@ int cli_usage_error(const char *fmt, ...)
   fputs("\n", stderr);
   va_end(ap);
   return 125;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo)
+{
+  /* ':' after a leading '+': a missing value comes back as ':' */
+  char so[64];
+  bool plus = shortopts[0] == '+';
+  snprintf(so, sizeof so, "%s:%s", plus ? "+" : "", shortopts + plus);
+  opterr = 0;
+  int c = getopt_long(argc, argv, so, lo, NULL);
+  if (c == '?' || c == ':') {
+    const char *bad = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    char shortname[3] = {'-', (char)optopt, 0};
+    /* a short option in a cluster (-xq): optopt names it */
+    if (optopt && strncmp(bad, "--", 2) != 0)
+      bad = shortname;
+    if (c == ':')
+      cli_usage_error("%s: option %s needs a value (see ferry %s --help)", argv[0], bad, argv[0]);
+    else
+      cli_usage_error("%s: unknown option %s (see ferry %s --help)", argv[0], bad, argv[0]);
+    c = '?';
+  }
+  return c;
 }
 
 bool cli_wants_help(int argc, char **argv, const char *help)

@@ -171,6 +171,26 @@ out=$(timeout 20 "$FERRY_BIN" --host unix://$T_DIR/none.sock version 2>&1) || rc
   fail "version without an agent: rc $rc: $out"
 check "version: client and agent ($ver), JSON too; without an agent the client's line, the error, exit 125"
 
+# option errors: "Error: CMD: ...", a pointer to CMD --help, 125; every
+# subcommand's --help works
+cli_err() { # WANT ARGS...: fails with 125 and WANT on stderr, nothing on stdout
+  local want=$1 rc=0 out err; shift
+  out=$(f h1 "$@" 2>"$T_DIR/cli.err") || rc=$?
+  err=$(cat "$T_DIR/cli.err")
+  [ "$rc" = 125 ] && [ -z "$out" ] && [ "$err" = "$want" ] || fail "ferry $*: rc $rc, stdout '$out', stderr '$err' (wanted '$want')"
+}
+cli_err "Error: ps: unknown option --bogus (see ferry ps --help)" ps --bogus
+cli_err "Error: ps: unknown option -x (see ferry ps --help)" ps -x
+cli_err "Error: migrate: option --to needs a value (see ferry migrate --help)" migrate hello --to
+cli_err "Error: image rm: unknown option --bogus (see ferry image rm --help)" image rm --bogus busybox
+cli_err "Error: image import: unknown option --bogus (see ferry image import --help)" image import --bogus x.tar
+for c in "image rm" "image inspect" "image import" ps run exec migrate version; do
+  # shellcheck disable=SC2086
+  f h1 $c --help | grep -q "^Usage: ferry $c" || fail "ferry $c --help: $(f h1 $c --help 2>&1)"
+done
+f h1 images | grep -q busybox || fail "image rm --bogus removed the image: $(f h1 images)"
+check "option errors say Error: CMD: ... and point to CMD --help (125, nothing changed); subcommands' --help"
+
 # bash completion (completions/ferry.bash): verbs, flags, and the names on
 # the agent the line names with --host
 f h1 run -d --name comp1 busybox sleep 600 >/dev/null
