@@ -472,12 +472,16 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 int cmd_version(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry version\n"
+                     "Usage: ferry version [--json]\n"
                      "The client's version, and the agent's when it can be reached (else the\n"
                      "error, exit status 125).\n"))
     return 0;
-  if (argc > 1)
-    return cli_usage_error("version takes no arguments (see ferry version --help)");
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      cli->json = true;
+    else
+      return cli_usage_error("version: unknown argument %s (see ferry version --help)", argv[i]);
+  }
   struct ferry_err err = {0};
   _cleanup_json_ json_t *info = NULL;
   int r = http_call(cli->api, "GET", "/v1/info", NULL, &info, &err);
@@ -503,8 +507,16 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 
 int cmd_info(struct cli *cli, int argc, char **argv)
 {
-  (void)argc;
-  (void)argv;
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry info [--json]\n"
+                     "The agent's identity and settings.\n"))
+    return 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      cli->json = true;
+    else
+      return cli_usage_error("info: unknown argument %s (see ferry info --help)", argv[i]);
+  }
   struct ferry_err err = {0};
   _cleanup_json_ json_t *out = NULL;
   if (http_call(cli->api, "GET", "/v1/info", NULL, &out, &err) < 0)

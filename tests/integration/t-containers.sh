@@ -184,11 +184,12 @@ cli_err "Error: ps: unknown option -x (see ferry ps --help)" ps -x
 cli_err "Error: migrate: option --to needs a value (see ferry migrate --help)" migrate hello --to
 cli_err "Error: image rm: unknown option --bogus (see ferry image rm --help)" image rm --bogus busybox
 cli_err "Error: image import: unknown option --bogus (see ferry image import --help)" image import --bogus x.tar
-for c in "image rm" "image inspect" "image import" ps run exec migrate version; do
+for c in "image rm" "image inspect" "image import" ps run exec migrate version info; do
   # shellcheck disable=SC2086
   f h1 $c --help | grep -q "^Usage: ferry $c" || fail "ferry $c --help: $(f h1 $c --help 2>&1)"
 done
 f h1 images | grep -q busybox || fail "image rm --bogus removed the image: $(f h1 images)"
+f h1 info --json | python3 -c 'import json,sys; json.load(sys.stdin)' || fail "info --json (the flag last) is not JSON: $(f h1 info --json)"
 check "option errors say Error: CMD: ... and point to CMD --help (125, nothing changed); subcommands' --help"
 
 # bash completion (completions/ferry.bash): verbs, flags, and the names on
