@@ -30,7 +30,8 @@ static const char run_help[] =
     "  -e, --env KEY=VALUE   set an environment variable\n"
     "  -w, --workdir DIR     working directory\n"
     "  -u, --user USER[:GROUP]  user to run as\n"
-    "  --rm                  remove the container when it exits (run without -d)\n"
+    "  --rm                  remove the container when it exits (with -d, the agent\n"
+    "                        removes it, also after ferry stop)\n"
     "  --json                print the container record as JSON\n"
     "An IMAGE named with its registry (HOST[:PORT]/REPOSITORY[:TAG]) that the agent\n"
     "lacks is pulled first, with --authfile, --creds, --cert-dir and --tls-verify as\n"
@@ -125,6 +126,10 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     json_object_set_new(req, "cmd", cmd);
   }
   json_object_set_new(req, "start", json_boolean(start));
+  /* detached, the agent removes it when it exits (attached, this command
+   * does, once it has its exit code) */
+  if (autorm && detach)
+    json_object_set_new(req, "remove", json_true());
   struct ferry_err err = {0};
   _cleanup_json_ json_t *rec = NULL;
   if (http_call(cli->api, "POST", "/v1/containers", req, &rec, &err) < 0)

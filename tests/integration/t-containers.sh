@@ -192,6 +192,23 @@ f h1 images | grep -q busybox || fail "image rm --bogus removed the image: $(f h
 f h1 info --json | python3 -c 'import json,sys; json.load(sys.stdin)' || fail "info --json (the flag last) is not JSON: $(f h1 info --json)"
 check "option errors say Error: CMD: ... and point to CMD --help (125, nothing changed); subcommands' --help"
 
+# run -d --rm: the agent removes it when it ends by itself, or is stopped
+f h1 run -d --rm --name shortlived busybox sh -c 'sleep 0.5' >/dev/null
+f h1 inspect shortlived | grep -q '"autoremove": true' || fail "run -d --rm: no autoremove in the record: $(f h1 inspect shortlived)"
+f h1 run -d --rm --name stopped busybox sleep 1000 >/dev/null
+f h1 stop -t 1 stopped >/dev/null
+gone=0
+for _ in $(seq 1 50); do  # bounded: 10 s
+  f h1 ps -a | grep -Eq " (shortlived|stopped) " || { gone=1; break; }
+  sleep 0.2
+done
+[ "$gone" = 1 ] || fail "run -d --rm: still listed: $(f h1 ps -a)"
+f h1 run -d --name kept busybox sh -c 'exit 0' >/dev/null
+sleep 2
+f h1 ps -a | grep -q " kept " || fail "a container without --rm was removed: $(f h1 ps -a)"
+f h1 rm kept >/dev/null
+check "run -d --rm: removed by the agent when it exits and when stopped; without --rm it stays"
+
 # bash completion (completions/ferry.bash): verbs, flags, and the names on
 # the agent the line names with --host
 f h1 run -d --name comp1 busybox sleep 600 >/dev/null

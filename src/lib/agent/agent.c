@@ -676,7 +676,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
 {
   _cleanup_free_ char *hostenv = NULL;
   const char *name, *image, *ip, *workdir, *user;
-  bool start;
+  bool start, autoremove = false;
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *vols = NULL;
@@ -692,6 +692,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       (r = json_get_str(req, "workdir", false, &workdir, err)) < 0 ||
       (r = json_get_str(req, "user", false, &user, err)) < 0 ||
       (r = json_get_bool(req, "start", false, &start, err)) < 0 ||
+      (r = json_get_bool(req, "remove", false, &autoremove, err)) < 0 ||
       (r = json_get_strv(req, "cmd", &cmd, err)) < 0 ||
       (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(req, &vols, err)) < 0)
     return r;
@@ -832,6 +833,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   rec_set_veth(rec, veth);
   rec_set_created(rec, ts);
   rec_set_state(rec, CS_CREATED);
+  rec_set_autoremove(rec, autoremove);
 
   json_array_foreach(vols, i, e)
   {
@@ -1003,6 +1005,32 @@ int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err
   if (json_array_size(rec_ports(rec)))
     agent_ports_sync(a, NULL); /* its host ports are free again */
   return r;
+}
+
+void agent_autoremove_tick(struct agent *a)
+{
+  _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
+  size_t i;
+  json_t *rec;
+  json_array_foreach(all, i, rec)
+  {
+    if (!rec_autoremove(rec) || rec_has_migration(rec) || rec_op(rec) != OP_NONE)
+      continue;
+    enum ctr_state st = rec_state(rec);
+    if (st == CS_RUNNING) {
+      /* the shim writes the exit file when the container ends: a stat,
+       * not a runc run, for each of them every second */
+      _cleanup_free_ char *ef = ctr_path(&a->rt, rec_id(rec), "exit.json");
+      if (!path_exists(ef) || strcmp(ctr_refresh(&a->rt, rec), "exited") != 0)
+        continue;
+    } else if (st != CS_EXITED) {
+      continue;
+    }
+    struct ferry_err e = {0};
+    if (agent_ctr_remove(a, rec_id(rec), false, &e) < 0 && e.klass != FERRY_E_NOTFOUND &&
+        e.klass != FERRY_E_CONFLICT)
+      log_warn("agent", "container %s (--rm): %s", rec_name(rec), e.msg);
+  }
 }
 
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)

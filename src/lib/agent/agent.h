@@ -238,6 +238,9 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
  * cache is there and was made by the CRIU installed now (ckpt_kdat_prime;
  * a stat when it is). A failure is logged: CRIU then probes on each run. */
 void agent_criu_ready(struct agent *a);
+/* Removes the containers created with "remove" (run -d --rm) that have
+ * exited; called every second. */
+void agent_autoremove_tick(struct agent *a);
 /* The records of the containers an operation owns (a restart resolves them). */
 json_t *agent_ctr_marked(struct agent *a, enum ctr_op op);
 /* Unpacking what a peer sent, with the image store's limits and escape

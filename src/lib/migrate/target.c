@@ -1024,6 +1024,7 @@ static void *reaper_main(void *arg)
     }
     pthread_mutex_unlock(&m->in_lock);
     agent_ports_expire(a);
+    agent_autoremove_tick(a);
     while (gone) {
       struct incoming *next = gone->next;
       cleanup_in(a, gone);

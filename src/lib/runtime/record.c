@@ -144,6 +144,8 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
     json_object_set(rec, "ports", ports);
   json_object_set_new(rec, "ip", json_string(ip));
   json_object_set_new(rec, "mac", json_string(mac));
+  if (json_is_true(json_object_get(in, "autoremove")))
+    json_object_set_new(rec, "autoremove", json_true());
   static const char *times[] = {"created", "started_at"};
   for (size_t k = 0; k < ARRAY_SIZE(times); k++) {
     const char *t = json_str_or(in, times[k], NULL);
@@ -178,6 +180,19 @@ enum ctr_state rec_state(const json_t *rec)
 void rec_set_state(json_t *rec, enum ctr_state s)
 {
   json_object_set_new(rec, "state", json_string(ctr_state_name(s)));
+}
+
+bool rec_autoremove(const json_t *rec)
+{
+  return json_is_true(json_object_get(rec, "autoremove"));
+}
+
+void rec_set_autoremove(json_t *rec, bool on)
+{
+  if (on)
+    json_object_set_new(rec, "autoremove", json_true());
+  else
+    json_object_del(rec, "autoremove");
 }
 
 void rec_set_status(json_t *rec, const char *status, int pid)

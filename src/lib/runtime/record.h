@@ -90,6 +90,10 @@ enum ctr_state {
 const char *ctr_state_name(enum ctr_state s);
 enum ctr_state rec_state(const json_t *rec);
 void rec_set_state(json_t *rec, enum ctr_state s);
+/* podman's run --rm with -d: the agent removes it once it has exited
+ * (stopped, or ended by itself); it goes with the container's moves. */
+bool rec_autoremove(const json_t *rec);
+void rec_set_autoremove(json_t *rec, bool on);
 
 /* ---- the live status (ctr_refresh), never stored ---- */
 /* "created", "running", "paused", "exited", "checkpointed", "migrated";
