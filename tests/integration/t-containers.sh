@@ -42,7 +42,14 @@ check "taken address, foreign address, taken name, double start refused"
 f h1 exec web sh -c 'exit 7' && rc=0 || rc=$?
 [ "$rc" = 7 ] || fail "exec exit code $rc"
 grep -q "listening on 7000" <<<"$(f h1 logs web)" || fail "logs: $(f h1 logs web)"
-check "exec output and exit code; logs"
+# podman's codes for a command that cannot be run: 127 none, 126 not executable
+rc=0; err=$(f h1 exec web nosuchcommand 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 127 ] && grep -q "nosuchcommand: executable file not found" <<<"$err" || fail "exec of a missing command: rc $rc: $err"
+rc=0; err=$(f h1 exec web /etc/motd 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 126 ] && grep -q "not an executable file" <<<"$err" || fail "exec of a file that is not executable: rc $rc: $err"
+rc=0; f h1 exec web /bin/nosuch 2>/dev/null || rc=$?
+[ "$rc" = 127 ] || fail "exec of a missing path: rc $rc"
+check "exec output and exit code (127 for a missing command, 126 for one that is not executable); logs"
 
 # stop, kill
 f h1 stop -t 2 web >/dev/null

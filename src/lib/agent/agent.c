@@ -1111,6 +1111,61 @@ int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out
   return 0;
 }
 
+/* The value of NAME in a KEY=VALUE list (strv or json array), or NULL. */
+static const char *env_get(char *const *strv, json_t *arr, const char *name)
+{
+  size_t n = strlen(name);
+  for (size_t i = 0; strv && strv[i]; i++)
+    if (strncmp(strv[i], name, n) == 0 && strv[i][n] == '=')
+      return strv[i] + n + 1;
+  size_t i;
+  json_t *e;
+  json_array_foreach(arr, i, e)
+  {
+    const char *s = json_string_value(e);
+    if (s && strncmp(s, name, n) == 0 && s[n] == '=')
+      return s + n + 1;
+  }
+  return NULL;
+}
+
+/* podman's exit codes for a command that cannot be run: 127 when the
+ * container has no such file (looked up as it would: its PATH, its working
+ * directory, resolved inside its root), 126 when what it has is not an
+ * executable file; 0 otherwise (runc then runs it). */
+static int exec_lookup(struct agent *a, json_t *rec, const char *cmd0, char *const *env)
+{
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, rec_id(rec), "bundle/rootfs");
+  const char *path = env_get(env, rec_env(rec), "PATH");
+  if (!path)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const char *cwd = rec_has_cwd(rec) ? rec_cwd(rec) : "/";
+  bool found = false;
+  const char *p = path;
+  for (int k = 0; k < 64; k++) {
+    _cleanup_free_ char *cand = NULL;
+    if (strchr(cmd0, '/')) {
+      cand = cmd0[0] == '/' ? xstrdup(cmd0) : xasprintf("%s/%s", cwd, cmd0);
+    } else {
+      size_t n = strcspn(p, ":");
+      cand = xasprintf("%.*s/%s", (int)n, n ? p : ".", cmd0);
+      p += n + (p[n] == ':');
+    }
+    int fd = open_in_root(rootfs, cand, O_PATH, NULL);
+    if (fd >= 0) {
+      struct stat st;
+      bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+      close(fd);
+      if (ok)
+        return 0;
+      found = true;
+    }
+    if (strchr(cmd0, '/') || !*p)
+      break;
+  }
+  return found ? 126 : 127;
+}
+
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
                    struct ferry_err *err)
 {
@@ -1132,6 +1187,16 @@ int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
   const char *st = ctr_refresh(&a->rt, rec);
   if (strcmp(st, "running") != 0)
     return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  int code = exec_lookup(a, rec, cmd[0], env);
+  if (code) {
+    _cleanup_free_ char *msg =
+        xasprintf("Error: %s: %s\n", cmd[0],
+                  code == 127 ? (strchr(cmd[0], '/') ? "no such file in the container"
+                                                     : "executable file not found in $PATH")
+                              : "not an executable file (permission denied)");
+    *out = json_pack("{s:i, s:s, s:s}", "exit_code", code, "stdout", "", "stderr", msg);
+    return 0;
+  }
   struct exec_result res = {0};
   if ((r = runc_exec(&a->rt, rec, cmd, env, timeout * 1000, &res, err)) < 0)
     return r;
