@@ -474,19 +474,29 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
   return (int)json_integer_value(json_object_get(out, "exit_code"));
 }
 
+/* A command whose only option is --json (anywhere): 1 when help was
+ * printed, 125 on anything else, 0 to go on. */
+static int json_only_args(struct cli *cli, int argc, char **argv, const char *help)
+{
+  if (cli_wants_help(argc, argv, help))
+    return 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") != 0)
+      return cli_usage_error("%s: unknown argument %s (see ferry %s --help)", argv[0], argv[i],
+                             argv[0]);
+    cli->json = true;
+  }
+  return 0;
+}
+
 int cmd_version(struct cli *cli, int argc, char **argv)
 {
-  if (cli_wants_help(argc, argv,
-                     "Usage: ferry version [--json]\n"
-                     "The client's version, and the agent's when it can be reached (else the\n"
-                     "error, exit status 125).\n"))
-    return 0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--json") == 0)
-      cli->json = true;
-    else
-      return cli_usage_error("version: unknown argument %s (see ferry version --help)", argv[i]);
-  }
+  int a = json_only_args(cli, argc, argv,
+                         "Usage: ferry version [--json]\n"
+                         "The client's version, and the agent's when it can be reached (else the\n"
+                         "error, exit status 125).\n");
+  if (a)
+    return a == 1 ? 0 : a;
   struct ferry_err err = {0};
   _cleanup_json_ json_t *info = NULL;
   int r = http_call(cli->api, "GET", "/v1/info", NULL, &info, &err);
@@ -512,16 +522,11 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 
 int cmd_info(struct cli *cli, int argc, char **argv)
 {
-  if (cli_wants_help(argc, argv,
-                     "Usage: ferry info [--json]\n"
-                     "The agent's identity and settings.\n"))
-    return 0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--json") == 0)
-      cli->json = true;
-    else
-      return cli_usage_error("info: unknown argument %s (see ferry info --help)", argv[i]);
-  }
+  int a = json_only_args(cli, argc, argv,
+                         "Usage: ferry info [--json]\n"
+                         "The agent's identity and settings.\n");
+  if (a)
+    return a == 1 ? 0 : a;
   struct ferry_err err = {0};
   _cleanup_json_ json_t *out = NULL;
   if (http_call(cli->api, "GET", "/v1/info", NULL, &out, &err) < 0)
