@@ -37,6 +37,24 @@ static const char run_help[] =
     "lacks is pulled first, with --authfile, --creds, --cert-dir and --tls-verify as\n"
     "in ferry pull.\n";
 
+/* The signal the attached run got last, for the container (0: none). */
+static int pending_signal;
+
+static void on_proxy_signal(int sig)
+{
+  __atomic_store_n(&pending_signal, sig, __ATOMIC_RELEASE);
+}
+
+static void proxy_signals(bool on)
+{
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  struct sigaction sa = {0};
+  sa.sa_handler = on ? on_proxy_signal : SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    sigaction(sigs[i], &sa, NULL);
+}
+
 static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
 {
   if (cli_wants_help(argc, argv, run_help))
@@ -142,12 +160,23 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
       puts(id);
     return 0;
   }
-  /* Attached: follow the output until the container exits. */
+  /* Attached: follow the output until the container exits; the signals
+   * this command gets (Ctrl-C, a kill) go to the container, as podman's
+   * --sig-proxy does, and it is still followed (and removed with --rm)
+   * when it ends. */
   const char *name = json_str_or(rec, "name", id);
   _cleanup_free_ char *url = ctr_url(name, NULL);
   size_t offset = 0;
   int code = 0;
+  proxy_signals(true);
   for (;;) {
+    int sig = __atomic_exchange_n(&pending_signal, 0, __ATOMIC_ACQ_REL);
+    if (sig) {
+      _cleanup_free_ char *kurl = xasprintf("%s/kill?signal=%d", url, sig);
+      struct ferry_err ke = {0};
+      if (http_call(cli->api, "POST", kurl, NULL, NULL, &ke) < 0 && ke.klass != FERRY_E_CONFLICT)
+        fprintf(stderr, "Error: signal %d to %s: %s\n", sig, name, ke.msg);
+    }
     _cleanup_free_ char *lurl = xasprintf("%s/logs?offset=%zu", url, offset);
     char *text = NULL;
     size_t len = 0;
@@ -169,6 +198,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     }
     usleep(100000);
   }
+  proxy_signals(false);
   if (autorm) {
     _cleanup_free_ char *durl = xasprintf("%s?force=1", url);
     if (http_call(cli->api, "DELETE", durl, NULL, NULL, &err) < 0)

@@ -216,6 +216,22 @@ f h1 ps -a | grep -q " kept " || fail "a container without --rm was removed: $(f
 f h1 rm kept >/dev/null
 check "run -d --rm: removed by the agent when it exits and when stopped; without --rm it stays"
 
+# an attached run passes the signals it gets to the container (podman's
+# --sig-proxy); --rm still removes it once it has ended
+"$FERRY_BIN" --host "unix://$T_DIR/h1/ferryd.sock" run --rm --name fg busybox sh -c \
+  'trap "echo got-int; exit 5" INT; echo ready; while true; do sleep 0.1; done' >"$T_DIR/fg.out" 2>&1 &
+fg=$!
+for _ in $(seq 1 100); do grep -q ready "$T_DIR/fg.out" && break; sleep 0.1; done  # bounded: 10 s
+grep -q ready "$T_DIR/fg.out" || fail "attached run did not start: $(cat "$T_DIR/fg.out")"
+kill -INT "$fg"
+rc=0
+for _ in $(seq 1 100); do kill -0 "$fg" 2>/dev/null || break; sleep 0.1; done  # bounded: 10 s
+kill -0 "$fg" 2>/dev/null && { kill -KILL "$fg"; fail "attached run ignored Ctrl-C: $(cat "$T_DIR/fg.out")"; }
+wait "$fg" || rc=$?
+[ "$rc" = 5 ] && grep -q got-int "$T_DIR/fg.out" || fail "Ctrl-C on an attached run: rc $rc: $(cat "$T_DIR/fg.out")"
+f h1 ps -a | grep -q " fg " && fail "run --rm kept the container after Ctrl-C: $(f h1 ps -a)"
+check "Ctrl-C on an attached run reaches the container (its exit code comes back) and --rm removes it"
+
 # bash completion (completions/ferry.bash): verbs, flags, and the names on
 # the agent the line names with --host
 f h1 run -d --name comp1 busybox sleep 600 >/dev/null
