@@ -31,6 +31,12 @@ bool cli_wants_help(int argc, char **argv, const char *help);
  * comes back as '?'. */
 struct option;
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo);
+/* --format (format.c): prints fmt over v, a line; 125 with an error for a
+ * format it does not understand. */
+int cli_format(FILE *out, const char *fmt, json_t *v);
+/* A container record with podman's field names beside its own (State.Status,
+ * NetworkSettings.IPAddress, Names, ...), for --format. */
+json_t *cli_podman_view(json_t *rec);
 void cli_print_json(json_t *j);
 /* "1.5 MiB", "300 ms" and similar, into buf. */
 const char *fmt_bytes(uint64_t b, char *buf, size_t len);

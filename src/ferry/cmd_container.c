@@ -328,16 +328,21 @@ static void short_cmd(json_t *args, char *buf, size_t len)
 int cmd_ps(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry ps [-a] [-q] [--no-trunc] [--json]\n"
+                     "Usage: ferry ps [-a] [-q] [--no-trunc] [--format FORMAT] [--json]\n"
                      "  -a, --all       also show containers that are not running\n"
                      "  -q, --quiet     only the containers' ids, one per line\n"
-                     "  --no-trunc      whole ids\n"))
+                     "  --no-trunc      whole ids\n"
+                     "  --format F      a line per container, podman's Go-template habits:\n"
+                     "                  '{{.Names}}\\t{{.Status}}', {{.ID}}, {{.Image}},\n"
+                     "                  {{.Command}}, {{json .Ports}}, any field of inspect\n"))
     return 0;
   static const struct option lo[] = {{"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'},
                                      {"quiet", no_argument, 0, 'q'},
-                                     {"no-trunc", no_argument, 0, 'T'}, {0, 0, 0, 0}};
+                                     {"no-trunc", no_argument, 0, 'T'},
+                                     {"format", required_argument, 0, 'F'}, {0, 0, 0, 0}};
   int c;
   bool all = false, quiet = false, notrunc = false;
+  const char *format = NULL;
   optind = 1;
   while ((c = cli_getopt(argc, argv, "+aq", lo)) != -1) {
     if (c == 'a')
@@ -348,6 +353,8 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
       quiet = true;
     else if (c == 'T')
       notrunc = true;
+    else if (c == 'F')
+      format = optarg;
     else
       return 125;
   }
@@ -364,6 +371,19 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
   }
   size_t qi;
   json_t *qr;
+  if (format) {
+    json_array_foreach(list, qi, qr)
+    {
+      _cleanup_json_ json_t *v = cli_podman_view(qr);
+      json_object_set_new(v, "ID", json_sprintf("%.*s", notrunc ? 64 : 12, json_str_or(qr, "id", "")));
+      _cleanup_free_ char *ports = ports_format(json_object_get(qr, "ports"));
+      json_object_set_new(v, "Ports", json_string(ports));
+      int fr = cli_format(stdout, format, v);
+      if (fr)
+        return fr;
+    }
+    return 0;
+  }
   if (quiet) {
     json_array_foreach(list, qi, qr) printf("%.*s\n", notrunc ? 64 : 12, json_str_or(qr, "id", ""));
     return 0;
@@ -392,13 +412,30 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
 
 int cmd_inspect(struct cli *cli, int argc, char **argv)
 {
-  if (cli_wants_help(argc, argv, "Usage: ferry inspect NAME...\n"))
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry inspect [--format FORMAT] NAME...\n"
+                     "The containers' records as JSON, or a line each with --format\n"
+                     "(podman's Go-template habits: '{{.State.Status}}',\n"
+                     "{{.NetworkSettings.IPAddress}}, {{json .Config.Cmd}}, or the record's\n"
+                     "own fields: {{.ip}}).\n"))
     return 0;
-  if (argc < 2)
-    return cli_usage_error("inspect needs a container name");
+  static const struct option lo[] = {{"format", required_argument, 0, 'f'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {0, 0, 0, 0}};
+  const char *format = NULL;
+  int c;
+  optind = 1;
+  while ((c = cli_getopt(argc, argv, "+f:", lo)) != -1) {
+    if (c == 'f')
+      format = optarg;
+    else if (c != 'j')
+      return 125;
+  }
+  if (optind >= argc)
+    return cli_usage_error("inspect needs a container name (see ferry inspect --help)");
   int rc = 0;
   json_t *arr = json_array();
-  for (int i = 1; i < argc; i++) {
+  for (int i = optind; i < argc; i++) {
     struct ferry_err err = {0};
     _cleanup_free_ char *url = ctr_url(argv[i], NULL);
     json_t *out = NULL;
@@ -407,8 +444,21 @@ int cmd_inspect(struct cli *cli, int argc, char **argv)
     else
       json_array_append_new(arr, out);
   }
-  if (json_array_size(arr) > 0)
+  if (format) {
+    size_t k;
+    json_t *r;
+    json_array_foreach(arr, k, r)
+    {
+      _cleanup_json_ json_t *v = cli_podman_view(r);
+      int fr = cli_format(stdout, format, v);
+      if (fr) {
+        json_decref(arr);
+        return fr;
+      }
+    }
+  } else if (json_array_size(arr) > 0) {
     cli_print_json(arr);
+  }
   json_decref(arr);
   return rc;
 }

@@ -51,6 +51,20 @@ rc=0; f h1 exec web /bin/nosuch 2>/dev/null || rc=$?
 [ "$rc" = 127 ] || fail "exec of a missing path: rc $rc"
 check "exec output and exit code (127 for a missing command, 126 for one that is not executable); logs"
 
+# --format, podman's Go-template habits
+[ "$(f h1 inspect --format '{{.State.Status}}' web)" = running ] || fail "inspect --format State.Status: $(f h1 inspect --format '{{.State.Status}}' web)"
+ip=$(f h1 inspect web | sed -n 's/^ *"ip": "\([0-9.]*\)".*/\1/p' | head -1)
+[ -n "$ip" ] && [ "$(f h1 inspect -f '{{.NetworkSettings.IPAddress}} {{.ip}}' web)" = "$ip $ip" ] ||
+  fail "inspect -f IPAddress: $(f h1 inspect -f '{{.NetworkSettings.IPAddress}} {{.ip}}' web), want $ip"
+f h1 inspect -f '{{json .Config.Cmd}}' web | python3 -c 'import json,sys; v=json.load(sys.stdin); assert isinstance(v, list) and v, v' ||
+  fail "inspect -f json: $(f h1 inspect -f '{{json .Config.Cmd}}' web)"
+[ "$(f h1 inspect -f '{{.NoSuchField}}' web)" = "<no value>" ] || fail "inspect -f of a missing field"
+f h1 ps --format '{{.Names}}\t{{.Status}}' | grep -qx "web$(printf '\t')running" || fail "ps --format: $(f h1 ps --format '{{.Names}}\t{{.Status}}')"
+[ "$(f h1 ps --format '{{.ID}}' | head -1 | wc -c)" = 13 ] || fail "ps --format ID is not 12 digits"
+rc=0; err=$(f h1 inspect -f '{{index .x 1}}' web 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 125 ] && grep -q "^Error: --format" <<<"$err" || fail "an unknown template action: rc $rc: $err"
+check "inspect and ps --format: {{.State.Status}}, {{.NetworkSettings.IPAddress}}, {{json ...}}, a missing field, a refused action"
+
 # stop, kill
 f h1 stop -t 2 web >/dev/null
 f h1 ps -a | grep -E "web .*exited" >/dev/null || fail "web not exited after stop"
