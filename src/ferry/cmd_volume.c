@@ -1,6 +1,7 @@
-/* ferry volume create|ls|rm|inspect */
+/* ferry volume create|ls|rm|inspect|prune */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util/cleanup.h"
@@ -13,7 +14,9 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
                              "  create NAME      create a named volume\n"
                              "  ls [--json]      list volumes\n"
                              "  rm NAME...       remove volumes no container uses\n"
-                             "  inspect NAME     show a volume\n";
+                             "  inspect NAME     show a volume\n"
+                             "  prune [-f]       remove every volume no container uses (-f: without\n"
+                             "                   asking)\n";
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
     fputs(help, argc < 2 ? stderr : stdout);
     return argc < 2 ? 125 : 0;
@@ -23,6 +26,51 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
     if (strcmp(argv[i], "--json") == 0)
       cli->json = true;
   struct ferry_err err = {0};
+  if (strcmp(sub, "create") != 0 && strcmp(sub, "rm") != 0 && strcmp(sub, "inspect") != 0 &&
+      strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "prune") != 0)
+    return cli_usage_error("unknown volume command \"%s\" (see ferry volume --help)", sub);
+  if (strcmp(sub, "prune") == 0) {
+    bool force = false;
+    for (int i = 2; i < argc; i++) {
+      if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--force") == 0)
+        force = true;
+      else if (strcmp(argv[i], "--json") != 0)
+        return cli_usage_error("volume prune: unknown argument \"%s\" (see ferry volume --help)",
+                               argv[i]);
+    }
+    if (!force) {
+      /* podman asks too; no answer (not a terminal, end of input) is no */
+      fprintf(stderr, "WARNING! This will remove all volumes not used by at least one container.\n"
+                      "Are you sure you want to continue? [y/N] ");
+      char ans[16] = "";
+      if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
+        return 0;
+    }
+    _cleanup_json_ json_t *list = NULL;
+    if (http_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
+      return cli_fail(&err);
+    _cleanup_json_ json_t *gone = json_array();
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+      const char *name = json_str_or(v, "name", "");
+      _cleanup_free_ char *e = http_escape(name);
+      _cleanup_free_ char *url = xasprintf("/v1/volumes/%s", e);
+      struct ferry_err de = {0};
+      if (http_call(cli->api, "DELETE", url, NULL, NULL, &de) == 0)
+        json_array_append_new(gone, json_string(name));
+      else if (de.klass != FERRY_E_CONFLICT && de.klass != FERRY_E_NOTFOUND)
+        rc = cli_fail(&de); /* in use (409) or gone meanwhile: not for pruning */
+    }
+    if (cli->json) {
+      cli_print_json(gone);
+    } else {
+      json_array_foreach(gone, i, v) puts(json_string_value(v));
+    }
+    return rc;
+  }
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     _cleanup_json_ json_t *list = NULL;
     if (http_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
@@ -75,6 +123,6 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
       puts(argv[i]);
   }
   if (n == 0)
-    return cli_usage_error("volume %s needs a NAME", sub);
+    return cli_usage_error("volume %s needs a NAME (see ferry volume --help)", sub);
   return rc;
 }

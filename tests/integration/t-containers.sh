@@ -92,6 +92,21 @@ f h1 volume rm -f vol1 >/dev/null || fail "volume rm -f"
 f h1 volume ls | grep -q vol1 && fail "volume rm"
 check "volumes: create, in-use refusal, contents shared, read-only with :ro, rm -f"
 
+# volume prune: what no container uses goes; asked first unless -f
+f h1 volume create spare1 >/dev/null
+f h1 volume create spare2 >/dev/null
+f h1 run -d --name holder -v held:/h busybox sleep 1000 >/dev/null
+echo n | f h1 volume prune >/dev/null 2>&1
+f h1 volume ls | grep -q spare1 || fail "volume prune answered no removed spare1"
+out=$(f h1 volume prune -f)
+[ "$(echo "$out" | sort | tr '\n' ' ')" = "spare1 spare2 " ] || fail "volume prune -f said: $out"
+f h1 volume ls | grep -Eq "spare1|spare2" && fail "volume prune left: $(f h1 volume ls)"
+f h1 volume ls | grep -q held || fail "volume prune removed a volume in use"
+expect_fail "unknown volume command" f h1 volume bogus
+f h1 rm -f holder >/dev/null
+f h1 volume rm held >/dev/null
+check "volume prune: unused volumes go (asked first unless -f), one in use stays; an unknown subcommand is refused"
+
 # rm
 f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
 sid=$(f h1 --json inspect sleeper | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
