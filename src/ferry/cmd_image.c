@@ -35,11 +35,15 @@ static int image_ls(struct cli *cli)
   {
     char sz[32];
     json_t *names = json_object_get(img, "names");
-    const char *first = json_string_value(json_array_get(names, 0));
     fmt_bytes((uint64_t)json_integer_value(json_object_get(img, "size")), sz, sizeof sz);
-    printf("%-40s  %-12.12s  %-14s  %-10s  %zu\n", first ? first : "<none>",
-           json_str_or(img, "id", "sha256:") + 7, json_str_or(img, "source", ""), sz,
-           json_array_size(json_object_get(img, "layers")));
+    /* a row per name, as podman's images: a tag is a name of an image */
+    size_t n = json_array_size(names);
+    for (size_t k = 0; k < (n ? n : 1); k++) {
+      const char *nm = json_string_value(json_array_get(names, k));
+      printf("%-40s  %-12.12s  %-14s  %-10s  %zu\n", nm ? nm : "<none>",
+             json_str_or(img, "id", "sha256:") + 7, json_str_or(img, "source", ""), sz,
+             json_array_size(json_object_get(img, "layers")));
+    }
   }
   return 0;
 }

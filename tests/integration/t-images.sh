@@ -53,11 +53,22 @@ f h1 image rm again:v1 >/dev/null
 check "layers stored once by sha256 and shared"
 
 f h1 run -d --name user busybox:1 sleep 1000 >/dev/null
+# a tag is a name of an image: the same archive imported as bb2:test adds a
+# name (a row of images each), and removing that name untags it even while
+# a container runs the image
+f h1 image import "$T_DIR/busybox.tar" --name bb2:test >/dev/null
+f h1 images | grep -q "^busybox:1 " || fail "a second name hid the first: $(f h1 images)"
+f h1 images | grep -q "^bb2:test " || fail "the second name is not listed: $(f h1 images)"
+[ "$(f h1 images | grep -E '^(busybox:1|bb2:test) ' | awk '{print $2}' | sort -u | wc -l)" = 1 ] ||
+  fail "the two names are not one image: $(f h1 images)"
+f h1 image rm bb2:test >/dev/null || fail "image rm of an extra tag of an image in use was refused"
+f h1 images | grep -q "^bb2:test " && fail "bb2:test still listed: $(f h1 images)"
+f h1 ps | grep -q "user .*running" || fail "untagging stopped the container"
 expect_fail "in use by container \"user\"" f h1 image rm busybox:1
 f h1 rm -f user >/dev/null
 f h1 image rm busybox:1 >/dev/null
 expect_fail "no such image" f h1 image inspect busybox:1
-check "image rm refuses an image in use, then removes it"
+check "a tag is a name: a second one lists beside the first and goes alone (even in use); the last name of an image in use is refused, then removed"
 
 # --- bad input: each refused, nothing outside, nothing changed ---
 mkdir -p "$T_DIR/outside"

@@ -306,7 +306,7 @@ int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
   if (r < 0)
     goto out;
   const char *id = json_str_or(img, "id", "");
-  all = ctr_load_all(&a->rt);
+  all = image_remove_untags(img, ref) ? json_array() : ctr_load_all(&a->rt);
   size_t i;
   json_t *c;
   json_array_foreach(all, i, c)

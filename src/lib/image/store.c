@@ -253,6 +253,29 @@ int image_lookup(struct image_store *s, const char *ref, json_t **out, struct fe
   return FERRY_NOTFOUND(err, "image \"%s\": no such image", ref);
 }
 
+/* The index in img's names of the name ref gives, when img has other
+ * names too (removing ref then only untags), else -1. */
+static int extra_name_index(json_t *img, const char *ref)
+{
+  json_t *names = json_object_get(img, "names");
+  _cleanup_free_ char *norm = NULL;
+  if (json_array_size(names) < 2 || image_normalize_name(ref, &norm, NULL) < 0)
+    return -1;
+  static const char *prefixes[] = {"", "docker.io/", "docker.io/library/", "localhost/"};
+  for (size_t p = 0; p < ARRAY_SIZE(prefixes); p++) {
+    _cleanup_free_ char *want = xasprintf("%s%s", prefixes[p], norm);
+    for (size_t k = 0; k < json_array_size(names); k++)
+      if (strcmp(json_string_value(json_array_get(names, k)), want) == 0)
+        return (int)k;
+  }
+  return -1;
+}
+
+bool image_remove_untags(json_t *img, const char *ref)
+{
+  return extra_name_index(img, ref) >= 0;
+}
+
 int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
 {
   _cleanup_json_ json_t *img = NULL;
@@ -261,19 +284,10 @@ int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
     return r;
   const char *iid = json_str_or(img, "id", "");
   /* An image with several names only loses the name it was removed by. */
-  json_t *names = json_object_get(img, "names");
-  _cleanup_free_ char *norm = NULL;
-  if (json_array_size(names) > 1 && image_normalize_name(ref, &norm, NULL) == 0) {
-    static const char *prefixes[] = {"", "docker.io/", "docker.io/library/", "localhost/"};
-    for (size_t p = 0; p < ARRAY_SIZE(prefixes); p++) {
-      _cleanup_free_ char *want = xasprintf("%s%s", prefixes[p], norm);
-      for (size_t k = 0; k < json_array_size(names); k++) {
-        if (strcmp(json_string_value(json_array_get(names, k)), want) == 0) {
-          json_array_remove(names, k);
-          return image_save(s, img, err);
-        }
-      }
-    }
+  int k = extra_name_index(img, ref);
+  if (k >= 0) {
+    json_array_remove(json_object_get(img, "names"), (size_t)k);
+    return image_save(s, img, err);
   }
   _cleanup_free_ char *p = image_path(s, iid);
   if (unlink(p) < 0)

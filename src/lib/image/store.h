@@ -78,6 +78,9 @@ json_t *image_list(struct image_store *s);
 /* Removes an image by reference. An image that has several names only loses
  * the name it was removed by; otherwise the record and the layers no other
  * image uses go. The caller checks that no container uses the image. */
+/* Whether removing ref from img only takes that name off (img has others):
+ * a tag goes even while containers use the image. */
+bool image_remove_untags(json_t *img, const char *ref);
 int image_remove(struct image_store *s, const char *ref, struct ferry_err *err);
 
 /* Malloc'd path of a layer's directory. */
