@@ -463,6 +463,50 @@ int cmd_inspect(struct cli *cli, int argc, char **argv)
   return rc;
 }
 
+int cmd_port(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry port NAME [PORT[/PROTO]]\n"
+                     "The container's published ports, as podman port prints them\n"
+                     "(80/tcp -> 0.0.0.0:8080), or where PORT is published.\n"))
+    return 0;
+  if (argc < 2 || argc > 3)
+    return cli_usage_error("port needs a container NAME and at most a PORT (see ferry port --help)");
+  struct ferry_err err = {0};
+  _cleanup_free_ char *url = ctr_url(argv[1], NULL);
+  _cleanup_json_ json_t *rec = NULL;
+  if (http_call(cli->api, "GET", url, NULL, &rec, &err) < 0)
+    return cli_fail(&err);
+  long want = 0;
+  const char *want_proto = NULL;
+  if (argc == 3) {
+    char *end = NULL;
+    want = strtol(argv[2], &end, 10);
+    if (want < 1 || want > 65535 || (*end && strcmp(end, "/tcp") != 0 && strcmp(end, "/udp") != 0))
+      return cli_usage_error("port: \"%s\" is not PORT or PORT/tcp|udp", argv[2]);
+    want_proto = *end ? end + 1 : NULL;
+  }
+  size_t i;
+  json_t *m;
+  int shown = 0;
+  json_array_foreach(json_object_get(rec, "ports"), i, m)
+  {
+    long cp = (long)json_integer_value(json_object_get(m, "container_port"));
+    const char *proto = json_str_or(m, "protocol", "tcp"), *ip = json_str_or(m, "host_ip", "");
+    if (want && (cp != want || (want_proto && strcmp(proto, want_proto) != 0)))
+      continue;
+    long hp = (long)json_integer_value(json_object_get(m, "host_port"));
+    if (want)
+      printf("%s:%ld\n", *ip ? ip : "0.0.0.0", hp);
+    else
+      printf("%ld/%s -> %s:%ld\n", cp, proto, *ip ? ip : "0.0.0.0", hp);
+    shown++;
+  }
+  if (want && !shown)
+    return cli_usage_error("port: container \"%s\" does not publish port %s", argv[1], argv[2]);
+  return 0;
+}
+
 int cmd_logs(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,

@@ -34,13 +34,16 @@ check "malformed port mappings, a peer's address and the agent's own API port re
 f a1 run -d --name redis -p 6379:6379 -p 5353:53/udp redis redis-server --protected-mode no --save '' >/dev/null
 f a1 ps | grep -q "redis .*running .*0.0.0.0:6379->6379/tcp, 0.0.0.0:5353->53/udp" || fail "ps: $(f a1 ps)"
 f a1 inspect redis | grep -q '"host_port": 6379' || fail "inspect has no ports"
+[ "$(f a1 port redis)" = "$(printf '6379/tcp -> 0.0.0.0:6379\n53/udp -> 0.0.0.0:5353')" ] || fail "port: $(f a1 port redis)"
+[ "$(f a1 port redis 53/udp)" = "0.0.0.0:5353" ] || fail "port redis 53/udp: $(f a1 port redis 53/udp)"
+expect_fail "does not publish port 80" f a1 port redis 80
 for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$A1" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 [ "$(in_ns c1 redis-cli -h "$A1" SET sat ISS)" = OK ] || fail "SET through a1:6379"
 # (the ruleset is read whole first: grep -q leaving a pipe early would
 # make nft fail with SIGPIPE, and pipefail that check)
 rules=$(in_ns a1 nft list ruleset)
 grep -q "udp \. 5353 : " <<<"$rules" || fail "no udp forwarding: $rules"
-check "ferry run -p: redis answers at the host's address $A1:6379; ps and inspect show the mappings"
+check "ferry run -p: redis answers at the host's address $A1:6379; ps, inspect and port show the mappings"
 
 expect_fail "host port 6379/tcp is taken: container \"redis\" publishes 0.0.0.0:6379->6379/tcp" \
   f a1 run -d --name other -p "$A1:6379:6379" redis redis-server
