@@ -107,6 +107,23 @@ f h1 rm -f holder >/dev/null
 f h1 volume rm held >/dev/null
 check "volume prune: unused volumes go (asked first unless -f), one in use stays; an unknown subcommand is refused"
 
+# bind mounts of host paths: read and written both ways, :ro read-only, a
+# missing path or ferry's own store refused, and never moved
+mkdir -p "$T_DIR/hostdir"
+echo from-host >"$T_DIR/hostdir/in"
+f h1 run -d --name binder -v "$T_DIR/hostdir:/mnt" -v "$T_DIR/hostdir:/ro:ro" busybox sleep 1000 >/dev/null
+[ "$(f h1 exec binder cat /mnt/in)" = from-host ] || fail "bind mount: the host's file is not seen"
+f h1 exec binder sh -c 'echo from-ctr > /mnt/out'
+[ "$(cat "$T_DIR/hostdir/out")" = from-ctr ] || fail "bind mount: the container's write is not on the host"
+out=$(f h1 exec binder sh -c 'echo x > /ro/y && echo wrote || echo refused' 2>&1)
+grep -q refused <<<"$out" && [ ! -e "$T_DIR/hostdir/y" ] || fail "a :ro bind mount was writable: $out"
+expect_fail "bind mount \"$T_DIR/nowhere\": No such file or directory" f h1 run -d -v "$T_DIR/nowhere:/x" busybox true
+expect_fail "inside the agent's store" f h1 run -d -v "$T_DIR/h1/root:/x" busybox true
+expect_fail "a move cannot carry a host's files" f h1 migrate binder --to tcp://198.18.0.1:9000
+f h1 rm -f binder >/dev/null
+[ "$(cat "$T_DIR/hostdir/in")" = from-host ] || fail "removing the container touched the host's files"
+check "bind mounts (-v /host/path:/dst[:ro]): both ways, read-only with :ro, missing or store paths refused, no move"
+
 # rm
 f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
 sid=$(f h1 --json inspect sleeper | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)

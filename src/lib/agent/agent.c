@@ -484,9 +484,11 @@ static int alloc_ip(struct agent *a, const uint32_t *skip, size_t nskip, char *b
 }
 
 /* "name:/dest" -> {"name", "destination"} */
-static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
+static int parse_volumes(struct agent *a, json_t *req, json_t **out, json_t **binds_out,
+                         struct ferry_err *err)
 {
   _cleanup_json_ json_t *vols = json_array();
+  _cleanup_json_ json_t *binds = json_array();
   json_t *v = json_object_get(req, "volumes");
   if (v && !json_is_array(v))
     return FERRY_INVALID(err, "field \"volumes\" must be an array of \"VOLUME:/path\"");
@@ -517,6 +519,24 @@ static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
       }
     }
     int r;
+    if (name[0] == '/') {
+      /* a bind mount of a host path: what it resolves to now is what is
+       * mounted (checked again at each start); never ferry's own store */
+      _cleanup_free_ char *real = realpath(name, NULL);
+      if (!real)
+        return ferry_err_set(err, -ENOENT, FERRY_E_INVALID, "bind mount \"%s\": %s", name,
+                             strerror(errno));
+      size_t rl = strlen(a->root);
+      if (strncmp(real, a->root, rl) == 0 && (real[rl] == '/' || real[rl] == '\0'))
+        return FERRY_INVALID(err, "bind mount \"%s\": inside the agent's store (%s)", name, a->root);
+      if ((r = volume_dest_check(dest, err)) < 0)
+        return r;
+      json_t *bj = json_pack("{s:s, s:s}", "source", real, "destination", dest);
+      if (ro)
+        json_object_set_new(bj, "readonly", json_true());
+      json_array_append_new(binds, bj);
+      continue;
+    }
     if ((r = validate_name("volume", name, err)) < 0 || (r = volume_dest_check(dest, err)) < 0)
       return r;
     json_t *vj = json_pack("{s:s, s:s}", "name", name, "destination", dest);
@@ -525,6 +545,7 @@ static int parse_volumes(json_t *req, json_t **out, struct ferry_err *err)
     json_array_append_new(vols, vj);
   }
   *out = json_incref(vols);
+  *binds_out = json_incref(binds);
   return 0;
 }
 
@@ -680,6 +701,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *vols = NULL;
+  _cleanup_json_ json_t *binds = NULL;
   _cleanup_json_ json_t *ports = NULL;
   int r;
   if (!json_is_object(req))
@@ -694,7 +716,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       (r = json_get_bool(req, "start", false, &start, err)) < 0 ||
       (r = json_get_bool(req, "remove", false, &autoremove, err)) < 0 ||
       (r = json_get_strv(req, "cmd", &cmd, err)) < 0 ||
-      (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(req, &vols, err)) < 0)
+      (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(a, req, &vols, &binds, err)) < 0)
     return r;
   if (name && (r = validate_name("container", name, err)) < 0)
     return r;
@@ -826,6 +848,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
                                                              : "/");
   rec_set_user(rec, user ? user : json_str_or(icfg, "User", ""));
   rec_set_volumes(rec, vols);
+  rec_set_binds(rec, binds);
   rec_set_ports(rec, ports);
   rec_set_ip(rec, ipbuf);
   rec_set_mac(rec, mac);

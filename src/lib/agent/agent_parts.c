@@ -58,6 +58,10 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
     r = agent_check_idle(rec, err);
   if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
+  if (r == 0 && rec_n_binds(rec) > 0)
+    r = FERRY_CONFLICT(err, "container \"%s\" bind-mounts %s of this host at %s: a move cannot "
+                            "carry a host's files (a named volume moves with it)",
+                       ref, rec_bind_source(rec, 0), rec_bind_dest(rec, 0));
   if (r == 0 && mem)
     *mem = ctr_memory_bytes(&a->rt, rec_instance(rec));
   return r;

@@ -329,6 +329,34 @@ const char *rec_volume_dest(const json_t *rec, size_t i)
   return json_str_or(json_array_get(rec_volumes(rec), i), "destination", "");
 }
 
+size_t rec_n_binds(const json_t *rec)
+{
+  return json_array_size(json_object_get(rec, "binds"));
+}
+
+const char *rec_bind_source(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(json_object_get(rec, "binds"), i), "source", "");
+}
+
+const char *rec_bind_dest(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(json_object_get(rec, "binds"), i), "destination", "");
+}
+
+bool rec_bind_readonly(const json_t *rec, size_t i)
+{
+  return json_is_true(json_object_get(json_array_get(json_object_get(rec, "binds"), i), "readonly"));
+}
+
+void rec_set_binds(json_t *rec, json_t *binds)
+{
+  if (json_array_size(binds))
+    json_object_set(rec, "binds", binds);
+  else
+    json_object_del(rec, "binds");
+}
+
 void rec_set_volumes(json_t *rec, json_t *vols)
 {
   json_object_set_new(rec, "volumes", json_is_array(vols) ? json_incref(vols) : json_array());

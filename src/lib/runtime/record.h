@@ -150,6 +150,14 @@ bool rec_volume_readonly(const json_t *rec, size_t i);
 void rec_add_volume(json_t *rec, const char *name, const char *dest);
 /* Sets the list: an array of {name, destination} (a reference is taken). */
 void rec_set_volumes(json_t *rec, json_t *vols);
+/* Bind mounts of host paths (podman's -v /host/path:/dst[:ro]): "binds",
+ * [{"source" (the resolved host path), "destination", "readonly"}]. They
+ * stay on their host: a container with any is not moved. */
+size_t rec_n_binds(const json_t *rec);
+const char *rec_bind_source(const json_t *rec, size_t i);
+const char *rec_bind_dest(const json_t *rec, size_t i);
+bool rec_bind_readonly(const json_t *rec, size_t i);
+void rec_set_binds(json_t *rec, json_t *binds);
 /* The volume list itself (borrowed), for copying into an offer. */
 json_t *rec_volumes(const json_t *rec);
 

@@ -219,6 +219,23 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
     json_array_append_new(mounts, mount_new(dest, "bind", src,
                                             rec_volume_readonly(rec, i) ? "rbind,ro" : "rbind,rw"));
   }
+  for (size_t i = 0; i < rec_n_binds(rec); i++) {
+    /* a host path: it must still resolve to itself (a link put in its
+     * place since would lead elsewhere) */
+    const char *src = rec_bind_source(rec, i), *dest = rec_bind_dest(rec, i);
+    _cleanup_free_ char *real = realpath(src, NULL);
+    int r = volume_dest_check(dest, err);
+    if (r == 0 && (!real || strcmp(real, src) != 0))
+      r = FERRY_CONFLICT(err, "bind mount %s: %s", src,
+                         real ? "it now leads elsewhere (a symbolic link)" : "no longer there");
+    if (r < 0) {
+      json_decref(mounts);
+      json_decref(spec);
+      return r;
+    }
+    json_array_append_new(mounts, mount_new(dest, "bind", src,
+                                            rec_bind_readonly(rec, i) ? "rbind,ro" : "rbind,rw"));
+  }
   json_object_set_new(spec, "mounts", mounts);
 
   json_t *linux_ = json_object();
