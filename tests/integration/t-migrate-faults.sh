@@ -191,7 +191,7 @@ rc=0
 wait "$client" || rc=$?
 cat "$T_DIR/client.out"
 [ "$rc" = 0 ] || fail "client: $(cat "$T_DIR/client.out")"
-check "one TCP connection survived all eight failures and the moves between: $(cat "$T_DIR/client.out")"
+check "one TCP connection survived every failure above and the moves between: $(cat "$T_DIR/client.out")"
 
 # 12. the source (a1) dies after the target restored and stays away past
 # the fence: the target kills its uncommitted copy by itself; the source's
