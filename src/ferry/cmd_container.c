@@ -273,6 +273,139 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
   return each(cli, argc, argv, optind, "POST", sfx);
 }
 
+/* The live status of container ref ("" with err set when it cannot be had). */
+static char *status_of(struct cli *cli, const char *ref, json_t **rec, struct ferry_err *err)
+{
+  _cleanup_free_ char *url = ctr_url(ref, NULL);
+  json_t *out = NULL;
+  if (http_call(cli->api, "GET", url, NULL, &out, err) < 0)
+    return xstrdup("");
+  char *st = xstrdup(json_str_or(out, "status", ""));
+  if (rec)
+    *rec = out;
+  else
+    json_decref(out);
+  return st;
+}
+
+int cmd_restart(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry restart [-t SECONDS] NAME...\n"
+                     "Stops (when it runs) and starts each container.\n"
+                     "  -t, --time N   seconds to wait after SIGTERM before SIGKILL (default 10)\n"))
+    return 0;
+  static const struct option lo[] = {{"time", required_argument, 0, 't'}, {0, 0, 0, 0}};
+  int c, t = -1;
+  optind = 1;
+  while ((c = cli_getopt(argc, argv, "+t:", lo)) != -1) {
+    if (c != 't')
+      return 125;
+    char *end;
+    long v = strtol(optarg, &end, 10);
+    if (*end || end == optarg || v < 0 || v > 3600)
+      return cli_usage_error("restart -t needs seconds 0..3600");
+    t = (int)v;
+  }
+  if (optind >= argc)
+    return cli_usage_error("restart needs at least one container name (see ferry restart --help)");
+  int rc = 0;
+  for (int i = optind; i < argc; i++) {
+    struct ferry_err err = {0};
+    _cleanup_free_ char *st = status_of(cli, argv[i], NULL, &err);
+    _cleanup_free_ char *stop = t >= 0 ? xasprintf("/stop?timeout=%d", t) : xstrdup("/stop");
+    _cleanup_free_ char *surl = ctr_url(argv[i], stop);
+    _cleanup_free_ char *gurl = ctr_url(argv[i], "/start");
+    if (!*st || ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) &&
+                 http_call(cli->api, "POST", surl, NULL, NULL, &err) < 0) ||
+        http_call(cli->api, "POST", gurl, NULL, NULL, &err) < 0) {
+      rc = cli_fail(&err);
+      continue;
+    }
+    puts(argv[i]);
+  }
+  return rc;
+}
+
+int cmd_wait(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry wait NAME...\n"
+                     "Waits until each container has exited and prints its exit code.\n"))
+    return 0;
+  if (argc < 2)
+    return cli_usage_error("wait needs at least one container name (see ferry wait --help)");
+  int rc = 0;
+  for (int i = 1; i < argc; i++) {
+    for (;;) {
+      struct ferry_err err = {0};
+      json_t *rec = NULL;
+      _cleanup_free_ char *st = status_of(cli, argv[i], &rec, &err);
+      if (!*st) {
+        rc = cli_fail(&err);
+        break;
+      }
+      if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
+        printf("%lld\n", (long long)json_integer_value(json_object_get(rec, "exit_code")));
+        fflush(stdout);
+        json_decref(rec);
+        break;
+      }
+      json_decref(rec);
+      usleep(200000);
+    }
+  }
+  return rc;
+}
+
+/* Removes every container that does not run (podman's container prune). */
+int cmd_container(struct cli *cli, int argc, char **argv)
+{
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    fputs("Usage: ferry container prune [-f]\n"
+          "  prune [-f]   remove every container that does not run (-f: without asking)\n"
+          "(the other podman container verbs are ferry's own: ferry ps, ferry rm, ...)\n",
+          argc < 2 ? stderr : stdout);
+    return argc < 2 ? 125 : 0;
+  }
+  if (strcmp(argv[1], "prune") != 0)
+    return cli_usage_error("unknown container command \"%s\" (see ferry container --help)", argv[1]);
+  bool force = false;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--force") == 0)
+      force = true;
+    else
+      return cli_usage_error("container prune: unknown argument \"%s\"", argv[i]);
+  }
+  if (!force) {
+    fprintf(stderr, "WARNING! This will remove all non running containers.\n"
+                    "Are you sure you want to continue? [y/N] ");
+    char ans[16] = "";
+    if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
+      return 0;
+  }
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *list = NULL;
+  if (http_call(cli->api, "GET", "/v1/containers?all=1", NULL, &list, &err) < 0)
+    return cli_fail(&err);
+  int rc = 0;
+  size_t i;
+  json_t *r;
+  json_array_foreach(list, i, r)
+  {
+    const char *st = json_str_or(r, "status", "");
+    if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)
+      continue;
+    _cleanup_free_ char *url = ctr_url(json_str_or(r, "id", ""), NULL);
+    struct ferry_err de = {0};
+    if (http_call(cli->api, "DELETE", url, NULL, NULL, &de) == 0)
+      printf("%s\n", json_str_or(r, "id", ""));
+    else if (de.klass != FERRY_E_NOTFOUND && de.klass != FERRY_E_CONFLICT)
+      rc = cli_fail(&de); /* gone meanwhile, or busy with an operation: not for pruning */
+  }
+  return rc;
+}
+
 int cmd_kill(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,

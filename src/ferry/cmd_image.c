@@ -215,6 +215,21 @@ int cmd_push(struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+int cmd_rmi(struct cli *cli, int argc, char **argv)
+{
+  /* podman's rmi: image rm */
+  char **av = calloc((size_t)argc + 2, sizeof *av);
+  if (!av)
+    abort();
+  av[0] = (char *)"image";
+  av[1] = (char *)"rm";
+  for (int i = 1; i < argc; i++)
+    av[i + 1] = argv[i];
+  int r = cmd_image(cli, argc + 1, av);
+  free(av);
+  return r;
+}
+
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

@@ -74,6 +74,26 @@ sleep 0.3
 f h1 ps -a | grep -E "web .*exited \(137\)" >/dev/null || fail "kill: $(f h1 ps -a)"
 check "stop and kill (exit 137)"
 
+# restart (a stopped one is started, a running one stopped and started),
+# wait (the exit code), container prune
+f h1 restart web >/dev/null
+f h1 ps | grep -q "web .*running" || fail "restart of a stopped container: $(f h1 ps -a)"
+p1=$(f h1 inspect -f '{{.State.Pid}}' web)
+f h1 restart -t 1 web >/dev/null
+p2=$(f h1 inspect -f '{{.State.Pid}}' web)
+f h1 ps | grep -q "web .*running" && [ "$p1" != "$p2" ] || fail "restart of a running container: pid $p1 -> $p2: $(f h1 ps -a)"
+f h1 run -d --name waiter busybox sh -c 'sleep 0.5; exit 4' >/dev/null
+[ "$(f h1 wait waiter)" = 4 ] || fail "wait did not print the exit code 4"
+expect_fail "no such container" f h1 wait nosuchcontainer
+echo n | f h1 container prune >/dev/null 2>&1
+f h1 ps -a | grep -q " waiter " || fail "container prune answered no removed waiter"
+f h1 container prune -f | grep -q . || fail "container prune -f removed nothing"
+f h1 ps -a | grep -q " waiter " && fail "container prune -f kept the exited waiter: $(f h1 ps -a)"
+f h1 ps | grep -q "web .*running" || fail "container prune removed a running container"
+f h1 kill web >/dev/null  # as it was: exited
+[ "$(f h1 wait web)" = 137 ] || fail "wait after kill"
+check "restart (stopped and running), wait prints the exit code, container prune removes only what does not run"
+
 # volumes
 f h1 volume create vol1 >/dev/null
 expect_fail "already exists" f h1 volume create vol1
