@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images pull push volume info version port restart wait rmi
+               migrate image images pull push volume info version port restart wait rmi pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value

@@ -251,6 +251,15 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
   return each(cli, argc, argv, 1, "POST", "/resume");
 }
 
+int cmd_pause(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry pause NAME...\n"
+                     "Freezes the containers' processes (ferry unpause thaws them).\n"))
+    return 0;
+  return each(cli, argc, argv, 1, "POST", "/pause");
+}
+
 int cmd_stop(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,

@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
     {"stop", cmd_stop, "Stop containers"},
     {"restart", cmd_restart, "Stop and start containers"},
     {"wait", cmd_wait, "Wait for containers to exit, print their exit codes"},
+    {"pause", cmd_pause, "Freeze containers' processes"},
     {"resume", cmd_resume, "Thaw containers left paused"},
     {"unpause", cmd_resume, "Same as resume (podman's name)"},
     {"kill", cmd_kill, "Send a signal to containers"},

@@ -90,9 +90,14 @@ f h1 ps -a | grep -q " waiter " || fail "container prune answered no removed wai
 f h1 container prune -f | grep -q . || fail "container prune -f removed nothing"
 f h1 ps -a | grep -q " waiter " && fail "container prune -f kept the exited waiter: $(f h1 ps -a)"
 f h1 ps | grep -q "web .*running" || fail "container prune removed a running container"
+f h1 pause web >/dev/null
+f h1 ps | grep -q "web .*paused" || fail "pause: $(f h1 ps)"
+expect_fail "is not running .paused." f h1 pause web
+f h1 unpause web >/dev/null
+f h1 ps | grep -q "web .*running" || fail "unpause: $(f h1 ps)"
 f h1 kill web >/dev/null  # as it was: exited
 [ "$(f h1 wait web)" = 137 ] || fail "wait after kill"
-check "restart (stopped and running), wait prints the exit code, container prune removes only what does not run"
+check "restart (stopped and running), pause/unpause, wait prints the exit code, container prune removes only what does not run"
 
 # volumes
 f h1 volume create vol1 >/dev/null

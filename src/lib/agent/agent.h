@@ -109,6 +109,9 @@ int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out
 int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, struct ferry_err *err);
 /* Thaws a paused container (link up, resume): 409 when it is not paused or
  * an operation owns it. */
+/* podman's pause: the container's processes frozen (its network stays);
+ * resume (unpause) thaws it. 409 unless it runs. */
+int agent_ctr_pause(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err);
 json_t *agent_ctr_list(struct agent *a, bool all);

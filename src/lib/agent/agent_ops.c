@@ -314,6 +314,25 @@ int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
   return net_link_set(rec_veth(rec), true, err);
 }
 
+int agent_ctr_pause(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = agent_claim(a, ref, "pause", false, &rec, err);
+  if (r < 0)
+    return r;
+  if (strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", rec_name(rec), rec_status(rec));
+  else if ((r = ctr_freeze(&a->rt, rec, err)) == 0)
+    log_info("agent", "container %s paused", rec_name(rec));
+  agent_release(a, rec, false);
+  if (r == 0) {
+    rec_clear_live(rec);
+    ctr_refresh(&a->rt, rec);
+    *out = json_incref(rec);
+  }
+  return r;
+}
+
 int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
   _cleanup_json_ json_t *rec = NULL;

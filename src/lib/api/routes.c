@@ -178,6 +178,15 @@ H(ctr_resume)
   http_reply_result(resp, r, out, &err);
 }
 
+H(ctr_pause)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_ctr_pause(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
 H(ctr_kill)
 {
   struct ferry_err err = {0};
@@ -485,6 +494,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/containers/{}/start", ctr_start},
     {"POST", "/v1/containers/{}/stop", ctr_stop},
     {"POST", "/v1/containers/{}/resume", ctr_resume},
+    {"POST", "/v1/containers/{}/pause", ctr_pause},
     {"POST", "/v1/containers/{}/kill", ctr_kill},
     {"POST", "/v1/containers/{}/exec", ctr_exec},
     {"POST", "/v1/containers/{}/checkpoint", ctr_checkpoint},
