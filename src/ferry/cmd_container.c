@@ -260,14 +260,12 @@ int cmd_pause(struct cli *cli, int argc, char **argv)
   return each(cli, argc, argv, 1, "POST", "/pause");
 }
 
-int cmd_stop(struct cli *cli, int argc, char **argv)
+/* stop's and restart's -t/--time SECONDS into *t (left as it is when not
+ * given); 125 on an error (said), 0 otherwise, optind at the names. */
+static int stop_time_opt(int argc, char **argv, int *t)
 {
-  if (cli_wants_help(argc, argv,
-                     "Usage: ferry stop [-t SECONDS] NAME...\n"
-                     "  -t, --time N   seconds to wait after SIGTERM before SIGKILL (default 10)\n"))
-    return 0;
   static const struct option lo[] = {{"time", required_argument, 0, 't'}, {0, 0, 0, 0}};
-  int c, t = -1;
+  int c;
   optind = 1;
   while ((c = cli_getopt(argc, argv, "+t:", lo)) != -1) {
     if (c != 't')
@@ -275,9 +273,21 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
     char *end;
     long v = strtol(optarg, &end, 10);
     if (*end || end == optarg || v < 0 || v > 3600)
-      return cli_usage_error("stop -t needs seconds 0..3600");
-    t = (int)v;
+      return cli_usage_error("%s -t needs seconds 0..3600", argv[0]);
+    *t = (int)v;
   }
+  return 0;
+}
+
+int cmd_stop(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry stop [-t SECONDS] NAME...\n"
+                     "  -t, --time N   seconds to wait after SIGTERM before SIGKILL (default 10)\n"))
+    return 0;
+  int t = -1;
+  if (stop_time_opt(argc, argv, &t))
+    return 125;
   _cleanup_free_ char *sfx = t >= 0 ? xasprintf("/stop?timeout=%d", t) : xstrdup("/stop");
   return each(cli, argc, argv, optind, "POST", sfx);
 }
@@ -304,18 +314,9 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
                      "Stops (when it runs) and starts each container.\n"
                      "  -t, --time N   seconds to wait after SIGTERM before SIGKILL (default 10)\n"))
     return 0;
-  static const struct option lo[] = {{"time", required_argument, 0, 't'}, {0, 0, 0, 0}};
-  int c, t = -1;
-  optind = 1;
-  while ((c = cli_getopt(argc, argv, "+t:", lo)) != -1) {
-    if (c != 't')
-      return 125;
-    char *end;
-    long v = strtol(optarg, &end, 10);
-    if (*end || end == optarg || v < 0 || v > 3600)
-      return cli_usage_error("restart -t needs seconds 0..3600");
-    t = (int)v;
-  }
+  int t = -1;
+  if (stop_time_opt(argc, argv, &t))
+    return 125;
   if (optind >= argc)
     return cli_usage_error("restart needs at least one container name (see ferry restart --help)");
   int rc = 0;
