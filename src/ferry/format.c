@@ -163,9 +163,9 @@ json_t *cli_podman_view(json_t *rec)
   json_t *args = json_object_get(rec, "args");
   json_object_set_new(
       v, "Config",
-      json_pack("{s:s, s:O, s:O, s:s, s:s}", "Image", json_str_or(rec, "image_name", ""), "Cmd",
-                args ? args : json_array(), "Env",
-                json_object_get(rec, "env") ? json_object_get(rec, "env") : json_array(),
+      json_pack("{s:s, s:o, s:o, s:s, s:s}", "Image", json_str_or(rec, "image_name", ""), "Cmd",
+                args ? json_incref(args) : json_array(), "Env",
+                json_object_get(rec, "env") ? json_incref(json_object_get(rec, "env")) : json_array(),
                 "WorkingDir", json_str_or(rec, "cwd", ""), "User", json_str_or(rec, "user", "")));
   json_object_set_new(v, "NetworkSettings",
                       json_pack("{s:s, s:s}", "IPAddress", json_str_or(rec, "ip", ""),
