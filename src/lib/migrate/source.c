@@ -516,7 +516,9 @@ static void keeper_close(struct outgoing *o)
  * page server of the target, each sending only what was written since the
  * round before (CRIU's trackers, kept in o->keeper between rounds). Stops
  * when the last round's bytes would cross within the downtime target at
- * the rate the first round measured, when rounds stop shrinking, or after
+ * the rate the first round measured, when a round sends more than 90% of
+ * the one before (round 1 included: a writer that rewrites all of its memory
+ * within a round gains nothing from more), or after
  * PRECOPY_MAX_ROUNDS; the final dump sends the rest. A round that fails
  * ends the rounds: the dump builds on the last complete one (or on none). */
 static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
@@ -603,7 +605,10 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
       stopped = "within the downtime target";
       break;
     }
-    if (k >= 2 && bytes * 10 > prev_bytes * 9) {
+    /* round 1 too: one that resends 90% of what round 0 sent (all of the
+     * memory) shows a writer that rewrites everything within a round; more
+     * rounds would only send it again (the dump sends it once more anyway) */
+    if (k >= 1 && bytes * 10 > prev_bytes * 9) {
       stopped = "rounds stopped shrinking";
       break;
     }
