@@ -26,6 +26,8 @@ int cli_fail(const struct ferry_err *err);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv has -h/--help before "--": prints help text and the caller returns 0. */
 bool cli_wants_help(int argc, char **argv, const char *help);
+/* podman's prune question on stderr: true when the answer is yes. */
+bool cli_confirm(const char *warning);
 /* getopt_long for a command's options: an unknown option or a missing
  * value is said as "Error: CMD: ..." with a pointer to CMD --help, and
  * comes back as '?'. */

@@ -387,13 +387,8 @@ int cmd_container(struct cli *cli, int argc, char **argv)
     else
       return cli_usage_error("container prune: unknown argument \"%s\"", argv[i]);
   }
-  if (!force) {
-    fprintf(stderr, "WARNING! This will remove all non running containers.\n"
-                    "Are you sure you want to continue? [y/N] ");
-    char ans[16] = "";
-    if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
-      return 0;
-  }
+  if (!force && !cli_confirm("This will remove all non running containers."))
+    return 0;
   struct ferry_err err = {0};
   _cleanup_json_ json_t *list = NULL;
   if (http_call(cli->api, "GET", "/v1/containers?all=1", NULL, &list, &err) < 0)

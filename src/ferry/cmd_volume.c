@@ -1,7 +1,6 @@
 /* ferry volume create|ls|rm|inspect|prune */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "util/cleanup.h"
@@ -38,14 +37,8 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
         return cli_usage_error("volume prune: unknown argument \"%s\" (see ferry volume --help)",
                                argv[i]);
     }
-    if (!force) {
-      /* podman asks too; no answer (not a terminal, end of input) is no */
-      fprintf(stderr, "WARNING! This will remove all volumes not used by at least one container.\n"
-                      "Are you sure you want to continue? [y/N] ");
-      char ans[16] = "";
-      if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
-        return 0;
-    }
+    if (!force && !cli_confirm("This will remove all volumes not used by at least one container."))
+      return 0;
     _cleanup_json_ json_t *list = NULL;
     if (http_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
       return cli_fail(&err);

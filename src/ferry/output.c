@@ -49,6 +49,14 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
   return c;
 }
 
+bool cli_confirm(const char *warning)
+{
+  /* podman asks so too; no answer (not a terminal, end of input) is no */
+  fprintf(stderr, "WARNING! %s\nAre you sure you want to continue? [y/N] ", warning);
+  char ans[16] = "";
+  return fgets(ans, sizeof ans, stdin) && (ans[0] == 'y' || ans[0] == 'Y');
+}
+
 bool cli_wants_help(int argc, char **argv, const char *help)
 {
   for (int i = 1; i < argc; i++) {

@@ -168,11 +168,20 @@ void runtime_changed(struct runtime *rt)
   pthread_mutex_unlock(&rt->state_lock);
 }
 
+/* A file of container inst's cgroup: under controller's hierarchy (cgroup
+ * v1), or the unified one (v2) when controller is NULL. */
+static char *cgroup_file(struct runtime *rt, const char *controller, const char *inst,
+                         const char *leaf)
+{
+  return xasprintf("/sys/fs/cgroup%s%s%s/%s/%s", controller ? "/" : "", controller ? controller : "",
+                   rt->cgroup_parent, inst, leaf);
+}
+
 /* Is the container's cgroup frozen (1), thawed (0), or unknown (-1)? */
 static int cgroup_frozen(struct runtime *rt, const char *inst)
 {
-  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/freezer%s/%s/freezer.state", rt->cgroup_parent, inst);
-  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/cgroup.freeze", rt->cgroup_parent, inst);
+  _cleanup_free_ char *v1 = cgroup_file(rt, "freezer", inst, "freezer.state");
+  _cleanup_free_ char *v2 = cgroup_file(rt, NULL, inst, "cgroup.freeze");
   char buf[16] = "";
   _cleanup_fclose_ FILE *f = fopen(v1, "re");
   if (f && fgets(buf, sizeof buf, f))
@@ -209,9 +218,9 @@ static bool file_says(const char *path, const char *want)
 int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err)
 {
   const char *inst = rec_instance(rec);
-  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/freezer%s/%s/freezer.state", rt->cgroup_parent, inst);
-  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/cgroup.freeze", rt->cgroup_parent, inst);
-  _cleanup_free_ char *v2ev = xasprintf("/sys/fs/cgroup%s/%s/cgroup.events", rt->cgroup_parent, inst);
+  _cleanup_free_ char *v1 = cgroup_file(rt, "freezer", inst, "freezer.state");
+  _cleanup_free_ char *v2 = cgroup_file(rt, NULL, inst, "cgroup.freeze");
+  _cleanup_free_ char *v2ev = cgroup_file(rt, NULL, inst, "cgroup.events");
   runtime_changed(rt);
   const char *state = NULL, *done = NULL, *thaw = NULL, *thawed_file = NULL;
   if (write_word(v1, "FROZEN")) {
@@ -310,9 +319,8 @@ bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms)
 int64_t ctr_memory_bytes(struct runtime *rt, const char *id)
 {
   /* cgroup v1, then v2 */
-  _cleanup_free_ char *v1 = xasprintf("/sys/fs/cgroup/memory%s/%s/memory.usage_in_bytes",
-                                      rt->cgroup_parent, id);
-  _cleanup_free_ char *v2 = xasprintf("/sys/fs/cgroup%s/%s/memory.current", rt->cgroup_parent, id);
+  _cleanup_free_ char *v1 = cgroup_file(rt, "memory", id, "memory.usage_in_bytes");
+  _cleanup_free_ char *v2 = cgroup_file(rt, NULL, id, "memory.current");
   const char *paths[] = {v1, v2};
   for (size_t i = 0; i < 2; i++) {
     _cleanup_fclose_ FILE *f = fopen(paths[i], "re");
