@@ -296,7 +296,9 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
     strv_push(&argv, id);
   }
   struct spawn_result res = {0};
-  struct spawn_opts so = {.timeout_ms = o->timeout_ms};
+  /* runc leaves its CRIU running when it is killed; the direct CRIU must
+   * outlive the agent the same way (the restart waits for it) */
+  struct spawn_opts so = {.timeout_ms = o->timeout_ms, .outlive_parent = direct};
   bool ps_line = false, keeper_line = false;
   int r = 0;
   /* the direct command line names the fds itself; runc hands CRIU the

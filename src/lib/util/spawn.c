@@ -84,9 +84,14 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
     return ferry_err_sys(err, e, "fork %s", argv[0]);
   }
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
+    if (opts->outlive_parent) {
+      signal(SIGPIPE, SIG_IGN);
+      setsid();
+    } else {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent)
+        _exit(127);
+    }
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);

@@ -16,6 +16,10 @@ struct spawn_opts {
   int pass_as;
   int pass_fd2;             /* a second one, the same way (pass_as2 > 2, != pass_as) */
   int pass_as2;
+  /* the child survives the agent's death (no parent-death signal, SIGPIPE
+   * ignored, its own session): a CRIU dump killed halfway would leave its
+   * parasite in the container's processes, which then die of SIGTRAP */
+  bool outlive_parent;
 };
 
 struct spawn_result {
