@@ -803,8 +803,26 @@ int cmd_info(struct cli *cli, int argc, char **argv)
   {
     if (json_is_string(v))
       printf("%-12s %s\n", k, json_string_value(v));
-    else
+    else if (json_is_integer(v))
       printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+  }
+  json_t *ov = json_object_get(out, "overlay");
+  if (json_is_object(ov)) {
+    printf("%-12s vni %lld on %s, underlay %s (%s), port %lld, MTU %lld\n", "overlay",
+           (long long)json_integer_value(json_object_get(ov, "vni")),
+           json_str_or(ov, "device", "?"), json_str_or(ov, "local", "?"),
+           json_str_or(ov, "underlay_device", "?"),
+           (long long)json_integer_value(json_object_get(ov, "port")),
+           (long long)json_integer_value(json_object_get(ov, "mtu")));
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(ov, "members"), i, m)
+        printf("%-12s %s (%s)\n", i ? "" : "members", json_str_or(m, "address", "?"),
+               json_str_or(m, "from", "?"));
+    if (json_array_size(json_object_get(ov, "members")) == 0)
+      printf("%-12s none yet\n", "members");
+    if (json_str_or(ov, "error", NULL))
+      printf("%-12s %s\n", "overlay error", json_str_or(ov, "error", ""));
   }
   return 0;
 }

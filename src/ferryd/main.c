@@ -62,6 +62,13 @@ static void usage(FILE *f)
           "  --advertise URL       how peers reach this agent (default tcp://LISTEN)\n"
           "  --satellite NAME      the satellite (TLE name) this node runs on\n"
           "  --heartbeat S         seconds between heartbeats (default 5)\n"
+          "  --overlay VNI         join the container networks of hosts on other networks\n"
+          "                        over VXLAN (docs/networking.md); members from\n"
+          "                        --overlay-peer and the coordinator's registry\n"
+          "  --underlay ADDR       this host's address between the hosts (default: the\n"
+          "                        source address towards the first --overlay-peer)\n"
+          "  --overlay-peer ADDR   another member's underlay address or name (repeatable)\n"
+          "  --overlay-port N      the overlay's UDP port (default 4789)\n"
           "  --config FILE         options, one per line as NAME = VALUE (default\n"
           "                        " FERRYD_CONF " if it exists); flags override it\n"
           "  --debug               verbose logs\n"
@@ -72,6 +79,7 @@ static void usage(FILE *f)
  * every interval (the heartbeat). */
 struct announce {
   const char *coord, *name, *url, *satellite, *token, *ca;
+  struct overlay *overlay; /* vni 0: not a member of one */
   char *secret_path; /* ROOT/coord-node.json: the secret the coordinator bound our name to */
   int interval_s;
   pthread_mutex_t lock;
@@ -112,6 +120,12 @@ static void *announce_main(void *arg)
         json_object_set_new(body, "satellite", json_string(an->satellite));
       if (secret)
         json_object_set_new(body, "node_secret", json_string(secret));
+      if (an->overlay && an->overlay->vni) {
+        char u[16];
+        ip_format(an->overlay->local, u, sizeof u);
+        json_object_set_new(body, "underlay", json_string(u));
+        json_object_set_new(body, "overlay", json_integer(an->overlay->vni));
+      }
       json_t *got = NULL;
       int r = http_call(c, "POST", "/v1/nodes", body, &got, &err);
       json_decref(body);
@@ -129,6 +143,12 @@ static void *announce_main(void *arg)
         umask(old);
         json_decref(keep);
       }
+      /* the registry's members of our overlay, as of now */
+      json_t *members = json_object_get(got, "overlay_members");
+      struct ferry_err oerr = {0};
+      if (r == 0 && json_is_array(members) &&
+          overlay_members_set(an->overlay, members, &oerr) < 0)
+        log_warn("ferryd", "overlay: %s", oerr.msg);
       json_decref(got);
       if (r < 0 && was_ok)
         log_warn("ferryd", "coordinator %s: %s", an->coord, err.msg);
@@ -206,6 +226,8 @@ int main(int argc, char **argv)
       {"advertise", required_argument, 0, 'V'}, {"satellite", required_argument, 0, 'T'},
       {"heartbeat", required_argument, 0, 'B'}, {"insecure-no-token", no_argument, 0, 'I'},
       {"config", required_argument, 0, 'F'},    {"help", no_argument, 0, 'h'},
+      {"overlay", required_argument, 0, 'X'},   {"underlay", required_argument, 0, 'U'},
+      {"overlay-peer", required_argument, 0, 'Y'}, {"overlay-port", required_argument, 0, 'Z'},
       {0, 0, 0, 0}};
   /* the configuration file's options, then the command line's (freed at
    * return: the options point into it until then) */
@@ -219,6 +241,9 @@ int main(int argc, char **argv)
   }
   const char *allow[65] = {0};
   size_t n_allow = 0;
+  static const char *ov_peers[OVERLAY_MAX_PEERS + 1];
+  size_t n_ov_peers = 0;
+  struct overlay_options ovo = {.peers = ov_peers};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
@@ -261,10 +286,38 @@ int main(int argc, char **argv)
     case 'V': an.url = optarg; break;
     case 'T': an.satellite = optarg; break;
     case 'B': an.interval_s = atoi(optarg); break;
+    case 'X':
+    case 'Z': {
+      char *end = NULL;
+      long v = strtol(optarg, &end, 10);
+      if (!*optarg || *end || v < 1 || v > (c == 'X' ? 16777215 : 65535)) {
+        fprintf(stderr, "ferryd: --%s \"%s\": expected %s\n", c == 'X' ? "overlay" : "overlay-port",
+                optarg, c == 'X' ? "a VXLAN network identifier, 1..16777215" : "a port, 1..65535");
+        return 2;
+      }
+      if (c == 'X')
+        ovo.vni = (uint32_t)v;
+      else
+        ovo.port = (int)v;
+      break;
+    }
+    case 'U': ovo.local = optarg; break;
+    case 'Y':
+      if (n_ov_peers >= OVERLAY_MAX_PEERS) {
+        fprintf(stderr, "ferryd: at most %d --overlay-peer\n", OVERLAY_MAX_PEERS);
+        return 2;
+      }
+      ov_peers[n_ov_peers++] = optarg;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
   }
+  if (!ovo.vni && (ovo.local || n_ov_peers || ovo.port)) {
+    fprintf(stderr, "ferryd: --underlay, --overlay-peer and --overlay-port need --overlay VNI\n");
+    return 2;
+  }
+  o.overlay = &ovo;
   if (optind < argc) {
     fprintf(stderr, "ferryd: unexpected argument \"%s\"\n", argv[optind]);
     return 2;
@@ -351,6 +404,7 @@ int main(int argc, char **argv)
       an.token = token;
       an.ca = o.tls_ca;
       an.secret_path = path_join(a.root, "coord-node.json");
+      an.overlay = &a.overlay;
       if (an.interval_s < 1)
         an.interval_s = 1;
       announcing = pthread_create(&anth, NULL, announce_main, &an) == 0;

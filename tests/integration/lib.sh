@@ -147,6 +147,69 @@ cluster_up() {
   done
 }
 
+# routed_up N: N hosts a1..aN on N different networks joined by a router
+# netns (no segment in common): host i is 198.19.i.2 on 198.19.i.0/24, the
+# router 198.19.i.1 there. Their agents share the container subnet
+# 198.18.100.0/24 over a VXLAN overlay (--overlay 42, each other's underlay
+# address as --overlay-peer; ROUTED_NO_PEERS=1 leaves the members to the
+# coordinator's registry); host i's bridge is 198.18.100.(240+i); the router
+# reaches the container subnet through a1 (a gateway agent). The API is on
+# tcp://198.19.i.2:9000 with the token in $T_DIR/token.
+ROUTED_VNI=42
+routed_up() {
+  local n=$1 i j
+  T_RT="${T_ID}-rt"
+  ip netns add "$T_RT"
+  T_NETNS+=("$T_RT")
+  ip -n "$T_RT" link set lo up
+  in_ns rt sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+  head -c 32 /dev/urandom | base64 | tr -d '\n/+=' >"$T_DIR/token"
+  chmod 600 "$T_DIR/token"
+  for i in $(seq 1 "$n"); do
+    local h="a$i" ns="${T_ID}-a$i"
+    new_host_ns "$h"
+    ip link add "fu$$$i" type veth peer name "r$i" netns "$T_RT"
+    ip link set "fu$$$i" netns "$ns"
+    ip -n "$ns" addr add "198.19.$i.2/24" dev "fu$$$i"
+    ip -n "$ns" link set "fu$$$i" up
+    ip -n "$ns" route add default via "198.19.$i.1"
+    ip -n "$T_RT" addr add "198.19.$i.1/24" dev "r$i"
+    ip -n "$T_RT" link set "r$i" up
+    eval "HOST_${h}_URL=tcp://198.19.$i.2:9000"
+    eval "HOST_${h}_UNDERLAY=198.19.$i.2"
+    eval "HOST_${h}_LINK=r$i"
+  done
+  ip -n "$T_RT" route add "$CLUSTER_NET.0/24" via 198.19.1.2
+  for i in $(seq 1 "$n"); do
+    local h="a$i" peers=()
+    if [ -z "${ROUTED_NO_PEERS:-}" ]; then
+      for j in $(seq 1 "$n"); do [ "$j" != "$i" ] && peers+=(--overlay-peer "198.19.$j.2"); done
+    fi
+    local coord=()
+    [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)
+    start_agent "$h" -- --bridge "fb${$}r$i" --subnet "$CLUSTER_NET.0/24" \
+      --gateway "$CLUSTER_NET.$((240 + i))" --listen "198.19.$i.2:9000" --token-file "$T_DIR/token" \
+      --migration-timeout 20 --peer-allow 198.19.0.0/16 --overlay "$ROUTED_VNI" \
+      --underlay "198.19.$i.2" ${peers[@]+"${peers[@]}"} ${coord[@]+"${coord[@]}"}
+  done
+}
+
+# routed_client NAME INDEX: a client host on a network of its own,
+# 198.19.INDEX.2/24, behind the router (INDEX past the hosts').
+routed_client() {
+  local c=$1 i=$2 ns="${T_ID}-$1"
+  ip netns add "$ns"
+  T_NETNS+=("$ns")
+  ip -n "$ns" link set lo up
+  ip link add "fk$$$c" type veth peer name "r$i" netns "$T_RT"
+  ip link set "fk$$$c" netns "$ns"
+  ip -n "$ns" addr add "198.19.$i.2/24" dev "fk$$$c"
+  ip -n "$ns" link set "fk$$$c" up
+  ip -n "$ns" route add default via "198.19.$i.1"
+  ip -n "$T_RT" addr add "198.19.$i.1/24" dev "r$i"
+  ip -n "$T_RT" link set "r$i" up
+}
+
 # cluster_client NAME ADDR: a client host on the cluster's segment.
 cluster_client() {
   local c=$1 addr=$2 ns="${T_ID}-$1"

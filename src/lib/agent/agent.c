@@ -84,6 +84,16 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   }
   if ((r = net_bridge_ensure(&a->net, err)) < 0)
     return r;
+  if (o->overlay && o->overlay->vni) {
+    if ((r = overlay_open(&a->overlay, o->overlay, a->net.bridge, err)) < 0)
+      return r;
+    a->net.mtu = a->overlay.mtu;
+    char l[16];
+    ip_format(a->overlay.local, l, sizeof l);
+    log_info("agent", "overlay %u on %s: underlay %s (%s), MTU %d, %zu static member(s)",
+             a->overlay.vni, a->overlay.dev, l, a->overlay.underlay_dev, a->overlay.mtu,
+             a->overlay.n_static);
+  }
   if ((r = agent_seed_defaults_load(a, o->seed_config, err)) < 0)
     return r;
   for (size_t i = 0; o->peer_allow && o->peer_allow[i]; i++) {
@@ -239,9 +249,13 @@ json_t *agent_info(struct agent *a)
   size_t running = 0, i;
   json_t *c;
   json_array_foreach(all, i, c) if (strcmp(ctr_refresh(&a->rt, c), "running") == 0) running++;
-  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version", FERRY_VERSION,
-                   "root", a->root, "bridge", a->net.bridge, "subnet", a->subnet_str, "started", ts,
-                   "containers", (int)json_array_size(all), "running", (int)running);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version",
+                        FERRY_VERSION, "root", a->root, "bridge", a->net.bridge, "subnet",
+                        a->subnet_str, "started", ts, "containers", (int)json_array_size(all),
+                        "running", (int)running);
+  if (a->overlay.vni)
+    json_object_set_new(j, "overlay", overlay_info(&a->overlay));
+  return j;
 }
 
 /* ---- images ---- */

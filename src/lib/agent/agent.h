@@ -16,6 +16,7 @@
 #include "ckpt/ckpt.h"
 #include "image/store.h"
 #include "net/net.h"
+#include "net/overlay.h"
 #include "runtime/runtime.h"
 #include "util/err.h"
 
@@ -35,6 +36,7 @@ struct agent_options {
   const char *seed_config; /* JSON file: seed container name -> what /start_container runs */
   const char *const *peer_allow; /* NULL-terminated CIDRs a seed pull may contact; NULL: the
                                   * networks this host is directly on */
+  const struct overlay_options *overlay; /* NULL or vni 0: the bridge's own segment only */
 };
 
 struct agent {
@@ -43,6 +45,7 @@ struct agent {
   struct image_store images;
   struct runtime rt;
   struct net_config net;
+  struct overlay overlay;   /* vni 0: none (net/overlay.h) */
   char *subnet_str;
   pthread_mutex_t lock;     /* the store lock: held for instants only */
   pthread_mutex_t img_lock; /* image imports, among themselves */

@@ -120,6 +120,18 @@ char *agent_metrics_text(struct agent *a, size_t *len)
     else
       other++;
   }
+  if (a->overlay.vni) {
+    _cleanup_json_ json_t *ov = overlay_info(&a->overlay);
+    prom_family(&p, "ferry_overlay_members", "gauge",
+                "Other agents this agent's overlay forwards to and accepts.");
+    char l[64];
+    snprintf(l, sizeof l, "vni=\"%lld\"", (long long)json_integer_value(json_object_get(ov, "vni")));
+    prom_sample(&p, "ferry_overlay_members", l, (double)json_array_size(json_object_get(ov, "members")));
+    prom_family(&p, "ferry_overlay_updates_total", "counter",
+                "Changes of the overlay's member list applied.");
+    prom_sample(&p, "ferry_overlay_updates_total", l,
+                (double)json_integer_value(json_object_get(ov, "updates")));
+  }
   prom_family(&p, "ferry_containers", "gauge", "Containers on this agent, by state.");
   for (size_t k = 0; k < NSTATES; k++) {
     char l[48];

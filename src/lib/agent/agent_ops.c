@@ -385,11 +385,32 @@ static void *neigh_main(void *arg)
   return NULL;
 }
 
+/* The neighbours to seed: this host's gateway (the bridge: the restored
+ * container's default route leads there, and its source knew another
+ * host's) first, then those the source knew. */
+static json_t *neigh_with_gateway(struct agent *a, json_t *neighbours)
+{
+  json_t *out = json_array();
+  char gw[16], mac[18] = "";
+  ip_format(a->net.subnet.gw, gw, sizeof gw);
+  if (net_link_mac(a->net.bridge, mac, sizeof mac) == 0 && mac_valid(mac))
+    json_array_append_new(out, json_pack("{s:s, s:s}", "ip", gw, "mac", mac));
+  size_t i;
+  json_t *e;
+  json_array_foreach(neighbours, i, e)
+  {
+    if (strcmp(json_str_or(e, "ip", ""), gw) != 0)
+      json_array_append(out, e);
+  }
+  return out;
+}
+
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
                        struct restore_times *t, struct ferry_err *err)
 {
   uint64_t t0 = now_mono_ms();
+  _cleanup_json_ json_t *seed = NULL;
   agent_criu_ready(a); /* a stat, when a migration's offer primed it */
   _cleanup_free_ char *f_reserved = xasprintf("%s-reserved", src->fault_prefix);
   _cleanup_free_ char *f_criu = xasprintf("%s-criu-restore", src->fault_prefix);
@@ -410,8 +431,9 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
    * tries again only a second later). Into its network namespace, which
    * CRIU leaves alone (external), while CRIU restores: an ip process less
    * in the pause. */
-  struct neigh_job nj = {.netns = rec_netns(rec), .neighbours = neighbours};
-  bool nj_running = json_is_array(neighbours) && json_array_size(neighbours) > 0 &&
+  seed = neigh_with_gateway(a, neighbours);
+  struct neigh_job nj = {.netns = rec_netns(rec), .neighbours = seed};
+  bool nj_running = json_array_size(seed) > 0 &&
                     pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
   /* restored with its link down */
   if ((r = ferry_fault(f_criu, err)) < 0 ||

@@ -19,7 +19,8 @@ static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, url TEXT NOT NULL, satellite TEXT,"
-    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL, secret_hash TEXT);"
+    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL, secret_hash TEXT, underlay TEXT,"
+    "  overlay INTEGER);"
     "CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, node TEXT NOT NULL, updated TEXT);"
     "CREATE TABLE IF NOT EXISTS migrations(id TEXT PRIMARY KEY, container TEXT NOT NULL,"
     "  origin TEXT NOT NULL, dest TEXT NOT NULL, keep INTEGER NOT NULL, status TEXT NOT NULL,"
@@ -91,7 +92,7 @@ static void now_str(char *buf, size_t len) { format_time(now_wall_ms(), buf, len
 /* ---------------------------------------------------------------- nodes */
 
 /* What a node's record shows (never its secret's hash). */
-#define NODE_COLUMNS "name, url, satellite, registered, last_seen_ms"
+#define NODE_COLUMNS "name, url, satellite, registered, last_seen_ms, underlay, overlay"
 
 /* A node's secret: given to it at its first registration, asked of every
  * later registration and heartbeat of that name. Stored as its SHA-256. */
@@ -209,6 +210,28 @@ static int node_url_check(const char *name, const char *url, struct ferry_err *e
   return 0;
 }
 
+/* The underlay addresses of the other up nodes of overlay vni: the members
+ * an agent's overlay forwards to and accepts (a node that stops sending
+ * heartbeats leaves at its peers' next ones). */
+static json_t *overlay_members(struct coord *c, const char *name, const char *vni)
+{
+  char since[32];
+  snprintf(since, sizeof since, "%lld",
+           (long long)now_wall_ms() - (long long)c->heartbeat_timeout_s * 1000);
+  const char *p[] = {vni, name, since};
+  pthread_mutex_lock(&c->lock);
+  _cleanup_json_ json_t *rows =
+      query(c, "SELECT DISTINCT underlay FROM nodes WHERE overlay = CAST(? AS INTEGER) AND name != ?"
+               " AND underlay IS NOT NULL AND last_seen_ms >= CAST(? AS INTEGER) ORDER BY underlay",
+            p, 3);
+  pthread_mutex_unlock(&c->lock);
+  json_t *out = json_array();
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) json_array_append(out, json_object_get(r, "underlay"));
+  return out;
+}
+
 int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err)
 {
   if (!json_is_object(req))
@@ -236,6 +259,22 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
     return r;
   const char *sat = json_str_or(req, "satellite", NULL);
   const char *secret = json_str_or(req, "node_secret", NULL);
+  /* a member of an overlay: its underlay address and the overlay's VNI */
+  const char *underlay = json_str_or(req, "underlay", NULL);
+  json_t *ovj = json_object_get(req, "overlay");
+  char ovs[16] = "";
+  uint32_t uip;
+  if ((underlay && (ip_parse(underlay, &uip) < 0 || (uip >> 24) == 0 || (uip >> 24) == 127 ||
+                    (uip >> 24) >= 224)) ||
+      (json_object_get(req, "underlay") && !underlay))
+    return FERRY_INVALID(err, "register: \"underlay\" must be a unicast IPv4 address");
+  if (ovj && !json_is_null(ovj)) {
+    if (!json_is_integer(ovj) || json_integer_value(ovj) < 1 || json_integer_value(ovj) > 16777215)
+      return FERRY_INVALID(err, "register: \"overlay\" must be a VNI, 1..16777215");
+    if (!underlay)
+      return FERRY_INVALID(err, "register: \"overlay\" needs \"underlay\"");
+    snprintf(ovs, sizeof ovs, "%lld", (long long)json_integer_value(ovj));
+  }
   char ts[40], ms[32];
   now_str(ts, sizeof ts);
   snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
@@ -250,13 +289,15 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
       random_hex(fresh, 64);
       secret_hash(fresh, hash);
     }
-    const char *p[] = {name, url, sat, ts, ms, bound ? NULL : hash};
+    const char *p[] = {name, url, sat, ts, ms, bound ? NULL : hash, underlay, *ovs ? ovs : NULL};
     r = exec_params(c,
-                    "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms, secret_hash)"
-                    " VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET url = excluded.url,"
+                    "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms, secret_hash,"
+                    " underlay, overlay) VALUES(?,?,?,?,?,?,?,CAST(? AS INTEGER))"
+                    " ON CONFLICT(name) DO UPDATE SET url = excluded.url,"
                     " satellite = excluded.satellite, last_seen_ms = excluded.last_seen_ms,"
-                    " secret_hash = coalesce(nodes.secret_hash, excluded.secret_hash)",
-                    p, 6, err);
+                    " secret_hash = coalesce(nodes.secret_hash, excluded.secret_hash),"
+                    " underlay = excluded.underlay, overlay = excluded.overlay",
+                    p, 8, err);
   }
   pthread_mutex_unlock(&c->lock);
   if (r < 0)
@@ -265,6 +306,8 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
     return r;
   if (!bound)
     json_object_set_new(*out, "node_secret", json_string(fresh));
+  if (*ovs)
+    json_object_set_new(*out, "overlay_members", overlay_members(c, name, ovs));
   return 0;
 }
 
@@ -746,6 +789,9 @@ int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err 
   /* databases of earlier versions: nodes without a secret (bound at their
    * next registration) */
   sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN secret_hash TEXT", NULL, NULL, NULL);
+  /* and without an overlay */
+  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN underlay TEXT", NULL, NULL, NULL);
+  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN overlay INTEGER", NULL, NULL, NULL);
   c->running = 1;
   pthread_t th;
   pthread_attr_t at;

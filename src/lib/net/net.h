@@ -38,6 +38,7 @@ bool mac_valid(const char *s);
 struct net_config {
   char *bridge;
   struct subnet subnet;
+  int mtu; /* the containers' links; 0: the kernel's default (1500) */
 };
 
 /* Creates the bridge if missing and gives it the gateway address. */
@@ -66,6 +67,9 @@ json_t *net_neigh_list(const char *netns);
  * confirmed by the kernel later); entries that are not an IPv4 address and
  * a MAC are skipped. Returns how many were set. */
 int net_neigh_seed(const char *netns, json_t *neighbours);
+/* The MAC address of link dev in this network namespace, as "aa:bb:..."
+ * (buf >= 18); a negative errno when there is no such link. */
+int net_link_mac(const char *dev, char *buf, size_t len);
 /* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err);
 /* Does bridge lead to other hosts (a port that is not a container's veth)? */

@@ -101,9 +101,12 @@ int net_ctr_setup(const struct net_config *nc, const char *netns, const char *ve
   _cleanup_free_ char *cidr = xasprintf("%s/%d", ip, nc->subnet.prefix);
   char peer[16];
   snprintf(peer, sizeof peer, "fp%.11s", veth + 2);
+  char mtu[12];
+  snprintf(mtu, sizeof mtu, "%d", nc->mtu > 0 ? nc->mtu : 1500);
   int r;
   if ((r = spawn_check(IP("netns", "add", netns), NULL, err)) < 0 ||
-      (r = spawn_check(IP("link", "add", veth, "type", "veth", "peer", "name", peer, "netns", netns),
+      (r = spawn_check(IP("link", "add", veth, "mtu", mtu, "type", "veth", "peer", "name", peer,
+                          "mtu", mtu, "netns", netns),
                        NULL, err)) < 0 ||
       (r = spawn_check(IP("link", "set", veth, "master", nc->bridge, up ? "up" : "down"), NULL,
                        err)) < 0 ||
@@ -276,6 +279,24 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err)
     r = ferry_err_sys(err, -errno, "announce %s: send", ip);
 out:
   close_later(fd);
+  return r;
+}
+
+int net_link_mac(const char *dev, char *buf, size_t len)
+{
+  struct ifreq ifr = {0};
+  if (strlen(dev) >= sizeof ifr.ifr_name)
+    return -EINVAL;
+  memcpy(ifr.ifr_name, dev, strlen(dev) + 1);
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int r = ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ? -errno : 0;
+  close(fd);
+  if (r == 0) {
+    const unsigned char *m = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+    snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  }
   return r;
 }
 

@@ -396,6 +396,17 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
     free(s);
     return FERRY_INTERNAL(err, "nftables: cannot build the script");
   }
+  int ret = nft_script_run(t, s, err);
+  free(s);
+  if (ret == 0 && n)
+    /* Forwarding from the bridge back onto it (and beyond) is what a
+     * published port is: as podman does, turn it on (in this namespace). */
+    ret = ipv4_forwarding_on(err);
+  return ret;
+}
+
+int nft_script_run(const char *table, const char *script, struct ferry_err *err)
+{
   int ret = 0;
   pthread_mutex_lock(&nft_lock);
   struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
@@ -404,24 +415,24 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
   } else {
     nft_ctx_buffer_output(ctx);
     nft_ctx_buffer_error(ctx);
-    if (nft_run_cmd_from_buffer(ctx, s) != 0) {
+    if (nft_run_cmd_from_buffer(ctx, script) != 0) {
       const char *e = nft_ctx_get_error_buffer(ctx);
-      ret = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "nftables table %s: %.400s", t,
+      ret = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "nftables table %s: %.400s", table,
                           e && *e ? e : "failed");
     }
     nft_ctx_free(ctx);
   }
   pthread_mutex_unlock(&nft_lock);
-  free(s);
-  if (ret == 0 && n) {
-    /* Forwarding from the bridge back onto it (and beyond) is what a
-     * published port is: as podman does, turn it on (in this namespace). */
-    FILE *fw = fopen("/proc/sys/net/ipv4/ip_forward", "w");
-    bool ok = fw && fputs("1\n", fw) >= 0;
-    if (fw && fclose(fw) != 0)
-      ok = false;
-    if (!ok)
-      return FERRY_INTERNAL(err, "cannot enable IPv4 forwarding: %s", strerror(errno));
-  }
   return ret;
+}
+
+int ipv4_forwarding_on(struct ferry_err *err)
+{
+  FILE *fw = fopen("/proc/sys/net/ipv4/ip_forward", "w");
+  bool ok = fw && fputs("1\n", fw) >= 0;
+  if (fw && fclose(fw) != 0)
+    ok = false;
+  if (!ok)
+    return FERRY_INTERNAL(err, "cannot enable IPv4 forwarding: %s", strerror(errno));
+  return 0;
 }

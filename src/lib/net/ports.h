@@ -49,3 +49,8 @@ json_t *nat_rule(json_t *mapping, const char *to_ip, int to_port);
  * nat_rule objects); an empty array removes the table. Enables IPv4
  * forwarding in this network namespace when there is a rule. */
 int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err);
+/* Runs an nftables script in one transaction (all of it or nothing); the
+ * error names table. */
+int nft_script_run(const char *table, const char *script, struct ferry_err *err);
+/* Turns on IPv4 forwarding in this network namespace. */
+int ipv4_forwarding_on(struct ferry_err *err);
