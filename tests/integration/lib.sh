@@ -151,8 +151,9 @@ cluster_up() {
 # netns (no segment in common): host i is 198.19.i.2 on 198.19.i.0/24, the
 # router 198.19.i.1 there. Their agents share the container subnet
 # 198.18.100.0/24 over a VXLAN overlay (--overlay 42, each other's underlay
-# address as --overlay-peer; ROUTED_NO_PEERS=1 leaves the members to the
-# coordinator's registry); host i's bridge is 198.18.100.(240+i); the router
+# address as --overlay-peer; only the hosts ROUTED_STATIC lists, default
+# all); with ROUTED_COORD=1 a coordinator on the router (tcp://198.19.1.1:7000)
+# registers them and its registry adds members; host i's bridge is 198.18.100.(240+i); the router
 # reaches the container subnet through a1 (a gateway agent). The API is on
 # tcp://198.19.i.2:9000 with the token in $T_DIR/token.
 ROUTED_VNI=42
@@ -180,10 +181,23 @@ routed_up() {
     eval "HOST_${h}_LINK=r$i"
   done
   ip -n "$T_RT" route add "$CLUSTER_NET.0/24" via 198.19.1.2
+  if [ -n "${ROUTED_COORD:-}" ]; then
+    # a coordinator on the router (198.19.1.1:7000): the agents register
+    # with it and learn the overlay's members from its registry
+    CLUSTER_COORD="tcp://198.19.1.1:7000"
+    nsenter --net="/var/run/netns/$T_RT" "$FERRY_BUILD/ferry-coord" serve --db "$T_DIR/coord.db" \
+      --listen 198.19.1.1:7000 --socket "$T_DIR/coord.sock" --token-file "$T_DIR/token" \
+      --heartbeat-timeout 3 >>"$T_DIR/coord.log" 2>&1 &
+    T_PIDS+=("$!")
+    for _ in $(seq 1 50); do [ -S "$T_DIR/coord.sock" ] && break; sleep 0.1; done
+  fi
+  local static=" ${ROUTED_STATIC:-$(seq -s ' ' 1 "$n")} "
   for i in $(seq 1 "$n"); do
     local h="a$i" peers=()
-    if [ -z "${ROUTED_NO_PEERS:-}" ]; then
-      for j in $(seq 1 "$n"); do [ "$j" != "$i" ] && peers+=(--overlay-peer "198.19.$j.2"); done
+    if [[ "$static" == *" $i "* ]]; then
+      for j in $(seq 1 "$n"); do
+        [ "$j" != "$i" ] && [[ "$static" == *" $j "* ]] && peers+=(--overlay-peer "198.19.$j.2")
+      done
     fi
     local coord=()
     [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)

@@ -5,14 +5,17 @@
 # address (through a1 as the gateway) and through a1's published port. A
 # TCP client on each and a UDP flow at 1,000 datagrams/s go on through
 # a1 -> a2 -> a1 (no reset, every byte back in order); a new connection to
-# a1's port during the grace period reaches the container on a2; a host
-# that is not a member cannot put frames on the overlay.
+# a1's port during the grace period reaches the container on a2; a third
+# host joins through the coordinator's registry and leaves when it stops; a
+# host that is not a member cannot put frames on the overlay.
 source "$(dirname "$0")/lib.sh"
-need nft bridge /usr/bin/python3
-routed_up 2
+need nft bridge /usr/bin/python3 curl
+# a1 and a2 list each other; a3 lists nobody: it joins through the
+# coordinator's registry (on the router), and a1 and a2 learn of it there
+ROUTED_COORD=1 ROUTED_STATIC="1 2" routed_up 3
 routed_client c1 200
 make_rootfs
-for h in a1 a2; do f $h image import "$T_DIR/busybox.tar" --name busybox >/dev/null; done
+for h in a1 a2 a3; do f $h image import "$T_DIR/busybox.tar" --name busybox >/dev/null; done
 A1=$HOST_a1_UNDERLAY A2=$HOST_a2_UNDERLAY
 ADDR="$CLUSTER_NET.10"
 
@@ -23,7 +26,7 @@ echo "$info" | grep -q '"mtu": 1450' || fail "a1's overlay MTU is not 1450: $inf
 f a1 info | grep -q "^overlay .*vni $ROUTED_VNI .*underlay $A1" || fail "ferry info: $(f a1 info)"
 f a1 info | grep -q "^members .*$A2 (static)" || fail "ferry info members: $(f a1 info)"
 metrics=$(in_ns a1 curl -s -H "Authorization: Bearer $(cat "$T_DIR/token")" "http://$A1:9000/metrics")
-grep -q "^ferry_overlay_members{vni=\"$ROUTED_VNI\"} 1" <<<"$metrics" ||
+grep -Eq "^ferry_overlay_members\{vni=\"$ROUTED_VNI\"\} [1-9]" <<<"$metrics" ||
   fail "/metrics has no overlay members: $(grep overlay <<<"$metrics")"
 check "each agent's overlay (VNI $ROUTED_VNI, MTU 1450) lists the other as a member (info, /metrics)"
 
@@ -80,6 +83,41 @@ lost=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' "$T_DIR/udp.out")
 gap_own=$(sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p' "$T_DIR/own.out")
 gap_port=$(sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p' "$T_DIR/port.out")
 check "a2 -> a1 (downtime ${down2} ms): both TCP clients kept their connection, every byte echoed in order (largest gaps: own address ${gap_own} ms, a1's port ${gap_port} ms); UDP at 1000/s: $(cat "$T_DIR/udp.out")"
+
+# ---- membership from the registry: a3 named no member, a1 and a2 named no a3 ----
+A3=$HOST_a3_UNDERLAY
+# member H ADDR: where H's overlay has ADDR from ("static", "registry"), "" when not a member
+member() {
+  f "$1" --json info | /usr/bin/python3 -c '
+import json, sys
+ms = (json.load(sys.stdin).get("overlay") or {}).get("members", [])
+print(next((m["from"] for m in ms if m["address"] == sys.argv[1]), ""))' "$2"
+}
+joined=0
+for _ in $(seq 1 50); do  # bounded: 10 s (heartbeats every second)
+  if [ "$(member a1 "$A3")" = registry ] && [ "$(member a3 "$A1")" = registry ] &&
+     [ "$(member a3 "$A2")" = registry ] && [ "$(member a2 "$A3")" = registry ]; then joined=1; break; fi
+  sleep 0.2
+done
+[ "$joined" = 1 ] || fail "a3 did not join through the registry: a1 $(f a1 info) / a3 $(f a3 info)"
+[ "$(member a1 "$A2")" = static ] || fail "a2 is not a static member of a1's overlay: $(f a1 info)"
+out=$(f a1 --json migrate echo --to "$HOST_a3_URL")
+echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1 -> a3: $out"
+in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 300 50 >/dev/null 2>&1 || fail "no connection to $ADDR on a3"
+out=$(f a3 --json migrate echo --to "$HOST_a1_URL")
+echo "$out" | grep -q '"status": "succeeded"' || fail "migration a3 -> a1: $out"
+check "a3, with no member named, joins through the coordinator's registry (a1 and a2 learn it there); the container moves to it and back, reachable from the other network"
+
+stop_agent a3 KILL
+left=0
+for _ in $(seq 1 60); do  # bounded: 12 s (the coordinator's timeout is 3 s)
+  [ -z "$(member a1 "$A3")" ] && { left=1; break; }
+  sleep 0.2
+done
+[ "$left" = 1 ] || fail "a3 stopped but is still a member of a1's overlay: $(f a1 --json info)"
+in_ns a1 bridge fdb show dev "fx$ROUTED_VNI" | grep -q "dst $A3" && fail "a1 still forwards to a3: $(in_ns a1 bridge fdb show dev "fx$ROUTED_VNI")"
+[ "$(member a1 "$A2")" = static ] || fail "a2 (static) left a1's members too: $(f a1 info)"
+check "a3's agent stops: the registry marks it down and a1 drops it from its overlay (member list and forwarding); a2, a static member, stays"
 
 # ---- a host that is not a member cannot inject frames ----
 routed_client x1 201
