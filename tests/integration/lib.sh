@@ -179,6 +179,7 @@ routed_up() {
     eval "HOST_${h}_URL=tcp://198.19.$i.2:9000"
     eval "HOST_${h}_UNDERLAY=198.19.$i.2"
     eval "HOST_${h}_LINK=r$i"
+    eval "HOST_${h}_BRIDGE=fb${$}r$i"
   done
   ip -n "$T_RT" route add "$CLUSTER_NET.0/24" via 198.19.1.2
   if [ -n "${ROUTED_COORD:-}" ]; then
