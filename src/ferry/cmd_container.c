@@ -38,7 +38,7 @@ static const char run_help[] =
     "in ferry pull.\n";
 
 /* The signal the attached run got last, for the container (0: none). */
-static int pending_signal;
+static volatile sig_atomic_t pending_signal;
 
 static void on_proxy_signal(int sig)
 {
@@ -691,12 +691,84 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
   }
 }
 
+/* ferry exec's streamed answer (agent.h: frames of 1 byte stream, 3 zero
+ * bytes, a 32-bit big-endian length, the bytes), split back onto stdout and
+ * stderr, the exit code from the last frame. */
+struct exec_demux {
+  unsigned char head[8];
+  size_t head_len;
+  uint32_t left;    /* bytes of the current frame's body still to come */
+  int stream;
+  char exitj[128];  /* the exit frame's JSON */
+  size_t exitj_len;
+  int exit_code;
+  bool bad;
+};
+
+static bool exec_demux_feed(void *ud, const char *data, size_t n)
+{
+  struct exec_demux *d = ud;
+  while (n > 0) {
+    if (d->left == 0 && d->head_len < 8) {
+      size_t k = 8 - d->head_len < n ? 8 - d->head_len : n;
+      memcpy(d->head + d->head_len, data, k);
+      d->head_len += k;
+      data += k;
+      n -= k;
+      if (d->head_len < 8)
+        return true;
+      d->stream = d->head[0];
+      d->left = (uint32_t)d->head[4] << 24 | (uint32_t)d->head[5] << 16 | (uint32_t)d->head[6] << 8 |
+                d->head[7];
+      d->head_len = 0;
+      if (d->stream < 1 || d->stream > 3 || d->head[1] || d->head[2] || d->head[3] ||
+          (d->stream == 3 && d->left >= sizeof d->exitj)) {
+        d->bad = true;
+        return false;
+      }
+      if (d->stream == 3)
+        d->exitj_len = 0;
+      if (d->left > 0)
+        continue;
+    }
+    size_t k = d->left < n ? d->left : n;
+    if (d->stream == 1) {
+      fwrite(data, 1, k, stdout);
+      fflush(stdout); /* as it comes, into a pipe or file too */
+    } else if (d->stream == 2) {
+      fflush(stdout);
+      fwrite(data, 1, k, stderr);
+    } else {
+      memcpy(d->exitj + d->exitj_len, data, k);
+      d->exitj_len += k;
+    }
+    d->left -= (uint32_t)k;
+    data += k;
+    n -= k;
+    if (d->stream == 3 && d->left == 0) {
+      d->exitj[d->exitj_len] = '\0';
+      json_t *j = json_loads(d->exitj, 0, NULL);
+      json_t *c = json_object_get(j, "exit_code");
+      if (json_is_integer(c) && json_integer_value(c) >= 0 && json_integer_value(c) < 256)
+        d->exit_code = (int)json_integer_value(c);
+      else
+        d->bad = true;
+      json_decref(j);
+    }
+  }
+  return true;
+}
+
 int cmd_exec(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry exec [-e KEY=VALUE] NAME COMMAND [ARG...]\n"
-                     "Runs COMMAND in the running container; prints its output and exits with "
-                     "its exit code.\n"))
+                     "Usage: ferry exec [-e KEY=VALUE] [--json] NAME COMMAND [ARG...]\n"
+                     "Runs COMMAND in the running container; prints its output as it comes\n"
+                     "(stdout and stderr apart, byte for byte) and exits with its exit code\n"
+                     "(126: cannot be run, 127: not found). Ctrl-C ends the command.\n"
+                     "--json: one JSON answer {exit_code, stdout, stderr} once it ended\n"
+                     "(at most 16 MiB of text each). -i and -t are accepted; no terminal\n"
+                     "or input is attached yet.\n"))
     return 0;
   static const struct option lo[] = {{"env", required_argument, 0, 'e'},
                                      {"json", no_argument, 0, 'j'},
@@ -725,15 +797,33 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
   struct ferry_err err = {0};
   _cleanup_free_ char *url = ctr_url(argv[optind], "/exec");
   _cleanup_json_ json_t *out = NULL;
-  if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
-    return cli_fail(&err);
   if (cli->json) {
+    /* one JSON answer: the output buffered by the agent (16 MiB at most) */
+    if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
+      return cli_fail(&err);
     cli_print_json(out);
     return 0;
   }
-  fputs(json_str_or(out, "stdout", ""), stdout);
-  fputs(json_str_or(out, "stderr", ""), stderr);
-  return (int)json_integer_value(json_object_get(out, "exit_code"));
+  /* the output as it comes, byte for byte; Ctrl-C (or TERM, HUP) ends the
+   * request, and the agent then kills the command */
+  json_object_set_new(req, "stream", json_true());
+  struct exec_demux d = {.exit_code = -1};
+  proxy_signals(true);
+  __atomic_store_n(&pending_signal, 0, __ATOMIC_RELEASE);
+  int r = http_stream(cli->api, "POST", url, req, exec_demux_feed, &d, &pending_signal, &err);
+  proxy_signals(false);
+  fflush(stdout);
+  int sig = __atomic_load_n(&pending_signal, __ATOMIC_ACQUIRE);
+  if (sig)
+    return 128 + sig;
+  if (r < 0)
+    return cli_fail(&err);
+  if (d.bad || d.exit_code < 0) {
+    fprintf(stderr, "Error: exec: the agent's answer ended %s\n",
+            d.bad ? "with a malformed frame" : "before the command's exit code");
+    return 125;
+  }
+  return d.exit_code;
 }
 
 /* A command whose only option is --json (anywhere): 1 when help was

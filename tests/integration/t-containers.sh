@@ -51,6 +51,35 @@ rc=0; f h1 exec web /bin/nosuch 2>/dev/null || rc=$?
 [ "$rc" = 127 ] || fail "exec of a missing path: rc $rc"
 check "exec output and exit code (127 for a missing command, 126 for one that is not executable); logs"
 
+# exec's output byte for byte, as it comes: binary with NULs, more than the
+# buffered answer's 16 MiB, stdout and stderr apart; Ctrl-C ends the command
+f h1 exec web sh -c 'printf "a\0b\0\377"' >"$T_DIR/bin.out" || fail "exec of a binary printf"
+[ "$(od -An -tx1 "$T_DIR/bin.out" | tr -d ' \n')" = 61006200ff ] || fail "binary output changed: $(od -An -tx1 "$T_DIR/bin.out")"
+f h1 exec web seq 1 3000000 >"$T_DIR/seq.out" || fail "exec seq"
+seq 1 3000000 | cmp -s - "$T_DIR/seq.out" || fail "seq 1 3000000 through exec differs ($(stat -c %s "$T_DIR/seq.out") bytes)"
+f h1 exec web sh -c 'echo out; echo err >&2; exit 3' >"$T_DIR/o" 2>"$T_DIR/e" && rc=0 || rc=$?
+[ "$rc" = 3 ] && [ "$(cat "$T_DIR/o")" = out ] && [ "$(cat "$T_DIR/e")" = err ] ||
+  fail "exec streams: rc $rc, stdout '$(cat "$T_DIR/o")', stderr '$(cat "$T_DIR/e")'"
+# (ferry itself in the background, not f: the signal must reach it)
+"$FERRY_BIN" --host "unix://$T_DIR/h1/ferryd.sock" exec web sh -c 'echo first; exec sleep 7777' >"$T_DIR/live.out" 2>&1 &
+ex=$!
+seen=0
+for _ in $(seq 1 100); do  # bounded: 10 s
+  if [ "$(cat "$T_DIR/live.out")" = first ] && f h1 exec web ps | grep -q "sleep 7777"; then seen=1; break; fi
+  sleep 0.1
+done
+[ "$seen" = 1 ] || fail "exec's first line did not arrive while the command ran: '$(cat "$T_DIR/live.out")'"
+kill -INT "$ex"
+rc=0; wait "$ex" || rc=$?
+[ "$rc" = 130 ] || fail "exec interrupted by SIGINT exited $rc, want 130"
+gone=0
+for _ in $(seq 1 50); do  # bounded: 5 s
+  f h1 exec web ps | grep -q "sleep 7777" || { gone=1; break; }
+  sleep 0.1
+done
+[ "$gone" = 1 ] || fail "Ctrl-C on exec left the command running in the container: $(f h1 exec web ps)"
+check "exec streams: binary output with NULs intact, 3,000,000 lines (> 16 MiB) identical, stdout and stderr apart, output seen while the command runs, Ctrl-C (130) kills the command in the container"
+
 # --format, podman's Go-template habits
 [ "$(f h1 inspect --format '{{.State.Status}}' web)" = running ] || fail "inspect --format State.Status: $(f h1 inspect --format '{{.State.Status}}' web)"
 ip=$(f h1 inspect web | sed -n 's/^ *"ip": "\([0-9.]*\)".*/\1/p' | head -1)

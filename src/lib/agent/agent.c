@@ -1,6 +1,9 @@
 #include "agent/agent.h"
 #include "net/ports.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1203,37 +1206,50 @@ static int exec_lookup(struct agent *a, json_t *rec, const char *cmd0, char *con
   return found ? 126 : 127;
 }
 
+/* An exec request checked: its command and environment, the container's
+ * record (running), and 126/127 with podman's message when the command
+ * cannot be run there (then nothing is started). */
+static int exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cmd, char ***env,
+                        json_t **rec, int *code, char **msg, struct ferry_err *err)
+{
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_strv(req, "cmd", cmd, err)) < 0 || (r = json_get_strv(req, "env", env, err)) < 0)
+    return r;
+  if (!*cmd || !(*cmd)[0])
+    return FERRY_INVALID(err, "exec: field \"cmd\" must name a command");
+  if ((r = ctr_find(&a->rt, ref, rec, err)) < 0)
+    return r;
+  const char *st = ctr_refresh(&a->rt, *rec);
+  if (strcmp(st, "running") != 0)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  *code = exec_lookup(a, *rec, (*cmd)[0], *env);
+  if (*code)
+    *msg = xasprintf("Error: %s: %s\n", (*cmd)[0],
+                     *code == 127 ? (strchr((*cmd)[0], '/') ? "no such file in the container"
+                                                           : "executable file not found in $PATH")
+                                  : "not an executable file (permission denied)");
+  return 0;
+}
+
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
                    struct ferry_err *err)
 {
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
-  int r;
-  if (!json_is_object(req))
-    return FERRY_INVALID(err, "request body must be a JSON object");
-  if ((r = json_get_strv(req, "cmd", &cmd, err)) < 0 || (r = json_get_strv(req, "env", &env, err)) < 0)
-    return r;
-  if (!cmd || !cmd[0])
-    return FERRY_INVALID(err, "exec: field \"cmd\" must name a command");
-  json_t *tj = json_object_get(req, "timeout");
-  int timeout = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   _cleanup_json_ json_t *rec = NULL;
-  r = ctr_find(&a->rt, ref, &rec, err);
+  _cleanup_free_ char *msg = NULL;
+  int code = 0;
+  int r = exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
   if (r < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") != 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
-  int code = exec_lookup(a, rec, cmd[0], env);
   if (code) {
-    _cleanup_free_ char *msg =
-        xasprintf("Error: %s: %s\n", cmd[0],
-                  code == 127 ? (strchr(cmd[0], '/') ? "no such file in the container"
-                                                     : "executable file not found in $PATH")
-                              : "not an executable file (permission denied)");
     *out = json_pack("{s:i, s:s, s:s}", "exit_code", code, "stdout", "", "stderr", msg);
     return 0;
   }
+  json_t *tj = json_object_get(req, "timeout");
+  int timeout = json_is_integer(tj) && json_integer_value(tj) > 0 ? (int)json_integer_value(tj) : 300;
   struct exec_result res = {0};
   if ((r = runc_exec(&a->rt, rec, cmd, env, timeout * 1000, &res, err)) < 0)
     return r;
@@ -1241,6 +1257,132 @@ int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
                    res.errout);
   free(res.out);
   free(res.errout);
+  return 0;
+}
+
+struct exec_stream {
+  struct exec_proc p;
+  bool out_open, err_open, ended;
+  int exit_code;
+  char *prelude; /* a message for stderr before anything else */
+  uint64_t deadline_ms; /* 0: none */
+};
+
+/* One frame: the stream's number, three zero bytes, the length (32 bits,
+ * big-endian), the bytes. */
+static void exec_frame_header(char *buf, int stream, size_t n)
+{
+  buf[0] = (char)stream;
+  buf[1] = buf[2] = buf[3] = 0;
+  uint32_t be = htonl((uint32_t)n);
+  memcpy(buf + 4, &be, 4);
+}
+
+static size_t exec_frame(char *buf, int stream, const void *data, size_t n)
+{
+  exec_frame_header(buf, stream, n);
+  memcpy(buf + 8, data, n);
+  return n + 8;
+}
+
+ssize_t agent_exec_stream_read(void *cls, int conn_fd, char *buf, size_t max)
+{
+  struct exec_stream *s = cls;
+  if (max < 64)
+    return 0;
+  size_t room = max - 8;
+  if (s->prelude) {
+    size_t n = strlen(s->prelude);
+    n = n < room ? n : room;
+    size_t w = exec_frame(buf, EXEC_STREAM_STDERR, s->prelude, n);
+    free(s->prelude);
+    s->prelude = NULL;
+    return (ssize_t)w;
+  }
+  while (s->out_open || s->err_open) {
+    struct pollfd pf[3] = {{.fd = s->out_open ? s->p.out_fd : -1, .events = POLLIN},
+                           {.fd = s->err_open ? s->p.err_fd : -1, .events = POLLIN},
+                           {.fd = conn_fd, .events = POLLRDHUP}};
+    int wait = 1000;
+    if (s->deadline_ms) {
+      uint64_t now = now_mono_ms();
+      if (now >= s->deadline_ms)
+        return -1; /* the command ran out of time: killed at the free */
+      wait = (int)(s->deadline_ms - now < 1000 ? s->deadline_ms - now : 1000);
+    }
+    int n = poll(pf, 3, wait);
+    if (n < 0 && errno != EINTR)
+      return -1;
+    if (n <= 0)
+      continue;
+    if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR))
+      return -1; /* the client went (Ctrl-C): the command is killed at the free */
+    for (int k = 0; k < 2; k++) {
+      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      ssize_t got = read(pf[k].fd, buf + 8, room);
+      if (got > 0) {
+        /* read into place: the header goes in front */
+        exec_frame_header(buf, k ? EXEC_STREAM_STDERR : EXEC_STREAM_STDOUT, (size_t)got);
+        return 8 + got;
+      }
+      if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (k)
+        s->err_open = false;
+      else
+        s->out_open = false;
+    }
+  }
+  if (s->ended)
+    return -1;
+  if (s->p.runc_pid > 0)
+    s->exit_code = runc_exec_end(&s->p, false);
+  s->ended = true;
+  char j[64];
+  int n = snprintf(j, sizeof j, "{\"exit_code\": %d}", s->exit_code);
+  return (ssize_t)exec_frame(buf, EXEC_STREAM_EXIT, j, (size_t)n);
+}
+
+void agent_exec_stream_free(void *cls)
+{
+  struct exec_stream *s = cls;
+  if (!s)
+    return;
+  if (s->p.runc_pid > 0 || s->p.out_fd >= 0 || s->p.err_fd >= 0)
+    runc_exec_end(&s->p, !s->ended);
+  free(s->prelude);
+  free(s);
+}
+
+int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **out,
+                          struct ferry_err *err)
+{
+  _cleanup_strv_ char **cmd = NULL;
+  _cleanup_strv_ char **env = NULL;
+  _cleanup_json_ json_t *rec = NULL;
+  char *msg = NULL;
+  int code = 0;
+  int r = exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
+  if (r < 0)
+    return r;
+  struct exec_stream *s = calloc(1, sizeof *s);
+  if (!s)
+    abort();
+  s->p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1};
+  json_t *tj = json_object_get(req, "timeout");
+  if (json_is_integer(tj) && json_integer_value(tj) > 0)
+    s->deadline_ms = now_mono_ms() + (uint64_t)json_integer_value(tj) * 1000;
+  if (code) {
+    s->prelude = msg;
+    s->exit_code = code;
+  } else if ((r = runc_exec_start(&a->rt, rec, cmd, env, &s->p, err)) < 0) {
+    free(s);
+    return r;
+  } else {
+    s->out_open = s->err_open = true;
+  }
+  *out = s;
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "ckpt/ckpt.h"
 #include "image/store.h"
@@ -124,6 +125,18 @@ int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out
 /* req: {"cmd": [..], "env": [..], "timeout": seconds} -> {"exit_code", "stdout", "stderr"} */
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
                    struct ferry_err *err);
+/* The same, its output streamed as it comes: *out is the stream for
+ * agent_exec_stream_read/free (the body of a chunked answer). Frames: one
+ * byte EXEC_STREAM_*, three zero bytes, the length (32 bits, big-endian),
+ * the bytes; the last frame is EXEC_STREAM_EXIT with {"exit_code": N}. A
+ * client that hangs up ends the command (SIGKILL). */
+#define EXEC_STREAM_STDOUT 1
+#define EXEC_STREAM_STDERR 2
+#define EXEC_STREAM_EXIT 3
+int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **out,
+                          struct ferry_err *err);
+ssize_t agent_exec_stream_read(void *cls, int conn_fd, char *buf, size_t max);
+void agent_exec_stream_free(void *cls);
 
 int agent_volume_create(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
 json_t *agent_volume_list(struct agent *a);

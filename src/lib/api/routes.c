@@ -206,6 +206,21 @@ H(ctr_exec)
   _cleanup_json_ json_t *body = NULL;
   json_t *out = NULL;
   BODY_OR_REPLY(body, err);
+  if (json_is_true(json_object_get(body, "stream"))) {
+    /* the output as it comes, in frames (agent.h), the exit code last */
+    void *st = NULL;
+    int r = agent_ctr_exec_stream(AGENT(ctx), args[0], body, &st, &err);
+    if (r < 0) {
+      http_reply_err(resp, &err);
+      return;
+    }
+    resp->status = 200;
+    resp->stream = agent_exec_stream_read;
+    resp->stream_free = agent_exec_stream_free;
+    resp->stream_cls = st;
+    resp->stream_type = "application/vnd.ferry.exec-stream";
+    return;
+  }
   int r = agent_ctr_exec(AGENT(ctx), args[0], body, &out, &err);
   http_reply_result(resp, r, out, &err);
 }

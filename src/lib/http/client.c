@@ -1,4 +1,6 @@
 #include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -145,9 +147,41 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
+/* A streamed answer: its body goes to fn as it comes (an error answer,
+ * 4xx/5xx, to the sink); cancel, when set, ends the transfer. */
+struct stream_sink {
+  http_stream_fn fn;
+  void *ud;
+  volatile sig_atomic_t *cancel;
+  CURL *h;
+  struct sink *err_body;
+  bool stopped; /* fn said stop */
+};
+
+static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+  struct stream_sink *ss = ud;
+  long status = 0;
+  curl_easy_getinfo(ss->h, CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 400)
+    return on_data(ptr, size, nmemb, ss->err_body);
+  if (!ss->fn(ss->ud, ptr, size * nmemb)) {
+    ss->stopped = true;
+    return 0;
+  }
+  return size * nmemb;
+}
+
+static int on_cancel(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  (void)dt, (void)dn, (void)ut, (void)un;
+  struct stream_sink *ss = ud;
+  return ss->cancel && *ss->cancel ? 1 : 0;
+}
+
 static int perform(struct http_client *c, const char *method, const char *path,
                    const char *body, size_t body_len, FILE *upload, curl_off_t upload_size,
-                   struct sink *resp, long *status, struct ferry_err *err)
+                   struct sink *resp, long *status, struct stream_sink *ss, struct ferry_err *err)
 {
   CURL *h = curl_easy_init();
   if (!h)
@@ -157,8 +191,18 @@ static int perform(struct http_client *c, const char *method, const char *path,
   if (c->unix_path)
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+  if (ss) {
+    ss->h = h;
+    ss->err_body = resp;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, ss);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_cancel);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, ss);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+  }
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   struct curl_slist *hdr = NULL;
   if (upload) {
@@ -180,7 +224,7 @@ static int perform(struct http_client *c, const char *method, const char *path,
   struct curl_slist *pin = c->resolve ? curl_slist_append(NULL, c->resolve) : NULL;
   if (pin)
     curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
-  if (c->timeout > 0)
+  if (c->timeout > 0 && !ss) /* a stream lasts as long as what it carries */
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
   if (c->progress && upload) {
@@ -191,7 +235,9 @@ static int perform(struct http_client *c, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
   CURLcode rc = curl_easy_perform(h);
   int r = 0;
-  if (rc != CURLE_OK && resp && resp->too_big) {
+  if (rc != CURLE_OK && ss && (ss->stopped || rc == CURLE_ABORTED_BY_CALLBACK)) {
+    r = ferry_err_set(err, -ECANCELED, FERRY_E_UNAVAILABLE, "cancelled");
+  } else if (rc != CURLE_OK && resp && resp->too_big) {
     r = ferry_err_set(err, -EFBIG, FERRY_E_UNAVAILABLE, "%s answered more than %u MiB: refused",
                       c->host, HTTP_REPLY_MAX >> 20);
   } else if (rc != CURLE_OK) {
@@ -237,7 +283,7 @@ int http_call(struct http_client *c, const char *method, const char *path, json_
   _cleanup_free_ char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
   struct sink s = {0};
   long status = 0;
-  int r = perform(c, method, path, b, b ? strlen(b) : 0, NULL, 0, &s, &status, err);
+  int r = perform(c, method, path, b, b ? strlen(b) : 0, NULL, 0, &s, &status, NULL, err);
   if (r == 0)
     r = finish(c, &s, status, out, err);
   free(s.p);
@@ -261,7 +307,7 @@ int http_upload_method(struct http_client *c, const char *method, const char *pa
     return FERRY_INVALID(err, "%s is not a regular file", file);
   struct sink s = {0};
   long status = 0;
-  int r = perform(c, method, path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, err);
+  int r = perform(c, method, path, NULL, 0, f, (curl_off_t)st.st_size, &s, &status, NULL, err);
   if (r == 0)
     r = finish(c, &s, status, out, err);
   free(s.p);
@@ -273,7 +319,7 @@ int http_get_raw(struct http_client *c, const char *path, char **out, size_t *le
 {
   struct sink s = {0};
   long status = 0;
-  int r = perform(c, "GET", path, NULL, 0, NULL, 0, &s, &status, err);
+  int r = perform(c, "GET", path, NULL, 0, NULL, 0, &s, &status, NULL, err);
   if (r == 0 && status >= 400) {
     r = finish(c, &s, status, NULL, err);
   } else if (r == 0) {
@@ -281,6 +327,20 @@ int http_get_raw(struct http_client *c, const char *path, char **out, size_t *le
     *len = s.len;
     return 0;
   }
+  free(s.p);
+  return r;
+}
+
+int http_stream(struct http_client *c, const char *method, const char *path, json_t *body,
+                http_stream_fn fn, void *ud, volatile sig_atomic_t *cancel, struct ferry_err *err)
+{
+  _cleanup_free_ char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  struct sink s = {0};
+  struct stream_sink ss = {.fn = fn, .ud = ud, .cancel = cancel};
+  long status = 0;
+  int r = perform(c, method, path, b, b ? strlen(b) : 0, NULL, 0, &s, &status, &ss, err);
+  if (r == 0 && status >= 400)
+    r = finish(c, &s, status, NULL, err);
   free(s.p);
   return r;
 }

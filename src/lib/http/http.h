@@ -5,6 +5,9 @@
  * with the 4xx/5xx status of the error's class (http_status_for). */
 #pragma once
 #include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +58,15 @@ struct http_response {
   json_t *json;       /* reply body, or */
   char *raw;          /* a raw text body (logs) */
   size_t raw_len;
+  /* or a body produced as it comes (chunked): stream fills buf with up to
+   * max bytes, blocking until it has some; returns how many, or -1 at the
+   * end. conn_fd is the client's connection, to poll for its hanging up
+   * (POLLRDHUP) while nothing comes. stream_free is called once the body
+   * ended or the client went (then before the end). */
+  ssize_t (*stream)(void *cls, int conn_fd, char *buf, size_t max);
+  void (*stream_free)(void *cls);
+  void *stream_cls;
+  const char *stream_type; /* its Content-Type */
 };
 
 /* ---- routing (route.c) ---- */
@@ -120,6 +132,13 @@ int http_call(struct http_client *c, const char *method, const char *path, json_
 int http_upload(struct http_client *c, const char *path, const char *file, json_t **out,
                 struct ferry_err *err);
 /* GET with a raw text reply. */
+/* A request whose answer's body is handed to fn as it comes (fn returns
+ * false to stop: then -ECANCELED); *cancel (optional) set, by a signal
+ * handler say, ends it the same way within a second. An error answer
+ * (4xx/5xx) is an error as with http_call. No timeout. */
+typedef bool (*http_stream_fn)(void *ud, const char *data, size_t n);
+int http_stream(struct http_client *c, const char *method, const char *path, json_t *body,
+                http_stream_fn fn, void *ud, volatile sig_atomic_t *cancel, struct ferry_err *err);
 int http_get_raw(struct http_client *c, const char *path, char **out, size_t *len,
                  struct ferry_err *err);
 /* Answers larger than this are refused (bytes). */

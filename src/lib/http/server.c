@@ -141,6 +141,31 @@ static enum MHD_Result send_error(struct MHD_Connection *con, int status, const 
   return send_error_as(con, status, msg, false);
 }
 
+/* A streamed body: the route's producer, called from the connection's own
+ * thread (one per connection), so it may block. */
+struct stream_ctx {
+  ssize_t (*read)(void *cls, int conn_fd, char *buf, size_t max);
+  void (*free)(void *cls);
+  void *cls;
+  int conn_fd;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  struct stream_ctx *sc = cls;
+  ssize_t n = sc->read(sc->cls, sc->conn_fd, buf, max);
+  return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void stream_done(void *cls)
+{
+  struct stream_ctx *sc = cls;
+  if (sc->free)
+    sc->free(sc->cls);
+  free(sc);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
@@ -267,7 +292,19 @@ complete:
   struct http_response resp = {0};
   s->dispatch(s->ctx, &req, &resp);
   enum MHD_Result ret;
-  if (resp.raw) {
+  if (resp.stream) {
+    struct stream_ctx *sc = malloc(sizeof *sc);
+    if (!sc)
+      abort();
+    *sc = (struct stream_ctx){resp.stream, resp.stream_free, resp.stream_cls,
+                              fdi ? fdi->connect_fd : -1};
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, sc, stream_done);
+    MHD_add_response_header(r, "Content-Type", resp.stream_type ? resp.stream_type
+                                                                : "application/octet-stream");
+    ret = MHD_queue_response(con, (unsigned)(resp.status ? resp.status : 200), r);
+    MHD_destroy_response(r);
+  } else if (resp.raw) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(resp.raw_len, resp.raw, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "text/plain");

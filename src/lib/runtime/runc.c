@@ -215,19 +215,23 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
   return spawn_check((const char *const *)argv, NULL, err);
 }
 
-int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
-              int timeout_ms, struct exec_result *res, struct ferry_err *err)
+/* runc exec's command line for cmd in the container of rec (its user,
+ * working directory and environment, then env), with --pid-file when given. */
+static char **exec_argv(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
+                        const char *pid_file)
 {
-  const char *id = rec_id(rec);
-  _cleanup_strv_ char **argv = runc_argv(rt, NULL);
+  char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "exec");
   uint32_t uid = 0, gid = 0;
   rec_ids(rec, &uid, &gid);
-  _cleanup_free_ char *user = xasprintf("%u:%u", uid, gid);
   strv_push(&argv, "--user");
-  strv_push(&argv, user);
+  strv_push_take(&argv, xasprintf("%u:%u", uid, gid));
   strv_push(&argv, "--cwd");
   strv_push(&argv, (rec_has_cwd(rec) ? rec_cwd(rec) : "/"));
+  if (pid_file) {
+    strv_push(&argv, "--pid-file");
+    strv_push(&argv, pid_file);
+  }
   size_t i;
   json_t *e;
   json_array_foreach(rec_env(rec), i, e)
@@ -239,9 +243,76 @@ int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *en
     strv_push(&argv, "--env");
     strv_push(&argv, env[k]);
   }
-  strv_push(&argv, id);
+  strv_push(&argv, rec_id(rec));
   for (size_t k = 0; cmd[k]; k++)
     strv_push(&argv, cmd[k]);
+  return argv;
+}
+
+int runc_exec_start(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
+                    struct exec_proc *p, struct ferry_err *err)
+{
+  *p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1};
+  char tmpl[] = "/tmp/ferry-exec-XXXXXX";
+  if (!mkdtemp(tmpl))
+    return ferry_err_sys(err, -errno, "exec: temporary directory");
+  p->pid_dir = xstrdup(tmpl);
+  _cleanup_free_ char *pf = path_join(tmpl, "pid");
+  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, pf);
+  int r = spawn_piped((const char *const *)argv, &p->runc_pid, &p->out_fd, &p->err_fd, err);
+  if (r < 0) {
+    rmdir(p->pid_dir);
+    free(p->pid_dir);
+    p->pid_dir = NULL;
+    return ferry_err_wrap(err, "exec in container %s", (rec_has_name(rec) ? rec_name(rec) : rec_id(rec)));
+  }
+  return 0;
+}
+
+int runc_exec_end(struct exec_proc *p, bool kill_it)
+{
+  int code = -1;
+  if (p->runc_pid > 0) {
+    if (kill_it) {
+      /* the command itself (runc exec waits for it, and would leave it
+       * running in the container if only runc went) */
+      _cleanup_free_ char *pf = p->pid_dir ? path_join(p->pid_dir, "pid") : NULL;
+      _cleanup_free_ char *txt = NULL;
+      long pid = 0;
+      for (int i = 0; i < 50 && pf && pid <= 0; i++) { /* bounded: 1 s, runc writes it at start */
+        free(txt);
+        txt = NULL;
+        if (read_file(pf, 64, &txt, NULL, NULL) == 0)
+          pid = strtol(txt, NULL, 10);
+        if (pid <= 0)
+          usleep(20000);
+      }
+      if (pid > 1)
+        kill((pid_t)pid, SIGKILL);
+    }
+    code = spawn_reap(p->runc_pid, kill_it ? 5000 : 24 * 3600 * 1000, true);
+    p->runc_pid = -1;
+  }
+  if (p->out_fd >= 0)
+    close(p->out_fd);
+  if (p->err_fd >= 0)
+    close(p->err_fd);
+  p->out_fd = p->err_fd = -1;
+  if (p->pid_dir) {
+    _cleanup_free_ char *pf = path_join(p->pid_dir, "pid");
+    unlink(pf);
+    rmdir(p->pid_dir);
+    free(p->pid_dir);
+    p->pid_dir = NULL;
+  }
+  return code;
+}
+
+int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
+              int timeout_ms, struct exec_result *res, struct ferry_err *err)
+{
+  const char *id = rec_id(rec);
+  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, NULL);
   struct spawn_result sr = {0};
   struct spawn_opts o = {.timeout_ms = timeout_ms, .max_output = 16u << 20};
   int r = spawn_run((const char *const *)argv, &o, &sr, err);

@@ -111,6 +111,18 @@ struct exec_result {
 };
 int runc_exec(struct runtime *rt, json_t *rec, char *const *argv, char *const *env,
               int timeout_ms, struct exec_result *res, struct ferry_err *err);
+/* An exec whose output is read as it comes (runc exec on pipes). */
+struct exec_proc {
+  int runc_pid;
+  int out_fd, err_fd; /* the command's stdout and stderr */
+  char *pid_dir;      /* where runc writes the command's pid */
+};
+int runc_exec_start(struct runtime *rt, json_t *rec, char *const *argv, char *const *env,
+                    struct exec_proc *p, struct ferry_err *err);
+/* Closes the pipes and reaps runc; with kill_it the command is killed
+ * first (SIGKILL, by the pid runc wrote). Returns the exit code (128+N for
+ * a signal), -1 when nothing ran. */
+int runc_exec_end(struct exec_proc *p, bool kill_it);
 
 /* Volumes. */
 char *volume_path(struct runtime *rt, const char *name); /* the _data dir */

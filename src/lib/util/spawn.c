@@ -287,6 +287,63 @@ int spawn_bg(const char *const *argv, const char *log_path, int *pid_out, struct
   return 0;
 }
 
+int spawn_piped(const char *const *argv, int *pid_out, int *out_fd, int *err_fd,
+                struct ferry_err *err)
+{
+  int outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
+  int r = 0;
+  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
+    r = ferry_err_sys(err, -errno, "pipe");
+    goto fail;
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    r = ferry_err_sys(err, -errno, "fork %s", argv[0]);
+    goto fail;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    int in = open("/dev/null", O_RDONLY);
+    if (in >= 0 && dup2(in, 0) >= 0 && dup2(outp[1], 1) >= 0 && dup2(errp[1], 2) >= 0)
+      execvp(argv[0], (char *const *)argv);
+    int e = errno;
+    (void)!write(execp[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(outp[1]);
+  close(errp[1]);
+  close(execp[1]);
+  int child_errno = 0;
+  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
+  close(execp[0]);
+  if (n == (ssize_t)sizeof child_errno) {
+    waitpid(pid, NULL, 0);
+    close(outp[0]);
+    close(errp[0]);
+    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
+  }
+  *pid_out = pid;
+  *out_fd = outp[0];
+  *err_fd = errp[0];
+  return 0;
+fail:
+  for (int i = 0; i < 2; i++) {
+    if (outp[i] >= 0)
+      close(outp[i]);
+    if (errp[i] >= 0)
+      close(errp[i]);
+    if (execp[i] >= 0)
+      close(execp[i]);
+  }
+  return r;
+}
+
 int spawn_reap(int pid, int timeout_ms, bool kill_after)
 {
   uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;

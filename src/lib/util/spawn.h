@@ -43,6 +43,11 @@ int spawn_check(const char *const *argv, char **out, struct ferry_err *err);
 /* Starts argv in the background with stdout/stderr appended to log_path
  * (stdin /dev/null). The caller owns the child: it must reap it (spawn_reap). */
 int spawn_bg(const char *const *argv, const char *log_path, int *pid, struct ferry_err *err);
+/* Starts argv (stdin /dev/null) with its stdout and stderr on pipes whose
+ * read ends it returns (close-on-exec); the caller reads them, then reaps the
+ * child (spawn_reap). */
+int spawn_piped(const char *const *argv, int *pid, int *out_fd, int *err_fd,
+                struct ferry_err *err);
 /* Waits up to timeout_ms for pid to exit; kills it (SIGKILL) when kill_after.
  * Returns its exit code, or -ETIMEDOUT. */
 int spawn_reap(int pid, int timeout_ms, bool kill_after);
