@@ -191,6 +191,7 @@ routed_up() {
       --heartbeat-timeout 3 >>"$T_DIR/coord.log" 2>&1 &
     T_PIDS+=("$!")
     for _ in $(seq 1 50); do [ -S "$T_DIR/coord.sock" ] && break; sleep 0.1; done
+    [ -S "$T_DIR/coord.sock" ] || fail "ferry-coord did not start: $(tail -n 5 "$T_DIR/coord.log" 2>&1)"
   fi
   local static=" ${ROUTED_STATIC:-$(seq -s ' ' 1 "$n")} "
   for i in $(seq 1 "$n"); do
