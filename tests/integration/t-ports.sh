@@ -52,6 +52,20 @@ for _ in $(seq 1 50); do in_ns c1 redis-cli -h "$A1" -p 6380 ping 2>/dev/null | 
 [ -z "$(in_ns c1 redis-cli -h "$A1" -p 6380 GET sat)" ] || fail "6380 reached the wrong redis"
 check "a host port in use is refused (409); another host port leads to the other container"
 
+# bound to the loopback address (podman's -p 127.0.0.1:... or localhost:...):
+# the host's own programs reach it there, other hosts do not
+f a1 run -d --name local -p 127.0.0.1:6390:6379 -p localhost:6391:6379 redis redis-server --protected-mode no --save '' >/dev/null
+f a1 ps | grep -q "local .*127.0.0.1:6390->6379/tcp, 127.0.0.1:6391->6379/tcp" || fail "ps: $(f a1 ps)"
+for p in 6390 6391; do
+  ok=0
+  for _ in $(seq 1 50); do in_ns a1 redis-cli -h 127.0.0.1 -p $p ping 2>/dev/null | grep -q PONG && { ok=1; break; }; sleep 0.1; done
+  [ "$ok" = 1 ] || fail "127.0.0.1:$p on a1 does not lead to the container"
+done
+in_ns c1 timeout 2 redis-cli -h "$A1" -p 6390 ping >/dev/null 2>&1 && fail "a port bound to 127.0.0.1 is reachable from another host"
+expect_fail "host port 6390/tcp is taken" f a1 run -d --name bad -p 6390:6379 redis redis-server
+f a1 rm -f local >/dev/null
+check "-p 127.0.0.1:HOSTPORT and -p localhost:HOSTPORT: reachable from the host's own loopback, not from other hosts"
+
 # ---- the target has that port taken: the move is refused before any freeze ----
 f a2 run -d --name blocker --ip "$CLUSTER_NET.60" -p 6379:6379 redis redis-server --protected-mode no --save '' >/dev/null
 expect_fail "keeps its published ports.*container \"blocker\" publishes" f a1 migrate redis --to "$HOST_a2_URL"

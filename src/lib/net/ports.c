@@ -75,6 +75,8 @@ int port_spec_parse(const char *spec, json_t **out, struct ferry_err *err)
                               "(a host port must be given)",
                          spec);
   const char *ip = n == 3 ? parts[0] : "";
+  if (strcmp(ip, "localhost") == 0) /* podman's spelling of the loopback address */
+    ip = "127.0.0.1";
   uint32_t v;
   if (*ip && ip_parse(ip, &v) < 0)
     return FERRY_INVALID(err, "port mapping \"%s\": \"%s\" is not an IPv4 address", spec, ip);
@@ -348,15 +350,18 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
             "add chain ip %s post { type nat hook postrouting priority 100 ; policy accept ; }\n"
             "add rule ip %s post ct mark " NAT_MARK " counter masquerade\n",
             t, t, t, t, t, t, t, t, t);
+    /* The host's own connections to 127.0.0.0/8 reach only mappings bound
+     * to a loopback address (-p 127.0.0.1:...), as podman's: the rule of
+     * the addresses takes them, the rule of any address does not. */
     static const char *const chains[] = {"pre", "out"};
     for (int k = 0; k < 2; k++) {
       const char *lo = k ? "ip daddr != 127.0.0.0/8 " : "";
       fprintf(f,
-              "add rule ip %s %s %sfib daddr type local ip daddr . meta l4proto . th dport @addrk "
+              "add rule ip %s %s fib daddr type local ip daddr . meta l4proto . th dport @addrk "
               "counter ct mark set " NAT_MARK " dnat ip to ip daddr . meta l4proto . th dport map @addrm\n"
               "add rule ip %s %s %sfib daddr type local meta l4proto . th dport @anyk "
               "counter ct mark set " NAT_MARK " dnat ip to meta l4proto . th dport map @anym\n",
-              t, chains[k], lo, t, chains[k], lo);
+              t, chains[k], t, chains[k], lo);
     }
     for (int pass = 0; pass < 4; pass++) {
       /* anyk, anym, addrk, addrm */
@@ -402,6 +407,26 @@ int nat_apply(const char *bridge, json_t *rules, struct ferry_err *err)
     /* Forwarding from the bridge back onto it (and beyond) is what a
      * published port is: as podman does, turn it on (in this namespace). */
     ret = ipv4_forwarding_on(err);
+  bool loopback = false;
+  json_array_foreach(rules, i, r)
+  {
+    uint32_t v;
+    const char *hip = json_str_or(r, "host_ip", "");
+    if (*hip && ip_parse(hip, &v) == 0 && (v >> 24) == 127)
+      loopback = true;
+  }
+  if (ret == 0 && loopback) {
+    /* a connection from 127.0.0.1 DNATed to a container leaves through the
+     * bridge with that source until it is masqueraded: the bridge (ours)
+     * must route it (netavark does the same) */
+    _cleanup_free_ char *path = xasprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", bridge);
+    FILE *fl = fopen(path, "w");
+    bool ok = fl && fputs("1\n", fl) >= 0;
+    if (fl && fclose(fl) != 0)
+      ok = false;
+    if (!ok)
+      ret = FERRY_INTERNAL(err, "%s: %s", path, strerror(errno));
+  }
   return ret;
 }
 
