@@ -115,6 +115,11 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
   }
   if (optind >= argc)
     return cli_usage_error("%s needs an IMAGE (see ferry %s --help)", argv[0], argv[0]);
+  /* attached, stdout is the container's: a record before it would make
+   * neither parseable */
+  if (cli->json && start && !detach)
+    return cli_usage_error("run: --json prints the new container's record: use it with -d "
+                           "(attached, stdout is the container's output)");
   json_object_set_new(req, "image", json_string(argv[optind]));
   /* An image named with its registry that the agent lacks is pulled first
    * (as podman does; unqualified names are not looked up anywhere). */

@@ -14,6 +14,13 @@ out=$(f h1 run --name hello busybox sh -c 'echo hi from $HOSTNAME; exit 3') && r
 [ "$rc" = 3 ] || fail "run exit code $rc, want 3"
 f h1 ps -a | grep -E "hello .*exited \(3\)" >/dev/null || fail "ps -a does not show exited (3): $(f h1 ps -a)"
 check "foreground run prints output and reports exit code 3"
+st=$(f h1 inspect hello | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); r=r[0] if isinstance(r, list) else r; print(r["state"], r["status"])')
+[ "$st" = "exited exited" ] || fail "an exited container's inspect shows state/status '$st'"
+n0=$(f h1 ps -aq | wc -l)
+rc=0; out=$(f h1 --json run busybox echo hi 2>&1) || rc=$?
+[ "$rc" = 125 ] && grep -q "use it with -d" <<<"$out" || fail "--json run attached: rc $rc: $out"
+[ "$(f h1 ps -aq | wc -l)" = "$n0" ] || fail "the refused --json run made a container"
+check "inspect of an exited container: state and status both 'exited'; --json run attached refused (125), nothing made"
 
 # Environment, working directory and user.
 out=$(f h1 run --rm -e FOO=bar -w /tmp -u worker busybox sh -c 'echo $FOO $(pwd) $(id -u):$(id -g)')

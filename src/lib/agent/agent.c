@@ -1088,6 +1088,16 @@ int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_
 
 /* Lists and looks read the store without its lock: records are replaced
  * atomically, and the live status comes from runc. */
+/* A record as the API shows it: its "state" is what the container is now
+ * (the live status), not what the agent last recorded of it (an exited
+ * container showed "state": "running" beside "status": "exited"). */
+static void ctr_present(json_t *rec)
+{
+  json_t *st = json_object_get(rec, "status");
+  if (json_is_string(st))
+    json_object_set(rec, "state", st);
+}
+
 json_t *agent_ctr_list(struct agent *a, bool all)
 {
   json_t *list = ctr_load_all(&a->rt);
@@ -1097,8 +1107,10 @@ json_t *agent_ctr_list(struct agent *a, bool all)
   json_array_foreach(list, i, c)
   {
     const char *st = ctr_refresh(&a->rt, c);
-    if (all || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)
+    if (all || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+      ctr_present(c);
       json_array_append(res, c);
+    }
   }
   json_decref(list);
   return res;
@@ -1107,8 +1119,10 @@ json_t *agent_ctr_list(struct agent *a, bool all)
 int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
   int r = ctr_find(&a->rt, ref, out, err);
-  if (r == 0)
+  if (r == 0) {
     ctr_refresh(&a->rt, *out);
+    ctr_present(*out);
+  }
   return r;
 }
 
