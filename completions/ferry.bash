@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images pull push volume info version port restart wait rmi pause
+               migrate image images pull push volume info version port restart wait rmi tag pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value
@@ -69,18 +69,19 @@ _ferry() {
     pull) flags="--authfile --creds --cert-dir --tls-verify= --json" ;;
     push) flags="--authfile --creds --cert-dir --tls-verify= --json"; names=$(_ferry_names images) ;;
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
-    exec) flags="-e"; names=$(_ferry_names running) ;;
+    exec) flags="-e --json"; names=$(_ferry_names running) ;;
+    tag) names=$(_ferry_names images) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
     restore) flags="--name --json"; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
     migrate) flags="--to --from --to-token-file --keep --timeout --memory --no-compress --no-hold --redirect-for --json"
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
-        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm inspect" -- "$cur"); return
+        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm tag inspect" -- "$cur"); return
       fi
       case " ${COMP_WORDS[*]} " in
         *" import "*) flags="--name"; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-        *" rm "* | *" inspect "*) names=$(_ferry_names images) ;;
+        *" rm "* | *" inspect "* | *" tag "*) names=$(_ferry_names images) ;;
       esac ;;
     volume)
       if [ "$prev" = volume ]; then

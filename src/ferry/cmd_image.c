@@ -16,6 +16,7 @@ static const char image_help[] =
     "  push [OPTIONS] IMAGE DESTINATION  push to a registry (ferry push --help)\n"
     "  ls [--json]                       list images\n"
     "  rm IMAGE...                       remove images no container uses\n"
+    "  tag IMAGE NAME[:TAG]...           give an image more names\n"
     "  inspect IMAGE                     show an image record\n";
 
 static int image_ls(struct cli *cli)
@@ -215,6 +216,28 @@ int cmd_push(struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+int cmd_tag(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry tag IMAGE NAME[:TAG]...\n"
+                     "Gives the image more names (a name without a tag is NAME:latest). A name\n"
+                     "another image has is refused: remove it first (ferry rmi NAME).\n"))
+    return 0;
+  for (int i = 1; i < argc; i++)
+    if (argv[i][0] == '-')
+      return cli_usage_error("%s: unknown option %s (see ferry %s --help)", argv[0], argv[i], argv[0]);
+  if (argc < 3)
+    return cli_usage_error("%s needs an IMAGE and a NAME (see ferry %s --help)", argv[0], argv[0]);
+  for (int i = 2; i < argc; i++) {
+    struct ferry_err err = {0};
+    _cleanup_json_ json_t *req = json_pack("{s:s, s:s}", "image", argv[1], "name", argv[i]);
+    _cleanup_json_ json_t *out = NULL;
+    if (http_call(cli->api, "POST", "/v1/images/tag", req, &out, &err) < 0)
+      return cli_fail(&err);
+  }
+  return 0;
+}
+
 int cmd_rmi(struct cli *cli, int argc, char **argv)
 {
   /* podman's rmi: image rm */
@@ -249,6 +272,10 @@ int cmd_image(struct cli *cli, int argc, char **argv)
   if (strcmp(sub, "push") == 0) {
     argv[1] = (char *)"image push";
     return cmd_push(cli, argc - 1, argv + 1);
+  }
+  if (strcmp(sub, "tag") == 0) {
+    argv[1] = (char *)"image tag";
+    return cmd_tag(cli, argc - 1, argv + 1);
   }
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     for (int i = 2; i < argc; i++)

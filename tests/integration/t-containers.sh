@@ -64,6 +64,11 @@ f h1 exec web sh -c 'printf "a\0b\0\377"' >"$T_DIR/bin.out" || fail "exec of a b
 [ "$(od -An -tx1 "$T_DIR/bin.out" | tr -d ' \n')" = 61006200ff ] || fail "binary output changed: $(od -An -tx1 "$T_DIR/bin.out")"
 f h1 exec web seq 1 3000000 >"$T_DIR/seq.out" || fail "exec seq"
 seq 1 3000000 | cmp -s - "$T_DIR/seq.out" || fail "seq 1 3000000 through exec differs ($(stat -c %s "$T_DIR/seq.out") bytes)"
+# 100 MiB of random bytes: what the container has, byte for byte
+want=$(f h1 exec web sh -c 'head -c 104857600 /dev/urandom > /tmp/rnd && md5sum < /tmp/rnd' | cut -d' ' -f1)
+got=$(f h1 exec web cat /tmp/rnd | md5sum | cut -d' ' -f1)
+[ -n "$want" ] && [ "$want" = "$got" ] || fail "100 MiB of binary through exec: md5 $got, want $want"
+f h1 exec web rm /tmp/rnd
 f h1 exec web sh -c 'echo out; echo err >&2; exit 3' >"$T_DIR/o" 2>"$T_DIR/e" && rc=0 || rc=$?
 [ "$rc" = 3 ] && [ "$(cat "$T_DIR/o")" = out ] && [ "$(cat "$T_DIR/e")" = err ] ||
   fail "exec streams: rc $rc, stdout '$(cat "$T_DIR/o")', stderr '$(cat "$T_DIR/e")'"
@@ -85,7 +90,7 @@ for _ in $(seq 1 50); do  # bounded: 5 s
   sleep 0.1
 done
 [ "$gone" = 1 ] || fail "Ctrl-C on exec left the command running in the container: $(f h1 exec web ps)"
-check "exec streams: binary output with NULs intact, 3,000,000 lines (> 16 MiB) identical, stdout and stderr apart, output seen while the command runs, Ctrl-C (130) kills the command in the container"
+check "exec streams: binary output with NULs intact, 100 MiB of random bytes identical, 3,000,000 lines (> 16 MiB) identical, stdout and stderr apart, output seen while the command runs, Ctrl-C (130) kills the command in the container"
 
 # --format, podman's Go-template habits
 [ "$(f h1 inspect --format '{{.State.Status}}' web)" = running ] || fail "inspect --format State.Status: $(f h1 inspect --format '{{.State.Status}}' web)"

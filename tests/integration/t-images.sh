@@ -61,6 +61,15 @@ f h1 images | grep -q "^busybox:1 " || fail "a second name hid the first: $(f h1
 f h1 images | grep -q "^bb2:test " || fail "the second name is not listed: $(f h1 images)"
 [ "$(f h1 images | grep -E '^(busybox:1|bb2:test) ' | awk '{print $2}' | sort -u | wc -l)" = 1 ] ||
   fail "the two names are not one image: $(f h1 images)"
+# ferry tag: one more name for the same image; a name of another image refused
+f h1 tag busybox:1 mine/bb:v2 bb3 || fail "tag"
+[ "$(f h1 images | grep -E '^(busybox:1|mine/bb:v2|bb3:latest) ' | awk '{print $2}' | sort -u | wc -l)" = 1 ] ||
+  fail "tag did not name the same image: $(f h1 images)"
+f h1 image import "$T_DIR/app.oci.tar" --name other:v1 >/dev/null
+expect_fail "names another image" f h1 tag other:v1 mine/bb:v2
+f h1 tag busybox:1 bb3 || fail "tagging again with a name the image has is not a no-op"
+f h1 image rm other:v1 mine/bb:v2 bb3 >/dev/null
+expect_fail "unknown option" f h1 tag --force busybox:1 x
 f h1 image rm bb2:test >/dev/null || fail "image rm of an extra tag of an image in use was refused"
 f h1 images | grep -q "^bb2:test " && fail "bb2:test still listed: $(f h1 images)"
 f h1 ps | grep -q "user .*running" || fail "untagging stopped the container"
@@ -68,7 +77,7 @@ expect_fail "in use by container \"user\"" f h1 image rm busybox:1
 f h1 rm -f user >/dev/null
 f h1 image rm busybox:1 >/dev/null
 expect_fail "no such image" f h1 image inspect busybox:1
-check "a tag is a name: a second one lists beside the first and goes alone (even in use); the last name of an image in use is refused, then removed"
+check "a tag is a name: a second one lists beside the first and goes alone (even in use); ferry tag adds names, refuses another image's; the last name of an image in use is refused, then removed"
 
 # --- bad input: each refused, nothing outside, nothing changed ---
 mkdir -p "$T_DIR/outside"

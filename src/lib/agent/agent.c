@@ -340,6 +340,52 @@ out:
   return r;
 }
 
+int agent_image_tag(struct agent *a, const char *ref, const char *name, json_t **out,
+                    struct ferry_err *err)
+{
+  _cleanup_free_ char *norm = NULL;
+  int r = image_normalize_name(name, &norm, err);
+  if (r < 0)
+    return r;
+  /* names change under the import lock (imports give names too), then the
+   * store lock (removals take them away) */
+  pthread_mutex_lock(&a->img_lock);
+  LOCK(a);
+  _cleanup_json_ json_t *img = NULL;
+  _cleanup_json_ json_t *other = NULL;
+  if ((r = image_lookup(&a->images, ref, &img, err)) < 0)
+    goto out;
+  const char *id = json_str_or(img, "id", "");
+  struct ferry_err e2 = {0};
+  if (image_lookup(&a->images, norm, &other, &e2) == 0 && json_is_array(json_object_get(other, "names"))) {
+    bool named = false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(other, "names"), i, n) named |= strcmp(json_string_value(n), norm) == 0;
+    if (named && strcmp(json_str_or(other, "id", ""), id) != 0) {
+      r = FERRY_CONFLICT(err, "image name \"%s\" names another image (%.19s): remove it first "
+                              "(ferry rmi %s)", norm, json_str_or(other, "id", ""), norm);
+      goto out;
+    }
+    if (named) {
+      *out = json_incref(img); /* already so */
+      goto out;
+    }
+  }
+  json_t *names = json_object_get(img, "names");
+  if (!json_is_array(names)) {
+    names = json_array();
+    json_object_set_new(img, "names", names);
+  }
+  json_array_append_new(names, json_string(norm));
+  if ((r = image_save(&a->images, img, err)) == 0)
+    *out = json_incref(img);
+out:
+  UNLOCK(a);
+  pthread_mutex_unlock(&a->img_lock);
+  return r;
+}
+
 /* ---- containers ---- */
 
 int agent_check_idle(json_t *rec, struct ferry_err *err)

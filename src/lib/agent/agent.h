@@ -103,6 +103,10 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
 json_t *agent_image_list(struct agent *a);
 int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err);
+/* Gives the image ref one more name (podman's tag); 409 when the name is
+ * another image's. *out: the image record. */
+int agent_image_tag(struct agent *a, const char *ref, const char *name, json_t **out,
+                    struct ferry_err *err);
 
 /* req: {"name", "image", "cmd": [..], "env": ["K=V"], "volumes": ["vol:/path"],
  *       "ip", "workdir", "user", "start": bool} */

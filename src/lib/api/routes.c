@@ -337,6 +337,23 @@ H(img_inspect)
   http_reply_result(resp, r, out, &err);
 }
 
+H(img_tag)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  const char *image = json_str_or(body, "image", NULL), *name = json_str_or(body, "name", NULL);
+  if (!image || !name) {
+    ferry_err_set(&err, -EINVAL, FERRY_E_INVALID, "tag: \"image\" and \"name\" are required");
+    http_reply_err(resp, &err);
+    return;
+  }
+  int r = agent_image_tag(AGENT(ctx), image, name, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
 H(img_remove)
 {
   (void)req;
@@ -517,6 +534,7 @@ static const struct http_route routes[] = {
     {"GET", "/v1/images", img_list},
     {"POST", "/v1/images/import", img_import},
     {"POST", "/v1/images/pull", img_pull},
+    {"POST", "/v1/images/tag", img_tag},
     {"PUT", "/v1/images/import", img_import},
     /* image references contain '/' (registry/name:tag) */
     {"POST", "/v1/images/push/{*}", img_push},
