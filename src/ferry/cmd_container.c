@@ -606,6 +606,64 @@ int cmd_inspect(struct cli *cli, int argc, char **argv)
   return rc;
 }
 
+/* A duration as podman prints them: 4.2s, 3m5.1s, 2h0m3s. */
+static void fmt_duration(double s, char *buf, size_t len)
+{
+  if (s < 60)
+    snprintf(buf, len, "%.3fs", s);
+  else if (s < 3600)
+    snprintf(buf, len, "%dm%.1fs", (int)(s / 60), s - 60 * (int)(s / 60));
+  else
+    snprintf(buf, len, "%dh%dm%ds", (int)(s / 3600), (int)(s / 60) % 60, (int)s % 60);
+}
+
+int cmd_top(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry top NAME [--json]\n"
+                     "The processes of a running container: user, pid and parent pid as the\n"
+                     "container sees them, CPU over their life, elapsed and CPU time, command.\n"))
+    return 0;
+  const char *name = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      cli->json = true;
+    else if (argv[i][0] == '-')
+      return cli_usage_error("top: unknown option %s (see ferry top --help)", argv[i]);
+    else if (name)
+      return cli_usage_error("top: one container at a time (see ferry top --help)");
+    else
+      name = argv[i];
+  }
+  if (!name)
+    return cli_usage_error("top needs a container NAME (see ferry top --help)");
+  struct ferry_err err = {0};
+  _cleanup_free_ char *url = ctr_url(name, "/top");
+  _cleanup_json_ json_t *out = NULL;
+  if (http_call(cli->api, "GET", url, NULL, &out, &err) < 0)
+    return cli_fail(&err);
+  if (cli->json) {
+    cli_print_json(out);
+    return 0;
+  }
+  printf("%-10s %-7s %-7s %-7s %-12s %-4s %-10s %s\n", "USER", "PID", "PPID", "%CPU", "ELAPSED",
+         "TTY", "TIME", "COMMAND");
+  size_t i;
+  json_t *p;
+  json_array_foreach(out, i, p)
+  {
+    char el[32], tm[32];
+    fmt_duration(json_number_value(json_object_get(p, "elapsed_seconds")), el, sizeof el);
+    fmt_duration(json_number_value(json_object_get(p, "cpu_seconds")), tm, sizeof tm);
+    printf("%-10s %-7lld %-7lld %-7.3f %-12s %-4s %-10s %s\n", json_str_or(p, "user", "?"),
+           (long long)json_integer_value(json_object_get(p, "pid")),
+           (long long)json_integer_value(json_object_get(p, "ppid")),
+           json_number_value(json_object_get(p, "cpu_percent")), el, "?", tm,
+           json_str_or(p, "command", ""));
+  }
+  return 0;
+}
+
 int cmd_port(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,

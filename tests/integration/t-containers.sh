@@ -58,6 +58,22 @@ rc=0; f h1 exec web /bin/nosuch 2>/dev/null || rc=$?
 [ "$rc" = 127 ] || fail "exec of a missing path: rc $rc"
 check "exec output and exit code (127 for a missing command, 126 for one that is not executable); logs"
 
+# top: the container's processes as it sees them, user names from its passwd
+f h1 run -d --name topper -u worker busybox sh -c 'sleep 4242 & exec sleep 4343' >/dev/null
+out=""
+for _ in $(seq 1 50); do  # bounded: 5 s (the shell forks its child first)
+  out=$(f h1 top topper)
+  grep -q "sleep 4242" <<<"$out" && break
+  sleep 0.1
+done
+head -1 <<<"$out" | grep -q "^USER .*PID .*PPID .*%CPU .*ELAPSED .*COMMAND" || fail "top header: $out"
+grep -Eq "^worker +1 +0 .*sleep 4343" <<<"$out" || fail "top: no pid 1 'sleep 4343' of worker: $out"
+grep -Eq "^worker +[0-9]+ +1 .*sleep 4242" <<<"$out" || fail "top: no child of pid 1 'sleep 4242': $out"
+[ "$(f h1 top topper --json | grep -c '"pid"')" = 2 ] || fail "top --json: $(f h1 top topper --json)"
+f h1 rm -f topper >/dev/null
+expect_fail "is not running" f h1 top hello
+check "top: the container's processes with its own pids, parents and user names; refused for a stopped container"
+
 # exec's output byte for byte, as it comes: binary with NULs, more than the
 # buffered answer's 16 MiB, stdout and stderr apart; Ctrl-C ends the command
 f h1 exec web sh -c 'printf "a\0b\0\377"' >"$T_DIR/bin.out" || fail "exec of a binary printf"

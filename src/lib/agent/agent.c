@@ -1172,6 +1172,48 @@ int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct fer
   return r;
 }
 
+int agent_ctr_top(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r < 0)
+    return r;
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  *out = ctr_processes(&a->rt, rec_instance(rec));
+  /* user names from the container's own /etc/passwd, read inside its root */
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, rec_id(rec), "bundle/rootfs");
+  int fd = open_in_root(rootfs, "/etc/passwd", O_RDONLY, NULL);
+  _cleanup_fclose_ FILE *pw = fd >= 0 ? fdopen(fd, "re") : NULL;
+  if (!pw && fd >= 0)
+    close(fd);
+  json_t *names = json_object();
+  char line[512];
+  for (int n = 0; pw && n < 10000 && fgets(line, sizeof line, pw); n++) {
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || !c2 || c1 == line)
+      continue;
+    *c1 = '\0';
+    long uid = strtol(c2 + 1, NULL, 10);
+    char key[24];
+    snprintf(key, sizeof key, "%ld", uid);
+    if (!json_object_get(names, key))
+      json_object_set_new(names, key, json_string(line));
+  }
+  size_t i;
+  json_t *p;
+  json_array_foreach(*out, i, p)
+  {
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(p, "uid")));
+    json_t *nm = json_object_get(names, key);
+    json_object_set_new(p, "user", json_string(nm ? json_string_value(nm) : key));
+  }
+  json_decref(names);
+  return 0;
+}
+
 int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err)
 {

@@ -124,6 +124,9 @@ int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferr
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err);
 json_t *agent_ctr_list(struct agent *a, bool all);
 int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
+/* The processes of a running (or paused) container (ctr_processes); 409
+ * otherwise. */
+int agent_ctr_top(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err);
 /* req: {"cmd": [..], "env": [..], "timeout": seconds} -> {"exit_code", "stdout", "stderr"} */

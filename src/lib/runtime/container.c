@@ -330,3 +330,103 @@ int64_t ctr_memory_bytes(struct runtime *rt, const char *id)
   }
   return -1;
 }
+
+/* The first number after "Key:" in /proc/PID/status (the last one with
+ * last: NSpid's is the pid in the innermost namespace). */
+static long status_field(const char *txt, const char *key, bool last)
+{
+  const char *p = strstr(txt, key);
+  if (!p)
+    return -1;
+  p += strlen(key);
+  long v = -1;
+  char *end;
+  for (;;) {
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p < '0' || *p > '9')
+      break;
+    v = strtol(p, &end, 10);
+    p = end;
+    if (!last)
+      break;
+  }
+  return v;
+}
+
+json_t *ctr_processes(struct runtime *rt, const char *id)
+{
+  json_t *out = json_array();
+  _cleanup_free_ char *v1 = cgroup_file(rt, "pids", id, "cgroup.procs");
+  _cleanup_free_ char *v1m = cgroup_file(rt, "memory", id, "cgroup.procs");
+  _cleanup_free_ char *v2 = cgroup_file(rt, NULL, id, "cgroup.procs");
+  const char *paths[] = {v1, v1m, v2};
+  _cleanup_fclose_ FILE *f = NULL;
+  for (size_t i = 0; i < 3 && !f; i++)
+    f = fopen(paths[i], "re");
+  if (!f)
+    return out;
+  long hz = sysconf(_SC_CLK_TCK);
+  double uptime = 0;
+  _cleanup_fclose_ FILE *u = fopen("/proc/uptime", "re");
+  if (!u || fscanf(u, "%lf", &uptime) != 1)
+    uptime = 0;
+  /* host pid -> pid in the container, for the parents */
+  json_t *nspid = json_object();
+  long pid;
+  while (json_array_size(out) < 4096 && fscanf(f, "%ld", &pid) == 1) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    _cleanup_free_ char *st = NULL;
+    if (read_file(path, 1 << 16, &st, NULL, NULL) < 0)
+      continue; /* gone meanwhile */
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    _cleanup_free_ char *stat = NULL;
+    if (read_file(path, 1 << 16, &stat, NULL, NULL) < 0)
+      continue;
+    /* after the command's ")" (which may hold anything): state ppid ... */
+    char *rp = strrchr(stat, ')');
+    unsigned long long ut = 0, stt = 0, start = 0;
+    if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu",
+                      &ut, &stt, &start) != 3)
+      continue;
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    _cleanup_free_ char *cmd = NULL;
+    size_t clen = 0;
+    if (read_file(path, 1 << 16, &cmd, &clen, NULL) < 0 || clen == 0) {
+      /* a kernel thread's or a zombie's: its name in brackets */
+      char *lp = strchr(stat, '(');
+      free(cmd);
+      cmd = lp && rp > lp ? xasprintf("[%.*s]", (int)(rp - lp - 1), lp + 1) : xstrdup("?");
+    } else {
+      for (size_t k = 0; k + 1 < clen; k++)
+        if (cmd[k] == '\0')
+          cmd[k] = ' ';
+    }
+    double elapsed = uptime - (double)start / (double)hz;
+    double cpu = (double)(ut + stt) / (double)hz;
+    long np = status_field(st, "\nNSpid:", true);
+    char key[24];
+    snprintf(key, sizeof key, "%ld", pid);
+    json_object_set_new(nspid, key, json_integer(np));
+    json_array_append_new(out, json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}", "host_pid",
+                                         (json_int_t)pid, "pid", (json_int_t)np, "host_ppid",
+                                         (json_int_t)status_field(st, "\nPPid:", false), "uid",
+                                         (json_int_t)status_field(st, "\nUid:", false),
+                                         "cpu_seconds", cpu, "elapsed_seconds",
+                                         elapsed > 0 ? elapsed : 0, "cpu_percent",
+                                         elapsed > 0 ? 100.0 * cpu / elapsed : 0.0, "command", cmd));
+  }
+  size_t i;
+  json_t *p;
+  json_array_foreach(out, i, p)
+  {
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(p, "host_ppid")));
+    json_t *pp = json_object_get(nspid, key);
+    json_object_set_new(p, "ppid", json_integer(pp ? json_integer_value(pp) : 0));
+    json_object_del(p, "host_ppid");
+  }
+  json_decref(nspid);
+  return out;
+}

@@ -67,6 +67,11 @@ char *ctr_path(struct runtime *rt, const char *id, const char *leaf);
 #define CTR_LOG_CHUNK (4u << 20)
 /* Memory the container's cgroup uses now (bytes), or -1 when unknown. */
 int64_t ctr_memory_bytes(struct runtime *rt, const char *id);
+/* The processes of a container's cgroup (at most 4096), each {"pid" (in the
+ * container), "ppid" (in the container; 0: outside it), "host_pid", "uid",
+ * "cpu_seconds", "elapsed_seconds", "cpu_percent" (over its life),
+ * "command"}; empty when it has none or its cgroup cannot be read. */
+json_t *ctr_processes(struct runtime *rt, const char *id);
 
 /* Records. ctr_load_all returns an array sorted by creation time. */
 json_t *ctr_load_all(struct runtime *rt);
