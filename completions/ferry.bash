@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images pull push volume info version port restart wait rmi tag top pause
+               migrate image images pull push volume info version port restart wait rmi tag top stats pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value
@@ -72,6 +72,7 @@ _ferry() {
     exec) flags="-e --json"; names=$(_ferry_names running) ;;
     tag) names=$(_ferry_names images) ;;
     top) flags="--json"; names=$(_ferry_names running) ;;
+    stats) flags="--no-stream --json"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
     restore) flags="--name --json"; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
     migrate) flags="--to --from --to-token-file --keep --timeout --memory --no-compress --no-hold --redirect-for --json"

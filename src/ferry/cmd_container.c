@@ -664,6 +664,161 @@ int cmd_top(struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+/* Bytes as podman's stats prints them: 1.016MB, 25.18GB (SI units). */
+static void fmt_si(double b, char *buf, size_t len)
+{
+  static const char *const u[] = {"B", "kB", "MB", "GB", "TB"};
+  int k = 0;
+  while (b >= 1000 && k < 4) {
+    b /= 1000;
+    k++;
+  }
+  snprintf(buf, len, k ? "%.4g%s" : "%.0f%s", b, u[k]);
+}
+
+/* One sample of each container named (all running ones when none is). */
+static json_t *stats_sample(struct cli *cli, char **names, int n, struct ferry_err *err)
+{
+  json_t *out = json_array();
+  _cleanup_json_ json_t *list = NULL;
+  if (n == 0) {
+    if (http_call(cli->api, "GET", "/v1/containers", NULL, &list, err) < 0) {
+      json_decref(out);
+      return NULL;
+    }
+  }
+  int total = n ? n : (int)json_array_size(list);
+  for (int i = 0; i < total; i++) {
+    const char *name = n ? names[i] : json_str_or(json_array_get(list, (size_t)i), "name", "");
+    _cleanup_free_ char *url = ctr_url(name, "/stats");
+    json_t *one = NULL;
+    struct ferry_err e = {0};
+    if (http_call(cli->api, "GET", url, NULL, &one, &e) < 0) {
+      if (n) { /* one that was asked for: an error; one of all that stopped meanwhile: left out */
+        *err = e;
+        json_decref(out);
+        return NULL;
+      }
+      continue;
+    }
+    json_array_append_new(out, one);
+  }
+  return out;
+}
+
+/* CPU % of each container in now over the time since the same one in before. */
+static void stats_cpu(json_t *before, json_t *now)
+{
+  size_t i, k;
+  json_t *s, *b;
+  json_array_foreach(now, i, s)
+  {
+    double pct = 0;
+    json_array_foreach(before, k, b)
+    {
+      if (strcmp(json_str_or(b, "id", ""), json_str_or(s, "id", "")) != 0)
+        continue;
+      double dt = (double)(json_integer_value(json_object_get(s, "read_at_ms")) -
+                           json_integer_value(json_object_get(b, "read_at_ms"))) / 1000.0;
+      double dc = json_number_value(json_object_get(s, "cpu_seconds")) -
+                  json_number_value(json_object_get(b, "cpu_seconds"));
+      if (dt > 0 && dc >= 0)
+        pct = 100.0 * dc / dt;
+    }
+    json_object_set_new(s, "cpu_percent", json_real(pct));
+  }
+}
+
+static void stats_print(json_t *now)
+{
+  printf("%-12s %-16s %-8s %-22s %-7s %-20s %-20s %s\n", "ID", "NAME", "CPU %", "MEM USAGE / LIMIT",
+         "MEM %", "NET IO", "BLOCK IO", "PIDS");
+  size_t i;
+  json_t *s;
+  json_array_foreach(now, i, s)
+  {
+    char mu[16], ml[16], rx[16], tx[16], br[16], bw[16], mem[40], net[40], blk[40], cpu[16], mp[16];
+    double m = (double)json_integer_value(json_object_get(s, "memory_bytes"));
+    double l = (double)json_integer_value(json_object_get(s, "memory_limit_bytes"));
+    fmt_si(m, mu, sizeof mu);
+    fmt_si(l, ml, sizeof ml);
+    fmt_si((double)json_integer_value(json_object_get(s, "net_rx_bytes")), rx, sizeof rx);
+    fmt_si((double)json_integer_value(json_object_get(s, "net_tx_bytes")), tx, sizeof tx);
+    fmt_si((double)json_integer_value(json_object_get(s, "block_read_bytes")), br, sizeof br);
+    fmt_si((double)json_integer_value(json_object_get(s, "block_write_bytes")), bw, sizeof bw);
+    snprintf(mem, sizeof mem, "%s / %s", mu, ml);
+    snprintf(net, sizeof net, "%s / %s", rx, tx);
+    snprintf(blk, sizeof blk, "%s / %s", br, bw);
+    snprintf(cpu, sizeof cpu, "%.2f%%", json_number_value(json_object_get(s, "cpu_percent")));
+    snprintf(mp, sizeof mp, "%.2f%%", l > 0 ? 100.0 * m / l : 0.0);
+    printf("%-12.12s %-16s %-8s %-22s %-7s %-20s %-20s %lld\n", json_str_or(s, "id", ""),
+           json_str_or(s, "name", ""), cpu, mem, mp, net, blk,
+           (long long)json_integer_value(json_object_get(s, "pids")));
+  }
+}
+
+int cmd_stats(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry stats [--no-stream] [--json] [NAME...]\n"
+                     "Resource use of running containers (all of them when none is named): CPU\n"
+                     "over the last second, memory against its limit, network and block I/O,\n"
+                     "processes; a new table every second until Ctrl-C, or one with --no-stream.\n"))
+    return 0;
+  bool once = false;
+  char **names = calloc((size_t)argc, sizeof *names);
+  if (!names)
+    abort();
+  int n = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--no-stream") == 0) {
+      once = true;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      cli->json = true;
+    } else if (argv[i][0] == '-') {
+      free(names);
+      return cli_usage_error("stats: unknown option %s (see ferry stats --help)", argv[i]);
+    } else {
+      names[n++] = argv[i];
+    }
+  }
+  struct ferry_err err = {0};
+  json_t *before = stats_sample(cli, names, n, &err);
+  int rc = 0;
+  if (!before) {
+    free(names);
+    return cli_fail(&err);
+  }
+  proxy_signals(true);
+  __atomic_store_n(&pending_signal, 0, __ATOMIC_RELEASE);
+  for (;;) {
+    /* a second between two samples: CPU is what was used in it */
+    for (int t = 0; t < 10 && !__atomic_load_n(&pending_signal, __ATOMIC_ACQUIRE); t++)
+      usleep(100000);
+    if (__atomic_load_n(&pending_signal, __ATOMIC_ACQUIRE))
+      break;
+    json_t *now = stats_sample(cli, names, n, &err);
+    if (!now) {
+      rc = cli_fail(&err);
+      break;
+    }
+    stats_cpu(before, now);
+    if (cli->json)
+      cli_print_json(now);
+    else
+      stats_print(now);
+    fflush(stdout);
+    json_decref(before);
+    before = now;
+    if (once)
+      break;
+  }
+  proxy_signals(false);
+  json_decref(before);
+  free(names);
+  return rc;
+}
+
 int cmd_port(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,

@@ -24,6 +24,7 @@ static const struct cli_cmd commands[] = {
     {"logs", cmd_logs, "Show a container's output"},
     {"port", cmd_port, "Show a container's published ports"},
     {"top", cmd_top, "Show a container's processes"},
+    {"stats", cmd_stats, "Show containers' resource use"},
     {"exec", cmd_exec, "Run a command in a running container"},
     {"checkpoint", cmd_checkpoint, "Checkpoint a running container to a directory"},
     {"restore", cmd_restore, "Restore a container from a checkpoint directory"},

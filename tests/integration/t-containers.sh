@@ -74,6 +74,26 @@ f h1 rm -f topper >/dev/null
 expect_fail "is not running" f h1 top hello
 check "top: the container's processes with its own pids, parents and user names; refused for a stopped container"
 
+# stats: one table (--no-stream), as JSON too; a busy loop uses CPU, web
+# has had traffic
+f h1 run -d --name busy busybox sh -c 'while :; do :; done' >/dev/null
+js=$(f h1 stats --no-stream --json web busy)
+/usr/bin/python3 - "$js" <<'PY' || fail "stats --json: $js"
+import json, sys
+s = {x["name"]: x for x in json.loads(sys.argv[1])}
+w, b = s["web"], s["busy"]
+assert w["net_rx_bytes"] > 0 and w["net_tx_bytes"] > 0, "web has no network bytes"
+assert w["memory_bytes"] > 0 and w["memory_limit_bytes"] >= w["memory_bytes"], "memory"
+assert w["pids"] >= 1 and b["pids"] >= 1, "pids"
+assert b["cpu_percent"] > 0 and b["cpu_seconds"] > 0, "the busy loop used no CPU"
+PY
+out=$(f h1 stats --no-stream)
+head -1 <<<"$out" | grep -q "^ID .*NAME .*CPU % .*MEM USAGE / LIMIT .*MEM % .*NET IO .*BLOCK IO .*PIDS" || fail "stats header: $out"
+grep -Eq "^[0-9a-f]{12} +busy +[0-9.]+% " <<<"$out" || fail "stats has no row of busy: $out"
+f h1 rm -f busy >/dev/null
+expect_fail "is not running" f h1 stats --no-stream hello
+check "stats: CPU, memory against its limit, network and block I/O, pids (table and JSON); refused for a stopped container"
+
 # exec's output byte for byte, as it comes: binary with NULs, more than the
 # buffered answer's 16 MiB, stdout and stderr apart; Ctrl-C ends the command
 f h1 exec web sh -c 'printf "a\0b\0\377"' >"$T_DIR/bin.out" || fail "exec of a binary printf"

@@ -1214,6 +1214,21 @@ int agent_ctr_top(struct agent *a, const char *ref, json_t **out, struct ferry_e
   return 0;
 }
 
+int agent_ctr_stats(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  if (r < 0)
+    return r;
+  const char *st = ctr_refresh(&a->rt, rec);
+  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  *out = ctr_stats(&a->rt, rec_instance(rec), (int)json_integer_value(json_object_get(rec, "pid")));
+  json_object_set_new(*out, "id", json_string(rec_id(rec)));
+  json_object_set_new(*out, "name", json_string(rec_has_name(rec) ? rec_name(rec) : rec_id(rec)));
+  return 0;
+}
+
 int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err)
 {

@@ -127,6 +127,9 @@ int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct fer
 /* The processes of a running (or paused) container (ctr_processes); 409
  * otherwise. */
 int agent_ctr_top(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
+/* A running (or paused) container's resource use now (ctr_stats, with its
+ * "id" and "name"); 409 otherwise. */
+int agent_ctr_stats(struct agent *a, const char *ref, json_t **out, struct ferry_err *err);
 int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out, size_t *len,
                    struct ferry_err *err);
 /* req: {"cmd": [..], "env": [..], "timeout": seconds} -> {"exit_code", "stdout", "stderr"} */

@@ -209,6 +209,15 @@ H(ctr_top)
   http_reply_result(resp, r, out, &err);
 }
 
+H(ctr_stats_get)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  json_t *out = NULL;
+  int r = agent_ctr_stats(AGENT(ctx), args[0], &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
 H(ctr_exec)
 {
   struct ferry_err err = {0};
@@ -539,6 +548,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/containers/{}/kill", ctr_kill},
     {"POST", "/v1/containers/{}/exec", ctr_exec},
     {"GET", "/v1/containers/{}/top", ctr_top},
+    {"GET", "/v1/containers/{}/stats", ctr_stats_get},
     {"POST", "/v1/containers/{}/checkpoint", ctr_checkpoint},
     {"POST", "/v1/containers/{}/migrate", ctr_migrate},
     {"GET", "/v1/images", img_list},

@@ -430,3 +430,103 @@ json_t *ctr_processes(struct runtime *rt, const char *id)
   json_decref(nspid);
   return out;
 }
+
+/* The first number in a cgroup file (v1 then v2 path tried), -1 when
+ * neither reads ("max" is -1 too: no limit). */
+static long long cg_number(struct runtime *rt, const char *v1ctl, const char *v1leaf,
+                           const char *v2leaf, const char *inst)
+{
+  _cleanup_free_ char *p1 = v1ctl ? cgroup_file(rt, v1ctl, inst, v1leaf) : NULL;
+  _cleanup_free_ char *p2 = v2leaf ? cgroup_file(rt, NULL, inst, v2leaf) : NULL;
+  const char *paths[] = {p1, p2};
+  for (size_t i = 0; i < 2; i++) {
+    if (!paths[i])
+      continue;
+    _cleanup_fclose_ FILE *f = fopen(paths[i], "re");
+    long long n;
+    if (f && fscanf(f, "%lld", &n) == 1)
+      return n;
+  }
+  return -1;
+}
+
+/* Bytes read and written by the cgroup's processes (v1 blkio's Total
+ * lines, v2 io.stat's rbytes/wbytes). */
+static void cg_block(struct runtime *rt, const char *inst, long long *rd, long long *wr)
+{
+  *rd = *wr = 0;
+  _cleanup_free_ char *p1 = cgroup_file(rt, "blkio", inst, "blkio.throttle.io_service_bytes");
+  _cleanup_free_ char *p2 = cgroup_file(rt, NULL, inst, "io.stat");
+  char line[512];
+  _cleanup_fclose_ FILE *f = fopen(p1, "re");
+  while (f && fgets(line, sizeof line, f)) {
+    char op[16];
+    long long n;
+    if (sscanf(line, "%*s %15s %lld", op, &n) == 2) {
+      if (strcmp(op, "Read") == 0)
+        *rd += n;
+      else if (strcmp(op, "Write") == 0)
+        *wr += n;
+    }
+  }
+  if (f)
+    return;
+  _cleanup_fclose_ FILE *g = fopen(p2, "re");
+  while (g && fgets(line, sizeof line, g)) {
+    const char *r = strstr(line, "rbytes="), *w = strstr(line, "wbytes=");
+    if (r)
+      *rd += strtoll(r + 7, NULL, 10);
+    if (w)
+      *wr += strtoll(w + 7, NULL, 10);
+  }
+}
+
+json_t *ctr_stats(struct runtime *rt, const char *inst, int pid)
+{
+  long long cpu_ns = cg_number(rt, "cpuacct", "cpuacct.usage", NULL, inst);
+  if (cpu_ns < 0) {
+    /* v2: usage_usec in cpu.stat */
+    _cleanup_free_ char *p2 = cgroup_file(rt, NULL, inst, "cpu.stat");
+    _cleanup_fclose_ FILE *f = fopen(p2, "re");
+    long long us;
+    if (f && fscanf(f, "usage_usec %lld", &us) == 1)
+      cpu_ns = us * 1000;
+  }
+  long long mem = ctr_memory_bytes(rt, inst);
+  long long lim = cg_number(rt, "memory", "memory.limit_in_bytes", "memory.max", inst);
+  /* v1 says "no limit" with a huge number: the host's memory is the limit */
+  long long host = (long long)sysconf(_SC_PHYS_PAGES) * (long long)sysconf(_SC_PAGESIZE);
+  if (lim < 0 || lim > host)
+    lim = host;
+  long long pids = cg_number(rt, "pids", "pids.current", "pids.current", inst);
+  long long rd, wr;
+  cg_block(rt, inst, &rd, &wr);
+  /* the container's network: its init's network namespace */
+  long long rx = 0, tx = 0;
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/net/dev", pid);
+  _cleanup_fclose_ FILE *nd = pid > 0 ? fopen(path, "re") : NULL;
+  while (nd && fgets(line, sizeof line, nd)) {
+    char *c = strchr(line, ':');
+    if (!c)
+      continue;
+    *c = '\0';
+    const char *ifn = line + strspn(line, " ");
+    if (strcmp(ifn, "lo") == 0)
+      continue;
+    long long r = 0, t = 0;
+    if (sscanf(c + 1, "%lld %*d %*d %*d %*d %*d %*d %*d %lld", &r, &t) == 2) {
+      rx += r;
+      tx += t;
+    }
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "cpu_seconds",
+                   cpu_ns >= 0 ? (double)cpu_ns / 1e9 : 0.0, "memory_bytes",
+                   (json_int_t)(mem > 0 ? mem : 0), "memory_limit_bytes", (json_int_t)lim,
+                   "pids", (json_int_t)(pids > 0 ? pids : 0), "net_rx_bytes", (json_int_t)rx,
+                   "net_tx_bytes", (json_int_t)tx, "block_read_bytes", (json_int_t)rd,
+                   "block_write_bytes", (json_int_t)wr, "read_at_ms",
+                   (json_int_t)((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+}

@@ -72,6 +72,12 @@ int64_t ctr_memory_bytes(struct runtime *rt, const char *id);
  * "cpu_seconds", "elapsed_seconds", "cpu_percent" (over its life),
  * "command"}; empty when it has none or its cgroup cannot be read. */
 json_t *ctr_processes(struct runtime *rt, const char *id);
+/* A container's resource use now, from its cgroup (v1 or v2) and its init's
+ * (pid) network namespace: {"cpu_seconds", "memory_bytes",
+ * "memory_limit_bytes" (the host's memory when unlimited), "pids",
+ * "net_rx_bytes", "net_tx_bytes" (its links but lo), "block_read_bytes",
+ * "block_write_bytes", "read_at_ms" (monotonic: for rates between two)}. */
+json_t *ctr_stats(struct runtime *rt, const char *inst, int pid);
 
 /* Records. ctr_load_all returns an array sorted by creation time. */
 json_t *ctr_load_all(struct runtime *rt);
