@@ -79,7 +79,7 @@ _ferry() {
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
-        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm tag inspect" -- "$cur"); return
+        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm tag inspect prune" -- "$cur"); return
       fi
       case " ${COMP_WORDS[*]} " in
         *" import "*) flags="--name"; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;

@@ -28,6 +28,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool cli_wants_help(int argc, char **argv, const char *help);
 /* podman's prune question on stderr: true when the answer is yes. */
 bool cli_confirm(const char *warning);
+/* A prune: DELETE each item's "url"; what went is printed by its "label"
+ * (a JSON array with --json); one in use (409) or already gone (404) is
+ * left out silently; other errors are said, 125. */
+int cli_prune(struct cli *cli, json_t *items);
 /* getopt_long for a command's options: an unknown option or a missing
  * value is said as "Error: CMD: ..." with a pointer to CMD --help, and
  * comes back as '?'. */

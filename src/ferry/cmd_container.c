@@ -398,7 +398,7 @@ int cmd_container(struct cli *cli, int argc, char **argv)
   _cleanup_json_ json_t *list = NULL;
   if (http_call(cli->api, "GET", "/v1/containers?all=1", NULL, &list, &err) < 0)
     return cli_fail(&err);
-  int rc = 0;
+  _cleanup_json_ json_t *items = json_array();
   size_t i;
   json_t *r;
   json_array_foreach(list, i, r)
@@ -407,13 +407,9 @@ int cmd_container(struct cli *cli, int argc, char **argv)
     if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)
       continue;
     _cleanup_free_ char *url = ctr_url(json_str_or(r, "id", ""), NULL);
-    struct ferry_err de = {0};
-    if (http_call(cli->api, "DELETE", url, NULL, NULL, &de) == 0)
-      printf("%s\n", json_str_or(r, "id", ""));
-    else if (de.klass != FERRY_E_NOTFOUND && de.klass != FERRY_E_CONFLICT)
-      rc = cli_fail(&de); /* gone meanwhile, or busy with an operation: not for pruning */
+    json_array_append_new(items, json_pack("{s:s, s:s}", "url", url, "label", json_str_or(r, "id", "")));
   }
-  return rc;
+  return cli_prune(cli, items);
 }
 
 int cmd_kill(struct cli *cli, int argc, char **argv)

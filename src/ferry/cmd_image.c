@@ -17,6 +17,7 @@ static const char image_help[] =
     "  ls [--json]                       list images\n"
     "  rm IMAGE...                       remove images no container uses\n"
     "  tag IMAGE NAME[:TAG]...           give an image more names\n"
+    "  prune [-a] [-f]                   remove images without a name (-a: all unused)\n"
     "  inspect IMAGE                     show an image record\n";
 
 static int image_ls(struct cli *cli)
@@ -272,6 +273,46 @@ int cmd_image(struct cli *cli, int argc, char **argv)
   if (strcmp(sub, "push") == 0) {
     argv[1] = (char *)"image push";
     return cmd_push(cli, argc - 1, argv + 1);
+  }
+  if (strcmp(sub, "prune") == 0) {
+    bool force = false, all = false;
+    for (int i = 2; i < argc; i++) {
+      if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--force") == 0)
+        force = true;
+      else if (strcmp(argv[i], "-a") == 0 || strcmp(argv[i], "--all") == 0)
+        all = true;
+      else if (strcmp(argv[i], "--json") == 0)
+        cli->json = true;
+      else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+        puts("Usage: ferry image prune [-a] [-f] [--json]\n"
+             "Removes images without a name (-a: every image no container uses), after a\n"
+             "question unless -f. Prints the ids of those removed.");
+        return 0;
+      } else
+        return cli_usage_error("image prune: unknown argument \"%s\" (see ferry image prune --help)",
+                               argv[i]);
+    }
+    if (!force && !cli_confirm(all ? "This will remove all images without at least one container "
+                                     "associated to them."
+                                   : "This will remove all dangling images."))
+      return 0;
+    struct ferry_err err = {0};
+    _cleanup_json_ json_t *list = NULL;
+    if (http_call(cli->api, "GET", "/v1/images", NULL, &list, &err) < 0)
+      return cli_fail(&err);
+    _cleanup_json_ json_t *items = json_array();
+    size_t i;
+    json_t *img;
+    json_array_foreach(list, i, img)
+    {
+      if (!all && json_array_size(json_object_get(img, "names")) > 0)
+        continue;
+      const char *id = json_str_or(img, "id", "");
+      _cleanup_free_ char *e = http_escape(id);
+      _cleanup_free_ char *url = xasprintf("/v1/images/%s", e);
+      json_array_append_new(items, json_pack("{s:s, s:s}", "url", url, "label", id));
+    }
+    return cli_prune(cli, items);
   }
   if (strcmp(sub, "tag") == 0) {
     argv[1] = (char *)"image tag";

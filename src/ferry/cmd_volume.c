@@ -42,8 +42,7 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
     _cleanup_json_ json_t *list = NULL;
     if (http_call(cli->api, "GET", "/v1/volumes", NULL, &list, &err) < 0)
       return cli_fail(&err);
-    _cleanup_json_ json_t *gone = json_array();
-    int rc = 0;
+    _cleanup_json_ json_t *items = json_array();
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
@@ -51,18 +50,9 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
       const char *name = json_str_or(v, "name", "");
       _cleanup_free_ char *e = http_escape(name);
       _cleanup_free_ char *url = xasprintf("/v1/volumes/%s", e);
-      struct ferry_err de = {0};
-      if (http_call(cli->api, "DELETE", url, NULL, NULL, &de) == 0)
-        json_array_append_new(gone, json_string(name));
-      else if (de.klass != FERRY_E_CONFLICT && de.klass != FERRY_E_NOTFOUND)
-        rc = cli_fail(&de); /* in use (409) or gone meanwhile: not for pruning */
+      json_array_append_new(items, json_pack("{s:s, s:s}", "url", url, "label", name));
     }
-    if (cli->json) {
-      cli_print_json(gone);
-    } else {
-      json_array_foreach(gone, i, v) puts(json_string_value(v));
-    }
-    return rc;
+    return cli_prune(cli, items);
   }
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
     _cleanup_json_ json_t *list = NULL;

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/cleanup.h"
+#include "util/json.h"
 #include "util/fs.h"
 
 int cli_fail(const struct ferry_err *err)
@@ -55,6 +57,27 @@ bool cli_confirm(const char *warning)
   fprintf(stderr, "WARNING! %s\nAre you sure you want to continue? [y/N] ", warning);
   char ans[16] = "";
   return fgets(ans, sizeof ans, stdin) && (ans[0] == 'y' || ans[0] == 'Y');
+}
+
+int cli_prune(struct cli *cli, json_t *items)
+{
+  _cleanup_json_ json_t *gone = json_array();
+  int rc = 0;
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it)
+  {
+    struct ferry_err de = {0};
+    if (http_call(cli->api, "DELETE", json_str_or(it, "url", ""), NULL, NULL, &de) == 0)
+      json_array_append(gone, json_object_get(it, "label"));
+    else if (de.klass != FERRY_E_CONFLICT && de.klass != FERRY_E_NOTFOUND)
+      rc = cli_fail(&de); /* in use or busy (409), gone meanwhile (404): not for pruning */
+  }
+  if (cli->json)
+    cli_print_json(gone);
+  else
+    json_array_foreach(gone, i, it) puts(json_string_value(it));
+  return rc;
 }
 
 bool cli_wants_help(int argc, char **argv, const char *help)

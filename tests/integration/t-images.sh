@@ -74,10 +74,19 @@ f h1 image rm bb2:test >/dev/null || fail "image rm of an extra tag of an image 
 f h1 images | grep -q "^bb2:test " && fail "bb2:test still listed: $(f h1 images)"
 f h1 ps | grep -q "user .*running" || fail "untagging stopped the container"
 expect_fail "in use by container \"user\"" f h1 image rm busybox:1
+# image prune -a: every image no container uses goes (after a yes or -f);
+# the one user runs stays
+echo n | f h1 image prune -a >/dev/null 2>&1
+f h1 images | grep -q "^app.oci:v1 " || fail "image prune answered no removed images: $(f h1 images)"
+out=$(f h1 image prune -a -f)
+grep -q "^sha256:" <<<"$out" || fail "image prune -a -f printed no id: $out"
+f h1 images | grep -q "^app.oci:v1 " && fail "image prune -a kept an unused image: $(f h1 images)"
+f h1 images | grep -q "^busybox:1 " || fail "image prune -a removed the image a container uses"
+[ "$(f h1 image prune -f --json)" = "[]" ] || fail "image prune (dangling only) removed something"
 f h1 rm -f user >/dev/null
 f h1 image rm busybox:1 >/dev/null
 expect_fail "no such image" f h1 image inspect busybox:1
-check "a tag is a name: a second one lists beside the first and goes alone (even in use); ferry tag adds names, refuses another image's; the last name of an image in use is refused, then removed"
+check "a tag is a name: a second one lists beside the first and goes alone (even in use); ferry tag adds names, refuses another image's; image prune -a removes what no container uses; the last name of an image in use is refused, then removed"
 
 # --- bad input: each refused, nothing outside, nothing changed ---
 mkdir -p "$T_DIR/outside"
