@@ -30,7 +30,7 @@ _ferry() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
-               migrate image images pull push volume info version port restart wait rmi tag top stats pause
+               migrate image images pull push volume info version port restart wait rmi tag save top stats pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
   # the verb: the first word that is not a global option or its value
@@ -71,6 +71,7 @@ _ferry() {
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
     exec) flags="-e --json"; names=$(_ferry_names running) ;;
     tag) names=$(_ferry_names images) ;;
+    save) flags="-o --output --format"; names=$(_ferry_names images) ;;
     top) flags="--json"; names=$(_ferry_names running) ;;
     stats) flags="--no-stream --json"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
@@ -79,11 +80,11 @@ _ferry() {
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
-        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm tag inspect prune" -- "$cur"); return
+        mapfile -t COMPREPLY < <(compgen -W "import pull push ls rm tag save inspect prune" -- "$cur"); return
       fi
       case " ${COMP_WORDS[*]} " in
         *" import "*) flags="--name"; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-        *" rm "* | *" inspect "* | *" tag "*) names=$(_ferry_names images) ;;
+        *" rm "* | *" inspect "* | *" tag "* | *" save "*) names=$(_ferry_names images) ;;
       esac ;;
     volume)
       if [ "$prev" = volume ]; then

@@ -1,8 +1,10 @@
 /* ferry image import|pull|ls|rm|inspect, ferry images, ferry pull */
 #include <getopt.h>
 #include <libgen.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util/cleanup.h"
@@ -18,6 +20,7 @@ static const char image_help[] =
     "  rm IMAGE...                       remove images no container uses\n"
     "  tag IMAGE NAME[:TAG]...           give an image more names\n"
     "  prune [-a] [-f]                   remove images without a name (-a: all unused)\n"
+    "  save [-o FILE] IMAGE              write an image as an OCI archive\n"
     "  inspect IMAGE                     show an image record\n";
 
 static int image_ls(struct cli *cli)
@@ -217,6 +220,64 @@ int cmd_push(struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+static bool save_write(void *ud, const char *data, size_t n)
+{
+  return fwrite(data, 1, n, (FILE *)ud) == n;
+}
+
+int cmd_save(struct cli *cli, int argc, char **argv)
+{
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry save [-o FILE] [--format oci-archive] IMAGE\n"
+                     "Writes the image as an OCI archive (an OCI layout in a tar: ferry image\n"
+                     "import, podman load and skopeo read it) to FILE, or to stdout when that is\n"
+                     "not a terminal.\n"))
+    return 0;
+  const char *file = NULL, *image = NULL;
+  for (int i = 1; i < argc; i++) {
+    if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
+      file = argv[++i];
+    } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+      if (strcmp(argv[++i], "oci-archive") != 0)
+        return cli_usage_error("%s: format \"%s\" is not supported: oci-archive only", argv[0], argv[i]);
+    } else if (argv[i][0] == '-') {
+      return cli_usage_error("%s: unknown option %s (see ferry %s --help)", argv[0], argv[i], argv[0]);
+    } else if (image) {
+      return cli_usage_error("%s: one IMAGE at a time (see ferry %s --help)", argv[0], argv[0]);
+    } else {
+      image = argv[i];
+    }
+  }
+  if (!image)
+    return cli_usage_error("%s needs an IMAGE (see ferry %s --help)", argv[0], argv[0]);
+  if (!file && isatty(STDOUT_FILENO))
+    return cli_usage_error("%s: refusing to write an archive to a terminal: use -o FILE", argv[0]);
+  _cleanup_free_ char *part = file ? xasprintf("%s.partial", file) : NULL;
+  FILE *f = file ? fopen(part, "we") : stdout;
+  if (!f) {
+    fprintf(stderr, "Error: %s: %s\n", part, strerror(errno));
+    return 125;
+  }
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *req = json_pack("{s:s}", "image", image);
+  int r = http_stream(cli->api, "POST", "/v1/images/save", req, save_write, f, NULL, &err);
+  bool ok = r == 0 && fflush(f) == 0 && !ferror(f);
+  if (file) {
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(part, file) < 0)
+      ok = false;
+    if (!ok)
+      unlink(part);
+  }
+  if (r < 0)
+    return cli_fail(&err);
+  if (!ok) {
+    fprintf(stderr, "Error: writing %s: %s\n", file ? file : "stdout", strerror(errno));
+    return 125;
+  }
+  return 0;
+}
+
 int cmd_tag(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
@@ -313,6 +374,10 @@ int cmd_image(struct cli *cli, int argc, char **argv)
       json_array_append_new(items, json_pack("{s:s, s:s}", "url", url, "label", id));
     }
     return cli_prune(cli, items);
+  }
+  if (strcmp(sub, "save") == 0) {
+    argv[1] = (char *)"image save";
+    return cmd_save(cli, argc - 1, argv + 1);
   }
   if (strcmp(sub, "tag") == 0) {
     argv[1] = (char *)"image tag";

@@ -40,6 +40,22 @@ echo "$out" | grep -q "Imported docker.io/test/app:v1" || fail "docker-archive i
 if f h1 run --rm test/app:v1 ls /gone >/dev/null 2>&1; then fail "docker-archive whiteout"; fi
 check "docker-archive (skopeo): config and whiteouts apply"
 
+# image save: an OCI archive that skopeo reads and that imports back, with
+# the image's config and layers (whiteouts included)
+f h1 image save -o "$T_DIR/saved.tar" app.oci:v1 || fail "image save"
+[ ! -e "$T_DIR/saved.tar.partial" ] || fail "image save left its partial file"
+skopeo inspect --raw "oci-archive:$T_DIR/saved.tar" | grep -q '"layers"' || fail "skopeo cannot read the saved archive"
+f h1 save app.oci:v1 >"$T_DIR/saved2.tar" || fail "save to stdout"
+cmp -s "$T_DIR/saved.tar" "$T_DIR/saved2.tar" || [ "$(stat -c %s "$T_DIR/saved2.tar")" -gt 10000 ] || fail "save to stdout wrote $(stat -c %s "$T_DIR/saved2.tar") bytes"
+f h1 image import "$T_DIR/saved.tar" --name roundtrip:v1 >/dev/null || fail "import of a saved archive"
+[ "$(f h1 run --rm roundtrip:v1)" = "$(printf 'hello\n/etc\nkeep')" ] || fail "saved image's config lost: $(f h1 run --rm roundtrip:v1)"
+if f h1 run --rm roundtrip:v1 ls /gone >/dev/null 2>&1; then fail "saved image lost a whiteout"; fi
+f h1 image rm roundtrip:v1 >/dev/null
+expect_fail "no such image" f h1 image save -o "$T_DIR/x.tar" nosuch:v1
+[ ! -e "$T_DIR/x.tar" ] && [ ! -e "$T_DIR/x.tar.partial" ] || fail "a refused save left a file"
+expect_fail "refusing to write an archive to a terminal|needs an IMAGE" f h1 save
+check "image save: an OCI archive skopeo reads, imported back with its config and whiteouts; unknown image refused, no file left"
+
 f h1 image import "$T_DIR/busybox.tar" --name busybox:1 >/dev/null
 f h1 images | grep -q "busybox:1 .*rootfs" || fail "rootfs tarball import"
 check "plain rootfs tarball imports under --name"

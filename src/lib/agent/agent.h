@@ -98,6 +98,13 @@ int agent_image_pull(struct agent *a, json_t *req, json_t **out, struct ferry_er
 /* Pushes image ref to req's "destination" (registry/repository[:tag]), with
  * the pull's options; the layers are written as an OCI layout from the store
  * (agent_push.c). 503 with skopeo's reason when the registry refuses. */
+/* An OCI archive of image ref (an OCI layout in a tar, the name it was asked
+ * by, or its first, as the manifest's ref.name), written to the store's
+ * scratch space and read out with agent_image_save_read/free (the body of
+ * a streamed answer; the file goes at the free). */
+int agent_image_save(struct agent *a, const char *ref, void **out, struct ferry_err *err);
+ssize_t agent_image_save_read(void *cls, int conn_fd, char *buf, size_t max);
+void agent_image_save_free(void *cls);
 int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out,
                      struct ferry_err *err);
 json_t *agent_image_list(struct agent *a);

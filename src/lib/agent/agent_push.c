@@ -2,6 +2,8 @@
  * from the store (each layer directory as a tar with its overlay whiteouts
  * turned back into OCI ones, the image's config, a manifest), then skopeo
  * copies it to the registry with the same options as a pull. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,8 @@ static int put_blob(const char *layout, const char *media, const char *data, siz
   return r;
 }
 
-static int write_layout(struct agent *a, json_t *img, const char *layout, struct ferry_err *err)
+static int write_layout(struct agent *a, json_t *img, const char *layout, const char *ref_name,
+                        struct ferry_err *err)
 {
   _cleanup_free_ char *blobs = xasprintf("%s/blobs/sha256", layout);
   int r = mkdir_p(blobs, 0700, err);
@@ -81,7 +84,8 @@ static int write_layout(struct agent *a, json_t *img, const char *layout, struct
   if ((r = put_blob(layout, "application/vnd.oci.image.manifest.v1+json", mtext, strlen(mtext),
                     &mdesc, err)) < 0)
     return r;
-  json_object_set_new(mdesc, "annotations", json_pack("{s:s}", "org.opencontainers.image.ref.name", "push"));
+  json_object_set_new(mdesc, "annotations",
+                      json_pack("{s:s}", "org.opencontainers.image.ref.name", ref_name));
   _cleanup_json_ json_t *index = json_pack("{s:i, s:[o]}", "schemaVersion", 2, "manifests", mdesc);
   _cleanup_free_ char *ip = path_join(layout, "index.json");
   return json_save_atomic(ip, index, err);
@@ -109,7 +113,7 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
   /* the layers stay while they are read: pinned, a concurrent image
    * removal leaves them */
   agent_layers_pin(a, json_object_get(img, "layers"), true);
-  r = write_layout(a, img, tmpl, err);
+  r = write_layout(a, img, tmpl, "push", err);
   agent_layers_pin(a, json_object_get(img, "layers"), false);
   if (r == 0) {
     _cleanup_free_ char *src = xasprintf("oci:%s:push", tmpl);
@@ -124,4 +128,76 @@ int agent_image_push(struct agent *a, const char *ref, json_t *req, json_t **out
                      "destination", want);
   }
   return r;
+}
+
+/* An image save in progress: the archive, read out as the answer's body,
+ * removed with its scratch directory at the end. */
+struct save_stream {
+  int fd;
+  char *dir;
+};
+
+ssize_t agent_image_save_read(void *cls, int conn_fd, char *buf, size_t max)
+{
+  (void)conn_fd;
+  struct save_stream *s = cls;
+  ssize_t n = read(s->fd, buf, max);
+  return n > 0 ? n : -1;
+}
+
+void agent_image_save_free(void *cls)
+{
+  struct save_stream *s = cls;
+  if (s->fd >= 0)
+    close(s->fd);
+  rm_rf(s->dir, NULL);
+  free(s->dir);
+  free(s);
+}
+
+int agent_image_save(struct agent *a, const char *ref, void **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *img = NULL;
+  int r = image_lookup(&a->images, ref, &img, err);
+  if (r < 0)
+    return r;
+  /* the name it was asked by when it is one of the image's, else its first */
+  const char *name = json_string_value(json_array_get(json_object_get(img, "names"), 0));
+  _cleanup_free_ char *norm = NULL;
+  json_t *n;
+  size_t i;
+  if (image_normalize_name(ref, &norm, NULL) == 0)
+    json_array_foreach(json_object_get(img, "names"), i, n) if (strcmp(json_string_value(n), norm) == 0)
+        name = json_string_value(n);
+  char *dir = path_join(a->images.tmp_dir, "save-XXXXXX");
+  if (!mkdtemp(dir)) {
+    r = ferry_err_sys(err, -errno, "save %s: scratch directory", ref);
+    free(dir);
+    return r;
+  }
+  _cleanup_free_ char *layout = path_join(dir, "layout");
+  _cleanup_free_ char *tar = path_join(dir, "image.tar");
+  agent_layers_pin(a, json_object_get(img, "layers"), true);
+  r = write_layout(a, img, layout, name ? name : "latest", err);
+  agent_layers_pin(a, json_object_get(img, "layers"), false);
+  struct tar_opts to = {0};
+  if (r == 0)
+    r = dir_to_tar_opts(layout, tar, &to, NULL, err);
+  int fd = r == 0 ? open(tar, O_RDONLY | O_CLOEXEC) : -1;
+  if (r == 0 && fd < 0)
+    r = ferry_err_sys(err, -errno, "save %s", ref);
+  if (r < 0) {
+    rm_rf(dir, NULL);
+    free(dir);
+    return ferry_err_wrap(err, "save %s", ref);
+  }
+  /* the layout's files are in the archive: only it is kept until the end */
+  rm_rf(layout, NULL);
+  struct save_stream *s = calloc(1, sizeof *s);
+  if (!s)
+    abort();
+  s->fd = fd;
+  s->dir = dir;
+  *out = s;
+  return 0;
 }

@@ -355,6 +355,27 @@ H(img_inspect)
   http_reply_result(resp, r, out, &err);
 }
 
+H(img_save)
+{
+  (void)args;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  BODY_OR_REPLY(body, err);
+  const char *image = json_str_or(body, "image", NULL);
+  void *st = NULL;
+  if (!image)
+    ferry_err_set(&err, -EINVAL, FERRY_E_INVALID, "save: \"image\" is required");
+  if (!image || agent_image_save(AGENT(ctx), image, &st, &err) < 0) {
+    http_reply_err(resp, &err);
+    return;
+  }
+  resp->status = 200;
+  resp->stream = agent_image_save_read;
+  resp->stream_free = agent_image_save_free;
+  resp->stream_cls = st;
+  resp->stream_type = "application/x-tar";
+}
+
 H(img_tag)
 {
   (void)args;
@@ -555,6 +576,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/images/import", img_import},
     {"POST", "/v1/images/pull", img_pull},
     {"POST", "/v1/images/tag", img_tag},
+    {"POST", "/v1/images/save", img_save},
     {"PUT", "/v1/images/import", img_import},
     /* image references contain '/' (registry/name:tag) */
     {"POST", "/v1/images/push/{*}", img_push},
