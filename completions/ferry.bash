@@ -65,7 +65,7 @@ _ferry() {
     kill) flags="-s --signal"; names=$(_ferry_names running) ;;
     rm) flags="-f --force"; names=$(_ferry_names containers) ;;
     resume | unpause | inspect) names=$(_ferry_names containers) ;;
-    ps) flags="-a --all --json" ;;
+    ps) flags="-a --all -q --quiet -n --last -l --latest --no-trunc --format --json" ;;
     pull) flags="--authfile --creds --cert-dir --tls-verify= --json" ;;
     push) flags="--authfile --creds --cert-dir --tls-verify= --json"; names=$(_ferry_names images) ;;
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;

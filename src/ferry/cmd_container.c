@@ -467,8 +467,10 @@ static void short_cmd(json_t *args, char *buf, size_t len)
 int cmd_ps(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry ps [-a] [-q] [--no-trunc] [--format FORMAT] [--json]\n"
+                     "Usage: ferry ps [-a] [-q] [-n N | -l] [--no-trunc] [--format FORMAT] [--json]\n"
                      "  -a, --all       also show containers that are not running\n"
+                     "  -n, --last N    the N containers made last, any state (newest first)\n"
+                     "  -l, --latest    the container made last (-n 1)\n"
                      "  -q, --quiet     only the containers' ids, one per line\n"
                      "  --no-trunc      whole ids\n"
                      "  --format F      a line per container, podman's Go-template habits:\n"
@@ -478,14 +480,25 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
   static const struct option lo[] = {{"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'},
                                      {"quiet", no_argument, 0, 'q'},
                                      {"no-trunc", no_argument, 0, 'T'},
-                                     {"format", required_argument, 0, 'F'}, {0, 0, 0, 0}};
+                                     {"format", required_argument, 0, 'F'},
+                                     {"last", required_argument, 0, 'n'},
+                                     {"latest", no_argument, 0, 'l'}, {0, 0, 0, 0}};
   int c;
   bool all = false, quiet = false, notrunc = false;
+  long last = -1;
   const char *format = NULL;
   optind = 1;
-  while ((c = cli_getopt(argc, argv, "+aq", lo)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+aqn:l", lo)) != -1) {
     if (c == 'a')
       all = true;
+    else if (c == 'l')
+      last = 1;
+    else if (c == 'n') {
+      char *end = NULL;
+      last = strtol(optarg, &end, 10);
+      if (!*optarg || *end || last < 0)
+        return cli_usage_error("ps: --last \"%s\": expected a number (see ferry ps --help)", optarg);
+    }
     else if (c == 'j')
       cli->json = true;
     else if (c == 'q')
@@ -501,9 +514,24 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
     return cli_usage_error("ps takes no arguments (\"%s\")", argv[optind]);
   struct ferry_err err = {0};
   _cleanup_json_ json_t *list = NULL;
-  if (http_call(cli->api, "GET", all ? "/v1/containers?all=1" : "/v1/containers", NULL, &list,
-               &err) < 0)
+  if (http_call(cli->api, "GET", all || last >= 0 ? "/v1/containers?all=1" : "/v1/containers",
+                NULL, &list, &err) < 0)
     return cli_fail(&err);
+  if (last >= 0) {
+    /* newest first (creation times are ISO 8601: they sort as strings) */
+    size_t n = json_array_size(list);
+    for (size_t a = 1; a < n; a++)
+      for (size_t b = a; b > 0; b--) {
+        json_t *x = json_array_get(list, b - 1), *y = json_array_get(list, b);
+        if (strcmp(json_str_or(x, "created", ""), json_str_or(y, "created", "")) >= 0)
+          break;
+        json_incref(x);
+        json_array_set(list, b - 1, y);
+        json_array_set_new(list, b, x);
+      }
+    while (json_array_size(list) > (size_t)last)
+      json_array_remove(list, json_array_size(list) - 1);
+  }
   if (cli->json) {
     cli_print_json(list);
     return 0;

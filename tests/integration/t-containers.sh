@@ -231,10 +231,17 @@ f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
 sid=$(f h1 --json inspect sleeper | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
 f h1 ps -q | grep -qx "${sid:0:12}" || fail "ps -q does not list sleeper's id: $(f h1 ps -q)"
 f h1 ps -q --no-trunc | grep -qx "$sid" || fail "ps -q --no-trunc: $(f h1 ps -q --no-trunc)"
+# -l / -n: the newest first, any state
+f h1 create --name newest busybox true >/dev/null
+[ "$(f h1 ps -l --format '{{.Names}}')" = newest ] || fail "ps -l: $(f h1 ps -l)"
+[ "$(f h1 ps -n 2 --format '{{.Names}}' | tr '\n' ' ')" = "newest sleeper " ] || fail "ps -n 2: $(f h1 ps -n 2)"
+[ "$(f h1 ps -q -n 0 | wc -l)" = 0 ] || fail "ps -n 0 listed something"
+expect_fail "expected a number" f h1 ps -n x
+f h1 rm newest >/dev/null
 expect_fail "is running: stop it first" f h1 rm sleeper
 f h1 rm -f sleeper >/dev/null
 f h1 ps -a | grep -q sleeper && fail "rm -f left sleeper"
-check "rm refuses a running container, rm -f removes it"
+check "ps -l and -n N: the newest first, any state; rm refuses a running container, rm -f removes it"
 
 # bad input: unknown names, malformed JSON, unknown endpoints, nothing changes
 sock="$T_DIR/h1/ferryd.sock"
