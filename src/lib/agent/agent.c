@@ -16,6 +16,7 @@
 #include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/spawn.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -865,7 +866,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       have_path = true;
   }
   if (!have_path)
-    env_set(envj, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env_set(envj, "PATH=" FERRY_DEFAULT_PATH);
   hostenv = xasprintf("HOSTNAME=%s", name);
   env_set(envj, hostenv);
   for (i = 0; env && env[i]; i++)
@@ -1295,7 +1296,7 @@ static int exec_lookup(struct agent *a, json_t *rec, const char *cmd0, char *con
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, rec_id(rec), "bundle/rootfs");
   const char *path = env_get(env, rec_env(rec), "PATH");
   if (!path)
-    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    path = FERRY_DEFAULT_PATH;
   const char *cwd = rec_has_cwd(rec) ? rec_cwd(rec) : "/";
   bool found = false;
   const char *p = path;

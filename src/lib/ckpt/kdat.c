@@ -27,6 +27,7 @@
 #include "ckpt/ckpt.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/spawn.h"
 
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
@@ -106,7 +107,7 @@ static long long binary_mtime(const char *criu)
     return stat(criu, &st) == 0 ? (long long)st.st_mtime : -1;
   const char *path = getenv("PATH");
   if (!path)
-    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    path = FERRY_DEFAULT_PATH;
   while (*path) {
     size_t n = strcspn(path, ":");
     char full[4096];

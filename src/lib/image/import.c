@@ -13,6 +13,7 @@
 #include "util/digest.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/spawn.h"
 #include "util/strv.h"
 
 enum archive_kind { KIND_ROOTFS, KIND_OCI, KIND_DOCKER };
@@ -421,7 +422,7 @@ static int import_rootfs(struct import_ctx *c, const char *archive, json_t *img,
   json_object_set_new(img, "id", json_string(dg));
   json_t *cfg = json_object();
   json_t *env = json_array();
-  json_array_append_new(env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+  json_array_append_new(env, json_string("PATH=" FERRY_DEFAULT_PATH));
   json_object_set_new(cfg, "Env", env);
   json_object_set_new(img, "config", cfg);
   json_object_set_new(img, "source", json_string("rootfs"));

@@ -155,28 +155,19 @@ int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
    * these kernels (only mirred): its frames go to the same TAP, where the
    * reader knows them by their source address. */
   {
-    char batch[] = "/tmp/ferry-hold-XXXXXX";
-    int bfd = mkstemp(batch);
-    if (bfd < 0) {
-      r = ferry_err_sys(err, -errno, "hold: tc batch file");
-      goto fail;
-    }
-    FILE *bf = fdopen(bfd, "w");
-    if (!bf) {
-      close(bfd);
-      unlink(batch);
-      r = ferry_err_sys(err, -ENOMEM, "hold: tc batch file");
-      goto fail;
-    }
     static const char *const dirs[] = {"egress", "ingress"};
+    char *script = NULL;
+    size_t slen = 0;
+    FILE *bf = open_memstream(&script, &slen);
+    if (!bf)
+      abort();
     fprintf(bf, "qdisc replace dev %s clsact\n", veth);
     for (int k = 0; k < 2; k++)
       fprintf(bf, "filter add dev %s %s pref 1 protocol all u32 match u32 0 0 action mirred egress redirect dev %s\n",
               veth, dirs[k], h->tap);
-    bool written = fclose(bf) == 0;
-    r = written ? spawn_check(TC("-batch", batch), NULL, err)
-                : ferry_err_sys(err, -EIO, "hold: tc batch file");
-    unlink(batch);
+    fclose(bf);
+    r = spawn_batch(TC("-batch"), script, err);
+    free(script);
     if (r < 0) {
       net_hold_clear(veth);
       ferry_err_wrap(err, "hold the traffic of %s", veth);

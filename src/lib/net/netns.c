@@ -328,16 +328,11 @@ json_t *net_neigh_list(const char *netns)
 int net_neigh_seed(const char *netns, json_t *neighbours)
 {
   /* one ip process for them all: this runs inside the pause */
-  char batch[] = "/tmp/ferry-neigh-XXXXXX";
-  int fd = mkstemp(batch);
-  if (fd < 0)
-    return 0;
-  FILE *f = fdopen(fd, "w");
-  if (!f) {
-    close(fd);
-    unlink(batch);
-    return 0;
-  }
+  char *script = NULL;
+  size_t slen = 0;
+  FILE *f = open_memstream(&script, &slen);
+  if (!f)
+    abort();
   int n = 0;
   size_t i;
   json_t *e;
@@ -349,11 +344,11 @@ int net_neigh_seed(const char *netns, json_t *neighbours)
     fprintf(f, "neigh replace %s lladdr %s dev eth0 nud stale\n", ip, mac);
     n++;
   }
-  bool written = fclose(f) == 0;
+  fclose(f);
   /* -force: a line that fails does not stop the others */
-  if (n > 0 && (!written || spawn_check(IP("-n", netns, "-force", "-batch", batch), NULL, NULL) < 0))
+  if (n > 0 && spawn_batch(IP("-n", netns, "-force", "-batch"), script, NULL) < 0)
     n = 0;
-  unlink(batch);
+  free(script);
   return n;
 }
 

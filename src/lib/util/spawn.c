@@ -245,6 +245,40 @@ int spawn_check(const char *const *argv, char **out, struct ferry_err *err)
   return 0;
 }
 
+int spawn_batch(const char *const *argv, const char *script, struct ferry_err *err)
+{
+  char path[] = "/tmp/ferry-batch-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "%s: batch file", argv[0]);
+  size_t len = strlen(script), off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, script + off, len - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int e = -errno;
+      close(fd);
+      unlink(path);
+      return ferry_err_sys(err, e ? e : -EIO, "%s: batch file", argv[0]);
+    }
+    off += (size_t)w;
+  }
+  close(fd);
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  const char **full = calloc(n + 2, sizeof *full);
+  if (!full)
+    abort();
+  memcpy(full, argv, n * sizeof *full);
+  full[n] = path;
+  int r = spawn_check(full, NULL, err);
+  free(full);
+  unlink(path);
+  return r;
+}
+
 int spawn_bg(const char *const *argv, const char *log_path, int *pid_out, struct ferry_err *err)
 {
   int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

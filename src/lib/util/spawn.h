@@ -31,6 +31,10 @@ struct spawn_result {
 
 void spawn_result_free(struct spawn_result *r);
 
+/* The PATH a program (a container's process, CRIU) gets when none is set:
+ * podman's and the OCI runtimes' default. */
+#define FERRY_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* Runs argv[0] (looked up on PATH). Returns 0 when the program ran (whatever its
  * exit code), a negative errno when it could not be run or timed out. */
 int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
@@ -39,6 +43,12 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
 /* Runs argv and fails unless it exits 0; the error names the program and
  * carries the last lines of its stderr. out (optional) gets stdout. */
 int spawn_check(const char *const *argv, char **out, struct ferry_err *err);
+
+/* Writes script to a private temporary file and runs argv (which ends with
+ * the tool's batch option: "ip", "-n", NS, "-force", "-batch") with that
+ * file's path appended, as spawn_check; the file goes after. One process
+ * for many commands. */
+int spawn_batch(const char *const *argv, const char *script, struct ferry_err *err);
 
 /* Starts argv in the background with stdout/stderr appended to log_path
  * (stdin /dev/null). The caller owns the child: it must reap it (spawn_reap). */
