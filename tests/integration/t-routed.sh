@@ -154,3 +154,12 @@ f a1 --json info | grep -q "\"address\": \"$A2\"" || fail "overlay after a resta
 in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 300 50 >/dev/null 2>&1 || fail "no connection after a1's restart"
 check "a1 restarts: its overlay is found in place, the container still reachable"
 f a1 rm -f echo >/dev/null
+
+# ---- an agent restarted without --overlay leaves the overlay ----
+stop_agent a2
+start_agent a2 -- --bridge "fb${$}r2" --subnet "$CLUSTER_NET.0/24" --gateway "$CLUSTER_NET.242" \
+  --listen "$A2:9000" --token-file "$T_DIR/token" --peer-allow 198.19.0.0/16
+in_ns a2 ip link show "fx$ROUTED_VNI" >/dev/null 2>&1 && fail "a2 kept its VXLAN port without --overlay"
+in_ns a2 nft list table ip "ferryov_$ROUTED_VNI" >/dev/null 2>&1 && fail "a2 kept its overlay filter without --overlay"
+f a2 --json info | grep -q '"overlay"' && fail "a2's info still shows an overlay"
+check "a2 restarted without --overlay: its VXLAN port and filter are gone"

@@ -88,7 +88,12 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   }
   if ((r = net_bridge_ensure(&a->net, err)) < 0)
     return r;
-  if (o->overlay && o->overlay->vni) {
+  if (!o->overlay || !o->overlay->vni) {
+    int gone = overlay_remove_stale(a->net.bridge);
+    if (gone > 0)
+      log_info("agent", "overlay: removed %d VXLAN port(s) of an earlier --overlay from %s", gone,
+               a->net.bridge);
+  } else {
     if ((r = overlay_open(&a->overlay, o->overlay, a->net.bridge, err)) < 0)
       return r;
     a->net.mtu = a->overlay.mtu;

@@ -9,6 +9,7 @@
 #include "net/net.h"
 #include "net/ports.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/json.h"
 #include "util/spawn.h"
 
@@ -337,4 +338,30 @@ json_t *overlay_info(struct overlay *ov)
     json_object_set_new(j, "error", json_string(ov->last_error));
   pthread_mutex_unlock(&ov->lock);
   return j;
+}
+
+int overlay_remove_stale(const char *bridge)
+{
+  _cleanup_json_ json_t *j =
+      cmd_json((const char *const[]){"ip", "-d", "-j", "link", "show", "master", bridge, NULL});
+  int n = 0;
+  size_t i;
+  json_t *l;
+  json_array_foreach(j, i, l)
+  {
+    json_t *li = json_object_get(l, "linkinfo");
+    const char *name = json_str_or(l, "ifname", "");
+    if (strcmp(json_str_or(li, "info_kind", ""), "vxlan") != 0 || strncmp(name, "fx", 2) != 0)
+      continue;
+    json_int_t vni = json_integer_value(json_object_get(json_object_get(li, "info_data"), "id"));
+    if (spawn_check((const char *const[]){"ip", "link", "del", name, NULL}, NULL, NULL) < 0)
+      continue;
+    struct overlay tmp = {.vni = (uint32_t)vni};
+    char t[32];
+    table_name(&tmp, t, sizeof t);
+    _cleanup_free_ char *script = xasprintf("add table ip %s\ndelete table ip %s\n", t, t);
+    nft_script_run(t, script, NULL);
+    n++;
+  }
+  return n;
 }

@@ -61,3 +61,7 @@ int overlay_open(struct overlay *ov, const struct overlay_options *o, const char
 int overlay_members_set(struct overlay *ov, json_t *addrs, struct ferry_err *err);
 /* {"vni", "device", "local", "port", "mtu", "members": [...]} */
 json_t *overlay_info(struct overlay *ov);
+/* An agent started without --overlay: the VXLAN ports of an earlier
+ * overlay on bridge and their filters are removed (the bridge then leads
+ * nowhere else). Returns how many. */
+int overlay_remove_stale(const char *bridge);
