@@ -17,12 +17,26 @@ in_ns c1 "$FERRY_BUILD/tests/tcp-client" "$ADDR" 7000 240000 50 "$T_DIR/stop-cli
 client=$!
 sleep 1
 
+# counting HOST: svc's counter on HOST goes on (bounded: 10 s, not a fixed
+# sleep: a loaded machine may take a while to schedule the resumed loop);
+# prints "BEFORE AFTER" (AFTER > BEFORE unless it stopped)
+counting() {
+  local b a _
+  b=$(f "$1" exec svc cat /tmp/count)
+  for _ in $(seq 1 50); do
+    a=$(f "$1" exec svc cat /tmp/count)
+    [ "$a" -gt "$b" ] && break
+    sleep 0.2
+  done
+  echo "$b $a"
+}
+
 # svc must run on a1 as before: same process (counter never restarts), its
 # files, and a2 must hold nothing of it.
 intact() {
   local what=$1 before after
   f a1 ps | grep -q "svc .*running" || fail "$what: svc not running on a1: $(f a1 ps -a)"
-  before=$(f a1 exec svc cat /tmp/count); sleep 0.4; after=$(f a1 exec svc cat /tmp/count)
+  read -r before after <<<"$(counting a1)"
   [ "$after" -gt "$before" ] || fail "$what: counter stopped ($before -> $after)"
   [ "$after" -ge "${LAST_COUNT:-0}" ] || fail "$what: counter restarted (${LAST_COUNT} -> $after)"
   LAST_COUNT=$after
@@ -120,7 +134,7 @@ check "the source dies right after the commit of a return move: one copy (on a1)
 moved_back_ok() { # WHAT
   f a1 ps | grep -q "svc .*running" || fail "$1: svc not running on a1: $(f a1 ps -a)"
   local b a
-  b=$(f a1 exec svc cat /tmp/count); sleep 0.4; a=$(f a1 exec svc cat /tmp/count)
+  read -r b a <<<"$(counting a1)"
   [ "$a" -gt "$b" ] || fail "$1: counter stopped ($b -> $a)"
   for _ in $(seq 1 50); do  # bounded: 10 s
     f a2 ps -a | grep -q " svc " || return 0
@@ -158,7 +172,7 @@ one_copy_on() { # WHERE OTHER WHAT: svc runs on WHERE, counting, and OTHER has n
   done
   f "$1" ps | grep -q "svc .*running" || fail "$3: svc not running on $1: $(f "$1" ps -a)"
   f "$2" ps -a | grep -q " svc " && fail "$3: $2 kept a copy: $(f "$2" ps -a)"
-  b=$(f "$1" exec svc cat /tmp/count); sleep 0.4; a=$(f "$1" exec svc cat /tmp/count)
+  read -r b a <<<"$(counting "$1")"
   [ "$a" -gt "$b" ] || fail "$3: counter stopped on $1 ($b -> $a)"
   [ "$(f "$1" exec svc cat /data/file)" = precious ] || fail "$3: volume contents lost"
 }
