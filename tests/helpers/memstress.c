@@ -16,6 +16,9 @@
  *                way) replaced every 3000 writes
  *   --shared     256 pages of shared anonymous memory written too
  *   --uffd       holds a userfaultfd of its own
+ *   --churn      one more process that starts short-lived children as fast
+ *                as it can (each exits at once or is killed; SIGCHLD ignored,
+ *                so the kernel reaps them): processes end while a dump runs
  *   --all        all of the above but --uffd
  * Static, so that it runs in a busybox rootfs. */
 #include <fcntl.h>
@@ -115,7 +118,7 @@ static void region_init(struct region *r, const char *name, size_t pages, int sh
 int main(int argc, char **argv)
 {
   size_t mib = 64;
-  int thp = 0, dontneed = 0, forks = 0, remap = 0, shared = 0, uffd = 0;
+  int thp = 0, dontneed = 0, forks = 0, remap = 0, shared = 0, uffd = 0, churn = 0;
   long rate = 20000;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -134,11 +137,13 @@ int main(int argc, char **argv)
       shared = 1;
     else if (!strcmp(argv[i], "--uffd"))
       uffd = 1;
+    else if (!strcmp(argv[i], "--churn"))
+      churn = 1;
     else if (!strcmp(argv[i], "--all"))
       thp = dontneed = forks = remap = shared = 1;
     else {
       fprintf(stderr, "usage: memstress [--mib N] [--rate PAGES_PER_S] [--thp] [--dontneed] "
-                      "[--remap] [--fork] [--shared] [--uffd] [--all]\n");
+                      "[--remap] [--fork] [--shared] [--uffd] [--churn] [--all]\n");
       return 2;
     }
   }
@@ -149,6 +154,21 @@ int main(int argc, char **argv)
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGUSR1, on_usr1);
   signal(SIGCHLD, SIG_IGN);
+  if (churn && fork() == 0) {
+    signal(SIGUSR1, SIG_IGN);
+    for (uint64_t k = 0;; k++) {
+      pid_t c = fork();
+      if (c == 0) {
+        if (k % 2)
+          pause();
+        _exit(0);
+      }
+      if (c > 0 && k % 2)
+        kill(c, SIGKILL);
+      struct timespec d = {0, 200000};
+      nanosleep(&d, NULL);
+    }
+  }
   struct region priv, rem = {0}, sh = {0};
   region_init(&priv, "private", mib * 256, 0, thp);
   const size_t nrem = 64;
