@@ -213,7 +213,7 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
  * Fault points: PREFIX-reserved, PREFIX-criu-restore, PREFIX-launched. */
 struct restore_source {
   const char *fault_prefix; /* "restore" (a checkpoint), "incoming" (a migration) */
-  int *lazy_pid;            /* non-NULL: memory restored lazily; gets the lazy-pages
+  struct ckpt_lazy *lazy;   /* non-NULL: memory restored lazily; gets the lazy-pages
                              * daemon's pid (ckpt_restore) */
   int (*place)(struct agent *a, json_t *rec, void *ctx, struct ferry_err *err);
   void (*undo)(struct agent *a, json_t *rec, void *ctx);
@@ -241,7 +241,7 @@ void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_so
  * container from the CRIU images in criu_dir. The link stays down until
  * agent_ctr_link_up: a migration brings it up only at commit. */
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                           int *lazy_pid, json_t **stats, struct ferry_err *err);
+                           struct ckpt_lazy *lazy, json_t **stats, struct ferry_err *err);
 int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
 /* The network namespace and veth (link down) of the container that will
  * have id, made ahead: a migration's target makes them at the offer, while

@@ -275,13 +275,13 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
 }
 
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                           int *lazy_pid, json_t **stats, struct ferry_err *err)
+                           struct ckpt_lazy *lazy, json_t **stats, struct ferry_err *err)
 {
   int r = agent_ctr_materialize(a, rec, img, false, err);
   if (r < 0)
     return r;
   int pid = 0;
-  return ckpt_restore(&a->rt, rec, criu_dir, lazy_pid, &pid, stats, err);
+  return ckpt_restore(&a->rt, rec, criu_dir, lazy, &pid, stats, err);
 }
 
 void agent_criu_ready(struct agent *a)
@@ -437,7 +437,7 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
                     pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
   /* restored with its link down */
   if ((r = ferry_fault(f_criu, err)) < 0 ||
-      (r = agent_ctr_restore_from(a, rec, img, criu_dir, src->lazy_pid, &t->criu, err)) < 0 ||
+      (r = agent_ctr_restore_from(a, rec, img, criu_dir, src->lazy, &t->criu, err)) < 0 ||
       (r = ferry_fault(f_launched, err)) < 0) {
     if (nj_running)
       pthread_join(nj.thread, NULL);

@@ -1,6 +1,7 @@
 /* Checkpoint and restore of one container through runc and CRIU. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
  * memory trackers' keeper at. */
 #define CKPT_PS_FD 100
 #define CKPT_KEEPER_FD 101
+#define CKPT_STATUS_FD 102
 
 /* Adds (or, with add false, removes again) "KEY N" in the container's
  * criu.conf, which runc hands to CRIU: "ps-socket 100" makes CRIU use the
@@ -159,6 +161,13 @@ static int direct_dump_argv(struct runtime *rt, const char *id, const char *imag
     if (o->leave_running)
       strv_push(&argv, "--leave-running");
   }
+  if (o->lazy_pid) {
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", CKPT_STATUS_FD);
+    strv_push(&argv, "--lazy-pages");
+    strv_push(&argv, "--status-fd");
+    strv_push(&argv, fd);
+  }
   if (netns_path) {
     struct stat ns;
     _cleanup_free_ char *nsp = xasprintf("/proc/%d/ns/net", pid);
@@ -265,12 +274,80 @@ static bool dump_via_runc(void)
   return k == 1;
 }
 
+/* The lazy dump: CRIU in the background (it outlives the agent, as any
+ * dump), its status fd saying when the images are written and it serves
+ * the lazy pages on ps_fd. */
+static int lazy_dump_start(char **argv, const char *images_dir, const struct ckpt_dump_opts *o,
+                           struct ferry_err *err)
+{
+  if (o->ps_fd < 0 || o->keeper_fd >= 0 || o->pre_dump)
+    return FERRY_INVALID(err, "a lazy dump needs a page-server connection and no trackers");
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) < 0)
+    return ferry_err_sys(err, -errno, "pipe");
+  _cleanup_free_ char *out = path_join(images_dir, "criu-lazy.out");
+  struct spawn_opts so = {.outlive_parent = true, .pass_fd = o->ps_fd, .pass_as = CKPT_PS_FD,
+                          .pass_fd2 = st[1], .pass_as2 = CKPT_STATUS_FD};
+  int pid = -1;
+  int r = spawn_bg_opts((const char *const *)argv, out, &so, &pid, err);
+  close(st[1]);
+  if (r < 0) {
+    close(st[0]);
+    return r;
+  }
+  /* one byte when the images are written; end of file if CRIU ended */
+  struct pollfd pf = {.fd = st[0], .events = POLLIN};
+  int timeout = o->timeout_ms > 0 ? o->timeout_ms : 120000;
+  char c;
+  int pr = poll(&pf, 1, timeout);
+  bool ready = pr == 1 && read(st[0], &c, 1) == 1;
+  close(st[0]);
+  if (ready) {
+    *o->lazy_pid = pid;
+    return 0;
+  }
+  spawn_reap(pid, pr == 1 ? 10000 : 0, true);
+  _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
+  _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+  return FERRY_INTERNAL(err, "criu dump --lazy-pages %s%s%s",
+                        pr == 0 ? "did not finish its images in time" : "failed",
+                        *cerr ? ": CRIU: " : "", cerr);
+}
+
+int ckpt_lazy_wait(int pid, const char *images_dir, int timeout_ms, bool kill_now,
+                   struct ferry_err *err)
+{
+  if (pid <= 0)
+    return 0;
+  if (kill_now)
+    kill(pid, SIGKILL);
+  int code = spawn_reap(pid, kill_now ? 10000 : timeout_ms, true);
+  if (code == 0)
+    return 0;
+  if (kill_now)
+    return FERRY_INTERNAL(err, "the lazy dump was stopped");
+  _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
+  _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+  return FERRY_INTERNAL(err, "criu dump --lazy-pages %s%s%s",
+                        code == -ETIMEDOUT ? "did not serve every page in time" : "failed",
+                        *cerr ? ": CRIU: " : "", cerr);
+}
+
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
               const struct ckpt_dump_opts *o, json_t **stats, struct ferry_err *err)
 {
   runtime_changed(rt);
   _cleanup_strv_ char **argv = NULL;
   bool direct = !dump_via_runc() && direct_dump_argv(rt, id, images_dir, o, &argv) == 0;
+  if (o->lazy_pid) {
+    if (!direct)
+      return FERRY_INVALID(err, "container %s: memory \"lazy\" needs CRIU run directly (not "
+                                "through runc: FERRY_DUMP_VIA_RUNC, or a container runc "
+                                "itself must checkpoint)", id);
+    int r = lazy_dump_start(argv, images_dir, o, err);
+    runtime_changed(rt);
+    return r;
+  }
   if (!direct) {
     argv = strv_new();
     const char *fixed[] = {rt->runc, "--root", rt->runc_root, "checkpoint", "--image-path",
@@ -351,12 +428,18 @@ out:
  * a parent-death signal, since it must outlive the thread and even the
  * agent that started it: the restored processes fault their pages in
  * through it while it pushes the rest, then it exits. */
-static int lazy_daemon_start(const char *images_dir, const char *work, int *pid_out,
+static int lazy_daemon_start(const char *images_dir, const char *work, int ps_fd, int *pid_out,
                              struct ferry_err *err)
 {
   _cleanup_free_ char *sock = path_join(work, "lazy-pages.socket");
   const char *argv[] = {"criu", "lazy-pages", "--images-dir", images_dir, "--work-dir", work,
-                        "-o", "lazy-pages.log", "-v2", NULL};
+                        "-o", "lazy-pages.log", "-v2", NULL, NULL, NULL, NULL};
+  if (ps_fd > 2) {
+    /* the pages not here come from the dumping CRIU, on this connection */
+    argv[9] = "--page-server";
+    argv[10] = "--ps-socket";
+    argv[11] = "3";
+  }
   pid_t pid = fork();
   if (pid < 0)
     return ferry_err_sys(err, -errno, "fork criu lazy-pages");
@@ -367,6 +450,8 @@ static int lazy_daemon_start(const char *images_dir, const char *work, int *pid_
     sigprocmask(SIG_SETMASK, &none, NULL);
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0 && (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0))
+      _exit(127);
+    if (ps_fd > 2 && dup2(ps_fd, 3) < 0)
       _exit(127);
     execvp(argv[0], (char *const *)argv);
     _exit(127);
@@ -385,8 +470,8 @@ static int lazy_daemon_start(const char *images_dir, const char *work, int *pid_
   return FERRY_INTERNAL(err, "criu lazy-pages did not come up within 5 s");
 }
 
-int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *lazy_pid, int *pid,
-                 json_t **stats, struct ferry_err *err)
+int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
+                 int *pid, json_t **stats, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
   _cleanup_free_ char *work = ctr_path(rt, id, "restore-work");
@@ -395,10 +480,10 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *l
   if (r < 0)
     return r;
   int daemon = -1;
-  if (lazy_pid && (r = lazy_daemon_start(images_dir, work, &daemon, err)) < 0)
+  if (lazy && (r = lazy_daemon_start(images_dir, work, lazy->ps_fd, &daemon, err)) < 0)
     return r;
   char *rargs[] = {"--image-path", (char *)images_dir, "--work-path", work, "--tcp-established",
-                   "--file-locks", lazy_pid ? "--lazy-pages" : NULL, NULL};
+                   "--file-locks", lazy ? "--lazy-pages" : NULL, NULL};
   if ((r = runc_launch(rt, rec, rargs, pid, err)) < 0) {
     if (daemon > 0) {
       kill(daemon, SIGKILL);
@@ -415,7 +500,7 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *l
     *stats = NULL;
     criu_stats_read(sp, stats, NULL);
   }
-  if (lazy_pid)
-    *lazy_pid = daemon;
+  if (lazy)
+    lazy->pid = daemon;
   return 0;
 }

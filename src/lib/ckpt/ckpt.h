@@ -33,6 +33,12 @@ struct ckpt_dump_opts {
   int keeper_fd;           /* >= 0: the memory trackers' keeper socket (CRIU's
                             * --track-mem-keeper, criu/README.md); -1: none */
   int timeout_ms;
+  /* post-copy: CRIU dumps all but the lazy pages into images_dir, then serves
+   * those on ps_fd (its page server, for a remote `criu lazy-pages`) until
+   * the other side has them all; ckpt_dump returns once the images are
+   * written, *lazy_pid being that CRIU, the caller's to end with
+   * ckpt_lazy_wait. Only with the direct dump. */
+  int *lazy_pid;
 };
 #define CKPT_DUMP_OPTS_INIT {.ps_fd = -1, .keeper_fd = -1}
 
@@ -47,19 +53,30 @@ struct ckpt_dump_opts {
  * gets CRIU's dump figures. */
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
               const struct ckpt_dump_opts *o, json_t **stats, struct ferry_err *err);
+/* Waits up to timeout_ms for a lazy dump's CRIU (ckpt_dump_opts.lazy_pid)
+ * to have served every page and exit; kills it when kill_now (the move was
+ * abandoned) or at the timeout. 0 when it served everything. */
+int ckpt_lazy_wait(int pid, const char *images_dir, int timeout_ms, bool kill_now,
+                   struct ferry_err *err);
 /* Whether the CRIU in use tracks memory changes (pre-dump works): soft-dirty
  * or ferry's write-protect tracking (criu/README.md). Asked once. */
 bool ckpt_can_track_memory(void);
 /* Restores the container of record rec from images_dir through ferry-shim
  * (runc restore --tcp-established), with CRIU's work dir in the container's
- * directory. *stats (optional) gets CRIU's restore figures. With lazy_pid,
+ * directory. *stats (optional) gets CRIU's restore figures. With lazy,
  * the memory comes lazily (runc restore --lazy-pages): the processes run at
  * once and fault their pages in from images_dir through a criu lazy-pages
- * daemon, which pushes the rest meanwhile and exits when all are in;
- * *lazy_pid is that daemon, the caller's to reap, and images_dir must stay
- * until it has exited. */
-int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, int *lazy_pid, int *pid,
-                 json_t **stats, struct ferry_err *err);
+ * daemon, which pushes the rest meanwhile and exits when all are in (the
+ * pages not in images_dir come through lazy->ps_fd); lazy->pid is that
+ * daemon, the caller's to reap, and images_dir must stay until it has
+ * exited. */
+struct ckpt_lazy {
+  int pid;   /* out: the lazy-pages daemon */
+  int ps_fd; /* > 2: a connection to the dumping CRIU's page server (ckpt_dump_opts.lazy_pid,
+              * post-copy), for the pages not in images_dir; -1: all are in images_dir */
+};
+int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
+                 int *pid, json_t **stats, struct ferry_err *err);
 
 /* Writes the tree below dir into a tar at out (pax, with xattrs and overlay
  * whiteouts). *bytes gets the archive size. */

@@ -55,12 +55,42 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
     o.parent = H(p)->mem->parent;
     o.keeper_fd = H(p)->mem->keeper_fd;
   }
+  struct mig_lazy_dump *lz = H(p)->lazy;
+  if (lz) {
+    lz->pid = 0;
+    lz->served_ms = -1;
+    lz->error[0] = 0;
+    snprintf(lz->dir, sizeof lz->dir, "%s", criu_dir);
+    o.lazy_pid = &lz->pid;
+  }
   int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, &o, stats, err);
   return r < 0 ? ferry_err_wrap(err, "container \"%s\"", rec_name(p->rec)) : 0;
 }
 
+/* A lazy dump still serving ends before anything else happens to the
+ * processes it holds (kill_now: the move was abandoned). */
+static void lazy_end(struct mig_pipe *p, bool kill_now)
+{
+  struct mig_lazy_dump *lz = H(p)->lazy;
+  if (!lz || lz->pid <= 0)
+    return;
+  uint64_t t0 = mig_pipe_now(p);
+  struct ferry_err e = {0};
+  int r = ckpt_lazy_wait(lz->pid, lz->dir, (int)mig_pipe_remaining_s(p) * 1000, kill_now, &e);
+  lz->pid = 0;
+  if (kill_now)
+    return;
+  lz->served_ms = (int64_t)(mig_pipe_now(p) - t0);
+  if (r < 0) {
+    snprintf(lz->error, sizeof lz->error, "%s", e.msg);
+    log_warn("migrate", "%s: container %s: the memory was not served whole: %s (its copy at the "
+             "destination may not run on)", p->id, rec_name(p->rec), e.msg);
+  }
+}
+
 static void host_thaw(struct mig_pipe *p)
 {
+  lazy_end(p, true);
   agent_ctr_thaw(H(p)->a, p->rec);
 }
 
@@ -82,6 +112,9 @@ static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
 static void host_done(struct mig_pipe *p)
 {
   struct mig_host *h = H(p);
+  /* post-copy: the copy there faults its memory in from here until the
+   * dump has served it all; only then does this copy end */
+  lazy_end(p, false);
   switch (h->after) {
   case AFTER_RUN_ON:
     agent_ctr_thaw(h->a, p->rec);

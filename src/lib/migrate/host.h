@@ -23,6 +23,18 @@ struct mig_host {
   int redirect_s;
   bool no_hold;             /* frozen: drop its traffic (link down) rather than hold it */
   const struct mig_mem_parent *mem; /* pre-copied memory the dump builds on (NULL: none) */
+  struct mig_lazy_dump *lazy; /* post-copy: the dump serves the memory (NULL: it does not) */
+};
+
+/* Post-copy: the dump's CRIU stays after the dump and serves the pages the
+ * destination's copy faults in (ckpt_dump_opts.lazy_pid). After the commit
+ * the copy here ends only once it has served them all; a thaw (the move
+ * was abandoned) stops it first. */
+struct mig_lazy_dump {
+  int pid;             /* that CRIU, 0 once it ended */
+  char dir[512];       /* its images (its log) */
+  int64_t served_ms;   /* commit to the last page served, -1 */
+  char error[FERRY_ERR_MSG]; /* why it did not serve them all, "" */
 };
 
 /* The last pre-dump of a migration's memory pre-copy: the final dump sends

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ struct mem_strategy {
   int (*prepare)(struct outgoing *o, struct http_client *c, char **page_server,
                  struct ferry_err *err);
   bool precopy; /* pre-dump rounds while the container runs (precopy_rounds) */
+  bool lazy;    /* post-copy: the dump serves the pages after the restore */
 };
 
 struct outgoing {
@@ -71,7 +73,17 @@ struct outgoing {
   int downtime_target_ms;
   json_t *precopy;       /* precopy: {"rounds": [...], "stopped": why} */
   struct mig_mem_parent mem_parent;
-  struct relay *ps_relay; /* stream: relays ps_fd's peer to the target's page server */
+  struct relay *ps_relay; /* stream: relays ps_fd's peer to the target's page server;
+                           * lazy: to the target's lazy-pages daemon */
+  /* lazy: the gate the target's lazy-pages daemon comes through (a port of
+   * this agent, the secret first), relayed to CRIU's socket pair end */
+  int lazy_lfd, lazy_sp;
+  int lazy_port;
+  char lazy_secret[33];
+  pthread_t lazy_thread;
+  bool lazy_thread_running;
+  int lazy_stop; /* atomic */
+  struct mig_lazy_dump lazy_dump;
   bool streamed;         /* the pages went to the page server */
   struct mig_pipe pipe;  /* the phases (pipeline.c), with this agent as host ... */
   struct mig_host host;
@@ -154,6 +166,12 @@ static json_t *report_locked(struct outgoing *o)
                         (json_int_t)o->cur_sent, "total", (json_int_t)o->cur_total);
   json_object_set_new(j, "phase", json_string(o->phase));
   json_object_set_new(j, "memory", json_string(o->mem->name));
+  if (o->mem->lazy && o->lazy_dump.served_ms >= 0) {
+    json_t *pc = json_pack("{s:I}", "served_ms", (json_int_t)o->lazy_dump.served_ms);
+    if (o->lazy_dump.error[0])
+      json_object_set_new(pc, "error", json_string(o->lazy_dump.error));
+    json_object_set_new(j, "post_copy", pc);
+  }
   if (o->precopy)
     json_object_set_new(j, "precopy", json_deep_copy(o->precopy));
   json_object_set_new(j, "compress", json_boolean(o->compress));
@@ -246,29 +264,6 @@ static char *url_host(const char *url)
   return strndup(p, n);
 }
 
-/* A TCP connection to host:port within timeout_s; -errno on failure. */
-static int tcp_connect(const char *host, int port, int timeout_s)
-{
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-    return -EINVAL;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  struct timeval tv = {.tv_sec = timeout_s};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  struct timeval none = {0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 /* stream: the target's CRIU page server receives the pages while CRIU dumps
  * them; nothing is written on the source. ferryd connects to it before the
  * freeze and hands CRIU one end of a socket pair, relaying the other end to
@@ -291,7 +286,7 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
   _cleanup_free_ char *host = xstrdup(*addr ? addr : o->to_addr);
   int port = (int)json_integer_value(json_object_get(ps, "port"));
   *page_server = xasprintf("%s:%d", host, port);
-  int tcp = tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
+  int tcp = relay_tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
   if (tcp < 0)
     return ferry_err_sys(err, tcp, "connect to the page server %s", *page_server);
   /* The target's gate lets the connection through to CRIU only with the
@@ -367,10 +362,46 @@ static int mem_copy_prepare(struct outgoing *o, struct http_client *c, char **pa
   return 0;
 }
 
+/* lazy (post-copy): CRIU writes everything but the lazy pages (most of
+ * the memory) on the source and stays, holding those pages, to serve them
+ * on a socket pair; the target's lazy-pages daemon connects to a port of
+ * this agent (the secret first) at its restore and is relayed to it. */
+static int mem_lazy_prepare(struct outgoing *o, struct http_client *c, char **page_server,
+                            struct ferry_err *err)
+{
+  (void)c;
+  *page_server = NULL;
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+    return ferry_err_sys(err, -errno, "lazy pages: socket pair");
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  if (o->a->listen_ip)
+    inet_pton(AF_INET, o->a->listen_ip, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4) < 0 ||
+      getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
+    int e = -errno;
+    if (lfd >= 0)
+      close(lfd);
+    close(sp[0]);
+    close(sp[1]);
+    return ferry_err_sys(err, e, "lazy pages: a port for the target");
+  }
+  o->ps_fd = sp[0];
+  o->lazy_sp = sp[1];
+  o->lazy_lfd = lfd;
+  o->lazy_port = ntohs(sa.sin_port);
+  random_hex(o->lazy_secret, 32);
+  o->host.lazy = &o->lazy_dump;
+  return 0;
+}
+
 static const struct mem_strategy mem_strategies[] = {
-    {"stream", mem_stream_prepare, false},
-    {"copy", mem_copy_prepare, false},
-    {"precopy", mem_precopy_prepare, true},
+    {"stream", mem_stream_prepare, false, false},
+    {"copy", mem_copy_prepare, false, false},
+    {"precopy", mem_precopy_prepare, true, false},
+    {"lazy", mem_lazy_prepare, false, true},
 };
 
 /* auto picks precopy at or above this much memory, when CRIU tracks
@@ -774,6 +805,59 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   return dr == 1 ? send_deltas(o, o->c, p->rec, p->precopy_since, err) : 0;
 }
 
+/* lazy: waits (bounded by the move's time, 200 ms at a time to notice
+ * lazy_stop) for the target's lazy-pages daemon; a connection that does not
+ * send the secret first is closed. The first that does is relayed to CRIU. */
+static void *lazy_gate_main(void *arg)
+{
+  struct outgoing *o = arg;
+  for (int n = 0; n < 100000 && !__atomic_load_n(&o->lazy_stop, __ATOMIC_ACQUIRE) &&
+                  remaining_s(o) > 1;
+       n++) {
+    struct pollfd pf = {.fd = o->lazy_lfd, .events = POLLIN};
+    if (poll(&pf, 1, 200) <= 0)
+      continue;
+    int c = accept4(o->lazy_lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+      continue;
+    if (!relay_secret_ok(c, o->lazy_secret, 32)) {
+      log_warn("migrate", "outgoing %s: lazy pages: refused a connection without the "
+               "migration's secret", o->id);
+      close(c);
+      continue;
+    }
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct relay *rl = NULL;
+    if (relay_start(o->lazy_sp, c, &rl) < 0) {
+      close(c);
+      break;
+    }
+    o->lazy_sp = -1; /* the relay's */
+    o->ps_relay = rl;
+    break;
+  }
+  return NULL;
+}
+
+/* Ends the lazy gate (the relay, if it started, stays for mem_stream_finish). */
+static void lazy_gate_stop(struct outgoing *o)
+{
+  if (o->lazy_thread_running) {
+    __atomic_store_n(&o->lazy_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(o->lazy_thread, NULL);
+    o->lazy_thread_running = false;
+  }
+  if (o->lazy_lfd >= 0) {
+    close(o->lazy_lfd);
+    o->lazy_lfd = -1;
+  }
+  if (o->lazy_sp >= 0) {
+    close(o->lazy_sp);
+    o->lazy_sp = -1;
+  }
+}
+
 static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
@@ -783,6 +867,17 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
    * faults its pages in there while the rest is pushed (docs/migration.md) */
   if (o->mem->precopy)
     json_object_set_new(req, "lazy_memory", json_true());
+  /* post-copy: the rest comes from the dump here, through the lazy gate */
+  if (o->mem->lazy && o->lazy_lfd >= 0) {
+    if (!o->lazy_thread_running) {
+      if (pthread_create(&o->lazy_thread, NULL, lazy_gate_main, o) != 0)
+        return ferry_err_sys(err, -EAGAIN, "lazy pages: gate thread");
+      o->lazy_thread_running = true;
+    }
+    json_object_set_new(req, "lazy_pages",
+                        json_pack("{s:s, s:i, s:s}", "address", o->a->listen_ip ? o->a->listen_ip : "",
+                                  "port", o->lazy_port, "secret", o->lazy_secret));
+  }
   http_client_set_timeout(o->c, remaining_s(o));
   json_decref(o->tr);
   o->tr = NULL;
@@ -824,6 +919,16 @@ static void peer_cleanup(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
   deltas_join(o, NULL);
+  if (o->lazy_dump.pid > 0) {
+    /* the commit was sent and its answer never came: the target may run
+     * the copy and need its pages; the dump serves them a while yet */
+    struct ferry_err e = {0};
+    if (ckpt_lazy_wait(o->lazy_dump.pid, o->lazy_dump.dir, MIG_COMMIT_PATIENCE_S * 1000, false,
+                       &e) < 0)
+      log_warn("migrate", "outgoing %s: %s", o->id, e.msg);
+    o->lazy_dump.pid = 0;
+  }
+  lazy_gate_stop(o);
   mem_stream_finish(o, NULL);
   /* the trackers end with the move, whatever its outcome */
   o->host.mem = NULL;
@@ -928,8 +1033,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   bool mem_auto = !memory || strcmp(memory, "auto") == 0;
   const struct mem_strategy *mem = mem_strategy_find(mem_auto ? "stream" : memory);
   if (!mem)
-    return FERRY_INVALID(err, "memory \"%s\": expected \"auto\", \"stream\", \"precopy\" or "
-                              "\"copy\"", memory);
+    return FERRY_INVALID(err, "memory \"%s\": expected \"auto\", \"stream\", \"precopy\", "
+                              "\"lazy\" or \"copy\"", memory);
   json_t *dtj = json_object_get(req, "downtime_target_ms");
   if (dtj && (!json_is_integer(dtj) || json_integer_value(dtj) < 1 ||
               json_integer_value(dtj) > 600000))
@@ -993,6 +1098,8 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->compress = compress;
   o->mem = mem;
   o->ps_fd = -1;
+  o->lazy_lfd = o->lazy_sp = -1;
+  o->lazy_dump.served_ms = -1;
   o->keeper[0] = o->keeper[1] = -1;
   o->pre_last = -1;
   o->downtime_target_ms = dtj ? (int)json_integer_value(dtj) : 200;

@@ -29,6 +29,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/relay.h"
 #include "util/spawn.h"
 #include "util/strv.h"
 
@@ -540,31 +541,6 @@ static bool ps_allowed(const struct ps_allow *al, const struct sockaddr_in *sa)
   return false;
 }
 
-/* Reads the secret the source sends first on its page-server connection
- * (at most 5 s); true when it is exactly the one the source was given. */
-static bool ps_secret_ok(int c, const char *secret)
-{
-  char got[PS_SECRET_LEN];
-  size_t have = 0;
-  uint64_t until = now_mono_ms() + 5000;
-  while (have < sizeof got) {
-    uint64_t now = now_mono_ms();
-    if (now >= until)
-      return false;
-    struct pollfd pf = {.fd = c, .events = POLLIN};
-    if (poll(&pf, 1, (int)(until - now)) <= 0)
-      return false;
-    ssize_t n = read(c, got + have, sizeof got - have);
-    if (n <= 0)
-      return false;
-    have += (size_t)n;
-  }
-  unsigned char diff = 0; /* the same time whatever the bytes */
-  for (size_t i = 0; i < sizeof got; i++)
-    diff |= (unsigned char)(got[i] ^ secret[i]);
-  return diff == 0;
-}
-
 /* The forked gate: accepts until the source agent connects from its address
  * and sends the migration's page-server secret first (others are closed),
  * then becomes `criu page-server --ps-socket 3` on that connection. The
@@ -598,7 +574,7 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
       close(c);
       continue;
     }
-    if (!ps_secret_ok(c, secret)) {
+    if (!relay_secret_ok(c, secret, PS_SECRET_LEN)) {
       static const char msg[] = "ferryd: page server: refused a connection without the "
                                 "migration's secret\n";
       (void)!write(2, msg, sizeof msg - 1);
@@ -733,6 +709,44 @@ out_early:
   return r;
 }
 
+/* Post-copy: a connection to the source's lazy dump, which serves the
+ * pages this copy faults in (lp: {"address", "port", "secret"} from the
+ * restore request; an empty address means the one the offer came from).
+ * The secret goes first: the source's gate lets nothing else through. */
+static int lazy_pages_connect(struct incoming *in, json_t *lp, int *fd, struct ferry_err *err)
+{
+  const char *addr = NULL, *secret = NULL;
+  int r;
+  if (!json_is_object(lp))
+    return FERRY_INVALID(err, "lazy_pages must be an object");
+  if ((r = json_get_str(lp, "address", false, &addr, err)) < 0 ||
+      (r = json_get_str(lp, "secret", true, &secret, err)) < 0)
+    return r;
+  json_t *pj = json_object_get(lp, "port");
+  if (!json_is_integer(pj) || json_integer_value(pj) < 1 || json_integer_value(pj) > 65535)
+    return FERRY_INVALID(err, "lazy_pages.port must be a port number");
+  if (strlen(secret) != PS_SECRET_LEN || strspn(secret, "0123456789abcdef") != PS_SECRET_LEN)
+    return FERRY_INVALID(err, "lazy_pages.secret must be %d hex digits", PS_SECRET_LEN);
+  if (!addr || !*addr)
+    addr = json_str_or(in->offer, "source_peer", "");
+  if (!*addr)
+    addr = "127.0.0.1"; /* a local offer: the source is this host */
+  struct in_addr x;
+  if (inet_pton(AF_INET, addr, &x) != 1)
+    return FERRY_INVALID(err, "lazy_pages: no IPv4 address to reach the source at (\"%s\")", addr);
+  int c = relay_tcp_connect(addr, (int)json_integer_value(pj), 10);
+  if (c < 0)
+    return ferry_err_sys(err, c, "connect to the source's lazy pages at %s:%d", addr,
+                         (int)json_integer_value(pj));
+  if (write(c, secret, PS_SECRET_LEN) != PS_SECRET_LEN) {
+    int e = -errno;
+    close(c);
+    return ferry_err_sys(err, e ? e : -EIO, "lazy pages: send the secret");
+  }
+  *fd = c;
+  return 0;
+}
+
 /* The files an incoming migration received, put in place for its copy:
  * the volumes become the store's (marked with the migration until the
  * commit), the rootfs changes become its upper dir. */
@@ -818,11 +832,18 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   bool lazy = false;
   if (json_is_object(req) && (r = json_get_bool(req, "lazy_memory", false, &lazy, err)) < 0)
     goto fail;
-  int lazy_pid = -1;
-  src.lazy_pid = lazy ? &lazy_pid : NULL;
+  struct ckpt_lazy lz = {.pid = -1, .ps_fd = -1};
+  /* post-copy: the pages not in criu/ stay with the source's CRIU, which
+   * serves them on a connection made here to the port it named */
+  json_t *lp = json_is_object(req) ? json_object_get(req, "lazy_pages") : NULL;
+  if (lp && (r = lazy_pages_connect(in, lp, &lz.ps_fd, err)) < 0)
+    goto fail;
+  src.lazy = lazy || lp ? &lz : NULL;
   r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
-  if (lazy_pid > 0)
-    in->lazy_pid = lazy_pid; /* reaped by reaper_main, or killed by cleanup_in */
+  if (lz.ps_fd >= 0)
+    close(lz.ps_fd); /* the daemon has its own */
+  if (lz.pid > 0)
+    in->lazy_pid = lz.pid; /* reaped by reaper_main, or killed by cleanup_in */
   if (r < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
@@ -836,7 +857,9 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   if (t.criu)
     json_object_set_new(in->report, "criu", t.criu);
   json_object_set_new(in->report, "neighbours", json_integer(t.neighbours));
-  json_object_set_new(in->report, "lazy_memory", json_boolean(lazy));
+  json_object_set_new(in->report, "lazy_memory", json_boolean(lazy || lp));
+  if (lp)
+    json_object_set_new(in->report, "post_copy", json_true());
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);

@@ -1,7 +1,10 @@
 /* A byte relay between two connected stream sockets, on a thread of its
  * own: what one side sends, the other receives, until both have finished
  * sending (each end's shutdown is passed on). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -9,6 +12,7 @@
 #include <sys/socket.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -292,3 +296,52 @@ int relay_unzstd_exec(int net, char *const *argv)
     return 126;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+/* A TCP connection to host:port within timeout_s; -errno on failure. */
+int relay_tcp_connect(const char *host, int port, int timeout_s)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    return -EINVAL;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  struct timeval tv = {.tv_sec = timeout_s};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  struct timeval none = {0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool relay_secret_ok(int c, const char *secret, size_t len)
+{
+  char got[64];
+  if (len > sizeof got)
+    return false;
+  size_t have = 0;
+  uint64_t until = now_mono_ms() + 5000;
+  while (have < len) {
+    uint64_t now = now_mono_ms();
+    if (now >= until)
+      return false;
+    struct pollfd pf = {.fd = c, .events = POLLIN};
+    if (poll(&pf, 1, (int)(until - now)) <= 0)
+      return false;
+    ssize_t n = read(c, got + have, len - have);
+    if (n <= 0)
+      return false;
+    have += (size_t)n;
+  }
+  unsigned char diff = 0; /* the same time whatever the bytes */
+  for (size_t i = 0; i < len; i++)
+    diff |= (unsigned char)(got[i] ^ secret[i]);
+  return diff == 0;
+}
+

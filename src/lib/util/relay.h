@@ -1,5 +1,7 @@
 /* A byte relay between two connected stream sockets, on its own thread. */
 #pragma once
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct relay;
@@ -24,3 +26,11 @@ int relay_unzstd_exec(int net, char *const *argv);
  * frees it. *bytes_ab (optional): bytes moved from a to b. 0 when both
  * ended cleanly, -ETIMEDOUT or -errno otherwise. NULL r: nothing. */
 int relay_finish(struct relay *r, int timeout_ms, uint64_t *bytes_ab);
+
+/* A TCP connection (TCP_NODELAY) to an IPv4 address within timeout_s;
+ * -errno on failure. */
+int relay_tcp_connect(const char *host, int port, int timeout_s);
+/* Reads len bytes (at most 64) from c within 5 s: true when they are
+ * exactly secret (compared in constant time). A gate's first check of a
+ * connection that must carry a secret handed out over the agents' API. */
+bool relay_secret_ok(int c, const char *secret, size_t len);

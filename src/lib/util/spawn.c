@@ -281,6 +281,15 @@ int spawn_batch(const char *const *argv, const char *script, struct ferry_err *e
 
 int spawn_bg(const char *const *argv, const char *log_path, int *pid_out, struct ferry_err *err)
 {
+  return spawn_bg_opts(argv, log_path, NULL, pid_out, err);
+}
+
+int spawn_bg_opts(const char *const *argv, const char *log_path, const struct spawn_opts *opts,
+                  int *pid_out, struct ferry_err *err)
+{
+  static const struct spawn_opts none = {0};
+  if (!opts)
+    opts = &none;
   int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd < 0)
     return ferry_err_sys(err, -errno, "open %s", log_path);
@@ -298,12 +307,27 @@ int spawn_bg(const char *const *argv, const char *log_path, int *pid_out, struct
     return ferry_err_sys(err, e, "fork %s", argv[0]);
   }
   if (pid == 0) {
+    if (opts->outlive_parent) {
+      signal(SIGPIPE, SIG_IGN);
+      setsid();
+    }
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     int in = open("/dev/null", O_RDONLY);
-    if (in >= 0 && dup2(in, 0) >= 0 && dup2(logfd, 1) >= 0 && dup2(logfd, 2) >= 0)
-      execvp(argv[0], (char *const *)argv);
+    int from1 = -1, from2 = -1;
+    if (in < 0 || dup2(in, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+      goto fail;
+    /* as spawn_run: each passed fd through a copy above both targets */
+    if (opts->pass_as > 2 && (from1 = fcntl(opts->pass_fd, F_DUPFD_CLOEXEC, 1024)) < 0)
+      goto fail;
+    if (opts->pass_as2 > 2 && (from2 = fcntl(opts->pass_fd2, F_DUPFD_CLOEXEC, 1024)) < 0)
+      goto fail;
+    if ((from1 >= 0 && dup2(from1, opts->pass_as) < 0) ||
+        (from2 >= 0 && dup2(from2, opts->pass_as2) < 0))
+      goto fail;
+    execvp(argv[0], (char *const *)argv);
+  fail:;
     int e = errno;
     (void)!write(execp[1], &e, sizeof e);
     _exit(127);

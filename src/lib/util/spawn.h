@@ -53,6 +53,10 @@ int spawn_batch(const char *const *argv, const char *script, struct ferry_err *e
 /* Starts argv in the background with stdout/stderr appended to log_path
  * (stdin /dev/null). The caller owns the child: it must reap it (spawn_reap). */
 int spawn_bg(const char *const *argv, const char *log_path, int *pid, struct ferry_err *err);
+/* The same with opts' passed fds and outlive_parent (the rest of opts is
+ * not used). */
+int spawn_bg_opts(const char *const *argv, const char *log_path, const struct spawn_opts *opts,
+                  int *pid, struct ferry_err *err);
 /* Starts argv (stdin /dev/null) with its stdout and stderr on pipes whose
  * read ends it returns (close-on-exec); the caller reads them, then reaps the
  * child (spawn_reap). */
