@@ -4,7 +4,8 @@
 # transparent huge pages, ranges freed with MADV_DONTNEED and written again,
 # mremap and munmap + mmap after the trackers were registered, a child forked
 # again and again, shared anonymous memory) moves A -> B -> A -> B with
-# precopy, stream and copy; after each move every process checks every page.
+# precopy, stream, copy and lazy (post-copy); after each move every process
+# checks every page.
 # Any stale or missing page fails the test. A pre-copied copy restores its
 # memory lazily from the target's own images, and the next move waits until
 # all of it is in (else the pages not yet in would be lost). Also: processes
@@ -38,7 +39,7 @@ checked() { # HOST NAME WHAT
     fail "$what: memstress did not answer: $(f "$h" logs "$n" | tail -3)"
 }
 
-for mode in precopy stream copy; do
+for mode in precopy stream copy lazy; do
   n=ms-$mode
   f a1 run -d --name "$n" ms /bin/memstress --mib 96 --all --rate 4000 >/dev/null
   for i in $(seq 1 50); do f a1 logs "$n" | grep -q ready && break; sleep 0.1; done
@@ -58,6 +59,17 @@ assert len(rounds) >= 2, "fewer than two rounds"
 assert rounds[0]["bytes"] >= 96 << 20, "the first round sent less than the memory"
 assert any(x["trackers"] >= 1 for x in rounds), "no process tracked"
 assert r["target"].get("lazy_memory") is True, "the target did not restore the memory lazily"
+PY
+    fi
+    if [ "$mode" = lazy ]; then
+      # post-copy: the copy ran before its memory was there; the source's
+      # dump served every page before the move was called done
+      python3 - "$out" <<'PY' || fail "lazy move $hop: $out"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["target"].get("post_copy") is True, "the target did not fetch the memory from the source"
+pc = r.get("post_copy") or {}
+assert "served_ms" in pc and "error" not in pc, "the source did not serve every page: %r" % pc
 PY
     fi
     checked "$to" "$n" "$mode move $hop ($from -> $to)"
@@ -124,6 +136,19 @@ checked a1 ms-fail "after the failed pre-copy move"
 f a1 rm -f ms-fail >/dev/null
 host_restart a2
 check "a failed pre-copy move: runs on at a1, memory intact, no tracker left"
+
+# The same for a post-copy move: the source's dump, which holds the pages,
+# is stopped before the container resumes at a1.
+host_restart a2 FERRY_FAULT=incoming-criu-restore:fail
+f a1 run -d --name ms-lfail ms /bin/memstress --mib 32 --all --rate 2000 >/dev/null
+for i in $(seq 1 50); do f a1 logs ms-lfail | grep -q ready && break; sleep 0.1; done
+out=$(f a1 --json migrate ms-lfail --to "$(url a2)" --memory lazy 2>&1) && fail "lazy move with a failing restore succeeded: $out"
+f a1 ps | grep -q "ms-lfail .*running" || fail "ms-lfail does not run on a1 after the failed move: $(f a1 ps -a)"
+checked a1 ms-lfail "after the failed post-copy move"
+pgrep -f "criu dump .*--lazy-pages" >/dev/null && fail "a lazy dump's CRIU is left after the failed move: $(pgrep -af 'criu dump')"
+f a1 rm -f ms-lfail >/dev/null
+host_restart a2
+check "a failed post-copy move: runs on at a1, memory intact, no CRIU left serving"
 
 # A process holding its own userfaultfd: not tracked, and CRIU cannot dump
 # it, so the move fails and the container runs on at a1.
