@@ -22,9 +22,12 @@ static const char help[] =
     "  --timeout S         give up (and resume on the source) after S seconds (default 300)\n"
     "  --memory MODE       how the memory travels: stream (into the target's CRIU page\n"
     "                      server while CRIU dumps), precopy (pre-dump rounds while it\n"
-    "                      runs, then only what it wrote since), copy (dump here, then\n"
-    "                      send it as one archive) or auto (default: copy below 32 MiB,\n"
-    "                      precopy from 64 MiB when CRIU tracks memory, else stream)\n"
+    "                      runs, then only what it wrote since), lazy (post-copy: the\n"
+    "                      target runs it at once and fetches its memory from here;\n"
+    "                      if this host dies before every page is served, the\n"
+    "                      container is lost), copy (dump here, then send it as one\n"
+    "                      archive) or auto (default: copy below 32 MiB, precopy from\n"
+    "                      64 MiB when CRIU tracks memory, else stream; never lazy)\n"
     "  --downtime-target MS  precopy: stop the rounds once the rest would cross in\n"
     "                      MS milliseconds at the measured rate (default 200)\n"
     "  --no-compress       send layers, volumes, rootfs and CRIU images without zstd\n"
@@ -78,6 +81,12 @@ static void print_report(json_t *rep)
     printf("%s %s %s", i ? " |" : "", kinds[i],
            fmt_bytes((uint64_t)json_integer_value(json_object_get(by, kinds[i])), t, sizeof t));
   printf("\n");
+  json_t *lz = json_object_get(rep, "post_copy");
+  if (lz) {
+    printf("  post-copy: every page served %s after the commit%s%s\n",
+           fmt_ms(json_integer_value(json_object_get(lz, "served_ms")), t, sizeof t),
+           json_object_get(lz, "error") ? "; FAILED: " : "", json_str_or(lz, "error", ""));
+  }
   json_t *pc = json_object_get(rep, "precopy");
   if (pc) {
     size_t i;
