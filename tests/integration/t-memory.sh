@@ -150,6 +150,32 @@ f a1 rm -f ms-lfail >/dev/null
 host_restart a2
 check "a failed post-copy move: runs on at a1, memory intact, no CRIU left serving"
 
+# Post-copy whose memory stops arriving: the target's lazy-pages daemon is
+# killed right after the commit (fault point). The pages not in yet would
+# read as zeros (the kernel drops the daemon's userfaultfd ranges with it):
+# the copy is killed rather than run on with them, and the source's report
+# says that not every page was served.
+host_restart a2 FERRY_FAULT=incoming-lazy-pages:fail
+f a1 run -d --name ms-lcut ms /bin/memstress --mib 256 --rate 2000 >/dev/null
+for i in $(seq 1 50); do f a1 logs ms-lcut | grep -q ready && break; sleep 0.1; done
+out=$(f a1 --json migrate ms-lcut --to "$(url a2)" --memory lazy 2>&1) ||
+  fail "the cut post-copy move did not commit: $out"
+python3 - "$out" <<'PY' || fail "ms-lcut: the source's report does not say the pages were not all served: $out"
+import json, sys
+r = json.loads(sys.argv[1])
+assert "error" in (r.get("post_copy") or {}), r.get("post_copy")
+PY
+for i in $(seq 1 100); do
+  f a2 ps -a | grep -q "ms-lcut .*running" || break
+  sleep 0.1
+done
+f a2 ps -a | grep -q "ms-lcut .*running" && fail "the copy whose memory stopped arriving still runs: $(f a2 ps -a)"
+f a2 logs ms-lcut 2>/dev/null | grep -q BAD && fail "the cut copy ran with stale memory: $(f a2 logs ms-lcut | grep BAD | head -2)"
+grep -q "the copy is killed" "$T_DIR/a2/ferryd.log" || fail "a2 did not say why the copy was killed"
+f a2 rm -f ms-lcut >/dev/null
+host_restart a2
+check "post-copy cut halfway: the copy is killed, not run on with missing pages; the source says so"
+
 # A process holding its own userfaultfd: not tracked, and CRIU cannot dump
 # it, so the move fails and the container runs on at a1.
 f a1 run -d --name ms-uffd ms /bin/memstress --mib 16 --uffd --rate 2000 >/dev/null

@@ -500,7 +500,9 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
     *stats = NULL;
     criu_stats_read(sp, stats, NULL);
   }
-  if (lazy)
+  if (lazy) {
     lazy->pid = daemon;
+    lazy->copy_pid = *pid;
+  }
   return 0;
 }

@@ -72,6 +72,9 @@ bool ckpt_can_track_memory(void);
  * exited. */
 struct ckpt_lazy {
   int pid;   /* out: the lazy-pages daemon */
+  int copy_pid; /* out: the restored container's first process: if the daemon fails,
+                 * the pages it has not brought in would read as zeros (the kernel
+                 * drops the userfaultfd's ranges with it), so the caller kills it */
   int ps_fd; /* > 2: a connection to the dumping CRIU's page server (ckpt_dump_opts.lazy_pid,
               * post-copy), for the pages not in images_dir; -1: all are in images_dir */
 };

@@ -929,7 +929,10 @@ static void peer_cleanup(struct mig_pipe *p)
     o->lazy_dump.pid = 0;
   }
   lazy_gate_stop(o);
+  bool served = o->mem->lazy && o->ps_relay;
   mem_stream_finish(o, NULL);
+  if (served)
+    add_bytes(o, "pages", o->ps_wire); /* what the dump served after the commit */
   /* the trackers end with the move, whatever its outcome */
   o->host.mem = NULL;
   keeper_close(o);

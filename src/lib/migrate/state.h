@@ -44,6 +44,8 @@ struct incoming {
   int ps_round;         /* the pre-dump round it receives; -1: the dump */
   int pre_ok;           /* pre-dump rounds 0..pre_ok-1 arrived whole */
   int lazy_pid;         /* criu lazy-pages filling the copy's memory, 0 when none */
+  int lazy_copy_pid;    /* the copy's first process, killed if that daemon fails */
+  char copy_id[65];     /* the restored copy's container id (it stays after the commit) */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
   uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */
   json_t *received;     /* layer digests this migration added to the store */

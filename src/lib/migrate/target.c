@@ -122,10 +122,17 @@ static bool lazy_daemon_running(struct incoming *in)
   pid_t w = waitpid(in->lazy_pid, &st, WNOHANG);
   if (w == 0)
     return true;
-  if (w == in->lazy_pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-    log_warn("migrate", "incoming %s: criu lazy-pages ended with status %d (%s/criu/lazy-pages.log)",
-             in->id, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), in->dir);
+  if (w == in->lazy_pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+    /* the pages it did not bring in would now read as zeros: the copy
+     * must not run on with them */
+    bool kill_copy = in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0;
+    log_error("migrate", "incoming %s: criu lazy-pages ended with status %d before the copy's "
+              "memory was whole (%s/criu/lazy-pages.log)%s", in->id,
+              WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), in->dir,
+              kill_copy ? ": the copy is killed" : "");
+  }
   in->lazy_pid = 0;
+  in->lazy_copy_pid = 0;
   return false;
 }
 
@@ -143,8 +150,8 @@ int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
     bool arriving = false;
     pthread_mutex_lock(&m->in_lock);
     for (struct incoming *in = m->in; in && !arriving; in = in->next)
-      arriving = !in->busy && in->lazy_pid > 0 && in->rec &&
-                 strcmp(rec_id(in->rec), rec_id(rec)) == 0 && lazy_daemon_running(in);
+      arriving = !in->busy && in->lazy_pid > 0 && in->copy_id[0] &&
+                 strcmp(in->copy_id, rec_id(rec)) == 0 && lazy_daemon_running(in);
     pthread_mutex_unlock(&m->in_lock);
     if (!arriving)
       return 0;
@@ -167,8 +174,12 @@ static void cleanup_in(struct agent *a, struct incoming *in)
   if (in->lazy_pid > 0) {
     if (!committed(in))
       kill(in->lazy_pid, SIGKILL);
-    spawn_reap(in->lazy_pid, committed(in) ? 60000 : 5000, true);
+    int lr = spawn_reap(in->lazy_pid, committed(in) ? 60000 : 5000, true);
+    if (lr != 0 && committed(in) && in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0)
+      log_error("migrate", "incoming %s: criu lazy-pages did not bring the copy's memory in whole "
+                "(%d): the copy is killed", in->id, lr);
     in->lazy_pid = 0;
+    in->lazy_copy_pid = 0;
   }
   /* its pins go first: the layers it brought go below unless something
    * else (an image, another import or migration) counts on them */
@@ -832,7 +843,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   bool lazy = false;
   if (json_is_object(req) && (r = json_get_bool(req, "lazy_memory", false, &lazy, err)) < 0)
     goto fail;
-  struct ckpt_lazy lz = {.pid = -1, .ps_fd = -1};
+  struct ckpt_lazy lz = {.pid = -1, .ps_fd = -1, .copy_pid = 0};
   /* post-copy: the pages not in criu/ stay with the source's CRIU, which
    * serves them on a connection made here to the port it named */
   json_t *lp = json_is_object(req) ? json_object_get(req, "lazy_pages") : NULL;
@@ -842,14 +853,17 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
   if (lz.ps_fd >= 0)
     close(lz.ps_fd); /* the daemon has its own */
-  if (lz.pid > 0)
+  if (lz.pid > 0) {
     in->lazy_pid = lz.pid; /* reaped by reaper_main, or killed by cleanup_in */
+    in->lazy_copy_pid = lz.copy_pid;
+  }
   if (r < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
     goto fail;
   }
   uint64_t t_restored = now_mono_ms();
   in->rec = json_incref(rec);
+  snprintf(in->copy_id, sizeof in->copy_id, "%s", rec_id(rec));
   in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", rec_id(rec),
                          "files_ms", (json_int_t)t.files_ms, "setup_ms", (json_int_t)t.setup_ms,
                          "restore_ms", (json_int_t)t.restore_ms, "total_ms",
@@ -924,6 +938,10 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   const char *name = rec_name(in->rec);
   bring_up(a, in, in->rec);
   uint64_t t_up = now_mono_ms();
+  /* (tests) the memory stops arriving halfway: the copy must not run on */
+  struct ferry_err fe = {0};
+  if (in->lazy_pid > 0 && ferry_fault("incoming-lazy-pages", &fe) < 0)
+    kill(in->lazy_pid, SIGKILL);
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
   _cleanup_free_ char *criu = path_join(in->dir, "criu");
   scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */

@@ -127,6 +127,12 @@ static void *relay_main(void *arg)
       }
     }
   }
+  if (error) {
+    /* a broken side: the other must not wait for bytes that cannot come
+     * (a program at that end sees the end of its stream, or an error) */
+    shutdown(r->fd[0], SHUT_RDWR);
+    shutdown(r->fd[1], SHUT_RDWR);
+  }
   free(buf);
   free(zbuf);
   pthread_mutex_lock(&r->lock);
