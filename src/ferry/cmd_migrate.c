@@ -62,7 +62,8 @@ static void progress_line(json_t *rep, bool final)
 
 static void print_report(json_t *rep)
 {
-  static const char *phases[] = {"offer", "precopy", "freeze", "dump", "transfer", "restore", "commit"};
+  static const char *phases[] = {"offer", "precopy", "freeze", "dump", "transfer", "restore", "commit",
+                                 "serve"};
   static const char *kinds[] = {"layers", "volumes", "rootfs", "pages", "other", "total"};
   char t[32], d[32];
   printf("Migrated %s to %s in %s (downtime %s)\n", json_str_or(rep, "container", ""),

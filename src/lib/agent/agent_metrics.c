@@ -14,7 +14,7 @@
 #include "util/prom.h"
 
 static const char *const phases[] = {"offer", "precopy", "freeze", "dump", "transfer", "restore",
-                                     "commit"};
+                                     "commit", "serve"};
 #define NPHASES (sizeof phases / sizeof phases[0])
 static const char *const kinds[] = {"layers", "volumes", "rootfs", "pages", "other"};
 #define NKINDS (sizeof kinds / sizeof kinds[0])

@@ -30,7 +30,7 @@ static const char schema[] =
 
 /* The phases in the order they happen (docs/migration.md), then the outcome. */
 static const char *const phase_order[] = {"requested", "started", "offer", "precopy", "freeze",
-                                          "dump", "transfer", "restore", "commit", "aborted",
+                                          "dump", "transfer", "restore", "commit", "serve", "aborted",
                                           "done", "succeeded", "failed", "unknown"};
 
 static int phase_seq(const char *phase)

@@ -74,6 +74,8 @@ static void lazy_end(struct mig_pipe *p, bool kill_now)
   struct mig_lazy_dump *lz = H(p)->lazy;
   if (!lz || lz->pid <= 0)
     return;
+  if (!kill_now)
+    mig_pipe_phase(p, "serve");
   uint64_t t0 = mig_pipe_now(p);
   struct ferry_err e = {0};
   int r = ckpt_lazy_wait(lz->pid, lz->dir, (int)mig_pipe_remaining_s(p) * 1000, kill_now, &e);

@@ -38,6 +38,11 @@ static void phase(struct mig_pipe *p, const char *name)
     p->on_phase(p, name);
 }
 
+void mig_pipe_phase(struct mig_pipe *p, const char *name)
+{
+  phase(p, name);
+}
+
 static int fault(struct mig_pipe *p, const char *point)
 {
   return p->host->fault ? p->host->fault(p, point, &p->err) : 0;

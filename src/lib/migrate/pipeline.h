@@ -137,6 +137,9 @@ int mig_pipe_run(struct mig_pipe *p);
 /* Frees what the run kept (rec, img, criu). */
 void mig_pipe_fini(struct mig_pipe *p);
 
+/* A step of the host's own inside a phase ("serve": after the commit, a
+ * post-copy dump serves the memory before the copy here ends). */
+void mig_pipe_phase(struct mig_pipe *p, const char *name);
 /* Time left (seconds, at least 1) of the run's timeout. */
 long mig_pipe_remaining_s(struct mig_pipe *p);
 uint64_t mig_pipe_now(struct mig_pipe *p);
