@@ -47,7 +47,7 @@ _ferry() {
     --cert-dir) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     --host | --to | --from | --coord | --name | --ip | -t | --time | -s | --signal | --timeout | \
       --redirect-for | -e | --env | -w | --workdir | -u | --user | -p | --publish | --creds) return ;;
-    --memory) mapfile -t COMPREPLY < <(compgen -W "auto stream copy" -- "$cur"); return ;;
+    --memory) mapfile -t COMPREPLY < <(compgen -W "auto stream precopy lazy copy" -- "$cur"); return ;;
     -v | --volume) mapfile -t COMPREPLY < <(compgen -W "$(_ferry_names volumes | sed 's/$/:/')" -- "$cur")
       compopt -o nospace 2>/dev/null; return ;;
   esac
@@ -76,7 +76,7 @@ _ferry() {
     stats) flags="--no-stream --json"; names=$(_ferry_names running) ;;
     checkpoint) flags="--leave-running --json"; names=$(_ferry_names running) ;;
     restore) flags="--name --json"; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-    migrate) flags="--to --from --to-token-file --keep --timeout --memory --no-compress --no-hold --redirect-for --json"
+    migrate) flags="--to --from --to-token-file --keep --timeout --memory --downtime-target --no-compress --no-hold --redirect-for --json"
              names=$(_ferry_names running) ;;
     image)
       if [ "$COMP_CWORD" -gt 1 ] && [ "$prev" = image ]; then
