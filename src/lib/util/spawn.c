@@ -50,35 +50,21 @@ static void buf_add(struct buf *b, const char *d, size_t n)
   b->p[b->len] = '\0';
 }
 
-int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
-              struct ferry_err *err)
+/* Forks and runs argv (looked up on PATH) with stdout and stderr on out_fd
+ * and err_fd (the caller's: it closes them), stdin from opts->stdin_path
+ * (default /dev/null), opts' working directory, environment and passed
+ * fds. The child dies with the agent when pdeath, unless opts say it must
+ * outlive it. Fails with the exec's errno when the program could not run. */
+static int fork_exec(const char *const *argv, const struct spawn_opts *opts, bool pdeath,
+                     int out_fd, int err_fd, pid_t *pid_out, struct ferry_err *err)
 {
-  static const struct spawn_opts defaults = {0};
-  if (!opts)
-    opts = &defaults;
-  int outp[2], errp[2], execp[2];
-  if (pipe2(outp, O_CLOEXEC) < 0)
+  int execp[2];
+  if (pipe2(execp, O_CLOEXEC) < 0)
     return ferry_err_sys(err, -errno, "pipe");
-  if (pipe2(errp, O_CLOEXEC) < 0) {
-    close(outp[0]);
-    close(outp[1]);
-    return ferry_err_sys(err, -errno, "pipe");
-  }
-  if (pipe2(execp, O_CLOEXEC) < 0) {
-    close(outp[0]);
-    close(outp[1]);
-    close(errp[0]);
-    close(errp[1]);
-    return ferry_err_sys(err, -errno, "pipe");
-  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     int e = -errno;
-    close(outp[0]);
-    close(outp[1]);
-    close(errp[0]);
-    close(errp[1]);
     close(execp[0]);
     close(execp[1]);
     return ferry_err_sys(err, e, "fork %s", argv[0]);
@@ -87,7 +73,7 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
     if (opts->outlive_parent) {
       signal(SIGPIPE, SIG_IGN);
       setsid();
-    } else {
+    } else if (pdeath) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent)
         _exit(127);
@@ -96,20 +82,19 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     int in = open(opts->stdin_path ? opts->stdin_path : "/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+    int from1 = -1, from2 = -1;
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
       goto fail;
     if (opts->cwd && chdir(opts->cwd) < 0)
       goto fail;
     /* Each passed fd goes through a copy above both targets first, so that
      * the first dup2 cannot replace the second fd. */
-    int from1 = -1, from2 = -1;
     if (opts->pass_as > 2 && (from1 = fcntl(opts->pass_fd, F_DUPFD_CLOEXEC, 1024)) < 0)
       goto fail;
     if (opts->pass_as2 > 2 && (from2 = fcntl(opts->pass_fd2, F_DUPFD_CLOEXEC, 1024)) < 0)
       goto fail;
-    if (from1 >= 0 && dup2(from1, opts->pass_as) < 0)
-      goto fail;
-    if (from2 >= 0 && dup2(from2, opts->pass_as2) < 0)
+    if ((from1 >= 0 && dup2(from1, opts->pass_as) < 0) ||
+        (from2 >= 0 && dup2(from2, opts->pass_as2) < 0))
       goto fail;
     if (opts->envp)
       execvpe(argv[0], (char *const *)argv, (char *const *)opts->envp);
@@ -120,12 +105,44 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
     (void)!write(execp[1], &e, sizeof e);
     _exit(127);
   }
-  close(outp[1]);
-  close(errp[1]);
   close(execp[1]);
   int child_errno = 0;
-  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
+  ssize_t n;
+  while ((n = read(execp[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
+    ;
   close(execp[0]);
+  if (n == (ssize_t)sizeof child_errno) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
+  }
+  *pid_out = pid;
+  return 0;
+}
+
+int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
+              struct ferry_err *err)
+{
+  static const struct spawn_opts defaults = {0};
+  if (!opts)
+    opts = &defaults;
+  int outp[2], errp[2];
+  if (pipe2(outp, O_CLOEXEC) < 0)
+    return ferry_err_sys(err, -errno, "pipe");
+  if (pipe2(errp, O_CLOEXEC) < 0) {
+    close(outp[0]);
+    close(outp[1]);
+    return ferry_err_sys(err, -errno, "pipe");
+  }
+  pid_t pid;
+  int fr = fork_exec(argv, opts, true, outp[1], errp[1], &pid, err);
+  close(outp[1]);
+  close(errp[1]);
+  if (fr < 0) {
+    close(outp[0]);
+    close(errp[0]);
+    return fr;
+  }
 
   size_t max = opts->max_output ? opts->max_output : (1u << 20);
   struct buf bo = {.max = max}, be = {.max = max};
@@ -168,11 +185,6 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  if (n == (ssize_t)sizeof child_errno) {
-    free(bo.p);
-    free(be.p);
-    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
-  }
   if (timed_out) {
     free(bo.p);
     free(be.p);
@@ -288,118 +300,45 @@ int spawn_bg_opts(const char *const *argv, const char *log_path, const struct sp
                   int *pid_out, struct ferry_err *err)
 {
   static const struct spawn_opts none = {0};
-  if (!opts)
-    opts = &none;
   int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd < 0)
     return ferry_err_sys(err, -errno, "open %s", log_path);
-  int execp[2];
-  if (pipe2(execp, O_CLOEXEC) < 0) {
-    close(logfd);
-    return ferry_err_sys(err, -errno, "pipe");
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    int e = -errno;
-    close(logfd);
-    close(execp[0]);
-    close(execp[1]);
-    return ferry_err_sys(err, e, "fork %s", argv[0]);
-  }
-  if (pid == 0) {
-    if (opts->outlive_parent) {
-      signal(SIGPIPE, SIG_IGN);
-      setsid();
-    }
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    int in = open("/dev/null", O_RDONLY);
-    int from1 = -1, from2 = -1;
-    if (in < 0 || dup2(in, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-      goto fail;
-    /* as spawn_run: each passed fd through a copy above both targets */
-    if (opts->pass_as > 2 && (from1 = fcntl(opts->pass_fd, F_DUPFD_CLOEXEC, 1024)) < 0)
-      goto fail;
-    if (opts->pass_as2 > 2 && (from2 = fcntl(opts->pass_fd2, F_DUPFD_CLOEXEC, 1024)) < 0)
-      goto fail;
-    if ((from1 >= 0 && dup2(from1, opts->pass_as) < 0) ||
-        (from2 >= 0 && dup2(from2, opts->pass_as2) < 0))
-      goto fail;
-    execvp(argv[0], (char *const *)argv);
-  fail:;
-    int e = errno;
-    (void)!write(execp[1], &e, sizeof e);
-    _exit(127);
-  }
+  pid_t pid;
+  int r = fork_exec(argv, opts ? opts : &none, false, logfd, logfd, &pid, err);
   close(logfd);
-  close(execp[1]);
-  int child_errno = 0;
-  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
-  close(execp[0]);
-  if (n == (ssize_t)sizeof child_errno) {
-    waitpid(pid, NULL, 0);
-    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
-  }
-  *pid_out = pid;
-  return 0;
+  if (r == 0)
+    *pid_out = pid;
+  return r;
 }
 
 int spawn_piped(const char *const *argv, int *pid_out, int *out_fd, int *err_fd,
                 struct ferry_err *err)
 {
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
-  int r = 0;
-  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
-    r = ferry_err_sys(err, -errno, "pipe");
-    goto fail;
+  static const struct spawn_opts none = {0};
+  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+    int r = ferry_err_sys(err, -errno, "pipe");
+    for (int i = 0; i < 2; i++) {
+      if (outp[i] >= 0)
+        close(outp[i]);
+      if (errp[i] >= 0)
+        close(errp[i]);
+    }
+    return r;
   }
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    r = ferry_err_sys(err, -errno, "fork %s", argv[0]);
-    goto fail;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    int in = open("/dev/null", O_RDONLY);
-    if (in >= 0 && dup2(in, 0) >= 0 && dup2(outp[1], 1) >= 0 && dup2(errp[1], 2) >= 0)
-      execvp(argv[0], (char *const *)argv);
-    int e = errno;
-    (void)!write(execp[1], &e, sizeof e);
-    _exit(127);
-  }
+  pid_t pid;
+  int r = fork_exec(argv, &none, true, outp[1], errp[1], &pid, err);
   close(outp[1]);
   close(errp[1]);
-  close(execp[1]);
-  int child_errno = 0;
-  ssize_t n = read(execp[0], &child_errno, sizeof child_errno);
-  close(execp[0]);
-  if (n == (ssize_t)sizeof child_errno) {
-    waitpid(pid, NULL, 0);
+  if (r < 0) {
     close(outp[0]);
     close(errp[0]);
-    return ferry_err_sys(err, -child_errno, "run %s", argv[0]);
+    return r;
   }
   *pid_out = pid;
   *out_fd = outp[0];
   *err_fd = errp[0];
   return 0;
-fail:
-  for (int i = 0; i < 2; i++) {
-    if (outp[i] >= 0)
-      close(outp[i]);
-    if (errp[i] >= 0)
-      close(errp[i]);
-    if (execp[i] >= 0)
-      close(execp[i]);
-  }
-  return r;
 }
 
 int spawn_reap(int pid, int timeout_ms, bool kill_after)
