@@ -142,7 +142,7 @@ cluster_up() {
     [ -n "${CLUSTER_COORD:-}" ] && coord=(--coord "$CLUSTER_COORD" --node-name "$h" --heartbeat 1)
     [ -n "${sats[$((i - 1))]:-}" ] && coord+=(--satellite "${sats[$((i - 1))]}")
     start_agent "$h" -- --bridge "$br" --subnet "$CLUSTER_NET.0/24" --gateway "$addr" \
-      --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout 20 \
+      --listen "$addr:9000" --token-file "$T_DIR/token" --migration-timeout "${T_MIGRATION_TIMEOUT:-20}" \
       --peer-allow "$CLUSTER_NET.240/28" ${coord[@]+"${coord[@]}"}
   done
 }

@@ -114,15 +114,14 @@ static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
 static void host_done(struct mig_pipe *p)
 {
   struct mig_host *h = H(p);
-  /* post-copy: the copy there faults its memory in from here until the
-   * dump has served it all; only then does this copy end */
-  lazy_end(p, false);
   switch (h->after) {
   case AFTER_RUN_ON:
+    lazy_end(p, false);
     agent_ctr_thaw(h->a, p->rec);
     agent_release(h->a, p->rec, true);
     break;
   case AFTER_STOP:
+    lazy_end(p, false);
     agent_ctr_end_frozen(h->a, p->rec);
     rec_set_state(p->rec, CS_CHECKPOINTED);
     agent_release(h->a, p->rec, true);
@@ -131,6 +130,11 @@ static void host_done(struct mig_pipe *p)
   case AFTER_KEEP:
     if (h->redirect_to)
       agent_ports_redirect(h->a, p->rec, h->redirect_to, h->redirect_s);
+    /* the traffic held here goes to the copy there at once; post-copy:
+     * that copy faults its memory in from here until the dump has served
+     * it all, and only then does the copy here end */
+    agent_ctr_hand_over(h->a, p->rec);
+    lazy_end(p, false);
     agent_ctr_commit_away(h->a, p->rec, h->after == AFTER_KEEP, h->to ? h->to : "");
     agent_release(h->a, p->rec, false);
     break;
