@@ -114,6 +114,7 @@ struct outgoing {
   json_t *phases; /* name -> ms */
   json_t *bytes;  /* kind -> bytes */
   json_t *criu, *target;
+  json_t *post_copy; /* lazy: {"served_ms", "error"}, once the move ended */
   int64_t downtime_ms, total_ms;
   struct outgoing *next;
 };
@@ -166,12 +167,8 @@ static json_t *report_locked(struct outgoing *o)
                         (json_int_t)o->cur_sent, "total", (json_int_t)o->cur_total);
   json_object_set_new(j, "phase", json_string(o->phase));
   json_object_set_new(j, "memory", json_string(o->mem->name));
-  if (o->mem->lazy && o->lazy_dump.served_ms >= 0) {
-    json_t *pc = json_pack("{s:I}", "served_ms", (json_int_t)o->lazy_dump.served_ms);
-    if (o->lazy_dump.error[0])
-      json_object_set_new(pc, "error", json_string(o->lazy_dump.error));
-    json_object_set_new(j, "post_copy", pc);
-  }
+  if (o->post_copy)
+    json_object_set_new(j, "post_copy", json_deep_copy(o->post_copy));
   if (o->precopy)
     json_object_set_new(j, "precopy", json_deep_copy(o->precopy));
   json_object_set_new(j, "compress", json_boolean(o->compress));
@@ -979,6 +976,13 @@ static void *source_main(void *arg)
   }
   pthread_mutex_lock(&m->out_lock);
   o->total_ms = (int64_t)(now_mono_ms() - o->t0);
+  /* the dump's serving, written by the run's thread, is read under the lock
+   * from here on */
+  if (o->mem->lazy && o->lazy_dump.served_ms >= 0) {
+    o->post_copy = json_pack("{s:I}", "served_ms", (json_int_t)o->lazy_dump.served_ms);
+    if (o->lazy_dump.error[0])
+      json_object_set_new(o->post_copy, "error", json_string(o->lazy_dump.error));
+  }
   if (p->outcome == MIG_DONE) {
     o->target = json_incref(json_object_get(o->tr, "restore"));
     o->downtime_ms = p->downtime_ms;
@@ -1208,6 +1212,7 @@ void outgoing_free_all(struct migrations *m)
     json_decref(o->criu);
     json_decref(o->target);
     json_decref(o->precopy);
+    json_decref(o->post_copy);
     free(o->redirect_to);
     free(o->local);
     free(o);

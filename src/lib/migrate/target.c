@@ -8,6 +8,7 @@
 #include <ifaddrs.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,25 @@ static void stop_page_server(struct incoming *in)
     spawn_reap(in->ps_pid, 2000, true);
     in->ps_pid = 0;
   }
+}
+
+/* Whether the migration's page server still receives (alive, not a
+ * zombie waiting to be reaped): a page stream of a big container over a
+ * slow link outlasts the offer's deadline, and is progress, not silence.
+ * Its connection has TCP keepalive (ps_gate), so a source that vanished
+ * ends it within about a minute. */
+static bool page_server_receiving(const struct incoming *in)
+{
+  if (in->ps_pid <= 0)
+    return false;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", in->ps_pid);
+  _cleanup_free_ char *txt = NULL;
+  size_t n = 0;
+  if (read_file(path, 4096, &txt, &n, NULL) < 0)
+    return false;
+  const char *close_paren = strrchr(txt, ')');
+  return close_paren && close_paren[1] == ' ' && close_paren[2] && close_paren[2] != 'Z';
 }
 
 /* Its copy here is the container: the source committed it. */
@@ -593,6 +613,13 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
       continue;
     }
     close(lfd);
+    /* a source that vanishes (host lost, no FIN) ends the page server
+     * within about a minute rather than never */
+    int on = 1, idle = 30, intvl = 10, cnt = 3;
+    setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
     if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
       _exit(127);
     execvp(argv[0], argv);
@@ -1036,6 +1063,10 @@ static void *reaper_main(void *arg)
     for (struct incoming *in = m->in; in;) {
       struct incoming *next = in->next;
       bool stale = in->state == T_OFFERED && now > in->deadline_ms;
+      if (stale && !in->busy && page_server_receiving(in)) {
+        in->deadline_ms = now + (uint64_t)a->migration_timeout_s * 1000;
+        stale = false;
+      }
       bool failed = in->state == T_FAILED && now > in->deadline_ms;
       bool fenced = in->state == T_RESTORED && now > in->fence_ms;
       if (in->lazy_pid > 0 && !in->busy)
