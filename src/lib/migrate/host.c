@@ -67,6 +67,8 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
   return r < 0 ? ferry_err_wrap(err, "container \"%s\"", rec_name(p->rec)) : 0;
 }
 
+#define LAZY_SERVE_MAX_S 3600
+
 /* A lazy dump still serving ends before anything else happens to the
  * processes it holds (kill_now: the move was abandoned). */
 static void lazy_end(struct mig_pipe *p, bool kill_now)
@@ -78,7 +80,12 @@ static void lazy_end(struct mig_pipe *p, bool kill_now)
     mig_pipe_phase(p, "serve");
   uint64_t t0 = mig_pipe_now(p);
   struct ferry_err e = {0};
-  int r = ckpt_lazy_wait(lz->pid, lz->dir, (int)mig_pipe_remaining_s(p) * 1000, kill_now, &e);
+  /* past the commit the copy there needs every page: the wait is not cut
+   * at the move's timeout (a big memory over a slow link may take longer)
+   * but at an hour; a vanished target ends it sooner (the connection's
+   * keepalive ends the relay, and CRIU with it) */
+  long wait_s = mig_pipe_remaining_s(p) > LAZY_SERVE_MAX_S ? mig_pipe_remaining_s(p) : LAZY_SERVE_MAX_S;
+  int r = ckpt_lazy_wait(lz->pid, lz->dir, (int)wait_s * 1000, kill_now, &e);
   lz->pid = 0;
   if (kill_now)
     return;
