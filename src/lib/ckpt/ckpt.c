@@ -274,6 +274,14 @@ static bool dump_via_runc(void)
   return k == 1;
 }
 
+/* A lazy dump that failed (what), with CRIU's errors from its log. */
+static int lazy_dump_error(const char *images_dir, const char *what, struct ferry_err *err)
+{
+  _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
+  _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+  return FERRY_INTERNAL(err, "criu dump --lazy-pages %s%s%s", what, *cerr ? ": CRIU: " : "", cerr);
+}
+
 /* The lazy dump: CRIU in the background (it outlives the agent, as any
  * dump), its status fd saying when the images are written and it serves
  * the lazy pages on ps_fd. */
@@ -307,11 +315,7 @@ static int lazy_dump_start(char **argv, const char *images_dir, const struct ckp
     return 0;
   }
   spawn_reap(pid, pr == 1 ? 10000 : 0, true);
-  _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
-  _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-  return FERRY_INTERNAL(err, "criu dump --lazy-pages %s%s%s",
-                        pr == 0 ? "did not finish its images in time" : "failed",
-                        *cerr ? ": CRIU: " : "", cerr);
+  return lazy_dump_error(images_dir, pr == 0 ? "did not finish its images in time" : "failed", err);
 }
 
 int ckpt_lazy_wait(int pid, const char *images_dir, int timeout_ms, bool kill_now,
@@ -326,11 +330,8 @@ int ckpt_lazy_wait(int pid, const char *images_dir, int timeout_ms, bool kill_no
     return 0;
   if (kill_now)
     return FERRY_INTERNAL(err, "the lazy dump was stopped");
-  _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
-  _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-  return FERRY_INTERNAL(err, "criu dump --lazy-pages %s%s%s",
-                        code == -ETIMEDOUT ? "did not serve every page in time" : "failed",
-                        *cerr ? ": CRIU: " : "", cerr);
+  return lazy_dump_error(images_dir,
+                         code == -ETIMEDOUT ? "did not serve every page in time" : "failed", err);
 }
 
 int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,

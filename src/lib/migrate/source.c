@@ -825,12 +825,9 @@ static void *lazy_gate_main(void *arg)
     }
     /* a target that vanishes (host lost, no FIN) ends the serving within
      * about a minute: the relay breaks, CRIU sees its end */
-    int one = 1, idle = 30, intvl = 10, cnt = 3;
+    int one = 1;
     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    relay_keepalive(c);
     struct relay *rl = NULL;
     if (relay_start(o->lazy_sp, c, &rl) < 0) {
       close(c);

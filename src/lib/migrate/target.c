@@ -8,7 +8,6 @@
 #include <ifaddrs.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -615,11 +614,7 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
     close(lfd);
     /* a source that vanishes (host lost, no FIN) ends the page server
      * within about a minute rather than never */
-    int on = 1, idle = 30, intvl = 10, cnt = 3;
-    setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    relay_keepalive(c);
     if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
       _exit(127);
     execvp(argv[0], argv);

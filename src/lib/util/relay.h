@@ -34,3 +34,7 @@ int relay_tcp_connect(const char *host, int port, int timeout_s);
  * exactly secret (compared in constant time). A gate's first check of a
  * connection that must carry a secret handed out over the agents' API. */
 bool relay_secret_ok(int c, const char *secret, size_t len);
+/* TCP keepalive on a long-lived connection of a move (30 s idle, then 3
+ * probes 10 s apart): a peer that vanished without a FIN ends it within
+ * about a minute. System calls only (safe in a forked child). */
+void relay_keepalive(int fd);

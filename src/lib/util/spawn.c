@@ -120,35 +120,52 @@ static int fork_exec(const char *const *argv, const struct spawn_opts *opts, boo
   return 0;
 }
 
+/* fork_exec with stdout and stderr on pipes whose read ends it returns
+ * (close-on-exec); the child dies with the agent unless opts say otherwise. */
+static int start_piped(const char *const *argv, const struct spawn_opts *opts, pid_t *pid_out,
+                       int *out_fd, int *err_fd, struct ferry_err *err)
+{
+  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+    int r = ferry_err_sys(err, -errno, "pipe");
+    for (int i = 0; i < 2; i++) {
+      if (outp[i] >= 0)
+        close(outp[i]);
+      if (errp[i] >= 0)
+        close(errp[i]);
+    }
+    return r;
+  }
+  int r = fork_exec(argv, opts, true, outp[1], errp[1], pid_out, err);
+  close(outp[1]);
+  close(errp[1]);
+  if (r < 0) {
+    close(outp[0]);
+    close(errp[0]);
+    return r;
+  }
+  *out_fd = outp[0];
+  *err_fd = errp[0];
+  return 0;
+}
+
 int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spawn_result *res,
               struct ferry_err *err)
 {
   static const struct spawn_opts defaults = {0};
   if (!opts)
     opts = &defaults;
-  int outp[2], errp[2];
-  if (pipe2(outp, O_CLOEXEC) < 0)
-    return ferry_err_sys(err, -errno, "pipe");
-  if (pipe2(errp, O_CLOEXEC) < 0) {
-    close(outp[0]);
-    close(outp[1]);
-    return ferry_err_sys(err, -errno, "pipe");
-  }
+  int out_fd, err_fd;
   pid_t pid;
-  int fr = fork_exec(argv, opts, true, outp[1], errp[1], &pid, err);
-  close(outp[1]);
-  close(errp[1]);
-  if (fr < 0) {
-    close(outp[0]);
-    close(errp[0]);
+  int fr = start_piped(argv, opts, &pid, &out_fd, &err_fd, err);
+  if (fr < 0)
     return fr;
-  }
 
   size_t max = opts->max_output ? opts->max_output : (1u << 20);
   struct buf bo = {.max = max}, be = {.max = max};
   int timeout = opts->timeout_ms > 0 ? opts->timeout_ms : 120000;
   uint64_t deadline = now_mono_ms() + (uint64_t)timeout;
-  struct pollfd pfd[2] = {{.fd = outp[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
+  struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
   int open_fds = 2;
   bool timed_out = false;
   while (open_fds > 0) {
@@ -315,30 +332,7 @@ int spawn_piped(const char *const *argv, int *pid_out, int *out_fd, int *err_fd,
                 struct ferry_err *err)
 {
   static const struct spawn_opts none = {0};
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
-  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-    int r = ferry_err_sys(err, -errno, "pipe");
-    for (int i = 0; i < 2; i++) {
-      if (outp[i] >= 0)
-        close(outp[i]);
-      if (errp[i] >= 0)
-        close(errp[i]);
-    }
-    return r;
-  }
-  pid_t pid;
-  int r = fork_exec(argv, &none, true, outp[1], errp[1], &pid, err);
-  close(outp[1]);
-  close(errp[1]);
-  if (r < 0) {
-    close(outp[0]);
-    close(errp[0]);
-    return r;
-  }
-  *pid_out = pid;
-  *out_fd = outp[0];
-  *err_fd = errp[0];
-  return 0;
+  return start_piped(argv, &none, pid_out, out_fd, err_fd, err);
 }
 
 int spawn_reap(int pid, int timeout_ms, bool kill_after)
