@@ -13,6 +13,14 @@ ADDR="$CLUSTER_NET.10"
 f a1 run -d --name echo --ip "$ADDR" -v state:/data busybox sh -c \
   '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count.new; mv /data/count.new /data/count; sleep 0.1; done' >/dev/null
 f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
+# /dev as the container has it, a fifo with its own owner under a set-uid
+# directory added: it must come through each move as it was (CRIU lists
+# and remakes such a tmpfs itself: criu/README.md, 0011); the mount
+# points' own times are those of the fresh mounts
+f a1 exec echo sh -c 'mkdir /dev/ferry && mknod /dev/ferry/fifo p && chown 5:6 /dev/ferry/fifo && chmod 4710 /dev/ferry'
+devlist() { f "$1" exec echo ls -ln --full-time /dev /dev/ferry | grep -v -E ' (mqueue|pts|shm)$'; }
+DEV0=$(devlist a1)
+echo "$DEV0" | grep -q '^prw-r--r-- *1 5 *6 .* fifo$' || fail "no fifo in /dev/ferry: $DEV0"
 ctr_id() { f "$1" inspect echo | sed -n 's/^ *"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -1; }
 ID0=$(ctr_id a1)
 [ -n "$ID0" ] || fail "no id in inspect: $(f a1 inspect echo)"
@@ -59,6 +67,10 @@ check "a1 -> a2: running on a2 with the same id, rootfs and volume arrived, $lay
 shm=$(f a2 exec echo sh -c 'stat -c %a /dev/shm && echo kept > /dev/shm/probe && cat /dev/shm/probe')
 [ "$shm" = "$(printf '1777\nkept')" ] || fail "/dev/shm after the move: $shm"
 [ "$(f a2 exec echo sh -c 'ls /dev/null /dev/zero /dev/urandom | wc -l')" = 3 ] || fail "/dev lost its devices: $(f a2 exec echo ls /dev)"
+[ "$(devlist a2)" = "$DEV0" ] || fail "/dev changed with the move: before
+$DEV0
+after
+$(devlist a2)"
 
 sleep 1
 c1=$(f a2 exec echo cat /data/count)
@@ -72,6 +84,7 @@ c2=$(f a1 exec echo cat /data/count)
 [ "$c2" -gt "$c1" ] || fail "counter did not keep counting across migrations ($c1 -> $c2)"
 [ "$(ctr_id a1)" = "$ID0" ] || fail "the id changed on the way back: $ID0, now $(ctr_id a1)"
 [ "$(f a1 exec echo cat /dev/shm/probe)" = kept ] || fail "/dev/shm's file did not come back"
+[ "$(devlist a1)" = "$DEV0" ] || fail "/dev changed with the move back: $(devlist a1)"
 check "a2 -> a1 (warm, pages streamed to the page server): 0 layer bytes, counter kept counting ($c1 -> $c2)"
 
 sleep 1
