@@ -17,7 +17,7 @@ o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
 print(o["prefix"], o["bindir"], o["libexecdir"], o["mandir"], o["datadir"], o["sysconfdir"])')
 read -r P BIN LIBEXEC MAN DATA ETC <<<"$prefix"
 case "$ETC" in /*) ;; *) ETC=$P/$ETC ;; esac
-for f in "$P/$BIN/ferry" "$P/$BIN/ferryd" "$P/$BIN/ferry-coord" "$P/$LIBEXEC/ferry/ferry-shim" \
+for f in "$P/$BIN/ferry" "$P/$BIN/ferryd" "$P/$BIN/ferry-coord" "$P/$LIBEXEC/ferry/ferry-shim" "$P/$LIBEXEC/ferry/ferry-criu" \
          "$P/$MAN/man1/ferry.1" "$P/$MAN/man8/ferryd.8" "$P/$MAN/man8/ferry-coord.8" \
          "$P/$DATA/bash-completion/completions/ferry" "$ETC/ferry/ferryd.conf" "$ETC/ferry/ferry-coord.conf"; do
   [ -e "$D$f" ] || fail "not installed: $f"

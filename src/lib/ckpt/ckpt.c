@@ -378,6 +378,7 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
    * outlive the agent the same way (the restart waits for it) */
   struct spawn_opts so = {.timeout_ms = o->timeout_ms, .outlive_parent = direct};
   bool ps_line = false, keeper_line = false;
+  uint64_t run_ms = 0;
   int r = 0;
   /* the direct command line names the fds itself; runc hands CRIU the
    * container's criu.conf, which then does */
@@ -399,7 +400,9 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
     so.pass_fd2 = o->keeper_fd;
     so.pass_as2 = CKPT_KEEPER_FD;
   }
+  uint64_t t_run = now_mono_ms();
   r = spawn_run((const char *const *)argv, &so, &res, err);
+  run_ms = now_mono_ms() - t_run;
   runtime_changed(rt);
 out:
   if (ps_line)
@@ -420,6 +423,10 @@ out:
     _cleanup_free_ char *sp = path_join(images_dir, "stats-dump");
     *stats = NULL;
     criu_stats_read(sp, stats, NULL);
+    /* the program's whole run as the agent saw it (start, CRIU's work,
+     * exit): what the freeze pays beyond CRIU's own figures */
+    if (*stats)
+      json_object_set_new(*stats, "process_ms", json_integer((json_int_t)run_ms));
   }
   return r;
 }

@@ -23,6 +23,10 @@ static char **runc_argv(struct runtime *rt, const char *logfile)
   strv_push(&v, rt->runc);
   strv_push(&v, "--root");
   strv_push(&v, rt->runc_root);
+  if (rt->criu_helper) {
+    strv_push(&v, "--criu");
+    strv_push(&v, rt->criu_helper);
+  }
   if (logfile) {
     strv_push(&v, "--log");
     strv_push(&v, logfile);
@@ -77,6 +81,16 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
   strv_push(&argv, pidfile);
   strv_push(&argv, id);
 
+  /* the environment runc passes on to ferry-criu: where CRIU's version
+   * answer is kept (made here: no allocation after the fork) */
+  _cleanup_strv_ char **envp = strv_new();
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, "FERRY_CRIU_CACHE=", 17) != 0)
+      strv_push(&envp, *e);
+  {
+    _cleanup_free_ char *ce = xasprintf("FERRY_CRIU_CACHE=%s", rt->criu_cache);
+    strv_push(&envp, ce);
+  }
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0)
     return ferry_err_sys(err, -errno, "container %s: pipe", id);
@@ -108,7 +122,7 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    execv(argv[0], argv);
+    execve(argv[0], argv, envp);
     dprintf(3, "error cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }

@@ -25,6 +25,8 @@ struct runtime {
   char *runc;         /* runc binary */
   char *runc_root;    /* runc --root */
   char *shim;         /* ferry-shim binary */
+  char *criu_helper;  /* ferry-criu (next to the shim), runc's --criu; NULL: criu itself */
+  char *criu_cache;   /* ROOT/criu-version.cache, ferry-criu's copy of CRIU's version answer */
   char *cgroup_parent;/* e.g. "/ferry" */
   int stop_timeout_s;
   /* runc state answers, reused for a moment by ctr_refresh (ps under load
