@@ -20,6 +20,11 @@ f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
 f a1 exec echo sh -c 'mkdir /dev/ferry && mknod /dev/ferry/fifo p && chown 5:6 /dev/ferry/fifo && chmod 4710 /dev/ferry'
 devlist() { f "$1" exec echo ls -ln --full-time /dev /dev/ferry | grep -v -E ' (mqueue|pts|shm)$'; }
 DEV0=$(devlist a1)
+# its cgroups as it sees them: its own (runc's restore bound the host's
+# whole hierarchy there: every container's cgroups, the host's limits)
+cgview() { f "$1" exec echo ls /sys/fs/cgroup/memory /sys/fs/cgroup/pids; }
+CG0=$(cgview a1)
+echo "$CG0" | grep -q 'memory.limit_in_bytes' || fail "no memory cgroup in the container: $CG0"
 echo "$DEV0" | grep -q '^prw-r--r-- *1 5 *6 .* fifo$' || fail "no fifo in /dev/ferry: $DEV0"
 ctr_id() { f "$1" inspect echo | sed -n 's/^ *"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -1; }
 ID0=$(ctr_id a1)
@@ -67,6 +72,7 @@ check "a1 -> a2: running on a2 with the same id, rootfs and volume arrived, $lay
 shm=$(f a2 exec echo sh -c 'stat -c %a /dev/shm && echo kept > /dev/shm/probe && cat /dev/shm/probe')
 [ "$shm" = "$(printf '1777\nkept')" ] || fail "/dev/shm after the move: $shm"
 [ "$(f a2 exec echo sh -c 'ls /dev/null /dev/zero /dev/urandom | wc -l')" = 3 ] || fail "/dev lost its devices: $(f a2 exec echo ls /dev)"
+[ "$(cgview a2)" = "$CG0" ] || fail "the container's cgroups look different after the move: $(cgview a2)"
 [ "$(devlist a2)" = "$DEV0" ] || fail "/dev changed with the move: before
 $DEV0
 after
@@ -85,6 +91,7 @@ c2=$(f a1 exec echo cat /data/count)
 [ "$(ctr_id a1)" = "$ID0" ] || fail "the id changed on the way back: $ID0, now $(ctr_id a1)"
 [ "$(f a1 exec echo cat /dev/shm/probe)" = kept ] || fail "/dev/shm's file did not come back"
 [ "$(devlist a1)" = "$DEV0" ] || fail "/dev changed with the move back: $(devlist a1)"
+[ "$(cgview a1)" = "$CG0" ] || fail "the container's cgroups look different after the move back: $(cgview a1)"
 check "a2 -> a1 (warm, pages streamed to the page server): 0 layer bytes, counter kept counting ($c1 -> $c2)"
 
 sleep 1

@@ -51,6 +51,29 @@ static int conf_fd_line(struct runtime *rt, const char *id, const char *key, int
   return write_file_atomic(p, cur, strlen(cur), 0644, err);
 }
 
+/* Adds (or removes again) the lines block in the container's criu.conf. */
+static int conf_block(struct runtime *rt, const char *id, const char *block, bool add,
+                      struct ferry_err *err)
+{
+  _cleanup_free_ char *p = ctr_path(rt, id, CTR_CRIU_CONF);
+  _cleanup_free_ char *cur = NULL;
+  size_t n = 0;
+  if (read_file(p, 65536, &cur, &n, NULL) < 0) {
+    cur = xstrdup("");
+    n = 0;
+  }
+  char *at = strstr(cur, block);
+  if (add == (at != NULL))
+    return 0;
+  if (add) {
+    _cleanup_free_ char *next = xasprintf("%s%s", cur, block);
+    return write_file_atomic(p, next, strlen(next), 0644, err);
+  }
+  size_t bl = strlen(block);
+  memmove(at, at + bl, strlen(at + bl) + 1);
+  return write_file_atomic(p, cur, strlen(cur), 0644, err);
+}
+
 bool ckpt_can_track_memory(void)
 {
   static int known = -1; /* the same answer whichever thread asks first */
@@ -478,6 +501,69 @@ static int lazy_daemon_start(const char *images_dir, const char *work, int ps_fd
   return FERRY_INTERNAL(err, "criu lazy-pages did not come up within 5 s");
 }
 
+/* The mountinfo fields 4 (root) and 5 (mount point) of line, unescaped. */
+static void mountinfo_root_point(const char *line, char *root, size_t rn, char *point, size_t pn)
+{
+  const char *p = line;
+  for (int f = 0; f < 3 && p; f++) {
+    p = strchr(p, ' ');
+    if (p)
+      p++;
+  }
+  size_t k = 0;
+  while (p && *p && *p != ' ' && k + 1 < rn)
+    root[k++] = *p++;
+  root[k] = '\0';
+  mountinfo_point(line, point, pn);
+}
+
+/* CRIU config lines that mount, at each cgroup v1 bind mount of the
+ * container (/sys/fs/cgroup/NAME, a runc container without a cgroup
+ * namespace), the container's own cgroup in that hierarchy on this host.
+ * runc's restore maps those mounts to the cgroups runc itself runs in (the
+ * host's root hierarchy here), so that a restored container saw every
+ * cgroup of the host and the host's limits instead of its own; entries of
+ * the config file are looked up before runc's. NULL when there is none. */
+static char *cgroup_map_block(struct runtime *rt, json_t *rec)
+{
+  _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return NULL;
+  _cleanup_free_ char *cg = xasprintf("%s/%s", rt->cgroup_parent, rec_instance(rec));
+  char *block = NULL;
+  size_t blen = 0;
+  FILE *b = open_memstream(&block, &blen);
+  if (!b)
+    abort();
+  fputs("# ferry: this restore's cgroups\n", b);
+  int n = 0;
+  char line[4096], root[1024], point[1024];
+  while (fgets(line, sizeof line, f)) {
+    const char *sep = strstr(line, " - ");
+    if (!sep || strncmp(sep + 3, "cgroup ", 7) != 0)
+      continue;
+    mountinfo_root_point(line, root, sizeof root, point, sizeof point);
+    const char *base = strrchr(point, '/');
+    if (!base || !base[1] || strcspn(point, " \t\n:") != strlen(point))
+      continue;
+    const char *rel = cg;
+    size_t rl = strlen(root);
+    if (strcmp(root, "/") != 0) { /* a hierarchy mounted from below its root */
+      if (strncmp(cg, root, rl) != 0 || cg[rl] != '/')
+        continue;
+      rel = cg + rl;
+    }
+    fprintf(b, "ext-mount-map /sys/fs/cgroup/%s:%s%s\n", base + 1, point, rel);
+    n++;
+  }
+  fclose(b);
+  if (n == 0) {
+    free(block);
+    return NULL;
+  }
+  return block;
+}
+
 int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
                  int *pid, json_t **stats, struct ferry_err *err)
 {
@@ -492,7 +578,18 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
     return r;
   char *rargs[] = {"--image-path", (char *)images_dir, "--work-path", work, "--tcp-established",
                    "--file-locks", lazy ? "--lazy-pages" : NULL, NULL};
-  if ((r = runc_launch(rt, rec, rargs, pid, err)) < 0) {
+  _cleanup_free_ char *cgmap = cgroup_map_block(rt, rec);
+  if (cgmap && (r = conf_block(rt, id, cgmap, true, err)) < 0) {
+    if (daemon > 0) {
+      kill(daemon, SIGKILL);
+      waitpid(daemon, NULL, 0);
+    }
+    return ferry_err_wrap(err, "container %s: CRIU's cgroup mounts", id);
+  }
+  r = runc_launch(rt, rec, rargs, pid, err);
+  if (cgmap)
+    conf_block(rt, id, cgmap, false, NULL);
+  if (r < 0) {
     if (daemon > 0) {
       kill(daemon, SIGKILL);
       waitpid(daemon, NULL, 0);
