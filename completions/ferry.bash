@@ -50,6 +50,9 @@ _ferry() {
     --memory) mapfile -t COMPREPLY < <(compgen -W "auto stream precopy lazy copy" -- "$cur"); return ;;
     -v | --volume) mapfile -t COMPREPLY < <(compgen -W "$(_ferry_names volumes | sed 's/$/:/')" -- "$cur")
       compopt -o nospace 2>/dev/null; return ;;
+    --tmpfs) return ;;
+    --mount) mapfile -t COMPREPLY < <(compgen -W "type=volume, type=bind, type=tmpfs," -- "$cur")
+      compopt -o nospace 2>/dev/null; return ;;
   esac
   if [ -z "$verb" ]; then
     mapfile -t COMPREPLY < <(compgen -W "$verbs $globals" -- "$cur")
@@ -57,7 +60,7 @@ _ferry() {
   fi
   local flags="" names=""
   case "$verb" in
-    run | create) flags="-d --detach --name --ip -v --volume -p --publish -e --env -w --workdir -u --user --rm --json
+    run | create) flags="-d --detach --name --ip -v --volume --tmpfs --mount -p --publish -e --env -w --workdir -u --user --rm --json
                          --authfile --creds --cert-dir --tls-verify="
                   names=$(_ferry_names images) ;;
     start) names=$(_ferry_names containers) ;;

@@ -25,7 +25,12 @@ static const char run_help[] =
     "  -d, --detach          run in the background and print the container id (run)\n"
     "  --name NAME           container name (default: generated)\n"
     "  --ip ADDR             pin the container's address (from the agent's subnet)\n"
-    "  -v, --volume VOL:/path[:ro]  mount named volume VOL (created if missing), read-only with :ro\n"
+    "  -v, --volume VOL:/path[:ro]  mount named volume VOL (created if missing), read-only with :ro;\n"
+    "                        /host/path:/path[:ro] mounts a path of the agent's host (not moved)\n"
+    "  --tmpfs /path[:OPTS]  mount a tmpfs (OPTS: ro, exec, suid, dev, size=N[kmg], mode=OCTAL;\n"
+    "                        default rw,noexec,nosuid,nodev); its contents move with the container\n"
+    "  --mount type=TYPE,...  podman's --mount: type=volume|bind|tmpfs, source= (src=),\n"
+    "                        target= (destination=, dst=), readonly (ro), tmpfs-size=, tmpfs-mode=\n"
     "  -p, --publish [IP:]HOSTPORT:CTRPORT[/tcp|udp]  publish a port on the host\n"
     "  -e, --env KEY=VALUE   set an environment variable\n"
     "  -w, --workdir DIR     working directory\n"
@@ -55,6 +60,62 @@ static void proxy_signals(bool on)
     sigaction(sigs[i], &sa, NULL);
 }
 
+/* podman's --mount type=volume|bind|tmpfs,source=..,target=..[,readonly]
+ * [,tmpfs-size=..][,tmpfs-mode=..] as the API's volumes and tmpfs entries. */
+static int parse_mount(const char *arg, json_t *vols, json_t *tmpfs)
+{
+  _cleanup_free_ char *copy = xstrdup(arg);
+  const char *type = NULL, *src = NULL, *dst = NULL, *size = NULL, *mode = NULL;
+  bool ro = false;
+  char *save = NULL;
+  for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    const char *val = eq ? eq + 1 : NULL;
+    if (eq)
+      *eq = '\0';
+    if (strcmp(kv, "type") == 0 && val)
+      type = val;
+    else if ((strcmp(kv, "source") == 0 || strcmp(kv, "src") == 0) && val)
+      src = val;
+    else if ((strcmp(kv, "target") == 0 || strcmp(kv, "destination") == 0 ||
+              strcmp(kv, "dst") == 0) && val)
+      dst = val;
+    else if (strcmp(kv, "readonly") == 0 || strcmp(kv, "ro") == 0) {
+      if (val && strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
+        return cli_usage_error("--mount %s: %s=%s: expected true or false", arg, kv, val);
+      ro = !val || strcmp(val, "true") == 0;
+    } else if (strcmp(kv, "tmpfs-size") == 0 && val)
+      size = val;
+    else if (strcmp(kv, "tmpfs-mode") == 0 && val)
+      mode = val;
+    else
+      return cli_usage_error("--mount %s: unknown option \"%s\" (see ferry run --help)", arg, kv);
+  }
+  if (!type || !dst)
+    return cli_usage_error("--mount %s: needs type= and target=", arg);
+  if (strcmp(type, "tmpfs") == 0) {
+    if (src)
+      return cli_usage_error("--mount %s: a tmpfs has no source", arg);
+    _cleanup_free_ char *spec = xasprintf("%s:%s%s%s%s%s", dst, ro ? "ro" : "rw", size ? ",size=" : "",
+                                          size ? size : "", mode ? ",mode=" : "", mode ? mode : "");
+    json_array_append_new(tmpfs, json_string(spec));
+    return 0;
+  }
+  if (size || mode)
+    return cli_usage_error("--mount %s: tmpfs-size and tmpfs-mode are for type=tmpfs", arg);
+  if (!src)
+    return cli_usage_error("--mount %s: type=%s needs source=", arg, type);
+  if (strcmp(type, "bind") == 0 && src[0] != '/')
+    return cli_usage_error("--mount %s: a bind mount's source is an absolute path of the host", arg);
+  if (strcmp(type, "volume") == 0 && src[0] == '/')
+    return cli_usage_error("--mount %s: a volume's source is a volume name (type=bind for a host path)", arg);
+  if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0)
+    return cli_usage_error("--mount %s: unknown type \"%s\" (volume, bind or tmpfs)", arg, type);
+  _cleanup_free_ char *v = xasprintf("%s:%s%s", src, dst, ro ? ":ro" : "");
+  json_array_append_new(vols, json_string(v));
+  return 0;
+}
+
 static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
 {
   if (cli_wants_help(argc, argv, run_help))
@@ -73,11 +134,14 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
                                      {"creds", required_argument, 0, 0x102},
                                      {"cert-dir", required_argument, 0, 0x103},
                                      {"tls-verify", required_argument, 0, 0x104},
+                                     {"tmpfs", required_argument, 0, 0x105},
+                                     {"mount", required_argument, 0, 0x106},
                                      {0, 0, 0, 0}};
   _cleanup_json_ json_t *req = json_object();
   _cleanup_json_ json_t *pull = json_object();
-  json_t *vols = json_array(), *env = json_array(), *ports = json_array();
+  json_t *vols = json_array(), *env = json_array(), *ports = json_array(), *tmpfs = json_array();
   json_object_set_new(req, "volumes", vols);
+  json_object_set_new(req, "tmpfs", tmpfs);
   json_object_set_new(req, "ports", ports);
   json_object_set_new(req, "env", env);
   bool detach = false, autorm = false;
@@ -89,6 +153,13 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     case 'n': json_object_set_new(req, "name", json_string(optarg)); break;
     case 'i': json_object_set_new(req, "ip", json_string(optarg)); break;
     case 'v': json_array_append_new(vols, json_string(optarg)); break;
+    case 0x105: json_array_append_new(tmpfs, json_string(optarg)); break;
+    case 0x106: {
+      int mr = parse_mount(optarg, vols, tmpfs);
+      if (mr)
+        return mr;
+      break;
+    }
     case 'p': json_array_append_new(ports, json_string(optarg)); break;
     case 'e':
       if (!strchr(optarg, '=')) {

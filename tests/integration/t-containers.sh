@@ -226,6 +226,34 @@ f h1 rm -f binder >/dev/null
 [ "$(cat "$T_DIR/hostdir/in")" = from-host ] || fail "removing the container touched the host's files"
 check "bind mounts (-v /host/path:/dst[:ro]): both ways, read-only with :ro, missing or store paths refused, no move"
 
+# --tmpfs and podman's --mount: a tmpfs with its size and mode, noexec by
+# default; --mount type=volume and type=bind as -v, readonly honoured
+f h1 run --rm -v mvol:/d busybox sh -c 'echo payload > /d/f' >/dev/null
+f h1 run -d --name mnt --tmpfs /scratch:size=1m,mode=1777 \
+  --mount type=tmpfs,target=/t2,tmpfs-size=2m,tmpfs-mode=700 \
+  --mount type=volume,source=mvol,target=/v,readonly \
+  --mount type=bind,src="$T_DIR/hostdir",dst=/b busybox sleep 1000 >/dev/null
+m=$(f h1 exec mnt grep -E ' /(scratch|t2) ' /proc/mounts)
+grep -q '^tmpfs /scratch tmpfs rw,nosuid,nodev,noexec,.*size=1024k' <<<"$m" || fail "--tmpfs /scratch: $m"
+grep -q '^tmpfs /t2 tmpfs rw,.*size=2048k,mode=700' <<<"$m" || fail "--mount type=tmpfs: $m"
+modes=$(f h1 exec mnt sh -c 'stat -c %a /scratch /t2' | tr '\n' ' ')
+[ "$modes" = "1777 700 " ] || fail "tmpfs modes: $modes"
+[ "$(f h1 exec mnt sh -c 'echo a > /scratch/f && cat /scratch/f')" = a ] || fail "the tmpfs is not writable"
+out=$(f h1 exec mnt sh -c 'cp /bin/busybox /scratch/bb && /scratch/bb true && echo ran || echo refused' 2>&1)
+grep -q refused <<<"$out" || fail "a program ran from a noexec tmpfs: $out"
+[ "$(f h1 exec mnt cat /v/f)" = payload ] || fail "--mount type=volume: not mounted at /v"
+out=$(f h1 exec mnt sh -c 'echo x > /v/g && echo wrote || echo refused' 2>&1)
+grep -q refused <<<"$out" || fail "--mount ...,readonly was writable: $out"
+[ "$(f h1 exec mnt cat /b/in)" = from-host ] || fail "--mount type=bind: the host's file is not seen"
+f h1 rm -f mnt >/dev/null
+expect_fail 'unknown option "bogus"' f h1 run -d --mount type=tmpfs,target=/x,bogus=1 busybox true
+expect_fail 'needs type= and target=' f h1 run -d --mount source=mvol busybox true
+expect_fail 'is not a number' f h1 run -d --tmpfs /x:size=lots busybox true
+expect_fail 'unknown option "huge"' f h1 run -d --tmpfs /x:huge busybox true
+expect_fail 'two mounts at /x' f h1 run -d --tmpfs /x -v mvol:/x busybox true
+expect_fail 'must be a normalised path' f h1 run -d --tmpfs /x/../y busybox true
+check "--tmpfs and --mount type=tmpfs|volume|bind: size, mode, noexec, readonly; bad options and two mounts at one place refused"
+
 # rm
 f h1 run -d --name sleeper busybox sleep 1000 >/dev/null
 sid=$(f h1 --json inspect sleeper | sed -n 's/.*"id": "\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)

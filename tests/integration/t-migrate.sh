@@ -10,9 +10,9 @@ cluster_client c1 "$CLUSTER_NET.250"
 make_rootfs
 f a1 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
 ADDR="$CLUSTER_NET.10"
-f a1 run -d --name echo --ip "$ADDR" -v state:/data busybox sh -c \
+f a1 run -d --name echo --ip "$ADDR" -v state:/data --tmpfs /scratch:size=1m busybox sh -c \
   '/bin/echo-server 7000 & i=0; while true; do i=$((i+1)); echo $i > /data/count.new; mv /data/count.new /data/count; sleep 0.1; done' >/dev/null
-f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file'
+f a1 exec echo sh -c 'echo moved-with-it > /etc/motd; echo payload > /data/file; echo in-memory > /scratch/note'
 # /dev as the container has it, a fifo with its own owner under a set-uid
 # directory added: it must come through each move as it was (CRIU lists
 # and remakes such a tmpfs itself: criu/README.md, 0011); the mount
@@ -61,6 +61,9 @@ f a2 ps | grep -q "echo .*running .*$ADDR" || fail "echo not running on a2: $(f 
 [ -z "$(f a1 ps -a --json | grep '"name": "echo"')" ] || fail "a1 kept its copy without --keep"
 [ "$(f a2 exec echo cat /etc/motd)" = moved-with-it ] || fail "rootfs change did not arrive"
 [ "$(f a2 exec echo cat /data/file)" = payload ] || fail "volume did not arrive"
+[ "$(f a2 exec echo cat /scratch/note)" = in-memory ] || fail "the --tmpfs's contents did not arrive"
+f a2 exec echo grep -q '^tmpfs /scratch tmpfs .*size=1024k' /proc/mounts || fail "no 1 MiB tmpfs at /scratch on a2"
+f a2 inspect echo | grep -q '"destination": "/scratch"' || fail "the tmpfs is not in a2's record: $(f a2 inspect echo)"
 f a2 volume ls | grep -q state || fail "volume not on a2"
 f a1 volume ls | grep -q state && fail "volume still on a1"
 [ "$(ctr_id a2)" = "$ID0" ] || fail "the container's id changed with the move: $ID0 on a1, $(ctr_id a2) on a2"

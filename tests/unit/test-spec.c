@@ -194,6 +194,17 @@ static void sanitizes_foreign_records(void **state)
   assert_null(json_object_get(out, "op"));
   assert_null(json_object_get(out, "id"));
   json_decref(out);
+  /* a tmpfs comes through with its options normalised */
+  {
+    _cleanup_json_ json_t *t = json_deep_copy(good);
+    json_object_set_new(t, "tmpfs", json_pack("[{s:s, s:s}]", "destination", "/scratch", "options",
+                                              "size=1m,exec,mode=1777"));
+    out = NULL;
+    assert_int_equal(ctr_record_sanitize(t, &out, &e), 0);
+    assert_string_equal(rec_tmpfs_options(out, 0), "rw,exec,nosuid,nodev,size=1m,mode=1777");
+    assert_string_equal(rec_tmpfs_dest(out, 0), "/scratch");
+    json_decref(out);
+  }
   struct {
     const char *key;
     json_t *val;
@@ -213,6 +224,13 @@ static void sanitizes_foreign_records(void **state)
       {"cwd", json_string("/a/../../b/.."), "cwd"},
       {"uid", json_integer(4294967296LL), "uid"},
       {"gid", json_string("0"), "gid"},
+      /* a peer's tmpfs: only the options a user may give */
+      {"tmpfs", json_pack("[{s:s, s:s}]", "destination", "/t", "options", "rw,uid=0"), "unknown option"},
+      {"tmpfs", json_pack("[{s:s, s:s}]", "destination", "/t", "options", "size=1m;rm"), "not a number"},
+      {"tmpfs", json_pack("[{s:s, s:s}]", "destination", "/t/../..", "options", "rw"), "normalised"},
+      {"tmpfs", json_pack("[{s:s, s:s}]", "destination", "/t:x", "options", "rw"), "destination"},
+      {"tmpfs", json_pack("[{s:s}]", "options", "rw"), "destination"},
+      {"tmpfs", json_string("/t"), "array"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     _cleanup_json_ json_t *r = json_deep_copy(good);

@@ -618,6 +618,46 @@ static int parse_volumes(struct agent *a, json_t *req, json_t **out, json_t **bi
   return 0;
 }
 
+/* "tmpfs": ["/path[:OPTIONS]"] -> [{"destination", "options"}]; no two
+ * mounts (volume, bind mount or tmpfs) at one destination. */
+static int parse_tmpfs(json_t *req, json_t *vols, json_t *binds, json_t **out,
+                       struct ferry_err *err)
+{
+  _cleanup_json_ json_t *tmps = json_array();
+  json_t *v = json_object_get(req, "tmpfs");
+  if (v && (!json_is_array(v) || json_array_size(v) > 64))
+    return FERRY_INVALID(err, "field \"tmpfs\" must be an array of \"/path[:OPTIONS]\" (at most 64)");
+  size_t i;
+  json_t *e;
+  json_array_foreach(v, i, e)
+  {
+    json_t *t = NULL;
+    int r = tmpfs_parse(json_string_value(e), &t, err);
+    if (r < 0)
+      return r;
+    json_array_append_new(tmps, t);
+  }
+  json_t *lists[] = {vols, binds, tmps};
+  for (size_t a = 0; a < 3; a++) {
+    json_t *x;
+    json_array_foreach(lists[a], i, x)
+    {
+      const char *d = json_str_or(x, "destination", "");
+      for (size_t b = a; b < 3; b++) {
+        size_t j;
+        json_t *y;
+        json_array_foreach(lists[b], j, y)
+        {
+          if ((b > a || j > i) && strcmp(d, json_str_or(y, "destination", "")) == 0)
+            return FERRY_INVALID(err, "two mounts at %s", d);
+        }
+      }
+    }
+  }
+  *out = json_incref(tmps);
+  return 0;
+}
+
 static void env_set(json_t *env, const char *kv)
 {
   const char *eq = strchr(kv, '=');
@@ -771,6 +811,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *vols = NULL;
   _cleanup_json_ json_t *binds = NULL;
+  _cleanup_json_ json_t *tmps = NULL;
   _cleanup_json_ json_t *ports = NULL;
   int r;
   if (!json_is_object(req))
@@ -785,7 +826,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       (r = json_get_bool(req, "start", false, &start, err)) < 0 ||
       (r = json_get_bool(req, "remove", false, &autoremove, err)) < 0 ||
       (r = json_get_strv(req, "cmd", &cmd, err)) < 0 ||
-      (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(a, req, &vols, &binds, err)) < 0)
+      (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(a, req, &vols, &binds, err)) < 0 ||
+      (r = parse_tmpfs(req, vols, binds, &tmps, err)) < 0)
     return r;
   if (name && (r = validate_name("container", name, err)) < 0)
     return r;
@@ -918,6 +960,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   rec_set_user(rec, user ? user : json_str_or(icfg, "User", ""));
   rec_set_volumes(rec, vols);
   rec_set_binds(rec, binds);
+  rec_set_tmpfs(rec, tmps);
   rec_set_ports(rec, ports);
   rec_set_ip(rec, ipbuf);
   rec_set_mac(rec, mac);

@@ -38,6 +38,81 @@ int volume_dest_check(const char *dest, struct ferry_err *err)
   return 0;
 }
 
+int tmpfs_parse(const char *spec, json_t **out, struct ferry_err *err)
+{
+  if (!spec)
+    return FERRY_INVALID(err, "tmpfs: expected /path[:OPTIONS]");
+  const char *colon = strchr(spec, ':');
+  _cleanup_free_ char *dest = colon ? strndup(spec, (size_t)(colon - spec)) : xstrdup(spec);
+  int r = volume_dest_check(dest, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "tmpfs");
+  /* podman's defaults: rw,noexec,nosuid,nodev; size and mode as given */
+  bool ro = false, exec = false, suid = false, dev = false;
+  char size[32] = "", mode[8] = "", inodes[32] = "";
+  _cleanup_free_ char *opts = xstrdup(colon ? colon + 1 : "");
+  char *save = NULL;
+  for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+    if (strcmp(o, "ro") == 0 || strcmp(o, "rw") == 0)
+      ro = o[1] == 'o';
+    else if (strcmp(o, "exec") == 0 || strcmp(o, "noexec") == 0)
+      exec = o[0] == 'e';
+    else if (strcmp(o, "suid") == 0 || strcmp(o, "nosuid") == 0)
+      suid = o[0] == 's';
+    else if (strcmp(o, "dev") == 0 || strcmp(o, "nodev") == 0)
+      dev = o[0] == 'd';
+    else if (strncmp(o, "size=", 5) == 0 || strncmp(o, "nr_inodes=", 10) == 0) {
+      const char *v = strchr(o, '=') + 1;
+      size_t digits = strspn(v, "0123456789");
+      bool ok = digits > 0 && digits <= 18 &&
+                (v[digits] == '\0' || (strchr("kKmMgG%", v[digits]) && v[digits + 1] == '\0'));
+      if (!ok)
+        return FERRY_INVALID(err, "tmpfs %s: \"%s\" is not a number with an optional k, m, g or %%",
+                             dest, o);
+      snprintf(o[0] == 's' ? size : inodes, sizeof size, "%s", v);
+    } else if (strncmp(o, "mode=", 5) == 0) {
+      const char *v = o + 5;
+      if (strlen(v) < 1 || strlen(v) > 4 || strspn(v, "01234567") != strlen(v))
+        return FERRY_INVALID(err, "tmpfs %s: mode \"%s\" is not an octal mode", dest, v);
+      snprintf(mode, sizeof mode, "%s", v);
+    } else {
+      return FERRY_INVALID(err, "tmpfs %s: unknown option \"%s\" (known: ro, rw, exec, noexec, "
+                                "suid, nosuid, dev, nodev, size=, mode=, nr_inodes=)",
+                           dest, o);
+    }
+  }
+  _cleanup_free_ char *norm = xasprintf("%s,%s,%s,%s%s%s%s%s%s%s", ro ? "ro" : "rw",
+                                        exec ? "exec" : "noexec", suid ? "suid" : "nosuid",
+                                        dev ? "dev" : "nodev", size[0] ? ",size=" : "", size,
+                                        mode[0] ? ",mode=" : "", mode, inodes[0] ? ",nr_inodes=" : "",
+                                        inodes);
+  *out = json_pack("{s:s, s:s}", "destination", dest, "options", norm);
+  return 0;
+}
+
+size_t rec_n_tmpfs(const json_t *rec)
+{
+  return json_array_size(json_object_get(rec, "tmpfs"));
+}
+
+const char *rec_tmpfs_dest(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(json_object_get(rec, "tmpfs"), i), "destination", "");
+}
+
+const char *rec_tmpfs_options(const json_t *rec, size_t i)
+{
+  return json_str_or(json_array_get(json_object_get(rec, "tmpfs"), i), "options", "");
+}
+
+void rec_set_tmpfs(json_t *rec, json_t *tmpfs)
+{
+  if (json_array_size(tmpfs))
+    json_object_set(rec, "tmpfs", tmpfs);
+  else
+    json_object_del(rec, "tmpfs");
+}
+
 static bool printable(const char *s, size_t max)
 {
   size_t n = 0;
@@ -122,6 +197,24 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
       json_object_set_new(cv, "readonly", json_true());
     json_array_append_new(cvols, cv);
   }
+  /* tmpfs mounts, parsed again from their destination and options: only
+   * the options a user may give come through */
+  json_t *tmps = json_object_get(in, "tmpfs");
+  if (tmps && (!json_is_array(tmps) || json_array_size(tmps) > 64))
+    return FERRY_INVALID(err, "container record \"%s\": \"tmpfs\" must be an array", name);
+  _cleanup_json_ json_t *ctmps = json_array();
+  json_array_foreach(tmps, i, v)
+  {
+    const char *dest = json_str_or(v, "destination", NULL), *o = json_str_or(v, "options", "");
+    _cleanup_free_ char *spec = xasprintf("%s:%s", dest ? dest : "", o);
+    json_t *t = NULL;
+    if (!dest || strchr(dest, ':') || (r = tmpfs_parse(spec, &t, err)) < 0) {
+      if (!dest || strchr(dest, ':'))
+        FERRY_INVALID(err, "tmpfs %zu has no valid destination", i);
+      return ferry_err_wrap(err, "container record \"%s\"", name);
+    }
+    json_array_append_new(ctmps, t);
+  }
   _cleanup_json_ json_t *ports = NULL;
   if ((r = ports_check(json_object_get(in, "ports"), &ports, err)) < 0)
     return ferry_err_wrap(err, "container record \"%s\"", name);
@@ -140,6 +233,8 @@ int ctr_record_sanitize(json_t *in, json_t **out, struct ferry_err *err)
     if (ids[k])
       json_object_set_new(rec, k ? "gid" : "uid", json_integer(json_integer_value(ids[k])));
   json_object_set(rec, "volumes", cvols);
+  if (json_array_size(ctmps))
+    json_object_set(rec, "tmpfs", ctmps);
   if (json_array_size(ports))
     json_object_set(rec, "ports", ports);
   json_object_set_new(rec, "ip", json_string(ip));

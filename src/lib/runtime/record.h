@@ -158,6 +158,13 @@ const char *rec_bind_source(const json_t *rec, size_t i);
 const char *rec_bind_dest(const json_t *rec, size_t i);
 bool rec_bind_readonly(const json_t *rec, size_t i);
 void rec_set_binds(json_t *rec, json_t *binds);
+/* tmpfs mounts (podman's --tmpfs, --mount type=tmpfs): "tmpfs",
+ * [{"destination", "options" (normalised by tmpfs_parse)}]. Their contents
+ * move with the container (CRIU carries them). */
+size_t rec_n_tmpfs(const json_t *rec);
+const char *rec_tmpfs_dest(const json_t *rec, size_t i);
+const char *rec_tmpfs_options(const json_t *rec, size_t i);
+void rec_set_tmpfs(json_t *rec, json_t *tmpfs);
 /* The volume list itself (borrowed), for copying into an offer. */
 json_t *rec_volumes(const json_t *rec);
 

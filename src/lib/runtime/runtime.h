@@ -51,6 +51,11 @@ int validate_name(const char *kind, const char *name, struct ferry_err *err);
 /* A volume's mount point in a container: absolute and normalised (no "//",
  * ".", ".." or trailing "/"), not "/". */
 int volume_dest_check(const char *dest, struct ferry_err *err);
+/* A tmpfs mount as podman's --tmpfs takes it, "/path[:OPTIONS]" (OPTIONS a
+ * comma list of ro, rw, exec, noexec, suid, nosuid, dev, nodev, size=N[kmg%],
+ * mode=OCTAL, nr_inodes=N[kmg%]; defaults rw,noexec,nosuid,nodev), into
+ * {"destination", "options"} with the options normalised. */
+int tmpfs_parse(const char *spec, json_t **out, struct ferry_err *err);
 /* Checks a container record that comes from outside (a peer's migration
  * offer, a checkpoint directory) and returns a fresh record holding only the
  * fields ferry knows, each validated: name, image digest, ip, mac, args, env,

@@ -219,6 +219,16 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
     json_array_append_new(mounts, mount_new(dest, "bind", src,
                                             rec_volume_readonly(rec, i) ? "rbind,ro" : "rbind,rw"));
   }
+  for (size_t i = 0; i < rec_n_tmpfs(rec); i++) {
+    const char *dest = rec_tmpfs_dest(rec, i);
+    int r = volume_dest_check(dest, err);
+    if (r < 0) {
+      json_decref(mounts);
+      json_decref(spec);
+      return ferry_err_wrap(err, "tmpfs");
+    }
+    json_array_append_new(mounts, mount_new(dest, "tmpfs", "tmpfs", rec_tmpfs_options(rec, i)));
+  }
   for (size_t i = 0; i < rec_n_binds(rec); i++) {
     /* a host path: it must still resolve to itself (a link put in its
      * place since would lead elsewhere) */
