@@ -7,7 +7,15 @@
  * modification time) of the criu binary it came from, and asks CRIU again
  * whenever that binary changed. Every other run (the restore itself, a
  * feature check) is handed to the real criu unchanged: exec, the same
- * arguments and descriptors. */
+ * arguments and descriptors.
+ *
+ * With $FERRY_CRIU_GATE (a unix socket of ferryd's), a RESTORE request is
+ * held: ferry-criu connects there, says "ready", and runs criu only when
+ * it reads "g"; anything else (the agent closing it) ends it with an error,
+ * so runc's restore fails and cleans up. ferryd starts a migration's
+ * `runc restore` so while the source still dumps, and lets it go once the
+ * images are there: runc's start, its cgroups and its CRIU start are no
+ * longer inside the pause. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,6 +155,46 @@ static ssize_t ask_criu(uint8_t *buf, size_t cap)
   return n;
 }
 
+/* The request's type on fd, peeked (it stays for criu); -1 if unknown. */
+static int request_type(int fd)
+{
+  static uint8_t in[MSG_MAX];
+  ssize_t n = recv(fd, in, sizeof in, MSG_PEEK);
+  if (n <= 0)
+    return -1;
+  CriuReq *req = criu_req__unpack(NULL, (size_t)n, in);
+  int t = req ? (int)req->type : -1;
+  if (req)
+    criu_req__free_unpacked(req, NULL);
+  return t;
+}
+
+/* Holds a restore until the agent says go: 0 go (or no gate to wait at),
+ * -1 refused. */
+static int wait_at_gate(const char *path)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return -1;
+  memcpy(sa.sun_path, path, strlen(path));
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return -1;
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    close(s);
+    return -1;
+  }
+  char c = 0;
+  ssize_t r = -1;
+  if (write(s, "ready\n", 6) == 6) {
+    do
+      r = read(s, &c, 1);
+    while (r < 0 && errno == EINTR);
+  }
+  close(s);
+  return r == 1 && c == 'g' ? 0 : -1;
+}
+
 /* runc's VERSION request on fd, answered here: 0; -1 when the request is
  * something else (or anything fails), for the real criu to take. */
 static int answer_version(int fd, const char *cache)
@@ -176,14 +225,21 @@ static int answer_version(int fd, const char *cache)
 
 int main(int argc, char **argv)
 {
-  const char *cache = getenv("FERRY_CRIU_CACHE");
-  if (argc == 3 && strcmp(argv[1], "swrk") == 0 && cache && *cache) {
+  const char *cache = getenv("FERRY_CRIU_CACHE"), *gate = getenv("FERRY_CRIU_GATE");
+  if (argc == 3 && strcmp(argv[1], "swrk") == 0) {
     char *end;
     long fd = strtol(argv[2], &end, 10);
     if (*argv[2] && !*end && fd >= 0 && fd < INT_MAX) {
-      int r = answer_version((int)fd, cache);
-      if (r >= 0)
-        return r; /* answered (1: the answer could not be sent: runc sees that) */
+      if (gate && *gate && request_type((int)fd) == CRIU_REQ_TYPE__RESTORE) {
+        if (wait_at_gate(gate) < 0) {
+          fprintf(stderr, "ferry-criu: the restore was called off by the agent\n");
+          return 1;
+        }
+      } else if (cache && *cache) {
+        int r = answer_version((int)fd, cache);
+        if (r >= 0)
+          return r; /* answered (1: the answer could not be sent: runc sees that) */
+      }
     }
   }
   argv[0] = (char *)"criu";

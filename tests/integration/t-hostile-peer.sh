@@ -112,6 +112,24 @@ code=$(psreq '{"parent_round": 0}')
 in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
 check "pre-dump rounds: a malformed round is 400, one out of order or a parent that never arrived 409"
 
+# A prepared restore's descriptors (runc's descriptors.json, written into
+# the migration's images): only plain descriptor names, at most three; a
+# refused request places nothing and starts nothing.
+MID=0123456789abcdef0123456789abcded
+code=$(offer $MID "pass")
+[ "$code" = 201 ] || fail "offer for the prepare checks: $code $(cat "$T_DIR/r")"
+prep() { in_ns c1 curl -s -o "$T_DIR/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
+  -H 'Content-Type: application/json' -d "$1" "$A2/v1/migrations/incoming/$MID/prepare"; }
+for body in '{}' '{"descriptors": "pipe:[1]"}' '{"descriptors": ["a", "b", "c", "d"]}' \
+            '{"descriptors": ["pipe:[1]\n--inherit-fd"]}' '{"descriptors": ["../../x y"]}' '{"descriptors": [1]}'; do
+  code=$(prep "$body")
+  [ "$code" = 400 ] || fail "prepare with $body: $code $(cat "$T_DIR/r")"
+done
+[ -z "$(ls "$T_DIR/a2/root/containers" 2>/dev/null)" ] || fail "a refused prepare left a container: $(ls "$T_DIR/a2/root/containers")"
+[ ! -e "$T_DIR/a2/root/migrations/in-$MID/criu/descriptors.json" ] || fail "a refused prepare wrote descriptors"
+in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
+check "prepare: descriptors that are not plain names are 400, nothing placed or started"
+
 cases=(
   'ctr["volumes"] = [{"name": "ev4/_data/evil", "destination": "/host"}]; vols = ["ev4"]|volume name'
   'ctr["volumes"] = [{"name": "../../../../etc", "destination": "/host"}]; vols = ["data"]|volume name'

@@ -233,6 +233,21 @@ struct restore_times {
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
                        struct restore_times *t, struct ferry_err *err);
+/* agent_restore_copy in two halves, for a migration's target while the
+ * source still dumps: prepare reserves, places the files, mounts, and
+ * starts the restore held before CRIU (ckpt_restore_start: descriptors are
+ * runc's, from the source); launch, once the images are in criu_dir, lets
+ * CRIU restore and seeds the neighbours. Either failing, or abandon,
+ * removes everything as agent_restore_copy's failure does. Not lazy. Only
+ * where agent_restore_can_hold (ferry-criu is there). */
+struct agent_restore_job;
+bool agent_restore_can_hold(struct agent *a);
+int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                          const struct restore_source *src, json_t *descriptors,
+                          struct agent_restore_job **out, struct ferry_err *err);
+int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
+                         struct restore_times *t, struct ferry_err *err);
+void agent_restore_abandon(struct agent *a, struct agent_restore_job *j);
 /* Undoes a restored copy agent_restore_copy made (its caller failed
  * after it): everything goes, as when the step itself fails. */
 void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
@@ -263,6 +278,9 @@ enum agent_part {
 int agent_part_tar(struct agent *a, enum agent_part part, json_t *rec, const char *name,
                    const char *out, const struct tar_opts *to, uint64_t *bytes,
                    struct ferry_err *err);
+/* The stdio runc's restore of rec reconnects (its runc state's
+ * external_descriptors), or NULL. */
+json_t *agent_ctr_descriptors(struct agent *a, json_t *rec);
 /* The image record of the container rec runs. */
 int agent_image_of(struct agent *a, json_t *rec, json_t **img, struct ferry_err *err);
 /* The container's output so far, copied to dst. */

@@ -457,3 +457,96 @@ fail:
   agent_restore_discard(a, rec, src, t);
   return r;
 }
+
+/* ---- a restore prepared ahead (a migration's target, while the source
+ * dumps): everything but CRIU's own work, held until the images are in ---- */
+
+struct agent_restore_job {
+  struct ckpt_restore_job *cj;
+  json_t *rec;
+  struct restore_source src;
+  uint64_t files_ms, setup_ms;
+};
+
+bool agent_restore_can_hold(struct agent *a)
+{
+  return a->rt.criu_helper != NULL;
+}
+
+int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
+                          const struct restore_source *src, json_t *descriptors,
+                          struct agent_restore_job **out, struct ferry_err *err)
+{
+  uint64_t t0 = now_mono_ms();
+  agent_criu_ready(a);
+  _cleanup_free_ char *f_reserved = xasprintf("%s-reserved", src->fault_prefix);
+  int r = agent_restore_reserve(a, rec, err);
+  if (r < 0)
+    return r;
+  struct restore_times t = {0};
+  if ((r = ferry_fault(f_reserved, err)) < 0 || (r = src->place(a, rec, src->ctx, err)) < 0)
+    goto fail;
+  uint64_t t_files = now_mono_ms();
+  struct ckpt_restore_job *cj = NULL;
+  if ((r = agent_ctr_materialize(a, rec, img, false, err)) < 0 ||
+      (r = ckpt_restore_start(&a->rt, rec, criu_dir, descriptors, &cj, err)) < 0)
+    goto fail;
+  struct agent_restore_job *j = calloc(1, sizeof *j);
+  if (!j)
+    abort();
+  j->cj = cj;
+  j->rec = json_incref(rec);
+  j->src = *src;
+  j->src.lazy = NULL;
+  j->files_ms = t_files - t0;
+  j->setup_ms = now_mono_ms() - t_files;
+  *out = j;
+  return 0;
+fail:
+  agent_restore_discard(a, rec, src, &t);
+  return r;
+}
+
+int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
+                         struct restore_times *t, struct ferry_err *err)
+{
+  uint64_t t0 = now_mono_ms();
+  json_t *rec = j->rec;
+  _cleanup_free_ char *f_criu = xasprintf("%s-criu-restore", j->src.fault_prefix);
+  _cleanup_free_ char *f_launched = xasprintf("%s-launched", j->src.fault_prefix);
+  _cleanup_json_ json_t *seed = neigh_with_gateway(a, neighbours);
+  struct neigh_job nj = {.netns = rec_netns(rec), .neighbours = seed};
+  bool nj_running = json_array_size(seed) > 0 &&
+                    pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
+  int pid = 0, r;
+  if ((r = ferry_fault(f_criu, err)) < 0) {
+    ckpt_restore_cancel(&a->rt, j->cj);
+  } else {
+    r = ckpt_restore_go(&a->rt, j->cj, &pid, &t->criu, err);
+    if (r == 0)
+      r = ferry_fault(f_launched, err);
+  }
+  j->cj = NULL;
+  if (nj_running)
+    pthread_join(nj.thread, NULL);
+  t->neighbours = nj.set;
+  t->files_ms = j->files_ms;
+  t->setup_ms = j->setup_ms;
+  t->restore_ms = now_mono_ms() - t0;
+  if (r < 0)
+    agent_restore_discard(a, rec, &j->src, t);
+  json_decref(j->rec);
+  free(j);
+  return r;
+}
+
+void agent_restore_abandon(struct agent *a, struct agent_restore_job *j)
+{
+  if (!j)
+    return;
+  struct restore_times t = {0};
+  ckpt_restore_cancel(&a->rt, j->cj);
+  agent_restore_discard(a, j->rec, &j->src, &t);
+  json_decref(j->rec);
+  free(j);
+}

@@ -263,3 +263,8 @@ int agent_image_of(struct agent *a, json_t *rec, json_t **img, struct ferry_err 
 {
   return image_lookup(&a->images, rec_image(rec), img, err);
 }
+
+json_t *agent_ctr_descriptors(struct agent *a, json_t *rec)
+{
+  return ckpt_descriptors(&a->rt, rec_id(rec));
+}

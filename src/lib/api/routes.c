@@ -511,6 +511,16 @@ H(in_restore)
   http_reply_result(resp, r, out, &err);
 }
 
+H(in_prepare)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = incoming_prepare(AGENT(ctx), args[0], body, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
 H(in_commit)
 {
   (void)req;
@@ -592,6 +602,7 @@ static const struct http_route routes[] = {
     {"GET", "/v1/migrations/incoming/{}", in_get},
     {"DELETE", "/v1/migrations/incoming/{}", in_abort},
     {"POST", "/v1/migrations/incoming/{}/page-server", in_page_server},
+    {"POST", "/v1/migrations/incoming/{}/prepare", in_prepare},
     {"POST", "/v1/migrations/incoming/{}/restore", in_restore},
     {"POST", "/v1/migrations/incoming/{}/commit", in_commit},
     {"PUT", "/v1/migrations/incoming/{}/{}", in_put_part},

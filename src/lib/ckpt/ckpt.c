@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -610,4 +612,173 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
     lazy->copy_pid = *pid;
   }
   return 0;
+}
+
+/* ---- a restore started ahead and held at ferry-criu's gate ---- */
+
+struct ckpt_restore_job {
+  char *id, *work, *cgmap;
+  int sync_fd; /* the shim's answer */
+  int gate_fd; /* ferry-criu's connection, waiting for "g" */
+};
+
+static void job_free(struct runtime *rt, struct ckpt_restore_job *j)
+{
+  if (j->cgmap)
+    conf_block(rt, j->id, j->cgmap, false, NULL);
+  if (j->gate_fd >= 0)
+    close(j->gate_fd);
+  if (j->sync_fd >= 0)
+    close(j->sync_fd);
+  free(j->id);
+  free(j->work);
+  free(j->cgmap);
+  free(j);
+}
+
+int ckpt_restore_start(struct runtime *rt, json_t *rec, const char *images_dir, json_t *descriptors,
+                       struct ckpt_restore_job **out, struct ferry_err *err)
+{
+  const char *id = rec_id(rec);
+  if (!rt->criu_helper)
+    return ferry_err_set(err, -ENOTSUP, FERRY_E_CONFLICT, "no ferry-criu to hold the restore");
+  _cleanup_free_ char *gate = xasprintf("%s/gate-%.16s.sock", rt->root, id);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(gate) >= sizeof sa.sun_path)
+    return ferry_err_set(err, -ENOTSUP, FERRY_E_CONFLICT, "the gate's path is too long: %s", gate);
+  memcpy(sa.sun_path, gate, strlen(gate));
+  /* runc reads the descriptors at its start, before any image is here */
+  _cleanup_free_ char *dj = json_is_array(descriptors) ? json_dumps(descriptors, JSON_COMPACT) : NULL;
+  _cleanup_free_ char *dp = path_join(images_dir, "descriptors.json");
+  int r;
+  if (!dj || (r = write_file_atomic(dp, dj, strlen(dj), 0600, err)) < 0)
+    return dj ? r : FERRY_INVALID(err, "descriptors must be an array");
+  struct ckpt_restore_job *j = calloc(1, sizeof *j);
+  if (!j)
+    abort();
+  j->sync_fd = j->gate_fd = -1;
+  j->id = xstrdup(id);
+  j->work = ctr_path(rt, id, "restore-work");
+  rm_rf(j->work, NULL);
+  if ((r = mkdir_p(j->work, 0700, err)) < 0) {
+    job_free(rt, j);
+    return r;
+  }
+  j->cgmap = cgroup_map_block(rt, rec);
+  if (j->cgmap && (r = conf_block(rt, id, j->cgmap, true, err)) < 0) {
+    free(j->cgmap);
+    j->cgmap = NULL;
+    job_free(rt, j);
+    return r;
+  }
+  int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  unlink(gate);
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 1) < 0) {
+    r = ferry_err_sys(err, -errno, "restore gate %s", gate);
+    if (lfd >= 0)
+      close(lfd);
+    job_free(rt, j);
+    return r;
+  }
+  char *rargs[] = {"--image-path", (char *)images_dir, "--work-path", j->work, "--tcp-established",
+                   "--file-locks", NULL};
+  if ((r = runc_launch_start(rt, rec, rargs, gate, &j->sync_fd, err)) < 0) {
+    close(lfd);
+    unlink(gate);
+    job_free(rt, j);
+    return r;
+  }
+  /* until ferry-criu waits at the gate (runc has made the cgroups and bound
+   * the rootfs), or runc gave up before */
+  uint64_t deadline = now_mono_ms() + 30000;
+  while (j->gate_fd < 0) {
+    uint64_t now = now_mono_ms();
+    if (now >= deadline)
+      break;
+    struct pollfd pf[2] = {{.fd = lfd, .events = POLLIN}, {.fd = j->sync_fd, .events = POLLIN}};
+    int pr = poll(pf, 2, (int)(deadline - now));
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0 || (pf[1].revents && !(pf[0].revents & POLLIN)))
+      break;
+    int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+      continue;
+    char line[8] = "";
+    struct pollfd cp = {.fd = c, .events = POLLIN};
+    if (poll(&cp, 1, 5000) == 1 && read(c, line, 6) == 6 && memcmp(line, "ready\n", 6) == 0)
+      j->gate_fd = c;
+    else
+      close(c);
+  }
+  close(lfd);
+  unlink(gate);
+  if (j->gate_fd < 0) {
+    int pid = 0;
+    int sync = j->sync_fd;
+    j->sync_fd = -1;
+    r = runc_launch_finish(sync, true, &pid, err);
+    if (r == 0) /* it restored without the gate: not what was asked */
+      r = FERRY_INTERNAL(err, "runc restore did not wait at the gate");
+    job_free(rt, j);
+    return ferry_err_wrap(err, "restore held ahead");
+  }
+  *out = j;
+  return 0;
+}
+
+int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, json_t **stats,
+                    struct ferry_err *err)
+{
+  runtime_changed(rt);
+  int r = write(j->gate_fd, "g", 1) == 1 ? 0 : ferry_err_sys(err, -errno, "restore gate");
+  close(j->gate_fd);
+  j->gate_fd = -1;
+  int sync = j->sync_fd;
+  j->sync_fd = -1;
+  int rr = runc_launch_finish(sync, true, pid, err);
+  if (r == 0)
+    r = rr;
+  if (r < 0) {
+    _cleanup_free_ char *logp = path_join(j->work, "restore.log");
+    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+    if (*cerr)
+      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+  } else if (stats) {
+    _cleanup_free_ char *sp = path_join(j->work, "stats-restore");
+    *stats = NULL;
+    criu_stats_read(sp, stats, NULL);
+  }
+  job_free(rt, j);
+  return r;
+}
+
+void ckpt_restore_cancel(struct runtime *rt, struct ckpt_restore_job *j)
+{
+  if (!j)
+    return;
+  /* ferry-criu reads the end: CRIU never runs, runc's restore fails and
+   * removes what it made */
+  if (j->gate_fd >= 0) {
+    close(j->gate_fd);
+    j->gate_fd = -1;
+  }
+  int pid = 0, sync = j->sync_fd;
+  j->sync_fd = -1;
+  if (sync >= 0)
+    runc_launch_finish(sync, true, &pid, NULL);
+  runtime_changed(rt);
+  job_free(rt, j);
+}
+
+json_t *ckpt_descriptors(struct runtime *rt, const char *id)
+{
+  _cleanup_free_ char *sp = xasprintf("%s/%s/state.json", rt->runc_root, id);
+  _cleanup_free_ char *txt = NULL;
+  size_t n = 0;
+  _cleanup_json_ json_t *st = NULL;
+  if (read_file(sp, 4 << 20, &txt, &n, NULL) < 0 || json_parse(txt, n, "runc state", &st, NULL) < 0)
+    return NULL;
+  json_t *ed = json_object_get(st, "external_descriptors");
+  return json_is_array(ed) ? json_deep_copy(ed) : NULL;
 }

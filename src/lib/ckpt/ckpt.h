@@ -81,6 +81,23 @@ struct ckpt_lazy {
 int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
                  int *pid, json_t **stats, struct ferry_err *err);
 
+/* A restore started ahead of its images: runc restore runs (its start, the
+ * container's cgroups, the rootfs bound) and is held at ferry-criu's gate
+ * until ckpt_restore_go, once every image is in images_dir; descriptors
+ * (runc's descriptors.json, from the dumped container's runc state) are
+ * written there first. Not lazy. -ENOTSUP when it cannot be held (no
+ * ferry-criu): the caller restores the usual way. ckpt_restore_cancel ends
+ * a held restore (runc fails and removes what it made). */
+struct ckpt_restore_job;
+int ckpt_restore_start(struct runtime *rt, json_t *rec, const char *images_dir, json_t *descriptors,
+                       struct ckpt_restore_job **out, struct ferry_err *err);
+int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, json_t **stats,
+                    struct ferry_err *err);
+void ckpt_restore_cancel(struct runtime *rt, struct ckpt_restore_job *j);
+/* The stdio runc's restore will reconnect (runc state's external_descriptors)
+ * of container id, or NULL. */
+json_t *ckpt_descriptors(struct runtime *rt, const char *id);
+
 /* Writes the tree below dir into a tar at out (pax, with xattrs and overlay
  * whiteouts). *bytes gets the archive size. */
 int dir_to_tar(const char *dir, const char *out, uint64_t *bytes, struct ferry_err *err);

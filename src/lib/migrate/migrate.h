@@ -62,6 +62,14 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
 /* Restores the container with its link down: state "restored". */
 /* req may carry "neighbours": [{"ip", "mac"}] the source's copy knew; the
  * restored copy gets them before it joins the network. */
+/* While the source dumps, after the files changed since pre-copy arrived:
+ * the copy's files placed and its `runc restore` started and held before
+ * CRIU (ferry-criu's gate) until the restore request, which then only lets
+ * CRIU restore. req: {"descriptors": runc's, from the source}. 409 when
+ * this agent cannot hold a restore (the source then restores the usual
+ * way); a failure otherwise fails the migration here. */
+int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
+                     struct ferry_err *err);
 int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
                      struct ferry_err *err);
 /* The source's word that its copy is gone for good: link up, "running". */

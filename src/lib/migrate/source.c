@@ -733,10 +733,34 @@ static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, t
   return send_volumes(o, c, rec, &delta, "/volume-delta", err);
 }
 
+/* With the files in place there, the target starts its restore while
+ * CRIU still dumps here, held before CRIU until the images are in (docs/
+ * migration.md): not for a lazy restore. A target that cannot (409, or an
+ * older agent: 404) restores the usual way; one whose prepare failed has
+ * failed the move, which the next step finds out. */
+static void prepare_restore(struct outgoing *o)
+{
+  if (o->mem->precopy || o->mem->lazy)
+    return;
+  _cleanup_json_ json_t *desc = agent_ctr_descriptors(o->a, o->pipe.rec);
+  if (!desc)
+    return;
+  _cleanup_free_ char *url = mig_url(o, "/prepare", NULL);
+  _cleanup_json_ json_t *req = json_pack("{s:O}", "descriptors", desc);
+  _cleanup_json_ json_t *ans = NULL;
+  struct ferry_err e = {0};
+  http_client_set_timeout(o->delta_c, remaining_s(o));
+  if (http_call(o->delta_c, "POST", url, req, &ans, &e) < 0)
+    log_info("migrate", "outgoing %s: the target did not prepare its restore ahead: %s", o->id,
+             e.msg);
+}
+
 static void *delta_main(void *arg)
 {
   struct outgoing *o = arg;
   o->delta_r = send_deltas(o, o->delta_c, o->pipe.rec, o->pipe.precopy_since, &o->delta_err);
+  if (o->delta_r == 0)
+    prepare_restore(o);
   return NULL;
 }
 

@@ -188,6 +188,12 @@ int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
+  if (in->prep) { /* a restore held ahead: runc gives up, what it made goes */
+    agent_restore_abandon(a, in->prep);
+    in->prep = NULL;
+    json_decref(in->prep_rec);
+    in->prep_rec = NULL;
+  }
   /* the copy's memory is read from this migration's images: a daemon still
    * at it means the copy goes too (not committed), or this waits for it */
   if (in->lazy_pid > 0) {
@@ -500,6 +506,8 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
       goto out;
     if (added)
       json_array_append_new(in->received, json_string(name));
+  } else if (in->prep && strcmp(kind, "criu") != 0) {
+    r = FERRY_CONFLICT(err, "%s: the restore is prepared, its files are in place", what);
   } else if (strcmp(kind, "volume") == 0 || strcmp(kind, "volume-delta") == 0) {
     if (!name || !in_array(json_object_get(in->offer, "volumes"), name)) {
       r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
@@ -801,6 +809,104 @@ static int place_incoming_files(struct agent *a, json_t *rec, void *ctx, struct 
   return agent_ctr_adopt_changes(a, rec, upper_src, err);
 }
 
+/* The copy's record as this agent will run it (its id chosen at the offer),
+ * the image registered here if it was new. */
+static int copy_record(struct agent *a, struct incoming *in, json_t **out, struct ferry_err *err)
+{
+  json_t *ctr = json_object_get(in->offer, "container");
+  json_t *img = json_object_get(in->offer, "image");
+  bool image_added = false;
+  int r = agent_image_adopt(a, img, &image_added, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "migration %s", in->id);
+  if (image_added) {
+    in->image_added = true;
+    struct ferry_err e2 = {0};
+    if (save_state(in, &e2) < 0)
+      log_warn("migrate", "incoming %s: %s (a restart may keep the image)", in->id, e2.msg);
+  }
+  char cid[65], ts[40];
+  if (in->cid[0])
+    snprintf(cid, sizeof cid, "%s", in->cid); /* its netns was made at the offer */
+  else
+    random_hex(cid, 64);
+  format_time(now_wall_ms(), ts, sizeof ts);
+  json_t *rec = json_deep_copy(ctr);
+  /* the container's own id (chosen at the offer), this instance's key */
+  agent_restored_record(rec, rec_has_id(ctr) ? rec_id(ctr) : cid, cid);
+  rec_set_migration_id(rec, in->id);
+  rec_set_migrated_from(rec, json_str_or(in->offer, "source_agent", ""));
+  rec_set_migrated_at(rec, ts);
+  rec_set_started_at(rec, ts);
+  *out = rec;
+  return 0;
+}
+
+/* runc's descriptors.json as a peer sends it: the container's stdin, stdout
+ * and stderr as its source's runc saw them ("/dev/null", "pipe:[N]"). */
+static int descriptors_check(json_t *d, struct ferry_err *err)
+{
+  if (!json_is_array(d) || json_array_size(d) > 3)
+    return FERRY_INVALID(err, "descriptors must be an array of at most 3 strings");
+  size_t i;
+  json_t *v;
+  json_array_foreach(d, i, v)
+  {
+    const char *s = json_string_value(v);
+    bool ok = s && strlen(s) < 64;
+    for (const char *p = s; ok && *p; p++)
+      ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr(":[]/_-.", *p);
+    if (!ok)
+      return FERRY_INVALID(err, "descriptor %zu is not a plain descriptor name", i);
+  }
+  return 0;
+}
+
+int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
+                     struct ferry_err *err)
+{
+  json_t *desc = json_is_object(req) ? json_object_get(req, "descriptors") : NULL;
+  int r = descriptors_check(desc, err);
+  if (r < 0)
+    return r;
+  if (!agent_restore_can_hold(a))
+    return FERRY_CONFLICT(err, "migration %s: this agent cannot hold a restore (no ferry-criu)", id);
+  struct migrations *m = a->mig;
+  struct incoming *in;
+  _cleanup_free_ char *criu = NULL;
+  _cleanup_json_ json_t *rec = NULL;
+  if ((r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err)) < 0)
+    return r;
+  criu = path_join(in->dir, "criu");
+  if (in->prep) {
+    r = FERRY_CONFLICT(err, "migration %s: its restore is prepared already", id);
+    goto out;
+  }
+  if ((r = ferry_fault("incoming-prepare", err)) < 0)
+    goto out;
+  if ((r = copy_record(a, in, &rec, err)) < 0)
+    goto fail;
+  struct restore_source src = {.fault_prefix = "incoming", .place = place_incoming_files, .ctx = in};
+  json_t *img = json_object_get(in->offer, "image");
+  if ((r = agent_restore_prepare(a, rec, img, criu, &src, desc, &in->prep, err)) < 0) {
+    ferry_err_wrap(err, "migration %s: prepare the restore of \"%s\"", id, rec_name(rec));
+    goto fail;
+  }
+  in->prep_rec = json_incref(rec);
+  log_info("migrate", "incoming %s: restore of %s prepared, held until its images are in", id,
+           rec_name(rec));
+  *out = json_pack("{s:s, s:b}", "state", target_state_name(T_OFFERED), "prepared", 1);
+out:
+  in_end(a, in, T_UNKNOWN);
+  return r;
+fail:
+  /* its files were placed and taken back: nothing to restore from */
+  log_warn("migrate", "incoming %s: prepare failed: %s", id, err ? err->msg : "");
+  in->deadline_ms = now_mono_ms() + 30000;
+  in_end(a, in, T_FAILED);
+  return r;
+}
+
 int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
                      struct ferry_err *err)
 {
@@ -829,30 +935,11 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
       goto fail;
     }
   }
-  bool image_added = false;
-  if ((r = agent_image_adopt(a, img, &image_added, err)) < 0) {
-    ferry_err_wrap(err, "migration %s", id);
+  if (in->prep) {
+    rec = json_incref(in->prep_rec);
+  } else if ((r = copy_record(a, in, &rec, err)) < 0) {
     goto fail;
   }
-  if (image_added) {
-    in->image_added = true;
-    struct ferry_err e2 = {0};
-    if (save_state(in, &e2) < 0)
-      log_warn("migrate", "incoming %s: %s (a restart may keep the image)", id, e2.msg);
-  }
-  char cid[65], ts[40];
-  if (in->cid[0])
-    snprintf(cid, sizeof cid, "%s", in->cid); /* its netns was made at the offer */
-  else
-    random_hex(cid, 64);
-  format_time(now_wall_ms(), ts, sizeof ts);
-  rec = json_deep_copy(ctr);
-  /* the container's own id (chosen at the offer), this instance's key */
-  agent_restored_record(rec, rec_has_id(ctr) ? rec_id(ctr) : cid, cid);
-  rec_set_migration_id(rec, id);
-  rec_set_migrated_from(rec, json_str_or(in->offer, "source_agent", ""));
-  rec_set_migrated_at(rec, ts);
-  rec_set_started_at(rec, ts);
   /* the one restore of a copy (agent/), with this migration's files; the
    * record says op "restore" until the commit, the link stays down */
   struct restore_source src = {.fault_prefix = "incoming", .place = place_incoming_files, .ctx = in};
@@ -872,7 +959,21 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   if (lp && (r = lazy_pages_connect(in, lp, &lz.ps_fd, err)) < 0)
     goto fail;
   src.lazy = lazy || lp ? &lz : NULL;
-  r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
+  if (in->prep && src.lazy) {
+    /* prepared without lazy memory: the source asked otherwise since */
+    r = FERRY_CONFLICT(err, "migration %s: a prepared restore is not lazy", id);
+    goto fail;
+  }
+  if (in->prep) {
+    /* runc waits at the gate since the source's dump: CRIU now */
+    struct agent_restore_job *j = in->prep;
+    in->prep = NULL;
+    json_decref(in->prep_rec);
+    in->prep_rec = NULL;
+    r = agent_restore_launch(a, j, neigh, &t, err);
+  } else {
+    r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
+  }
   if (lz.ps_fd >= 0)
     close(lz.ps_fd); /* the daemon has its own */
   if (lz.pid > 0) {

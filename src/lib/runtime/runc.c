@@ -34,8 +34,8 @@ static char **runc_argv(struct runtime *rt, const char *logfile)
   return v;
 }
 
-int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
-                struct ferry_err *err)
+int runc_launch_start(struct runtime *rt, json_t *rec, char *const *restore_args, const char *gate,
+                      int *sync_out, struct ferry_err *err)
 {
   runtime_changed(rt);
   const char *id = rec_id(rec);
@@ -91,6 +91,10 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
     _cleanup_free_ char *ce = xasprintf("FERRY_CRIU_CACHE=%s", rt->criu_cache);
     strv_push(&envp, ce);
   }
+  if (gate) { /* ferry-criu holds the restore's CRIU until told (src/criu/main.c) */
+    _cleanup_free_ char *ge = xasprintf("FERRY_CRIU_GATE=%s", gate);
+    strv_push(&envp, ge);
+  }
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0)
     return ferry_err_sys(err, -errno, "container %s: pipe", id);
@@ -130,6 +134,12 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
   int st;
   while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
     ;
+  *sync_out = sync[0];
+  return 0;
+}
+
+int runc_launch_finish(int sync_fd, bool restore, int *pid_out, struct ferry_err *err)
+{
   char buf[4096];
   size_t len = 0;
   uint64_t deadline = now_mono_ms() + 120000;
@@ -137,20 +147,20 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
     uint64_t now = now_mono_ms();
     if (now >= deadline)
       break;
-    struct pollfd p = {.fd = sync[0], .events = POLLIN};
+    struct pollfd p = {.fd = sync_fd, .events = POLLIN};
     int pr = poll(&p, 1, (int)(deadline - now));
     if (pr < 0 && errno == EINTR)
       continue;
     if (pr <= 0)
       break;
-    ssize_t r = read(sync[0], buf + len, sizeof buf - 1 - len);
+    ssize_t r = read(sync_fd, buf + len, sizeof buf - 1 - len);
     if (r <= 0)
       break;
     len += (size_t)r;
     if (len >= sizeof buf - 1)
       break;
   }
-  close(sync[0]);
+  close(sync_fd);
   buf[len] = '\0';
   int pid = 0;
   if (sscanf(buf, "ok %d", &pid) == 1 && pid > 0) {
@@ -161,8 +171,17 @@ int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int 
   if (nl && nl[1] == '\0')
     *nl = '\0';
   const char *msg = strncmp(buf, "error ", 6) == 0 ? buf + 6 : (len ? buf : "ferry-shim gave no answer");
-  return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "runc %s: %s", restore_args ? "restore" : "run",
-                       msg);
+  return ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "runc %s: %s", restore ? "restore" : "run", msg);
+}
+
+int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
+                struct ferry_err *err)
+{
+  int sync = -1;
+  int r = runc_launch_start(rt, rec, restore_args, NULL, &sync, err);
+  if (r < 0)
+    return r;
+  return runc_launch_finish(sync, restore_args != NULL, pid_out, err);
 }
 
 int runc_state(struct runtime *rt, const char *id, char **status, int *pid)

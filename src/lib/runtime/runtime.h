@@ -109,6 +109,12 @@ int spec_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint3
  * returns the container's init pid. */
 int runc_launch(struct runtime *rt, json_t *rec, char *const *restore_args, int *pid_out,
                 struct ferry_err *err);
+/* runc_launch in two halves: the shim started (with gate: FERRY_CRIU_GATE
+ * in its environment, for ferry-criu), *sync_out the pipe its answer comes
+ * on; then that answer, within 120 s. */
+int runc_launch_start(struct runtime *rt, json_t *rec, char *const *restore_args, const char *gate,
+                      int *sync_out, struct ferry_err *err);
+int runc_launch_finish(int sync_fd, bool restore, int *pid_out, struct ferry_err *err);
 int runc_state(struct runtime *rt, const char *id, char **status, int *pid);
 int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err);
 int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err);
