@@ -54,6 +54,8 @@ out=$(f a1 --json migrate echo --to "$HOST_a2_URL")
 echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1->a2: $out"
 # a small container: auto chooses to send its memory as one archive
 echo "$out" | grep -q '"memory": "copy"' || fail "auto did not choose copy for a small container: $out"
+# its restore was prepared on a2 while a1 dumped (runc held before CRIU)
+echo "$out" | grep -q '"prepared": true' || fail "a2 did not prepare the restore ahead: $out"
 layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
 down=$(echo "$out" | sed -n 's/.*"downtime_ms": \([0-9]*\).*/\1/p')
 [ "$layers" -gt 1000000 ] || fail "cold migration sent $layers layer bytes"

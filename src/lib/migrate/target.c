@@ -964,6 +964,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     r = FERRY_CONFLICT(err, "migration %s: a prepared restore is not lazy", id);
     goto fail;
   }
+  bool prepared = in->prep != NULL;
   if (in->prep) {
     /* runc waits at the gate since the source's dump: CRIU now */
     struct agent_restore_job *j = in->prep;
@@ -995,6 +996,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     json_object_set_new(in->report, "criu", t.criu);
   json_object_set_new(in->report, "neighbours", json_integer(t.neighbours));
   json_object_set_new(in->report, "lazy_memory", json_boolean(lazy || lp));
+  json_object_set_new(in->report, "prepared", json_boolean(prepared));
   if (lp)
     json_object_set_new(in->report, "post_copy", json_true());
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
