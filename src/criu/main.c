@@ -201,13 +201,7 @@ static int answer_version(int fd, const char *cache)
 {
   static uint8_t in[MSG_MAX], ans[MSG_MAX];
   ssize_t n = recv(fd, in, sizeof in, MSG_PEEK);
-  if (n <= 0)
-    return -1;
-  CriuReq *req = criu_req__unpack(NULL, (size_t)n, in);
-  int is_version = req && req->type == CRIU_REQ_TYPE__VERSION;
-  if (req)
-    criu_req__free_unpacked(req, NULL);
-  if (!is_version)
+  if (n <= 0 || request_type(fd) != CRIU_REQ_TYPE__VERSION)
     return -1;
   char ident[256];
   if (criu_identity(ident, sizeof ident) < 0)
@@ -230,15 +224,18 @@ int main(int argc, char **argv)
     char *end;
     long fd = strtol(argv[2], &end, 10);
     if (*argv[2] && !*end && fd >= 0 && fd < INT_MAX) {
-      if (gate && *gate && request_type((int)fd) == CRIU_REQ_TYPE__RESTORE) {
+      int type = request_type((int)fd);
+      if (type == CRIU_REQ_TYPE__VERSION && cache && *cache) {
+        int r = answer_version((int)fd, cache);
+        if (r >= 0)
+          return r; /* answered (1: the answer could not be sent: runc sees that) */
+      } else if (type != CRIU_REQ_TYPE__VERSION && gate && *gate) {
+        /* held: the restore (or a request too large to peek whole, which
+         * must not reach CRIU before the images either) */
         if (wait_at_gate(gate) < 0) {
           fprintf(stderr, "ferry-criu: the restore was called off by the agent\n");
           return 1;
         }
-      } else if (cache && *cache) {
-        int r = answer_version((int)fd, cache);
-        if (r >= 0)
-          return r; /* answered (1: the answer could not be sent: runc sees that) */
       }
     }
   }

@@ -67,4 +67,36 @@ case "$got" in 0803*) ;; *) fail "CHECK through ferry-criu: $got" ;; esac
 got=$(ask "$HELPER" $VERSION)
 [ "$got" = "$real" ] || fail "without a cache path: $got"
 check "other requests (CHECK) and runs without a cache reach criu itself"
+# a restore held at the gate (FERRY_CRIU_GATE, ferryd's unix socket):
+# "ready" first, criu only after "g"; the gate closed instead, it ends
+# with an error and criu never sees the request
+gate() { # ACTION: go | close; prints "EXIT ANSWER-HEX"
+  python3 - "$HELPER" "$T_DIR/gate.sock" "$1" <<'PY'
+import os, socket, subprocess, sys
+helper, path, action = sys.argv[1:]
+if os.path.exists(path): os.unlink(path)
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); l.bind(path); l.listen(1); l.settimeout(30)
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+env = dict(os.environ, FERRY_CRIU_GATE=path)
+p = subprocess.Popen([helper, "swrk", str(b.fileno())], pass_fds=[b.fileno()], env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+b.close()
+# criu_req { type = RESTORE, opts = { images_dir_fd = 99 (not open) } }: criu answers it, failing
+a.send(bytes([0x08, 0x02, 0x12, 0x02, 0x08, 0x63]))
+c, _ = l.accept(); c.settimeout(30)
+ready = c.recv(16)
+if ready != b"ready\n": print("no-ready", ready); sys.exit(0)
+if action == "go": c.send(b"g")
+c.close()
+a.settimeout(30)
+try: ans = a.recv(65536)
+except Exception: ans = b""
+print(p.wait(timeout=30), ans.hex() or "-")
+PY
+}
+read -r code ans <<<"$(gate close)"
+[ "$code" = 1 ] && [ "$ans" = - ] || fail "a restore whose gate closed: exit $code, answer $ans"
+read -r code ans <<<"$(gate go)"
+case "$ans" in 0802*) ;; *) fail "a restore let go did not reach criu: exit $code, answer $ans" ;; esac
+check "a restore held at the gate: ended with an error when the gate closes, handed to criu on go"
 echo "# all checks passed"

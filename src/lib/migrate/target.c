@@ -893,6 +893,7 @@ int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
     goto fail;
   }
   in->prep_rec = json_incref(rec);
+  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
   log_info("migrate", "incoming %s: restore of %s prepared, held until its images are in", id,
            rec_name(rec));
   *out = json_pack("{s:s, s:b}", "state", target_state_name(T_OFFERED), "prepared", 1);
