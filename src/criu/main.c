@@ -195,13 +195,13 @@ static int wait_at_gate(const char *path)
   return r == 1 && c == 'g' ? 0 : -1;
 }
 
-/* runc's VERSION request on fd, answered here: 0; -1 when the request is
- * something else (or anything fails), for the real criu to take. */
+/* runc's VERSION request on fd (request_type said so), answered here: 0;
+ * -1 when anything fails, for the real criu to take. */
 static int answer_version(int fd, const char *cache)
 {
   static uint8_t in[MSG_MAX], ans[MSG_MAX];
   ssize_t n = recv(fd, in, sizeof in, MSG_PEEK);
-  if (n <= 0 || request_type(fd) != CRIU_REQ_TYPE__VERSION)
+  if (n <= 0)
     return -1;
   char ident[256];
   if (criu_identity(ident, sizeof ident) < 0)

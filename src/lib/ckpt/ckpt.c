@@ -26,33 +26,6 @@
 #define CKPT_KEEPER_FD 101
 #define CKPT_STATUS_FD 102
 
-/* Adds (or, with add false, removes again) "KEY N" in the container's
- * criu.conf, which runc hands to CRIU: "ps-socket 100" makes CRIU use the
- * connection it inherits at that fd instead of connecting to the page
- * server itself, "track-mem-keeper 101" names the trackers' keeper. */
-static int conf_fd_line(struct runtime *rt, const char *id, const char *key, int fd, bool add,
-                        struct ferry_err *err)
-{
-  _cleanup_free_ char *p = ctr_path(rt, id, CTR_CRIU_CONF);
-  _cleanup_free_ char *cur = NULL;
-  size_t n = 0;
-  if (read_file(p, 65536, &cur, &n, NULL) < 0) {
-    cur = xstrdup("");
-    n = 0;
-  }
-  char line[48];
-  int ln = snprintf(line, sizeof line, "%s %d\n", key, fd);
-  char *at = strstr(cur, line);
-  if (add == (at != NULL))
-    return 0;
-  if (add) {
-    _cleanup_free_ char *next = xasprintf("%s%s", cur, line);
-    return write_file_atomic(p, next, n + (size_t)ln, 0644, err);
-  }
-  memmove(at, at + ln, strlen(at + ln) + 1);
-  return write_file_atomic(p, cur, strlen(cur), 0644, err);
-}
-
 /* Adds (or removes again) the lines block in the container's criu.conf. */
 static int conf_block(struct runtime *rt, const char *id, const char *block, bool add,
                       struct ferry_err *err)
@@ -74,6 +47,18 @@ static int conf_block(struct runtime *rt, const char *id, const char *block, boo
   size_t bl = strlen(block);
   memmove(at, at + bl, strlen(at + bl) + 1);
   return write_file_atomic(p, cur, strlen(cur), 0644, err);
+}
+
+/* Adds (or, with add false, removes again) "KEY N" in the container's
+ * criu.conf, which runc hands to CRIU: "ps-socket 100" makes CRIU use the
+ * connection it inherits at that fd instead of connecting to the page
+ * server itself, "track-mem-keeper 101" names the trackers' keeper. */
+static int conf_fd_line(struct runtime *rt, const char *id, const char *key, int fd, bool add,
+                        struct ferry_err *err)
+{
+  char line[48];
+  snprintf(line, sizeof line, "%s %d\n", key, fd);
+  return conf_block(rt, id, line, add, err);
 }
 
 bool ckpt_can_track_memory(void)
@@ -566,13 +551,42 @@ static char *cgroup_map_block(struct runtime *rt, json_t *rec)
   return block;
 }
 
+/* The restore's CRIU work dir in the container's directory, made afresh. */
+static int restore_work_dir(struct runtime *rt, const char *id, char **out, struct ferry_err *err)
+{
+  char *work = ctr_path(rt, id, "restore-work");
+  rm_rf(work, NULL);
+  int r = mkdir_p(work, 0700, err);
+  if (r < 0) {
+    free(work);
+    return r;
+  }
+  *out = work;
+  return 0;
+}
+
+/* After runc's restore ended with r: a failure gets CRIU's log errors, a
+ * success its figures into *stats (optional). */
+static void restore_outcome(const char *work, int r, json_t **stats, struct ferry_err *err)
+{
+  if (r < 0) {
+    _cleanup_free_ char *logp = path_join(work, "restore.log");
+    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+    if (*cerr)
+      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
+  } else if (stats) {
+    _cleanup_free_ char *sp = path_join(work, "stats-restore");
+    *stats = NULL;
+    criu_stats_read(sp, stats, NULL);
+  }
+}
+
 int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
                  int *pid, json_t **stats, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  _cleanup_free_ char *work = ctr_path(rt, id, "restore-work");
-  rm_rf(work, NULL);
-  int r = mkdir_p(work, 0700, err);
+  _cleanup_free_ char *work = NULL;
+  int r = restore_work_dir(rt, id, &work, err);
   if (r < 0)
     return r;
   int daemon = -1;
@@ -591,21 +605,13 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
   r = runc_launch(rt, rec, rargs, pid, err);
   if (cgmap)
     conf_block(rt, id, cgmap, false, NULL);
+  restore_outcome(work, r, stats, err);
   if (r < 0) {
     if (daemon > 0) {
       kill(daemon, SIGKILL);
       waitpid(daemon, NULL, 0);
     }
-    _cleanup_free_ char *logp = path_join(work, "restore.log");
-    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-    if (*cerr)
-      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
     return r;
-  }
-  if (stats) {
-    _cleanup_free_ char *sp = path_join(work, "stats-restore");
-    *stats = NULL;
-    criu_stats_read(sp, stats, NULL);
   }
   if (lazy) {
     lazy->pid = daemon;
@@ -658,9 +664,7 @@ int ckpt_restore_start(struct runtime *rt, json_t *rec, const char *images_dir, 
     abort();
   j->sync_fd = j->gate_fd = -1;
   j->id = xstrdup(id);
-  j->work = ctr_path(rt, id, "restore-work");
-  rm_rf(j->work, NULL);
-  if ((r = mkdir_p(j->work, 0700, err)) < 0) {
+  if ((r = restore_work_dir(rt, id, &j->work, err)) < 0) {
     job_free(rt, j);
     return r;
   }
@@ -739,16 +743,7 @@ int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, js
   int rr = runc_launch_finish(sync, true, pid, err);
   if (r == 0)
     r = rr;
-  if (r < 0) {
-    _cleanup_free_ char *logp = path_join(j->work, "restore.log");
-    _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
-    if (*cerr)
-      ferry_err_wrap(err, "CRIU: %s; runc", cerr);
-  } else if (stats) {
-    _cleanup_free_ char *sp = path_join(j->work, "stats-restore");
-    *stats = NULL;
-    criu_stats_read(sp, stats, NULL);
-  }
+  restore_outcome(j->work, r, stats, err);
   job_free(rt, j);
   return r;
 }
