@@ -71,6 +71,40 @@ int cmd_ps(struct cli *cli, int argc, char **argv);
 int cmd_inspect(struct cli *cli, int argc, char **argv);
 int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_attach(struct cli *cli, int argc, char **argv);
+
+/* ---- interactive sessions (interactive.c) ---- */
+/* An exec or attach answer (frames of util/frame.h) split back onto stdout
+ * and stderr, the exit code from the last frame (http_stream_fn). */
+struct exec_demux {
+  unsigned char head[8];
+  size_t head_len;
+  uint32_t left; /* bytes of the current frame's body still to come */
+  int stream;
+  char exitj[128]; /* the exit frame's JSON */
+  size_t exitj_len;
+  int exit_code;
+  bool exit_unknown;
+  bool bad;
+};
+bool exec_demux_feed(void *ud, const char *data, size_t n);
+#define DETACH_KEYS_MAX 8
+/* podman's --detach-keys ("ctrl-p,ctrl-q"; "" for none) as bytes; 125
+ * with an error said. */
+int cli_parse_detach_keys(const char *spec, unsigned char *keys, size_t *n);
+struct cli_session_opts {
+  bool tty, in;
+  const char *detach_keys; /* NULL: ctrl-p,ctrl-q */
+  const char *proxy;       /* attach: the container that gets our signals */
+};
+#define CLI_DETACHED 256 /* cli_session's answer when the user detached */
+/* Runs the agent's session id to its end: its exit code, CLI_DETACHED, or
+ * 125 with an error said. */
+int cli_session(struct cli *cli, const char *id, const struct cli_session_opts *o);
+/* Sets "rows" and "cols" of req to our terminal's size, when there is one. */
+void cli_term_size(json_t *req);
+/* ferry attach NAME: the container's exit code, 0 when detached. */
+int cli_attach(struct cli *cli, const char *name, bool in, const char *keys);
 int cmd_volume(struct cli *cli, int argc, char **argv);
 int cmd_checkpoint(struct cli *cli, int argc, char **argv);
 int cmd_restore(struct cli *cli, int argc, char **argv);

@@ -23,6 +23,10 @@ static const char run_help[] =
     "Usage: ferry run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
     "       ferry create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\n"
     "  -d, --detach          run in the background and print the container id (run)\n"
+    "  -i, --interactive     keep its stdin open; attached, what comes on ours goes to it\n"
+    "  -t, --tty             give it a terminal (with -i from a terminal: raw mode, size\n"
+    "                        followed; the detach keys leave it running)\n"
+    "  --detach-keys KEYS    keys that detach (default ctrl-p,ctrl-q; \"\" for none)\n"
     "  --name NAME           container name (default: generated)\n"
     "  --ip ADDR             pin the container's address (from the agent's subnet)\n"
     "  -v, --volume VOL:/path[:ro]  mount named volume VOL (created if missing), read-only with :ro;\n"
@@ -122,7 +126,10 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     return 0;
   static const struct option lo[] = {{"detach", no_argument, 0, 'd'},
                                      {"name", required_argument, 0, 'n'},
-                                     {"ip", required_argument, 0, 'i'},
+                                     {"ip", required_argument, 0, 0x107},
+                                     {"interactive", no_argument, 0, 'i'},
+                                     {"tty", no_argument, 0, 't'},
+                                     {"detach-keys", required_argument, 0, 0x108},
                                      {"volume", required_argument, 0, 'v'},
                                      {"publish", required_argument, 0, 'p'},
                                      {"env", required_argument, 0, 'e'},
@@ -144,14 +151,18 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
   json_object_set_new(req, "tmpfs", tmpfs);
   json_object_set_new(req, "ports", ports);
   json_object_set_new(req, "env", env);
-  bool detach = false, autorm = false;
+  bool detach = false, autorm = false, in = false, tty = false;
+  const char *keys = NULL;
   int c;
   optind = 1;
-  while ((c = cli_getopt(argc, argv, "+dn:v:e:w:u:p:", lo)) != -1) {
+  while ((c = cli_getopt(argc, argv, "+dn:v:e:w:u:p:it", lo)) != -1) {
     switch (c) {
     case 'd': detach = true; break;
     case 'n': json_object_set_new(req, "name", json_string(optarg)); break;
-    case 'i': json_object_set_new(req, "ip", json_string(optarg)); break;
+    case 0x107: json_object_set_new(req, "ip", json_string(optarg)); break;
+    case 'i': in = true; break;
+    case 't': tty = true; break;
+    case 0x108: keys = optarg; break;
     case 'v': json_array_append_new(vols, json_string(optarg)); break;
     case 0x105: json_array_append_new(tmpfs, json_string(optarg)); break;
     case 0x106: {
@@ -220,6 +231,10 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     json_object_set_new(req, "cmd", cmd);
   }
   json_object_set_new(req, "start", json_boolean(start));
+  if (tty)
+    json_object_set_new(req, "tty", json_true());
+  if (in)
+    json_object_set_new(req, "stdin", json_true());
   /* detached, the agent removes it when it exits (attached, this command
    * does, once it has its exit code) */
   if (autorm && detach)
@@ -236,14 +251,32 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
       puts(id);
     return 0;
   }
+  const char *name = json_str_or(rec, "name", id);
+  _cleanup_free_ char *url = ctr_url(name, NULL);
+  int code = 0;
+  if (in || tty) {
+    /* its terminal or stdin, attached (interactive.c); what it said before
+     * the attach came is kept for it by its shim */
+    code = cli_attach(cli, name, in, keys);
+    bool running = false;
+    if (code == 0) {
+      struct ferry_err se = {0};
+      _cleanup_json_ json_t *st = NULL;
+      if (http_call(cli->api, "GET", url, NULL, &st, &se) == 0)
+        running = strcmp(json_str_or(st, "status", ""), "running") == 0;
+    }
+    if (autorm && !running) {
+      _cleanup_free_ char *durl = xasprintf("%s?force=1", url);
+      if (http_call(cli->api, "DELETE", durl, NULL, NULL, &err) < 0)
+        return cli_fail(&err);
+    }
+    return code;
+  }
   /* Attached: follow the output until the container exits; the signals
    * this command gets (Ctrl-C, a kill) go to the container, as podman's
    * --sig-proxy does, and it is still followed (and removed with --rm)
    * when it ends. */
-  const char *name = json_str_or(rec, "name", id);
-  _cleanup_free_ char *url = ctr_url(name, NULL);
   size_t offset = 0;
-  int code = 0;
   proxy_signals(true);
   for (;;) {
     int sig = __atomic_exchange_n(&pending_signal, 0, __ATOMIC_ACQ_REL);
@@ -1004,91 +1037,33 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
   }
 }
 
-/* ferry exec's streamed answer (agent.h: frames of 1 byte stream, 3 zero
- * bytes, a 32-bit big-endian length, the bytes), split back onto stdout and
- * stderr, the exit code from the last frame. */
-struct exec_demux {
-  unsigned char head[8];
-  size_t head_len;
-  uint32_t left;    /* bytes of the current frame's body still to come */
-  int stream;
-  char exitj[128];  /* the exit frame's JSON */
-  size_t exitj_len;
-  int exit_code;
-  bool bad;
-};
-
-static bool exec_demux_feed(void *ud, const char *data, size_t n)
-{
-  struct exec_demux *d = ud;
-  while (n > 0) {
-    if (d->left == 0 && d->head_len < 8) {
-      size_t k = 8 - d->head_len < n ? 8 - d->head_len : n;
-      memcpy(d->head + d->head_len, data, k);
-      d->head_len += k;
-      data += k;
-      n -= k;
-      if (d->head_len < 8)
-        return true;
-      d->stream = d->head[0];
-      d->left = (uint32_t)d->head[4] << 24 | (uint32_t)d->head[5] << 16 | (uint32_t)d->head[6] << 8 |
-                d->head[7];
-      d->head_len = 0;
-      if (d->stream < 1 || d->stream > 3 || d->head[1] || d->head[2] || d->head[3] ||
-          (d->stream == 3 && d->left >= sizeof d->exitj)) {
-        d->bad = true;
-        return false;
-      }
-      if (d->stream == 3)
-        d->exitj_len = 0;
-      if (d->left > 0)
-        continue;
-    }
-    size_t k = d->left < n ? d->left : n;
-    if (d->stream == 1) {
-      fwrite(data, 1, k, stdout);
-      fflush(stdout); /* as it comes, into a pipe or file too */
-    } else if (d->stream == 2) {
-      fflush(stdout);
-      fwrite(data, 1, k, stderr);
-    } else {
-      memcpy(d->exitj + d->exitj_len, data, k);
-      d->exitj_len += k;
-    }
-    d->left -= (uint32_t)k;
-    data += k;
-    n -= k;
-    if (d->stream == 3 && d->left == 0) {
-      d->exitj[d->exitj_len] = '\0';
-      json_t *j = json_loads(d->exitj, 0, NULL);
-      json_t *c = json_object_get(j, "exit_code");
-      if (json_is_integer(c) && json_integer_value(c) >= 0 && json_integer_value(c) < 256)
-        d->exit_code = (int)json_integer_value(c);
-      else
-        d->bad = true;
-      json_decref(j);
-    }
-  }
-  return true;
-}
-
 int cmd_exec(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
-                     "Usage: ferry exec [-e KEY=VALUE] [--json] NAME COMMAND [ARG...]\n"
+                     "Usage: ferry exec [-i] [-t] [-e KEY=VALUE] [--detach-keys KEYS] [--json] NAME\n"
+                     "                  COMMAND [ARG...]\n"
                      "Runs COMMAND in the running container; prints its output as it comes\n"
                      "(stdout and stderr apart, byte for byte) and exits with its exit code\n"
                      "(126: cannot be run, 127: not found). Ctrl-C ends the command.\n"
-                     "--json: one JSON answer {exit_code, stdout, stderr} once it ended\n"
-                     "(at most 16 MiB of text each). -i and -t are accepted; no terminal\n"
-                     "or input is attached yet.\n"))
+                     "  -i, --interactive   pass what comes on stdin to the command (its end ends\n"
+                     "                      the command's input)\n"
+                     "  -t, --tty           run it in a terminal (with -i from a terminal: raw mode,\n"
+                     "                      its size followed, Ctrl-C goes to the command, the\n"
+                     "                      detach keys, default ctrl-p,ctrl-q, end the session)\n"
+                     "  --json              one JSON answer {exit_code, stdout, stderr} once it\n"
+                     "                      ended (at most 16 MiB of text each)\n"))
     return 0;
   static const struct option lo[] = {{"env", required_argument, 0, 'e'},
                                      {"json", no_argument, 0, 'j'},
+                                     {"interactive", no_argument, 0, 'i'},
+                                     {"tty", no_argument, 0, 't'},
+                                     {"detach-keys", required_argument, 0, 'k'},
                                      {0, 0, 0, 0}};
   _cleanup_json_ json_t *req = json_object();
   json_t *env = json_array();
   json_object_set_new(req, "env", env);
+  bool in = false, tty = false;
+  const char *keys = NULL;
   int c;
   optind = 1;
   while ((c = cli_getopt(argc, argv, "+e:it", lo)) != -1) {
@@ -1096,13 +1071,19 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
       json_array_append_new(env, json_string(optarg));
     else if (c == 'j')
       cli->json = true;
-    else if (c == 'i' || c == 't')
-      continue; /* accepted for podman habits; no terminal is attached */
+    else if (c == 'i')
+      in = true;
+    else if (c == 't')
+      tty = true;
+    else if (c == 'k')
+      keys = optarg;
     else
       return 125;
   }
   if (optind + 2 > argc)
     return cli_usage_error("exec needs a container name and a command");
+  if (cli->json && (in || tty))
+    return cli_usage_error("exec: --json gives the output once the command ended: not with -i or -t");
   json_t *cmd = json_array();
   for (int i = optind + 1; i < argc; i++)
     json_array_append_new(cmd, json_string(argv[i]));
@@ -1116,6 +1097,19 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
       return cli_fail(&err);
     cli_print_json(out);
     return 0;
+  }
+  if (in || tty) {
+    /* a session: input and a terminal (interactive.c) */
+    json_object_set_new(req, "session", json_true());
+    json_object_set_new(req, "tty", json_boolean(tty));
+    json_object_set_new(req, "stdin", json_boolean(in));
+    if (tty)
+      cli_term_size(req);
+    if (http_call(cli->api, "POST", url, req, &out, &err) < 0)
+      return cli_fail(&err);
+    struct cli_session_opts o = {.tty = tty, .in = in, .detach_keys = keys};
+    int rc = cli_session(cli, json_str_or(out, "session", ""), &o);
+    return rc == CLI_DETACHED ? 0 : rc;
   }
   /* the output as it comes, byte for byte; Ctrl-C (or TERM, HUP) ends the
    * request, and the agent then kills the command */

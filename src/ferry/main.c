@@ -26,6 +26,7 @@ static const struct cli_cmd commands[] = {
     {"top", cmd_top, "Show a container's processes"},
     {"stats", cmd_stats, "Show containers' resource use"},
     {"exec", cmd_exec, "Run a command in a running container"},
+    {"attach", cmd_attach, "Attach to a running container's output and input"},
     {"checkpoint", cmd_checkpoint, "Checkpoint a running container to a directory"},
     {"restore", cmd_restore, "Restore a container from a checkpoint directory"},
     {"migrate", cmd_migrate, "Move a running container to another agent, live"},

@@ -806,7 +806,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
 {
   _cleanup_free_ char *hostenv = NULL;
   const char *name, *image, *ip, *workdir, *user;
-  bool start, autoremove = false;
+  bool start, autoremove = false, tty = false, in = false;
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *vols = NULL;
@@ -825,6 +825,8 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
       (r = json_get_str(req, "user", false, &user, err)) < 0 ||
       (r = json_get_bool(req, "start", false, &start, err)) < 0 ||
       (r = json_get_bool(req, "remove", false, &autoremove, err)) < 0 ||
+      (r = json_get_bool(req, "tty", false, &tty, err)) < 0 ||
+      (r = json_get_bool(req, "stdin", false, &in, err)) < 0 ||
       (r = json_get_strv(req, "cmd", &cmd, err)) < 0 ||
       (r = json_get_strv(req, "env", &env, err)) < 0 || (r = parse_volumes(a, req, &vols, &binds, err)) < 0 ||
       (r = parse_tmpfs(req, vols, binds, &tmps, err)) < 0)
@@ -969,6 +971,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   rec_set_created(rec, ts);
   rec_set_state(rec, CS_CREATED);
   rec_set_autoremove(rec, autoremove);
+  rec_set_stdio(rec, tty, in);
 
   json_array_foreach(vols, i, e)
   {
@@ -1375,7 +1378,7 @@ static int exec_lookup(struct agent *a, json_t *rec, const char *cmd0, char *con
 /* An exec request checked: its command and environment, the container's
  * record (running), and 126/127 with podman's message when the command
  * cannot be run there (then nothing is started). */
-static int exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cmd, char ***env,
+int agent_exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cmd, char ***env,
                         json_t **rec, int *code, char **msg, struct ferry_err *err)
 {
   int r;
@@ -1407,7 +1410,7 @@ int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
   _cleanup_json_ json_t *rec = NULL;
   _cleanup_free_ char *msg = NULL;
   int code = 0;
-  int r = exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
+  int r = agent_exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
   if (r < 0)
     return r;
   if (code) {
@@ -1529,20 +1532,20 @@ int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **
   _cleanup_json_ json_t *rec = NULL;
   char *msg = NULL;
   int code = 0;
-  int r = exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
+  int r = agent_exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
   if (r < 0)
     return r;
   struct exec_stream *s = calloc(1, sizeof *s);
   if (!s)
     abort();
-  s->p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1};
+  s->p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1};
   json_t *tj = json_object_get(req, "timeout");
   if (json_is_integer(tj) && json_integer_value(tj) > 0)
     s->deadline_ms = now_mono_ms() + (uint64_t)json_integer_value(tj) * 1000;
   if (code) {
     s->prelude = msg;
     s->exit_code = code;
-  } else if ((r = runc_exec_start(&a->rt, rec, cmd, env, &s->p, err)) < 0) {
+  } else if ((r = runc_exec_start(&a->rt, rec, cmd, env, 0, &s->p, err)) < 0) {
     free(s);
     return r;
   } else {

@@ -154,6 +154,32 @@ int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **
                           struct ferry_err *err);
 ssize_t agent_exec_stream_read(void *cls, int conn_fd, char *buf, size_t max);
 void agent_exec_stream_free(void *cls);
+/* An exec request checked (internal): command, environment, the running
+ * container's record; *code 126/127 and podman's *msg when the command
+ * cannot run there. */
+int agent_exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cmd, char ***env,
+                       json_t **rec, int *code, char **msg, struct ferry_err *err);
+
+/* Interactive sessions (agent_session.c): exec with a terminal or input
+ * ({"cmd", "env", "tty", "stdin", "rows", "cols"}), attach to a running
+ * container ({"stdin", "rows", "cols"}); both answer {"session": ID,
+ * "tty": B}. The output stream (agent_session_read, freed by
+ * agent_session_release: a stream not read to its end kills an exec, and
+ * detaches an attach) carries FRAME_STDOUT/STDERR and ends with FRAME_EXIT
+ * (util/frame.h; {} when an attached container's exit is unknown). Input
+ * goes in through input_open/input/input_end (complete: the client's input
+ * ended, so the command's stdin closes); resize: {"rows", "cols"}. */
+int agent_session_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
+                       struct ferry_err *err);
+int agent_session_attach(struct agent *a, const char *ref, json_t *req, json_t **out,
+                         struct ferry_err *err);
+int agent_session_stream(struct agent *a, const char *id, void **out, struct ferry_err *err);
+ssize_t agent_session_read(void *cls, int conn_fd, char *buf, size_t max);
+void agent_session_release(void *cls);
+int agent_session_resize(struct agent *a, const char *id, json_t *req, struct ferry_err *err);
+int agent_session_input_open(struct agent *a, const char *id, void **out, struct ferry_err *err);
+int agent_session_input(void *cls, const char *data, size_t n);
+void agent_session_input_end(void *cls, bool complete);
 
 int agent_volume_create(struct agent *a, const char *name, json_t **out, struct ferry_err *err);
 json_t *agent_volume_list(struct agent *a);

@@ -62,6 +62,10 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
     r = FERRY_CONFLICT(err, "container \"%s\" bind-mounts %s of this host at %s: a move cannot "
                             "carry a host's files (a named volume moves with it)",
                        ref, rec_bind_source(rec, 0), rec_bind_dest(rec, 0));
+  if (r == 0 && (rec_tty(rec) || rec_stdin(rec)))
+    r = FERRY_CONFLICT(err, "container \"%s\" has %s: ferry cannot checkpoint or move it (run it "
+                            "without -i/-t; `ferry exec -it` gives a shell in any container)",
+                       ref, rec_tty(rec) ? "a terminal (-t)" : "an open stdin (-i)");
   if (r == 0 && mem)
     *mem = ctr_memory_bytes(&a->rt, rec_instance(rec));
   return r;

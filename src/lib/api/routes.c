@@ -224,6 +224,12 @@ H(ctr_exec)
   _cleanup_json_ json_t *body = NULL;
   json_t *out = NULL;
   BODY_OR_REPLY(body, err);
+  if (json_is_true(json_object_get(body, "session"))) {
+    /* interactive: a session to read, write and resize (agent_session.c) */
+    int r = agent_session_exec(AGENT(ctx), args[0], body, &out, &err);
+    http_reply_result(resp, r, out, &err);
+    return;
+  }
   if (json_is_true(json_object_get(body, "stream"))) {
     /* the output as it comes, in frames (agent.h), the exit code last */
     void *st = NULL;
@@ -241,6 +247,61 @@ H(ctr_exec)
   }
   int r = agent_ctr_exec(AGENT(ctx), args[0], body, &out, &err);
   http_reply_result(resp, r, out, &err);
+}
+
+H(ctr_attach)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  json_t *out = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = agent_session_attach(AGENT(ctx), args[0], body, &out, &err);
+  http_reply_result(resp, r, out, &err);
+}
+
+H(session_stream)
+{
+  (void)req;
+  struct ferry_err err = {0};
+  void *st = NULL;
+  if (agent_session_stream(AGENT(ctx), args[0], &st, &err) < 0) {
+    http_reply_err(resp, &err);
+    return;
+  }
+  resp->status = 200;
+  resp->stream = agent_session_read;
+  resp->stream_free = agent_session_release;
+  resp->stream_cls = st;
+  resp->stream_type = "application/vnd.ferry.exec-stream";
+}
+
+H(session_resize)
+{
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *body = NULL;
+  BODY_OR_REPLY(body, err);
+  int r = agent_session_resize(AGENT(ctx), args[0], body, &err);
+  http_reply_result(resp, r, NULL, &err);
+}
+
+/* POST /v1/sessions/ID/stdin: the body is the session's input, as it comes. */
+static int open_sink(void *ctx, const char *method, const char *path, struct http_sink *sink,
+                     struct ferry_err *err)
+{
+  static const char pre[] = "/v1/sessions/", post[] = "/stdin";
+  size_t n = strlen(path);
+  if (strcmp(method, "POST") != 0 || strncmp(path, pre, sizeof pre - 1) != 0 ||
+      n <= sizeof pre - 1 + sizeof post - 1 || strcmp(path + n - (sizeof post - 1), post) != 0)
+    return 1;
+  _cleanup_free_ char *id = strndup(path + sizeof pre - 1, n - (sizeof pre - 1) - (sizeof post - 1));
+  if (!id || strchr(id, '/'))
+    return 1;
+  void *cls = NULL;
+  int r = agent_session_input_open(AGENT(ctx), id, &cls, err);
+  if (r < 0)
+    return r;
+  *sink = (struct http_sink){agent_session_input, agent_session_input_end, cls};
+  return 0;
 }
 
 H(ctr_checkpoint)
@@ -578,6 +639,9 @@ static const struct http_route routes[] = {
     {"POST", "/v1/containers/{}/pause", ctr_pause},
     {"POST", "/v1/containers/{}/kill", ctr_kill},
     {"POST", "/v1/containers/{}/exec", ctr_exec},
+    {"POST", "/v1/containers/{}/attach", ctr_attach},
+    {"GET", "/v1/sessions/{}", session_stream},
+    {"POST", "/v1/sessions/{}/resize", session_resize},
     {"GET", "/v1/containers/{}/top", ctr_top},
     {"GET", "/v1/containers/{}/stats", ctr_stats_get},
     {"POST", "/v1/containers/{}/checkpoint", ctr_checkpoint},
@@ -624,6 +688,7 @@ int api_server_start(struct agent *a, const struct http_server_options *o,
   struct http_server_options so = *o;
   so.dispatch = api_dispatch;
   so.wants_upload = api_route_wants_upload;
+  so.open_sink = open_sink;
   so.ctx = a;
   so.upload_dir = a->images.tmp_dir;
   return http_server_start(&so, out, err);

@@ -1,5 +1,6 @@
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,27 @@ static int on_cancel(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl
   return ss->cancel && *ss->cancel ? 1 : 0;
 }
 
+/* What every request of c sets: its URL, socket, token, CA, pinned
+ * address. *hdr and *pin are the caller's to free after the transfer. */
+static void handle_setup(struct http_client *c, CURL *h, const char *path, struct curl_slist **hdr,
+                         struct curl_slist **pin)
+{
+  _cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
+  curl_easy_setopt(h, CURLOPT_URL, url); /* libcurl keeps its own copy */
+  if (c->unix_path)
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  *hdr = curl_slist_append(*hdr, "Expect:");
+  if (c->auth)
+    *hdr = curl_slist_append(*hdr, c->auth);
+  if (c->ca)
+    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+  *pin = c->resolve ? curl_slist_append(NULL, c->resolve) : NULL;
+  if (*pin)
+    curl_easy_setopt(h, CURLOPT_RESOLVE, *pin);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+}
+
 static int perform(struct http_client *c, const char *method, const char *path,
                    const char *body, size_t body_len, FILE *upload, curl_off_t upload_size,
                    struct sink *resp, long *status, struct stream_sink *ss, struct ferry_err *err)
@@ -186,10 +208,6 @@ static int perform(struct http_client *c, const char *method, const char *path,
   CURL *h = curl_easy_init();
   if (!h)
     return FERRY_INTERNAL(err, "cannot initialise libcurl");
-  _cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  if (c->unix_path)
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   if (ss) {
     ss->h = h;
@@ -203,7 +221,6 @@ static int perform(struct http_client *c, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
   }
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   struct curl_slist *hdr = NULL;
   if (upload) {
     hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
@@ -216,17 +233,10 @@ static int perform(struct http_client *c, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
   }
-  hdr = curl_slist_append(hdr, "Expect:");
-  if (c->auth)
-    hdr = curl_slist_append(hdr, c->auth);
-  if (c->ca)
-    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-  struct curl_slist *pin = c->resolve ? curl_slist_append(NULL, c->resolve) : NULL;
-  if (pin)
-    curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
+  struct curl_slist *pin = NULL;
+  handle_setup(c, h, path, &hdr, &pin);
   if (c->timeout > 0 && !ss) /* a stream lasts as long as what it carries */
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
   if (c->progress && upload) {
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
@@ -342,5 +352,149 @@ int http_stream(struct http_client *c, const char *method, const char *path, jso
   if (r == 0 && status >= 400)
     r = finish(c, &s, status, NULL, err);
   free(s.p);
+  return r;
+}
+
+/* ---- an interactive session: output and input at once ---- */
+
+struct duplex {
+  int in_fd;
+  bool in_wait; /* the input transfer is paused until in_fd has something */
+  bool in_eof;
+  bool stop;    /* the filter said stop */
+  http_input_fn filter;
+  void *ud;
+};
+
+static size_t on_input(char *buf, size_t size, size_t nitems, void *ud)
+{
+  struct duplex *d = ud;
+  size_t cap = size * nitems;
+  if (d->stop)
+    return CURL_READFUNC_ABORT;
+  if (d->in_eof)
+    return 0;
+  struct pollfd p = {.fd = d->in_fd, .events = POLLIN};
+  if (poll(&p, 1, 0) <= 0) {
+    d->in_wait = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  /* room kept for what the filter held back from an earlier read */
+  ssize_t n = read(d->in_fd, buf, cap > 512 ? cap - 512 : cap / 2);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+    d->in_wait = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  if (n <= 0) {
+    d->in_eof = true;
+    n = 0;
+  }
+  if (d->filter) {
+    n = d->filter(d->ud, buf, (size_t)n, cap);
+    if (n < 0) {
+      d->stop = true;
+      return CURL_READFUNC_ABORT;
+    }
+  }
+  if (n == 0 && !d->in_eof) {
+    d->in_wait = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  return (size_t)n;
+}
+
+int http_duplex(struct http_client *c, const char *out_path, const char *in_path, int in_fd,
+                http_stream_fn fn, http_input_fn filter, void (*tick)(void *ud), void *ud,
+                volatile sig_atomic_t *cancel, struct ferry_err *err)
+{
+  struct sink err_body = {0}, in_body = {0};
+  struct stream_sink ss = {.fn = fn, .ud = ud, .cancel = cancel, .err_body = &err_body};
+  struct duplex d = {.in_fd = in_fd, .filter = filter, .ud = ud};
+  CURLM *m = curl_multi_init();
+  CURL *out = curl_easy_init(), *in = in_path ? curl_easy_init() : NULL;
+  struct curl_slist *ohdr = NULL, *opin = NULL, *ihdr = NULL, *ipin = NULL;
+  int r = 0;
+  if (!m || !out || (in_path && !in)) {
+    r = FERRY_INTERNAL(err, "cannot initialise libcurl");
+    goto out;
+  }
+  handle_setup(c, out, out_path, &ohdr, &opin);
+  ss.h = out;
+  curl_easy_setopt(out, CURLOPT_WRITEFUNCTION, on_stream);
+  curl_easy_setopt(out, CURLOPT_WRITEDATA, &ss);
+  curl_easy_setopt(out, CURLOPT_HTTPHEADER, ohdr);
+  curl_multi_add_handle(m, out);
+  if (in) {
+    ihdr = curl_slist_append(ihdr, "Content-Type: application/octet-stream");
+    ihdr = curl_slist_append(ihdr, "Transfer-Encoding: chunked");
+    handle_setup(c, in, in_path, &ihdr, &ipin);
+    curl_easy_setopt(in, CURLOPT_POST, 1L);
+    curl_easy_setopt(in, CURLOPT_READFUNCTION, on_input);
+    curl_easy_setopt(in, CURLOPT_READDATA, &d);
+    curl_easy_setopt(in, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(in, CURLOPT_WRITEDATA, &in_body);
+    curl_easy_setopt(in, CURLOPT_HTTPHEADER, ihdr);
+    curl_multi_add_handle(m, in);
+  }
+  bool out_done = false, in_done = !in;
+  CURLcode out_rc = CURLE_OK;
+  while (!out_done) {
+    int running = 0;
+    curl_multi_perform(m, &running);
+    CURLMsg *msg;
+    int q;
+    while ((msg = curl_multi_info_read(m, &q))) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      if (msg->easy_handle == out) {
+        out_done = true;
+        out_rc = msg->data.result;
+      } else {
+        in_done = true; /* the input ended (or was refused): the output goes on */
+      }
+    }
+    if (out_done || d.stop || (cancel && *cancel) || ss.stopped)
+      break;
+    if (tick)
+      tick(ud);
+    if (!in_done && d.in_wait) {
+      struct pollfd p = {.fd = in_fd, .events = POLLIN};
+      if (poll(&p, 1, 0) > 0) {
+        d.in_wait = false;
+        curl_easy_pause(in, CURLPAUSE_CONT);
+        continue;
+      }
+    }
+    struct curl_waitfd wf = {.fd = in_fd, .events = CURL_WAIT_POLLIN};
+    bool waiting = !in_done && d.in_wait;
+    curl_multi_poll(m, waiting ? &wf : NULL, waiting ? 1 : 0, 200, NULL);
+  }
+  long status = 0;
+  curl_easy_getinfo(out, CURLINFO_RESPONSE_CODE, &status);
+  if (d.stop || ss.stopped || (cancel && *cancel))
+    r = ferry_err_set(err, -ECANCELED, FERRY_E_UNAVAILABLE, "cancelled");
+  else if (out_rc != CURLE_OK && status < 400)
+    r = ferry_err_set(err, -ECONNREFUSED, FERRY_E_UNAVAILABLE,
+                      "the ferry agent at %s: %s", c->host, curl_easy_strerror(out_rc));
+  else if (status >= 400)
+    r = finish(c, &err_body, status, NULL, err);
+out:
+  if (m) {
+    if (out)
+      curl_multi_remove_handle(m, out);
+    if (in)
+      curl_multi_remove_handle(m, in);
+    curl_multi_cleanup(m);
+  }
+  if (out)
+    curl_easy_cleanup(out);
+  if (in)
+    curl_easy_cleanup(in);
+  curl_slist_free_all(ohdr);
+  curl_slist_free_all(opin);
+  curl_slist_free_all(ihdr);
+  curl_slist_free_all(ipin);
+  free(err_body.p);
+  free(in_body.p);
   return r;
 }

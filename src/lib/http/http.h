@@ -19,11 +19,26 @@ struct http_server;
 struct http_request;
 struct http_response;
 
+/* Where a request's body goes as it comes (an interactive session's input):
+ * write returns < 0 when nothing more can go (the rest is dropped); end is
+ * called once, complete when the whole body came. */
+struct http_sink {
+  int (*write)(void *cls, const char *data, size_t n);
+  void (*end)(void *cls, bool complete);
+  void *cls;
+};
+
 struct http_server_options {
   /* who answers */
   void (*dispatch)(void *ctx, const struct http_request *req, struct http_response *resp);
   /* which requests' bodies are streamed to a file (uploads) */
   bool (*wants_upload)(const char *method, const char *path);
+  /* which go to a sink, as they come: 0 with *sink set, 1 when this
+   * request is not one, < 0 with err (the answer); the answer of a sink's
+   * request is {"status": "success"} once its body ended. Such a
+   * connection has no idle timeout. */
+  int (*open_sink)(void *ctx, const char *method, const char *path, struct http_sink *sink,
+                   struct ferry_err *err);
   void *ctx;
   const char *upload_dir;  /* where uploads are staged */
   const char *unix_path;   /* listen on this unix socket (mode 0660), no token needed */
@@ -137,6 +152,19 @@ int http_upload(struct http_client *c, const char *path, const char *file, json_
  * handler say, ends it the same way within a second. An error answer
  * (4xx/5xx) is an error as with http_call. No timeout. */
 typedef bool (*http_stream_fn)(void *ud, const char *data, size_t n);
+/* An interactive session's two directions at once: the answer of GET
+ * out_path goes to fn as it comes while, when in_path is given, what in_fd
+ * has is sent as it comes as the body of POST in_path (chunked; its end
+ * ends the body). filter (optional) sees each piece of input in buf (n
+ * bytes, room for cap) and returns how many bytes of buf to send (it may
+ * hold some back, or add some held before), or -1 to stop everything
+ * (then -ECANCELED). tick (optional) runs at least every 200 ms. Ends when
+ * the output ends; fn returning false or *cancel end it early
+ * (-ECANCELED). */
+typedef ssize_t (*http_input_fn)(void *ud, char *buf, size_t n, size_t cap);
+int http_duplex(struct http_client *c, const char *out_path, const char *in_path, int in_fd,
+                http_stream_fn fn, http_input_fn filter, void (*tick)(void *ud), void *ud,
+                volatile sig_atomic_t *cancel, struct ferry_err *err);
 int http_stream(struct http_client *c, const char *method, const char *path, json_t *body,
                 http_stream_fn fn, void *ud, volatile sig_atomic_t *cancel, struct ferry_err *err);
 int http_get_raw(struct http_client *c, const char *path, char **out, size_t *len,

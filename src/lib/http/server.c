@@ -37,6 +37,8 @@ struct http_server {
   struct listener local, tcp;
   void (*dispatch)(void *ctx, const struct http_request *req, struct http_response *resp);
   bool (*wants_upload)(const char *method, const char *path);
+  int (*open_sink)(void *ctx, const char *method, const char *path, struct http_sink *sink,
+                   struct ferry_err *err);
   void *ctx;
   char *upload_dir;
   char *unix_path;
@@ -75,12 +77,18 @@ struct conn {
   uint64_t uploaded;
   bool too_large;
   bool write_failed;
+  /* a body that goes to a sink as it comes */
+  bool sinking, sink_broken, sink_failed;
+  struct http_sink sink;
+  struct ferry_err sink_err;
 };
 
 static void conn_free(struct conn *c)
 {
   if (!c)
     return;
+  if (c->sinking)
+    c->sink.end(c->sink.cls, false); /* the connection went before the body's end */
   free(c->body);
   if (c->fd >= 0)
     close(c->fd);
@@ -196,6 +204,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
       return MHD_NO;
     c->fd = -1;
     c->ignore_body = open_health;
+    int sr = s->open_sink && !open_health ? s->open_sink(s->ctx, method, url, &c->sink, &c->sink_err) : 1;
+    if (sr == 0) {
+      c->sinking = true;
+      MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+      *con_cls = c;
+      return MHD_YES;
+    }
+    if (sr < 0) {
+      c->sink_failed = true;
+      *con_cls = c;
+      return MHD_YES;
+    }
     c->upload = s->wants_upload && s->upload_dir && s->wants_upload(method, url);
     if (c->upload) {
       c->upload_path = path_join(s->upload_dir, "upload-XXXXXX");
@@ -208,6 +228,23 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     }
     *con_cls = c;
     return MHD_YES;
+  }
+  if (c->sinking || c->sink_failed) {
+    if (*upload_data_size > 0) {
+      if (c->sinking && !c->sink_broken &&
+          c->sink.write(c->sink.cls, upload_data, *upload_data_size) < 0)
+        c->sink_broken = true;
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (c->sink_failed)
+      return send_error(con, http_status_for(&c->sink_err), c->sink_err.msg);
+    c->sinking = false;
+    c->sink.end(c->sink.cls, !c->sink_broken);
+    json_t *ok = json_pack("{s:s}", "status", "success");
+    enum MHD_Result ret = send_json_as(con, 200, ok, false);
+    json_decref(ok);
+    return ret;
   }
   if (c->rejected || c->ignore_body) {
     if (c->ignore_body && *upload_data_size == 0)
@@ -472,6 +509,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     abort();
   s->dispatch = o->dispatch;
   s->wants_upload = o->wants_upload;
+  s->open_sink = o->open_sink;
   s->ctx = o->ctx;
   s->upload_dir = o->upload_dir ? xstrdup(o->upload_dir) : NULL;
   s->local = (struct listener){.srv = s, .fd = -1};

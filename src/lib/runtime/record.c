@@ -290,6 +290,26 @@ void rec_set_autoremove(json_t *rec, bool on)
     json_object_del(rec, "autoremove");
 }
 
+bool rec_tty(const json_t *rec)
+{
+  return json_is_true(json_object_get(rec, "tty"));
+}
+
+bool rec_stdin(const json_t *rec)
+{
+  return json_is_true(json_object_get(rec, "stdin"));
+}
+
+void rec_set_stdio(json_t *rec, bool tty, bool in)
+{
+  json_object_del(rec, "tty");
+  json_object_del(rec, "stdin");
+  if (tty)
+    json_object_set_new(rec, "tty", json_true());
+  if (in)
+    json_object_set_new(rec, "stdin", json_true());
+}
+
 void rec_set_status(json_t *rec, const char *status, int pid)
 {
   json_object_set_new(rec, "status", json_string(status));

@@ -94,6 +94,12 @@ void rec_set_state(json_t *rec, enum ctr_state s);
  * (stopped, or ended by itself); it goes with the container's moves. */
 bool rec_autoremove(const json_t *rec);
 void rec_set_autoremove(json_t *rec, bool on);
+/* A terminal for the container's process (run -t), its stdin kept open for
+ * attached clients (run -i). Neither moves: such a container is not
+ * checkpointed (agent_ctr_movable). */
+bool rec_tty(const json_t *rec);
+bool rec_stdin(const json_t *rec);
+void rec_set_stdio(json_t *rec, bool tty, bool in);
 
 /* ---- the live status (ctr_refresh), never stored ---- */
 /* "created", "running", "paused", "exited", "checkpointed", "migrated";

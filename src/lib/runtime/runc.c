@@ -63,6 +63,18 @@ int runc_launch_start(struct runtime *rt, json_t *rec, char *const *restore_args
   snprintf(logmax, sizeof logmax, "%llu", (unsigned long long)CTR_LOG_MAX);
   strv_push(&argv, "--log-max");
   strv_push(&argv, logmax);
+  /* clients attach at the shim's socket (agent_ctr_attach); what the
+   * container says before the first comes is kept for it when it takes
+   * input (run -it: its prompt) */
+  _cleanup_free_ char *attach = ctr_path(rt, id, "attach.sock");
+  strv_push(&argv, "--attach");
+  strv_push(&argv, attach);
+  if (rec_tty(rec))
+    strv_push(&argv, "--tty");
+  if (rec_stdin(rec))
+    strv_push(&argv, "--stdin");
+  if (rec_tty(rec) || rec_stdin(rec))
+    strv_push(&argv, "--backlog");
   strv_push(&argv, "--");
   _cleanup_strv_ char **rv = runc_argv(rt, runclog);
   for (size_t i = 0; rv[i]; i++)
@@ -251,10 +263,16 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
 /* runc exec's command line for cmd in the container of rec (its user,
  * working directory and environment, then env), with --pid-file when given. */
 static char **exec_argv(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
-                        const char *pid_file)
+                        const char *pid_file, const char *console)
 {
   char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "exec");
+  if (console) {
+    strv_push(&argv, "--detach");
+    strv_push(&argv, "--tty");
+    strv_push(&argv, "--console-socket");
+    strv_push(&argv, console);
+  }
   uint32_t uid = 0, gid = 0;
   rec_ids(rec, &uid, &gid);
   strv_push(&argv, "--user");
@@ -283,21 +301,53 @@ static char **exec_argv(struct runtime *rt, json_t *rec, char *const *cmd, char 
 }
 
 int runc_exec_start(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
-                    struct exec_proc *p, struct ferry_err *err)
+                    unsigned flags, struct exec_proc *p, struct ferry_err *err)
 {
-  *p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1};
+  *p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1};
+  const char *name = rec_has_name(rec) ? rec_name(rec) : rec_id(rec);
   char tmpl[] = "/tmp/ferry-exec-XXXXXX";
   if (!mkdtemp(tmpl))
     return ferry_err_sys(err, -errno, "exec: temporary directory");
   p->pid_dir = xstrdup(tmpl);
   _cleanup_free_ char *pf = path_join(tmpl, "pid");
-  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, pf);
-  int r = spawn_piped((const char *const *)argv, &p->runc_pid, &p->out_fd, &p->err_fd, err);
+  _cleanup_free_ char *cs = path_join(tmpl, "console.sock");
+  bool tty = flags & EXEC_TTY;
+  _cleanup_strv_ char **rv = exec_argv(rt, rec, cmd, env, pf, tty ? cs : NULL);
+  _cleanup_strv_ char **argv = strv_new();
+  int rz[2] = {-1, -1};
+  struct spawn_opts o = {0};
+  if (tty) {
+    /* runc gives a terminal's master only to a detached exec: ferry-shim
+     * runs it, becomes the command's parent, and relays the terminal on
+     * its stdio (src/shim/main.c) */
+    if (pipe2(rz, O_CLOEXEC) < 0) {
+      int e = ferry_err_sys(err, -errno, "exec in container %s: pipe", name);
+      runc_exec_end(p, false);
+      return e;
+    }
+    strv_push(&argv, rt->shim);
+    strv_push(&argv, "--exec");
+    strv_push(&argv, "--console");
+    strv_push(&argv, cs);
+    strv_push(&argv, "--pid-file");
+    strv_push(&argv, pf);
+    strv_push(&argv, "--resize-fd");
+    strv_push(&argv, "3");
+    strv_push(&argv, "--");
+    o.pass_fd = rz[0];
+    o.pass_as = 3;
+  }
+  for (size_t i = 0; rv[i]; i++)
+    strv_push(&argv, rv[i]);
+  int r = spawn_piped_in((const char *const *)argv, &o, &p->runc_pid,
+                         (flags & (EXEC_STDIN | EXEC_TTY)) ? &p->in_fd : NULL, &p->out_fd,
+                         &p->err_fd, err);
+  if (rz[0] >= 0)
+    close(rz[0]);
+  p->resize_fd = rz[1];
   if (r < 0) {
-    rmdir(p->pid_dir);
-    free(p->pid_dir);
-    p->pid_dir = NULL;
-    return ferry_err_wrap(err, "exec in container %s", (rec_has_name(rec) ? rec_name(rec) : rec_id(rec)));
+    runc_exec_end(p, false);
+    return ferry_err_wrap(err, "exec in container %s", name);
   }
   return 0;
 }
@@ -330,7 +380,11 @@ int runc_exec_end(struct exec_proc *p, bool kill_it)
     close(p->out_fd);
   if (p->err_fd >= 0)
     close(p->err_fd);
-  p->out_fd = p->err_fd = -1;
+  if (p->in_fd >= 0)
+    close(p->in_fd);
+  if (p->resize_fd >= 0)
+    close(p->resize_fd);
+  p->out_fd = p->err_fd = p->in_fd = p->resize_fd = -1;
   if (p->pid_dir) {
     _cleanup_free_ char *pf = path_join(p->pid_dir, "pid");
     unlink(pf);
@@ -345,7 +399,7 @@ int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *en
               int timeout_ms, struct exec_result *res, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, NULL);
+  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, NULL, NULL);
   struct spawn_result sr = {0};
   struct spawn_opts o = {.timeout_ms = timeout_ms, .max_output = 16u << 20};
   int r = spawn_run((const char *const *)argv, &o, &sr, err);

@@ -138,11 +138,15 @@ int runc_exec(struct runtime *rt, json_t *rec, char *const *argv, char *const *e
 /* An exec whose output is read as it comes (runc exec on pipes). */
 struct exec_proc {
   int runc_pid;
-  int out_fd, err_fd; /* the command's stdout and stderr */
+  int out_fd, err_fd; /* the command's stdout and stderr (with a terminal: runc's own) */
+  int in_fd;          /* EXEC_STDIN or EXEC_TTY: the command's input, else -1 */
+  int resize_fd;      /* EXEC_TTY: its terminal's size goes here (rows, cols: 16-bit BE) */
   char *pid_dir;      /* where runc writes the command's pid */
 };
+#define EXEC_TTY 1u   /* a terminal (through ferry-shim --exec, which relays it on its stdio) */
+#define EXEC_STDIN 2u /* input for the command */
 int runc_exec_start(struct runtime *rt, json_t *rec, char *const *argv, char *const *env,
-                    struct exec_proc *p, struct ferry_err *err);
+                    unsigned flags, struct exec_proc *p, struct ferry_err *err);
 /* Closes the pipes and reaps runc; with kill_it the command is killed
  * first (SIGKILL, by the pid runc wrote). Returns the exit code (128+N for
  * a signal), -1 when nothing ran. */

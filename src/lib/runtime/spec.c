@@ -148,7 +148,7 @@ int spec_build(struct runtime *rt, json_t *rec, json_t **out, struct ferry_err *
   json_object_set_new(spec, "ociVersion", json_string("1.0.2"));
 
   json_t *proc = json_object();
-  json_object_set_new(proc, "terminal", json_false());
+  json_object_set_new(proc, "terminal", json_boolean(rec_tty(rec)));
   json_t *user = json_object();
   uint32_t uid = 0, gid = 0;
   rec_ids(rec, &uid, &gid);

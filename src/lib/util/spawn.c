@@ -56,7 +56,7 @@ static void buf_add(struct buf *b, const char *d, size_t n)
  * fds. The child dies with the agent when pdeath, unless opts say it must
  * outlive it. Fails with the exec's errno when the program could not run. */
 static int fork_exec(const char *const *argv, const struct spawn_opts *opts, bool pdeath,
-                     int out_fd, int err_fd, pid_t *pid_out, struct ferry_err *err)
+                     int in_fd, int out_fd, int err_fd, pid_t *pid_out, struct ferry_err *err)
 {
   int execp[2];
   if (pipe2(execp, O_CLOEXEC) < 0)
@@ -81,7 +81,7 @@ static int fork_exec(const char *const *argv, const struct spawn_opts *opts, boo
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    int in = open(opts->stdin_path ? opts->stdin_path : "/dev/null", O_RDONLY);
+    int in = in_fd >= 0 ? in_fd : open(opts->stdin_path ? opts->stdin_path : "/dev/null", O_RDONLY);
     int from1 = -1, from2 = -1;
     if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
       goto fail;
@@ -123,27 +123,36 @@ static int fork_exec(const char *const *argv, const struct spawn_opts *opts, boo
 /* fork_exec with stdout and stderr on pipes whose read ends it returns
  * (close-on-exec); the child dies with the agent unless opts say otherwise. */
 static int start_piped(const char *const *argv, const struct spawn_opts *opts, pid_t *pid_out,
-                       int *out_fd, int *err_fd, struct ferry_err *err)
+                       int *in_fd, int *out_fd, int *err_fd, struct ferry_err *err)
 {
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
-  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+  int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
+  if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+      (in_fd && pipe2(inp, O_CLOEXEC) < 0)) {
     int r = ferry_err_sys(err, -errno, "pipe");
     for (int i = 0; i < 2; i++) {
       if (outp[i] >= 0)
         close(outp[i]);
       if (errp[i] >= 0)
         close(errp[i]);
+      if (inp[i] >= 0)
+        close(inp[i]);
     }
     return r;
   }
-  int r = fork_exec(argv, opts, true, outp[1], errp[1], pid_out, err);
+  int r = fork_exec(argv, opts, true, inp[0], outp[1], errp[1], pid_out, err);
   close(outp[1]);
   close(errp[1]);
+  if (inp[0] >= 0)
+    close(inp[0]);
   if (r < 0) {
     close(outp[0]);
     close(errp[0]);
+    if (inp[1] >= 0)
+      close(inp[1]);
     return r;
   }
+  if (in_fd)
+    *in_fd = inp[1];
   *out_fd = outp[0];
   *err_fd = errp[0];
   return 0;
@@ -157,7 +166,7 @@ int spawn_run(const char *const *argv, const struct spawn_opts *opts, struct spa
     opts = &defaults;
   int out_fd, err_fd;
   pid_t pid;
-  int fr = start_piped(argv, opts, &pid, &out_fd, &err_fd, err);
+  int fr = start_piped(argv, opts, &pid, NULL, &out_fd, &err_fd, err);
   if (fr < 0)
     return fr;
 
@@ -321,7 +330,7 @@ int spawn_bg_opts(const char *const *argv, const char *log_path, const struct sp
   if (logfd < 0)
     return ferry_err_sys(err, -errno, "open %s", log_path);
   pid_t pid;
-  int r = fork_exec(argv, opts ? opts : &none, false, logfd, logfd, &pid, err);
+  int r = fork_exec(argv, opts ? opts : &none, false, -1, logfd, logfd, &pid, err);
   close(logfd);
   if (r == 0)
     *pid_out = pid;
@@ -332,7 +341,13 @@ int spawn_piped(const char *const *argv, int *pid_out, int *out_fd, int *err_fd,
                 struct ferry_err *err)
 {
   static const struct spawn_opts none = {0};
-  return start_piped(argv, &none, pid_out, out_fd, err_fd, err);
+  return start_piped(argv, &none, pid_out, NULL, out_fd, err_fd, err);
+}
+
+int spawn_piped_in(const char *const *argv, const struct spawn_opts *opts, int *pid_out, int *in_fd,
+                   int *out_fd, int *err_fd, struct ferry_err *err)
+{
+  return start_piped(argv, opts, pid_out, in_fd, out_fd, err_fd, err);
 }
 
 int spawn_reap(int pid, int timeout_ms, bool kill_after)

@@ -62,6 +62,10 @@ int spawn_bg_opts(const char *const *argv, const char *log_path, const struct sp
  * child (spawn_reap). */
 int spawn_piped(const char *const *argv, int *pid, int *out_fd, int *err_fd,
                 struct ferry_err *err);
+/* The same with opts' passed fds, and its stdin on a pipe too when in_fd is
+ * given (*in_fd gets the write end). */
+int spawn_piped_in(const char *const *argv, const struct spawn_opts *opts, int *pid, int *in_fd,
+                   int *out_fd, int *err_fd, struct ferry_err *err);
 /* Waits up to timeout_ms for pid to exit; kills it (SIGKILL) when kill_after.
  * Returns its exit code, or -ETIMEDOUT. */
 int spawn_reap(int pid, int timeout_ms, bool kill_after);
