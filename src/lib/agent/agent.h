@@ -314,6 +314,9 @@ int agent_ctr_log_copy(struct agent *a, json_t *rec, const char *dst, struct fer
 /* 0 when ref is a running container no operation owns (404/409 otherwise);
  * *mem: the memory its cgroup uses (bytes, -1 unknown). */
 int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct ferry_err *err);
+/* 409 for a container with a terminal or an open stdin (run -t/-i): its
+ * shim holds them, and no checkpoint carries them. */
+int agent_ctr_checkpointable(struct agent *a, const char *ref, struct ferry_err *err);
 /* Before a dump or a restore, outside the freeze: CRIU's kernel-feature
  * cache is there and was made by the CRIU installed now (ckpt_kdat_prime;
  * a stat when it is). A failure is logged: CRIU then probes on each run. */

@@ -50,6 +50,23 @@ int agent_ctr_log_copy(struct agent *a, json_t *rec, const char *dst, struct fer
   return path_exists(src) ? copy_file(src, dst, err) : 0;
 }
 
+/* A terminal or an open stdin belongs to the shim of this host. */
+static int stdio_check(json_t *rec, const char *ref, struct ferry_err *err)
+{
+  if (!rec_tty(rec) && !rec_stdin(rec))
+    return 0;
+  return FERRY_CONFLICT(err, "container \"%s\" has %s: ferry cannot checkpoint or move it (run it "
+                             "without -i/-t; `ferry exec -it` gives a shell in any container)",
+                        ref, rec_tty(rec) ? "a terminal (-t)" : "an open stdin (-i)");
+}
+
+int agent_ctr_checkpointable(struct agent *a, const char *ref, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  return r < 0 ? r : stdio_check(rec, ref, err);
+}
+
 int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct ferry_err *err)
 {
   _cleanup_json_ json_t *rec = NULL;
@@ -62,10 +79,8 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
     r = FERRY_CONFLICT(err, "container \"%s\" bind-mounts %s of this host at %s: a move cannot "
                             "carry a host's files (a named volume moves with it)",
                        ref, rec_bind_source(rec, 0), rec_bind_dest(rec, 0));
-  if (r == 0 && (rec_tty(rec) || rec_stdin(rec)))
-    r = FERRY_CONFLICT(err, "container \"%s\" has %s: ferry cannot checkpoint or move it (run it "
-                            "without -i/-t; `ferry exec -it` gives a shell in any container)",
-                       ref, rec_tty(rec) ? "a terminal (-t)" : "an open stdin (-i)");
+  if (r == 0)
+    r = stdio_check(rec, ref, err);
   if (r == 0 && mem)
     *mem = ctr_memory_bytes(&a->rt, rec_instance(rec));
   return r;

@@ -210,6 +210,8 @@ int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **o
     return FERRY_INVALID(err, "checkpoint directory \"%s\" must be an absolute path", dir_in);
   /* whether the directory is new or empty is the offer's check (before
    * anything is frozen) */
+  if ((r = agent_ctr_checkpointable(a, ref, err)) < 0)
+    return r;
 
   struct ckpt_dest d = {.a = a, .dir_in = dir_in, .leave = leave, .report = json_object()};
   struct mig_host h = {.a = a, .ref = ref, .op = OP_CHECKPOINT,
