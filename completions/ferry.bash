@@ -29,7 +29,7 @@ _ferry() {
   local cur prev verb i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local verbs="run create start stop resume unpause kill rm ps inspect logs exec checkpoint restore
+  local verbs="run create start stop resume unpause kill rm ps inspect logs exec attach checkpoint restore
                migrate image images pull push volume info version port restart wait rmi tag save top stats pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
@@ -60,7 +60,7 @@ _ferry() {
   fi
   local flags="" names=""
   case "$verb" in
-    run | create) flags="-d --detach --name --ip -v --volume --tmpfs --mount -p --publish -e --env -w --workdir -u --user --rm --json
+    run | create) flags="-d --detach -i --interactive -t --tty --detach-keys --name --ip -v --volume --tmpfs --mount -p --publish -e --env -w --workdir -u --user --rm --json
                          --authfile --creds --cert-dir --tls-verify="
                   names=$(_ferry_names images) ;;
     start) names=$(_ferry_names containers) ;;
@@ -72,7 +72,8 @@ _ferry() {
     pull) flags="--authfile --creds --cert-dir --tls-verify= --json" ;;
     push) flags="--authfile --creds --cert-dir --tls-verify= --json"; names=$(_ferry_names images) ;;
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
-    exec) flags="-e --json"; names=$(_ferry_names running) ;;
+    exec) flags="-i --interactive -t --tty --detach-keys -e --env --json"; names=$(_ferry_names running) ;;
+    attach) flags="--no-stdin --detach-keys"; names=$(_ferry_names running) ;;
     tag) names=$(_ferry_names images) ;;
     save) flags="-o --output --format"; names=$(_ferry_names images) ;;
     top) flags="--json"; names=$(_ferry_names running) ;;

@@ -320,10 +320,11 @@ int agent_session_stream(struct agent *a, const char *id, void **out, struct fer
     s->in_fd = s->p.in_fd;
     s->p.in_fd = -1;
     s->started = true;
+    uint16_t rows = s->rows, cols = s->cols;
     pthread_mutex_unlock(&s->wlock);
     s->out_open = true;
     s->err_open = true;
-    session_size(s, s->rows, s->cols);
+    session_size(s, rows, cols);
   }
   *out = s;
   return 0;
@@ -441,9 +442,16 @@ int agent_session_resize(struct agent *a, const char *id, json_t *req, struct fe
   struct session *s = session_get(a, id, err);
   if (!s)
     return -ENOENT;
+  pthread_mutex_lock(&s->wlock);
+  bool started = s->started;
+  if (!started) { /* for the start */
+    s->rows = rows;
+    s->cols = cols;
+  }
+  pthread_mutex_unlock(&s->wlock);
   if (!s->tty)
     r = FERRY_CONFLICT(err, "session \"%s\" has no terminal", id);
-  else if (!s->ended)
+  else if (!s->ended && (started || s->attach))
     session_size(s, rows, cols);
   session_unref(s);
   return r;
