@@ -29,7 +29,7 @@ _ferry() {
   local cur prev verb i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local verbs="run create start stop resume unpause kill rm ps inspect logs exec attach checkpoint restore
+  local verbs="run create start stop resume unpause kill rm ps inspect logs exec attach cp checkpoint restore
                migrate image images pull push volume info version port restart wait rmi tag save top stats pause
                container node"
   local globals="--host --token-file --tls-ca --coord --json --help"
@@ -74,6 +74,7 @@ _ferry() {
     logs) flags="-f --follow"; names=$(_ferry_names containers) ;;
     exec) flags="-i --interactive -t --tty --detach-keys -e --env --json"; names=$(_ferry_names running) ;;
     attach) flags="--no-stdin --detach-keys"; names=$(_ferry_names running) ;;
+    cp) names=$(_ferry_names running); mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
     tag) names=$(_ferry_names images) ;;
     save) flags="-o --output --format"; names=$(_ferry_names images) ;;
     top) flags="--json"; names=$(_ferry_names running) ;;

@@ -72,6 +72,7 @@ int cmd_inspect(struct cli *cli, int argc, char **argv);
 int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_exec(struct cli *cli, int argc, char **argv);
 int cmd_attach(struct cli *cli, int argc, char **argv);
+int cmd_cp(struct cli *cli, int argc, char **argv);
 
 /* ---- interactive sessions (interactive.c) ---- */
 /* An exec or attach answer (frames of util/frame.h) split back onto stdout

@@ -81,6 +81,18 @@ want(call("POST", f"/v1/sessions/{ses['session']}/resize", {"rows": 30, "cols": 
 want(call("POST", f"/v1/sessions/{ses['session']}/stdin", raw=b"x", ctype="application/octet-stream"), 409)
 want(call("POST", "/v1/containers/nosuch/attach", {}), 404)
 want(call("POST", "/v1/containers/oa/attach", {"rows": "x"}), 400)
+# ferry cp's archive: stat, a tar out, a tar in, a hostile one, a bad path
+want(call("GET", "/v1/containers/oa/archive?path=/etc&stat=1"), 200)
+want(call("GET", "/v1/containers/oa/archive?path=/nosuch&stat=1"), 404)
+tar_etc = want(call("GET", "/v1/containers/oa/archive?path=/etc/motd"), 200)
+want(call("PUT", "/v1/containers/oa/archive?path=/tmp", raw=tar_etc, ctype="application/octet-stream"), 200)
+import io, tarfile
+evil = io.BytesIO()
+with tarfile.open(fileobj=evil, mode="w") as t:
+    ti = tarfile.TarInfo("../../escape"); ti.size = 1; t.addfile(ti, io.BytesIO(b"x"))
+want(call("PUT", "/v1/containers/oa/archive?path=/tmp", raw=evil.getvalue(), ctype="application/octet-stream"), 400)
+want(call("PUT", "/v1/containers/oa/archive?path=/etc/motd", raw=tar_etc, ctype="application/octet-stream"), 409)
+want(call("GET", "/v1/containers/oa/archive?path=relative"), 400)
 want(call("GET", "/v1/containers/nosuch/stats"), 404)
 want(call("GET", "/v1/containers/nosuch/top"), 404)
 want(call("POST", "/v1/containers/oa/exec", {"cmd": ["echo", "hi"]}), 200)

@@ -1555,6 +1555,67 @@ int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **
   return 0;
 }
 
+/* ---- files in and out (ferry cp) ---- */
+
+int agent_ctr_archive_stat(struct agent *a, const char *ref, const char *path, json_t **out,
+                           struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  return r < 0 ? r : ctr_copy_stat(&a->rt, rec, path, out, err);
+}
+
+struct archive_stream {
+  int fd, pid;
+};
+
+int agent_ctr_archive_get(struct agent *a, const char *ref, const char *path, void **out,
+                          struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  struct archive_stream s = {-1, -1};
+  if (r < 0 || (r = ctr_copy_out(&a->rt, rec, path, &s.fd, &s.pid, err)) < 0)
+    return r;
+  struct archive_stream *sp = malloc(sizeof *sp);
+  if (!sp)
+    abort();
+  *sp = s;
+  *out = sp;
+  return 0;
+}
+
+ssize_t agent_archive_read(void *cls, int conn_fd, char *buf, size_t max)
+{
+  (void)conn_fd;
+  struct archive_stream *s = cls;
+  for (;;) {
+    ssize_t n = read(s->fd, buf, max);
+    if (n < 0 && errno == EINTR)
+      continue;
+    return n > 0 ? n : -1;
+  }
+}
+
+void agent_archive_free(void *cls)
+{
+  struct archive_stream *s = cls;
+  if (!s)
+    return;
+  int code = ctr_copy_out_end(s->fd, s->pid);
+  if (code != 0)
+    log_warn("agent", "copy out of a container ended with %d (the tar sent may be cut)", code);
+  free(s);
+}
+
+int agent_ctr_archive_put(struct agent *a, const char *ref, const char *dir, const char *tarfile,
+                          struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  int r = ctr_find(&a->rt, ref, &rec, err);
+  return r < 0 ? r : ctr_copy_in(&a->rt, rec, dir, tarfile, err);
+}
+
 /* ---- volumes ---- */
 
 int agent_volume_create(struct agent *a, const char *name, json_t **out, struct ferry_err *err)

@@ -160,6 +160,18 @@ void agent_exec_stream_free(void *cls);
 int agent_exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cmd, char ***env,
                        json_t **rec, int *code, char **msg, struct ferry_err *err);
 
+/* ferry cp: a running container's file or directory (runtime.h's
+ * ctr_copy_*): its stat; a tar of it, streamed (agent_archive_read/free);
+ * a tar extracted into one of its directories. */
+int agent_ctr_archive_stat(struct agent *a, const char *ref, const char *path, json_t **out,
+                           struct ferry_err *err);
+int agent_ctr_archive_get(struct agent *a, const char *ref, const char *path, void **out,
+                          struct ferry_err *err);
+ssize_t agent_archive_read(void *cls, int conn_fd, char *buf, size_t max);
+void agent_archive_free(void *cls);
+int agent_ctr_archive_put(struct agent *a, const char *ref, const char *dir, const char *tarfile,
+                          struct ferry_err *err);
+
 /* Interactive sessions (agent_session.c): exec with a terminal or input
  * ({"cmd", "env", "tty", "stdin", "rows", "cols"}), attach to a running
  * container ({"stdin", "rows", "cols"}); both answer {"session": ID,

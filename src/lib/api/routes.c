@@ -28,6 +28,11 @@ bool api_route_wants_upload(const char *method, const char *path)
     return false;
   if (strcmp(path, "/v1/images/import") == 0)
     return true;
+  /* ferry cp into a container: PUT /v1/containers/NAME/archive */
+  size_t n = strlen(path);
+  if (strcmp(method, "PUT") == 0 && strncmp(path, "/v1/containers/", 15) == 0 && n > 23 &&
+      strcmp(path + n - 8, "/archive") == 0)
+    return true;
   /* the parts of an incoming migration: /v1/migrations/incoming/ID/PART[/NAME] */
   return strcmp(method, "PUT") == 0 && strncmp(path, "/v1/migrations/incoming/", 24) == 0;
 }
@@ -302,6 +307,37 @@ static int open_sink(void *ctx, const char *method, const char *path, struct htt
     return r;
   *sink = (struct http_sink){agent_session_input, agent_session_input_end, cls};
   return 0;
+}
+
+H(ctr_archive_get)
+{
+  struct ferry_err err = {0};
+  const char *path = req->query(req->query_ctx, "path");
+  if (http_query_bool(req, "stat")) {
+    json_t *out = NULL;
+    int r = agent_ctr_archive_stat(AGENT(ctx), args[0], path, &out, &err);
+    http_reply_result(resp, r, out, &err);
+    return;
+  }
+  void *st = NULL;
+  if (agent_ctr_archive_get(AGENT(ctx), args[0], path, &st, &err) < 0) {
+    http_reply_err(resp, &err);
+    return;
+  }
+  resp->status = 200;
+  resp->stream = agent_archive_read;
+  resp->stream_free = agent_archive_free;
+  resp->stream_cls = st;
+  resp->stream_type = "application/x-tar";
+}
+
+H(ctr_archive_put)
+{
+  struct ferry_err err = {0};
+  const char *path = req->query(req->query_ctx, "path");
+  int r = req->upload_path ? agent_ctr_archive_put(AGENT(ctx), args[0], path, req->upload_path, &err)
+                           : FERRY_INVALID(&err, "the body must be a tar archive");
+  http_reply_result(resp, r, NULL, &err);
 }
 
 H(ctr_checkpoint)
@@ -640,6 +676,8 @@ static const struct http_route routes[] = {
     {"POST", "/v1/containers/{}/kill", ctr_kill},
     {"POST", "/v1/containers/{}/exec", ctr_exec},
     {"POST", "/v1/containers/{}/attach", ctr_attach},
+    {"GET", "/v1/containers/{}/archive", ctr_archive_get},
+    {"PUT", "/v1/containers/{}/archive", ctr_archive_put},
     {"GET", "/v1/sessions/{}", session_stream},
     {"POST", "/v1/sessions/{}/resize", session_resize},
     {"GET", "/v1/containers/{}/top", ctr_top},

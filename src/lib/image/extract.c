@@ -173,6 +173,17 @@ static int whiteout(const char *dest, const char *rel, const char *entry, struct
 int extract_archive(const char *archive_path, const char *dest_in, enum extract_mode mode,
                     const struct extract_limits *lim, const char *what, struct ferry_err *err)
 {
+  int fd = open(archive_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "%s: open %s", what, archive_path);
+  int r = extract_archive_fd(fd, dest_in, mode, lim, what, err);
+  close(fd);
+  return r;
+}
+
+int extract_archive_fd(int fd, const char *dest_in, enum extract_mode mode,
+                       const struct extract_limits *lim, const char *what, struct ferry_err *err)
+{
   if (!lim)
     lim = &extract_default_limits;
   _cleanup_free_ char *dest = realpath(dest_in, NULL);
@@ -188,13 +199,13 @@ int extract_archive(const char *archive_path, const char *dest_in, enum extract_
               ARCHIVE_EXTRACT_SECURE_NODOTDOT;
   archive_write_disk_set_options(w, flags);
   int r = 0;
-  if (archive_read_open_filename(a, archive_path, 65536) != ARCHIVE_OK) {
+  if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
     r = FERRY_INVALID(err, "%s: not a readable archive: %s", what, archive_error_string(a));
     goto out;
   }
   uint64_t total = 0, count = 0, allowed = UINT64_MAX;
   struct stat ast;
-  if (lim->max_ratio && stat(archive_path, &ast) == 0 &&
+  if (lim->max_ratio && fstat(fd, &ast) == 0 &&
       (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
     allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
                   ? (uint64_t)ast.st_size * lim->max_ratio

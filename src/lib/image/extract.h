@@ -31,6 +31,10 @@ enum extract_mode {
 int extract_archive(const char *archive_path, const char *dest, enum extract_mode mode,
                     const struct extract_limits *lim, const char *what, struct ferry_err *err);
 
+/* The same from an open file (read from where it is). */
+int extract_archive_fd(int fd, const char *dest, enum extract_mode mode,
+                       const struct extract_limits *lim, const char *what, struct ferry_err *err);
+
 /* Normalises an archive member name: strips "./" and trailing "/", refuses
  * absolute names and ".." components. out gets a malloc'd relative path
  * ("" for the archive root). Exposed for tests. */

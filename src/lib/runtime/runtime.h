@@ -152,6 +152,26 @@ int runc_exec_start(struct runtime *rt, json_t *rec, char *const *argv, char *co
  * a signal), -1 when nothing ran. */
 int runc_exec_end(struct exec_proc *p, bool kill_it);
 
+/* Files in and out of a running container (copy.c; ferry cp), every name
+ * resolved as the container sees it. stat: {"path", "type": "dir"|"file"|
+ * "other", "size", "mode"} (following a last symlink), 404 when missing.
+ * out: a tar of path (its last component the archive's top entry, symlinks
+ * kept) on *fd from a child *pid; ctr_copy_out_end closes and reaps it (its
+ * exit code, 0 when the tar is whole). in: the tar file extracted into the
+ * container's directory dir (extract_archive's checks; 400 for a hostile
+ * archive). 409 unless the container runs. */
+int ctr_copy_stat(struct runtime *rt, json_t *rec, const char *path, json_t **out,
+                  struct ferry_err *err);
+int ctr_copy_out(struct runtime *rt, json_t *rec, const char *path, int *fd, int *pid,
+                 struct ferry_err *err);
+int ctr_copy_out_end(int fd, int pid);
+int ctr_copy_in(struct runtime *rt, json_t *rec, const char *dir, const char *tarfile,
+                struct ferry_err *err);
+/* A tar of name (relative to the cwd; its entries renamed to start with as
+ * instead, when given) on fd: regular files, directories and symlinks (kept
+ * as links). 0 when whole. */
+int copy_tar_to_fd(const char *name, const char *as, int fd);
+
 /* Volumes. */
 char *volume_path(struct runtime *rt, const char *name); /* the _data dir */
 int volume_create(struct runtime *rt, const char *name, bool exist_ok, json_t **out,
