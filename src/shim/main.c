@@ -12,12 +12,15 @@
  * the end of input. A client that does not read holds the container's output
  * back (as a terminal would) once 1 MiB waits for it.
  *
- * With --exec it is the parent of one `runc exec --detach --tty` command
- * instead (runc hands a terminal's master only to a detached exec): it
- * takes the master from runc's console socket, becomes the command's parent
- * (child subreaper), relays the terminal on its own stdin and stdout, sets
- * its size from what comes on --resize-fd (rows, cols: 16-bit big-endian),
- * and exits with the command's exit code (128+N for a signal). */
+ * With --exec it is the parent of one `runc exec --detach` command instead:
+ * it becomes the command's parent (child subreaper) and exits with its exit
+ * code (128+N for a signal) as soon as the command ends, whatever children
+ * it left holding its output. Without --console the command has the shim's
+ * own stdio (runc passes it through); with --console (and `--tty
+ * --console-socket` in runc's arguments: runc hands a terminal's master only
+ * to a detached exec) the shim takes the master from that socket, relays
+ * the terminal on its own stdin and stdout, and sets its size from what
+ * comes on --resize-fd (rows, cols: 16-bit big-endian). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -165,20 +168,24 @@ static int exec_main(const char *console, const char *pid_file, int resize_fd, c
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  int lfd = usock_listen(console);
-  if (sfd < 0 || lfd < 0) {
+  int lfd = console ? usock_listen(console) : -1;
+  if (sfd < 0 || (console && lfd < 0)) {
     fprintf(stderr, "ferry-shim: console socket %s: %s\n", console, strerror(lfd < 0 ? -lfd : errno));
     return 125;
   }
   pid_t runc = fork();
   if (runc == 0) {
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
-    int nul = open("/dev/null", O_RDWR);
-    dup2(nul, 0);
-    dup2(2, 1); /* runc's own words go to our stderr */
+    if (console) { /* the terminal is ours to relay; runc's own words go to stderr */
+      int nul = open("/dev/null", O_RDWR);
+      dup2(nul, 0);
+      dup2(2, 1);
+    }
     execvp(rargv[0], rargv);
     _exit(127);
   }
+  if (!console) /* the command's stdio is ours: not read here */
+    resize_fd = -1;
   if (runc < 0)
     return 125;
   int master = -1, status = 0;
@@ -188,7 +195,7 @@ static int exec_main(const char *console, const char *pid_file, int resize_fd, c
   struct winsize size = {0};
   uint64_t done_at = 0;
   for (;;) {
-    if (cmd_done && master < 0)
+    if (cmd_done && (master < 0 || !console))
       break;
     int timeout = -1;
     if (cmd_done) { /* what the terminal still has, for up to 2 s */
@@ -292,7 +299,8 @@ static int exec_main(const char *console, const char *pid_file, int resize_fd, c
       }
     }
   }
-  unlink(console);
+  if (console)
+    unlink(console);
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
@@ -481,9 +489,9 @@ int main(int argc, char **argv)
     }
   }
   if (exec_mode) {
-    if (!console || !o.pid_file || optind >= argc) {
-      fprintf(stderr, "usage: ferry-shim --exec --console SOCKET --pid-file F [--resize-fd N] -- "
-                      "RUNC-ARGV (exec --detach --tty --console-socket SOCKET ...)\n");
+    if (!o.pid_file || optind >= argc) {
+      fprintf(stderr, "usage: ferry-shim --exec [--console SOCKET [--resize-fd N]] --pid-file F -- "
+                      "RUNC-ARGV (exec --detach [--tty --console-socket SOCKET] ...)\n");
       return 2;
     }
     return exec_main(console, o.pid_file, resize_fd, argv + optind);

@@ -33,6 +33,13 @@ printf 'a\0b\377' | f h1 exec -i web cat >"$T_DIR/bin.out"
 printf 'a\0b\377' | cmp -s - "$T_DIR/bin.out" || fail "binary input through exec -i differs"
 check "exec -i: stdin reaches the command (100 MiB and NULs byte for byte), its end ends the input"
 
+# exec ends with its command: a child left in the background holding the
+# output does not keep it open (f bounds it: a hang fails).
+rc=0; out=$(f h1 exec web sh -c 'echo before; sleep 300 & echo after; exit 4') || rc=$?
+[ "$rc" = 4 ] && [ "$out" = "$(printf 'before\nafter')" ] || fail "exec with a background child: rc $rc: '$out'"
+f h1 exec web sh -c 'for p in $(pidof sleep); do [ "$p" = 1 ] || kill "$p"; done; true'
+check "exec with a child left in the background: its output and exit code 4, at once"
+
 # Ctrl-C on exec -i ends the command in the container.
 sleep 60 | "${F[@]}" exec -i web sh -c 'exec sleep 7778' &
 epid=$!

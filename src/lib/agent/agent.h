@@ -143,17 +143,14 @@ int agent_ctr_logs(struct agent *a, const char *ref, uint64_t offset, char **out
 int agent_ctr_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
                    struct ferry_err *err);
 /* The same, its output streamed as it comes: *out is the stream for
- * agent_exec_stream_read/free (the body of a chunked answer). Frames: one
- * byte EXEC_STREAM_*, three zero bytes, the length (32 bits, big-endian),
- * the bytes; the last frame is EXEC_STREAM_EXIT with {"exit_code": N}. A
- * client that hangs up ends the command (SIGKILL). */
-#define EXEC_STREAM_STDOUT 1
-#define EXEC_STREAM_STDERR 2
-#define EXEC_STREAM_EXIT 3
+ * agent_exec_stream_read/free (the body of a chunked answer), the frames of
+ * util/frame.h, the last FRAME_EXIT with {"exit_code": N}. It ends when the
+ * command does (children it left holding its output do not keep it open).
+ * A client that hangs up ends the command (SIGKILL). */
 int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **out,
                           struct ferry_err *err);
-ssize_t agent_exec_stream_read(void *cls, int conn_fd, char *buf, size_t max);
-void agent_exec_stream_free(void *cls);
+#define agent_exec_stream_read agent_session_read
+#define agent_exec_stream_free agent_session_release
 /* An exec request checked (internal): command, environment, the running
  * container's record; *code 126/127 and podman's *msg when the command
  * cannot run there. */

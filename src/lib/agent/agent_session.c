@@ -10,6 +10,7 @@
  * that reads it: runc exec dies with the thread that started it (its
  * parent-death signal), and that thread lives as long as the session. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ struct session {
   pthread_mutex_t wlock;
   int in_fd;
   bool out_open, err_open;
+  bool exited;          /* exec: its command ended; what is left in the pipes is read */
+  uint64_t deadline_ms; /* exec: killed when its output is still read then (0: never) */
 };
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -158,7 +161,7 @@ static struct session *session_new(struct agent *a)
   s->a = a;
   random_hex(s->id, 32);
   s->made_ms = now_mono_ms();
-  s->p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1};
+  s->p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1, .exit_fd = -1};
   s->sock = s->in_fd = -1;
   pthread_mutex_init(&s->wlock, NULL);
   return s;
@@ -352,6 +355,88 @@ static ssize_t exit_frame(char *buf, int code)
   return FRAME_HDR + n;
 }
 
+/* An attach: the shim's frames, passed on as they are, until it closes. */
+static ssize_t attach_read(struct session *s, int conn_fd, char *buf, size_t max)
+{
+  for (;;) {
+    struct pollfd pf[2] = {{.fd = s->sock, .events = POLLIN}, {.fd = conn_fd, .events = POLLRDHUP}};
+    int n = poll(pf, 2, 1000);
+    if (n < 0 && errno != EINTR)
+      return -1;
+    if (n <= 0)
+      continue;
+    if (pf[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+      return -1; /* the client went: detached */
+    if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    ssize_t got = read(s->sock, buf, max);
+    if (got > 0)
+      return got;
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    s->ended = true;
+    return exit_frame(buf, attach_exit(s));
+  }
+}
+
+/* An exec: its stdout and stderr in frames until the command ended (its
+ * shim's pidfd) and what it wrote is read, then its exit code. Children it
+ * left holding the pipes do not keep the stream open. */
+static ssize_t exec_read(struct session *s, int conn_fd, char *buf, size_t max)
+{
+  size_t room = max - FRAME_HDR;
+  int fds[2] = {s->p.out_fd, s->p.err_fd};
+  bool *open_[2] = {&s->out_open, &s->err_open};
+  while (s->out_open || s->err_open) {
+    if (!s->exited) {
+      struct pollfd pf[4] = {{.fd = s->out_open ? fds[0] : -1, .events = POLLIN},
+                             {.fd = s->err_open ? fds[1] : -1, .events = POLLIN},
+                             {.fd = conn_fd, .events = POLLRDHUP},
+                             {.fd = s->p.exit_fd, .events = POLLIN}};
+      int wait = 1000;
+      if (s->deadline_ms) {
+        uint64_t now = now_mono_ms();
+        if (now >= s->deadline_ms)
+          return -1; /* out of time: killed at the release */
+        wait = (int)(s->deadline_ms - now < 1000 ? s->deadline_ms - now : 1000);
+      }
+      int n = poll(pf, 4, wait);
+      if (n < 0 && errno != EINTR)
+        return -1;
+      if (n <= 0)
+        continue;
+      if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR))
+        return -1; /* the client went (Ctrl-C): the command is killed at the release */
+      if (pf[3].revents & POLLIN) {
+        /* what it wrote is in the pipes now: read to their end or empty */
+        s->exited = true;
+        for (int k = 0; k < 2; k++)
+          if (fds[k] >= 0)
+            fcntl(fds[k], F_SETFL, fcntl(fds[k], F_GETFL) | O_NONBLOCK);
+      }
+    }
+    for (int k = 0; k < 2; k++) {
+      if (!*open_[k])
+        continue;
+      ssize_t got = read(fds[k], buf + FRAME_HDR, room);
+      if (got > 0) {
+        frame_header(buf, k ? FRAME_STDERR : FRAME_STDOUT, (size_t)got);
+        return FRAME_HDR + got;
+      }
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got < 0 && errno == EAGAIN && !s->exited)
+        continue;
+      if (got == 0 || s->exited || (got < 0 && errno != EAGAIN))
+        *open_[k] = false;
+    }
+  }
+  s->ended = true;
+  if (s->p.runc_pid > 0)
+    s->code = runc_exec_end(&s->p, false);
+  return exit_frame(buf, s->code);
+}
+
 ssize_t agent_session_read(void *cls, int conn_fd, char *buf, size_t max)
 {
   struct session *s = cls;
@@ -359,60 +444,50 @@ ssize_t agent_session_read(void *cls, int conn_fd, char *buf, size_t max)
     return -1;
   if (max < 128)
     return 0; /* called again with more room */
-  size_t room = max - FRAME_HDR;
   if (s->prelude) {
     size_t n = strlen(s->prelude);
-    n = n < room ? n : room;
+    n = n < max - FRAME_HDR ? n : max - FRAME_HDR;
     frame_header(buf, FRAME_STDERR, n);
     memcpy(buf + FRAME_HDR, s->prelude, n);
     free(s->prelude);
     s->prelude = NULL;
     return (ssize_t)(FRAME_HDR + n);
   }
-  int out_fd = s->attach ? s->sock : s->p.out_fd;
-  bool out_open = s->attach ? true : s->out_open;
-  while (out_open || (!s->attach && s->err_open)) {
-    struct pollfd pf[3] = {{.fd = out_open ? out_fd : -1, .events = POLLIN},
-                           {.fd = !s->attach && s->err_open ? s->p.err_fd : -1, .events = POLLIN},
-                           {.fd = conn_fd, .events = POLLRDHUP}};
-    int n = poll(pf, 3, 1000);
-    if (n < 0 && errno != EINTR)
-      return -1;
-    if (n <= 0)
-      continue;
-    if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR))
-      return -1; /* the client went: an exec is killed at the free, an attach detaches */
-    for (int k = 0; k < 2; k++) {
-      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      if (s->attach) { /* the shim's frames, passed on as they are */
-        ssize_t got = read(pf[k].fd, buf, max);
-        if (got > 0)
-          return got;
-        if (got < 0 && (errno == EINTR || errno == EAGAIN))
-          continue;
-        out_open = false;
-        continue;
-      }
-      ssize_t got = read(pf[k].fd, buf + FRAME_HDR, room);
-      if (got > 0) {
-        frame_header(buf, k ? FRAME_STDERR : FRAME_STDOUT, (size_t)got);
-        return FRAME_HDR + got;
-      }
-      if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
-      if (k)
-        s->err_open = false;
-      else
-        s->out_open = out_open = false;
-    }
-  }
-  s->ended = true;
   if (s->attach)
-    return exit_frame(buf, attach_exit(s));
-  if (s->p.runc_pid > 0)
-    s->code = runc_exec_end(&s->p, false);
-  return exit_frame(buf, s->code);
+    return attach_read(s, conn_fd, buf, max);
+  return exec_read(s, conn_fd, buf, max);
+}
+
+int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **out,
+                          struct ferry_err *err)
+{
+  _cleanup_strv_ char **cmd = NULL;
+  _cleanup_strv_ char **env = NULL;
+  _cleanup_json_ json_t *rec = NULL;
+  char *msg = NULL;
+  int code = 0;
+  int r = agent_exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
+  if (r < 0)
+    return r;
+  /* a session of its own, outside the table: started here, on the thread
+   * that reads it */
+  struct session *s = session_new(a);
+  s->refs = 1;
+  s->streaming = true;
+  json_t *tj = json_object_get(req, "timeout");
+  if (json_is_integer(tj) && json_integer_value(tj) > 0)
+    s->deadline_ms = now_mono_ms() + (uint64_t)json_integer_value(tj) * 1000;
+  if (code) {
+    s->prelude = msg;
+    s->code = code;
+  } else if ((r = runc_exec_start(&a->rt, rec, cmd, env, 0, &s->p, err)) < 0) {
+    session_destroy(s);
+    return r;
+  } else {
+    s->out_open = s->err_open = true;
+  }
+  *out = s;
+  return 0;
 }
 
 void agent_session_release(void *cls)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -263,12 +264,13 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
 /* runc exec's command line for cmd in the container of rec (its user,
  * working directory and environment, then env), with --pid-file when given. */
 static char **exec_argv(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
-                        const char *pid_file, const char *console)
+                        const char *pid_file, bool detach, const char *console)
 {
   char **argv = runc_argv(rt, NULL);
   strv_push(&argv, "exec");
-  if (console) {
+  if (detach)
     strv_push(&argv, "--detach");
+  if (console) {
     strv_push(&argv, "--tty");
     strv_push(&argv, "--console-socket");
     strv_push(&argv, console);
@@ -303,7 +305,7 @@ static char **exec_argv(struct runtime *rt, json_t *rec, char *const *cmd, char 
 int runc_exec_start(struct runtime *rt, json_t *rec, char *const *cmd, char *const *env,
                     unsigned flags, struct exec_proc *p, struct ferry_err *err)
 {
-  *p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1};
+  *p = (struct exec_proc){.runc_pid = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1, .resize_fd = -1, .exit_fd = -1};
   const char *name = rec_has_name(rec) ? rec_name(rec) : rec_id(rec);
   char tmpl[] = "/tmp/ferry-exec-XXXXXX";
   if (!mkdtemp(tmpl))
@@ -312,31 +314,31 @@ int runc_exec_start(struct runtime *rt, json_t *rec, char *const *cmd, char *con
   _cleanup_free_ char *pf = path_join(tmpl, "pid");
   _cleanup_free_ char *cs = path_join(tmpl, "console.sock");
   bool tty = flags & EXEC_TTY;
-  _cleanup_strv_ char **rv = exec_argv(rt, rec, cmd, env, pf, tty ? cs : NULL);
+  _cleanup_strv_ char **rv = exec_argv(rt, rec, cmd, env, pf, true, tty ? cs : NULL);
   _cleanup_strv_ char **argv = strv_new();
   int rz[2] = {-1, -1};
   struct spawn_opts o = {0};
+  /* ferry-shim is the command's parent (src/shim/main.c): it ends when the
+   * command does, whatever its children keep open, and relays a terminal
+   * (runc gives a terminal's master only to a detached exec) */
+  strv_push(&argv, rt->shim);
+  strv_push(&argv, "--exec");
+  strv_push(&argv, "--pid-file");
+  strv_push(&argv, pf);
   if (tty) {
-    /* runc gives a terminal's master only to a detached exec: ferry-shim
-     * runs it, becomes the command's parent, and relays the terminal on
-     * its stdio (src/shim/main.c) */
     if (pipe2(rz, O_CLOEXEC) < 0) {
       int e = ferry_err_sys(err, -errno, "exec in container %s: pipe", name);
       runc_exec_end(p, false);
       return e;
     }
-    strv_push(&argv, rt->shim);
-    strv_push(&argv, "--exec");
     strv_push(&argv, "--console");
     strv_push(&argv, cs);
-    strv_push(&argv, "--pid-file");
-    strv_push(&argv, pf);
     strv_push(&argv, "--resize-fd");
     strv_push(&argv, "3");
-    strv_push(&argv, "--");
     o.pass_fd = rz[0];
     o.pass_as = 3;
   }
+  strv_push(&argv, "--");
   for (size_t i = 0; rv[i]; i++)
     strv_push(&argv, rv[i]);
   int r = spawn_piped_in((const char *const *)argv, &o, &p->runc_pid,
@@ -349,6 +351,7 @@ int runc_exec_start(struct runtime *rt, json_t *rec, char *const *cmd, char *con
     runc_exec_end(p, false);
     return ferry_err_wrap(err, "exec in container %s", name);
   }
+  p->exit_fd = (int)syscall(SYS_pidfd_open, p->runc_pid, 0);
   return 0;
 }
 
@@ -384,7 +387,9 @@ int runc_exec_end(struct exec_proc *p, bool kill_it)
     close(p->in_fd);
   if (p->resize_fd >= 0)
     close(p->resize_fd);
-  p->out_fd = p->err_fd = p->in_fd = p->resize_fd = -1;
+  if (p->exit_fd >= 0)
+    close(p->exit_fd);
+  p->out_fd = p->err_fd = p->in_fd = p->resize_fd = p->exit_fd = -1;
   if (p->pid_dir) {
     _cleanup_free_ char *pf = path_join(p->pid_dir, "pid");
     unlink(pf);
@@ -399,7 +404,7 @@ int runc_exec(struct runtime *rt, json_t *rec, char *const *cmd, char *const *en
               int timeout_ms, struct exec_result *res, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, NULL, NULL);
+  _cleanup_strv_ char **argv = exec_argv(rt, rec, cmd, env, NULL, false, NULL);
   struct spawn_result sr = {0};
   struct spawn_opts o = {.timeout_ms = timeout_ms, .max_output = 16u << 20};
   int r = spawn_run((const char *const *)argv, &o, &sr, err);

@@ -141,6 +141,7 @@ struct exec_proc {
   int out_fd, err_fd; /* the command's stdout and stderr (with a terminal: runc's own) */
   int in_fd;          /* EXEC_STDIN or EXEC_TTY: the command's input, else -1 */
   int resize_fd;      /* EXEC_TTY: its terminal's size goes here (rows, cols: 16-bit BE) */
+  int exit_fd;        /* readable once the command ended (a pidfd of its ferry-shim), or -1 */
   char *pid_dir;      /* where runc writes the command's pid */
 };
 #define EXEC_TTY 1u   /* a terminal (through ferry-shim --exec, which relays it on its stdio) */
