@@ -384,6 +384,9 @@ int cmd_image(struct cli *cli, int argc, char **argv)
     return cmd_tag(cli, argc - 1, argv + 1);
   }
   if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
+    if (cli_wants_help(argc - 1, argv + 1,
+                       "Usage: ferry image ls [--json]\nLists the agent's images, one line per name.\n"))
+      return 0;
     for (int i = 2; i < argc; i++)
       if (strcmp(argv[i], "--json") == 0)
         cli->json = true;
@@ -424,6 +427,10 @@ int cmd_image(struct cli *cli, int argc, char **argv)
 
 int cmd_images(struct cli *cli, int argc, char **argv)
 {
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry images [--json]\n"
+                     "Lists the agent's images, one line per name (ferry image ls).\n"))
+    return 0;
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--json") == 0)
       cli->json = true;

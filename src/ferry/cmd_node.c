@@ -12,6 +12,10 @@
 
 int cmd_node(struct cli *cli, int argc, char **argv)
 {
+  if (cli_wants_help(argc, argv,
+                     "Usage: ferry --coord URL node ls [--json]\n"
+                     "Lists the nodes a coordinator knows: status, URL, satellite, last seen.\n"))
+    return 0;
   if (!cli->coord)
     return cli_usage_error("node needs a coordinator: --coord URL or $FERRY_COORD");
   if (argc < 2 || (strcmp(argv[1], "ls") != 0 && strcmp(argv[1], "list") != 0))

@@ -21,6 +21,21 @@ int cmd_volume(struct cli *cli, int argc, char **argv)
     return argc < 2 ? 125 : 0;
   }
   const char *sub = argv[1];
+  static const struct {
+    const char *sub, *usage;
+  } usages[] = {
+      {"create", "Usage: ferry volume create NAME...\nCreates named volumes.\n"},
+      {"ls", "Usage: ferry volume ls [--json]\nLists volumes: name, size, mount point.\n"},
+      {"list", "Usage: ferry volume list [--json]\nLists volumes: name, size, mount point.\n"},
+      {"rm", "Usage: ferry volume rm [-f] NAME...\nRemoves volumes (refused while a container "
+             "uses one, -f too).\n"},
+      {"inspect", "Usage: ferry volume inspect NAME...\nShows volumes as JSON.\n"},
+      {"prune", "Usage: ferry volume prune [-f] [--json]\nRemoves every volume no container "
+                "uses; -f: without asking.\n"},
+  };
+  for (size_t k = 0; k < sizeof usages / sizeof usages[0]; k++)
+    if (strcmp(sub, usages[k].sub) == 0 && cli_wants_help(argc - 1, argv + 1, usages[k].usage))
+      return 0;
   for (int i = 2; i < argc; i++)
     if (strcmp(argv[i], "--json") == 0)
       cli->json = true;

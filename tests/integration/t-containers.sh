@@ -378,6 +378,19 @@ for c in "image rm" "image inspect" "image import" ps run exec migrate version i
   # shellcheck disable=SC2086
   f h1 $c --help | grep -q "^Usage: ferry $c" || fail "ferry $c --help: $(f h1 $c --help 2>&1)"
 done
+# every command ferry --help lists, and every subcommand of image and
+# volume: --help prints a usage and exits 0, without asking the agent
+cmds=$("$FERRY_BIN" --help | awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}')
+for c in $cmds; do
+  out=$("$FERRY_BIN" --host unix:///nonexistent.sock "$c" --help 2>&1) || fail "ferry $c --help failed: $out"
+  grep -q "^Usage: ferry" <<<"$out" || fail "ferry $c --help: $out"
+  if [ "$c" = image ] || [ "$c" = volume ]; then
+    for sub in $(awk '/^  [a-z]/ {print $1}' <<<"$out"); do
+      o2=$("$FERRY_BIN" --host unix:///nonexistent.sock "$c" "$sub" --help 2>&1) || fail "ferry $c $sub --help failed: $o2"
+      grep -q "^Usage: ferry" <<<"$o2" || fail "ferry $c $sub --help: $o2"
+    done
+  fi
+done
 f h1 images | grep -q busybox || fail "image rm --bogus removed the image: $(f h1 images)"
 f h1 info --json | python3 -c 'import json,sys; json.load(sys.stdin)' || fail "info --json (the flag last) is not JSON: $(f h1 info --json)"
 check "option errors say Error: CMD: ... and point to CMD --help (125, nothing changed); subcommands' --help"
