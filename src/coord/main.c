@@ -172,6 +172,7 @@ struct span_opts {
   double step_s;
   int threads;
   bool json;
+  bool brute; /* --brute-force: every satellite with every station at every step */
 };
 
 static int parse_span(int argc, char **argv, const char *help, struct span_opts *o)
@@ -184,6 +185,7 @@ static int parse_span(int argc, char **argv, const char *help, struct span_opts 
                                      {"step", required_argument, 0, 'p'},
                                      {"threads", required_argument, 0, 'n'},
                                      {"json", no_argument, 0, 'j'},
+                                     {"brute-force", no_argument, 0, 'B'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -201,6 +203,7 @@ static int parse_span(int argc, char **argv, const char *help, struct span_opts 
     case 'p': o->step_s = atof(optarg); break;
     case 'n': o->threads = atoi(optarg); break;
     case 'j': o->json = true; break;
+    case 'B': o->brute = true; break;
     case 'h': fputs(help, stdout); return 1;
     default: fputs(help, stderr); return -1;
     }
@@ -244,8 +247,8 @@ static int load_span(const struct span_opts *o, struct span_data *d, struct ferr
   if ((r = tle_file_load(o->tle, &d->set, err)) < 0 ||
       (r = stations_load(o->stations, &d->st, &d->nst, err)) < 0)
     return r;
-  return visibility_windows(&d->set, d->st, d->nst, d->t0, d->span_min, o->step_s, o->threads,
-                            &d->w, err);
+  return (o->brute ? visibility_windows_brute : visibility_windows)(
+      &d->set, d->st, d->nst, d->t0, d->span_min, o->step_s, o->threads, &d->w, err);
 }
 
 static const char *sat_name(const struct tle *t, char *buf, size_t len)
@@ -264,8 +267,10 @@ static void fmt_min(struct jtime t0, double m, char *buf, size_t len)
 
 static const char passes_help[] =
     "Usage: ferry-coord sat passes --tle FILE --stations FILE --from TIME --to TIME\n"
-    "                              [--step S] [--threads N] [--json]\n"
-    "Lists every window in which a satellite is above a station's minimum elevation.\n";
+    "                              [--step S] [--threads N] [--brute-force] [--json]\n"
+    "Lists every window in which a satellite is above a station's minimum elevation.\n"
+    "--brute-force: propagate every satellite at every step for every station (the\n"
+    "reference; by default SGP4 runs every 2 minutes and only near passes is looked at).\n";
 
 static int sat_passes(int argc, char **argv)
 {
@@ -310,12 +315,13 @@ static int sat_passes(int argc, char **argv)
 
 static const char plan_help[] =
     "Usage: ferry-coord plan --tle FILE --stations FILE --services FILE --from TIME --to TIME\n"
-    "                        [--step S] [--threads N] [--json]\n"
+    "                        [--step S] [--threads N] [--brute-force] [--json]\n"
     "Prints the handover schedule (a dry run): each service stays on a satellite its\n"
     "ground station sees and moves, lead_s before that satellite sets, to the one in\n"
     "view that stays in view longest.\n"
     "  --services FILE  JSON: [{\"name\", \"station\", \"lead_s\"}]\n"
-    "  --step S         sampling step in seconds (default 30); crossings are refined to 0.1 s\n";
+    "  --step S         sampling step in seconds (default 30); crossings are refined to 0.1 s\n"
+    "  --brute-force    every satellite at every step for every station (the reference)\n";
 
 static int plan_cmd(int argc, char **argv)
 {
