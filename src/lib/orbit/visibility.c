@@ -494,7 +494,8 @@ int visibility_windows(const struct tle_set *set, const struct station *st, size
   size_t every = (size_t)floor(COARSE_S / step_s);
   if (every < 1)
     every = 1;
-  if (nsteps < 2 || nst == 0 || set->n == 0)
+  /* steps longer than the interpolant's interval: sparse enough as it is */
+  if (nsteps < 2 || nst == 0 || set->n == 0 || step_s > COARSE_S)
     return visibility_windows_brute(set, st, nst, t0, span_min, step_s, threads, out, err);
   if (threads < 1)
     threads = 1;
