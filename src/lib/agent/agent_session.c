@@ -7,15 +7,14 @@
  * its output stream ends; one never read goes after SESSION_UNREAD_S.
  *
  * An exec's command starts when its output is first read, on the thread
- * that reads it: runc exec dies with the thread that started it (its
- * parent-death signal), and that thread lives as long as the session. */
+ * that reads it: its ferry-shim --exec dies with the thread that started it
+ * (a parent-death signal), and that thread lives as long as the session. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
