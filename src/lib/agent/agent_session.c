@@ -220,26 +220,22 @@ static void session_size(struct session *s, uint16_t rows, uint16_t cols)
   }
 }
 
-int agent_session_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
-                       struct ferry_err *err)
+/* A session for an exec request (agent_exec_prepare's checks): its command
+ * kept for exec_start, or podman's message when it cannot run there. */
+static int exec_session(struct agent *a, const char *ref, json_t *req, unsigned flags,
+                        struct session **out, struct ferry_err *err)
 {
   _cleanup_strv_ char **cmd = NULL;
   _cleanup_strv_ char **env = NULL;
   _cleanup_json_ json_t *rec = NULL;
   char *msg = NULL;
   int code = 0;
-  bool tty, in;
-  uint16_t rows, cols;
   int r = agent_exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
-  if (r < 0 || (r = json_get_bool(req, "tty", false, &tty, err)) < 0 ||
-      (r = json_get_bool(req, "stdin", false, &in, err)) < 0 ||
-      (r = size_get(req, &rows, &cols, err)) < 0) {
-    free(msg);
+  if (r < 0)
     return r;
-  }
   struct session *s = session_new(a);
-  s->tty = tty;
-  s->in = in;
+  s->tty = flags & EXEC_TTY;
+  s->in = flags & EXEC_STDIN;
   if (code) {
     s->prelude = msg;
     s->code = code;
@@ -247,10 +243,50 @@ int agent_session_exec(struct agent *a, const char *ref, json_t *req, json_t **o
     s->rec = TAKE_PTR(rec);
     s->cmd = TAKE_PTR(cmd);
     s->env = TAKE_PTR(env);
-    s->flags = (tty ? EXEC_TTY : 0) | (in ? EXEC_STDIN : 0);
-    s->rows = rows;
-    s->cols = cols;
+    s->flags = flags;
   }
+  *out = s;
+  return 0;
+}
+
+/* An exec's command starts, on the thread that will read its output. */
+static int exec_start(struct session *s, struct ferry_err *err)
+{
+  int r = runc_exec_start(&s->a->rt, s->rec, s->cmd, s->env, s->flags, &s->p, err);
+  pthread_mutex_lock(&s->wlock);
+  if (r < 0) {
+    s->ended = true;
+    pthread_mutex_unlock(&s->wlock);
+    return r;
+  }
+  /* the input is the session's: it outlives the command's end */
+  s->in_fd = s->p.in_fd;
+  s->p.in_fd = -1;
+  s->started = true;
+  uint16_t rows = s->rows, cols = s->cols;
+  pthread_mutex_unlock(&s->wlock);
+  s->out_open = true;
+  s->err_open = true;
+  session_size(s, rows, cols);
+  return 0;
+}
+
+int agent_session_exec(struct agent *a, const char *ref, json_t *req, json_t **out,
+                       struct ferry_err *err)
+{
+  bool tty, in;
+  uint16_t rows, cols;
+  struct session *s = NULL;
+  int r;
+  if (!json_is_object(req))
+    return FERRY_INVALID(err, "request body must be a JSON object");
+  if ((r = json_get_bool(req, "tty", false, &tty, err)) < 0 ||
+      (r = json_get_bool(req, "stdin", false, &in, err)) < 0 ||
+      (r = size_get(req, &rows, &cols, err)) < 0 ||
+      (r = exec_session(a, ref, req, (tty ? EXEC_TTY : 0) | (in ? EXEC_STDIN : 0), &s, err)) < 0)
+    return r;
+  s->rows = rows;
+  s->cols = cols;
   if ((r = session_add(s, err)) < 0) {
     session_destroy(s);
     return r;
@@ -308,25 +344,10 @@ int agent_session_stream(struct agent *a, const char *id, void **out, struct fer
     session_unref(s);
     return FERRY_CONFLICT(err, "session \"%s\" is already being read", id);
   }
-  if (s->rec) { /* an exec: its command starts now, on this thread */
-    int r = runc_exec_start(&a->rt, s->rec, s->cmd, s->env, s->flags, &s->p, err);
-    if (r < 0) {
-      pthread_mutex_lock(&s->wlock);
-      s->ended = true;
-      pthread_mutex_unlock(&s->wlock);
-      agent_session_release(s);
-      return r;
-    }
-    pthread_mutex_lock(&s->wlock);
-    /* the input is the session's: it outlives the command's end */
-    s->in_fd = s->p.in_fd;
-    s->p.in_fd = -1;
-    s->started = true;
-    uint16_t rows = s->rows, cols = s->cols;
-    pthread_mutex_unlock(&s->wlock);
-    s->out_open = true;
-    s->err_open = true;
-    session_size(s, rows, cols);
+  int r;
+  if (s->rec && (r = exec_start(s, err)) < 0) { /* an exec: its command starts now */
+    agent_session_release(s);
+    return r;
   }
   *out = s;
   return 0;
@@ -460,30 +481,20 @@ ssize_t agent_session_read(void *cls, int conn_fd, char *buf, size_t max)
 int agent_ctr_exec_stream(struct agent *a, const char *ref, json_t *req, void **out,
                           struct ferry_err *err)
 {
-  _cleanup_strv_ char **cmd = NULL;
-  _cleanup_strv_ char **env = NULL;
-  _cleanup_json_ json_t *rec = NULL;
-  char *msg = NULL;
-  int code = 0;
-  int r = agent_exec_prepare(a, ref, req, &cmd, &env, &rec, &code, &msg, err);
-  if (r < 0)
-    return r;
   /* a session of its own, outside the table: started here, on the thread
    * that reads it */
-  struct session *s = session_new(a);
+  struct session *s = NULL;
+  int r = exec_session(a, ref, req, 0, &s, err);
+  if (r < 0)
+    return r;
   s->refs = 1;
   s->streaming = true;
   json_t *tj = json_object_get(req, "timeout");
   if (json_is_integer(tj) && json_integer_value(tj) > 0)
     s->deadline_ms = now_mono_ms() + (uint64_t)json_integer_value(tj) * 1000;
-  if (code) {
-    s->prelude = msg;
-    s->code = code;
-  } else if ((r = runc_exec_start(&a->rt, rec, cmd, env, 0, &s->p, err)) < 0) {
+  if (s->rec && (r = exec_start(s, err)) < 0) {
     session_destroy(s);
     return r;
-  } else {
-    s->out_open = s->err_open = true;
   }
   *out = s;
   return 0;

@@ -36,26 +36,35 @@ static int usock_addr(const char *path, struct sockaddr_un *sa, int *dirfd)
   return 0;
 }
 
-int usock_listen(const char *path)
+/* A socket and the address of path; the socket, or -errno. *dirfd is
+ * closed by the caller once bound or connected. */
+static int usock_open(const char *path, struct sockaddr_un *sa, int *dirfd)
 {
-  struct sockaddr_un sa;
-  int d, r = usock_addr(path, &sa, &d);
+  int r = usock_addr(path, sa, dirfd);
   if (r < 0)
     return r;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     r = -errno;
-  } else {
-    unlink(sa.sun_path);
-    mode_t old = umask(0177);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
-      r = -errno;
-      close(fd);
-    } else {
-      r = fd;
-    }
-    umask(old);
+    if (*dirfd >= 0)
+      close(*dirfd);
+    return r;
   }
+  return fd;
+}
+
+int usock_listen(const char *path)
+{
+  struct sockaddr_un sa;
+  int d, fd = usock_open(path, &sa, &d);
+  if (fd < 0)
+    return fd;
+  unlink(sa.sun_path);
+  mode_t old = umask(0177);
+  int r = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0 ? -errno : fd;
+  umask(old);
+  if (r < 0)
+    close(fd);
   if (d >= 0)
     close(d);
   return r;
@@ -64,18 +73,12 @@ int usock_listen(const char *path)
 int usock_connect(const char *path)
 {
   struct sockaddr_un sa;
-  int d, r = usock_addr(path, &sa, &d);
+  int d, fd = usock_open(path, &sa, &d);
+  if (fd < 0)
+    return fd;
+  int r = connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : fd;
   if (r < 0)
-    return r;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    r = -errno;
-  } else if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    r = -errno;
     close(fd);
-  } else {
-    r = fd;
-  }
   if (d >= 0)
     close(d);
   return r;
