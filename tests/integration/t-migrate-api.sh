@@ -69,6 +69,20 @@ f a1 ps | grep -q "redis .*running" || fail "redis not back on a1"
 [ "$(in_ns c1 redis-cli -h "$R" GET sat)" = ISS-25544 ] || fail "value after --from/--to"
 check "ferry migrate --from a2 --to a1 from a third host"
 
+# exec -i, attach and cp against a remote agent over TCP with its token
+# (the input streams through the TCP gate as a chunked body)
+T=(in_ns c1 timeout 120 "$FERRY_BIN" --host "tcp://$CLUSTER_NET.241:9000" --token-file "$T_DIR/token")
+f a1 run -d -i --name ai busybox sh -c 'echo started; while read l; do echo "L:$l"; done; exit 7' >/dev/null
+out=$(echo hello | "${T[@]}" exec -i ai cat) && [ "$out" = hello ] || fail "exec -i over TCP: '$out'"
+rc=0; out=$(printf 'one\n' | "${T[@]}" attach ai) || rc=$?
+[ "$rc" = 7 ] && [ "$out" = "$(printf 'started\nL:one')" ] || fail "attach over TCP: rc $rc: '$out'"
+echo xyz >"$T_DIR/x.txt"
+"${T[@]}" cp "$T_DIR/x.txt" redis:/tmp/x.txt && [ "$(f a1 exec redis cat /tmp/x.txt)" = xyz ] || fail "cp over TCP"
+rc=0; out=$(echo hi | in_ns c1 timeout 60 "$FERRY_BIN" --host "tcp://$CLUSTER_NET.241:9000" exec -i redis cat 2>&1) || rc=$?
+[ "$rc" = 125 ] && grep -q "bearer token" <<<"$out" || fail "exec -i without the token: rc $rc: $out"
+f a1 rm -f ai >/dev/null
+check "exec -i, attach and cp on a remote agent over TCP with the token; without it refused"
+
 # seed container verbs
 out=$(api POST "$A1/stop_container/redis"); echo "$out" | grep -q success || fail "stop: $out"
 f a1 ps -a | grep -q "redis .*exited" || fail "not stopped"
