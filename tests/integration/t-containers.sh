@@ -27,7 +27,6 @@ out=$(f h1 run --rm -e FOO=bar -w /tmp -u worker busybox sh -c 'echo $FOO $(pwd)
 [ "$out" = "bar /tmp 1000:1000" ] || fail "env/workdir/user: '$out'"
 check "env, workdir and user apply ($out)"
 f h1 ps -a --json | grep -q '"name": "hello"' || fail "hello vanished"
-if f h1 ps -a --json | grep -q '"workdir"'; then :; fi
 
 # create + start, pinned address, reachable from the host's bridge.
 f h1 create --name web --ip 198.18.13.50 busybox /bin/echo-server 7000 >/dev/null

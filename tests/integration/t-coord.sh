@@ -120,6 +120,9 @@ out=$(capi POST /v1/migrations '{"container": "svc", "from": "a1", "to": "a2"}')
 mid=$(echo "$out" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4)
 [ -n "$mid" ] || fail "async migration: $out"
 sleep 1
+# the kill must find it in flight (the target holds its restore for 3 s)
+capi GET "/v1/migrations/$mid" | grep -q '"status":"running"' ||
+  fail "the migration was not in flight when the coordinator was killed: $(capi GET "/v1/migrations/$mid")"
 kill -9 "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
 rm -f "$T_DIR/coord.sock"
 start_coord

@@ -5,6 +5,7 @@
 # arrive; the cold move sends the image layers, the warm one none; a wrong
 # token is refused and changes nothing.
 source "$(dirname "$0")/lib.sh"
+need redis-cli redis-server
 cluster_up 2
 cluster_client c1 "$CLUSTER_NET.250"
 make_rootfs
@@ -130,7 +131,6 @@ f a1 ps -a | grep -q "echo .*migrated" || fail "--keep did not keep a stopped co
 f a2 ps | grep -q "echo .*running" || fail "echo not on a2 after --keep migration"
 check "--keep: stopped copy on the source, running on the target"
 # redis: keys intact after a1 -> a2 -> a1, one client connection throughout
-need redis-cli redis-server
 "$(dirname "$0")/../../scripts/mkrootfs" "$T_DIR/redis.tar" --redis
 f a1 image import "$T_DIR/redis.tar" --name redis >/dev/null
 R="$CLUSTER_NET.30"

@@ -250,11 +250,14 @@ static void refuses_garbage(void **state)
   assert_true(dir_is_empty(d));
 }
 
+static bool skipped; /* a test could not run here (it said why) */
+
 static void converts_whiteouts(void **state)
 {
   (void)state;
   if (geteuid() != 0) {
     fprintf(stderr, "SKIPPED: whiteout conversion needs root (mknod, trusted.* xattrs)\n");
+    skipped = true;
     skip();
   }
   const struct entry es[] = {{"dir/.wh..wh..opq", AE_IFREG, NULL, NULL},
@@ -288,5 +291,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(refuses_garbage, setup, teardown),
       cmocka_unit_test_setup_teardown(converts_whiteouts, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  /* a skip is not a pass: meson counts exit 77 as skipped */
+  return failed ? failed : skipped ? 77 : 0;
 }
