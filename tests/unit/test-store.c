@@ -141,12 +141,21 @@ static void import_lookup_and_remove(void **state)
   assert_string_equal(json_str_or(l, "id", ""), json_str_or(img3, "id", ""));
   json_decref(l);
 
-  /* rm by the only name removes image and layer */
-  assert_int_equal(image_remove(&st, "second:v2", &e), 0);
+  /* rm by the only name removes image and layer: the layer leaves the
+   * store at once (into the trash), and is deleted when the trash is emptied */
+  char **trash = NULL;
+  assert_int_equal(image_remove(&st, "second:v2", &trash, &e), 0);
   assert_int_equal(count_entries("layers"), 1);
-  assert_int_equal(image_remove(&st, "my-rootfs", &e), 0);
+  assert_non_null(trash);
+  assert_int_equal(count_entries("tmp"), 1);
+  image_trash_empty(trash);
+  assert_int_equal(count_entries("tmp"), 0);
+  trash = NULL;
+  assert_int_equal(image_remove(&st, "my-rootfs", &trash, &e), 0);
+  image_trash_empty(trash);
   assert_int_equal(count_entries("layers"), 0);
   assert_int_equal(count_entries("images"), 0);
+  assert_int_equal(count_entries("tmp"), 0);
 }
 
 static void failed_import_leaves_nothing(void **state)
@@ -180,16 +189,21 @@ static void pinned_layer_outlives_removal(void **state)
   const char *dg = json_string_value(json_array_get(layers, 0));
   image_layer_pin(&st, dg);
   image_layer_pin(&st, dg); /* counted: two holders */
-  assert_int_equal(image_remove(&st, "p:1", &e), 0);
+  char **trash = NULL;
+  assert_int_equal(image_remove(&st, "p:1", &trash, &e), 0);
+  assert_null(trash);
   assert_int_equal(count_entries("images"), 0);
   assert_int_equal(count_entries("layers"), 1);
   image_layer_unpin(&st, dg);
-  image_layers_drop_unused(&st, layers);
+  image_layers_drop_unused(&st, layers, &trash);
+  assert_null(trash);
   assert_int_equal(count_entries("layers"), 1); /* one holder left */
   image_layer_unpin(&st, dg);
   image_layer_unpin(&st, dg); /* unbalanced: nothing happens */
-  image_layers_drop_unused(&st, layers);
+  image_layers_drop_unused(&st, layers, &trash);
+  image_trash_empty(trash);
   assert_int_equal(count_entries("layers"), 0);
+  assert_int_equal(count_entries("tmp"), 0);
 }
 
 int main(void)

@@ -322,6 +322,7 @@ int agent_image_inspect(struct agent *a, const char *ref, json_t **out, struct f
 
 int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
 {
+  char **trash = NULL;
   LOCK(a);
   _cleanup_json_ json_t *img = NULL;
   _cleanup_json_ json_t *all = NULL;
@@ -340,9 +341,10 @@ int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
       goto out;
     }
   }
-  r = image_remove(&a->images, ref, err);
+  r = image_remove(&a->images, ref, &trash, err);
 out:
   UNLOCK(a);
+  image_trash_empty(trash); /* the long part, outside the store lock */
   return r;
 }
 

@@ -167,9 +167,11 @@ void agent_layers_pin(struct agent *a, json_t *digests, bool pin)
 
 void agent_layers_forget(struct agent *a, json_t *digests)
 {
+  char **trash = NULL;
   pthread_mutex_lock(&a->lock);
-  image_layers_drop_unused(&a->images, digests);
+  image_layers_drop_unused(&a->images, digests, &trash);
   pthread_mutex_unlock(&a->lock);
+  image_trash_empty(trash);
 }
 
 int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_err *err)

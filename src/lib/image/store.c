@@ -1,3 +1,4 @@
+#include <errno.h>
 #include "image/store.h"
 
 #include <dirent.h>
@@ -8,6 +9,7 @@
 #include "util/digest.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strv.h"
 
 int image_store_open(struct image_store *s, const char *root, struct ferry_err *err)
 {
@@ -41,6 +43,7 @@ int image_store_open(struct image_store *s, const char *root, struct ferry_err *
     struct dirent *de;
     while ((de = readdir(d))) {
       if (strncmp(de->d_name, "pull-", 5) == 0 || strncmp(de->d_name, "push-", 5) == 0 ||
+          strncmp(de->d_name, "trash-", 6) == 0 ||
           strncmp(de->d_name, "upload-", 7) == 0 || strncmp(de->d_name, "creds-", 6) == 0) {
         _cleanup_free_ char *p = path_join(s->tmp_dir, de->d_name);
         rm_rf(p, NULL);
@@ -276,7 +279,7 @@ bool image_remove_untags(json_t *img, const char *ref)
   return extra_name_index(img, ref) >= 0;
 }
 
-int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
+int image_remove(struct image_store *s, const char *ref, char ***trash, struct ferry_err *err)
 {
   _cleanup_json_ json_t *img = NULL;
   int r = image_lookup(s, ref, &img, err);
@@ -293,11 +296,18 @@ int image_remove(struct image_store *s, const char *ref, struct ferry_err *err)
   if (unlink(p) < 0)
     return ferry_err_sys(err, -errno, "image %s: remove record", iid);
   /* Drop layers no remaining image refers to. */
-  image_layers_drop_unused(s, json_object_get(img, "layers"));
+  image_layers_drop_unused(s, json_object_get(img, "layers"), trash);
   return 0;
 }
 
-void image_layers_drop_unused(struct image_store *s, json_t *digests)
+void image_trash_empty(char **trash)
+{
+  for (size_t i = 0; trash && trash[i]; i++)
+    rm_rf(trash[i], NULL);
+  strv_free(trash);
+}
+
+void image_layers_drop_unused(struct image_store *s, json_t *digests, char ***trash)
 {
   _cleanup_json_ json_t *all = load_all(s);
   size_t i;
@@ -318,7 +328,18 @@ void image_layers_drop_unused(struct image_store *s, json_t *digests)
     }
     if (!used && !image_layer_pinned(s, dg)) {
       _cleanup_free_ char *ld = image_layer_dir(s, dg);
-      rm_rf(ld, NULL);
+      char name[48];
+      char hx[17];
+      random_hex(hx, 16);
+      snprintf(name, sizeof name, "trash-%s", hx);
+      _cleanup_free_ char *tp = path_join(s->tmp_dir, name);
+      if (rename(ld, tp) == 0) {
+        if (!*trash)
+          *trash = strv_new();
+        strv_push(trash, tp);
+      } else if (errno != ENOENT) {
+        rm_rf(ld, NULL); /* not movable (another file system?): here, then */
+      }
     }
   }
 }

@@ -81,11 +81,16 @@ json_t *image_list(struct image_store *s);
 /* Whether removing ref from img only takes that name off (img has others):
  * a tag goes even while containers use the image. */
 bool image_remove_untags(json_t *img, const char *ref);
-int image_remove(struct image_store *s, const char *ref, struct ferry_err *err);
+int image_remove(struct image_store *s, const char *ref, char ***trash, struct ferry_err *err);
 
 /* Malloc'd path of a layer's directory. */
 char *image_layer_dir(struct image_store *s, const char *digest);
 /* Writes an image record (used by import and by checkpoint restore). */
 int image_save(struct image_store *s, json_t *img, struct ferry_err *err);
-/* Removes the layers (an array of digests) that no image record refers to. */
-void image_layers_drop_unused(struct image_store *s, json_t *digests);
+/* Takes the layers (an array of digests) that no image record refers to out
+ * of the store: each is renamed into the store's tmp directory ("trash-"),
+ * an instant under the caller's lock, and its path added to *trash (a strv)
+ * for image_trash_empty, the long deletion, once the lock is let go. A
+ * trash the agent did not empty (it died) goes when the store opens. */
+void image_layers_drop_unused(struct image_store *s, json_t *digests, char ***trash);
+void image_trash_empty(char **trash);
