@@ -176,11 +176,12 @@ int cmd_cp(struct cli *cli, int argc, char **argv)
 {
   if (cli_wants_help(argc, argv,
                      "Usage: ferry cp SRC DST\n"
-                     "Copies files between the host and a running container: one of SRC and DST\n"
+                     "Copies files between the host and a container: one of SRC and DST\n"
                      "is NAME:PATH (PATH absolute in the container), the other a path here, or -\n"
                      "for a tar archive on stdin or stdout. A directory is copied whole;\n"
                      "into an existing directory it goes under its own name. Symbolic links\n"
-                     "are copied as links; names resolve as the container sees them.\n"))
+                     "are copied as links; names resolve as the container sees them (a\n"
+                     "stopped container: its root file system, without its volumes).\n"))
     return 0;
   static const struct option lo[] = {{0, 0, 0, 0}};
   optind = 1;

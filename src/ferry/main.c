@@ -27,7 +27,7 @@ static const struct cli_cmd commands[] = {
     {"stats", cmd_stats, "Show containers' resource use"},
     {"exec", cmd_exec, "Run a command in a running container"},
     {"attach", cmd_attach, "Attach to a running container's output and input"},
-    {"cp", cmd_cp, "Copy files between the host and a running container"},
+    {"cp", cmd_cp, "Copy files between the host and a container"},
     {"checkpoint", cmd_checkpoint, "Checkpoint a running container to a directory"},
     {"restore", cmd_restore, "Restore a container from a checkpoint directory"},
     {"migrate", cmd_migrate, "Move a running container to another agent, live"},

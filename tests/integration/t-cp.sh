@@ -100,7 +100,14 @@ rc=0; out=$(f h1 cp "$W/src" w:/data/renamed 2>&1) || rc=$?
 [ "$rc" = 125 ] && grep -q "cannot copy directory" <<<"$out" || fail "cp of a dir over a file: rc $rc: $out"
 rc=0; out=$(f h1 cp "$W/src/a" "$W/b" 2>&1) || rc=$?
 [ "$rc" = 125 ] && grep -q "exactly one" <<<"$out" || fail "cp between two local paths: rc $rc: $out"
+check "cp: missing paths, a directory over a file, two local paths: 125 with the reason"
+
+# A stopped container: its root file system (not its volumes), both ways;
+# what goes in is there when it starts again.
 f h1 stop -t 1 w >/dev/null
-rc=0; out=$(f h1 cp w:/etc/motd "$W/y" 2>&1) || rc=$?
-[ "$rc" = 125 ] && grep -q "not running" <<<"$out" || fail "cp from a stopped container: rc $rc: $out"
-check "cp: missing paths, a directory over a file, two local paths, a stopped container: 125 with the reason"
+f h1 cp w:/etc/motd "$W/y" && [ "$(cat "$W/y")" = from-the-image ] || fail "cp out of a stopped container"
+echo while-stopped >"$W/z"
+f h1 cp "$W/z" w:/etc/z
+f h1 start w >/dev/null
+[ "$(f h1 exec w cat /etc/z)" = while-stopped ] || fail "a file copied into the stopped container is not there after its start"
+check "cp with a stopped container: out of and into its root file system, there after the start"

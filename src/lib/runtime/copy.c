@@ -27,16 +27,24 @@
 #include "util/json.h"
 #include "util/spawn.h"
 
-/* The container's root as its processes see it; 409 unless it runs. */
+/* The container's root as its processes see it (volumes included) while
+ * it runs; its root file system alone (its overlay, mounted from creation
+ * on) when it does not. 409 when there is neither (a moved container). */
 static int copy_root(struct runtime *rt, json_t *rec, char *root, size_t n, struct ferry_err *err)
 {
   const char *st = ctr_refresh(rt, rec);
   int pid = (int)json_integer_value(json_object_get(rec, "pid"));
-  if ((strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) || pid <= 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s): start it to copy files",
-                          rec_has_name(rec) ? rec_name(rec) : rec_id(rec), st);
-  snprintf(root, n, "/proc/%d/root", pid);
-  return 0;
+  if ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) && pid > 0) {
+    snprintf(root, n, "/proc/%d/root", pid);
+    return 0;
+  }
+  _cleanup_free_ char *rootfs = ctr_path(rt, rec_id(rec), "bundle/rootfs");
+  if (strlen(rootfs) < n && path_is_mountpoint(rootfs)) {
+    snprintf(root, n, "%s", rootfs);
+    return 0;
+  }
+  return FERRY_CONFLICT(err, "container \"%s\" is %s and its files are not here: start it to "
+                             "copy files", rec_has_name(rec) ? rec_name(rec) : rec_id(rec), st);
 }
 
 static int path_check(const char *path, struct ferry_err *err)
@@ -50,7 +58,7 @@ static int path_check(const char *path, struct ferry_err *err)
 int ctr_copy_stat(struct runtime *rt, json_t *rec, const char *path, json_t **out,
                   struct ferry_err *err)
 {
-  char root[64];
+  char root[4096];
   int r;
   if ((r = path_check(path, err)) < 0 || (r = copy_root(rt, rec, root, sizeof root, err)) < 0)
     return r;
@@ -194,7 +202,7 @@ int ctr_copy_out(struct runtime *rt, json_t *rec, const char *path, int *fd_out,
   if (r < 0)
     return r;
   json_decref(st);
-  char root[64];
+  char root[4096];
   if ((r = copy_root(rt, rec, root, sizeof root, err)) < 0)
     return r;
   _cleanup_free_ char *d1 = xstrdup(path), *d2 = xstrdup(path);
@@ -241,7 +249,7 @@ int ctr_copy_in(struct runtime *rt, json_t *rec, const char *dir, const char *ta
   json_decref(st);
   if (!is_dir)
     return FERRY_CONFLICT(err, "%s is not a directory in the container", dir);
-  char root[64];
+  char root[4096];
   if ((r = copy_root(rt, rec, root, sizeof root, err)) < 0)
     return r;
   int tar = open(tarfile, O_RDONLY | O_CLOEXEC);

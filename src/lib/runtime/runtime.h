@@ -160,7 +160,8 @@ int runc_exec_end(struct exec_proc *p, bool kill_it);
  * kept) on *fd from a child *pid; ctr_copy_out_end closes and reaps it (its
  * exit code, 0 when the tar is whole). in: the tar file extracted into the
  * container's directory dir (extract_archive's checks; 400 for a hostile
- * archive). 409 unless the container runs. */
+ * archive). A container that does not run: its root file system without its
+ * volumes (409 when its files are not here: moved away).  */
 int ctr_copy_stat(struct runtime *rt, json_t *rec, const char *path, json_t **out,
                   struct ferry_err *err);
 int ctr_copy_out(struct runtime *rt, json_t *rec, const char *path, int *fd, int *pid,
