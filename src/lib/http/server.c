@@ -7,6 +7,8 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -389,6 +391,18 @@ static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
   return (size_t)(w - s);
 }
 
+/* libmicrohttpd's own messages (a client that went mid-answer, a malformed
+ * request) into the log, at debug: what a caller must know comes back to it
+ * as an answer, and a daemon that cannot start is an error of its own. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\n")] = '\0';
+  log_debug("http", "%s", msg);
+}
+
 static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls)
 {
   struct http_server *s = l->srv;
@@ -404,6 +418,7 @@ static struct MHD_Daemon *start_mhd(struct listener *l, unsigned flags, bool tls
   else
     OPT(MHD_OPTION_LISTEN_SOCKET, l->fd, NULL);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, completed, NULL);
+  OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL);
   OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL);
   OPT(MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL);
   OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
