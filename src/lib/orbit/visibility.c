@@ -58,6 +58,63 @@ static double refine(struct sgp4 *s, const struct tle *tle, const struct station
   return b;
 }
 
+/* The crossing of a station's minimum elevation in (a, b], to 0.1 s. */
+typedef double (*crossing_fn)(void *ctx, const struct station *st, double a, double b, bool rising);
+
+/* One step at t of the pair (satellite si, station q): its window opens
+ * (cross finds where), closes, or has a new highest point. */
+static void window_step(struct job *out, struct window *w, bool *inview, size_t si, size_t q,
+                        const struct station *st, double t, double step, bool first, bool up,
+                        double el, crossing_fn cross, void *ctx)
+{
+  if (up && !*inview) {
+    memset(w, 0, sizeof *w);
+    w->sat = si;
+    w->station = q;
+    if (first) {
+      w->aos = 0;
+      w->open_start = true;
+    } else {
+      w->aos = cross(ctx, st, t - step, t, true);
+    }
+    w->max_el_deg = el;
+    w->t_max_el = t;
+    *inview = true;
+  } else if (!up && *inview) {
+    w->los = cross(ctx, st, t - step, t, false);
+    push(out, w);
+    *inview = false;
+  }
+  if (up && el > w->max_el_deg) {
+    w->max_el_deg = el;
+    w->t_max_el = t;
+  }
+}
+
+/* The windows still open at the span's end. */
+static void windows_close_open(struct job *out, struct window *cur, bool *inview, size_t nst,
+                               double span)
+{
+  for (size_t q = 0; q < nst; q++)
+    if (inview[q]) {
+      cur[q].los = span;
+      cur[q].open_end = true;
+      push(out, &cur[q]);
+    }
+}
+
+struct brute_ctx {
+  struct sgp4 *s;
+  const struct tle *tle;
+  struct jtime t0;
+};
+
+static double brute_cross(void *ctx, const struct station *st, double a, double b, bool rising)
+{
+  struct brute_ctx *c = ctx;
+  return refine(c->s, c->tle, st, c->t0, a, b, rising);
+}
+
 static void *run(void *arg)
 {
   struct job *j = arg;
@@ -87,43 +144,17 @@ static void *run(void *arg)
         break;
       }
       teme_to_ecef(r, at.jd + at.fr, e);
+      struct brute_ctx bc = {&s, tle, j->t0};
       for (size_t q = 0; q < j->nst; q++) {
         double el, az;
         look_angles(&j->st[q], e, &el, &az, NULL);
-        double g = el - j->st[q].min_elevation_deg;
-        bool up = g >= 0;
-        if (up && !inview[q]) {
-          memset(&cur[q], 0, sizeof cur[q]);
-          cur[q].sat = si;
-          cur[q].station = q;
-          if (k == 0) {
-            cur[q].aos = 0;
-            cur[q].open_start = true;
-          } else {
-            cur[q].aos = refine(&s, tle, &j->st[q], j->t0, t - j->step, t, true);
-          }
-          cur[q].max_el_deg = el;
-          cur[q].t_max_el = t;
-          inview[q] = true;
-        } else if (!up && inview[q]) {
-          cur[q].los = refine(&s, tle, &j->st[q], j->t0, t - j->step, t, false);
-          push(j, &cur[q]);
-          inview[q] = false;
-        }
-        if (up && el > cur[q].max_el_deg) {
-          cur[q].max_el_deg = el;
-          cur[q].t_max_el = t;
-        }
+        window_step(j, &cur[q], &inview[q], si, q, &j->st[q], t, j->step, k == 0,
+                    el - j->st[q].min_elevation_deg >= 0, el, brute_cross, &bc);
       }
       if (k == nsteps)
         break;
     }
-    for (size_t q = 0; q < j->nst; q++)
-      if (inview[q]) {
-        cur[q].los = j->span;
-        cur[q].open_end = true;
-        push(j, &cur[q]);
-      }
+    windows_close_open(j, cur, inview, j->nst, j->span);
   }
   free(cur);
   free(inview);
@@ -300,6 +331,17 @@ static double track_refine(const struct sat_track *tr, const struct station *st,
   return b;
 }
 
+struct track_ctx {
+  const struct sat_track *tr;
+  double sin_min;
+};
+
+static double track_cross(void *ctx, const struct station *st, double a, double b, bool rising)
+{
+  struct track_ctx *c = ctx;
+  return track_refine(c->tr, st, c->sin_min, a, b, rising);
+}
+
 /* Samples the satellite at the coarse times; false when SGP4 cannot
  * propagate it somewhere in the span. */
 static bool track_make(const struct cjob *j, const struct tle *tle, struct sgp4 *s,
@@ -402,40 +444,17 @@ static void cull_one(struct cjob *j, size_t si, struct sat_track *tr, struct win
         continue;
       }
       /* the brute force's steps in (t_k, t_k+1], and t_0 first */
+      struct track_ctx tc = {tr, sin_min};
       for (size_t f = kf == 0 && k == 0 ? 0 : kf + 1; f <= kend; f++) {
         double t = fine_t(j, f), el = 0;
         bool up = track_up(tr, st, sin_min, t, &el);
-        if (up && !inview[q]) {
-          memset(&cur[q], 0, sizeof cur[q]);
-          cur[q].sat = si;
-          cur[q].station = q;
-          if (f == 0) {
-            cur[q].aos = 0;
-            cur[q].open_start = true;
-          } else {
-            cur[q].aos = track_refine(tr, st, sin_min, t - j->step, t, true);
-          }
-          cur[q].max_el_deg = el;
-          cur[q].t_max_el = t;
-          inview[q] = true;
-        } else if (!up && inview[q]) {
-          cur[q].los = track_refine(tr, st, sin_min, t - j->step, t, false);
-          push(&j->out, &cur[q]);
-          inview[q] = false;
-        }
-        if (up && el > cur[q].max_el_deg) {
-          cur[q].max_el_deg = el;
-          cur[q].t_max_el = t;
-        }
+        window_step(&j->out, &cur[q], &inview[q], si, q, st, t, j->step, f == 0, up, el,
+                    track_cross, &tc);
       }
       kf = kend;
     }
-    if (inview[q]) {
-      cur[q].los = j->span;
-      cur[q].open_end = true;
-      push(&j->out, &cur[q]);
-    }
   }
+  windows_close_open(&j->out, cur, inview, j->nst, j->span);
 }
 
 static void *cull_run(void *arg)
