@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <errno.h>
 
 #include <signal.h>
 
@@ -448,10 +450,16 @@ static int sat_shell(int argc, char **argv)
 }
 
 static const char serve_help[] =
-    "Usage: ferry-coord serve --db FILE [--listen ADDR:PORT] [--socket PATH] [--token-file F]\n"
-    "                         [--tls-cert F --tls-key F] [--tls-ca F] [--heartbeat-timeout S]\n"
+    "Usage: ferry-coord serve (--db FILE | --etcd URL[,URL...]) [--listen ADDR:PORT] [--socket PATH]\n"
+    "                         [--token-file F] [--tls-cert F --tls-key F] [--tls-ca F]\n"
+    "                         [--heartbeat-timeout S] [--advertise URL] [--lease-ttl S]\n"
     "Runs the coordinator: node registry, migrations, REST API (docs/coordinator.md).\n"
-    "  --db FILE            SQLite database (created if missing)\n"
+    "  --db FILE            SQLite database (created if missing): one coordinator\n"
+    "  --etcd URL[,URL...]  etcd's endpoints (http://HOST:PORT): any number of coordinators\n"
+    "                       share it, one of them (elected) leads and runs the migrations\n"
+    "  --advertise URL      etcd: where the others reach this one's API (default tcp://\n"
+    "                       and the --listen address)\n"
+    "  --lease-ttl S        etcd: a leader unheard of for S seconds is replaced (default 10)\n"
     "  --listen ADDR:PORT   TCP API (the token is required there, as on the agents)\n"
     "  --socket PATH        unix socket API (default /run/ferry/coord.sock)\n"
     "  --token-file F       bearer token required from callers and sent to the agents\n"
@@ -476,6 +484,9 @@ static int serve(int argc, char **argv)
                                      {"tls-key", required_argument, 0, 'K'},
                                      {"tls-ca", required_argument, 0, 'A'},
                                      {"heartbeat-timeout", required_argument, 0, 'H'},
+                                     {"etcd", required_argument, 0, 'e'},
+                                     {"advertise", required_argument, 0, 'a'},
+                                     {"lease-ttl", required_argument, 0, 'T'},
                                      {"tle", required_argument, 0, 'L'},
                                      {"stations", required_argument, 0, 'G'},
                                      {"services", required_argument, 0, 'S'},
@@ -514,6 +525,9 @@ static int serve(int argc, char **argv)
     case 'K': so.tls_key = optarg; break;
     case 'A': co.tls_ca = optarg; break;
     case 'H': co.heartbeat_timeout_s = atoi(optarg); break;
+    case 'e': co.etcd = optarg; break;
+    case 'a': co.self_url = optarg; break;
+    case 'T': co.lease_ttl_s = atoi(optarg); break;
     case 'L': po.tle = optarg; break;
     case 'G': po.stations = optarg; break;
     case 'S': po.services = optarg; break;
@@ -526,9 +540,22 @@ static int serve(int argc, char **argv)
   }
   bool with_policy = po.tle || po.stations || po.services || po.celestial;
   bool policy_ok = po.celestial ? po.services != NULL : (po.tle && po.stations && po.services);
-  if (!co.db_path || optind != argc || (with_policy && !policy_ok)) {
+  if (!co.db_path == !co.etcd || optind != argc || (with_policy && !policy_ok)) {
     fputs(serve_help, stderr);
     return 125;
+  }
+  _cleanup_free_ char *self = NULL;
+  if (co.etcd && !co.self_url) {
+    if (!so.listen) {
+      fprintf(stderr, "ferry-coord: --etcd needs --listen or --advertise: the other coordinators "
+                      "hand migrations to the leader there\n");
+      return 2;
+    }
+    co.self_url = self = xasprintf("%s://%s", so.tls_cert ? "https" : "tcp", so.listen);
+  }
+  if (co.lease_ttl_s && (co.lease_ttl_s < 2 || co.lease_ttl_s > 600)) {
+    fprintf(stderr, "ferry-coord: --lease-ttl must be 2..600 seconds\n");
+    return 2;
   }
   struct ferry_err err = {0};
   _cleanup_free_ char *token = NULL;
@@ -570,8 +597,8 @@ static int serve(int argc, char **argv)
     coord_close(&co_state);
     return fail(&err);
   }
-  log_info("coord", "coordinator ready (db %s%s%s)", co.db_path, so.listen ? ", tcp://" : "",
-           so.listen ? so.listen : "");
+  log_info("coord", "coordinator ready (%s %s%s%s)", co.etcd ? "etcd" : "db",
+           co.etcd ? co.etcd : co.db_path, so.listen ? ", tcp://" : "", so.listen ? so.listen : "");
   int sig = 0;
   sigwait(&mask, &sig);
   policy_stop(&pol);
@@ -592,9 +619,9 @@ static void usage(FILE *f)
              "      TLEs of a synthetic Walker-delta shell\n"
              "  sat passes --tle FILE --stations FILE --from TIME --to TIME [--json]\n"
              "      visibility windows of every satellite from every station\n"
-             "  serve --db FILE [--listen ADDR:PORT] [--token-file F] ...\n"
+             "  serve (--db FILE | --etcd URL[,URL...]) [--listen ADDR:PORT] [--token-file F] ...\n"
              "      run the coordinator (node registry, migrations, REST API)\n"
-             "  node forget --db FILE NAME\n"
+             "  node forget (--db FILE | --etcd URL) NAME\n"
              "      remove a node, and the secret its name is bound to (a node that lost it)\n"
              "  plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json]\n"
              "      the handover schedule of services following satellite visibility (dry run)\n");
@@ -617,11 +644,13 @@ int main(int argc, char **argv)
   if (strcmp(argv[1], "serve") == 0)
     return serve(argc - 1, argv + 1);
   if (strcmp(argv[1], "node") == 0 && argc >= 3 && strcmp(argv[2], "forget") == 0) {
-    /* ferry-coord node forget --db FILE NAME */
-    const char *db = NULL, *name = NULL;
+    /* ferry-coord node forget (--db FILE | --etcd URL) NAME */
+    const char *db = NULL, *etcd = NULL, *name = NULL;
     for (int i = 3; i < argc; i++) {
       if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
         db = argv[++i];
+      else if (strcmp(argv[i], "--etcd") == 0 && i + 1 < argc)
+        etcd = argv[++i];
       else if (!name && argv[i][0] != '-')
         name = argv[i];
       else {
@@ -629,12 +658,22 @@ int main(int argc, char **argv)
         return 125;
       }
     }
-    if (!db || !name) {
-      fprintf(stderr, "Usage: ferry-coord node forget --db FILE NAME\n");
+    if (!db == !etcd || !name) {
+      fprintf(stderr, "Usage: ferry-coord node forget (--db FILE | --etcd URL[,URL...]) NAME\n");
       return 125;
     }
     struct ferry_err err = {0};
-    if (coord_node_forget(db, name, &err) < 0)
+    struct coord_store *st = NULL;
+    if (db && access(db, R_OK | W_OK) != 0) {
+      fprintf(stderr, "Error: database %s: %s\n", db, strerror(errno));
+      return 125;
+    }
+    struct coord_etcd_options eo = {.urls = etcd};
+    if ((db ? coord_store_sqlite_open(db, &st, &err) : coord_store_etcd_open(&eo, &st, &err)) < 0)
+      return fail(&err);
+    int r = coord_node_forget(st, name, &err);
+    st->ops->close(st);
+    if (r < 0)
       return fail(&err);
     printf("node %s forgotten: its next registration binds the name to a new secret\n", name);
     return 0;

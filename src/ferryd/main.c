@@ -57,7 +57,8 @@ static void usage(FILE *f)
           "  --seed-config FILE    what the seed API's /start_container runs for each name\n"
           "                        (JSON: {\"NAME\": {\"image\", \"cmd\", \"ports\", \"volumes\"}};\n"
           "                        built in: redis -> image redis, -p 6379:6379)\n"
-          "  --coord URL           register with this coordinator and send heartbeats\n"
+          "  --coord URL[,URL...]  register with this coordinator (the first of several that\n"
+          "                        answers) and send heartbeats\n"
           "  --node-name NAME      this node's name there (default: the agent id)\n"
           "  --advertise URL       how peers reach this agent (default tcp://LISTEN)\n"
           "  --satellite NAME      the satellite (TLE name) this node runs on\n"
@@ -101,60 +102,90 @@ static char *secret_load(struct announce *an)
   return s;
 }
 
+/* One registration (the heartbeat) with the coordinator at coord: 0,
+ * -EHOSTUNREACH when it could not be reached (or had nobody to answer), or
+ * another error when it answered and refused. */
+static int announce_once(struct announce *an, const char *coord, char **secretp, bool *was_ok)
+{
+  struct http_client *c = NULL;
+  struct ferry_err err = {0};
+  char *secret = *secretp;
+  if (http_client_new(coord, &c, &err) < 0)
+    return -EINVAL;
+  http_client_set_token(c, an->token);
+  http_client_set_ca(c, an->ca);
+  http_client_set_timeout(c, 5);
+  json_t *body = json_pack("{s:s, s:s}", "name", an->name, "url", an->url);
+  if (an->satellite)
+    json_object_set_new(body, "satellite", json_string(an->satellite));
+  if (secret)
+    json_object_set_new(body, "node_secret", json_string(secret));
+  if (an->overlay && an->overlay->vni) {
+    char u[16];
+    ip_format(an->overlay->local, u, sizeof u);
+    json_object_set_new(body, "underlay", json_string(u));
+    json_object_set_new(body, "overlay", json_integer(an->overlay->vni));
+  }
+  json_t *got = NULL;
+  int r = http_call(c, "POST", "/v1/nodes", body, &got, &err);
+  json_decref(body);
+  http_client_free(c);
+  const char *fresh = json_str_or(got, "node_secret", NULL);
+  if (r == 0 && fresh) {
+    /* our name is bound to this secret from now on: kept (0600) */
+    free(secret);
+    secret = *secretp = xstrdup(fresh);
+    json_t *keep = json_pack("{s:s, s:s, s:s}", "coord", an->coord, "name", an->name,
+                             "secret", secret);
+    mode_t old = umask(0077);
+    if (json_save_atomic(an->secret_path, keep, &err) < 0)
+      log_warn("ferryd", "coordinator %s: cannot keep the node secret: %s", coord, err.msg);
+    umask(old);
+    json_decref(keep);
+  }
+  /* the registry's members of our overlay, as of now */
+  json_t *members = json_object_get(got, "overlay_members");
+  struct ferry_err oerr = {0};
+  if (r == 0 && json_is_array(members) && overlay_members_set(an->overlay, members, &oerr) < 0)
+    log_warn("ferryd", "overlay: %s", oerr.msg);
+  json_decref(got);
+  if (r < 0 && *was_ok)
+    log_warn("ferryd", "coordinator %s: %s", coord, err.msg);
+  else if (r == 0 && !*was_ok)
+    log_info("ferryd", "registered with coordinator %s as node %s", coord, an->name);
+  *was_ok = r == 0;
+  if (r < 0 && (err.code != -EIO || err.klass == FERRY_E_UNAVAILABLE))
+    return -EHOSTUNREACH;
+  return r;
+}
+
 static void *announce_main(void *arg)
 {
   struct announce *an = arg;
   bool was_ok = false;
   char *secret = secret_load(an);
   pthread_mutex_lock(&an->lock);
+  /* --coord URL[,URL...]: several coordinators (sharing etcd); the one that
+   * answered last is asked first */
+  _cleanup_strv_ char **coords = NULL;
+  {
+    _cleanup_free_ char *list = xstrdup(an->coord);
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+      strv_push(&coords, t);
+  }
+  size_t ncoord = strv_len(coords), cur = 0;
   while (!an->stop) {
     pthread_mutex_unlock(&an->lock);
-    struct http_client *c = NULL;
-    struct ferry_err err = {0};
-    if (http_client_new(an->coord, &c, &err) == 0) {
-      http_client_set_token(c, an->token);
-      http_client_set_ca(c, an->ca);
-      http_client_set_timeout(c, 5);
-      json_t *body = json_pack("{s:s, s:s}", "name", an->name, "url", an->url);
-      if (an->satellite)
-        json_object_set_new(body, "satellite", json_string(an->satellite));
-      if (secret)
-        json_object_set_new(body, "node_secret", json_string(secret));
-      if (an->overlay && an->overlay->vni) {
-        char u[16];
-        ip_format(an->overlay->local, u, sizeof u);
-        json_object_set_new(body, "underlay", json_string(u));
-        json_object_set_new(body, "overlay", json_integer(an->overlay->vni));
+    for (size_t k = 0; k < ncoord; k++) {
+      const char *coord = coords[(cur + k) % ncoord];
+      int r = announce_once(an, coord, &secret, &was_ok);
+      if (r == 0) {
+        cur = (cur + k) % ncoord;
+        break;
       }
-      json_t *got = NULL;
-      int r = http_call(c, "POST", "/v1/nodes", body, &got, &err);
-      json_decref(body);
-      http_client_free(c);
-      const char *fresh = json_str_or(got, "node_secret", NULL);
-      if (r == 0 && fresh) {
-        /* our name is bound to this secret from now on: kept (0600) */
-        free(secret);
-        secret = xstrdup(fresh);
-        json_t *keep = json_pack("{s:s, s:s, s:s}", "coord", an->coord, "name", an->name,
-                                 "secret", secret);
-        mode_t old = umask(0077);
-        if (json_save_atomic(an->secret_path, keep, &err) < 0)
-          log_warn("ferryd", "coordinator %s: cannot keep the node secret: %s", an->coord, err.msg);
-        umask(old);
-        json_decref(keep);
-      }
-      /* the registry's members of our overlay, as of now */
-      json_t *members = json_object_get(got, "overlay_members");
-      struct ferry_err oerr = {0};
-      if (r == 0 && json_is_array(members) &&
-          overlay_members_set(an->overlay, members, &oerr) < 0)
-        log_warn("ferryd", "overlay: %s", oerr.msg);
-      json_decref(got);
-      if (r < 0 && was_ok)
-        log_warn("ferryd", "coordinator %s: %s", an->coord, err.msg);
-      else if (r == 0 && !was_ok)
-        log_info("ferryd", "registered with coordinator %s as node %s", an->coord, an->name);
-      was_ok = r == 0;
+      if (r != -EHOSTUNREACH)
+        break; /* answered, and refused: the others would say the same */
     }
     pthread_mutex_lock(&an->lock);
     struct timespec ts;

@@ -39,6 +39,7 @@ int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err 
   a->root = realpath(root, NULL);
   if (!a->root)
     return ferry_err_sys(err, -errno, "agent root %s", root);
+  agent_term_load(a);
   if ((r = image_store_open(&a->images, a->root, err)) < 0)
     return r;
   if (o->max_entry_size)

@@ -51,6 +51,8 @@ struct agent {
   pthread_mutex_t lock;     /* the store lock: held for instants only */
   pthread_mutex_t img_lock; /* image imports, among themselves */
   json_t *claims;           /* container id -> the operation that owns it (under lock) */
+  pthread_rwlock_t term_lock; /* held (read) while a coordinator's command is handled */
+  int64_t coord_term;         /* the highest coordinator term heard of (agent_fence.c) */
   uint64_t started_ms;
   char *token;
   char *tls_ca;
@@ -82,6 +84,13 @@ int agent_check_idle(json_t *rec, struct ferry_err *err);
 
 int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err);
 void agent_close(struct agent *a);
+
+/* Coordinator fencing (agent_fence.c). agent_term_enter: header is the
+ * request's X-Ferry-Term; 0 and the term held (read) until agent_term_leave,
+ * or an error (409 for a term older than one seen; nothing held). */
+void agent_term_load(struct agent *a);
+int agent_term_enter(struct agent *a, const char *header, struct ferry_err *err);
+void agent_term_leave(struct agent *a);
 /* Resolves what an earlier run left half done (a pause that was never
  * resumed, a restore that never finished). Called by agent_open. */
 void agent_recover(struct agent *a);

@@ -714,10 +714,19 @@ static const struct http_route routes[] = {
 void api_dispatch(void *agent, const struct http_request *req, struct http_response *resp)
 {
   struct ferry_err err = {0};
-  if (api_seed_dispatch(agent, req, resp) || http_route(routes, ARRAY_SIZE(routes), agent, req, resp))
+  /* a coordinator's command: refused when its term is older than one seen */
+  const char *term = req->header ? req->header(req->query_ctx, "X-Ferry-Term") : NULL;
+  if (term && agent_term_enter(agent, term, &err) < 0) {
+    http_reply_err(resp, &err);
     return;
-  FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
-  http_reply_err(resp, &err);
+  }
+  if (!api_seed_dispatch(agent, req, resp) &&
+      !http_route(routes, ARRAY_SIZE(routes), agent, req, resp)) {
+    FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
+    http_reply_err(resp, &err);
+  }
+  if (term)
+    agent_term_leave(agent);
 }
 
 int api_server_start(struct agent *a, const struct http_server_options *o,

@@ -15,19 +15,6 @@
 #include "util/log.h"
 #include "util/prom.h"
 
-static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;"
-    "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, url TEXT NOT NULL, satellite TEXT,"
-    "  registered TEXT NOT NULL, last_seen_ms INTEGER NOT NULL, secret_hash TEXT, underlay TEXT,"
-    "  overlay INTEGER);"
-    "CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, node TEXT NOT NULL, updated TEXT);"
-    "CREATE TABLE IF NOT EXISTS migrations(id TEXT PRIMARY KEY, container TEXT NOT NULL,"
-    "  origin TEXT NOT NULL, dest TEXT NOT NULL, keep INTEGER NOT NULL, status TEXT NOT NULL,"
-    "  agent_id TEXT, error TEXT, created TEXT NOT NULL, finished TEXT, report TEXT);"
-    "CREATE TABLE IF NOT EXISTS migration_phases(migration TEXT NOT NULL, phase TEXT NOT NULL,"
-    "  seq INTEGER NOT NULL, at TEXT NOT NULL, ms INTEGER, PRIMARY KEY(migration, phase));";
-
 /* The phases in the order they happen (docs/migration.md), then the outcome. */
 static const char *const phase_order[] = {"requested", "started", "offer", "precopy", "freeze",
                                           "dump", "transfer", "restore", "commit", "serve", "aborted",
@@ -41,58 +28,9 @@ static int phase_seq(const char *phase)
   return 99;
 }
 
-static int db_err(struct coord *c, struct ferry_err *err, const char *what)
-{
-  return FERRY_INTERNAL(err, "coordinator database: %s: %s", what, sqlite3_errmsg(c->db));
-}
-
-/* Runs one statement with text parameters (NULL binds NULL). */
-static int exec_params(struct coord *c, const char *sql, const char *const *params, int n,
-                       struct ferry_err *err)
-{
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return db_err(c, err, "prepare");
-  for (int i = 0; i < n; i++)
-    sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-    return db_err(c, err, "write");
-  return 0;
-}
-
-/* Rows of a query as a JSON array of objects (column name -> value). */
-static json_t *query(struct coord *c, const char *sql, const char *const *params, int n)
-{
-  json_t *arr = json_array();
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return arr;
-  for (int i = 0; i < n; i++)
-    sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    json_t *o = json_object();
-    for (int k = 0; k < sqlite3_column_count(st); k++) {
-      const char *name = sqlite3_column_name(st, k);
-      switch (sqlite3_column_type(st, k)) {
-      case SQLITE_INTEGER: json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, k))); break;
-      case SQLITE_NULL: json_object_set_new(o, name, json_null()); break;
-      default: json_object_set_new(o, name, json_string((const char *)sqlite3_column_text(st, k)));
-      }
-    }
-    json_array_append_new(arr, o);
-  }
-  sqlite3_finalize(st);
-  return arr;
-}
-
 static void now_str(char *buf, size_t len) { format_time(now_wall_ms(), buf, len); }
 
 /* ---------------------------------------------------------------- nodes */
-
-/* What a node's record shows (never its secret's hash). */
-#define NODE_COLUMNS "name, url, satellite, registered, last_seen_ms, underlay, overlay"
 
 /* A node's secret: given to it at its first registration, asked of every
  * later registration and heartbeat of that name. Stored as its SHA-256. */
@@ -106,14 +44,23 @@ static void secret_hash(const char *secret, char out[65])
   out[64] = '\0';
 }
 
-/* Caller holds c->lock. 1: the name is free or unbound (*bound false);
- * 0: bound and secret matches; <0: 403. */
+static int secret_refused(const char *name, const char *secret, struct ferry_err *err)
+{
+  return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
+                       "node \"%s\" is bound to the secret it was given when it registered, and "
+                       "this request %s (a node that lost its secret: ferry-coord node forget %s)",
+                       name, secret && *secret ? "carries another" : "does not carry it", name);
+}
+
+/* 1: the name is free or unbound (*bound false); 0: bound and secret
+ * matches; <0: 403 (or the store's error). */
 static int node_secret_check(struct coord *c, const char *name, const char *secret, bool *bound,
                              struct ferry_err *err)
 {
-  const char *p[] = {name};
-  _cleanup_json_ json_t *rows = query(c, "SELECT secret_hash FROM nodes WHERE name = ?", p, 1);
-  const char *have = json_str_or(json_array_get(rows, 0), "secret_hash", NULL);
+  _cleanup_free_ char *have = NULL;
+  int r = c->store->ops->node_secret(c->store, name, &have, err);
+  if (r < 0 && r != -ENOENT)
+    return r;
   *bound = have && strlen(have) == 64;
   if (!*bound)
     return 1;
@@ -123,10 +70,7 @@ static int node_secret_check(struct coord *c, const char *name, const char *secr
     if (CRYPTO_memcmp(got, have, 64) == 0)
       return 0;
   }
-  return ferry_err_set(err, -EACCES, FERRY_E_FORBIDDEN,
-                       "node \"%s\" is bound to the secret it was given when it registered, and "
-                       "this request %s (a node that lost its secret: ferry-coord node forget %s)",
-                       name, secret && *secret ? "carries another" : "does not carry it", name);
+  return secret_refused(name, secret, err);
 }
 
 static void node_status(struct coord *c, json_t *n)
@@ -144,17 +88,10 @@ static void node_status(struct coord *c, json_t *n)
 
 int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry_err *err)
 {
-  const char *p[] = {name};
-  pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT " NODE_COLUMNS " FROM nodes WHERE name = ?", p, 1);
-  pthread_mutex_unlock(&c->lock);
-  json_t *n = json_array_get(rows, 0);
-  if (!n) {
-    json_decref(rows);
-    return FERRY_NOTFOUND(err, "node \"%s\": no such node", name);
-  }
-  json_incref(n);
-  json_decref(rows);
+  json_t *n = NULL;
+  int r = c->store->ops->node_get(c->store, name, &n, err);
+  if (r < 0)
+    return r;
   node_status(c, n);
   *out = n;
   return 0;
@@ -162,9 +99,12 @@ int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry
 
 json_t *coord_node_list(struct coord *c)
 {
-  pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name", NULL, 0);
-  pthread_mutex_unlock(&c->lock);
+  struct ferry_err err = {0};
+  json_t *rows = c->store->ops->node_list(c->store, &err);
+  if (!rows) {
+    log_warn("coord", "nodes: %s", err.msg);
+    rows = json_array();
+  }
   size_t i;
   json_t *n;
   json_array_foreach(rows, i, n) node_status(c, n);
@@ -215,20 +155,40 @@ static int node_url_check(const char *name, const char *url, struct ferry_err *e
  * heartbeats leaves at its peers' next ones). */
 static json_t *overlay_members(struct coord *c, const char *name, const char *vni)
 {
-  char since[32];
-  snprintf(since, sizeof since, "%lld",
-           (long long)now_wall_ms() - (long long)c->heartbeat_timeout_s * 1000);
-  const char *p[] = {vni, name, since};
-  pthread_mutex_lock(&c->lock);
-  _cleanup_json_ json_t *rows =
-      query(c, "SELECT DISTINCT underlay FROM nodes WHERE overlay = CAST(? AS INTEGER) AND name != ?"
-               " AND underlay IS NOT NULL AND last_seen_ms >= CAST(? AS INTEGER) ORDER BY underlay",
-            p, 3);
-  pthread_mutex_unlock(&c->lock);
+  int64_t since = (int64_t)now_wall_ms() - (int64_t)c->heartbeat_timeout_s * 1000;
+  long long want = strtoll(vni, NULL, 10);
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *rows = c->store->ops->node_list(c->store, &err);
   json_t *out = json_array();
   size_t i;
   json_t *r;
-  json_array_foreach(rows, i, r) json_array_append(out, json_object_get(r, "underlay"));
+  json_array_foreach(rows, i, r)
+  {
+    const char *u = json_str_or(r, "underlay", NULL);
+    if (!u || json_integer_value(json_object_get(r, "overlay")) != want ||
+        strcmp(json_str_or(r, "name", ""), name) == 0 ||
+        json_integer_value(json_object_get(r, "last_seen_ms")) < since)
+      continue;
+    bool dup = false;
+    size_t k;
+    json_t *e;
+    json_array_foreach(out, k, e) dup = dup || strcmp(json_string_value(e), u) == 0;
+    if (!dup)
+      json_array_append_new(out, json_string(u));
+  }
+  /* in address order, as before */
+  size_t n = json_array_size(out);
+  for (size_t x = 1; x < n; x++)
+    for (size_t y = x; y > 0; y--) {
+      uint32_t a1 = 0, a2 = 0;
+      ip_parse(json_string_value(json_array_get(out, y - 1)), &a1);
+      ip_parse(json_string_value(json_array_get(out, y)), &a2);
+      if (a1 <= a2)
+        break;
+      json_t *t = json_incref(json_array_get(out, y));
+      json_array_set(out, y, json_array_get(out, y - 1));
+      json_array_set_new(out, y - 1, t);
+    }
   return out;
 }
 
@@ -275,33 +235,28 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
       return FERRY_INVALID(err, "register: \"overlay\" needs \"underlay\"");
     snprintf(ovs, sizeof ovs, "%lld", (long long)json_integer_value(ovj));
   }
-  char ts[40], ms[32];
+  char ts[40];
   now_str(ts, sizeof ts);
-  snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
   /* The first registration of a name binds it to a new secret, returned
    * once; every later one must carry it. */
   char fresh[65] = "", hash[65] = "";
   bool bound = false;
-  pthread_mutex_lock(&c->lock);
   r = node_secret_check(c, name, secret, &bound, err);
-  if (r >= 0) {
-    if (!bound) {
-      random_hex(fresh, 64);
-      secret_hash(fresh, hash);
-    }
-    const char *p[] = {name, url, sat, ts, ms, bound ? NULL : hash, underlay, *ovs ? ovs : NULL};
-    r = exec_params(c,
-                    "INSERT INTO nodes(name, url, satellite, registered, last_seen_ms, secret_hash,"
-                    " underlay, overlay) VALUES(?,?,?,?,?,?,?,CAST(? AS INTEGER))"
-                    " ON CONFLICT(name) DO UPDATE SET url = excluded.url,"
-                    " satellite = excluded.satellite, last_seen_ms = excluded.last_seen_ms,"
-                    " secret_hash = coalesce(nodes.secret_hash, excluded.secret_hash),"
-                    " underlay = excluded.underlay, overlay = excluded.overlay",
-                    p, 8, err);
-  }
-  pthread_mutex_unlock(&c->lock);
   if (r < 0)
     return r;
+  if (!bound) {
+    random_hex(fresh, 64);
+    secret_hash(fresh, hash);
+  }
+  _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:s, s:I}", "name", name, "url", url,
+                                         "registered", ts, "last_seen_ms",
+                                         (json_int_t)now_wall_ms());
+  json_object_set_new(rec, "satellite", sat ? json_string(sat) : json_null());
+  json_object_set_new(rec, "underlay", underlay ? json_string(underlay) : json_null());
+  json_object_set_new(rec, "overlay", *ovs ? json_integer(strtoll(ovs, NULL, 10)) : json_null());
+  /* two first registrations of one name at once: one of them binds it */
+  if ((r = c->store->ops->node_put(c->store, rec, bound ? NULL : hash, !bound, err)) < 0)
+    return r == -EEXIST ? secret_refused(name, NULL, err) : r;
   if ((r = coord_node_get(c, name, out, err)) < 0)
     return r;
   if (!bound)
@@ -311,52 +266,45 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
   return 0;
 }
 
-int coord_node_forget(const char *db_path, const char *name, struct ferry_err *err)
+int coord_node_forget(struct coord_store *st, const char *name, struct ferry_err *err)
 {
-  sqlite3 *db = NULL;
-  if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-    int r = FERRY_NOTFOUND(err, "database %s: %s", db_path, db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_close(db);
-    return r;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st = NULL;
-  int r = 0;
-  if (sqlite3_prepare_v2(db, "DELETE FROM nodes WHERE name = ?", -1, &st, NULL) != SQLITE_OK ||
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-      sqlite3_step(st) != SQLITE_DONE)
-    r = FERRY_INTERNAL(err, "database %s: %s", db_path, sqlite3_errmsg(db));
-  else if (sqlite3_changes(db) == 0)
-    r = FERRY_NOTFOUND(err, "node \"%s\": no such node in %s", name, db_path);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return r;
+  return st->ops->node_forget(st, name, err);
 }
 
 int coord_node_heartbeat(struct coord *c, const char *name, const char *secret,
                          struct ferry_err *err)
 {
-  char ms[32];
-  snprintf(ms, sizeof ms, "%llu", (unsigned long long)now_wall_ms());
-  const char *p[] = {ms, name};
-  bool bound = false;
-  pthread_mutex_lock(&c->lock);
-  int r = node_secret_check(c, name, secret, &bound, err);
-  if (r < 0) {
-    pthread_mutex_unlock(&c->lock);
-    return r;
-  }
-  r = exec_params(c, "UPDATE nodes SET last_seen_ms = ? WHERE name = ?", p, 2, err);
-  int changed = sqlite3_changes(c->db);
-  pthread_mutex_unlock(&c->lock);
-  if (r == 0 && changed == 0)
+  char hash[65] = "";
+  if (secret && *secret)
+    secret_hash(secret, hash);
+  int r = c->store->ops->node_seen(c->store, name, *hash ? hash : NULL, now_wall_ms(), err);
+  if (r == -ENOENT)
     return FERRY_NOTFOUND(err, "node \"%s\": not registered", name);
+  if (r == -EACCES)
+    return secret_refused(name, secret, err);
   return r;
+}
+
+/* ----------------------------------------------------------- leadership */
+
+int64_t coord_term(struct coord *c)
+{
+  int64_t t = 0;
+  return c->store->ops->leads(c->store, &t, NULL) ? t : -1;
+}
+
+/* Still leading in term? (and not shutting down) */
+static bool leading_in(struct coord *c, int64_t term)
+{
+  return !c->closing && coord_term(c) == term;
 }
 
 /* ----------------------------------------------------------- migrations */
 
-static struct http_client *agent_client(struct coord *c, const char *url, struct ferry_err *err)
+/* A client of an agent. Commands of a leader carry its term (etcd): an
+ * agent refuses those of a term older than one it has seen. */
+static struct http_client *agent_client(struct coord *c, const char *url, int64_t term,
+                                        struct ferry_err *err)
 {
   struct http_client *cl = NULL;
   if (http_client_new(url, &cl, err) < 0)
@@ -364,56 +312,62 @@ static struct http_client *agent_client(struct coord *c, const char *url, struct
   http_client_set_token(cl, c->token);
   http_client_set_ca(cl, c->tls_ca);
   http_client_set_timeout(cl, 15);
+  if (term > 0) {
+    char h[64];
+    snprintf(h, sizeof h, "X-Ferry-Term: %lld", (long long)term);
+    http_client_set_header(cl, h);
+  }
   return cl;
 }
 
 /* Records a phase (when first seen) and, when known, how long it took. */
-static void record_phase_ms(struct coord *c, const char *id, const char *phase, long long ms)
+static int record_phase_ms(struct coord *c, int64_t term, const char *id, const char *phase,
+                           long long ms)
 {
-  char ts[40], seq[16], msb[32];
+  char ts[40];
   now_str(ts, sizeof ts);
-  snprintf(seq, sizeof seq, "%d", phase_seq(phase));
-  snprintf(msb, sizeof msb, "%lld", ms);
-  const char *p[] = {id, phase, seq, ts, ms >= 0 ? msb : NULL};
-  pthread_mutex_lock(&c->lock);
-  exec_params(c, "INSERT INTO migration_phases(migration, phase, seq, at, ms) VALUES(?,?,?,?,?)"
-                 " ON CONFLICT(migration, phase) DO UPDATE SET ms = coalesce(excluded.ms, ms)",
-              p, 5, NULL);
-  pthread_mutex_unlock(&c->lock);
+  struct ferry_err err = {0};
+  int r = c->store->ops->mig_phase(c->store, term, id, phase, phase_seq(phase), ts, ms, &err);
+  if (r < 0)
+    log_warn("coord", "migration %s: phase %s not recorded: %s", id, phase, err.msg);
+  return r;
 }
 
-static void record_phase(struct coord *c, const char *id, const char *phase)
+static int record_phase(struct coord *c, int64_t term, const char *id, const char *phase)
 {
-  record_phase_ms(c, id, phase, -1);
+  return record_phase_ms(c, term, id, phase, -1);
 }
 
-static void finish(struct coord *c, const char *id, const char *status, const char *error,
-                   json_t *report, const char *container, const char *node)
+static void finish(struct coord *c, int64_t term, const char *id, const char *status,
+                   const char *error, json_t *report, const char *container, const char *node)
 {
   char ts[40];
   now_str(ts, sizeof ts);
   _cleanup_free_ char *rep = report ? json_dumps(report, JSON_COMPACT) : NULL;
-  const char *p[] = {status, error, ts, rep, id};
-  pthread_mutex_lock(&c->lock);
-  exec_params(c, "UPDATE migrations SET status = ?, error = ?, finished = ?, report = ? WHERE id = ?", p, 5, NULL);
-  if (node) {
-    const char *q[] = {container, node, ts};
-    exec_params(c, "INSERT INTO services(name, node, updated) VALUES(?,?,?) ON CONFLICT(name) DO"
-                   " UPDATE SET node = excluded.node, updated = excluded.updated", q, 3, NULL);
+  _cleanup_json_ json_t *set = json_pack("{s:s, s:s}", "status", status, "finished", ts);
+  json_object_set_new(set, "error", error ? json_string(error) : json_null());
+  json_object_set_new(set, "report", rep ? json_string(rep) : json_null());
+  struct ferry_err err = {0};
+  if (c->store->ops->mig_set(c->store, term, id, set, &err) < 0) {
+    /* a deposed leader: its successor resolves the migration */
+    log_warn("coord", "migration %s: %s not recorded: %s", id, status, err.msg);
+    return;
   }
-  pthread_mutex_unlock(&c->lock);
+  if (node && c->store->ops->service_set(c->store, term, container, node, ts, &err) < 0)
+    log_warn("coord", "service %s: %s", container, err.msg);
   /* the agent's report has every phase with its duration, also those too
    * short to be seen while polling */
   const char *k;
   json_t *v;
   json_object_foreach(json_object_get(report, "phases"), k, v)
-    record_phase_ms(c, id, k, (long long)json_integer_value(v));
-  record_phase(c, id, status);
+    record_phase_ms(c, term, id, k, (long long)json_integer_value(v));
+  record_phase(c, term, id, status);
   log_info("coord", "migration %s: %s%s%s", id, status, error ? ": " : "", error ? error : "");
 }
 
 struct mjob {
   struct coord *c;
+  int64_t term; /* the leadership term it was decided in */
   char id[17];
   char *container, *origin_url, *dest_url, *dest, *agent_id;
   bool keep;
@@ -430,7 +384,9 @@ static void mjob_free(struct mjob *j)
   free(j);
 }
 
-/* Follows the agent's migration to its end, recording each phase. */
+/* Follows the agent's migration to its end, recording each phase; stops
+ * when this coordinator no longer leads in the job's term (the new leader
+ * follows it then). */
 static void follow(struct mjob *j, struct http_client *cl)
 {
   struct coord *c = j->c;
@@ -439,11 +395,16 @@ static void follow(struct mjob *j, struct http_client *cl)
   uint64_t deadline = now_mono_ms() + (uint64_t)c->migration_timeout_s * 1000;
   int misses = 0;
   while (now_mono_ms() < deadline) {
+    if (!leading_in(c, j->term)) {
+      log_info("coord", "migration %s: no longer leading (term %lld): left to the leader",
+               j->id, (long long)j->term);
+      return;
+    }
     json_t *rep = NULL;
     struct ferry_err e = {0};
     if (http_call(cl, "GET", url, NULL, &rep, &e) < 0) {
       if (++misses > 50) { /* the origin agent went away for 10 s */
-        finish(c, j->id, "unknown", e.msg, NULL, j->container, NULL);
+        finish(c, j->term, j->id, "unknown", e.msg, NULL, j->container, NULL);
         return;
       }
       usleep(200000);
@@ -453,55 +414,75 @@ static void follow(struct mjob *j, struct http_client *cl)
     const char *phase = json_str_or(rep, "phase", "");
     if (*phase && strcmp(phase, last) != 0) {
       snprintf(last, sizeof last, "%s", phase);
-      record_phase(c, j->id, phase);
+      if (record_phase(c, j->term, j->id, phase) == -ESTALE) {
+        json_decref(rep);
+        return;
+      }
     }
     const char *st = json_str_or(rep, "status", "");
     if (strcmp(st, "running") != 0) {
       bool ok = strcmp(st, "succeeded") == 0;
-      finish(c, j->id, ok ? "succeeded" : "failed", ok ? NULL : json_str_or(rep, "error", "failed"),
-             rep, j->container, ok ? j->dest : NULL);
+      finish(c, j->term, j->id, ok ? "succeeded" : "failed",
+             ok ? NULL : json_str_or(rep, "error", "failed"), rep, j->container,
+             ok ? j->dest : NULL);
       json_decref(rep);
       return;
     }
     json_decref(rep);
     usleep(100000);
   }
-  finish(c, j->id, "failed", "timed out waiting for the agent", NULL, j->container, NULL);
+  finish(c, j->term, j->id, "failed", "timed out waiting for the agent", NULL, j->container, NULL);
+}
+
+/* Asks the origin agent to start the move, under the coordinator's own id
+ * (an agent that knows the id already answers with that move: the request
+ * can be repeated), then follows it. */
+static void start_and_follow(struct mjob *j)
+{
+  struct coord *c = j->c;
+  struct ferry_err e = {0};
+  struct http_client *cl = agent_client(c, j->origin_url, j->term, &e);
+  if (!cl) {
+    finish(c, j->term, j->id, "failed", e.msg, NULL, j->container, NULL);
+    return;
+  }
+  _cleanup_free_ char *en = http_escape(j->container);
+  _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", en);
+  _cleanup_json_ json_t *body = json_pack("{s:s, s:s, s:b}", "id", j->id, "to", j->dest_url,
+                                          "keep", j->keep);
+  if (j->redirect_s >= 0)
+    json_object_set_new(body, "redirect_for", json_integer(j->redirect_s));
+  _cleanup_json_ json_t *started = NULL;
+  if (http_call(cl, "POST", url, body, &started, &e) == 0) {
+    free(j->agent_id);
+    j->agent_id = xstrdup(json_str_or(started, "id", j->id));
+    _cleanup_json_ json_t *set = json_pack("{s:s}", "agent_id", j->agent_id);
+    struct ferry_err se = {0};
+    if (c->store->ops->mig_set(c->store, j->term, j->id, set, &se) < 0)
+      log_warn("coord", "migration %s: %s", j->id, se.msg);
+    else if (record_phase(c, j->term, j->id, "started") == 0)
+      follow(j, cl);
+  } else {
+    finish(c, j->term, j->id, "failed", e.msg, NULL, j->container, NULL);
+  }
+  http_client_free(cl);
+}
+
+static void job_done(struct coord *c)
+{
+  pthread_mutex_lock(&c->run_lock);
+  c->running--;
+  pthread_cond_broadcast(&c->run_cond);
+  pthread_mutex_unlock(&c->run_lock);
 }
 
 static void *migration_main(void *arg)
 {
   struct mjob *j = arg;
   struct coord *c = j->c;
-  struct ferry_err e = {0};
-  struct http_client *cl = agent_client(c, j->origin_url, &e);
-  if (cl) {
-    _cleanup_free_ char *en = http_escape(j->container);
-    _cleanup_free_ char *url = xasprintf("/v1/containers/%s/migrate", en);
-    _cleanup_json_ json_t *body = json_pack("{s:s, s:b}", "to", j->dest_url, "keep", j->keep);
-    if (j->redirect_s >= 0)
-      json_object_set_new(body, "redirect_for", json_integer(j->redirect_s));
-    _cleanup_json_ json_t *started = NULL;
-    if (http_call(cl, "POST", url, body, &started, &e) == 0) {
-      j->agent_id = xstrdup(json_str_or(started, "id", ""));
-      const char *p[] = {j->agent_id, j->id};
-      pthread_mutex_lock(&c->lock);
-      exec_params(c, "UPDATE migrations SET agent_id = ? WHERE id = ?", p, 2, NULL);
-      pthread_mutex_unlock(&c->lock);
-      record_phase(c, j->id, "started");
-      follow(j, cl);
-    } else {
-      finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
-    }
-    http_client_free(cl);
-  } else {
-    finish(c, j->id, "failed", e.msg, NULL, j->container, NULL);
-  }
-  pthread_mutex_lock(&c->run_lock);
-  c->running--;
-  pthread_cond_broadcast(&c->run_cond);
-  pthread_mutex_unlock(&c->run_lock);
+  start_and_follow(j);
   mjob_free(j);
+  job_done(c);
   return NULL;
 }
 
@@ -515,7 +496,7 @@ struct ask {
 static void *ask_main(void *arg)
 {
   struct ask *q = arg;
-  struct http_client *cl = agent_client(q->c, q->url, NULL);
+  struct http_client *cl = agent_client(q->c, q->url, 0, NULL);
   if (!cl)
     return NULL;
   http_client_set_timeout(cl, 5);
@@ -582,6 +563,33 @@ static json_t *node_by(struct coord *c, const char *name_or_url)
   return found;
 }
 
+/* A coordinator that does not lead hands a migration to the one that does. */
+static int forward_migrate(struct coord *c, const char *leader, json_t *req, json_t **out,
+                           struct ferry_err *err)
+{
+  if (!leader || !*leader)
+    return ferry_err_set(err, -EAGAIN, FERRY_E_UNAVAILABLE,
+                         "no coordinator leads at the moment (an election is under way): "
+                         "try again in a few seconds");
+  struct http_client *cl = NULL;
+  int r = http_client_new(leader, &cl, err);
+  if (r < 0)
+    return r;
+  http_client_set_token(cl, c->token);
+  http_client_set_ca(cl, c->tls_ca);
+  http_client_set_timeout(cl, 60);
+  struct ferry_err e = {0};
+  r = http_call(cl, "POST", "/v1/migrations", req, out, &e);
+  http_client_free(cl);
+  if (r < 0 && e.code != -EIO)
+    return ferry_err_set(err, -EHOSTUNREACH, FERRY_E_UNAVAILABLE,
+                         "the leading coordinator at %s cannot be reached: %s", leader, e.msg);
+  if (r < 0)
+    return ferry_err_set(err, r, e.klass, "%s", e.msg);
+  log_info("coord", "migration %s: handed to the leader at %s", json_str_or(*out, "id", "?"), leader);
+  return 0;
+}
+
 int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *err)
 {
   if (!json_is_object(req))
@@ -607,6 +615,10 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
                               "destination (\"to\", \"destNode\" or \"destinationUrl\") are required");
   if ((r = validate_name("container", container, err)) < 0)
     return r;
+  int64_t term = 0;
+  _cleanup_free_ char *leader = NULL;
+  if (!c->store->ops->leads(c->store, &term, &leader))
+    return forward_migrate(c, leader, req, out, err);
   _cleanup_json_ json_t *dest = node_by(c, to);
   if (!dest)
     return FERRY_NOTFOUND(err, "destination node \"%s\": not registered", to);
@@ -625,6 +637,7 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
   if (!j)
     abort();
   j->c = c;
+  j->term = term;
   random_hex(j->id, 16);
   j->container = xstrdup(container);
   j->origin_url = xstrdup(json_str_or(origin, "url", ""));
@@ -634,16 +647,20 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
   j->redirect_s = redirect_s;
   char ts[40];
   now_str(ts, sizeof ts);
-  const char *p[] = {j->id, container, json_str_or(origin, "name", ""), j->dest, keep ? "1" : "0", ts};
-  pthread_mutex_lock(&c->lock);
-  r = exec_params(c, "INSERT INTO migrations(id, container, origin, dest, keep, status, created)"
-                     " VALUES(?,?,?,?,?,'running',?)", p, 6, err);
-  pthread_mutex_unlock(&c->lock);
-  if (r < 0) {
+  _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:n, s:n, s:n, s:n}",
+                                         "id", j->id, "container", container, "origin",
+                                         json_str_or(origin, "name", ""), "dest", j->dest, "keep",
+                                         keep ? 1 : 0, "status", "running", "created", ts,
+                                         "agent_id", "error", "finished", "report");
+  /* recorded before any agent hears of it: a leader that dies after this
+   * leaves a record its successor resumes */
+  if ((r = c->store->ops->mig_create(c->store, term, rec, err)) < 0 ||
+      (r = record_phase(c, term, j->id, "requested")) < 0) {
     mjob_free(j);
-    return r;
+    return r == -ESTALE ? ferry_err_set(err, r, FERRY_E_UNAVAILABLE,
+                                        "this coordinator no longer leads: try again")
+                        : r;
   }
-  record_phase(c, j->id, "requested");
   *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", j->id, "container", container, "from",
                    json_str_or(origin, "name", ""), "to", j->dest, "status", "running");
   pthread_mutex_lock(&c->run_lock);
@@ -654,10 +671,9 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
   if (pthread_create(&th, &at, migration_main, j) != 0) {
-    pthread_mutex_lock(&c->run_lock);
-    c->running--;
-    pthread_mutex_unlock(&c->run_lock);
-    finish(c, (*out) ? json_str_or(*out, "id", "") : "", "failed", "cannot start a thread", NULL, container, NULL);
+    finish(c, term, j->id, "failed", "cannot start a thread", NULL, container, NULL);
+    mjob_free(j);
+    job_done(c);
   }
   pthread_attr_destroy(&at);
   log_info("coord", "migration %s: %s from %s to %s", json_str_or(*out, "id", ""), container,
@@ -667,18 +683,10 @@ int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *
 
 int coord_migration_get(struct coord *c, const char *id, json_t **out, struct ferry_err *err)
 {
-  const char *p[] = {id};
-  pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT * FROM migrations WHERE id = ?", p, 1);
-  json_t *phases = query(c, "SELECT phase, at, ms FROM migration_phases WHERE migration = ?"
-                            " ORDER BY seq", p, 1);
-  pthread_mutex_unlock(&c->lock);
-  json_t *m = json_incref(json_array_get(rows, 0));
-  json_decref(rows);
-  if (!m) {
-    json_decref(phases);
-    return FERRY_NOTFOUND(err, "migration %s: no such migration", id);
-  }
+  json_t *m = NULL;
+  int r = c->store->ops->mig_get(c->store, id, &m, err);
+  if (r < 0)
+    return r;
   const char *rep = json_str_or(m, "report", NULL);
   if (rep) {
     json_t *rj = NULL;
@@ -686,18 +694,45 @@ int coord_migration_get(struct coord *c, const char *id, json_t **out, struct fe
       json_object_set_new(m, "report", rj);
   }
   json_object_set_new(m, "keep", json_boolean(json_integer_value(json_object_get(m, "keep")) != 0));
-  json_object_set_new(m, "phases", phases);
   *out = m;
   return 0;
 }
 
 json_t *coord_migration_list(struct coord *c)
 {
-  pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT id, container, origin, dest, status, error, created, finished"
-                          " FROM migrations ORDER BY created", NULL, 0);
-  pthread_mutex_unlock(&c->lock);
-  return rows;
+  struct ferry_err err = {0};
+  json_t *rows = c->store->ops->mig_list(c->store, false, &err);
+  if (!rows) {
+    log_warn("coord", "migrations: %s", err.msg);
+    return json_array();
+  }
+  static const char *const shown[] = {"id", "container", "origin", "dest", "status", "error",
+                                      "created", "finished"};
+  json_t *out = json_array();
+  size_t i;
+  json_t *m;
+  json_array_foreach(rows, i, m)
+  {
+    json_t *o = json_object();
+    for (size_t k = 0; k < ARRAY_SIZE(shown); k++) {
+      json_t *v = json_object_get(m, shown[k]);
+      json_object_set(o, shown[k], v ? v : json_null());
+    }
+    json_array_append_new(out, o);
+  }
+  json_decref(rows);
+  return out;
+}
+
+char *coord_migration_running(struct coord *c, const char *container)
+{
+  _cleanup_json_ json_t *rows = c->store->ops->mig_list(c->store, true, NULL);
+  char *id = NULL;
+  size_t i;
+  json_t *m;
+  json_array_foreach(rows, i, m) if (!id && strcmp(json_str_or(m, "container", ""), container) == 0)
+      id = xstrdup(json_str_or(m, "id", ""));
+  return id;
 }
 
 json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s)
@@ -714,57 +749,139 @@ json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s)
   }
 }
 
-/* Migrations that were in flight when the coordinator stopped: ask the agents. */
+static char *node_url(struct coord *c, const char *name)
+{
+  json_t *n = NULL;
+  if (c->store->ops->node_get(c->store, name, &n, NULL) < 0)
+    return NULL;
+  char *u = xstrdup(json_str_or(n, "url", ""));
+  json_decref(n);
+  return u;
+}
+
+/* Whether container runs on the node at url (false when it cannot be asked). */
+static bool runs_on(struct coord *c, const char *url, int64_t term, const char *container)
+{
+  struct http_client *cl = url ? agent_client(c, url, term, NULL) : NULL;
+  if (!cl)
+    return false;
+  _cleanup_free_ char *en = http_escape(container);
+  _cleanup_free_ char *path = xasprintf("/v1/containers/%s", en);
+  _cleanup_json_ json_t *rec = NULL;
+  bool on = http_call(cl, "GET", path, NULL, &rec, NULL) == 0 &&
+            strcmp(json_str_or(rec, "status", ""), "running") == 0;
+  http_client_free(cl);
+  return on;
+}
+
+/* One migration a former leader (or this coordinator before a restart) left
+ * running: ask its agents, in this term (which fences the old one off). */
+static void recover_one(struct coord *c, int64_t term, json_t *m)
+{
+  const char *id = json_str_or(m, "id", ""), *ctr = json_str_or(m, "container", "");
+  const char *aid = json_str_or(m, "agent_id", NULL);
+  const char *dest = json_str_or(m, "dest", "");
+  _cleanup_free_ char *ourl = node_url(c, json_str_or(m, "origin", ""));
+  _cleanup_free_ char *durl = node_url(c, dest);
+  struct mjob j = {.c = c, .term = term, .container = (char *)ctr, .dest = (char *)dest,
+                   .origin_url = ourl, .dest_url = durl,
+                   .keep = json_integer_value(json_object_get(m, "keep")) != 0, .redirect_s = -1};
+  snprintf(j.id, sizeof j.id, "%s", id);
+  /* still known to the origin agent (under the agent's id, or ours)? then
+   * follow it again */
+  struct ferry_err e = {0};
+  struct http_client *cl = ourl ? agent_client(c, ourl, term, &e) : NULL;
+  bool unknown = false;
+  if (cl) {
+    _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", aid ? aid : id);
+    _cleanup_json_ json_t *rep = NULL;
+    if (http_call(cl, "GET", url, NULL, &rep, &e) == 0) {
+      j.agent_id = xstrdup(aid ? aid : id);
+      log_info("coord", "migration %s: resumed following it (term %lld)", id, (long long)term);
+      follow(&j, cl);
+      free(j.agent_id);
+      http_client_free(cl);
+      return;
+    }
+    unknown = e.code == -EIO && e.klass == FERRY_E_NOTFOUND;
+    http_client_free(cl);
+  }
+  /* the agent no longer knows it: where does the container run? */
+  if (runs_on(c, durl, term, ctr)) {
+    finish(c, term, id, "succeeded", NULL, NULL, ctr, dest);
+    return;
+  }
+  if (!aid && unknown && ourl && durl) {
+    /* its leader recorded it and fell before the origin confirmed it: the
+     * origin, which has now seen this term, will refuse the old leader's
+     * request if it comes late; ask for the move again under the same id */
+    log_info("coord", "migration %s: never confirmed by %s: started again (term %lld)", id,
+             json_str_or(m, "origin", ""), (long long)term);
+    start_and_follow(&j);
+    free(j.agent_id);
+    return;
+  }
+  finish(c, term, id, "failed",
+         unknown ? "interrupted by a coordinator restart; the container was not moved"
+                 : "interrupted by a coordinator restart; the origin node cannot be asked and the "
+                   "container does not run on the destination",
+         NULL, ctr, NULL);
+}
+
+struct recovery {
+  struct coord *c;
+  int64_t term;
+};
+
 static void *recover_main(void *arg)
 {
-  struct coord *c = arg;
-  pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT m.id, m.container, m.dest, m.agent_id, o.url AS ourl, d.url AS durl"
-                          " FROM migrations m LEFT JOIN nodes o ON o.name = m.origin"
-                          " LEFT JOIN nodes d ON d.name = m.dest WHERE m.status = 'running'", NULL, 0);
-  pthread_mutex_unlock(&c->lock);
+  struct recovery *rv = arg;
+  struct coord *c = rv->c;
+  struct ferry_err err = {0};
+  json_t *rows = c->store->ops->mig_list(c->store, true, &err);
+  if (!rows)
+    log_warn("coord", "migrations left running: %s", err.msg);
   size_t i;
   json_t *m;
   json_array_foreach(rows, i, m)
   {
-    const char *id = json_str_or(m, "id", ""), *ctr = json_str_or(m, "container", "");
-    const char *aid = json_str_or(m, "agent_id", NULL);
-    /* still running on the origin agent? then follow it again */
-    struct http_client *cl = agent_client(c, json_str_or(m, "ourl", ""), NULL);
-    if (cl && aid) {
-      _cleanup_free_ char *url = xasprintf("/v1/migrations/%s", aid);
-      _cleanup_json_ json_t *rep = NULL;
-      if (http_call(cl, "GET", url, NULL, &rep, NULL) == 0) {
-        struct mjob j = {.c = c, .container = (char *)ctr, .dest = (char *)json_str_or(m, "dest", ""),
-                         .agent_id = (char *)aid};
-        snprintf(j.id, sizeof j.id, "%s", id);
-        follow(&j, cl);
-        http_client_free(cl);
-        continue;
-      }
-    }
-    http_client_free(cl);
-    /* the agent no longer knows it: where does the container run? */
-    bool on_dest = false;
-    cl = agent_client(c, json_str_or(m, "durl", ""), NULL);
-    if (cl) {
-      _cleanup_free_ char *en = http_escape(ctr);
-      _cleanup_free_ char *url = xasprintf("/v1/containers/%s", en);
-      _cleanup_json_ json_t *rec = NULL;
-      on_dest = http_call(cl, "GET", url, NULL, &rec, NULL) == 0 &&
-                strcmp(json_str_or(rec, "status", ""), "running") == 0;
-      http_client_free(cl);
-    }
-    finish(c, id, on_dest ? "succeeded" : "failed",
-           on_dest ? NULL : "interrupted by a coordinator restart; the container was not moved", NULL,
-           ctr, on_dest ? json_str_or(m, "dest", "") : NULL);
+    if (!leading_in(c, rv->term))
+      break;
+    recover_one(c, rv->term, m);
   }
   json_decref(rows);
-  pthread_mutex_lock(&c->run_lock);
-  c->running--;
-  pthread_cond_broadcast(&c->run_cond);
-  pthread_mutex_unlock(&c->run_lock);
+  free(rv);
+  job_done(c);
   return NULL;
+}
+
+static void start_recovery(struct coord *c, int64_t term)
+{
+  struct recovery *rv = calloc(1, sizeof *rv);
+  if (!rv)
+    abort();
+  *rv = (struct recovery){.c = c, .term = term};
+  pthread_mutex_lock(&c->run_lock);
+  c->running++;
+  pthread_mutex_unlock(&c->run_lock);
+  pthread_t th;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &at, recover_main, rv) != 0) {
+    free(rv);
+    job_done(c);
+  }
+  pthread_attr_destroy(&at);
+}
+
+/* The store's election: a new term starts the recovery of what the former
+ * leader left running. */
+static void on_lead(void *ud, int64_t term)
+{
+  struct coord *c = ud;
+  if (term > 0 && !c->closing)
+    start_recovery(c, term);
 }
 
 int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err *err)
@@ -777,40 +894,32 @@ int coord_open(struct coord *c, const struct coord_options *o, struct ferry_err 
   c->tls_ca = o->tls_ca ? xstrdup(o->tls_ca) : NULL;
   c->heartbeat_timeout_s = o->heartbeat_timeout_s > 0 ? o->heartbeat_timeout_s : 15;
   c->migration_timeout_s = o->migration_timeout_s > 0 ? o->migration_timeout_s : 600;
-  if (sqlite3_open_v2(o->db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK)
-    return FERRY_INTERNAL(err, "database %s: %s", o->db_path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
-  sqlite3_busy_timeout(c->db, 5000);
-  char *msg = NULL;
-  if (sqlite3_exec(c->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-    int r = FERRY_INTERNAL(err, "database %s: %s", o->db_path, msg ? msg : "schema");
-    sqlite3_free(msg);
-    return r;
+  int r;
+  if (o->etcd) {
+    struct coord_etcd_options eo = {.urls = o->etcd, .self_url = o->self_url,
+                                    .lease_ttl_s = o->lease_ttl_s, .on_lead = on_lead, .ud = c};
+    r = coord_store_etcd_open(&eo, &c->store, err);
+  } else {
+    r = coord_store_sqlite_open(o->db_path, &c->store, err);
   }
-  /* databases of earlier versions: nodes without a secret (bound at their
-   * next registration) */
-  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN secret_hash TEXT", NULL, NULL, NULL);
-  /* and without an overlay */
-  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN underlay TEXT", NULL, NULL, NULL);
-  sqlite3_exec(c->db, "ALTER TABLE nodes ADD COLUMN overlay INTEGER", NULL, NULL, NULL);
-  c->running = 1;
-  pthread_t th;
-  pthread_attr_t at;
-  pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &at, recover_main, c) != 0)
-    c->running = 0;
-  pthread_attr_destroy(&at);
+  if (r < 0)
+    return r;
+  if (!o->etcd) /* the one coordinator of its database leads from the start */
+    start_recovery(c, 0);
   return 0;
 }
 
 void coord_close(struct coord *c)
 {
+  /* migrations being followed are left to the next leader (or to this
+   * coordinator's next start): their records stay "running" */
+  c->closing = true;
   pthread_mutex_lock(&c->run_lock);
   while (c->running > 0)
     pthread_cond_wait(&c->run_cond, &c->run_lock);
   pthread_mutex_unlock(&c->run_lock);
-  if (c->db)
-    sqlite3_close(c->db);
+  if (c->store)
+    c->store->ops->close(c->store);
   free(c->token);
   free(c->tls_ca);
 }
@@ -832,8 +941,8 @@ char *coord_metrics_text(struct coord *c, size_t *len)
               "Registered nodes: up (heard from within the heartbeat timeout) or down.");
   prom_sample(&p, "ferry_coord_nodes", "state=\"up\"", (double)up);
   prom_sample(&p, "ferry_coord_nodes", "state=\"down\"", (double)down);
+  json_t *rows = c->store->ops->mig_list(c->store, false, NULL);
   pthread_mutex_lock(&c->lock);
-  json_t *rows = query(c, "SELECT status, COUNT(*) AS n FROM migrations GROUP BY status", NULL, 0);
   uint64_t plan_ms = c->plan_ms, started = c->handovers_started;
   pthread_mutex_unlock(&c->lock);
   double ok = 0, failed = 0, running = 0;
@@ -841,15 +950,23 @@ char *coord_metrics_text(struct coord *c, size_t *len)
   json_array_foreach(rows, i, row)
   {
     const char *st = json_str_or(row, "status", "");
-    double v = (double)json_integer_value(json_object_get(row, "n"));
     if (strcmp(st, "succeeded") == 0)
-      ok += v;
+      ok++;
     else if (strcmp(st, "running") == 0)
-      running += v;
+      running++;
     else
-      failed += v;
+      failed++;
   }
   json_decref(rows);
+  int64_t term = coord_term(c);
+  prom_family(&p, "ferry_coord_leader", "gauge",
+              "1 when this coordinator leads (always with SQLite), 0 when another one does.");
+  prom_sample(&p, "ferry_coord_leader", NULL, term >= 0 ? 1 : 0);
+  prom_family(&p, "ferry_coord_term", "gauge",
+              "The leadership term this coordinator leads in (etcd: the leader key's revision; "
+              "0 with SQLite; absent when it does not lead).");
+  if (term >= 0)
+    prom_sample(&p, "ferry_coord_term", NULL, (double)term);
   prom_family(&p, "ferry_coord_migrations_total", "counter",
               "Migrations (handovers) the coordinator carried out, by outcome (its database: "
               "they survive restarts).");

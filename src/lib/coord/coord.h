@@ -1,19 +1,23 @@
 /* ferry-coord's state and operations: the node registry (registration,
  * heartbeats, a node that misses them is down and never chosen), migrations
- * carried out by the agents and recorded phase by phase, all in SQLite (WAL).
- * A restart loses nothing and resolves migrations that were in flight by
+ * carried out by the agents and recorded phase by phase, in SQLite (one
+ * coordinator) or etcd (several, one of them leading: store.h). A restart or
+ * a new leader loses nothing and resolves migrations that were in flight by
  * asking the agents. */
 #pragma once
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <sqlite3.h>
 
+#include "coord/store.h"
 #include "http/http.h"
 #include "util/err.h"
 
 struct coord_options {
-  const char *db_path;
+  const char *db_path;      /* SQLite (one coordinator), or */
+  const char *etcd;         /* etcd endpoints http://HOST:PORT[,...] (several coordinators) */
+  const char *self_url;     /* etcd: this coordinator's API, where the others forward moves */
+  int lease_ttl_s;          /* etcd: a leader silent this long is replaced (default 10) */
   const char *token;        /* bearer token towards the agents (and required from callers on TCP) */
   const char *tls_ca;
   int heartbeat_timeout_s;  /* a node silent for longer is down (default 15) */
@@ -21,8 +25,9 @@ struct coord_options {
 };
 
 struct coord {
-  sqlite3 *db;
-  pthread_mutex_t lock;     /* serialises use of db */
+  struct coord_store *store;
+  pthread_mutex_t lock;     /* guards plan_ms and handovers_started */
+  volatile bool closing;
   char *token, *tls_ca;
   int heartbeat_timeout_s, migration_timeout_s;
   pthread_mutex_t run_lock;
@@ -46,9 +51,9 @@ void coord_close(struct coord *c);
 int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
 int coord_node_heartbeat(struct coord *c, const char *name, const char *secret,
                          struct ferry_err *err);
-/* Removes a node (and so its binding) from the database at db_path: the
- * operator's way out for a node that lost its secret (ferry-coord node forget). */
-int coord_node_forget(const char *db_path, const char *name, struct ferry_err *err);
+/* Removes a node (and so its binding) from a store: the operator's way out
+ * for a node that lost its secret (ferry-coord node forget). */
+int coord_node_forget(struct coord_store *st, const char *name, struct ferry_err *err);
 json_t *coord_node_list(struct coord *c);
 /* The up node that runs container (every up node is asked), or NULL. */
 json_t *coord_find_running(struct coord *c, const char *container);
@@ -59,6 +64,12 @@ int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry
 int coord_migrate(struct coord *c, json_t *req, json_t **out, struct ferry_err *err);
 int coord_migration_get(struct coord *c, const char *id, json_t **out, struct ferry_err *err);
 json_t *coord_migration_list(struct coord *c);
+/* The id of a migration of container still running (malloc'd), or NULL. */
+char *coord_migration_running(struct coord *c, const char *container);
+/* The term this coordinator leads in (0 with SQLite), or -1 when another
+ * coordinator leads. Only the leader starts migrations; the others hand
+ * them to it. */
+int64_t coord_term(struct coord *c);
 /* Blocks until migration id ends (or timeout_s). */
 json_t *coord_migration_wait(struct coord *c, const char *id, int timeout_s);
 

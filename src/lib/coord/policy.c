@@ -64,6 +64,21 @@ static json_t *celestial_connected(struct policy *p, const char *station)
 
 static void tick(struct policy *p)
 {
+  /* only the leading coordinator moves services; a new term starts from
+   * what the store says (a move the former leader started is still its
+   * service's move) */
+  int64_t term = coord_term(p->c);
+  if (term < 0)
+    return;
+  if (term != p->term) {
+    for (size_t s = 0; s < p->nsvc; s++) {
+      free(p->running_id[s]);
+      free(p->node[s]);
+      p->node[s] = NULL;
+      p->running_id[s] = coord_migration_running(p->c, p->svc[s].name);
+    }
+    p->term = term;
+  }
   double now = policy_now(p);
   json_t *nodes = coord_node_list(p->c);
   for (size_t s = 0; s < p->nsvc; s++) {
@@ -245,6 +260,7 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
   if (!p->running_id || !p->node)
     abort();
   p->real_start_ms = now_wall_ms();
+  p->term = -1;
   if (!p->celestial) { /* the visibility windows are the plan (Celestial has none) */
     pthread_mutex_lock(&c->lock);
     c->plan_ms = p->real_start_ms;

@@ -32,6 +32,7 @@ struct policy {
   int tick_ms;
   char **running_id;  /* per service: the coordinator migration in flight, or NULL */
   char **node;        /* per service: the node it was last seen on */
+  int64_t term;       /* the leadership term these were taken in (-1: none yet) */
   char *celestial;     /* Celestial's info API base URL, or NULL: positions from the TLEs */
   char **station_names; /* with Celestial: the ground stations by name */
   pthread_t th;

@@ -20,6 +20,7 @@ struct http_client {
   char *auth;       /* "Authorization: Bearer ..." or NULL */
   char *ca;
   char *resolve;    /* "NAME:PORT:ADDR" for CURLOPT_RESOLVE, or NULL */
+  char *extra;      /* one more header line ("Name: value"), or NULL */
   long timeout;
   http_progress_fn progress;
   void *progress_ud;
@@ -54,6 +55,12 @@ void http_client_set_ca(struct http_client *c, const char *ca_file)
 }
 
 void http_client_set_timeout(struct http_client *c, long seconds) { c->timeout = seconds; }
+
+void http_client_set_header(struct http_client *c, const char *line)
+{
+  free(c->extra);
+  c->extra = line && *line ? xstrdup(line) : NULL;
+}
 
 void http_client_pin(struct http_client *c, const char *name, const char *port, const char *addr)
 {
@@ -103,6 +110,7 @@ void http_client_free(struct http_client *c)
   free(c->auth);
   free(c->ca);
   free(c->resolve);
+  free(c->extra);
   free(c);
 }
 
@@ -193,6 +201,8 @@ static void handle_setup(struct http_client *c, CURL *h, const char *path, struc
   *hdr = curl_slist_append(*hdr, "Expect:");
   if (c->auth)
     *hdr = curl_slist_append(*hdr, c->auth);
+  if (c->extra)
+    *hdr = curl_slist_append(*hdr, c->extra);
   if (c->ca)
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
   *pin = c->resolve ? curl_slist_append(NULL, c->resolve) : NULL;

@@ -66,6 +66,8 @@ struct http_request {
   /* query parameters */
   const char *(*query)(void *ctx, const char *key);
   void *query_ctx;
+  /* a request header by name (case-insensitive), or NULL; same ctx */
+  const char *(*header)(void *ctx, const char *key);
 };
 
 struct http_response {
@@ -126,6 +128,8 @@ void http_client_set_token(struct http_client *c, const char *token);
 void http_client_set_ca(struct http_client *c, const char *ca_file);
 /* Per-request timeout in seconds (0: none, the default). */
 void http_client_set_timeout(struct http_client *c, long seconds);
+/* One more header line ("Name: value") on every request of c (NULL: none). */
+void http_client_set_header(struct http_client *c, const char *line);
 /* Connect to addr whenever the URL names host name at port (no lookup of
  * its own: the address a caller checked is the one used). */
 void http_client_pin(struct http_client *c, const char *name, const char *port, const char *addr);

@@ -116,6 +116,11 @@ static const char *query_get(void *ctx, const char *key)
   return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
 }
 
+static const char *header_get(void *ctx, const char *key)
+{
+  return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, key);
+}
+
 static enum MHD_Result send_json_as(struct MHD_Connection *con, int status, json_t *j, bool close_after)
 {
   char *s = json_dumps(j, JSON_COMPACT);
@@ -327,7 +332,8 @@ complete:
                             .body_len = c->len,
                             .upload_path = c->upload_path,
                             .query = query_get,
-                            .query_ctx = con};
+                            .query_ctx = con,
+                            .header = header_get};
   struct http_response resp = {0};
   s->dispatch(s->ctx, &req, &resp);
   enum MHD_Result ret;

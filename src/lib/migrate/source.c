@@ -1052,11 +1052,31 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
                   struct ferry_err *err)
 {
   struct migrations *m = a->mig;
-  const char *to, *token, *memory = NULL;
+  const char *to, *token, *memory = NULL, *want_id = NULL;
   bool keep = false, compress = true, hold = true;
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
+  /* "id": the caller's own (a coordinator's): asking again with an id this
+   * agent knows answers with that move instead of starting another */
+  if ((r = json_get_str(req, "id", false, &want_id, err)) < 0)
+    return r;
+  if (want_id && (strlen(want_id) != 16 || strspn(want_id, "0123456789abcdef") != 16))
+    return FERRY_INVALID(err, "id \"%.40s\": expected 16 lowercase hex digits", want_id);
+  if (want_id) {
+    pthread_mutex_lock(&m->out_lock);
+    struct outgoing *known = m->out;
+    while (known && strcmp(known->id, want_id) != 0)
+      known = known->next;
+    json_t *same = known ? json_pack("{s:s, s:s, s:s}", "id", known->id, "container", known->name,
+                                     "to", known->to)
+                         : NULL;
+    pthread_mutex_unlock(&m->out_lock);
+    if (same) {
+      *out = same;
+      return 0;
+    }
+  }
   if ((r = json_get_str(req, "to", true, &to, err)) < 0 ||
       (r = json_get_str(req, "token", false, &token, err)) < 0 ||
       (r = json_get_bool(req, "keep", false, &keep, err)) < 0 ||
@@ -1122,7 +1142,10 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   struct outgoing *o = calloc(1, sizeof *o);
   if (!o)
     abort();
-  random_hex(o->id, 16);
+  if (want_id)
+    snprintf(o->id, sizeof o->id, "%s", want_id);
+  else
+    random_hex(o->id, 16);
   o->a = a;
   o->ref = xstrdup(ref);
   o->to = xstrdup(to);
