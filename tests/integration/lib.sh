@@ -255,6 +255,41 @@ client_up() {
 
 in_ns() { local ns="${T_ID}-$1"; shift; nsenter --net="/var/run/netns/$ns" "$@"; }
 
+# etcd_up HOST N: an etcd cluster of N members e1..eN inside HOST's netns, on
+# its loopback (clients: 127.0.0.1:2379i, peers: 127.0.0.1:2380i), data in
+# $T_DIR/etcd. Sets ETCD_URLS (comma-separated) and ETCD_PID_eI.
+etcd_up() {
+  local h=$1 n=$2 i cluster="" urls=""
+  need etcd
+  for i in $(seq 1 "$n"); do cluster+="${cluster:+,}e$i=http://127.0.0.1:2380$i"; done
+  for i in $(seq 1 "$n"); do
+    urls+="${urls:+,}http://127.0.0.1:2379$i"
+    etcd_start "$h" "$i" "$cluster" new
+  done
+  ETCD_URLS=$urls
+  for i in $(seq 1 "$n"); do etcd_wait "$h" "$i"; done
+}
+etcd_start() { # HOST I CLUSTER STATE
+  local h=$1 i=$2
+  mkdir -p "$T_DIR/etcd"
+  in_ns "$h" etcd --name "e$i" --data-dir "$T_DIR/etcd/e$i" \
+    --listen-client-urls "http://127.0.0.1:2379$i" --advertise-client-urls "http://127.0.0.1:2379$i" \
+    --listen-peer-urls "http://127.0.0.1:2380$i" --initial-advertise-peer-urls "http://127.0.0.1:2380$i" \
+    --initial-cluster "$3" --initial-cluster-state "$4" --initial-cluster-token "$T_ID" \
+    --heartbeat-interval 100 --election-timeout 1000 >>"$T_DIR/etcd/e$i.log" 2>&1 &
+  T_PIDS+=("$!")
+  eval "ETCD_PID_e$i=$!"
+}
+etcd_wait() { # HOST I: until member I says it is healthy (bounded: 20 s)
+  local j
+  for j in $(seq 1 100); do
+    in_ns "$1" curl -s -m 1 "http://127.0.0.1:2379$2/health" 2>/dev/null | grep -q '"health":"true"' && return 0
+    sleep 0.2
+  done
+  tail -n 20 "$T_DIR/etcd/e$2.log" >&2
+  fail "etcd member e$2 did not become healthy"
+}
+
 # A busybox rootfs tarball with the static echo server: $T_DIR/busybox.tar
 make_rootfs() {
   "$(dirname "${BASH_SOURCE[0]}")/../../scripts/mkrootfs" "$T_DIR/busybox.tar" \

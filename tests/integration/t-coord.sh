@@ -2,16 +2,23 @@
 # ferry-coord: agents register and heartbeat; a node that stops is marked
 # down and never chosen; migrations go through the coordinator in its own form
 # and both seed forms, with every phase recorded; state survives a restart
-# (SQLite), and a migration in flight during a restart is resolved by asking
-# the agents; a wrong token is refused.
+# (SQLite, or with COORD_STORE=etcd a three-member etcd cluster), and a
+# migration in flight during a restart is resolved by asking the agents; a
+# wrong token is refused.
 source "$(dirname "$0")/lib.sh"
+STORE=${COORD_STORE:-sqlite}
 COORD_ADDR="$CLUSTER_NET.200"
 CLUSTER_COORD="tcp://$COORD_ADDR:7000"   # cluster_up registers the agents with --coord
 # the coordinator host comes up with the cluster's switch
 cluster_up 3
 cluster_client gs "$COORD_ADDR"   # the coordinator's host, on the cluster's segment
+STORE_ARGS=(--db "$T_DIR/coord.db")
+if [ "$STORE" = etcd ]; then
+  etcd_up gs 3
+  STORE_ARGS=(--etcd "$ETCD_URLS" --lease-ttl 2)
+fi
 start_coord() {
-  nsenter --net="/var/run/netns/${T_ID}-gs" "$FERRY_BUILD/ferry-coord" serve --db "$T_DIR/coord.db" \
+  nsenter --net="/var/run/netns/${T_ID}-gs" "$FERRY_BUILD/ferry-coord" serve "${STORE_ARGS[@]}" \
     --listen "$COORD_ADDR:7000" --socket "$T_DIR/coord.sock" --token-file "$T_DIR/token" \
     --heartbeat-timeout 3 >>"$T_DIR/coord.log" 2>&1 &
   COORD_PID=$!; T_PIDS+=("$COORD_PID")
@@ -21,6 +28,8 @@ start_coord
 co() { timeout 120 "$FERRY_BIN" --coord "unix://$T_DIR/coord.sock" "$@"; }
 capi() { curl -s --unix-socket "$T_DIR/coord.sock" -X "$1" ${3:+-d "$3"} "http://localhost$2"; }
 for _ in $(seq 1 50); do [ "$(co node ls | grep -c ' up ')" = 3 ] && break; sleep 0.2; done
+# a coordinator moves nothing before it leads (etcd: an election first)
+for _ in $(seq 1 50); do capi GET /metrics | grep -q "^ferry_coord_leader 1" && break; sleep 0.2; done
 co node ls
 [ "$(co node ls | grep -c ' up ')" = 3 ] || fail "3 nodes not up: $(co node ls)"
 check "three agents registered with the coordinator and are up"
@@ -81,7 +90,7 @@ echo "$out" | grep -q "bound to the secret" || fail "re-registering seed-node el
 co node ls | grep -q "^a2 .*tcp://$CLUSTER_NET.242:9000" || fail "a2's address changed: $(co node ls)"
 co node ls | grep -q "seed-node .*tcp://198.18.100.249:8000" || fail "seed-node's address changed: $(co node ls)"
 capi GET /v1/nodes | grep -q "secret" && fail "the node list shows secrets: $(capi GET /v1/nodes)"
-"$FERRY_BUILD/ferry-coord" node forget --db "$T_DIR/coord.db" seed-node >/dev/null || fail "node forget"
+in_ns gs "$FERRY_BUILD/ferry-coord" node forget "${STORE_ARGS[@]:0:2}" seed-node >/dev/null || fail "node forget"
 out=$(capi POST /register '{"hostname": "seed-node", "ip": "198.18.100.250", "port": 8000}')
 echo "$out" | grep -q '"status":"success"' || fail "/register after node forget: $out"
 check "a token holder cannot re-register another node at another URL (403, nothing changes); ferry-coord node forget frees a name"
@@ -126,11 +135,13 @@ capi GET "/v1/migrations/$mid" | grep -q '"status":"running"' ||
 kill -9 "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
 rm -f "$T_DIR/coord.sock"
 start_coord
+# etcd: the new process leads once the old one's lease has expired
+for _ in $(seq 1 50); do capi GET /metrics | grep -q "^ferry_coord_leader 1" && break; sleep 0.2; done
 n_after=$(capi GET /v1/migrations | grep -o '"id"' | wc -l)
 [ "$n_after" = $((n_before + 1)) ] || fail "migrations lost in the restart: $n_before -> $n_after"
 co node ls | grep -q "^a1 " || fail "nodes lost in the restart"
 for _ in $(seq 1 100); do capi GET "/v1/migrations/$mid" | grep -q '"status":"running"' || break; sleep 0.2; done
 capi GET "/v1/migrations/$mid" | grep -q '"status":"succeeded"' || fail "in-flight migration not resolved: $(capi GET /v1/migrations/$mid)"
 f a2 ps | grep -q "svc .*running" || fail "svc not on a2 after the resolved migration"
-check "coordinator restart: nodes and migrations kept (SQLite); the in-flight migration resolved as succeeded"
+check "coordinator restart: nodes and migrations kept ($STORE); the in-flight migration resolved as succeeded"
 echo "# all checks passed"
