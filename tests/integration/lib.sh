@@ -272,11 +272,11 @@ etcd_up() {
 etcd_start() { # HOST I CLUSTER STATE
   local h=$1 i=$2
   mkdir -p "$T_DIR/etcd"
-  in_ns "$h" etcd --name "e$i" --data-dir "$T_DIR/etcd/e$i" \
+  nsenter --net="/var/run/netns/${T_ID}-$h" etcd --name "e$i" --data-dir "$T_DIR/etcd/e$i" \
     --listen-client-urls "http://127.0.0.1:2379$i" --advertise-client-urls "http://127.0.0.1:2379$i" \
     --listen-peer-urls "http://127.0.0.1:2380$i" --initial-advertise-peer-urls "http://127.0.0.1:2380$i" \
     --initial-cluster "$3" --initial-cluster-state "$4" --initial-cluster-token "$T_ID" \
-    --heartbeat-interval 100 --election-timeout 1000 >>"$T_DIR/etcd/e$i.log" 2>&1 &
+    --heartbeat-interval 100 --election-timeout 1000 </dev/null >>"$T_DIR/etcd/e$i.log" 2>&1 &
   T_PIDS+=("$!")
   eval "ETCD_PID_e$i=$!"
 }

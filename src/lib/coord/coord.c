@@ -10,6 +10,7 @@
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -480,6 +481,8 @@ static void *migration_main(void *arg)
 {
   struct mjob *j = arg;
   struct coord *c = j->c;
+  /* tests: the leader dies between recording a move and asking the agent */
+  ferry_fault("coord-migration-start", NULL);
   start_and_follow(j);
   mjob_free(j);
   job_done(c);

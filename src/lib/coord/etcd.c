@@ -16,7 +16,10 @@ struct etcd {
   size_t n;
   pthread_mutex_t lock;
   size_t cur; /* the endpoint that answered last (under lock) */
+  int timeout_s;
 };
+
+void etcd_set_timeout(struct etcd *e, int seconds) { e->timeout_s = seconds > 0 ? seconds : 5; }
 
 int etcd_open(const char *urls, struct etcd **out, struct ferry_err *err)
 {
@@ -24,6 +27,7 @@ int etcd_open(const char *urls, struct etcd **out, struct ferry_err *err)
   if (!e)
     abort();
   pthread_mutex_init(&e->lock, NULL);
+  e->timeout_s = 5;
   _cleanup_free_ char *copy = xstrdup(urls ? urls : "");
   char *save = NULL;
   for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -67,7 +71,7 @@ int etcd_call(struct etcd *e, const char *rpc, json_t *body, json_t **out, struc
     struct http_client *c = NULL;
     if (http_client_new(e->urls[i], &c, &last) < 0)
       continue;
-    http_client_set_timeout(c, 5);
+    http_client_set_timeout(c, e->timeout_s);
     struct ferry_err ce = {0};
     int r = http_call(c, "POST", path, body, out, &ce);
     http_client_free(c);

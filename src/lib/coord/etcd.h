@@ -15,6 +15,8 @@ struct etcd;
 /* urls: "http://HOST:PORT[,http://HOST:PORT...]". */
 int etcd_open(const char *urls, struct etcd **out, struct ferry_err *err);
 void etcd_close(struct etcd *e);
+/* How long one call may take, per endpoint (default 5 s). */
+void etcd_set_timeout(struct etcd *e, int seconds);
 
 /* One RPC ("kv/range", "kv/txn", "lease/grant", ...): *out its answer. An
  * endpoint that cannot be reached is skipped; etcd's own refusals are errors

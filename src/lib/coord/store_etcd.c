@@ -466,8 +466,9 @@ static bool pause_ms(struct etcd_store *s, int ms)
 
 /* The election: a coordinator that does not lead tries every half second to
  * create the leader key under its lease; the one that leads refreshes its
- * lease three times per TTL and steps down when it could not for nearly a
- * TTL (etcd may then have given the key away). */
+ * lease three times per TTL and steps down when it could not for half a TTL
+ * (each call takes at most a quarter of one): before etcd, which waits a
+ * whole TTL, can give the key to another. */
 static void *elect_main(void *arg)
 {
   struct etcd_store *s = arg;
@@ -493,7 +494,7 @@ static void *elect_main(void *arg)
             set_term(s, 0, NULL);
           }
         }
-      } else if (term && sent - last_ok > (uint64_t)s->ttl_s * 1000 - 1500) {
+      } else if (term && sent - last_ok > (uint64_t)s->ttl_s * 500) {
         log_warn("coord", "leadership given up (term %lld): etcd unreachable: %s", (long long)term,
                  err.msg);
         term = 0;
@@ -596,6 +597,7 @@ int coord_store_etcd_open(const struct coord_etcd_options *o, struct coord_store
     et_close(&s->base);
     return r;
   }
+  etcd_set_timeout(s->e, s->ttl_s / 4 > 1 ? s->ttl_s / 4 : 1);
   /* etcd must answer before the coordinator says it is ready */
   struct etcd_kv kv = {0};
   if ((r = etcd_get(s->e, LEADER_KEY, &kv, err)) < 0) {
