@@ -619,9 +619,9 @@ static void usage(FILE *f)
              "      TLEs of a synthetic Walker-delta shell\n"
              "  sat passes --tle FILE --stations FILE --from TIME --to TIME [--json]\n"
              "      visibility windows of every satellite from every station\n"
-             "  serve (--db FILE | --etcd URL[,URL...]) [--listen ADDR:PORT] [--token-file F] ...\n"
+             "  serve --db FILE | --etcd URL[,URL...] [--listen ADDR:PORT] [--token-file F] ...\n"
              "      run the coordinator (node registry, migrations, REST API)\n"
-             "  node forget (--db FILE | --etcd URL) NAME\n"
+             "  node forget --db FILE | --etcd URL NAME\n"
              "      remove a node, and the secret its name is bound to (a node that lost it)\n"
              "  plan --tle FILE --stations FILE --services FILE --from TIME --to TIME [--json]\n"
              "      the handover schedule of services following satellite visibility (dry run)\n");
