@@ -88,14 +88,30 @@ struct announce {
   bool stop;
 };
 
+/* Whether two --coord lists name a coordinator in common (coordinators that
+ * share etcd share the nodes' secrets). */
+static bool coords_overlap(const char *a, const char *b)
+{
+  _cleanup_free_ char *copy = xstrdup(a);
+  char *save = NULL;
+  size_t bl = strlen(b);
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    size_t tl = strlen(t);
+    for (const char *p = strstr(b, t); p; p = strstr(p + 1, t))
+      if ((p == b || p[-1] == ',') && (p + tl == b + bl || p[tl] == ','))
+        return true;
+  }
+  return false;
+}
+
 /* The secret the coordinator gave this node's name, if it was this
- * coordinator and this name (NULL otherwise). */
+ * coordinator (one of these) and this name (NULL otherwise). */
 static char *secret_load(struct announce *an)
 {
   json_t *j = NULL;
   char *s = NULL;
   if (json_load(an->secret_path, &j, NULL) == 0 &&
-      strcmp(json_str_or(j, "coord", ""), an->coord) == 0 &&
+      coords_overlap(json_str_or(j, "coord", ""), an->coord) &&
       strcmp(json_str_or(j, "name", ""), an->name) == 0 && json_str_or(j, "secret", NULL))
     s = xstrdup(json_str_or(j, "secret", ""));
   json_decref(j);

@@ -75,7 +75,8 @@ int etcd_call(struct etcd *e, const char *rpc, json_t *body, json_t **out, struc
     struct ferry_err ce = {0};
     int r = http_call(c, "POST", path, body, out, &ce);
     http_client_free(c);
-    if (r < 0 && ce.code != -EIO) { /* not reached: the next endpoint */
+    /* not reached, or a member that cannot serve (no leader, 503): the next */
+    if (r < 0 && (ce.code != -EIO || ce.klass == FERRY_E_UNAVAILABLE)) {
       last = ce;
       continue;
     }
