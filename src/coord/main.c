@@ -471,6 +471,8 @@ static const char serve_help[] =
     "  --tle FILE --stations FILE --services FILE\n"
     "  --time-scale X       simulated time runs X times faster than real time (default 1)\n"
     "  --sim-start TIME     the simulated clock's start (default: now)\n"
+    "  --sim-anchor TIME    the real time at which the simulated clock reads --sim-start\n"
+    "                       (default: the coordinator's start; give every coordinator the same)\n"
     "  --celestial URL --services FILE   instead: ask Celestial's GET /gst/{station}\n";
 
 static int serve(int argc, char **argv)
@@ -492,6 +494,7 @@ static int serve(int argc, char **argv)
                                      {"services", required_argument, 0, 'S'},
                                      {"time-scale", required_argument, 0, 'X'},
                                      {"sim-start", required_argument, 0, 'Z'},
+                                     {"sim-anchor", required_argument, 0, 'N'},
                                      {"celestial", required_argument, 0, 'E'},
                                      {"config", required_argument, 0, 'F'},
                                      {"help", no_argument, 0, 'h'},
@@ -533,6 +536,7 @@ static int serve(int argc, char **argv)
     case 'S': po.services = optarg; break;
     case 'X': po.scale = atof(optarg); break;
     case 'Z': po.sim_start = optarg; break;
+    case 'N': po.sim_anchor = optarg; break;
     case 'E': po.celestial = optarg; break;
     case 'h': fputs(serve_help, stdout); return 0;
     default: fputs(serve_help, stderr); return 125;

@@ -290,6 +290,107 @@ etcd_wait() { # HOST I: until member I says it is healthy (bounded: 20 s)
   fail "etcd member e$2 did not become healthy"
 }
 
+# Three coordinators on etcd (after etcd_up HOST 3 in the netns "gs"),
+# coordinator K listening on $COORD_ADDR:700K with its socket $T_DIR/cK.sock
+# and its log $T_DIR/cK.log; HA_COORD_ARGS (an array) adds options.
+# coordinator k reaches etcd member j through its own proxy on
+# 127.0.0.1:240kj: stopping coordinator k's proxies cuts it off from etcd only
+ha_proxy_up() { # K
+  local k=$1 j
+  for j in 1 2 3; do
+    nsenter --net="/var/run/netns/${T_ID}-gs" socat "TCP-LISTEN:240$k$j,bind=127.0.0.1,fork,reuseaddr" \
+      "TCP:127.0.0.1:2379$j" </dev/null >/dev/null 2>&1 &
+    T_PIDS+=("$!")
+    eval "PROXY_${k}_$j=$!"
+  done
+}
+ha_proxy_down() { # K
+  local k=$1 j v
+  for j in 1 2 3; do
+    v="PROXY_${k}_$j"
+    pkill -9 -P "${!v}" 2>/dev/null || true
+    kill -9 "${!v}" 2>/dev/null || true
+    wait "${!v}" 2>/dev/null || true
+  done
+}
+ha_start() { # K [ENV=VALUE]
+  local k=$1
+  rm -f "$T_DIR/c$k.sock"
+  env ${2:+"$2"} nsenter --net="/var/run/netns/${T_ID}-gs" "$FERRY_BUILD/ferry-coord" serve \
+    --etcd "http://127.0.0.1:240${k}1,http://127.0.0.1:240${k}2,http://127.0.0.1:240${k}3" \
+    --lease-ttl 4 --listen "$COORD_ADDR:700$k" --socket "$T_DIR/c$k.sock" \
+    --token-file "$T_DIR/token" --heartbeat-timeout 5 ${HA_COORD_ARGS[@]+"${HA_COORD_ARGS[@]}"} </dev/null >>"$T_DIR/c$k.log" 2>&1 &
+  T_PIDS+=("$!")
+  eval "COORD_PID_$k=$!"
+  local i
+  for i in $(seq 1 50); do [ -S "$T_DIR/c$k.sock" ] && return 0; sleep 0.1; done
+  tail -n 20 "$T_DIR/c$k.log" >&2
+  fail "coordinator $k did not come up"
+}
+ha_kill() { # K
+  local v="COORD_PID_$1"
+  kill -9 "${!v}" 2>/dev/null || true
+  wait "${!v}" 2>/dev/null || true
+}
+ha_api() { # K METHOD PATH [BODY] (a move with ?wait=1 is given 2 minutes)
+  curl -s -m "$(case $3 in *wait=1*) echo 120 ;; *) echo 10 ;; esac)" --unix-socket "$T_DIR/c$1.sock" -X "$2" ${4:+-d "$4"} "http://localhost$3"
+}
+# the coordinators that say they lead (fails when more than one does)
+ha_leaders() {
+  local k out=""
+  for k in 1 2 3; do
+    ha_api "$k" GET /metrics 2>/dev/null | grep -q "^ferry_coord_leader 1" && out+="$k "
+  done
+  [ "$(echo "$out" | wc -w)" -le 1 ] || fail "more than one coordinator leads: $out"
+  echo "${out% }"
+}
+ha_wait_leader() { # [NOT]: until one leads (other than NOT); bounded: 30 s
+  local i l
+  for i in $(seq 1 150); do
+    l=$(ha_leaders)
+    [ -n "$l" ] && [ "$l" != "${1:-}" ] && { echo "$l"; return 0; }
+    sleep 0.2
+  done
+  fail "no coordinator leads (other than ${1:-none}): $(tail -n 5 "$T_DIR"/c*.log)"
+}
+
+# follow_plane: four satellites of one orbital plane, 2.4 minutes apart
+# ($T_DIR/sats.tle: SAT-000-000 .. SAT-000-003, epoch $T0), a ground station
+# under their track ($T_DIR/gs.json: GS) and a service kept there
+# ($T_DIR/svc.json: svc, lead 60 s). Checks that the dry-run plan hands svc
+# SAT-000-003 -> SAT-000-001 -> SAT-000-000; sets T0, C (ferry-coord) and
+# PLAN_JSON (the plan, JSON).
+follow_plane() {
+  need /usr/bin/python3
+  T0=2026-11-21T00:00:00Z
+  C="$FERRY_BUILD/ferry-coord"
+  "$C" sat shell --planes 1 --per-plane 40 --epoch $T0 >"$T_DIR/plane.tle"
+  head -n 12 "$T_DIR/plane.tle" >"$T_DIR/sats.tle"
+  "$C" sat ls --tle "$T_DIR/sats.tle" --at 2026-11-21T00:08:00Z --json >"$T_DIR/at8.json"
+  /usr/bin/python3 - "$T_DIR/at8.json" "$T_DIR/gs.json" "$T_DIR/svc.json" <<'PYEOF'
+import json, sys
+sp = [s for s in json.load(open(sys.argv[1])) if s["name"] == "SAT-000-001"][0]["subpoint"]
+json.dump([{"name": "GS", "lat": sp["lat_deg"], "lon": sp["lon_deg"], "alt_m": 0, "min_elevation": 10}], open(sys.argv[2], "w"))
+json.dump([{"name": "svc", "station": "GS", "lead_s": 60}], open(sys.argv[3], "w"))
+PYEOF
+  "$C" plan --tle "$T_DIR/sats.tle" --stations "$T_DIR/gs.json" --services "$T_DIR/svc.json" \
+    --from $T0 --to 2026-11-21T00:20:00Z --step 10
+  PLAN_JSON=$("$C" plan --tle "$T_DIR/sats.tle" --stations "$T_DIR/gs.json" --services "$T_DIR/svc.json" \
+    --from $T0 --to 2026-11-21T00:20:00Z --step 10 --json)
+  local seq
+  seq=$(echo "$PLAN_JSON" | /usr/bin/python3 -c 'import json,sys; print(" ".join(h["to"] for h in json.load(sys.stdin)))')
+  [ "$seq" = "SAT-000-003 SAT-000-001 SAT-000-000" ] || fail "unexpected plan: $seq"
+  check "dry-run plan: $seq"
+}
+# follow_service: busybox imported on a4 and svc started there with a volume
+# holding a counter that goes up every 100 ms (/data/n)
+follow_service() {
+  make_rootfs
+  f a4 image import "$T_DIR/busybox.tar" --name busybox >/dev/null
+  f a4 run -d --name svc --ip "$CLUSTER_NET.60" -v state:/data busybox sh -c \
+    'i=$(cat /data/n 2>/dev/null || echo 0); while true; do i=$((i+1)); echo $i > /data/n.new; mv /data/n.new /data/n; sleep 0.1; done' >/dev/null
+}
+
 # A busybox rootfs tarball with the static echo server: $T_DIR/busybox.tar
 make_rootfs() {
   "$(dirname "${BASH_SOURCE[0]}")/../../scripts/mkrootfs" "$T_DIR/busybox.tar" \

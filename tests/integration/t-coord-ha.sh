@@ -17,72 +17,12 @@ cluster_client gs "$COORD_ADDR"
 etcd_up gs 3
 check "three agents, a three-member etcd cluster"
 
-# coordinator k reaches etcd member j through its own proxy on
-# 127.0.0.1:240kj: stopping coordinator k's proxies cuts it off from etcd only
-proxy_up() { # K
-  local k=$1 j
-  for j in 1 2 3; do
-    nsenter --net="/var/run/netns/${T_ID}-gs" socat "TCP-LISTEN:240$k$j,bind=127.0.0.1,fork,reuseaddr" \
-      "TCP:127.0.0.1:2379$j" </dev/null >/dev/null 2>&1 &
-    T_PIDS+=("$!")
-    eval "PROXY_${k}_$j=$!"
-  done
-}
-proxy_down() { # K
-  local k=$1 j v
-  for j in 1 2 3; do
-    v="PROXY_${k}_$j"
-    pkill -9 -P "${!v}" 2>/dev/null || true
-    kill -9 "${!v}" 2>/dev/null || true
-    wait "${!v}" 2>/dev/null || true
-  done
-}
-start_coord() { # K [ENV=VALUE]
-  local k=$1
-  rm -f "$T_DIR/c$k.sock"
-  env ${2:+"$2"} nsenter --net="/var/run/netns/${T_ID}-gs" "$FERRY_BUILD/ferry-coord" serve \
-    --etcd "http://127.0.0.1:240${k}1,http://127.0.0.1:240${k}2,http://127.0.0.1:240${k}3" \
-    --lease-ttl 4 --listen "$COORD_ADDR:700$k" --socket "$T_DIR/c$k.sock" \
-    --token-file "$T_DIR/token" --heartbeat-timeout 5 </dev/null >>"$T_DIR/c$k.log" 2>&1 &
-  T_PIDS+=("$!")
-  eval "COORD_PID_$k=$!"
-  local i
-  for i in $(seq 1 50); do [ -S "$T_DIR/c$k.sock" ] && return 0; sleep 0.1; done
-  tail -n 20 "$T_DIR/c$k.log" >&2
-  fail "coordinator $k did not come up"
-}
-kill_coord() { # K
-  local v="COORD_PID_$1"
-  kill -9 "${!v}" 2>/dev/null || true
-  wait "${!v}" 2>/dev/null || true
-}
-capi() { # K METHOD PATH [BODY] (a move with ?wait=1 is given 2 minutes)
-  curl -s -m "$(case $3 in *wait=1*) echo 120 ;; *) echo 10 ;; esac)" --unix-socket "$T_DIR/c$1.sock" -X "$2" ${4:+-d "$4"} "http://localhost$3"
-}
-# the coordinators that say they lead (fails when more than one does)
-leaders() {
-  local k out=""
-  for k in 1 2 3; do
-    capi "$k" GET /metrics 2>/dev/null | grep -q "^ferry_coord_leader 1" && out+="$k "
-  done
-  [ "$(echo "$out" | wc -w)" -le 1 ] || fail "more than one coordinator leads: $out"
-  echo "${out% }"
-}
-wait_leader() { # [NOT]: until one leads (other than NOT); bounded: 30 s
-  local i l
-  for i in $(seq 1 150); do
-    l=$(leaders)
-    [ -n "$l" ] && [ "$l" != "${1:-}" ] && { echo "$l"; return 0; }
-    sleep 0.2
-  done
-  fail "no coordinator leads (other than ${1:-none}): $(tail -n 5 "$T_DIR"/c*.log)"
-}
-for k in 1 2 3; do proxy_up "$k"; start_coord "$k"; done
-L=$(wait_leader)
-for _ in $(seq 1 50); do [ "$(capi 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] && break; sleep 0.2; done
-[ "$(capi 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] || fail "nodes: $(capi 1 GET /v1/nodes)"
+for k in 1 2 3; do ha_proxy_up "$k"; ha_start "$k"; done
+L=$(ha_wait_leader)
+for _ in $(seq 1 50); do [ "$(ha_api 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] && break; sleep 0.2; done
+[ "$(ha_api 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] || fail "nodes: $(ha_api 1 GET /v1/nodes)"
 for k in 1 2 3; do
-  [ "$(capi "$k" GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] || fail "coordinator $k sees: $(capi "$k" GET /v1/nodes)"
+  [ "$(ha_api "$k" GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] || fail "coordinator $k sees: $(ha_api "$k" GET /v1/nodes)"
 done
 check "three coordinators, one leader (coordinator $L), every one sees the three nodes"
 
@@ -96,7 +36,7 @@ LAST=0
 for h in a1 a2 a3; do
   host_restart "$h" FERRY_FAULT=incoming-put:delay=1500,incoming-restore:delay=1500,incoming-commit:delay=1500
 done
-for _ in $(seq 1 50); do [ "$(capi 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] && break; sleep 0.2; done
+for _ in $(seq 1 50); do [ "$(ha_api 1 GET /v1/nodes | grep -o '"status":"up"' | wc -l)" = 3 ] && break; sleep 0.2; done
 
 # exactly one running copy, where the last move put it, and its counter on
 one_copy() { # WHERE
@@ -115,41 +55,41 @@ follower() { local k; for k in 1 2 3; do [ "$k" != "$1" ] && { echo "$k"; return
 wait_end() { # K ID
   local i
   for i in $(seq 1 300); do
-    capi "$1" GET "/v1/migrations/$2" | grep -q '"status":"running"' || break
-    leaders >/dev/null
+    ha_api "$1" GET "/v1/migrations/$2" | grep -q '"status":"running"' || break
+    ha_leaders >/dev/null
     sleep 0.2
   done
-  capi "$1" GET "/v1/migrations/$2"
+  ha_api "$1" GET "/v1/migrations/$2"
 }
-phases_of() { capi "$1" GET "/v1/migrations/$2" | grep -o '"phase":"[a-z]*","at"' | cut -d'"' -f4 | tr '\n' ' '; }
+phases_of() { ha_api "$1" GET "/v1/migrations/$2" | grep -o '"phase":"[a-z]*","at"' | cut -d'"' -f4 | tr '\n' ' '; }
 
 # a move requested of a follower, the leader killed once the move reached PHASE
 move_killing_leader_at() { # PHASE
   local phase=$1 to; to=$(next_host)
   local F; F=$(follower "$L")
   local out id
-  out=$(capi "$F" POST /v1/migrations "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
+  out=$(ha_api "$F" POST /v1/migrations "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
   id=$(echo "$out" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4)
   [ -n "$id" ] || fail "move through follower $F: $out"
   local seen=""
   for _ in $(seq 1 150); do
     phases_of "$F" "$id" | grep -qw "$phase" && { seen=1; break; }
-    capi "$F" GET "/v1/migrations/$id" | grep -q '"status":"running"' || break
+    ha_api "$F" GET "/v1/migrations/$id" | grep -q '"status":"running"' || break
     sleep 0.1
   done
-  [ -n "$seen" ] || fail "move $id never reached $phase while running: $(capi "$F" GET "/v1/migrations/$id")"
-  kill_coord "$L"
+  [ -n "$seen" ] || fail "move $id never reached $phase while running: $(ha_api "$F" GET "/v1/migrations/$id")"
+  ha_kill "$L"
   local old=$L
-  L=$(wait_leader "$old")
+  L=$(ha_wait_leader "$old")
   local rec; rec=$(wait_end "$F" "$id")
   echo "$rec" | grep -q '"status":"succeeded"' || fail "move $id (leader killed at $phase): $rec"
-  [ "$(capi "$F" GET /v1/migrations | grep -o "\"id\":\"$id\"" | wc -l)" = 1 ] || fail "move $id recorded more than once"
+  [ "$(ha_api "$F" GET /v1/migrations | grep -o "\"id\":\"$id\"" | wc -l)" = 1 ] || fail "move $id recorded more than once"
   # the origin agent ran it once, under the coordinator's id
   curl -s -m 5 --unix-socket "$T_DIR/$HERE/ferryd.sock" "http://localhost/v1/migrations/$id" |
     grep -q '"status":"succeeded"' || fail "origin $HERE does not know move $id as succeeded"
   HERE=$to
   one_copy "$HERE"
-  start_coord "$old"
+  ha_start "$old"
   check "leader $old killed in phase $phase of move $id: coordinator $L took over, the move succeeded once, one copy on $HERE (counter $LAST)"
 }
 move_killing_leader_at started
@@ -160,30 +100,30 @@ move_killing_leader_at commit
 # the leader dies after recording a move and before any agent heard of it:
 # its successor, whose term the origin has then seen, asks again under the
 # same id (the late request of the old leader would be refused)
-for k in 1 2 3; do kill_coord "$k"; done
-for k in 1 2 3; do start_coord "$k" FERRY_FAULT=coord-migration-start:exit; done
-L=$(wait_leader)
+for k in 1 2 3; do ha_kill "$k"; done
+for k in 1 2 3; do ha_start "$k" FERRY_FAULT=coord-migration-start:exit; done
+L=$(ha_wait_leader)
 to=$(next_host)
-out=$(capi "$L" POST /v1/migrations "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
+out=$(ha_api "$L" POST /v1/migrations "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
 id=$(echo "$out" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4)
 [ -n "$id" ] || fail "move: $out"
 old=$L
 v="COORD_PID_$old"
 for _ in $(seq 1 50); do kill -0 "${!v}" 2>/dev/null || break; sleep 0.1; done
 kill -0 "${!v}" 2>/dev/null && fail "the fault point did not end leader $old"
-L=$(wait_leader "$old")
+L=$(ha_wait_leader "$old")
 rec=$(wait_end "$L" "$id")
 echo "$rec" | grep -q '"status":"succeeded"' || fail "move $id (leader died before asking the agent): $rec"
 grep -q "migration $id: never confirmed" "$T_DIR/c$L.log" || fail "coordinator $L did not start $id again: $(tail -n 5 "$T_DIR/c$L.log")"
 HERE=$to
 one_copy "$HERE"
-for k in 1 2 3; do kill_coord "$k"; done
-for k in 1 2 3; do start_coord "$k"; done
-L=$(wait_leader)
+for k in 1 2 3; do ha_kill "$k"; done
+for k in 1 2 3; do ha_start "$k"; done
+L=$(ha_wait_leader)
 check "leader $old died between recording move $id and asking its agent: the next leader started it under the same id; one copy on $HERE"
 
 # fencing: an agent that has heard the current term refuses an older one
-term=$(capi "$L" GET /metrics | awk '/^ferry_coord_term /{print $2}')
+term=$(ha_api "$L" GET /metrics | awk '/^ferry_coord_term /{print $2}')
 [ "${term:-0}" -gt 1 ] 2>/dev/null || fail "leader's term: '$term'"
 tok=$(cat "$T_DIR/token")
 code=$(in_ns gs curl -s -o "$T_DIR/fence.out" -w '%{http_code}' -H "Authorization: Bearer $tok" \
@@ -198,9 +138,9 @@ check "an agent refuses a command of term $((term - 1)) once it has heard term $
 
 # an etcd member dies: the cluster keeps its quorum, moves go on
 kill -9 "$ETCD_PID_e1"; wait "$ETCD_PID_e1" 2>/dev/null || true
-L=$(wait_leader)
+L=$(ha_wait_leader)
 to=$(next_host)
-out=$(capi "$(follower "$L")" POST "/v1/migrations?wait=1" "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
+out=$(ha_api "$(follower "$L")" POST "/v1/migrations?wait=1" "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
 echo "$out" | grep -q '"status":"succeeded"' || fail "move with an etcd member down: $out"
 HERE=$to
 one_copy "$HERE"
@@ -211,20 +151,20 @@ check "etcd member e1 killed: a move through a follower succeeded; one copy on $
 # the leader is cut off from etcd (it still reaches the agents): it steps
 # down, another leads, moves go on; back in touch, it follows
 old=$L
-proxy_down "$old"
-L=$(wait_leader "$old")
-for _ in $(seq 1 50); do capi "$old" GET /metrics | grep -q "^ferry_coord_leader 0" && break; sleep 0.2; done
-capi "$old" GET /metrics | grep -q "^ferry_coord_leader 0" || fail "cut-off coordinator $old still says it leads"
+ha_proxy_down "$old"
+L=$(ha_wait_leader "$old")
+for _ in $(seq 1 50); do ha_api "$old" GET /metrics | grep -q "^ferry_coord_leader 0" && break; sleep 0.2; done
+ha_api "$old" GET /metrics | grep -q "^ferry_coord_leader 0" || fail "cut-off coordinator $old still says it leads"
 to=$(next_host)
-out=$(capi "$L" POST "/v1/migrations?wait=1" "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
+out=$(ha_api "$L" POST "/v1/migrations?wait=1" "{\"container\": \"svc\", \"from\": \"$HERE\", \"to\": \"$to\"}")
 echo "$out" | grep -q '"status":"succeeded"' || fail "move under the new leader: $out"
 HERE=$to
 one_copy "$HERE"
-proxy_up "$old"
-for _ in $(seq 1 50); do capi "$old" GET /v1/migrations | grep -q "$(echo "$out" | grep -o '"id":"[0-9a-f]*"' | head -1)" && break; sleep 0.2; done
-[ "$(leaders)" = "$L" ] || fail "leadership changed when $old came back: $(leaders)"
+ha_proxy_up "$old"
+for _ in $(seq 1 50); do ha_api "$old" GET /v1/migrations | grep -q "$(echo "$out" | grep -o '"id":"[0-9a-f]*"' | head -1)" && break; sleep 0.2; done
+[ "$(ha_leaders)" = "$L" ] || fail "leadership changed when $old came back: $(ha_leaders)"
 check "leader $old cut off from etcd: it stepped down, coordinator $L leads and moved svc to $HERE; back in touch, $old follows"
 
-n_run=$(capi "$L" GET /v1/migrations | { grep -o '"status":"running"' || true; } | wc -l)
-[ "$n_run" = 0 ] || fail "moves still recorded as running: $(capi "$L" GET /v1/migrations)"
+n_run=$(ha_api "$L" GET /v1/migrations | { grep -o '"status":"running"' || true; } | wc -l)
+[ "$n_run" = 0 ] || fail "moves still recorded as running: $(ha_api "$L" GET /v1/migrations)"
 echo "# all checks passed"

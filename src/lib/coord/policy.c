@@ -11,7 +11,7 @@
 
 double policy_now(const struct policy *p)
 {
-  return (double)(now_wall_ms() - p->real_start_ms) / 60000.0 * p->scale;
+  return ((double)now_wall_ms() - (double)p->real_start_ms) / 60000.0 * p->scale;
 }
 
 /* The window of satellite `sat` at `station` in view at t, or NULL. */
@@ -222,6 +222,16 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
     p->sim_start.jd = (double)(ms / 86400000) + 2440587.5;
     p->sim_start.fr = (double)(ms % 86400000) / 86400000.0;
   }
+  uint64_t anchor_ms = 0;
+  if (o->sim_anchor) {
+    struct jtime a;
+    if ((r = parse_time(o->sim_anchor, &a, err)) < 0)
+      return r;
+    double ms = ((a.jd - 2440587.5) + a.fr) * 86400000.0;
+    if (ms < 0)
+      return FERRY_INVALID(err, "--sim-anchor %s: before 1970", o->sim_anchor);
+    anchor_ms = (uint64_t)(ms + 0.5);
+  }
   if (o->celestial) {
     /* the stations are only names, taken from the services file */
     _cleanup_json_ json_t *j = NULL;
@@ -259,11 +269,11 @@ int policy_start(struct policy *p, struct coord *c, const struct policy_options 
   p->node = calloc(p->nsvc, sizeof(char *));
   if (!p->running_id || !p->node)
     abort();
-  p->real_start_ms = now_wall_ms();
+  p->real_start_ms = o->sim_anchor ? anchor_ms : now_wall_ms();
   p->term = -1;
   if (!p->celestial) { /* the visibility windows are the plan (Celestial has none) */
     pthread_mutex_lock(&c->lock);
-    c->plan_ms = p->real_start_ms;
+    c->plan_ms = now_wall_ms();
     pthread_mutex_unlock(&c->lock);
   }
   if (pthread_create(&p->th, NULL, policy_main, p) != 0)

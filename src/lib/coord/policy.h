@@ -45,6 +45,9 @@ struct policy_options {
   const char *tle, *stations, *services;
   const char *celestial; /* instead of tle+stations: Celestial's GET /gst/{name} */
   const char *sim_start; /* ISO 8601; default: now */
+  const char *sim_anchor; /* ISO 8601: the real time at which the simulated clock reads
+                           * sim_start (default: the policy's start). Coordinators that
+                           * share one anchor agree on the simulated time. */
   double scale;          /* default 1 */
   double horizon_h;      /* windows computed this far ahead (default 24) */
   int tick_ms;           /* default 200 */
