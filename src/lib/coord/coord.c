@@ -56,10 +56,10 @@ static int secret_refused(const char *name, const char *secret, struct ferry_err
 /* 1: the name is free or unbound (*bound false); 0: bound and secret
  * matches; <0: 403 (or the store's error). */
 static int node_secret_check(struct coord *c, const char *name, const char *secret, bool *bound,
-                             struct ferry_err *err)
+                             json_t **rec, struct ferry_err *err)
 {
   _cleanup_free_ char *have = NULL;
-  int r = c->store->ops->node_secret(c->store, name, &have, err);
+  int r = c->store->ops->node_secret(c->store, name, &have, rec, err);
   if (r < 0 && r != -ENOENT)
     return r;
   *bound = have && strlen(have) == 64;
@@ -85,6 +85,13 @@ static void node_status(struct coord *c, json_t *n)
   format_time((uint64_t)seen, ts, sizeof ts);
   json_object_set_new(n, "last_seen", json_string(ts));
   json_object_del(n, "last_seen_ms");
+}
+
+/* a and b have the same value at key (absent is null) */
+static bool field_same(json_t *a, json_t *b, const char *key)
+{
+  json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
+  return json_equal(x ? x : json_null(), y ? y : json_null());
 }
 
 int coord_node_get(struct coord *c, const char *name, json_t **out, struct ferry_err *err)
@@ -242,7 +249,8 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
    * once; every later one must carry it. */
   char fresh[65] = "", hash[65] = "";
   bool bound = false;
-  r = node_secret_check(c, name, secret, &bound, err);
+  _cleanup_json_ json_t *known = NULL;
+  r = node_secret_check(c, name, secret, &bound, &known, err);
   if (r < 0)
     return r;
   if (!bound) {
@@ -255,11 +263,26 @@ int coord_node_register(struct coord *c, json_t *req, json_t **out, struct ferry
   json_object_set_new(rec, "satellite", sat ? json_string(sat) : json_null());
   json_object_set_new(rec, "underlay", underlay ? json_string(underlay) : json_null());
   json_object_set_new(rec, "overlay", *ovs ? json_integer(strtoll(ovs, NULL, 10)) : json_null());
-  /* two first registrations of one name at once: one of them binds it */
-  if ((r = c->store->ops->node_put(c->store, rec, bound ? NULL : hash, !bound, err)) < 0)
+  static const char *const same[] = {"url", "satellite", "underlay", "overlay"};
+  size_t k = 0;
+  while (bound && known && k < 4 && field_same(known, rec, same[k]))
+    k++;
+  if (k == 4) {
+    /* a node that registers again as it was (ferryd's heartbeat): only
+     * its time is written */
+    secret_hash(secret, hash);
+    uint64_t now = now_wall_ms();
+    if ((r = c->store->ops->node_seen(c->store, name, hash, now, err)) < 0)
+      return r == -EACCES || r == -ENOENT ? secret_refused(name, secret, err) : r;
+    json_object_set_new(known, "last_seen_ms", json_integer((json_int_t)now));
+    node_status(c, known);
+    *out = json_incref(known);
+  } else if ((r = c->store->ops->node_put(c->store, rec, bound ? NULL : hash, !bound, err)) < 0) {
+    /* two first registrations of one name at once: one of them binds it */
     return r == -EEXIST ? secret_refused(name, NULL, err) : r;
-  if ((r = coord_node_get(c, name, out, err)) < 0)
+  } else if ((r = coord_node_get(c, name, out, err)) < 0) {
     return r;
+  }
   if (!bound)
     json_object_set_new(*out, "node_secret", json_string(fresh));
   if (*ovs)

@@ -17,6 +17,7 @@ struct etcd {
   pthread_mutex_t lock;
   size_t cur; /* the endpoint that answered last (under lock) */
   int timeout_s;
+  struct http_pool *pool; /* connections to the members, kept open */
 };
 
 void etcd_set_timeout(struct etcd *e, int seconds) { e->timeout_s = seconds > 0 ? seconds : 5; }
@@ -28,6 +29,7 @@ int etcd_open(const char *urls, struct etcd **out, struct ferry_err *err)
     abort();
   pthread_mutex_init(&e->lock, NULL);
   e->timeout_s = 5;
+  e->pool = http_pool_new();
   _cleanup_free_ char *copy = xstrdup(urls ? urls : "");
   char *save = NULL;
   for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -55,6 +57,7 @@ void etcd_close(struct etcd *e)
   for (size_t i = 0; i < e->n; i++)
     free(e->urls[i]);
   free(e->urls);
+  http_pool_free(e->pool);
   pthread_mutex_destroy(&e->lock);
   free(e);
 }
@@ -72,6 +75,7 @@ int etcd_call(struct etcd *e, const char *rpc, json_t *body, json_t **out, struc
     if (http_client_new(e->urls[i], &c, &last) < 0)
       continue;
     http_client_set_timeout(c, e->timeout_s);
+    http_client_set_pool(c, e->pool);
     struct ferry_err ce = {0};
     int r = http_call(c, "POST", path, body, out, &ce);
     http_client_free(c);

@@ -27,9 +27,10 @@ struct coord_store_ops {
 
   /* nodes: {"name", "url", "satellite", "registered", "last_seen_ms",
    * "underlay", "overlay"} (the secret's hash never leaves the store) */
-  /* 0 and *hash (malloc'd, NULL when the node has none) when the node exists;
-   * -ENOENT when it does not */
-  int (*node_secret)(struct coord_store *s, const char *name, char **hash, struct ferry_err *err);
+  /* 0 and *hash (malloc'd, NULL when the node has none) when the node exists,
+   * and *rec (when rec is not NULL) its record; -ENOENT when it does not */
+  int (*node_secret)(struct coord_store *s, const char *name, char **hash, json_t **rec,
+                     struct ferry_err *err);
   /* Inserts or updates n; an existing node keeps its "registered" time and
    * its secret. hash: the secret of a new node (NULL: keep). When expect_new
    * is set the write fails (-EEXIST) if somebody bound the name meanwhile. */

@@ -5,7 +5,10 @@
  *   ferry/leader           {"url"}: the leader's API; held by its lease. The
  *                          key's create revision is the leader's term.
  *   ferry/nodes/NAME       the node's record without last_seen_ms
- *   ferry/seen/NAME        last_seen_ms (text): a heartbeat writes only this
+ *   ferry/seen/NAME        last_seen_ms (text): heartbeats write only this, in
+ *                          batches (one transaction of up to SEEN_BATCH keys
+ *                          every SEEN_FLUSH_MS), after checking the node's
+ *                          secret against a cache of the hashes
  *   ferry/secrets/NAME     the SHA-256 of the node's secret (hex)
  *   ferry/migrations/ID    the migration, its phases as {"PHASE": {"seq", "at", "ms"}}
  *   ferry/services/NAME    {"node", "updated"}
@@ -26,6 +29,14 @@
 #include "util/log.h"
 
 #define LEADER_KEY "ferry/leader"
+/* etcd refuses a transaction of more than 128 operations by default */
+#define SEEN_BATCH 100
+#define SEEN_FLUSH_MS 250
+/* a cached secret hash is read again after this long (a node forgotten and
+ * registered again through another coordinator is seen within it) */
+#define SECRET_CACHE_MS 30000
+/* and all of them are read again at once this often */
+#define SECRET_REFRESH_MS 10000
 
 struct etcd_store {
   struct coord_store base;
@@ -41,6 +52,12 @@ struct etcd_store {
   bool stop;
   int64_t term;     /* under lock: > 0 while leading */
   char *leader_url; /* under lock: the leader as last seen (malloc'd) */
+  /* heartbeats (under hb_lock): name -> {"h": secret hash or "", "at": ms
+   * read}, and name -> last-seen ms not yet written */
+  pthread_mutex_t hb_lock;
+  json_t *secrets, *pending;
+  pthread_t flush_th;
+  bool flushing;
 };
 
 #define E(s) ((struct etcd_store *)(s))
@@ -69,6 +86,8 @@ static json_t *parse(const char *text)
   return j;
 }
 
+static bool pause_ms(struct etcd_store *s, int ms);
+
 static int not_leader(struct ferry_err *err)
 {
   return ferry_err_set(err, -ESTALE, FERRY_E_CONFLICT,
@@ -76,29 +95,6 @@ static int not_leader(struct ferry_err *err)
 }
 
 /* ---------------------------------------------------------------- nodes */
-
-static int et_node_secret(struct coord_store *cs, const char *name, char **hash,
-                          struct ferry_err *err)
-{
-  _cleanup_free_ char *nk = key_of("nodes", name), *sk = key_of("secrets", name);
-  _cleanup_json_ json_t *out = NULL;
-  bool ok = false;
-  int r = etcd_txn(E(cs)->e, NULL, arr(etcd_op_get(nk), etcd_op_get(sk), NULL), NULL, &ok, &out,
-                   NULL, err);
-  if (r < 0)
-    return r;
-  struct etcd_kv n = {0}, s = {0};
-  if (etcd_txn_kv(out, 0, &n) != 0)
-    return -ENOENT;
-  etcd_kv_free(&n);
-  *hash = NULL;
-  if (etcd_txn_kv(out, 1, &s) == 0) {
-    *hash = s.value;
-    s.value = NULL;
-    etcd_kv_free(&s);
-  }
-  return 0;
-}
 
 static int et_node_put(struct coord_store *cs, json_t *n, const char *hash, bool expect_new,
                        struct ferry_err *err)
@@ -130,28 +126,13 @@ static int et_node_put(struct coord_store *cs, json_t *n, const char *hash, bool
     return r;
   if (!ok)
     return FERRY_CONFLICT(err, "node \"%s\" was bound to a secret meanwhile", name);
+  pthread_mutex_lock(&s->hb_lock);
+  json_object_del(s->pending, name); /* written just now */
+  if (hash)
+    json_object_set_new(s->secrets, name,
+                        json_pack("{s:s, s:I}", "h", hash, "at", (json_int_t)now_wall_ms()));
+  pthread_mutex_unlock(&s->hb_lock);
   return 0;
-}
-
-static int et_node_seen(struct coord_store *cs, const char *name, const char *hash, uint64_t ms,
-                        struct ferry_err *err)
-{
-  _cleanup_free_ char *nk = key_of("nodes", name), *sk = key_of("secrets", name),
-                      *seenk = key_of("seen", name);
-  char msb[32];
-  snprintf(msb, sizeof msb, "%llu", (unsigned long long)ms);
-  bool ok = false;
-  _cleanup_json_ json_t *out = NULL;
-  int r = etcd_txn(E(cs)->e, arr(etcd_cmp_value(sk, hash ? hash : ""), NULL, NULL),
-                   arr(etcd_op_put(seenk, msb, 0), NULL, NULL), arr(etcd_op_get(nk), NULL, NULL),
-                   &ok, &out, NULL, err);
-  if (r < 0 || ok)
-    return r;
-  struct etcd_kv n = {0};
-  if (etcd_txn_kv(out, 0, &n) != 0)
-    return -ENOENT;
-  etcd_kv_free(&n);
-  return -EACCES;
 }
 
 static json_t *node_rec(const char *text, const char *seen)
@@ -160,6 +141,194 @@ static json_t *node_rec(const char *text, const char *seen)
   if (n)
     json_object_set_new(n, "last_seen_ms", json_integer(seen ? strtoll(seen, NULL, 10) : 0));
   return n;
+}
+
+/* The node's secret hash ("" when it has none) as etcd has it now: 0, or
+ * -ENOENT; cached for the heartbeats. */
+static int secret_fetch(struct etcd_store *s, const char *name, char **hash, json_t **rec,
+                        struct ferry_err *err)
+{
+  _cleanup_free_ char *nk = key_of("nodes", name), *sk = key_of("secrets", name);
+  _cleanup_json_ json_t *out = NULL;
+  bool ok = false;
+  int r = etcd_txn(s->e, NULL, arr(etcd_op_get(nk), etcd_op_get(sk), NULL), NULL, &ok, &out, NULL,
+                   err);
+  if (r < 0)
+    return r;
+  struct etcd_kv n = {0}, sec = {0};
+  if (etcd_txn_kv(out, 0, &n) != 0) {
+    pthread_mutex_lock(&s->hb_lock);
+    json_object_del(s->secrets, name);
+    pthread_mutex_unlock(&s->hb_lock);
+    return -ENOENT;
+  }
+  if (rec && !(*rec = node_rec(n.value, NULL))) {
+    etcd_kv_free(&n);
+    return FERRY_INTERNAL(err, "node \"%s\": its record in etcd is not JSON", name);
+  }
+  etcd_kv_free(&n);
+  *hash = xstrdup(etcd_txn_kv(out, 1, &sec) == 0 ? sec.value : "");
+  etcd_kv_free(&sec);
+  pthread_mutex_lock(&s->hb_lock);
+  json_object_set_new(s->secrets, name,
+                      json_pack("{s:s, s:I}", "h", *hash, "at", (json_int_t)now_wall_ms()));
+  pthread_mutex_unlock(&s->hb_lock);
+  return 0;
+}
+
+static int et_node_secret(struct coord_store *cs, const char *name, char **hash, json_t **rec,
+                          struct ferry_err *err)
+{
+  _cleanup_free_ char *h = NULL;
+  int r = secret_fetch(E(cs), name, &h, rec, err);
+  if (r < 0)
+    return r;
+  *hash = *h ? xstrdup(h) : NULL;
+  return 0;
+}
+
+static bool hash_is(const char *have, const char *hash)
+{
+  return strcmp(have, hash ? hash : "") == 0 || !*have; /* a node without a secret takes any */
+}
+
+/* The secret is checked against the cached hash (read again when older than
+ * SECRET_CACHE_MS or when it does not match); the time is written by the
+ * flush thread with others. */
+static int et_node_seen(struct coord_store *cs, const char *name, const char *hash, uint64_t ms,
+                        struct ferry_err *err)
+{
+  struct etcd_store *s = E(cs);
+  _cleanup_free_ char *have = NULL;
+  pthread_mutex_lock(&s->hb_lock);
+  json_t *c = json_object_get(s->secrets, name);
+  if (c && now_wall_ms() - (uint64_t)json_integer_value(json_object_get(c, "at")) < SECRET_CACHE_MS)
+    have = xstrdup(json_str_or(c, "h", ""));
+  pthread_mutex_unlock(&s->hb_lock);
+  if (!have || !hash_is(have, hash)) {
+    free(have);
+    have = NULL;
+    int r = secret_fetch(s, name, &have, NULL, err);
+    if (r < 0)
+      return r;
+  }
+  if (!hash_is(have, hash))
+    return -EACCES;
+  if (!s->flushing) { /* a store without its flush thread writes at once */
+    _cleanup_free_ char *seenk = key_of("seen", name);
+    char msb[32];
+    snprintf(msb, sizeof msb, "%llu", (unsigned long long)ms);
+    bool ok = false;
+    return etcd_txn(s->e, NULL, arr(etcd_op_put(seenk, msb, 0), NULL, NULL), NULL, &ok, NULL, NULL,
+                    err);
+  }
+  pthread_mutex_lock(&s->hb_lock);
+  json_object_set_new(s->pending, name, json_integer((json_int_t)ms));
+  pthread_mutex_unlock(&s->hb_lock);
+  return 0;
+}
+
+/* Writes the pending last-seen times, SEEN_BATCH to a transaction; those
+ * that could not be written stay pending (unless newer ones came). */
+static void seen_flush(struct etcd_store *s)
+{
+  pthread_mutex_lock(&s->hb_lock);
+  json_t *batch = s->pending;
+  s->pending = json_object();
+  pthread_mutex_unlock(&s->hb_lock);
+  const char *name;
+  json_t *v, *ops = json_array();
+  void *it = json_object_iter(batch);
+  size_t failed = 0;
+  struct ferry_err err = {0};
+  while (it) {
+    name = json_object_iter_key(it);
+    v = json_object_iter_value(it);
+    _cleanup_free_ char *k = key_of("seen", name);
+    char msb[32];
+    snprintf(msb, sizeof msb, "%lld", (long long)json_integer_value(v));
+    json_array_append_new(ops, etcd_op_put(k, msb, 0));
+    it = json_object_iter_next(batch, it);
+    if (json_array_size(ops) == SEEN_BATCH || !it) {
+      bool ok = false;
+      if (etcd_txn(s->e, NULL, ops, NULL, &ok, NULL, NULL, &err) < 0)
+        failed += json_array_size(ops);
+      ops = json_array();
+    }
+  }
+  json_decref(ops);
+  if (failed) {
+    log_warn("coord", "etcd: %zu heartbeat time(s) not written, tried again: %s", failed, err.msg);
+    pthread_mutex_lock(&s->hb_lock);
+    json_object_foreach(batch, name, v)
+    {
+      if (!json_object_get(s->pending, name))
+        json_object_set(s->pending, name, v);
+    }
+    pthread_mutex_unlock(&s->hb_lock);
+  }
+  json_decref(batch);
+}
+
+/* Every node's secret hash in one read: the cache starts again from it
+ * (a forgotten node drops out; one without a secret is kept while fresh). */
+static void secrets_refresh(struct etcd_store *s)
+{
+  struct etcd_kv *kv = NULL;
+  size_t n = 0;
+  struct ferry_err err = {0};
+  if (etcd_list(s->e, "ferry/secrets/", &kv, &n, &err) < 0) {
+    log_warn("coord", "etcd: node secrets not read: %s", err.msg);
+    return;
+  }
+  json_t *fresh = json_object();
+  json_int_t now = (json_int_t)now_wall_ms();
+  for (size_t i = 0; i < n; i++)
+    json_object_set_new(fresh, kv[i].key + strlen("ferry/secrets/"),
+                        json_pack("{s:s, s:I}", "h", kv[i].value, "at", now));
+  etcd_kvs_free(kv, n);
+  pthread_mutex_lock(&s->hb_lock);
+  const char *name;
+  json_t *v;
+  json_object_foreach(s->secrets, name, v)
+  {
+    if (!*json_str_or(v, "h", "") && !json_object_get(fresh, name))
+      json_object_set(fresh, name, v);
+  }
+  json_decref(s->secrets);
+  s->secrets = fresh;
+  pthread_mutex_unlock(&s->hb_lock);
+}
+
+static void *flush_main(void *arg)
+{
+  struct etcd_store *s = arg;
+  bool stop = false;
+  uint64_t refreshed = 0;
+  while (!stop) {
+    if (now_wall_ms() - refreshed >= SECRET_REFRESH_MS) {
+      secrets_refresh(s);
+      refreshed = now_wall_ms();
+    }
+    stop = pause_ms(s, SEEN_FLUSH_MS);
+    seen_flush(s);
+  }
+  return NULL;
+}
+
+/* The newest of the stored and the pending time of name. */
+static const char *seen_newest(struct etcd_store *s, const char *name, const char *stored,
+                               char *buf, size_t len)
+{
+  pthread_mutex_lock(&s->hb_lock);
+  json_t *p = json_object_get(s->pending, name);
+  long long pm = p ? (long long)json_integer_value(p) : 0;
+  pthread_mutex_unlock(&s->hb_lock);
+  if (p && (!stored || pm > strtoll(stored, NULL, 10))) {
+    snprintf(buf, len, "%lld", pm);
+    return buf;
+  }
+  return stored;
 }
 
 static int et_node_get(struct coord_store *cs, const char *name, json_t **out,
@@ -176,7 +345,8 @@ static int et_node_get(struct coord_store *cs, const char *name, json_t **out,
   if (etcd_txn_kv(res, 0, &n) != 0)
     return FERRY_NOTFOUND(err, "node \"%s\": no such node", name);
   etcd_txn_kv(res, 1, &seen);
-  *out = node_rec(n.value, seen.value);
+  char buf[32];
+  *out = node_rec(n.value, seen_newest(E(cs), name, seen.value, buf, sizeof buf));
   etcd_kv_free(&n);
   etcd_kv_free(&seen);
   return *out ? 0 : FERRY_INTERNAL(err, "node \"%s\": its record in etcd is not JSON", name);
@@ -201,7 +371,8 @@ static json_t *et_node_list(struct coord_store *cs, struct ferry_err *err)
       k++;
     const char *sv = k < ns && strcmp(seen[k].key + strlen("ferry/seen/"), name) == 0 ? seen[k].value
                                                                                    : NULL;
-    json_t *n = node_rec(nodes[i].value, sv);
+    char buf[32];
+    json_t *n = node_rec(nodes[i].value, seen_newest(s, name, sv, buf, sizeof buf));
     if (n)
       json_array_append_new(out, n);
   }
@@ -220,6 +391,10 @@ static int et_node_forget(struct coord_store *cs, const char *name, struct ferry
                    NULL, err);
   if (r < 0)
     return r;
+  pthread_mutex_lock(&E(cs)->hb_lock);
+  json_object_del(E(cs)->secrets, name);
+  json_object_del(E(cs)->pending, name);
+  pthread_mutex_unlock(&E(cs)->hb_lock);
   if (ok) /* it did not exist */
     return FERRY_NOTFOUND(err, "node \"%s\": no such node", name);
   return 0;
@@ -553,6 +728,16 @@ static void et_close(struct coord_store *cs)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->th, NULL);
   }
+  if (s->flushing) {
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->flush_th, NULL); /* it writes what is pending as it ends */
+  }
+  json_decref(s->secrets);
+  json_decref(s->pending);
+  pthread_mutex_destroy(&s->hb_lock);
   etcd_close(s->e);
   free(s->self_url);
   free(s->leader_url);
@@ -588,6 +773,9 @@ int coord_store_etcd_open(const struct coord_etcd_options *o, struct coord_store
   s->base.ops = &etcd_ops;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
+  pthread_mutex_init(&s->hb_lock, NULL);
+  s->secrets = json_object();
+  s->pending = json_object();
   s->ttl_s = o->lease_ttl_s >= 2 ? o->lease_ttl_s : 10;
   s->self_url = o->self_url ? xstrdup(o->self_url) : NULL;
   s->on_lead = o->on_lead;
@@ -611,6 +799,11 @@ int coord_store_etcd_open(const struct coord_etcd_options *o, struct coord_store
       return FERRY_INTERNAL(err, "cannot start the election thread");
     }
     s->started = true;
+    if (pthread_create(&s->flush_th, NULL, flush_main, s) != 0) {
+      et_close(&s->base);
+      return FERRY_INTERNAL(err, "cannot start the heartbeat writer");
+    }
+    s->flushing = true;
   }
   *out = &s->base;
   return 0;

@@ -113,12 +113,12 @@ static void sq_close(struct coord_store *cs)
 
 /* ---------------------------------------------------------------- nodes */
 
-static int sq_node_secret(struct coord_store *cs, const char *name, char **hash,
+static int sq_node_secret(struct coord_store *cs, const char *name, char **hash, json_t **rec,
                           struct ferry_err *err)
 {
   const char *p[] = {name};
-  _cleanup_json_ json_t *rows =
-      locked_query(S(cs), "SELECT secret_hash FROM nodes WHERE name = ?", p, 1, err);
+  _cleanup_json_ json_t *rows = locked_query(
+      S(cs), "SELECT secret_hash, " NODE_COLUMNS " FROM nodes WHERE name = ?", p, 1, err);
   if (!rows)
     return -EIO;
   json_t *row = json_array_get(rows, 0);
@@ -126,6 +126,10 @@ static int sq_node_secret(struct coord_store *cs, const char *name, char **hash,
     return -ENOENT;
   const char *h = json_str_or(row, "secret_hash", NULL);
   *hash = h && *h ? xstrdup(h) : NULL;
+  if (rec) {
+    *rec = json_deep_copy(row);
+    json_object_del(*rec, "secret_hash");
+  }
   return 0;
 }
 

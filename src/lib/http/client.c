@@ -1,6 +1,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,54 @@ struct http_client {
   long timeout;
   http_progress_fn progress;
   void *progress_ud;
+  struct http_pool *pool;
 };
+
+/* libcurl's share interface: the connection cache (and name lookups) of
+ * every handle that names it, under one lock per kind of data */
+struct http_pool {
+  CURLSH *sh;
+  pthread_mutex_t lock[CURL_LOCK_DATA_LAST];
+};
+
+static void pool_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
+{
+  (void)h, (void)a;
+  pthread_mutex_lock(&((struct http_pool *)ud)->lock[d]);
+}
+
+static void pool_unlock(CURL *h, curl_lock_data d, void *ud)
+{
+  (void)h;
+  pthread_mutex_unlock(&((struct http_pool *)ud)->lock[d]);
+}
+
+struct http_pool *http_pool_new(void)
+{
+  struct http_pool *p = calloc(1, sizeof *p);
+  if (!p || !(p->sh = curl_share_init()))
+    abort();
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&p->lock[i], NULL);
+  curl_share_setopt(p->sh, CURLSHOPT_LOCKFUNC, pool_lock);
+  curl_share_setopt(p->sh, CURLSHOPT_UNLOCKFUNC, pool_unlock);
+  curl_share_setopt(p->sh, CURLSHOPT_USERDATA, p);
+  curl_share_setopt(p->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  curl_share_setopt(p->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  return p;
+}
+
+void http_pool_free(struct http_pool *p)
+{
+  if (!p)
+    return;
+  curl_share_cleanup(p->sh);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_destroy(&p->lock[i]);
+  free(p);
+}
+
+void http_client_set_pool(struct http_client *c, struct http_pool *p) { c->pool = p; }
 
 void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud)
 {
@@ -209,6 +257,10 @@ static void handle_setup(struct http_client *c, CURL *h, const char *path, struc
   if (*pin)
     curl_easy_setopt(h, CURLOPT_RESOLVE, *pin);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+  if (c->pool) {
+    curl_easy_setopt(h, CURLOPT_SHARE, c->pool->sh);
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 256L);
+  }
 }
 
 static int perform(struct http_client *c, const char *method, const char *path,

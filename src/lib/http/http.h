@@ -133,6 +133,14 @@ void http_client_set_header(struct http_client *c, const char *line);
 /* Connect to addr whenever the URL names host name at port (no lookup of
  * its own: the address a caller checked is the one used). */
 void http_client_pin(struct http_client *c, const char *name, const char *port, const char *addr);
+/* Connections kept open between the requests of any client that uses the
+ * pool (any thread): a caller that sends many short requests to a few peers
+ * skips the connect each time. */
+struct http_pool;
+struct http_pool *http_pool_new(void);
+void http_pool_free(struct http_pool *p);
+/* c's requests take and leave their connections in p (NULL: their own). */
+void http_client_set_pool(struct http_client *c, struct http_pool *p);
 /* Called during uploads with the bytes sent so far and the total. */
 typedef void (*http_progress_fn)(void *ud, uint64_t sent, uint64_t total);
 void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud);
