@@ -490,6 +490,54 @@ int agent_name_check(struct agent *a, const char *name, struct ferry_err *err)
   return 0;
 }
 
+int agent_name_free(struct agent *a, const char *name, struct ferry_err *err)
+{
+  pthread_mutex_lock(&a->lock);
+  int r = agent_name_check(a, name, err);
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}
+
+int agent_offer_reserve(struct agent *a, json_t *ctr, const char *keep_id, json_t *vols,
+                        json_t *layers, json_t **missing, struct ferry_err *err)
+{
+  const char *name = rec_name(ctr), *ip = rec_ip(ctr);
+  size_t i;
+  json_t *v;
+  int r;
+  pthread_mutex_lock(&a->lock);
+  if ((r = agent_name_check(a, name, err)) < 0)
+    goto out;
+  if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
+    goto out;
+  }
+  agent_ports_localize(ctr);
+  if ((r = agent_ports_taken(a, rec_ports(ctr), NULL, name, err)) < 0) {
+    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
+    goto out;
+  }
+  json_array_foreach(vols, i, v)
+  {
+    if (agent_volume_exists(a, json_string_value(v))) {
+      r = FERRY_CONFLICT(err, "volume \"%s\" exists on this agent already", json_string_value(v));
+      goto out;
+    }
+  }
+  /* The container keeps its id here, as podman's restore does. */
+  if (keep_id && agent_ctr_id_free(a, keep_id))
+    rec_set_id(ctr, keep_id);
+  /* pinned from before they are looked at: an image removal cannot slip
+   * between */
+  agent_layers_pin(a, layers, true);
+  *missing = json_array();
+  json_array_foreach(layers, i, v) if (!agent_layer_present(a, json_string_value(v)))
+      json_array_append(*missing, v);
+out:
+  pthread_mutex_unlock(&a->lock);
+  return r;
+}
+
 /* Does a container here have a name that reads as the beginning of id? */
 static bool id_shadowed(struct agent *a, const char *id)
 {

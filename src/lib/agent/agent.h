@@ -444,6 +444,19 @@ bool agent_ctr_id_free(struct agent *a, const char *id);
  * `local` (host-side names derive from it: rec_instance), state "created"
  * under op "restore", the live fields of the old copy dropped. */
 void agent_restored_record(json_t *rec, const char *id, const char *local);
+/* An incoming copy of ctr (a record already sanitised) may come here: its
+ * name and address free, its published ports (made this host's first)
+ * free, none of its volumes vols here. It keeps the id keep_id (its own,
+ * NULL when another incoming copy has it) when no container here has it,
+ * else gets a new one at its restore. The image's layers are pinned (they stay while the
+ * copy comes: agent_layers_pin(a, layers, false) lets them go) and
+ * *missing lists those not here. Takes the store lock for an instant; 409
+ * with the reason otherwise, nothing pinned. */
+int agent_offer_reserve(struct agent *a, json_t *ctr, const char *keep_id, json_t *vols,
+                        json_t *layers, json_t **missing, struct ferry_err *err);
+/* agent_name_check under the store lock (taken here for an instant): an
+ * answer that may change as soon as it is given, for refusing early. */
+int agent_name_free(struct agent *a, const char *name, struct ferry_err *err);
 /* 0 if name is free for a new container here; 409 if a container has it,
  * or if it reads as the beginning of a container's id (4+ hex digits).
  * Caller holds the store lock. */

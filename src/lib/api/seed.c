@@ -211,9 +211,7 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
   }
   /* A name in use here would make the source freeze its container for
    * nothing: refuse before asking it. */
-  _cleanup_json_ json_t *here = NULL;
-  if (ctr_find(&a->rt, name, &here, NULL) == 0 && strcmp(rec_name(here), name) == 0) {
-    FERRY_CONFLICT(&err, "container name \"%s\" is already in use on this host", name);
+  if (agent_name_free(a, name, &err) < 0) {
     http_reply_err(resp, &err);
     return;
   }

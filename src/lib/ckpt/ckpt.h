@@ -20,6 +20,35 @@ char *criu_log_errors(const char *log_path, size_t max);
  * when the cache is there (a stat): called before every move. */
 int ckpt_kdat_prime(const char *criu, struct ferry_err *err);
 
+/* CRIU's page server for one migration's memory. ferryd listens on a free
+ * port of listen_ip and accepts the one connection itself (CRIU's page
+ * server takes the first connector, whoever it is): from peer only (NULL or
+ * "": this host's addresses and the loopback), which must send the secret
+ * first; then the forked gate becomes `criu page-server --ps-socket 3` on
+ * that connection (through ferryd's zstd relay when zstd is set). No
+ * connection before deadline_ms (monotonic) ends it. The secret goes to the
+ * source inside the agents' authenticated API. The listening socket exists
+ * when the port is answered: nothing to wait for. */
+#define CKPT_PS_SECRET_LEN 32
+struct ckpt_page_server {
+  const char *listen_ip;  /* NULL: any address */
+  const char *peer;
+  const char *images_dir; /* where CRIU writes the pages */
+  const char *prev_dir;   /* a previous round's images, relative to images_dir, or NULL */
+  bool zstd;
+  uint64_t deadline_ms;
+  const char *log_path;   /* its output */
+  /* set by ckpt_page_server_start */
+  int port;
+  int pid;
+  char secret[CKPT_PS_SECRET_LEN + 1];
+};
+int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err);
+/* Waits up to timeout_ms for the page server to end: 0 when it received a
+ * whole dump, else an error carrying its log's errors (the process reaped,
+ * killed if it had to be). */
+int ckpt_page_server_end(int pid, const char *log_path, int timeout_ms, struct ferry_err *err);
+
 struct runtime;
 
 struct ckpt_dump_opts {

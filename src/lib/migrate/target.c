@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <dirent.h>
 #include <poll.h>
-#include <ifaddrs.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -391,41 +390,16 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
       goto out_unlocked;
     }
   }
-  pthread_mutex_lock(&a->lock);
-  if ((r = agent_name_check(a, name, err)) < 0)
-    goto out;
-  if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-    goto out;
-  }
-  agent_ports_localize(ctr);
-  if ((r = agent_ports_taken(a, rec_ports(ctr), NULL, name, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
-    goto out;
-  }
-  json_array_foreach(vols, i, v)
-  {
-    if (agent_volume_exists(a, json_string_value(v))) {
-      r = FERRY_CONFLICT(err, "volume \"%s\" exists on this agent already", json_string_value(v));
-      goto out;
-    }
-  }
   /* The container keeps its id here, as podman's restore does, when no
    * container here and no other incoming copy has it (else a new one). */
-  {
-    const char *want = json_str_or(json_object_get(req, "container"), "id", "");
-    bool free_id = agent_ctr_id_free(a, want);
-    for (struct incoming *o = m->in; o && free_id; o = o->next)
-      free_id = strcmp(rec_id(json_object_get(o->offer, "container")), want) != 0;
-    if (free_id)
-      rec_set_id(ctr, want);
-  }
-  /* the layers it is told are here stay here while it lasts (from before
-   * they are looked at, so that an image removal cannot slip between) */
-  agent_layers_pin(a, json_object_get(img, "layers"), true);
-  json_t *missing = json_array();
-  json_array_foreach(json_object_get(img, "layers"), i, v) if (!agent_layer_present(a, json_string_value(v)))
-      json_array_append(missing, v);
+  const char *want = json_str_or(json_object_get(req, "container"), "id", "");
+  bool id_used = false;
+  for (struct incoming *o = m->in; o && !id_used; o = o->next)
+    id_used = strcmp(rec_id(json_object_get(o->offer, "container")), want) == 0;
+  json_t *missing = NULL;
+  if ((r = agent_offer_reserve(a, ctr, id_used ? NULL : want, vols, json_object_get(img, "layers"),
+                               &missing, err)) < 0)
+    goto out_unlocked;
   struct incoming *in = calloc(1, sizeof *in);
   if (!in)
     abort();
@@ -445,7 +419,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   if ((r = mkdir_p(criu, 0700, err)) < 0) {
     json_decref(missing);
     incoming_free(in);
-    goto out;
+    goto out_unlocked;
   }
   {
     struct ferry_err e2 = {0};
@@ -458,7 +432,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
     json_decref(missing);
     mig_dir_remove(in->dir);
     incoming_free(in);
-    goto out;
+    goto out_unlocked;
   }
   in->next = m->in;
   m->in = in;
@@ -467,8 +441,6 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", a->id, "missing_layers", missing);
   prepared = in;
   r = 0;
-out:
-  pthread_mutex_unlock(&a->lock);
 out_unlocked:
   pthread_mutex_unlock(&m->in_lock);
   if (prepared) {
@@ -538,106 +510,8 @@ out:
   return r;
 }
 
-/* Who may connect to a migration's page server: the address the offer came
- * from (the source agent); for a local offer, an address of this host. */
-#define PS_ALLOW_MAX 32
-/* The page-server secret: hex digits the source sends first on its
- * connection (the target gave them to it in the answer to POST .../page-server,
- * inside the agents' authenticated, maybe TLS, API). */
-#define PS_SECRET_LEN 32
-struct ps_allow {
-  int n;
-  bool loopback;
-  struct in_addr a[PS_ALLOW_MAX];
-};
-
-static void ps_allow_fill(struct ps_allow *al, const char *peer)
-{
-  memset(al, 0, sizeof *al);
-  struct in_addr x;
-  if (peer && *peer && inet_pton(AF_INET, peer, &x) == 1) {
-    al->a[al->n++] = x;
-    return;
-  }
-  al->loopback = true;
-  struct ifaddrs *ifs = NULL;
-  if (getifaddrs(&ifs) < 0)
-    return;
-  for (struct ifaddrs *i = ifs; i && al->n < PS_ALLOW_MAX; i = i->ifa_next)
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-      al->a[al->n++] = ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr;
-  freeifaddrs(ifs);
-}
-
-static bool ps_allowed(const struct ps_allow *al, const struct sockaddr_in *sa)
-{
-  if (al->loopback && (ntohl(sa->sin_addr.s_addr) >> 24) == 127)
-    return true;
-  for (int i = 0; i < al->n; i++)
-    if (al->a[i].s_addr == sa->sin_addr.s_addr)
-      return true;
-  return false;
-}
-
-/* The forked gate: accepts until the source agent connects from its address
- * and sends the migration's page-server secret first (others are closed),
- * then becomes `criu page-server --ps-socket 3` on that connection. The
- * parent may have threads: system calls only. */
-static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *secret,
-                              uint64_t deadline_ms, int logfd, char *const *argv)
-{
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  int nul = open("/dev/null", O_RDONLY);
-  if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-    _exit(127);
-  for (int n = 0; n < 10000; n++) {
-    uint64_t now = now_mono_ms();
-    if (now >= deadline_ms)
-      break;
-    struct pollfd pf = {.fd = lfd, .events = POLLIN};
-    uint64_t wait = deadline_ms - now;
-    if (poll(&pf, 1, wait > 60000 ? 60000 : (int)wait) <= 0)
-      continue;
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int c = accept4(lfd, (struct sockaddr *)&sa, &sl, 0);
-    if (c < 0)
-      continue;
-    if (!(sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(al, &sa))) {
-      static const char msg[] = "ferryd: page server: refused a connection from an address that "
-                                "is not the source agent's\n";
-      (void)!write(2, msg, sizeof msg - 1);
-      close(c);
-      continue;
-    }
-    if (!relay_secret_ok(c, secret, PS_SECRET_LEN)) {
-      static const char msg[] = "ferryd: page server: refused a connection without the "
-                                "migration's secret\n";
-      (void)!write(2, msg, sizeof msg - 1);
-      close(c);
-      continue;
-    }
-    close(lfd);
-    /* a source that vanishes (host lost, no FIN) ends the page server
-     * within about a minute rather than never */
-    relay_keepalive(c);
-    if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
-      _exit(127);
-    execvp(argv[0], argv);
-    _exit(127);
-  }
-  static const char tmo[] = "ferryd: page server: the source agent never connected\n";
-  (void)!write(2, tmo, sizeof tmo - 1);
-  _exit(3);
-}
-
-/* Starts the page server of migration in: ferryd listens on a free port of
- * its address and accepts the one connection itself, from the source agent
- * only, which must send the secret first (CRIU's page server takes the
- * first connector, whoever it is). The
- * listening socket exists when the port is answered: nothing to wait for. */
+/* Starts the page server of migration in (ckpt_page_server_start: from the
+ * source agent's address only, the secret first). */
 #define PRE_ROUNDS_MAX 64
 
 int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t **out,
@@ -699,52 +573,22 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     if (parent >= 0)
       prev = xasprintf("../pre/r%d", parent);
   }
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), logfd = -1;
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  if (a->listen_ip)
-    inet_pton(AF_INET, a->listen_ip, &sa.sin_addr);
-  socklen_t sl = sizeof sa;
-  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 8) < 0 ||
-      getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
-    r = ferry_err_sys(err, -errno, "migration %s: page server port", id);
-    goto out;
-  }
-  int port = ntohs(sa.sin_port);
   log = path_join(in->dir, "page-server.log");
-  if ((logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
-    r = ferry_err_sys(err, -errno, "migration %s: %s", id, log);
-    goto out;
+  struct ckpt_page_server ps = {.listen_ip = a->listen_ip,
+                                .peer = json_str_or(in->offer, "source_peer", ""),
+                                .images_dir = criu,
+                                .prev_dir = prev,
+                                .zstd = zstd,
+                                .deadline_ms = in->deadline_ms,
+                                .log_path = log};
+  if ((r = ckpt_page_server_start(&ps, err)) < 0) {
+    ferry_err_wrap(err, "migration %s", id);
+    goto out_early;
   }
-  struct ps_allow al;
-  ps_allow_fill(&al, json_str_or(in->offer, "source_peer", ""));
-  char secret[PS_SECRET_LEN + 1];
-  random_hex(secret, PS_SECRET_LEN);
-  /* zstd: the stream comes compressed; ferryd itself (the same binary)
-   * unpacks it into a socket pair that criu page-server reads instead */
-  char *argv[] = {"/proc/self/exe", "--page-relay-zstd", "criu", "page-server", "--images-dir",
-                  criu, "--ps-socket", "3", NULL, NULL, NULL};
-  char **av = zstd ? argv : argv + 2;
-  if (prev) {
-    argv[8] = "--prev-images-dir";
-    argv[9] = prev;
-  }
-  uint64_t deadline = in->deadline_ms;
-  pid_t pid = fork();
-  if (pid < 0) {
-    r = ferry_err_sys(err, -errno, "migration %s: page server: fork", id);
-    goto out;
-  }
-  if (pid == 0)
-    ps_gate(lfd, &al, secret, deadline, logfd, av);
-  in->ps_pid = pid;
+  in->ps_pid = ps.pid;
   in->ps_round = round;
-  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", a->listen_ip ? a->listen_ip : "", "port", port,
-                   "secret", secret, "zstd", zstd);
-out:
-  if (lfd >= 0)
-    close(lfd);
-  if (logfd >= 0)
-    close(logfd);
+  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", a->listen_ip ? a->listen_ip : "", "port",
+                   ps.port, "secret", ps.secret, "zstd", zstd);
 out_early:
   in_end(a, in, T_UNKNOWN);
   return r;
@@ -766,8 +610,8 @@ static int lazy_pages_connect(struct incoming *in, json_t *lp, int *fd, struct f
   json_t *pj = json_object_get(lp, "port");
   if (!json_is_integer(pj) || json_integer_value(pj) < 1 || json_integer_value(pj) > 65535)
     return FERRY_INVALID(err, "lazy_pages.port must be a port number");
-  if (strlen(secret) != PS_SECRET_LEN || strspn(secret, "0123456789abcdef") != PS_SECRET_LEN)
-    return FERRY_INVALID(err, "lazy_pages.secret must be %d hex digits", PS_SECRET_LEN);
+  if (strlen(secret) != CKPT_PS_SECRET_LEN || strspn(secret, "0123456789abcdef") != CKPT_PS_SECRET_LEN)
+    return FERRY_INVALID(err, "lazy_pages.secret must be %d hex digits", CKPT_PS_SECRET_LEN);
   if (!addr || !*addr)
     addr = json_str_or(in->offer, "source_peer", "");
   if (!*addr)
@@ -779,7 +623,7 @@ static int lazy_pages_connect(struct incoming *in, json_t *lp, int *fd, struct f
   if (c < 0)
     return ferry_err_sys(err, c, "connect to the source's lazy pages at %s:%d", addr,
                          (int)json_integer_value(pj));
-  if (write(c, secret, PS_SECRET_LEN) != PS_SECRET_LEN) {
+  if (write(c, secret, CKPT_PS_SECRET_LEN) != CKPT_PS_SECRET_LEN) {
     int e = -errno;
     close(c);
     return ferry_err_sys(err, e ? e : -EIO, "lazy pages: send the secret");
@@ -927,12 +771,10 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     goto fail;
   /* The page server ends when the source's dump is complete. */
   if (in->ps_pid > 0) {
-    int pr = spawn_reap(in->ps_pid, 30000, true);
+    r = ckpt_page_server_end(in->ps_pid, pslog, 30000, err);
     in->ps_pid = 0;
-    if (pr != 0) {
-      _cleanup_free_ char *e = criu_log_errors(pslog, 500);
-      r = FERRY_INTERNAL(err, "migration %s: CRIU page server %s: %s", id,
-                         pr == -ETIMEDOUT ? "did not finish" : "failed", e);
+    if (r < 0) {
+      ferry_err_wrap(err, "migration %s", id);
       goto fail;
     }
   }
