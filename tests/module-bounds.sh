@@ -4,6 +4,7 @@
 #   other module uses its typed accessors);
 # - migrate/ drives containers through agent/ only: it calls no runc, CRIU,
 #   iproute2/netlink, image-store, volume-store or container-store function;
+# - struct agent is opaque outside agent/ (agent/agent_private.h);
 # Which layer may include which header is the build's to check (one library
 # per layer, each seeing only the headers it may use: src/lib/meson.build).
 set -uo pipefail
@@ -25,6 +26,8 @@ report "container record keys only in runtime/record.[ch]" \
 report "migrate/ calls no runtime, image-store, network or CRIU function (agent/ does)" \
   "$(grep -nE '\b(runc_[a-z_]+|ctr_(find|save|load_all|refresh|path|memory_bytes|wait_exit)|volume_(path|get|create|remove|list|set_mark)|image_(lookup|save|remove|list|layer_dir)|net_[a-z_]+|ckpt_(dump|restore))\(' \
        "$src"/lib/migrate/*.c)"
+report "struct agent is agent/'s own: agent_private.h is included only there" \
+  "$(grep -rn '#include "agent/agent_private.h"' "$src" --include='*.c' --include='*.h' | grep -v '/lib/agent/')"
 if [ "$bad" -gt 0 ]; then
   echo "$bad failed"
   exit 1

@@ -408,7 +408,7 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &mask, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  struct agent a;
+  struct agent *a = NULL;
   struct ferry_err err = {0};
   if (ckpt_kdat_prime(NULL, &err) < 0)
     log_warn("ferryd", "%s: every checkpoint and restore probes the kernel again (~30 ms each)",
@@ -420,25 +420,25 @@ int main(int argc, char **argv)
   }
   /* migrations drive the agent (never the other way round): started on
    * top of it, they resolve what a restart left half moved */
-  if (migrate_init(&a, &err) < 0) {
+  if (migrate_init(a, &err) < 0) {
     fprintf(stderr, "ferryd: %s\n", err.msg);
-    migrate_fini(&a);
-    agent_close(&a);
+    migrate_fini(a);
+    agent_close(a);
     return 1;
   }
   struct http_server *srv = NULL;
   struct http_server_options so = {.unix_path = socket_path, .max_upload = max_upload,
                                   .listen = o.listen, .token = token, .tls_cert = tls_cert,
                                   .tls_key = tls_key};
-  if (api_server_start(&a, &so, &srv, &err) < 0) {
+  if (api_server_start(a, &so, &srv, &err) < 0) {
     fprintf(stderr, "ferryd: %s\n", err.msg);
-    migrate_fini(&a);
-    agent_close(&a);
+    migrate_fini(a);
+    agent_close(a);
     return 1;
   }
-  log_info("ferryd", "agent %s ready on unix://%s%s%s (root %s, bridge %s, subnet %s)", a.id,
+  log_info("ferryd", "agent %s ready on unix://%s%s%s (root %s, bridge %s, subnet %s)", agent_id(a),
            socket_path, o.listen ? (tls_cert ? " and https://" : " and tcp://") : "",
-           o.listen ? o.listen : "", a.root, a.net.bridge, a.subnet_str);
+           o.listen ? o.listen : "", agent_root(a), agent_bridge(a), agent_subnet(a));
   pthread_t anth;
   bool announcing = false;
   if (an.coord) {
@@ -447,11 +447,11 @@ int main(int argc, char **argv)
     if (!an.url) {
       log_error("ferryd", "--coord needs --listen or --advertise: peers must reach this agent");
     } else {
-      an.name = an.name ? an.name : a.id;
+      an.name = an.name ? an.name : agent_id(a);
       an.token = token;
       an.ca = o.tls_ca;
-      an.secret_path = path_join(a.root, "coord-node.json");
-      an.overlay = &a.overlay;
+      an.secret_path = path_join(agent_root(a), "coord-node.json");
+      an.overlay = agent_overlay(a);
       if (an.interval_s < 1)
         an.interval_s = 1;
       announcing = pthread_create(&anth, NULL, announce_main, &an) == 0;
@@ -473,7 +473,7 @@ int main(int argc, char **argv)
   signal(SIGALRM, SIG_DFL);
   alarm(10);
   http_server_stop(srv);
-  migrate_fini(&a);
-  agent_close(&a);
+  migrate_fini(a);
+  agent_close(a);
   return 0;
 }

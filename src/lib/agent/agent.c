@@ -1,4 +1,4 @@
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "net/ports.h"
 
 #include <arpa/inet.h>
@@ -23,9 +23,38 @@
 #define LOCK(a) pthread_mutex_lock(&(a)->lock)
 #define UNLOCK(a) pthread_mutex_unlock(&(a)->lock)
 
-int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err)
+const char *agent_id(const struct agent *a) { return a->id; }
+const char *agent_root(const struct agent *a) { return a->root; }
+const char *agent_token(const struct agent *a) { return a->token; }
+const char *agent_tls_ca(const struct agent *a) { return a->tls_ca; }
+const char *agent_listen_ip(const struct agent *a) { return a->listen_ip; }
+const char *agent_listen_port(const struct agent *a) { return a->listen_port; }
+int agent_migration_timeout_s(const struct agent *a) { return a->migration_timeout_s; }
+const char *agent_upload_dir(const struct agent *a) { return a->images.tmp_dir; }
+const char *agent_bridge(const struct agent *a) { return a->net.bridge; }
+const char *agent_subnet(const struct agent *a) { return a->subnet_str; }
+struct overlay *agent_overlay(struct agent *a) { return &a->overlay; }
+struct migrations *agent_migrations(const struct agent *a) { return a->mig; }
+void agent_set_migrations(struct agent *a, struct migrations *m) { a->mig = m; }
+
+static int agent_init(struct agent *a, const struct agent_options *o, struct ferry_err *err);
+
+int agent_open(struct agent **out, const struct agent_options *o, struct ferry_err *err)
 {
-  memset(a, 0, sizeof *a);
+  struct agent *a = calloc(1, sizeof *a);
+  if (!a)
+    abort();
+  int r = agent_init(a, o, err);
+  if (r < 0) {
+    free(a); /* what it made stays: the program ends */
+    return r;
+  }
+  *out = a;
+  return 0;
+}
+
+static int agent_init(struct agent *a, const struct agent_options *o, struct ferry_err *err)
+{
   pthread_mutex_init(&a->lock, NULL);
   pthread_mutex_init(&a->img_lock, NULL);
   pthread_mutex_init(&a->ports_lock, NULL);
@@ -187,6 +216,7 @@ void agent_close(struct agent *a)
   free(a->peer_allow);
   pthread_mutex_destroy(&a->lock);
   pthread_mutex_destroy(&a->img_lock);
+  free(a);
 }
 
 void agent_recover(struct agent *a)
@@ -210,7 +240,7 @@ void agent_recover(struct agent *a)
                  (rec_has_name(rec) ? rec_name(rec) : id));
       }
       rec_set_op(rec, OP_NONE);
-      ctr_save(&a->rt, rec, NULL);
+      agent_save_or_log(a, rec, "the end of an interrupted checkpoint");
     } else if (op == OP_RESTORE && rec_has_migration_id(rec)) {
       continue; /* an incoming migration's copy: migrate's recovery decides by its state */
     } else if (op == OP_RESTORE) {
@@ -222,7 +252,7 @@ void agent_recover(struct agent *a)
         agent_ctr_link_up(a, rec, NULL);
         rec_set_op(rec, OP_NONE);
         rec_set_state(rec, CS_RUNNING);
-        ctr_save(&a->rt, rec, NULL);
+        agent_save_or_log(a, rec, "that its restore finished");
         log_warn("agent", "container %s: restored before the agent stopped, kept running",
                  (rec_has_name(rec) ? rec_name(rec) : id));
       } else {
@@ -243,7 +273,7 @@ void agent_recover(struct agent *a)
           format_time(now_wall_ms(), ts, sizeof ts);
           rec_set_started_at(rec, ts);
         }
-        ctr_save(&a->rt, rec, NULL);
+        agent_save_or_log(a, rec, "that it runs");
         log_warn("agent", "container %s: started before the agent stopped, recorded as running",
                  (rec_has_name(rec) ? rec_name(rec) : id));
       }
@@ -454,7 +484,7 @@ void agent_release(struct agent *a, json_t *rec, bool save)
   if (save) {
     rec_set_op(rec, OP_NONE);
     rec_clear_live(rec);
-    ctr_save(&a->rt, rec, NULL);
+    agent_save_or_log(a, rec, "the end of an operation");
   }
   LOCK(a);
   json_object_del(a->claims, rec_id(rec));
@@ -464,6 +494,15 @@ void agent_release(struct agent *a, json_t *rec, bool save)
 int agent_save(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   return ctr_save(&a->rt, rec, err);
+}
+
+void agent_save_or_log(struct agent *a, json_t *rec, const char *what)
+{
+  struct ferry_err err = {0};
+  if (ctr_save(&a->rt, rec, &err) < 0)
+    log_error("agent", "container %s: cannot record %s: %s (a restart acts on what was "
+                       "recorded before)",
+              rec_has_name(rec) ? rec_name(rec) : rec_id(rec), what, err.msg);
 }
 
 /* A name of 4 or more hex digits reads as an id prefix (ctr_find). */

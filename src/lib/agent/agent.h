@@ -40,34 +40,28 @@ struct agent_options {
   const struct overlay_options *overlay; /* NULL or vni 0: the bridge's own segment only */
 };
 
-struct agent {
-  char *id;
-  char *root;
-  struct image_store images;
-  struct runtime rt;
-  struct net_config net;
-  struct overlay overlay;   /* vni 0: none (net/overlay.h) */
-  char *subnet_str;
-  pthread_mutex_t lock;     /* the store lock: held for instants only */
-  pthread_mutex_t img_lock; /* image imports, among themselves */
-  json_t *claims;           /* container id -> the operation that owns it (under lock) */
-  pthread_rwlock_t term_lock; /* held (read) while a coordinator's command is handled */
-  int64_t coord_term;         /* the highest coordinator term heard of (agent_fence.c) */
-  uint64_t started_ms;
-  char *token;
-  char *tls_ca;
-  char *listen_ip;          /* NULL when not listening on a specific address */
-  char listen_port[8];      /* the TCP API's port, "" when not listening */
-  int migration_timeout_s;
-  struct migrations *mig;   /* migrate/: state of migrations in and out */
-  json_t *redirects;        /* published ports leading elsewhere for a while (under lock) */
-  pthread_mutex_t ports_lock; /* one rebuild of the forwarding table at a time */
-  json_t *seed_defaults;    /* seed /start_container: name -> what to run */
-  struct subnet *peer_allow; /* where a seed pull may go (n_peer_allow entries); none: on-link */
-  size_t n_peer_allow;
-  struct agent_metrics *metrics; /* counters for GET /metrics (agent_metrics.c) */
-  struct agent_hold *holds;      /* frozen containers' held traffic (agent_ops.c; under lock) */
-};
+/* The agent: opaque outside agent/ (agent_private.h); what the other
+ * layers may know of it, through these. */
+struct agent;
+const char *agent_id(const struct agent *a);
+const char *agent_root(const struct agent *a);
+const char *agent_token(const struct agent *a);
+const char *agent_tls_ca(const struct agent *a);
+/* NULL when the API is not on a specific address */
+const char *agent_listen_ip(const struct agent *a);
+/* the TCP API's port, "" when not listening */
+const char *agent_listen_port(const struct agent *a);
+int agent_migration_timeout_s(const struct agent *a);
+/* where an upload is written while it arrives (the image store's scratch) */
+const char *agent_upload_dir(const struct agent *a);
+/* the bridge, the subnet, the overlay (ferryd's start-up line and its
+ * coordinator announcements) */
+const char *agent_bridge(const struct agent *a);
+const char *agent_subnet(const struct agent *a);
+struct overlay *agent_overlay(struct agent *a);
+/* The slot migrate/ hangs its state on (agent/ never looks inside). */
+struct migrations *agent_migrations(const struct agent *a);
+void agent_set_migrations(struct agent *a, struct migrations *m);
 
 /* May this agent send its token to host (an IPv4 address or a host name,
  * resolved once here)? Every address it resolves to must be in the
@@ -82,7 +76,8 @@ int agent_peer_check(struct agent *a, const char *host, char *addr, size_t alen,
  * restore): other changes are refused with 409 until it ends. */
 int agent_check_idle(json_t *rec, struct ferry_err *err);
 
-int agent_open(struct agent *a, const struct agent_options *o, struct ferry_err *err);
+/* A new agent (*out, freed by agent_close). */
+int agent_open(struct agent **out, const struct agent_options *o, struct ferry_err *err);
 void agent_close(struct agent *a);
 
 /* Coordinator fencing (agent_fence.c). agent_term_enter: header is the

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "ckpt/ckpt.h"
 #include "image/extract.h"
 #include "image/overlay.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 

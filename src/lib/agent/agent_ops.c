@@ -8,7 +8,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "ckpt/ckpt.h"
 #include "net/hold.h"
 #include "util/cleanup.h"
@@ -222,12 +222,12 @@ void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *
   rec_set_migrated_to(rec, to);
   if (keep) {
     rec_set_state(rec, CS_MIGRATED);
-    ctr_save(&a->rt, rec, NULL);
+    agent_save_or_log(a, rec, "that it moved");
     agent_ports_sync(a, NULL);
     return;
   }
   rec_set_state(rec, CS_EXITED);
-  ctr_save(&a->rt, rec, NULL);
+  agent_save_or_log(a, rec, "that it moved");
   agent_ctr_destroy(a, rec, true, NULL);
   agent_volumes_release(a, rec); /* they moved with it */
 }

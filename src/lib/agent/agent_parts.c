@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "image/extract.h"
 #include "net/net.h"
 #include "util/digest.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "net/ports.h"
 #include "util/cleanup.h"
 #include "util/fs.h"

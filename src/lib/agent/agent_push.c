@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "ckpt/ckpt.h"
 #include "util/cleanup.h"
 #include "util/digest.h"

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/agent.h"
+#include "agent/agent_private.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"

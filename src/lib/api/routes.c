@@ -737,6 +737,6 @@ int api_server_start(struct agent *a, const struct http_server_options *o,
   so.wants_upload = api_route_wants_upload;
   so.open_sink = open_sink;
   so.ctx = a;
-  so.upload_dir = a->images.tmp_dir;
+  so.upload_dir = agent_upload_dir(a);
   return http_server_start(&so, out, err);
 }

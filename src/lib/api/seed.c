@@ -43,7 +43,7 @@ static void ok(struct http_response *resp, json_t *extra, const char *fmt, ...)
 static const char *own_port(struct agent *a, const struct http_request *req)
 {
   const char *c = req->local ? strrchr(req->local, ':') : NULL;
-  return c ? c + 1 : a->listen_port[0] ? a->listen_port : "8000";
+  return c ? c + 1 : agent_listen_port(a)[0] ? agent_listen_port(a) : "8000";
 }
 
 /* A peer's URL as the seeds give it: IP, NAME, IP:PORT or
@@ -233,13 +233,13 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
     return;
   }
   http_client_pin(c, pu.host, pu.port, pu.addr);
-  http_client_set_token(c, a->token);
-  http_client_set_ca(c, a->tls_ca);
+  http_client_set_token(c, agent_token(a));
+  http_client_set_ca(c, agent_tls_ca(a));
   /* a source that never answers is given up (504): after "timeout"
    * seconds when the body says so, else the agent's migration timeout */
   json_t *tj = json_object_get(body, "timeout");
   long limit = json_is_integer(tj) && json_integer_value(tj) > 0 && json_integer_value(tj) <= 86400
-                   ? (long)json_integer_value(tj) : a->migration_timeout_s;
+                   ? (long)json_integer_value(tj) : agent_migration_timeout_s(a);
   http_client_set_timeout(c, limit);
   _cleanup_free_ char *en = http_escape(name);
   _cleanup_free_ char *eme = me ? http_escape(me) : NULL;

@@ -121,7 +121,7 @@ struct outgoing {
 
 static void set_phase(struct outgoing *o, const char *phase)
 {
-  struct migrations *m = o->a->mig;
+  struct migrations *m = agent_migrations(o->a);
   pthread_mutex_lock(&m->out_lock);
   uint64_t now = now_mono_ms();
   if (o->phase[0])
@@ -134,7 +134,7 @@ static void set_phase(struct outgoing *o, const char *phase)
 
 static void add_bytes(struct outgoing *o, const char *kind, uint64_t n)
 {
-  struct migrations *m = o->a->mig;
+  struct migrations *m = agent_migrations(o->a);
   pthread_mutex_lock(&m->out_lock);
   json_int_t v = json_integer_value(json_object_get(o->bytes, kind));
   json_object_set_new(o->bytes, kind, json_integer(v + (json_int_t)n));
@@ -144,10 +144,10 @@ static void add_bytes(struct outgoing *o, const char *kind, uint64_t n)
 static void on_progress(void *ud, uint64_t sent, uint64_t total)
 {
   struct outgoing *o = ud;
-  pthread_mutex_lock(&o->a->mig->out_lock);
+  pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
   o->cur_sent = sent;
   o->cur_total = total;
-  pthread_mutex_unlock(&o->a->mig->out_lock);
+  pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
 }
 
 static json_t *report_locked(struct outgoing *o)
@@ -210,7 +210,7 @@ static int put_tar(struct outgoing *o, struct http_client *c, const struct uploa
                    const struct tar_opts *to, const char *url, const char *kind,
                    struct ferry_err *err)
 {
-  _cleanup_free_ char *tmp = path_join(o->a->mig->dir, "upload-XXXXXX");
+  _cleanup_free_ char *tmp = path_join(agent_migrations(o->a)->dir, "upload-XXXXXX");
   int fd = mkstemp(tmp);
   if (fd < 0)
     return ferry_err_sys(err, -errno, "temporary file");
@@ -373,8 +373,8 @@ static int mem_lazy_prepare(struct outgoing *o, struct http_client *c, char **pa
     return ferry_err_sys(err, -errno, "lazy pages: socket pair");
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
-  if (o->a->listen_ip)
-    inet_pton(AF_INET, o->a->listen_ip, &sa.sin_addr);
+  if (agent_listen_ip(o->a))
+    inet_pton(AF_INET, agent_listen_ip(o->a), &sa.sin_addr);
   socklen_t sl = sizeof sa;
   if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4) < 0 ||
       getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
@@ -437,9 +437,9 @@ static enum target_state target_state_of(struct http_client *c, const char *mid,
 static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
-  pthread_mutex_lock(&o->a->mig->out_lock);
+  pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
   snprintf(o->name, sizeof o->name, "%s", rec_name(p->rec));
-  pthread_mutex_unlock(&o->a->mig->out_lock);
+  pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
   json_t *vols = json_array();
   for (size_t i = 0; i < rec_n_volumes(p->rec); i++)
     json_array_append_new(vols, json_string(rec_volume_name(p->rec, i)));
@@ -447,7 +447,7 @@ static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
   rec_set_op(ctr, OP_NONE);
   rec_clear_migration(ctr);
   _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id, "source_agent",
-                                           o->a->id, "container", ctr, "image", p->img, "volumes", vols);
+                                           agent_id(o->a), "container", ctr, "image", p->img, "volumes", vols);
   http_client_set_timeout(o->c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   if (http_call(o->c, "POST", "/v1/migrations/incoming", offer, &o->offer_resp, err) < 0)
     return ferry_err_wrap(err, "offer to %s", o->to);
@@ -460,7 +460,7 @@ static const char *local_dir(struct outgoing *o)
 {
   if (!o->local) {
     _cleanup_free_ char *leaf = xasprintf("out-%s", o->id);
-    o->local = path_join(o->a->mig->dir, leaf);
+    o->local = path_join(agent_migrations(o->a)->dir, leaf);
   }
   return o->local;
 }
@@ -555,9 +555,9 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
   const char *stopped = "round limit";
   json_t *pc = json_pack("{s:o, s:i, s:b}", "rounds", rounds, "downtime_target_ms",
                          o->downtime_target_ms, "compressed", o->zpages);
-  pthread_mutex_lock(&o->a->mig->out_lock);
+  pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
   o->precopy = pc;
-  pthread_mutex_unlock(&o->a->mig->out_lock);
+  pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, o->keeper) < 0) {
     o->keeper[0] = o->keeper[1] = -1;
     stopped = "no keeper socket";
@@ -603,11 +603,11 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
       ferry_err_sys(&err, kept, "memory trackers' keeper");
     }
     uint64_t ms = now_mono_ms() - t0;
-    pthread_mutex_lock(&o->a->mig->out_lock);
+    pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
     if (r < 0) {
       json_array_append_new(rounds, json_pack("{s:i, s:s, s:I}", "round", k, "error", err.msg,
                                               "ms", (json_int_t)ms));
-      pthread_mutex_unlock(&o->a->mig->out_lock);
+      pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
       log_warn("migrate", "outgoing %s: pre-dump round %d failed (the dump sends all memory "
                           "written since round %d): %s", o->id, k, k - 1, err.msg);
       stopped = "round failed";
@@ -626,7 +626,7 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     if (k && t0 > prev_t0)
       json_object_set_new(row, "dirty_bytes_per_s", json_integer((json_int_t)dirty_bps));
     json_array_append_new(rounds, row);
-    pthread_mutex_unlock(&o->a->mig->out_lock);
+    pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
     add_bytes(o, "pages", o->zpages ? o->ps_wire : bytes);
     o->pre_last = k;
     if (k >= 1 && rate_bps && bytes * 1000 / rate_bps <= (uint64_t)o->downtime_target_ms) {
@@ -654,9 +654,9 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     prev_t0 = t0;
   }
   if (rate_bps) {
-    pthread_mutex_lock(&o->a->mig->out_lock);
+    pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
     json_object_set_new(pc, "rate_bytes_per_s", json_integer((json_int_t)rate_bps));
-    pthread_mutex_unlock(&o->a->mig->out_lock);
+    pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
   }
   if (o->pre_last >= 0) {
     snprintf(o->mem_parent.parent, sizeof o->mem_parent.parent, "../pre/r%d", o->pre_last);
@@ -664,9 +664,9 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     o->host.mem = &o->mem_parent;
   }
 out:
-  pthread_mutex_lock(&o->a->mig->out_lock);
+  pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
   json_object_set_new(pc, "stopped", json_string(stopped));
-  pthread_mutex_unlock(&o->a->mig->out_lock);
+  pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
 }
 
 /* The layers the target lacks, every volume and the rootfs changes, while
@@ -774,8 +774,8 @@ static void peer_frozen(struct mig_pipe *p)
   if (http_client_new(o->to, &o->delta_c, &e) < 0)
     return; /* transfer sends them itself */
   http_client_pin(o->delta_c, o->to_host, o->to_port, o->to_addr);
-  http_client_set_token(o->delta_c, o->token ? o->token : o->a->token);
-  http_client_set_ca(o->delta_c, o->a->tls_ca);
+  http_client_set_token(o->delta_c, o->token ? o->token : agent_token(o->a));
+  http_client_set_ca(o->delta_c, agent_tls_ca(o->a));
   o->delta_r = 0;
   o->delta_err = (struct ferry_err){0};
   if (pthread_create(&o->delta_thread, NULL, delta_main, o) == 0) {
@@ -808,10 +808,10 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   if (o->streamed && p->criu)
     add_bytes(o, "pages", o->zpages ? o->ps_wire
                                     : (uint64_t)json_integer_value(json_object_get(p->criu, "pages_written")) * 4096);
-  pthread_mutex_lock(&o->a->mig->out_lock);
+  pthread_mutex_lock(&agent_migrations(o->a)->out_lock);
   json_decref(o->criu);
   o->criu = json_incref(p->criu);
-  pthread_mutex_unlock(&o->a->mig->out_lock);
+  pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
   struct tar_opts plain = {.zstd = o->compress};
   int dr = deltas_join(o, err);
   if (dr < 0)
@@ -899,7 +899,7 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
       o->lazy_thread_running = true;
     }
     json_object_set_new(req, "lazy_pages",
-                        json_pack("{s:s, s:i, s:s}", "address", o->a->listen_ip ? o->a->listen_ip : "",
+                        json_pack("{s:s, s:i, s:s}", "address", agent_listen_ip(o->a) ? agent_listen_ip(o->a) : "",
                                   "port", o->lazy_port, "secret", o->lazy_secret));
   }
   http_client_set_timeout(o->c, remaining_s(o));
@@ -988,13 +988,13 @@ static void *source_main(void *arg)
 {
   struct outgoing *o = arg;
   struct agent *a = o->a;
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct mig_pipe *p = &o->pipe;
   int r = http_client_new(o->to, &o->c, &p->err);
   if (r == 0) {
     http_client_pin(o->c, o->to_host, o->to_port, o->to_addr);
-    http_client_set_token(o->c, o->token ? o->token : a->token);
-    http_client_set_ca(o->c, a->tls_ca);
+    http_client_set_token(o->c, o->token ? o->token : agent_token(a));
+    http_client_set_ca(o->c, agent_tls_ca(a));
     http_client_set_progress(o->c, on_progress, o);
     mig_pipe_run(p);
   } else {
@@ -1051,7 +1051,7 @@ static void *source_main(void *arg)
 int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
                   struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   const char *to, *token, *memory = NULL, *want_id = NULL;
   bool keep = false, compress = true, hold = true;
   int r;
@@ -1209,7 +1209,7 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
 
 json_t *migrate_get(struct agent *a, const char *id)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   json_t *j = NULL;
   pthread_mutex_lock(&m->out_lock);
   for (struct outgoing *o = m->out; o; o = o->next)
@@ -1223,7 +1223,7 @@ json_t *migrate_get(struct agent *a, const char *id)
 
 json_t *migrate_list(struct agent *a)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   json_t *arr = json_array();
   pthread_mutex_lock(&m->out_lock);
   for (struct outgoing *o = m->out; o; o = o->next)
@@ -1299,8 +1299,8 @@ void source_recover(struct agent *a)
     enum recover_action act = RA_STAY_FROZEN;
     if (migration_id_valid(mid) && strlen(mid) < sizeof o.id &&
         http_client_new(to, &o.c, NULL) == 0) {
-      http_client_set_token(o.c, a->token);
-      http_client_set_ca(o.c, a->tls_ca);
+      http_client_set_token(o.c, agent_token(a));
+      http_client_set_ca(o.c, agent_tls_ca(a));
       act = mig_pipe_recover(&p, commit_sent);
       http_client_free(o.c);
     } else if (!commit_sent) {

@@ -157,7 +157,7 @@ static bool lazy_daemon_running(struct incoming *in)
 int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
                            struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   /* the container as the caller names it (name, id or id prefix); none:
    * nothing to wait for, the claim says why */
   _cleanup_json_ json_t *rec = NULL;
@@ -297,7 +297,7 @@ static int in_begin(struct migrations *m, const char *id, enum target_state want
  * withdrew meanwhile, the migration goes now. */
 static void in_end(struct agent *a, struct incoming *in, enum target_state new_state)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   pthread_mutex_lock(&m->in_lock);
   if (new_state != T_UNKNOWN)
     in->state = new_state;
@@ -329,7 +329,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
 {
   _cleanup_free_ char *leaf = NULL;
   _cleanup_free_ char *criu = NULL;
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *prepared = NULL;
   const char *id;
   int r;
@@ -414,7 +414,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   random_hex(in->cid, 64);
   in->busy = true; /* until its network is made, below */
   in->received = json_array();
-  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
+  in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
   criu = path_join(in->dir, "criu");
   if ((r = mkdir_p(criu, 0700, err)) < 0) {
     json_decref(missing);
@@ -438,7 +438,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   m->in = in;
   log_info("migrate", "incoming %s: container %s (%s) from %s, %zu layer(s) missing", id, name, ip,
            peer && *peer ? peer : "local", json_array_size(missing));
-  *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", a->id, "missing_layers", missing);
+  *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", agent_id(a), "missing_layers", missing);
   prepared = in;
   r = 0;
 out_unlocked:
@@ -458,7 +458,7 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
                  const char *file, json_t **out, struct ferry_err *err)
 {
   _cleanup_free_ char *what = NULL;
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *in;
   int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
   if (r < 0)
@@ -520,7 +520,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   _cleanup_free_ char *criu = NULL;
   _cleanup_free_ char *prev = NULL;
   _cleanup_free_ char *log = NULL;
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *in;
   json_t *rj = json_object_get(body, "round"), *pj = json_object_get(body, "parent_round");
   if ((rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 ||
@@ -561,7 +561,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   if (round >= 0) {
     /* each round is progress: the offer's deadline starts again (at most
      * PRE_ROUNDS_MAX times) */
-    in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
+    in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
     _cleanup_free_ char *rel = xasprintf("pre/r%d", round);
     criu = path_join(in->dir, rel);
     if ((r = mkdir_p(criu, 0700, err)) < 0)
@@ -574,7 +574,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
       prev = xasprintf("../pre/r%d", parent);
   }
   log = path_join(in->dir, "page-server.log");
-  struct ckpt_page_server ps = {.listen_ip = a->listen_ip,
+  struct ckpt_page_server ps = {.listen_ip = agent_listen_ip(a),
                                 .peer = json_str_or(in->offer, "source_peer", ""),
                                 .images_dir = criu,
                                 .prev_dir = prev,
@@ -587,7 +587,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   }
   in->ps_pid = ps.pid;
   in->ps_round = round;
-  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", a->listen_ip ? a->listen_ip : "", "port",
+  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", agent_listen_ip(a) ? agent_listen_ip(a) : "", "port",
                    ps.port, "secret", ps.secret, "zstd", zstd);
 out_early:
   in_end(a, in, T_UNKNOWN);
@@ -715,7 +715,7 @@ int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
     return r;
   if (!agent_restore_can_hold(a))
     return FERRY_CONFLICT(err, "migration %s: this agent cannot hold a restore (no ferry-criu)", id);
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *in;
   _cleanup_free_ char *criu = NULL;
   _cleanup_json_ json_t *rec = NULL;
@@ -737,7 +737,7 @@ int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
     goto fail;
   }
   in->prep_rec = json_incref(rec);
-  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
+  in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
   log_info("migrate", "incoming %s: restore of %s prepared, held until its images are in", id,
            rec_name(rec));
   *out = json_pack("{s:s, s:b}", "state", target_state_name(T_OFFERED), "prepared", 1);
@@ -755,7 +755,7 @@ fail:
 int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
                      struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *in;
   int r = in_begin(m, id, T_OFFERED, T_RESTORING, &in, err);
   if (r < 0)
@@ -875,7 +875,7 @@ static void bring_up(struct agent *a, struct incoming *in, json_t *rec)
 
 int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   struct incoming *in = NULL;
   /* A repeated commit (its answer was lost) finds it running: same answer. */
   pthread_mutex_lock(&m->in_lock);
@@ -918,7 +918,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RUNNING), "restore", in->report);
   json_decref(in->rec);
   in->rec = NULL;
-  in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000; /* then pruned */
+  in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000; /* then pruned */
   in_end(a, in, T_UNKNOWN);
   return 0;
 }
@@ -934,7 +934,7 @@ static char *tombstone_path(struct migrations *m, const char *id)
 
 int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
@@ -963,7 +963,7 @@ int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_e
 
 int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err *err)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
@@ -992,7 +992,7 @@ int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err
 static void *reaper_main(void *arg)
 {
   struct agent *a = arg;
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   pthread_mutex_lock(&m->in_lock);
   while (!m->stopping) {
     struct timespec ts;
@@ -1005,7 +1005,7 @@ static void *reaper_main(void *arg)
       struct incoming *next = in->next;
       bool stale = in->state == T_OFFERED && now > in->deadline_ms;
       if (stale && !in->busy && page_server_receiving(in)) {
-        in->deadline_ms = now + (uint64_t)a->migration_timeout_s * 1000;
+        in->deadline_ms = now + (uint64_t)agent_migration_timeout_s(a) * 1000;
         stale = false;
       }
       bool failed = in->state == T_FAILED && now > in->deadline_ms;
@@ -1055,7 +1055,7 @@ static void *reaper_main(void *arg)
  * agent stopped in the middle of the commit; any other is removed. */
 static void target_recover(struct agent *a)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   DIR *d = opendir(m->dir);
   if (!d)
     return;
@@ -1095,7 +1095,7 @@ static void target_recover(struct agent *a)
     }
     if (in->state == T_RUNNING) {
       in->report = json_incref(json_object_get(st, "report"));
-      in->deadline_ms = now_mono_ms() + (uint64_t)a->migration_timeout_s * 1000;
+      in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
       _cleanup_json_ json_t *rec = find_copy(a, in);
       /* Only a copy this migration was still restoring: the container may
        * have moved on since (an outgoing migration owns it now, whose own
@@ -1123,12 +1123,12 @@ int migrate_init(struct agent *a, struct ferry_err *err)
   struct migrations *m = calloc(1, sizeof *m);
   if (!m)
     abort();
-  m->dir = path_join(a->root, "migrations");
+  m->dir = path_join(agent_root(a), "migrations");
   pthread_mutex_init(&m->in_lock, NULL);
   pthread_mutex_init(&m->out_lock, NULL);
   pthread_cond_init(&m->out_cond, NULL);
   pthread_cond_init(&m->reaper_cond, NULL);
-  a->mig = m;
+  agent_set_migrations(a, m);
   int r = mkdir_p(m->dir, 0700, err);
   if (r < 0)
     return r;
@@ -1142,7 +1142,7 @@ int migrate_init(struct agent *a, struct ferry_err *err)
 
 void migrate_fini(struct agent *a)
 {
-  struct migrations *m = a->mig;
+  struct migrations *m = agent_migrations(a);
   if (!m)
     return;
   pthread_mutex_lock(&m->in_lock);
@@ -1165,5 +1165,5 @@ void migrate_fini(struct agent *a)
   outgoing_free_all(m);
   free(m->dir);
   free(m);
-  a->mig = NULL;
+  agent_set_migrations(a, NULL);
 }
