@@ -113,6 +113,8 @@ int main(int argc, char **argv)
                     (strcmp(name, "node") == 0 || strcmp(name, "migrate") == 0);
     if (http_client_new(to_coord ? cli.coord : host, &cli.api, &err) < 0)
       return cli_fail(&err);
+    if (to_coord)
+      http_client_set_peer(cli.api, "the coordinator", "is ferry-coord running?");
     if (token_file && *token_file) {
       if (read_token_file(token_file, &token, &err) < 0) {
         http_client_free(cli.api);

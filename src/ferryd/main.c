@@ -128,6 +128,7 @@ static int announce_once(struct announce *an, const char *coord, char **secretp,
   char *secret = *secretp;
   if (http_client_new(coord, &c, &err) < 0)
     return -EINVAL;
+  http_client_set_peer(c, "the coordinator", "is ferry-coord running?");
   http_client_set_token(c, an->token);
   http_client_set_ca(c, an->ca);
   http_client_set_timeout(c, 5);

@@ -601,6 +601,7 @@ static int forward_migrate(struct coord *c, const char *leader, json_t *req, jso
   int r = http_client_new(leader, &cl, err);
   if (r < 0)
     return r;
+  http_client_set_peer(cl, "the leading coordinator", NULL);
   http_client_set_token(cl, c->token);
   http_client_set_ca(cl, c->tls_ca);
   http_client_set_timeout(cl, 60);

@@ -76,6 +76,7 @@ int etcd_call(struct etcd *e, const char *rpc, json_t *body, json_t **out, struc
       continue;
     http_client_set_timeout(c, e->timeout_s);
     http_client_set_pool(c, e->pool);
+    http_client_set_peer(c, "the etcd member", NULL);
     struct ferry_err ce = {0};
     int r = http_call(c, "POST", path, body, out, &ce);
     http_client_free(c);

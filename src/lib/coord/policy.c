@@ -34,6 +34,7 @@ static json_t *celestial_connected(struct policy *p, const char *station)
   struct http_client *cl = NULL;
   if (http_client_new(p->celestial, &cl, NULL) < 0)
     return NULL;
+  http_client_set_peer(cl, "Celestial", NULL);
   http_client_set_timeout(cl, 3);
   _cleanup_free_ char *en = http_escape(station);
   _cleanup_free_ char *url = xasprintf("/gst/%s", en);

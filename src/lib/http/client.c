@@ -26,6 +26,7 @@ struct http_client {
   http_progress_fn progress;
   void *progress_ud;
   struct http_pool *pool;
+  const char *what, *hint; /* static strings: what it talks to */
 };
 
 /* libcurl's share interface: the connection cache (and name lookups) of
@@ -73,6 +74,12 @@ void http_pool_free(struct http_pool *p)
 }
 
 void http_client_set_pool(struct http_client *c, struct http_pool *p) { c->pool = p; }
+
+void http_client_set_peer(struct http_client *c, const char *what, const char *hint)
+{
+  c->what = what;
+  c->hint = hint;
+}
 
 void http_client_set_progress(struct http_client *c, http_progress_fn fn, void *ud)
 {
@@ -126,6 +133,8 @@ int http_client_new(const char *host, struct http_client **out, struct ferry_err
   if (!c)
     abort();
   c->host = xstrdup(host);
+  c->what = "the ferry agent";
+  c->hint = "is ferryd running?";
   if (strncmp(host, "unix://", 7) == 0) {
     c->unix_path = xstrdup(host + 7);
     c->base = xstrdup("http://localhost");
@@ -315,8 +324,9 @@ static int perform(struct http_client *c, const char *method, const char *path,
   } else if (rc != CURLE_OK) {
     r = ferry_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
                       FERRY_E_UNAVAILABLE,
-                      "cannot reach the ferry agent at %s: %s (is ferryd running?)", c->host,
-                      curl_easy_strerror(rc));
+                      "cannot reach %s at %s: %s%s%s%s", c->what, c->host,
+                      curl_easy_strerror(rc), c->hint ? " (" : "", c->hint ? c->hint : "",
+                      c->hint ? ")" : "");
   } else {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
   }

@@ -128,6 +128,9 @@ void http_client_set_token(struct http_client *c, const char *token);
 void http_client_set_ca(struct http_client *c, const char *ca_file);
 /* Per-request timeout in seconds (0: none, the default). */
 void http_client_set_timeout(struct http_client *c, long seconds);
+/* What c talks to, as an error that cannot reach it names it (default:
+ * "the ferry agent", hint "is ferryd running?"; hint NULL: none). */
+void http_client_set_peer(struct http_client *c, const char *what, const char *hint);
 /* One more header line ("Name: value") on every request of c (NULL: none). */
 void http_client_set_header(struct http_client *c, const char *line);
 /* Connect to addr whenever the URL names host name at port (no lookup of
