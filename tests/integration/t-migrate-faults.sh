@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nothing is lost when a migration fails before the target confirms: for each
-# cause — the target agent dies, the target's disk is full, CRIU fails on the
+# cause — the target agent dies, the target's disk is full (injected, and a
+# real small tmpfs filled up), CRIU fails on the
 # target, the target hangs (timeout), the link breaks, the source agent dies
 # mid-migration — the container resumes on the source with its memory, files
 # and TCP connection intact, and the target ends up with nothing of it.
@@ -76,6 +77,28 @@ host_restart a2 FERRY_FAULT=incoming-put:enospc
 migrate_fails "disk full" "phase precopy.*No space left on device"
 intact "target disk full"
 check "target disk full: source resumed, target kept nothing"
+
+# 2b. the target's disk really is full: its root on a small tmpfs, filled
+# (a) to the last block: the offer's own record cannot be written; (b) to
+# less than the image's layers: a layer cannot be received. Each time the
+# move fails naming the full disk and the source runs on as before.
+stop_agent a2
+mount -t tmpfs -o size=32m tmpfs "$T_DIR/a2/root"
+start_agent a2
+layers_kib=$(( $(stat -c %s "$T_DIR/busybox.tar") / 1024 ))
+for free_kib in 0 $((layers_kib / 2)); do
+  rm -f "$T_DIR/a2/root/fill"
+  avail=$(df -k --output=avail "$T_DIR/a2/root" | tail -1 | tr -d ' ')
+  dd if=/dev/zero of="$T_DIR/a2/root/fill" bs=1K count=$((avail - free_kib)) 2>/dev/null || true
+  migrate_fails "disk really full ($free_kib KiB free)" "No space left on device|disk is full"
+  # (its scratch goes with the failed move; the fill stays: nothing else is left)
+  rm -f "$T_DIR/a2/root/fill"
+  intact "target disk really full ($free_kib KiB free)"
+done
+stop_agent a2
+umount "$T_DIR/a2/root"
+start_agent a2
+check "target's disk really full (a tmpfs filled to 0 and to half the layers): the move fails naming it, the source runs on, the target keeps nothing"
 
 # 3. CRIU/runc fails on the target
 host_restart a2 FERRY_FAULT=incoming-criu-restore:fail

@@ -79,6 +79,7 @@ struct conn {
   uint64_t uploaded;
   bool too_large;
   bool write_failed;
+  int write_errno;  /* why (0: unknown) */
   /* a body that goes to a sink as it comes */
   bool sinking, sink_broken, sink_failed;
   struct http_sink sink;
@@ -228,6 +229,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
       c->upload_path = path_join(s->upload_dir, "upload-XXXXXX");
       c->fd = mkstemp(c->upload_path);
       if (c->fd < 0) {
+        c->write_errno = errno;
         free(c->upload_path);
         c->upload_path = NULL;
         c->write_failed = true;
@@ -273,6 +275,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
           if (errno == EINTR)
             continue;
           c->write_failed = true;
+          c->write_errno = errno;
           break;
         }
         p += w;
@@ -305,10 +308,19 @@ complete:
     return send_error(con, 413,
                       c->upload ? "upload is larger than this agent accepts"
                                 : "request body is larger than 4 MiB");
-  if (c->write_failed)
-    return send_error(con, 507, "cannot store the upload (disk full?)");
-  if (c->fd >= 0 && fsync(c->fd) < 0)
-    return send_error(con, 507, "cannot store the upload (disk full?)");
+  if (!c->write_failed && c->fd >= 0 && fsync(c->fd) < 0) {
+    c->write_failed = true;
+    c->write_errno = errno;
+  }
+  if (c->write_failed) {
+    char msg[160];
+    int e = c->write_errno;
+    snprintf(msg, sizeof msg, "cannot store the upload: %s",
+             e == ENOSPC || e == EDQUOT ? "No space left on device (the disk is full)"
+             : e                        ? strerror(e)
+                                        : "write failed");
+    return send_error(con, 507, msg);
+  }
   char peer[64] = "";
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
