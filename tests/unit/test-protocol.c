@@ -223,6 +223,26 @@ static void the_check_catches_a_careless_source(void **state)
   assert_true(g_violations > 0);
 }
 
+/* Every part a source uploads is a part the target's route knows, by the
+ * same segment; a named part is named on both sides; anything else is none. */
+static void wire_parts_round_trip(void **state)
+{
+  (void)state;
+  const char *segs[] = {"layers", "volumes", "volume-delta", "rootfs", "rootfs-delta", "criu"};
+  for (int p = WP_LAYER; p <= WP_CRIU; p++) {
+    assert_string_equal(wire_part_segment((enum wire_part)p), segs[p]);
+    assert_int_equal(wire_part_parse(segs[p]), p);
+  }
+  assert_true(wire_part_named(WP_LAYER) && wire_part_named(WP_VOLUME) &&
+              wire_part_named(WP_VOLUME_DELTA));
+  assert_false(wire_part_named(WP_ROOTFS) || wire_part_named(WP_ROOTFS_DELTA) ||
+               wire_part_named(WP_CRIU) || wire_part_named(WP_NONE));
+  assert_int_equal(wire_part_parse("layer"), WP_NONE);
+  assert_int_equal(wire_part_parse("../criu"), WP_NONE);
+  assert_int_equal(wire_part_parse(""), WP_NONE);
+  assert_string_equal(wire_part_segment(WP_NONE), "");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -230,6 +250,7 @@ int main(void)
       cmocka_unit_test(decides_by_state),
       cmocka_unit_test(never_two_copies),
       cmocka_unit_test(the_check_catches_a_careless_source),
+      cmocka_unit_test(wire_parts_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

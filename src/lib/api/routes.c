@@ -631,21 +631,12 @@ H(in_commit)
 static void in_put(void *ctx, const struct http_request *req, const char *id, const char *part,
                    const char *name, struct http_response *resp)
 {
-  static const struct {
-    const char *seg, *kind;
-    bool named;
-  } parts[] = {{"layers", "layer", true},          {"volumes", "volume", true},
-               {"volume-delta", "volume-delta", true}, {"rootfs", "rootfs", false},
-               {"rootfs-delta", "rootfs-delta", false}, {"criu", "criu", false}};
   struct ferry_err err = {0};
   json_t *out = NULL;
+  enum wire_part p = wire_part_parse(part);
   int r = FERRY_NOTFOUND(&err, "%s %s: no such endpoint", req->method, req->path);
-  for (size_t i = 0; req->upload_path && i < ARRAY_SIZE(parts); i++) {
-    if (strcmp(part, parts[i].seg) == 0 && parts[i].named == (name != NULL)) {
-      r = incoming_put(AGENT(ctx), id, parts[i].kind, name, req->upload_path, &out, &err);
-      break;
-    }
-  }
+  if (req->upload_path && p != WP_NONE && wire_part_named(p) == (name != NULL))
+    r = incoming_put(AGENT(ctx), id, p, name, req->upload_path, &out, &err);
   http_reply_result(resp, r, out, &err);
 }
 

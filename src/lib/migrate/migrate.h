@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "migrate/protocol.h"
 #include "util/err.h"
 
 int migrate_init(struct agent *a, struct ferry_err *err);
@@ -50,7 +51,7 @@ int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
                            struct ferry_err *err);
 /* kind: "layer", "volume", "rootfs", "criu", "rootfs-delta", "volume-delta";
  * file: the uploaded tar. */
-int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
+int incoming_put(struct agent *a, const char *id, enum wire_part part, const char *name,
                  const char *file, json_t **out, struct ferry_err *err);
 /* Starts a CRIU page server for the migration's memory. body: {} for the
  * dump's pages (into criu/); {"round": N}: pre-dump round N (into pre/rN,

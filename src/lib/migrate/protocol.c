@@ -72,3 +72,39 @@ bool target_may_remove_copy(enum target_state st)
 {
   return st != T_RUNNING;
 }
+
+static const struct {
+  const char *segment, *noun;
+  bool named;
+} wire_parts[] = {
+    [WP_LAYER] = {"layers", "layer", true},
+    [WP_VOLUME] = {"volumes", "volume", true},
+    [WP_VOLUME_DELTA] = {"volume-delta", "volume delta", true},
+    [WP_ROOTFS] = {"rootfs", "rootfs", false},
+    [WP_ROOTFS_DELTA] = {"rootfs-delta", "rootfs delta", false},
+    [WP_CRIU] = {"criu", "CRIU images", false},
+};
+#define N_WIRE_PARTS (sizeof wire_parts / sizeof wire_parts[0])
+
+const char *wire_part_segment(enum wire_part p)
+{
+  return p >= 0 && (size_t)p < N_WIRE_PARTS ? wire_parts[p].segment : "";
+}
+
+enum wire_part wire_part_parse(const char *segment)
+{
+  for (size_t i = 0; segment && i < N_WIRE_PARTS; i++)
+    if (strcmp(wire_parts[i].segment, segment) == 0)
+      return (enum wire_part)i;
+  return WP_NONE;
+}
+
+bool wire_part_named(enum wire_part p)
+{
+  return p >= 0 && (size_t)p < N_WIRE_PARTS && wire_parts[p].named;
+}
+
+const char *wire_part_noun(enum wire_part p)
+{
+  return p >= 0 && (size_t)p < N_WIRE_PARTS ? wire_parts[p].noun : "part";
+}

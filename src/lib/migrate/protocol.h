@@ -53,3 +53,23 @@ enum recover_action source_recover_action(enum target_state st, bool commit_sent
 /* The target, on restart or when the fence time passed: may it remove its
  * copy? Only while the source has no commit answer from it. */
 bool target_may_remove_copy(enum target_state st);
+
+/* The parts a migration uploads to its target, one per request:
+ * PUT /v1/migrations/incoming/ID/SEGMENT[/NAME]. Spelled only in
+ * protocol.c. */
+enum wire_part {
+  WP_NONE = -1,
+  WP_LAYER,        /* "layers/DIGEST": an image layer the target lacks */
+  WP_VOLUME,       /* "volumes/NAME": a volume, whole */
+  WP_VOLUME_DELTA, /* "volume-delta/NAME": what changed in it since */
+  WP_ROOTFS,       /* "rootfs": the rootfs changes, whole */
+  WP_ROOTFS_DELTA, /* "rootfs-delta": what changed in them since */
+  WP_CRIU,         /* "criu": CRIU's images */
+};
+/* The URL segment ("layers"), and the part a segment names (WP_NONE). */
+const char *wire_part_segment(enum wire_part p);
+enum wire_part wire_part_parse(const char *segment);
+/* Whether the part's URL names one (a layer's digest, a volume's name). */
+bool wire_part_named(enum wire_part p);
+/* What an error calls it ("layer", "volume delta"). */
+const char *wire_part_noun(enum wire_part p);

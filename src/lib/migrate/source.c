@@ -230,14 +230,15 @@ static int put_tar(struct outgoing *o, struct http_client *c, const struct uploa
 
 /* "/v1/migrations/incoming/ID" + part [+ "/" + escaped arg] */
 static char *mig_url(struct outgoing *o, const char *part, const char *arg);
+static char *part_url(struct outgoing *o, enum wire_part p, const char *arg);
 
 /* Sends every volume of rec as PUT .../PART/NAME (full or delta). */
 static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
-                        const struct tar_opts *to, const char *part, struct ferry_err *err)
+                        const struct tar_opts *to, enum wire_part part, struct ferry_err *err)
 {
   for (size_t i = 0; i < rec_n_volumes(rec); i++) {
     const char *vn = rec_volume_name(rec, i);
-    _cleanup_free_ char *url = mig_url(o, part, vn);
+    _cleanup_free_ char *url = part_url(o, part, vn);
     struct upload up = {.part = PART_VOLUME, .rec = rec, .name = vn};
     int r = put_tar(o, c, &up, to, url, "volumes", err);
     if (r < 0)
@@ -250,6 +251,13 @@ static char *mig_url(struct outgoing *o, const char *part, const char *arg)
 {
   _cleanup_free_ char *e = arg ? http_escape(arg) : NULL;
   return xasprintf("/v1/migrations/incoming/%s%s%s%s", o->id, part, e ? "/" : "", e ? e : "");
+}
+
+/* The URL of an upload of part p (named arg, or NULL) */
+static char *part_url(struct outgoing *o, enum wire_part p, const char *arg)
+{
+  _cleanup_free_ char *seg = xasprintf("/%s", wire_part_segment(p));
+  return mig_url(o, seg, arg);
 }
 
 /* The host part of a URL like tcp://1.2.3.4:9000 */
@@ -680,15 +688,15 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   json_array_foreach(json_object_get(o->offer_resp, "missing_layers"), i, l)
   {
     const char *dg = json_string_value(l);
-    _cleanup_free_ char *url = mig_url(o, "/layers", dg);
+    _cleanup_free_ char *url = part_url(o, WP_LAYER, dg);
     struct upload up = {.part = PART_LAYER, .name = dg};
     if (put_tar(o, o->c, &up, &full, url, "layers", err) < 0)
       return ferry_err_wrap(err, "send layer %.19s", dg);
   }
-  int r = send_volumes(o, o->c, p->rec, &full, "/volumes", err);
+  int r = send_volumes(o, o->c, p->rec, &full, WP_VOLUME, err);
   if (r < 0)
     return r;
-  _cleanup_free_ char *url = mig_url(o, "/rootfs", NULL);
+  _cleanup_free_ char *url = part_url(o, WP_ROOTFS, NULL);
   struct upload up = {.part = PART_ROOTFS, .rec = p->rec};
   if (put_tar(o, o->c, &up, &full, url, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
@@ -726,11 +734,11 @@ static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, t
                        struct ferry_err *err)
 {
   struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
-  _cleanup_free_ char *rurl = mig_url(o, "/rootfs-delta", NULL);
+  _cleanup_free_ char *rurl = part_url(o, WP_ROOTFS_DELTA, NULL);
   struct upload changes = {.part = PART_ROOTFS, .rec = rec};
   if (put_tar(o, c, &changes, &delta, rurl, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
-  return send_volumes(o, c, rec, &delta, "/volume-delta", err);
+  return send_volumes(o, c, rec, &delta, WP_VOLUME_DELTA, err);
 }
 
 /* With the files in place there, the target starts its restore while
@@ -819,7 +827,7 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   /* CRIU's link to the last pre-dump: the target's page server made its own */
   _cleanup_free_ char *plink = path_join(criu, "parent");
   unlink(plink);
-  _cleanup_free_ char *curl = mig_url(o, "/criu", NULL);
+  _cleanup_free_ char *curl = part_url(o, WP_CRIU, NULL);
   struct upload images = {.own_dir = criu};
   if (put_tar(o, o->c, &images, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
     return ferry_err_wrap(err, "send CRIU images");

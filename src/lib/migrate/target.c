@@ -454,10 +454,10 @@ out_unlocked:
   return r;
 }
 
-int incoming_put(struct agent *a, const char *id, const char *kind, const char *name,
+int incoming_put(struct agent *a, const char *id, enum wire_part part, const char *name,
                  const char *file, json_t **out, struct ferry_err *err)
 {
-  _cleanup_free_ char *what = NULL;
+  _cleanup_free_ char *what = NULL, *dest = NULL;
   struct migrations *m = agent_migrations(a);
   struct incoming *in;
   int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
@@ -467,8 +467,14 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
     goto out;
   struct stat st;
   uint64_t bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
-  what = xasprintf("migration %s: %s%s%s", id, kind, name ? " " : "", name ? name : "");
-  if (strcmp(kind, "layer") == 0) {
+  what = xasprintf("migration %s: %s%s%s", id, wire_part_noun(part), name ? " " : "",
+                   name ? name : "");
+  if (in->prep && part != WP_LAYER && part != WP_CRIU) {
+    r = FERRY_CONFLICT(err, "%s: the restore is prepared, its files are in place", what);
+    goto out;
+  }
+  switch (part) {
+  case WP_LAYER: {
     if (!name || !in_array(json_object_get(json_object_get(in->offer, "image"), "layers"), name)) {
       r = FERRY_INVALID(err, "%s: not a layer of the offered image", what);
       goto out;
@@ -478,30 +484,32 @@ int incoming_put(struct agent *a, const char *id, const char *kind, const char *
       goto out;
     if (added)
       json_array_append_new(in->received, json_string(name));
-  } else if (in->prep && strcmp(kind, "criu") != 0) {
-    r = FERRY_CONFLICT(err, "%s: the restore is prepared, its files are in place", what);
-  } else if (strcmp(kind, "volume") == 0 || strcmp(kind, "volume-delta") == 0) {
+    break;
+  }
+  case WP_VOLUME:
+  case WP_VOLUME_DELTA: {
     if (!name || !in_array(json_object_get(in->offer, "volumes"), name)) {
       r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
       goto out;
     }
     _cleanup_free_ char *rel = xasprintf("volumes/%s", name);
-    _cleanup_free_ char *dest = path_join(in->dir, rel);
-    if (strcmp(kind, "volume") == 0)
-      r = agent_extract_fresh(a, file, dest, what, err);
-    else
-      r = agent_extract_delta(a, file, dest, what, err);
-  } else if (strcmp(kind, "rootfs") == 0 || strcmp(kind, "rootfs-delta") == 0) {
-    _cleanup_free_ char *dest = path_join(in->dir, "upper");
-    if (strcmp(kind, "rootfs") == 0)
-      r = agent_extract_fresh(a, file, dest, what, err);
-    else
-      r = agent_extract_delta(a, file, dest, what, err);
-  } else if (strcmp(kind, "criu") == 0) {
-    _cleanup_free_ char *dest = path_join(in->dir, "criu");
+    dest = path_join(in->dir, rel);
+    r = part == WP_VOLUME ? agent_extract_fresh(a, file, dest, what, err)
+                          : agent_extract_delta(a, file, dest, what, err);
+    break;
+  }
+  case WP_ROOTFS:
+  case WP_ROOTFS_DELTA:
+    dest = path_join(in->dir, "upper");
+    r = part == WP_ROOTFS ? agent_extract_fresh(a, file, dest, what, err)
+                          : agent_extract_delta(a, file, dest, what, err);
+    break;
+  case WP_CRIU:
+    dest = path_join(in->dir, "criu");
     r = agent_extract_plain(a, file, dest, what, err);
-  } else {
-    r = FERRY_NOTFOUND(err, "migration %s: unknown part \"%s\"", id, kind);
+    break;
+  default:
+    r = FERRY_NOTFOUND(err, "migration %s: unknown part", id);
   }
   if (r == 0)
     *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
