@@ -187,8 +187,9 @@ static void target_restart(void)
   }
 }
 
-static void on_phase(struct mig_pipe *p, const char *phase)
+static void on_phase(struct mig_pipe *p, enum mig_phase ph)
 {
+  const char *phase = mig_phase_name(ph);
   if (W.target_restart_at && strcmp(W.target_restart_at, phase) == 0)
     target_restart();
   if (W.unreachable_from && strcmp(W.unreachable_from, phase) == 0)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "agent/phase.h"
 #include "ckpt/ckpt.h"
 #include "image/store.h"
 #include "net/net.h"
@@ -375,6 +376,7 @@ json_t *agent_ctr_by_migration(struct agent *a, const char *mid);
 int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err);
 /* An unsolicited ARP for the container's address from its namespace. */
 int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err);
+
 
 /* ---- metrics (agent_metrics.c): GET /metrics, Prometheus text ---- */
 void agent_metrics_init(struct agent *a);

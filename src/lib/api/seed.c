@@ -155,7 +155,7 @@ static json_t *podman_stats(json_t *rep, bool restore)
   json_t *one = json_pack("{s:s, s:s}", "Id", json_str_or(tgt, "container_id", ""), "Name",
                           json_str_or(rep, "container", ""));
   if (!restore) {
-    json_object_set_new(one, "runtime_checkpoint_duration", json_integer(MS(ph, "dump")));
+    json_object_set_new(one, "runtime_checkpoint_duration", json_integer(MS(ph, mig_phase_name(PH_DUMP))));
     json_object_set_new(one, "criu_statistics",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "freezing_time",
                                   US("freezing_time_us"), "frozen_time", US("frozen_time_us"),
@@ -163,7 +163,7 @@ static json_t *podman_stats(json_t *rep, bool restore)
                                   US("memwrite_time_us"), "pages_scanned", US("pages_scanned"),
                                   "pages_written", US("pages_written")));
     return json_pack("{s:I, s:[o]}", "podman_checkpoint_duration",
-                     MS(ph, "freeze") + MS(ph, "dump") + MS(ph, "transfer"), "container_statistics",
+                     MS(ph, mig_phase_name(PH_FREEZE)) + MS(ph, mig_phase_name(PH_DUMP)) + MS(ph, mig_phase_name(PH_TRANSFER)), "container_statistics",
                      one);
   }
   json_object_set_new(one, "runtime_restore_duration", json_integer(MS(tgt, "restore_ms")));
@@ -171,7 +171,7 @@ static json_t *podman_stats(json_t *rep, bool restore)
                       json_pack("{s:I, s:I, s:I}", "forking_time", US("forking_time_us"),
                                 "pages_restored", US("pages_restored"), "restore_time",
                                 US("restore_time_us")));
-  return json_pack("{s:I, s:[o]}", "podman_restore_duration", MS(ph, "restore"),
+  return json_pack("{s:I, s:[o]}", "podman_restore_duration", MS(ph, mig_phase_name(PH_RESTORE)),
                    "container_statistics", one);
 #undef MS
 #undef US
@@ -260,10 +260,10 @@ static void start_migration(struct agent *a, const struct http_request *req, jso
   }
   json_t *rep = json_object_get(out, "report");
   json_t *ph = json_object_get(rep, "phases");
-  json_int_t ckpt_us = (json_integer_value(json_object_get(ph, "freeze")) +
-                        json_integer_value(json_object_get(ph, "dump")) +
-                        json_integer_value(json_object_get(ph, "transfer"))) * 1000;
-  json_int_t rest_us = json_integer_value(json_object_get(ph, "restore")) * 1000;
+  json_int_t ckpt_us = (json_integer_value(json_object_get(ph, mig_phase_name(PH_FREEZE))) +
+                        json_integer_value(json_object_get(ph, mig_phase_name(PH_DUMP))) +
+                        json_integer_value(json_object_get(ph, mig_phase_name(PH_TRANSFER)))) * 1000;
+  json_int_t rest_us = json_integer_value(json_object_get(ph, mig_phase_name(PH_RESTORE))) * 1000;
   ok(resp,
      json_pack("{s:I, s:I, s:o, s:o, s:O}", "checkpoint_duration", ckpt_us, "restore_duration",
                rest_us, "checkpoint_stats", podman_stats(rep, false), "restore_stats",

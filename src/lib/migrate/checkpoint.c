@@ -179,20 +179,18 @@ static const struct mig_dest_ops dir_dest = {
     .abort = dir_abort,
 };
 
-static void on_ckpt_phase(struct mig_pipe *p, const char *phase)
+static void on_ckpt_phase(struct mig_pipe *p, enum mig_phase ph)
 {
   struct ckpt_dest *d = D(p);
   uint64_t now = now_mono_ms();
-  if (strcmp(phase, "freeze") == 0)
-    d->t_freeze = now;
-  else if (strcmp(phase, "dump") == 0)
-    d->t_dump = now;
-  else if (strcmp(phase, "transfer") == 0)
-    d->t_transfer = now;
-  else if (strcmp(phase, "restore") == 0)
-    d->t_restore = now;
-  else if (strcmp(phase, "done") == 0)
-    d->t_done = now;
+  switch (ph) {
+  case PH_FREEZE: d->t_freeze = now; break;
+  case PH_DUMP: d->t_dump = now; break;
+  case PH_TRANSFER: d->t_transfer = now; break;
+  case PH_RESTORE: d->t_restore = now; break;
+  case PH_DONE: d->t_done = now; break;
+  default: break;
+  }
 }
 
 int migrate_checkpoint(struct agent *a, const char *ref, json_t *req, json_t **out,

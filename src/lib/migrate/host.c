@@ -77,7 +77,7 @@ static void lazy_end(struct mig_pipe *p, bool kill_now)
   if (!lz || lz->pid <= 0)
     return;
   if (!kill_now)
-    mig_pipe_phase(p, "serve");
+    mig_pipe_phase(p, PH_SERVE);
   uint64_t t0 = mig_pipe_now(p);
   struct ferry_err e = {0};
   /* past the commit the copy there needs every page: the wait is not cut

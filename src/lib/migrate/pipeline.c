@@ -31,16 +31,16 @@ long mig_pipe_remaining_s(struct mig_pipe *p)
   return left > 1000 ? (long)(left / 1000) : 1;
 }
 
-static void phase(struct mig_pipe *p, const char *name)
+static void phase(struct mig_pipe *p, enum mig_phase ph)
 {
-  snprintf(p->phase, sizeof p->phase, "%s", name);
+  snprintf(p->phase, sizeof p->phase, "%s", mig_phase_name(ph));
   if (p->on_phase)
-    p->on_phase(p, name);
+    p->on_phase(p, ph);
 }
 
-void mig_pipe_phase(struct mig_pipe *p, const char *name)
+void mig_pipe_phase(struct mig_pipe *p, enum mig_phase ph)
 {
-  phase(p, name);
+  phase(p, ph);
 }
 
 static int fault(struct mig_pipe *p, const char *point)
@@ -120,7 +120,7 @@ int mig_pipe_run(struct mig_pipe *p)
   p->outcome = MIG_PENDING;
 
   /* ---- offer: the run owns the container from here ---- */
-  phase(p, "offer");
+  phase(p, PH_OFFER);
   if ((r = h->claim(p, err)) < 0)
     goto fail;
   claimed = true;
@@ -129,7 +129,7 @@ int mig_pipe_run(struct mig_pipe *p)
   offered = true;
 
   /* ---- pre-copy, while the container runs ---- */
-  phase(p, "precopy");
+  phase(p, PH_PRECOPY);
   p->precopy_since = time(NULL) - 1;
   if (d->precopy && (r = d->precopy(p, err)) < 0)
     goto fail;
@@ -138,7 +138,7 @@ int mig_pipe_run(struct mig_pipe *p)
     goto fail;
 
   /* ---- freeze: off the network, then paused ---- */
-  phase(p, "freeze");
+  phase(p, PH_FREEZE);
   p->t_freeze = mig_pipe_now(p);
   if ((r = h->freeze(p, &neigh, err)) < 0)
     goto fail;
@@ -149,7 +149,7 @@ int mig_pipe_run(struct mig_pipe *p)
     d->frozen(p);
 
   /* ---- dump: the pages go the memory strategy's way ---- */
-  phase(p, "dump");
+  phase(p, PH_DUMP);
   if ((r = d->criu_dir(p, &criu, err)) < 0)
     goto fail;
   {
@@ -174,12 +174,12 @@ int mig_pipe_run(struct mig_pipe *p)
     goto fail;
 
   /* ---- transfer: CRIU's images and what changed since pre-copy ---- */
-  phase(p, "transfer");
+  phase(p, PH_TRANSFER);
   if ((r = d->transfer(p, criu, err)) < 0)
     goto fail;
 
   /* ---- restore at the destination, off the network there ---- */
-  phase(p, "restore");
+  phase(p, PH_RESTORE);
   if ((r = restore_wait(p, neigh, err)) < 0)
     goto fail;
   if ((r = fault(p, "restored")) < 0)
@@ -187,7 +187,7 @@ int mig_pipe_run(struct mig_pipe *p)
 
   /* ---- commit: from here the host never resumes its copy unless the
    * destination says it has none ---- */
-  phase(p, "commit");
+  phase(p, PH_COMMIT);
   if ((r = h->commit_sent(p, err)) < 0)
     goto fail;
   if ((r = fault(p, "commit-sent")) < 0)
@@ -204,7 +204,7 @@ int mig_pipe_run(struct mig_pipe *p)
   if (fault(p, "committed") < 0 && p->died)
     goto fail;
   h->done(p);
-  phase(p, "done");
+  phase(p, PH_DONE);
   p->outcome = MIG_DONE;
   r = 0;
   goto out;
@@ -235,7 +235,7 @@ fail:
   }
   if (!err->msg[0])
     ferry_err_set(err, r < 0 ? r : -EIO, FERRY_E_INTERNAL, "%s failed", p->fault_prefix);
-  phase(p, "aborted");
+  phase(p, PH_ABORTED);
   r = r < 0 ? r : -EIO;
 out:
   if (d->cleanup)

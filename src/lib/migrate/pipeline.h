@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "agent/phase.h"
 #include "migrate/protocol.h"
 #include "util/err.h"
 
@@ -113,7 +114,7 @@ struct mig_pipe {
   void *host_ctx, *dest_ctx;
   int timeout_s;
   /* called at each phase change, with the phase's name */
-  void (*on_phase)(struct mig_pipe *p, const char *phase);
+  void (*on_phase)(struct mig_pipe *p, enum mig_phase ph);
 
   /* filled as it runs */
   uint64_t t0;          /* start (the host's clock) */
@@ -139,7 +140,7 @@ void mig_pipe_fini(struct mig_pipe *p);
 
 /* A step of the host's own inside a phase ("serve": after the commit, a
  * post-copy dump serves the memory before the copy here ends). */
-void mig_pipe_phase(struct mig_pipe *p, const char *name);
+void mig_pipe_phase(struct mig_pipe *p, enum mig_phase ph);
 /* Time left (seconds, at least 1) of the run's timeout. */
 long mig_pipe_remaining_s(struct mig_pipe *p);
 uint64_t mig_pipe_now(struct mig_pipe *p);

@@ -987,9 +987,9 @@ static const struct mig_dest_ops peer_dest = {
     .cleanup = peer_cleanup,
 };
 
-static void on_pipe_phase(struct mig_pipe *p, const char *phase)
+static void on_pipe_phase(struct mig_pipe *p, enum mig_phase ph)
 {
-  set_phase(O(p), phase);
+  set_phase(O(p), mig_phase_name(ph));
 }
 
 static void *source_main(void *arg)
@@ -1006,7 +1006,7 @@ static void *source_main(void *arg)
     http_client_set_progress(o->c, on_progress, o);
     mig_pipe_run(p);
   } else {
-    snprintf(p->failed_phase, sizeof p->failed_phase, "offer");
+    snprintf(p->failed_phase, sizeof p->failed_phase, "%s", mig_phase_name(PH_OFFER));
     p->outcome = MIG_REFUSED;
   }
   pthread_mutex_lock(&m->out_lock);
