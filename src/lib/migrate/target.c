@@ -144,9 +144,12 @@ static bool lazy_daemon_running(struct incoming *in)
     /* the pages it did not bring in would now read as zeros: the copy
      * must not run on with them */
     bool kill_copy = in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0;
+    _cleanup_free_ char *log = path_join(in->dir, "criu/lazy-pages.log");
+    _cleanup_free_ char *why = criu_log_errors(log, 800);
     log_error("migrate", "incoming %s: criu lazy-pages ended with status %d before the copy's "
-              "memory was whole (%s/criu/lazy-pages.log)%s", in->id,
-              WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), in->dir,
+              "memory was whole (%s: %s)%s", in->id,
+              WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), log,
+              why && *why ? why : "no error in its log",
               kill_copy ? ": the copy is killed" : "");
   }
   in->lazy_pid = 0;
@@ -199,9 +202,12 @@ static void cleanup_in(struct agent *a, struct incoming *in)
     if (!committed(in))
       kill(in->lazy_pid, SIGKILL);
     int lr = spawn_reap(in->lazy_pid, committed(in) ? 60000 : 5000, true);
-    if (lr != 0 && committed(in) && in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0)
+    if (lr != 0 && committed(in) && in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0) {
+      _cleanup_free_ char *log = path_join(in->dir, "criu/lazy-pages.log");
+      _cleanup_free_ char *why = criu_log_errors(log, 800);
       log_error("migrate", "incoming %s: criu lazy-pages did not bring the copy's memory in whole "
-                "(%d): the copy is killed", in->id, lr);
+                "(%d: %s): the copy is killed", in->id, lr, why && *why ? why : "no error in its log");
+    }
     in->lazy_pid = 0;
     in->lazy_copy_pid = 0;
   }
