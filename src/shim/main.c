@@ -190,6 +190,14 @@ static int exec_main(const char *console, const char *pid_file, int resize_fd, c
     return 125;
   int master = -1, status = 0;
   pid_t cmd = 0;
+  /* children reaped before runc said which one is the command (a command
+   * that ends at once can go before runc does): their statuses, so that
+   * the command's is not lost */
+  struct {
+    pid_t pid;
+    int st;
+  } early[64];
+  size_t n_early = 0;
   bool runc_done = false, cmd_done = false, in_open = true;
   struct q to_term = {0};
   struct winsize size = {0};
@@ -290,11 +298,21 @@ static int exec_main(const char *console, const char *pid_file, int resize_fd, c
             return 125;
           }
           cmd = atoi(txt);
-          if (kill(cmd, 0) < 0 && errno == ESRCH)
-            cmd_done = true; /* gone before we knew it: its status is lost */
+          for (size_t k = 0; k < (n_early < 64 ? n_early : 64) && !cmd_done; k++) {
+            if (early[k].pid == cmd) { /* it went before runc: its status was kept */
+              cmd_done = true;
+              status = early[k].st;
+            }
+          }
+          if (!cmd_done && kill(cmd, 0) < 0 && errno == ESRCH)
+            cmd_done = true; /* gone, and not reaped here: its status is lost */
         } else if (runc_done && p == cmd) {
           cmd_done = true;
           status = st;
+        } else if (!runc_done) {
+          early[n_early % 64].pid = p;
+          early[n_early % 64].st = st;
+          n_early++;
         }
       }
     }
