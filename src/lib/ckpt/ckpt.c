@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "ckpt/swrk.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -20,11 +21,6 @@
 #include "util/spawn.h"
 #include "util/strv.h"
 
-/* The fd numbers CRIU is told to find its page-server connection and its
- * memory trackers' keeper at. */
-#define CKPT_PS_FD 100
-#define CKPT_KEEPER_FD 101
-#define CKPT_STATUS_FD 102
 
 /* Adds (or removes again) the lines block in the container's criu.conf. */
 static int conf_block(struct runtime *rt, const char *id, const char *block, bool add,
@@ -390,6 +386,22 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
   bool ps_line = false, keeper_line = false;
   uint64_t run_ms = 0;
   int r = 0;
+  if (direct && !o->pre_dump && ckpt_criu_fits(o->criu, o->ps_fd, o->keeper_fd)) {
+    /* the CRIU started ahead takes it as its request */
+    _cleanup_free_ char *why = NULL;
+    uint64_t t_run = now_mono_ms();
+    r = ckpt_criu_dump(o->criu, argv, images_dir, o->timeout_ms, &why, err);
+    run_ms = now_mono_ms() - t_run;
+    runtime_changed(rt);
+    if (r == -EIO) {
+      _cleanup_free_ char *logp = path_join(images_dir, "dump.log");
+      _cleanup_free_ char *cerr = criu_log_errors(logp, 700);
+      r = FERRY_INTERNAL(err, "criu dump failed: %s%s%s", why, *cerr ? "; CRIU: " : "", cerr);
+    }
+    if (r != -ENOTSUP)
+      goto stats;
+    r = 0; /* not asked: CRIU is started here */
+  }
   /* the direct command line names the fds itself; runc hands CRIU the
    * container's criu.conf, which then does */
   if (o->ps_fd >= 0) {
@@ -429,6 +441,7 @@ out:
                        *t ? ": " : "", t, *cerr ? (*t ? "; CRIU: " : ": CRIU: ") : "", cerr);
   }
   spawn_result_free(&res);
+stats:
   if (r == 0 && stats) {
     _cleanup_free_ char *sp = path_join(images_dir, "stats-dump");
     *stats = NULL;

@@ -49,6 +49,18 @@ int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err);
  * killed if it had to be). */
 int ckpt_page_server_end(int pid, const char *log_path, int timeout_ms, struct ferry_err *err);
 
+/* A dump's CRIU started ahead (`criu swrk` on a socket pair, waiting for
+ * its request): its start (exec, its libraries, ~15 ms of CPU on these
+ * machines and twice that in time when they are busy) happens before the
+ * freeze, and its exit after the dump's answer. ps_fd and keeper_fd: the
+ * fds the dump will name (ckpt_dump_opts'), -1 none; out_path takes what
+ * it prints before its log is set up. ckpt_criu_end ends an unused one and
+ * reaps it (after a dump, it has exited or is about to). */
+struct ckpt_criu;
+int ckpt_criu_start(int ps_fd, int keeper_fd, const char *out_path, struct ckpt_criu **out,
+                    struct ferry_err *err);
+void ckpt_criu_end(struct ckpt_criu *c);
+
 struct runtime;
 
 struct ckpt_dump_opts {
@@ -68,6 +80,10 @@ struct ckpt_dump_opts {
    * written, *lazy_pid being that CRIU, the caller's to end with
    * ckpt_lazy_wait. Only with the direct dump. */
   int *lazy_pid;
+  /* started ahead with the same ps_fd and keeper_fd: a direct dump (not a
+   * pre-dump, not lazy) is its request; else, or if it cannot take it,
+   * CRIU is started here. Used once; the caller ends it. */
+  struct ckpt_criu *criu;
 };
 #define CKPT_DUMP_OPTS_INIT {.ps_fd = -1, .keeper_fd = -1}
 

@@ -41,6 +41,30 @@ static int host_freeze(struct mig_pipe *p, json_t **neigh, struct ferry_err *err
   return agent_ctr_freeze(H(p)->a, p->rec, !H(p)->no_hold, neigh, err);
 }
 
+/* The dump's CRIU started now, while the container runs: its start is
+ * then not part of the freeze. Not for a lazy dump (CRIU stays to serve
+ * the pages: started the usual way). */
+static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
+{
+  struct mig_host *h = H(p);
+  if (h->lazy || h->criu)
+    return;
+  int keeper = h->mem ? h->mem->keeper_fd : -1;
+  _cleanup_free_ char *out = path_join(agent_root(h->a), "criu-swrk.log");
+  struct ferry_err e = {0};
+  if (ckpt_criu_start(ps_fd, keeper, out, &h->criu, &e) < 0)
+    log_warn("migrate", "%s: container %s: CRIU not started ahead of the freeze: %s", p->id,
+             rec_name(p->rec), e.msg);
+}
+
+/* Ends the CRIU started ahead: after a dump it exits by itself; unused, its
+ * socket closing ends it. Past the pause: it reaps. */
+static void host_criu_end(struct mig_pipe *p)
+{
+  ckpt_criu_end(H(p)->criu);
+  H(p)->criu = NULL;
+}
+
 static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_server, int ps_fd,
                      json_t **stats, struct ferry_err *err)
 {
@@ -51,6 +75,7 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
   o.ps_fd = ps_fd;
   o.leave_running = true;
   o.timeout_ms = (int)mig_pipe_remaining_s(p) * 1000;
+  o.criu = H(p)->criu;
   if (H(p)->mem) {
     o.parent = H(p)->mem->parent;
     o.keeper_fd = H(p)->mem->keeper_fd;
@@ -121,6 +146,7 @@ static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
 static void host_done(struct mig_pipe *p)
 {
   struct mig_host *h = H(p);
+  host_criu_end(p);
   switch (h->after) {
   case AFTER_RUN_ON:
     lazy_end(p, false);
@@ -150,6 +176,7 @@ static void host_done(struct mig_pipe *p)
 
 static void host_release(struct mig_pipe *p, bool resumed)
 {
+  host_criu_end(p);
   if (!p->rec)
     return;
   if (resumed)
@@ -166,6 +193,7 @@ static int host_fault(struct mig_pipe *p, const char *point, struct ferry_err *e
 const struct mig_host_ops mig_agent_host = {
     .claim = host_claim,
     .freeze = host_freeze,
+    .dump_prepare = host_dump_prepare,
     .dump = host_dump,
     .thaw = host_thaw,
     .commit_sent = host_commit_sent,

@@ -136,6 +136,8 @@ int mig_pipe_run(struct mig_pipe *p)
   /* where the pages go, made ready while the container still runs */
   if ((r = d->memory_prepare(p, &page_server, &ps_fd, err)) < 0)
     goto fail;
+  if (h->dump_prepare)
+    h->dump_prepare(p, ps_fd);
 
   /* ---- freeze: off the network, then paused ---- */
   phase(p, PH_FREEZE);

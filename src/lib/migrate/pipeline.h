@@ -33,6 +33,10 @@ struct mig_host_ops {
    * that a restart resolves it; sets p->rec (and p->img when the
    * destination needs the image record). */
   int (*claim)(struct mig_pipe *p, struct ferry_err *err);
+  /* Optional: whatever the dump can start before the freeze (its CRIU),
+   * the pages going to ps_fd when >= 0. A failure only costs time: the
+   * dump then starts it itself. */
+  void (*dump_prepare)(struct mig_pipe *p, int ps_fd);
   /* Off the network, then paused; *neigh: the ARP entries it knew. */
   int (*freeze)(struct mig_pipe *p, json_t **neigh, struct ferry_err *err);
   /* CRIU images into criu_dir, pages to page_server through ps_fd when

@@ -82,7 +82,7 @@ static int fork_exec(const char *const *argv, const struct spawn_opts *opts, boo
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     int in = in_fd >= 0 ? in_fd : open(opts->stdin_path ? opts->stdin_path : "/dev/null", O_RDONLY);
-    int from1 = -1, from2 = -1;
+    int from1 = -1, from2 = -1, from3 = -1;
     if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
       goto fail;
     if (opts->cwd && chdir(opts->cwd) < 0)
@@ -93,8 +93,11 @@ static int fork_exec(const char *const *argv, const struct spawn_opts *opts, boo
       goto fail;
     if (opts->pass_as2 > 2 && (from2 = fcntl(opts->pass_fd2, F_DUPFD_CLOEXEC, 1024)) < 0)
       goto fail;
+    if (opts->pass_as3 > 2 && (from3 = fcntl(opts->pass_fd3, F_DUPFD_CLOEXEC, 1024)) < 0)
+      goto fail;
     if ((from1 >= 0 && dup2(from1, opts->pass_as) < 0) ||
-        (from2 >= 0 && dup2(from2, opts->pass_as2) < 0))
+        (from2 >= 0 && dup2(from2, opts->pass_as2) < 0) ||
+        (from3 >= 0 && dup2(from3, opts->pass_as3) < 0))
       goto fail;
     if (opts->envp)
       execvpe(argv[0], (char *const *)argv, (char *const *)opts->envp);

@@ -16,6 +16,8 @@ struct spawn_opts {
   int pass_as;
   int pass_fd2;             /* a second one, the same way (pass_as2 > 2, != pass_as) */
   int pass_as2;
+  int pass_fd3;             /* a third (pass_as3 > 2, != the others) */
+  int pass_as3;
   /* the child survives the agent's death (no parent-death signal, SIGPIPE
    * ignored, its own session): a CRIU dump killed halfway would leave its
    * parasite in the container's processes, which then die of SIGTRAP */
