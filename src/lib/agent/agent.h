@@ -228,6 +228,11 @@ void agent_ctr_thaw(struct agent *a, json_t *rec);
 void agent_ctr_hand_over(struct agent *a, json_t *rec);
 /* At shutdown: every hold ends, its frames dropped. */
 void agent_holds_drop(struct agent *a);
+/* The CRIU of a dump started ahead of the freeze (ckpt_criu_start, its
+ * early output in the agent's root), and its end (NULL ok). */
+int agent_dump_criu_start(struct agent *a, int ps_fd, int keeper_fd, struct ckpt_criu **out,
+                          struct ferry_err *err);
+void agent_dump_criu_end(struct ckpt_criu *c);
 /* Dump a frozen container into dir (CRIU images), or pre-dump the memory
  * of a running one, as o says (ckpt_dump). */
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,

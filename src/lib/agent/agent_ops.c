@@ -183,6 +183,18 @@ void agent_ctr_thaw(struct agent *a, json_t *rec)
     hold_end(a, rec, h, rec_veth(rec));
 }
 
+int agent_dump_criu_start(struct agent *a, int ps_fd, int keeper_fd, struct ckpt_criu **out,
+                          struct ferry_err *err)
+{
+  _cleanup_free_ char *log = path_join(a->root, "criu-swrk.log");
+  return ckpt_criu_start(ps_fd, keeper_fd, log, out, err);
+}
+
+void agent_dump_criu_end(struct ckpt_criu *c)
+{
+  ckpt_criu_end(c);
+}
+
 int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,
                    json_t **stats, struct ferry_err *err)
 {

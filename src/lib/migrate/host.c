@@ -50,9 +50,8 @@ static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
   if (h->lazy || h->criu)
     return;
   int keeper = h->mem ? h->mem->keeper_fd : -1;
-  _cleanup_free_ char *out = path_join(agent_root(h->a), "criu-swrk.log");
   struct ferry_err e = {0};
-  if (ckpt_criu_start(ps_fd, keeper, out, &h->criu, &e) < 0)
+  if (agent_dump_criu_start(h->a, ps_fd, keeper, &h->criu, &e) < 0)
     log_warn("migrate", "%s: container %s: CRIU not started ahead of the freeze: %s", p->id,
              rec_name(p->rec), e.msg);
 }
@@ -61,7 +60,7 @@ static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
  * socket closing ends it. Past the pause: it reaps. */
 static void host_criu_end(struct mig_pipe *p)
 {
-  ckpt_criu_end(H(p)->criu);
+  agent_dump_criu_end(H(p)->criu);
   H(p)->criu = NULL;
 }
 
