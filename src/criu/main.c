@@ -15,17 +15,29 @@
  * so runc's restore fails and cleans up. ferryd starts a migration's
  * `runc restore` so while the source still dumps, and lets it go once the
  * images are there: runc's start, its cgroups and its CRIU start are no
- * longer inside the pause. */
+ * longer inside the pause.
+ *
+ * CRIU's own start (exec, its libraries: ~15 ms of CPU here, more in time
+ * on a busy machine) is also made before the gate opens: ferry-criu takes
+ * runc's request, starts `criu swrk` on a socket pair of its own (CRIU
+ * then waits for a request), and at "g" hands it the request and relays
+ * every message between the two (with the descriptors they carry) until
+ * CRIU ends, whose exit status it then exits with. CRIU opens the images
+ * and work directories runc names as descriptors of its peer's; its peer
+ * being ferry-criu now, ferry-criu opens runc's and names its own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -217,6 +229,168 @@ static int answer_version(int fd, const char *cache)
   return send(fd, ans, (size_t)len, MSG_NOSIGNAL) == len ? 0 : 1;
 }
 
+/* One message from `from` to `to`, with the descriptors it carries: 1
+ * passed, 0 end of file on from, -1 error. */
+static int relay_one(int from, int to)
+{
+  static uint8_t buf[MSG_MAX];
+  union {
+    char b[CMSG_SPACE(16 * sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                      .msg_controllen = sizeof ctl.b};
+  ssize_t n;
+  do
+    n = recvmsg(from, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return n == 0 ? 0 : -1;
+  int fds[16], nfd = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfd < 16; k++)
+        memcpy(&fds[nfd++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+  iov.iov_len = (size_t)n;
+  struct msghdr out = {.msg_iov = &iov, .msg_iovlen = 1};
+  union {
+    char b[CMSG_SPACE(16 * sizeof(int))];
+    struct cmsghdr align;
+  } octl;
+  if (nfd > 0) {
+    memset(&octl, 0, sizeof octl);
+    out.msg_control = octl.b;
+    out.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&out);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfd * sizeof(int));
+  }
+  ssize_t w;
+  do
+    w = sendmsg(to, &out, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  for (int k = 0; k < nfd; k++)
+    close(fds[k]);
+  return w == n ? 1 : -1;
+}
+
+/* runc's descriptor fd (a directory), as one of ferry-criu's: -1 if it
+ * cannot be opened. */
+static int reopen_runc_fd(int fd)
+{
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)getppid(), fd);
+  return open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The restore on runc's socket rfd with CRIU started ahead (see the top):
+ * returns only when it could not set that up (nothing taken from runc: the
+ * caller goes on the usual way); otherwise exits with CRIU's status. */
+static int restore_ahead(int rfd, const char *gate)
+{
+  static uint8_t in[MSG_MAX];
+  ssize_t n = recv(rfd, in, sizeof in, MSG_PEEK | MSG_TRUNC);
+  if (n <= 0 || (size_t)n > sizeof in)
+    return -1;
+  CriuReq *req = criu_req__unpack(NULL, (size_t)n, in);
+  if (!req || req->type != CRIU_REQ_TYPE__RESTORE || !req->opts || req->opts->images_dir_fd < 0 ||
+      req->opts->has_status_fd || req->opts->has_pidfd_store_sk) {
+    if (req)
+      criu_req__free_unpacked(req, NULL);
+    return -1; /* what this does not know how to hand over */
+  }
+  int dfd = reopen_runc_fd(req->opts->images_dir_fd), wfd = -1;
+  if (dfd >= 0 && req->opts->has_work_dir_fd && (wfd = reopen_runc_fd(req->opts->work_dir_fd)) < 0) {
+    close(dfd);
+    dfd = -1;
+  }
+  int sv[2] = {-1, -1};
+  if (dfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (dfd >= 0)
+      close(dfd);
+    if (wfd >= 0)
+      close(wfd);
+    criu_req__free_unpacked(req, NULL);
+    return -1;
+  }
+  req->opts->images_dir_fd = dfd;
+  if (wfd >= 0)
+    req->opts->work_dir_fd = wfd;
+  size_t len = criu_req__get_packed_size(req);
+  uint8_t *out = len <= sizeof in ? malloc(len) : NULL;
+  if (out)
+    criu_req__pack(req, out);
+  criu_req__free_unpacked(req, NULL);
+  pid_t me = getpid();
+  pid_t pid = out ? fork() : -1;
+  if (pid == 0) {
+    /* CRIU, waiting for the request on sv[1]; it dies with ferry-criu */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != me)
+      _exit(127);
+    char fd[16];
+    if (fcntl(sv[1], F_SETFD, 0) < 0)
+      _exit(127);
+    snprintf(fd, sizeof fd, "%d", sv[1]);
+    execlp("criu", "criu", "swrk", fd, (char *)NULL);
+    _exit(127);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    free(out);
+    close(sv[0]);
+    close(dfd);
+    if (wfd >= 0)
+      close(wfd);
+    return -1;
+  }
+  /* from here runc's request is this program's to deliver */
+  if (recv(rfd, in, sizeof in, 0) != n) {
+    fprintf(stderr, "ferry-criu: runc's request could not be taken\n");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    exit(1);
+  }
+  if (wait_at_gate(gate) < 0) {
+    fprintf(stderr, "ferry-criu: the restore was called off by the agent\n");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    exit(1);
+  }
+  int x = sv[0];
+  if (send(x, out, len, MSG_NOSIGNAL) != (ssize_t)len) {
+    fprintf(stderr, "ferry-criu: criu swrk did not take the restore: %s\n", strerror(errno));
+    kill(pid, SIGKILL);
+  }
+  free(out);
+  bool runc_open = true;
+  for (int i = 0; i < 1000000; i++) {
+    struct pollfd pf[2] = {{.fd = x, .events = POLLIN}, {.fd = runc_open ? rfd : -1, .events = POLLIN}};
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (pf[0].revents) {
+      if (relay_one(x, rfd) <= 0)
+        break; /* CRIU is done */
+    }
+    if (runc_open && pf[1].revents && relay_one(rfd, x) <= 0)
+      runc_open = false; /* runc went: CRIU finds out when it next talks */
+  }
+  close(x);
+  close(dfd);
+  if (wfd >= 0)
+    close(wfd);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+}
+
 int main(int argc, char **argv)
 {
   const char *cache = getenv("FERRY_CRIU_CACHE"), *gate = getenv("FERRY_CRIU_GATE");
@@ -230,6 +404,9 @@ int main(int argc, char **argv)
         if (r >= 0)
           return r; /* answered (1: the answer could not be sent: runc sees that) */
       } else if (type != CRIU_REQ_TYPE__VERSION && gate && *gate) {
+        /* CRIU started now, the request held */
+        if (type == CRIU_REQ_TYPE__RESTORE && !getenv("FERRY_CRIU_NO_AHEAD"))
+          restore_ahead((int)fd, gate);
         /* held: the restore (or a request too large to peek whole, which
          * must not reach CRIU before the images either) */
         if (wait_at_gate(gate) < 0) {

@@ -216,11 +216,21 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool want_runn
 void agent_release(struct agent *a, json_t *rec, bool save);
 /* Writes the record of a claimed container. */
 int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
-/* Freeze: take the container's link down (no packet reaches a frozen
+/* Freeze: take the container off the network (its traffic held, with
+ * hold, net/hold.h; else its link down: no packet reaches a frozen
  * socket), then pause it; with neighbours, the ARP entries it knew are
- * returned (net_neigh_list) for its restored copy. Thaw undoes both. */
-int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbours,
-                     struct ferry_err *err);
+ * returned (net_neigh_list) for its restored copy. Thaw undoes both.
+ * ready: a hold made ahead (agent_ctr_hold_prepare), taken over; NULL:
+ * made here. */
+struct net_hold;
+int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *ready,
+                     json_t **neighbours, struct ferry_err *err);
+/* The part of a freeze's hold that can be made while the container still
+ * runs (its TAP, reader and qdisc): NULL if it could not (the freeze then
+ * makes it all). One not given to agent_ctr_freeze is ended with
+ * agent_ctr_hold_unprepare (NULL ok). */
+struct net_hold *agent_ctr_hold_prepare(struct agent *a, json_t *rec);
+void agent_ctr_hold_unprepare(struct net_hold *ready);
 void agent_ctr_thaw(struct agent *a, json_t *rec);
 /* The frozen container runs elsewhere on the segment now: its link goes
  * down here and the traffic held while it was frozen (net/hold.h) is sent

@@ -68,8 +68,25 @@ static void hold_end(struct agent *a, json_t *rec, struct net_hold *h, const cha
              dropped ? " (some did not fit and were dropped)" : "");
 }
 
-int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbours,
-                     struct ferry_err *err)
+struct net_hold *agent_ctr_hold_prepare(struct agent *a, json_t *rec)
+{
+  struct net_hold *h = NULL;
+  struct ferry_err e = {0};
+  if (net_hold_prepare(rec_veth(rec), rec_mac(rec), &h, &e) < 0) {
+    log_info("agent", "container %s: its traffic's hold not made ahead: %s", rec_name(rec), e.msg);
+    return NULL;
+  }
+  return h;
+}
+
+void agent_ctr_hold_unprepare(struct net_hold *ready)
+{
+  if (ready)
+    net_hold_abandon(ready);
+}
+
+int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *ready,
+                     json_t **neighbours, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
   /* The neighbours it knows (the restored copy starts with them and needs
@@ -82,8 +99,12 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, json_t **neighbour
   struct net_hold *h = NULL;
   struct ferry_err he = {0};
   int r = 0;
-  if (hold && net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0) {
-    hold_put(a, id, h);
+  if (ready && (!hold || net_hold_engage(ready, &he) < 0)) {
+    net_hold_abandon(ready);
+    ready = NULL;
+  }
+  if (ready || (hold && he.msg[0] == 0 && net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0)) {
+    hold_put(a, id, ready ? ready : h);
   } else {
     if (hold)
       log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s",

@@ -38,15 +38,20 @@ static int host_claim(struct mig_pipe *p, struct ferry_err *err)
 
 static int host_freeze(struct mig_pipe *p, json_t **neigh, struct ferry_err *err)
 {
-  return agent_ctr_freeze(H(p)->a, p->rec, !H(p)->no_hold, neigh, err);
+  struct net_hold *ready = H(p)->hold_ready;
+  H(p)->hold_ready = NULL; /* the freeze's now */
+  return agent_ctr_freeze(H(p)->a, p->rec, !H(p)->no_hold, ready, neigh, err);
 }
 
-/* The dump's CRIU started now, while the container runs: its start is
- * then not part of the freeze. Not for a lazy dump (CRIU stays to serve
- * the pages: started the usual way). */
+/* What the freeze and the dump can make while the container runs: the
+ * hold of its traffic, and the dump's CRIU (its start is then not part of
+ * the freeze; not for a lazy dump: CRIU stays to serve the pages, started
+ * the usual way). */
 static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
 {
   struct mig_host *h = H(p);
+  if (!h->no_hold && !h->hold_ready)
+    h->hold_ready = agent_ctr_hold_prepare(h->a, p->rec);
   if (h->lazy || h->criu)
     return;
   int keeper = h->mem ? h->mem->keeper_fd : -1;
@@ -62,6 +67,8 @@ static void host_criu_end(struct mig_pipe *p)
 {
   agent_dump_criu_end(H(p)->criu);
   H(p)->criu = NULL;
+  agent_ctr_hold_unprepare(H(p)->hold_ready); /* made for a freeze that did not come */
+  H(p)->hold_ready = NULL;
 }
 
 static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_server, int ps_fd,

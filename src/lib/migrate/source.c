@@ -92,6 +92,8 @@ struct outgoing {
    * CRIU dumps (peer_frozen); transfer waits for them */
   pthread_t delta_thread;
   bool delta_running;
+  bool deltas_sent;      /* under out_lock (out_cond): delta_r is final; the
+                          * restore's prepare may still go on */
   int delta_r;
   struct ferry_err delta_err;
   struct http_client *delta_c;
@@ -766,8 +768,14 @@ static void prepare_restore(struct outgoing *o)
 static void *delta_main(void *arg)
 {
   struct outgoing *o = arg;
-  o->delta_r = send_deltas(o, o->delta_c, o->pipe.rec, o->pipe.precopy_since, &o->delta_err);
-  if (o->delta_r == 0)
+  struct migrations *m = agent_migrations(o->a);
+  int r = send_deltas(o, o->delta_c, o->pipe.rec, o->pipe.precopy_since, &o->delta_err);
+  pthread_mutex_lock(&m->out_lock);
+  o->delta_r = r;
+  o->deltas_sent = true;
+  pthread_cond_broadcast(&m->out_cond);
+  pthread_mutex_unlock(&m->out_lock);
+  if (r == 0)
     prepare_restore(o);
   return NULL;
 }
@@ -785,6 +793,7 @@ static void peer_frozen(struct mig_pipe *p)
   http_client_set_token(o->delta_c, o->token ? o->token : agent_token(o->a));
   http_client_set_ca(o->delta_c, agent_tls_ca(o->a));
   o->delta_r = 0;
+  o->deltas_sent = false;
   o->delta_err = (struct ferry_err){0};
   if (pthread_create(&o->delta_thread, NULL, delta_main, o) == 0) {
     o->delta_running = true;
@@ -808,8 +817,27 @@ static int deltas_join(struct outgoing *o, struct ferry_err *err)
   return o->delta_r;
 }
 
+/* Waits until peer_frozen's thread has sent the file changes (the
+ * restore's prepare may go on after): its result (1: it did not run). */
+static int deltas_wait(struct outgoing *o, struct ferry_err *err)
+{
+  if (!o->delta_running)
+    return 1;
+  struct migrations *m = agent_migrations(o->a);
+  pthread_mutex_lock(&m->out_lock);
+  while (!o->deltas_sent)
+    pthread_cond_wait(&m->out_cond, &m->out_lock);
+  int r = o->delta_r;
+  if (r < 0 && err)
+    *err = o->delta_err;
+  pthread_mutex_unlock(&m->out_lock);
+  return r;
+}
+
 /* CRIU's small images (or all of them, with the pages, for "copy") and the
- * files changed since pre-copy began (unless peer_frozen sent them). */
+ * files changed since pre-copy began (unless peer_frozen sent them). The
+ * images go while the target may still prepare its restore: it takes them
+ * once that is done. */
 static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
@@ -821,7 +849,7 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   o->criu = json_incref(p->criu);
   pthread_mutex_unlock(&agent_migrations(o->a)->out_lock);
   struct tar_opts plain = {.zstd = o->compress};
-  int dr = deltas_join(o, err);
+  int dr = deltas_wait(o, err);
   if (dr < 0)
     return dr;
   /* CRIU's link to the last pre-dump: the target's page server made its own */
@@ -893,6 +921,7 @@ static void lazy_gate_stop(struct outgoing *o)
 static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
+  deltas_join(o, NULL); /* the prepare's answer first */
   _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
   _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
   /* pre-copied memory is on the target already: its copy runs at once and

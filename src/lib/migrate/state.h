@@ -66,6 +66,7 @@ struct agent_restore_job;
 struct migrations {
   char *dir;                 /* ROOT/migrations */
   pthread_mutex_t in_lock;   /* incoming list and states: held for instants, never across a step */
+  pthread_cond_t in_cond;    /* an incoming step ended (in_end) */
   struct incoming *in;
   pthread_mutex_t out_lock;  /* outgoing list and progress; a leaf lock */
   pthread_cond_t out_cond;

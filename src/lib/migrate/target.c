@@ -260,11 +260,26 @@ static int lookup_in(struct migrations *m, const char *id, struct incoming **out
  * unchanged). */
 static int in_begin_w(struct migrations *m, const char *id, enum target_state want_state,
                       enum target_state new_state, struct incoming **out, bool *unwritten,
-                      struct ferry_err *err)
+                      int wait_ms, struct ferry_err *err)
 {
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
+  /* a step that may wait for the one under way (bounded) */
+  uint64_t until = now_mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+  for (int i = 0; r == 0 && in->busy && !in->abort_requested && i < 10000; i++) {
+    uint64_t now = now_mono_ms();
+    if (now >= until)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t left = until - now < 200 ? until - now : 200;
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    ts.tv_sec += (time_t)(left / 1000) + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&m->in_cond, &m->in_lock, &ts);
+    r = lookup_in(m, id, &in, err); /* it may have gone meanwhile */
+  }
   if (r == 0 && (in->busy || in->abort_requested))
     r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
   else if (r == 0 && want_state != T_UNKNOWN && in->state != want_state)
@@ -296,7 +311,7 @@ static int in_begin_w(struct migrations *m, const char *id, enum target_state wa
 static int in_begin(struct migrations *m, const char *id, enum target_state want_state,
                     enum target_state new_state, struct incoming **out, struct ferry_err *err)
 {
-  return in_begin_w(m, id, want_state, new_state, out, NULL, err);
+  return in_begin_w(m, id, want_state, new_state, out, NULL, 0, err);
 }
 
 /* Ends a step, setting new_state (T_UNKNOWN: unchanged). If the source
@@ -311,6 +326,7 @@ static void in_end(struct agent *a, struct incoming *in, enum target_state new_s
   if (save_state(in, &e) < 0) /* a restart then acts on the last state written */
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
   in->busy = false;
+  pthread_cond_broadcast(&m->in_cond);
   bool drop = in->abort_requested && !committed(in);
   if (drop)
     unlink_in(m, in);
@@ -460,13 +476,17 @@ out_unlocked:
   return r;
 }
 
+#define PUT_WAIT_MS 60000
+
 int incoming_put(struct agent *a, const char *id, enum wire_part part, const char *name,
                  const char *file, json_t **out, struct ferry_err *err)
 {
   _cleanup_free_ char *what = NULL, *dest = NULL;
   struct migrations *m = agent_migrations(a);
   struct incoming *in;
-  int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
+  /* CRIU's images come while the restore may still be being prepared (on
+   * the source's other connection): they wait for it, received already */
+  int r = in_begin_w(m, id, T_OFFERED, T_UNKNOWN, &in, NULL, part == WP_CRIU ? PUT_WAIT_MS : 0, err);
   if (r < 0)
     return r;
   if ((r = ferry_fault("incoming-put", err)) < 0)
@@ -907,7 +927,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
    * cannot be written (a full disk), this copy will never run: it goes,
    * and the source, asking, finds nothing here and resumes its own. */
   bool unwritten = false;
-  if ((r = in_begin_w(m, id, T_RESTORED, T_RUNNING, &in, &unwritten, err)) < 0) {
+  if ((r = in_begin_w(m, id, T_RESTORED, T_RUNNING, &in, &unwritten, 0, err)) < 0) {
     if (unwritten) {
       json_t *ab = NULL;
       incoming_abort(a, id, &ab, NULL);
@@ -1139,6 +1159,7 @@ int migrate_init(struct agent *a, struct ferry_err *err)
     abort();
   m->dir = path_join(agent_root(a), "migrations");
   pthread_mutex_init(&m->in_lock, NULL);
+  pthread_cond_init(&m->in_cond, NULL);
   pthread_mutex_init(&m->out_lock, NULL);
   pthread_cond_init(&m->out_cond, NULL);
   pthread_cond_init(&m->reaper_cond, NULL);

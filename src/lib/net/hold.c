@@ -2,6 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <net/if.h>
 #include <netpacket/packet.h>
 #include <net/ethernet.h>
@@ -14,9 +19,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "net/hold.h"
+#include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/spawn.h"
 
@@ -111,6 +118,112 @@ static int tap_open(const char *name, struct ferry_err *err)
   return fd;
 }
 
+/* A netlink request being built: attributes appended, nests closed by
+ * the offset they began at. */
+struct nlreq {
+  unsigned char buf[1024];
+  size_t len;
+};
+
+static void *nl_put(struct nlreq *q, const void *data, size_t len)
+{
+  size_t al = NLMSG_ALIGN(len);
+  if (q->len + al > sizeof q->buf)
+    abort(); /* the two fixed requests below fit */
+  void *at = q->buf + q->len;
+  memset(at, 0, al);
+  if (data)
+    memcpy(at, data, len);
+  q->len += al;
+  return at;
+}
+
+static size_t nl_attr(struct nlreq *q, unsigned short type, const void *data, size_t len)
+{
+  size_t at = q->len;
+  struct nlattr a = {.nla_len = (unsigned short)(NLA_HDRLEN + len), .nla_type = type};
+  nl_put(q, &a, sizeof a);
+  if (len)
+    nl_put(q, data, len);
+  return at;
+}
+
+static size_t nl_nest(struct nlreq *q, unsigned short type)
+{
+  return nl_attr(q, type | NLA_F_NESTED, NULL, 0);
+}
+
+static void nl_nest_end(struct nlreq *q, size_t at)
+{
+  ((struct nlattr *)(q->buf + at))->nla_len = (unsigned short)(q->len - at);
+}
+
+/* `tc filter add dev IFINDEX {egress|ingress} pref 1 protocol all u32 match
+ * u32 0 0 action mirred egress redirect dev TO` as one rtnetlink request:
+ * the hold's filters, set while the container is frozen, without a tc
+ * process (its start was most of the freeze's time here). */
+static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, uint32_t seq,
+                           struct ferry_err *err)
+{
+  struct nlreq q = {.len = 0};
+  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
+  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
+  tm->tcm_family = AF_UNSPEC;
+  tm->tcm_ifindex = (int)ifindex;
+  tm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+  tm->tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL));
+  nl_attr(&q, TCA_KIND, "u32", 4);
+  size_t opts = nl_nest(&q, TCA_OPTIONS);
+  /* a selector with one key, mask 0 and value 0: every frame */
+  unsigned char sel[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)];
+  memset(sel, 0, sizeof sel);
+  struct tc_u32_sel hdr = {.flags = TC_U32_TERMINAL, .nkeys = 1};
+  memcpy(sel, &hdr, sizeof hdr);
+  nl_attr(&q, TCA_U32_SEL, sel, sizeof sel);
+  size_t acts = nl_nest(&q, TCA_U32_ACT);
+  size_t act = nl_nest(&q, 1);
+  nl_attr(&q, TCA_ACT_KIND, "mirred", 7);
+  size_t aopts = nl_nest(&q, TCA_ACT_OPTIONS);
+  struct tc_mirred m;
+  memset(&m, 0, sizeof m);
+  m.action = TC_ACT_STOLEN;
+  m.eaction = TCA_EGRESS_REDIR;
+  m.ifindex = to;
+  nl_attr(&q, TCA_MIRRED_PARMS, &m, sizeof m);
+  nl_nest_end(&q, aopts);
+  nl_nest_end(&q, act);
+  nl_nest_end(&q, acts);
+  nl_nest_end(&q, opts);
+  nh = (struct nlmsghdr *)q.buf;
+  nh->nlmsg_len = (uint32_t)q.len;
+  nh->nlmsg_type = RTM_NEWTFILTER;
+  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  nh->nlmsg_seq = seq;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(sk, q.buf, q.len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)q.len)
+    return ferry_err_sys(err, -errno, "hold: netlink");
+  /* the acknowledgement (an error message, 0 for success) */
+  for (int i = 0; i < 16; i++) {
+    union {
+      unsigned char b[4096];
+      struct nlmsghdr align;
+    } ans;
+    struct pollfd pf = {.fd = sk, .events = POLLIN};
+    if (poll(&pf, 1, 5000) != 1)
+      return FERRY_INTERNAL(err, "hold: no answer from the kernel to a filter");
+    ssize_t n = recv(sk, ans.b, sizeof ans.b, 0);
+    if (n < 0)
+      return ferry_err_sys(err, -errno, "hold: netlink");
+    for (struct nlmsghdr *r = &ans.align; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
+      if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR)
+        continue;
+      int e = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+      return e == 0 ? 0 : ferry_err_sys(err, e, "hold: %s filter", egress ? "egress" : "ingress");
+    }
+  }
+  return FERRY_INTERNAL(err, "hold: no acknowledgement of a filter");
+}
+
 void net_hold_clear(const char *veth)
 {
   struct spawn_result r = {0};
@@ -118,8 +231,8 @@ void net_hold_clear(const char *veth)
     spawn_result_free(&r);
 }
 
-int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
-                   struct ferry_err *err)
+int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
+                     struct ferry_err *err)
 {
   if (strlen(veth) < 3 || strlen(veth) >= IFNAMSIZ)
     return FERRY_INVALID(err, "hold: veth name \"%s\"", veth);
@@ -147,29 +260,16 @@ int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
     r = ferry_err_sys(err, -errno, "hold: eventfd");
     goto fail;
   }
-  /* One tc run (it is inside the freeze): the qdisc, the egress filter
-   * (what comes for the container, to the TAP), and the ingress filter:
-   * nothing leaves it either — a frozen container's kernel still sends (TCP
-   * retransmissions, with timestamps its restored copy would be behind of:
-   * the client would drop the copy's segments). There is no drop action in
-   * these kernels (only mirred): its frames go to the same TAP, where the
-   * reader knows them by their source address. */
+  /* the qdisc the filters hang on: without them it changes nothing */
   {
-    static const char *const dirs[] = {"egress", "ingress"};
-    char *script = NULL;
-    size_t slen = 0;
-    FILE *bf = open_memstream(&script, &slen);
-    if (!bf)
-      abort();
-    fprintf(bf, "qdisc replace dev %s clsact\n", veth);
-    for (int k = 0; k < 2; k++)
-      fprintf(bf, "filter add dev %s %s pref 1 protocol all u32 match u32 0 0 action mirred egress redirect dev %s\n",
-              veth, dirs[k], h->tap);
-    fclose(bf);
-    r = spawn_batch(TC("-batch"), script, err);
-    free(script);
+    struct spawn_result res = {0};
+    r = spawn_run(TC("qdisc", "replace", "dev", veth, "clsact"), NULL, &res, err);
+    if (r == 0 && res.exit_code != 0) {
+      _cleanup_free_ char *t = tail_lines(res.errout, 200);
+      r = FERRY_INTERNAL(err, "tc qdisc replace dev %s clsact: %s", veth, t);
+    }
+    spawn_result_free(&res);
     if (r < 0) {
-      net_hold_clear(veth);
       ferry_err_wrap(err, "hold the traffic of %s", veth);
       goto fail;
     }
@@ -194,6 +294,47 @@ fail:
 
 static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t *bytes,
                     unsigned *dropped);
+
+int net_hold_engage(struct net_hold *h, struct ferry_err *err)
+{
+  /* The egress filter (what comes for the container, to the TAP), and the
+   * ingress filter: nothing leaves it either — a frozen container's kernel
+   * still sends (TCP retransmissions, with timestamps its restored copy
+   * would be behind of: the client would drop the copy's segments). There
+   * is no drop action in these kernels (only mirred): its frames go to the
+   * same TAP, where the reader knows them by their source address. */
+  unsigned vi = if_nametoindex(h->veth), ti = if_nametoindex(h->tap);
+  if (!vi || !ti)
+    return ferry_err_sys(err, -errno, "hold: %s", vi ? h->tap : h->veth);
+  int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sk < 0)
+    return ferry_err_sys(err, -errno, "hold: netlink");
+  int r = tc_redirect_all(sk, vi, true, ti, 1, err);
+  if (r == 0)
+    r = tc_redirect_all(sk, vi, false, ti, 2, err);
+  close(sk);
+  if (r < 0) {
+    net_hold_clear(h->veth); /* a filter set alone goes too */
+    return ferry_err_wrap(err, "hold the traffic of %s", h->veth);
+  }
+  return 0;
+}
+
+void net_hold_abandon(struct net_hold *h)
+{
+  hold_end(h, NULL, false, NULL, NULL);
+}
+
+int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
+                   struct ferry_err *err)
+{
+  int r = net_hold_prepare(veth, mac, out, err);
+  if (r == 0 && (r = net_hold_engage(*out, err)) < 0) {
+    net_hold_abandon(*out);
+    *out = NULL;
+  }
+  return r;
+}
 
 int net_hold_end(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned *dropped)
 {

@@ -29,9 +29,21 @@
 struct net_hold;
 
 /* Starts holding the frames veth sends its container (whose MAC is mac),
- * and dropping what the container sends. */
+ * and dropping what the container sends: net_hold_prepare then
+ * net_hold_engage. */
 int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
                    struct ferry_err *err);
+/* What a hold needs made ahead, while the container still runs: its TAP,
+ * its reader, the veth's clsact qdisc (no filter: nothing is held yet). */
+int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
+                     struct ferry_err *err);
+/* The filters (two rtnetlink requests, no process): from now on the
+ * container is off the network both ways and its frames are held. On
+ * failure nothing is held; h stays the caller's. */
+int net_hold_engage(struct net_hold *h, struct ferry_err *err);
+/* Ends a hold that holds nothing worth sending (not engaged, or its frames
+ * dropped): the qdisc goes, h is freed. */
+void net_hold_abandon(struct net_hold *h);
 /* Stops holding (the filter goes, the frames held so far are kept), sends
  * the held frames out of device dev (NULL: drops them), frees h. Returns
  * how many were sent; *bytes (when not NULL) their size, *dropped (when not
