@@ -332,6 +332,7 @@ static int restore_ahead(int rfd, const char *gate)
     if (getppid() != me)
       _exit(127);
     char fd[16];
+    close(rfd); /* runc's socket is ferry-criu's: runc sees its end when ferry-criu ends */
     if (fcntl(sv[1], F_SETFD, 0) < 0)
       _exit(127);
     snprintf(fd, sizeof fd, "%d", sv[1]);

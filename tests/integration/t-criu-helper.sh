@@ -70,10 +70,10 @@ check "other requests (CHECK) and runs without a cache reach criu itself"
 # a restore held at the gate (FERRY_CRIU_GATE, ferryd's unix socket):
 # "ready" first, criu only after "g"; the gate closed instead, it ends
 # with an error and criu never sees the request
-gate() { # ACTION: go | close; prints "EXIT ANSWER-HEX"
-  python3 - "$HELPER" "$T_DIR/gate.sock" "$1" <<'PY'
+gate() { # ACTION: go | close [DIR: images dir]; prints "EXIT ANSWER-HEX CRIU-AHEAD"
+  python3 - "$HELPER" "$T_DIR/gate.sock" "$1" "${2:-}" <<'PY'
 import os, socket, subprocess, sys
-helper, path, action = sys.argv[1:]
+helper, path, action, images = sys.argv[1:]
 if os.path.exists(path): os.unlink(path)
 l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); l.bind(path); l.listen(1); l.settimeout(30)
 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -81,22 +81,62 @@ env = dict(os.environ, FERRY_CRIU_GATE=path)
 p = subprocess.Popen([helper, "swrk", str(b.fileno())], pass_fds=[b.fileno()], env=env,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 b.close()
-# criu_req { type = RESTORE, opts = { images_dir_fd = 99 (not open) } }: criu answers it, failing
-a.send(bytes([0x08, 0x02, 0x12, 0x02, 0x08, 0x63]))
+# criu_req { type = RESTORE, opts = { images_dir_fd = FD } }: criu answers it,
+# failing (no images); FD 99 is not open (ferry-criu cannot hand the request
+# over: criu runs at "g"), a directory of ours is (criu starts at once)
+fd = os.open(images, os.O_RDONLY | os.O_DIRECTORY) if images else 99
+a.send(bytes([0x08, 0x02, 0x12, 0x02, 0x08, fd]))
 c, _ = l.accept(); c.settimeout(30)
 ready = c.recv(16)
 if ready != b"ready\n": print("no-ready", ready); sys.exit(0)
+# criu started before the gate opens: a criu child of ferry-criu, waiting
+import time
+ahead, kid = "no", None
+for _ in range(100):
+    for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split():
+        try:
+            if open(f"/proc/{k}/comm").read().strip() == "criu": kid = k
+        except OSError: pass
+    if kid or not images: break
+    time.sleep(0.05)
+if kid: ahead = "yes"
 if action == "go": c.send(b"g")
 c.close()
 a.settimeout(30)
 try: ans = a.recv(65536)
 except Exception: ans = b""
-print(p.wait(timeout=30), ans.hex() or "-")
+code = p.wait(timeout=30)
+# the criu started ahead does not outlive ferry-criu
+left = "none"
+for _ in range(100):
+    try:
+        st = open(f"/proc/{kid}/stat").read().split(")")[-1].split()[0] if kid else "Z"
+    except OSError: st = "Z"
+    if st == "Z": break
+    left = kid; time.sleep(0.05)
+else: left = kid
+if left != kid: left = "none"
+print(code, ans.hex() or "-", ahead, left)
 PY
 }
-read -r code ans <<<"$(gate close)"
+read -r code ans ahead left <<<"$(gate close)"
 [ "$code" = 1 ] && [ "$ans" = - ] || fail "a restore whose gate closed: exit $code, answer $ans"
-read -r code ans <<<"$(gate go)"
+read -r code ans ahead left <<<"$(gate go)"
 case "$ans" in 0802*) ;; *) fail "a restore let go did not reach criu: exit $code, answer $ans" ;; esac
 check "a restore held at the gate: ended with an error when the gate closes, handed to criu on go"
+# with images and work directories it can name, ferry-criu starts criu
+# while the restore is held, hands it the request at "g" and relays the
+# answer (CRIU's own: no images here, a failure), exiting with its status
+mkdir -p "$T_DIR/imgs"
+read -r code ans ahead left <<<"$(gate close "$T_DIR/imgs")"
+[ "$code" = 1 ] && [ "$ans" = - ] && [ "$ahead" = yes ] ||
+  fail "a restore started ahead whose gate closed: exit $code, answer $ans, criu ahead: $ahead"
+[ "$left" = none ] || fail "the criu started ahead ($left) outlived its called-off restore"
+[ -z "$(ls -A "$T_DIR/imgs")" ] || fail "a called-off restore's criu wrote into the images: $(ls "$T_DIR/imgs")"
+read -r code ans ahead left <<<"$(gate go "$T_DIR/imgs")"
+[ "$ahead" = yes ] || fail "criu was not started before the gate opened"
+case "$ans" in 0802*) ;; *) fail "a restore started ahead and let go: no answer from criu: exit $code, answer $ans" ;; esac
+[ "$code" != 0 ] || fail "criu failed the restore (no images) but ferry-criu exited 0"
+[ -n "$(ls -A "$T_DIR/imgs")" ] || fail "criu did not get the images directory ferry-criu named for it (no log there)"
+check "a held restore's criu starts before the gate opens, gets runc's request at go (its images directory named by ferry-criu) and its answer goes back"
 echo "# all checks passed"

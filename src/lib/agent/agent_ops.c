@@ -93,18 +93,22 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *r
    * no ARP). */
   if (neighbours)
     *neighbours = net_neigh_list(rec_netns(rec));
-  /* Off the network first, then paused: no handshake or segment is taken in
-   * by a kernel whose processes no longer run. Its traffic is held rather
-   * than lost (net/hold.h); where that cannot be, the link goes down. */
+  /* What comes for it is held before it is paused: no handshake or
+   * segment is taken in by a kernel whose processes no longer run, and
+   * nothing is lost (net/hold.h); where that cannot be, the link goes down.
+   * What it sends leaves until it is frozen (an answer written just before
+   * reaches its client), nothing after. */
   struct net_hold *h = NULL;
   struct ferry_err he = {0};
   int r = 0;
+  if (!ready && hold && net_hold_prepare(rec_veth(rec), rec_mac(rec), &ready, &he) < 0)
+    ready = NULL;
   if (ready && (!hold || net_hold_engage(ready, &he) < 0)) {
     net_hold_abandon(ready);
     ready = NULL;
   }
-  if (ready || (hold && he.msg[0] == 0 && net_hold_start(rec_veth(rec), rec_mac(rec), &h, &he) == 0)) {
-    hold_put(a, id, ready ? ready : h);
+  if (ready) {
+    hold_put(a, id, h = ready);
   } else {
     if (hold)
       log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s",
@@ -117,6 +121,12 @@ int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *r
       hold_end(a, rec, h, rec_veth(rec));
     net_link_set(rec_veth(rec), true, NULL);
     return ferry_err_wrap(err, "container \"%s\": freeze", rec_name(rec));
+  }
+  /* frozen: from now on what it sends does not leave (the link down
+   * instead, if that cannot be: what is held stays held) */
+  if (h && net_hold_seal(h, &he) < 0) {
+    log_warn("agent", "container %s: %s: its link goes down", rec_name(rec), he.msg);
+    net_link_set(rec_veth(rec), false, NULL);
   }
   return 0;
 }

@@ -295,29 +295,31 @@ fail:
 static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t *bytes,
                     unsigned *dropped);
 
-int net_hold_engage(struct net_hold *h, struct ferry_err *err)
+/* One of the hold's filters: egress (what the bridge sends the container)
+ * or ingress (what the container sends), to the TAP. */
+static int hold_filter(struct net_hold *h, bool egress, struct ferry_err *err)
 {
-  /* The egress filter (what comes for the container, to the TAP), and the
-   * ingress filter: nothing leaves it either — a frozen container's kernel
-   * still sends (TCP retransmissions, with timestamps its restored copy
-   * would be behind of: the client would drop the copy's segments). There
-   * is no drop action in these kernels (only mirred): its frames go to the
-   * same TAP, where the reader knows them by their source address. */
   unsigned vi = if_nametoindex(h->veth), ti = if_nametoindex(h->tap);
   if (!vi || !ti)
     return ferry_err_sys(err, -errno, "hold: %s", vi ? h->tap : h->veth);
   int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (sk < 0)
     return ferry_err_sys(err, -errno, "hold: netlink");
-  int r = tc_redirect_all(sk, vi, true, ti, 1, err);
-  if (r == 0)
-    r = tc_redirect_all(sk, vi, false, ti, 2, err);
+  int r = tc_redirect_all(sk, vi, egress, ti, egress ? 1 : 2, err);
   close(sk);
-  if (r < 0) {
-    net_hold_clear(h->veth); /* a filter set alone goes too */
-    return ferry_err_wrap(err, "hold the traffic of %s", h->veth);
-  }
-  return 0;
+  return r < 0 ? ferry_err_wrap(err, "hold the traffic of %s", h->veth) : 0;
+}
+
+int net_hold_engage(struct net_hold *h, struct ferry_err *err)
+{
+  return hold_filter(h, true, err);
+}
+
+int net_hold_seal(struct net_hold *h, struct ferry_err *err)
+{
+  /* There is no drop action in these kernels (only mirred): its frames go
+   * to the same TAP, where the reader knows them by their source address. */
+  return hold_filter(h, false, err);
 }
 
 void net_hold_abandon(struct net_hold *h)
@@ -325,16 +327,6 @@ void net_hold_abandon(struct net_hold *h)
   hold_end(h, NULL, false, NULL, NULL);
 }
 
-int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
-                   struct ferry_err *err)
-{
-  int r = net_hold_prepare(veth, mac, out, err);
-  if (r == 0 && (r = net_hold_engage(*out, err)) < 0) {
-    net_hold_abandon(*out);
-    *out = NULL;
-  }
-  return r;
-}
 
 int net_hold_end(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned *dropped)
 {

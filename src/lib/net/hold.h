@@ -28,19 +28,22 @@
 
 struct net_hold;
 
-/* Starts holding the frames veth sends its container (whose MAC is mac),
- * and dropping what the container sends: net_hold_prepare then
- * net_hold_engage. */
-int net_hold_start(const char *veth, const char *mac, struct net_hold **out,
-                   struct ferry_err *err);
-/* What a hold needs made ahead, while the container still runs: its TAP,
- * its reader, the veth's clsact qdisc (no filter: nothing is held yet). */
+/* A hold in three steps. net_hold_prepare, while the container still runs:
+ * its TAP, its reader, the veth's clsact qdisc (veth's container has MAC
+ * mac); no filter, nothing is held yet. net_hold_engage, before the
+ * freeze: the frames veth sends its container are held from now on.
+ * net_hold_seal, once it is frozen: what the container sends is dropped —
+ * a frozen container's kernel still sends (TCP retransmissions, with
+ * timestamps its restored copy would be behind of: the client would drop
+ * the copy's segments), while what it sent before it froze (the answer to
+ * a request read just before) must reach its client: dropped, it would be
+ * sent again by the restored copy only after a retransmission timeout.
+ * Each filter is one rtnetlink request (no process). On a failure of
+ * either, h stays the caller's (net_hold_abandon or net_hold_end). */
 int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
                      struct ferry_err *err);
-/* The filters (two rtnetlink requests, no process): from now on the
- * container is off the network both ways and its frames are held. On
- * failure nothing is held; h stays the caller's. */
 int net_hold_engage(struct net_hold *h, struct ferry_err *err);
+int net_hold_seal(struct net_hold *h, struct ferry_err *err);
 /* Ends a hold that holds nothing worth sending (not engaged, or its frames
  * dropped): the qdisc goes, h is freed. */
 void net_hold_abandon(struct net_hold *h);
