@@ -52,9 +52,17 @@ static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
   struct mig_host *h = H(p);
   if (!h->no_hold && !h->hold_ready)
     h->hold_ready = agent_ctr_hold_prepare(h->a, p->rec);
-  if (h->lazy || h->criu)
+  if (h->lazy)
     return;
   int keeper = h->mem ? h->mem->keeper_fd : -1;
+  if (h->criu && (h->criu_ps_fd != ps_fd || h->criu_keeper_fd != keeper)) {
+    agent_dump_criu_end(h->criu); /* started for other descriptors */
+    h->criu = NULL;
+  }
+  if (h->criu)
+    return;
+  h->criu_ps_fd = ps_fd;
+  h->criu_keeper_fd = keeper;
   struct ferry_err e = {0};
   if (agent_dump_criu_start(h->a, ps_fd, keeper, &h->criu, &e) < 0)
     log_warn("migrate", "%s: container %s: CRIU not started ahead of the freeze: %s", p->id,

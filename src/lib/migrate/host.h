@@ -25,6 +25,7 @@ struct mig_host {
   const struct mig_mem_parent *mem; /* pre-copied memory the dump builds on (NULL: none) */
   struct mig_lazy_dump *lazy; /* post-copy: the dump serves the memory (NULL: it does not) */
   struct ckpt_criu *criu;   /* the dump's CRIU, started before the freeze (host.c's) */
+  int criu_ps_fd, criu_keeper_fd; /* the descriptors it was started with */
   struct net_hold *hold_ready; /* the freeze's hold, made before it (host.c's) */
 };
 

@@ -127,6 +127,10 @@ int mig_pipe_run(struct mig_pipe *p)
   if ((r = d->offer(p, err)) < 0)
     goto fail;
   offered = true;
+  /* what the freeze and the dump can make ahead, as early as it can be
+   * (made again below if the memory's way needs other descriptors) */
+  if (h->dump_prepare)
+    h->dump_prepare(p, -1);
 
   /* ---- pre-copy, while the container runs ---- */
   phase(p, PH_PRECOPY);

@@ -33,9 +33,11 @@ struct mig_host_ops {
    * that a restart resolves it; sets p->rec (and p->img when the
    * destination needs the image record). */
   int (*claim)(struct mig_pipe *p, struct ferry_err *err);
-  /* Optional: whatever the dump can start before the freeze (its CRIU),
-   * the pages going to ps_fd when >= 0. A failure only costs time: the
-   * dump then starts it itself. */
+  /* Optional: whatever the freeze and the dump can make before the freeze
+   * (the hold of its traffic, the dump's CRIU), the pages going to ps_fd
+   * when >= 0. Called once the offer is taken (ps_fd -1) and again right
+   * before the freeze: what was made first is kept if it still fits. A
+   * failure only costs time: the freeze and the dump then make it. */
   void (*dump_prepare)(struct mig_pipe *p, int ps_fd);
   /* Off the network, then paused; *neigh: the ARP entries it knew. */
   int (*freeze)(struct mig_pipe *p, json_t **neigh, struct ferry_err *err);
