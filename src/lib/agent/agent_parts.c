@@ -247,6 +247,13 @@ bool agent_ctr_id_free(struct agent *a, const char *id)
 {
   if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
     return false;
+  /* runc's state of a container with that id that this agent has no
+   * record of (one whose restore was called off while runc still cleaned
+   * up): runc would refuse the id ("container with given ID already
+   * exists"), so the copy takes a new one */
+  _cleanup_free_ char *st = xasprintf("%s/%s", a->rt.runc_root, id);
+  if (path_exists(st))
+    return false;
   json_t *same = NULL;
   if (ctr_find(&a->rt, id, &same, NULL) < 0)
     return true;
