@@ -303,6 +303,13 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
                          struct restore_times *t, struct ferry_err *err);
 void agent_restore_abandon(struct agent *a, struct agent_restore_job *j);
+/* File changes that come after a prepared restore placed its files (the
+ * source prepared it before its freeze): a volume's (volume != NULL)
+ * into that volume; the rootfs's into its upper dir, the held restore
+ * called off, the overlay taken down and both made again around it. On a
+ * failure the caller abandons j. */
+int agent_restore_prepared_delta(struct agent *a, struct agent_restore_job *j, const char *volume,
+                                 const char *tar, const char *what, struct ferry_err *err);
 /* Undoes a restored copy agent_restore_copy made (its caller failed
  * after it): everything goes, as when the step itself fails. */
 void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
@@ -389,6 +396,10 @@ void agent_volume_drop_marked(struct agent *a, const char *name, const char *mar
 json_t *agent_ctr_by_migration(struct agent *a, const char *mid);
 /* The received rootfs changes (directory src) become rec's upper dir. */
 int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err);
+/* Whether anything in the container's rootfs changed since `since` (an
+ * entry of its upper dir with a newer change time: a write, a new or
+ * removed entry, a change of mode or owner; true when it cannot tell). */
+bool agent_ctr_rootfs_changed_since(struct agent *a, json_t *rec, time_t since);
 /* An unsolicited ARP for the container's address from its namespace. */
 int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err);
 

@@ -10,6 +10,7 @@
 
 #include "agent/agent_private.h"
 #include "ckpt/ckpt.h"
+#include "image/overlay.h"
 #include "net/hold.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
@@ -506,10 +507,21 @@ fail:
 
 struct agent_restore_job {
   struct ckpt_restore_job *cj;
-  json_t *rec;
+  json_t *rec, *img, *descriptors;
+  char *criu_dir;
   struct restore_source src;
   uint64_t files_ms, setup_ms;
 };
+
+static void job_free(struct agent_restore_job *j)
+{
+  json_decref(j->rec);
+  json_decref(j->img);
+  json_decref(j->descriptors);
+  free(j->criu_dir);
+  free(j);
+}
+
 
 bool agent_restore_can_hold(struct agent *a)
 {
@@ -539,6 +551,9 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
     abort();
   j->cj = cj;
   j->rec = json_incref(rec);
+  j->img = json_incref(img);
+  j->descriptors = json_incref(descriptors);
+  j->criu_dir = xstrdup(criu_dir);
   j->src = *src;
   j->src.lazy = NULL;
   j->files_ms = t_files - t0;
@@ -562,7 +577,9 @@ int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *n
   bool nj_running = json_array_size(seed) > 0 &&
                     pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
   int pid = 0, r;
-  if ((r = ferry_fault(f_criu, err)) < 0) {
+  if (!j->cj) {
+    r = FERRY_INTERNAL(err, "restore of \"%s\": its held restore was not made again", rec_name(rec));
+  } else if ((r = ferry_fault(f_criu, err)) < 0) {
     ckpt_restore_cancel(&a->rt, j->cj);
   } else {
     r = ckpt_restore_go(&a->rt, j->cj, &pid, &t->criu, err);
@@ -578,8 +595,7 @@ int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *n
   t->restore_ms = now_mono_ms() - t0;
   if (r < 0)
     agent_restore_discard(a, rec, &j->src, t);
-  json_decref(j->rec);
-  free(j);
+  job_free(j);
   return r;
 }
 
@@ -590,6 +606,33 @@ void agent_restore_abandon(struct agent *a, struct agent_restore_job *j)
   struct restore_times t = {0};
   ckpt_restore_cancel(&a->rt, j->cj);
   agent_restore_discard(a, j->rec, &j->src, &t);
-  json_decref(j->rec);
-  free(j);
+  job_free(j);
+}
+
+int agent_restore_prepared_delta(struct agent *a, struct agent_restore_job *j, const char *volume,
+                                 const char *tar, const char *what, struct ferry_err *err)
+{
+  if (volume) {
+    /* not mounted anywhere yet: CRIU binds it at the restore */
+    _cleanup_free_ char *dir = volume_path(&a->rt, volume);
+    return agent_extract_delta(a, tar, dir, what, err);
+  }
+  /* the upper dir of a mounted overlay must not change under it (its
+   * cached entries would hide what comes): runc's held restore is called
+   * off, the overlay taken down, the changes applied, and both made again */
+  uint64_t t0 = now_mono_ms();
+  ckpt_restore_cancel(&a->rt, j->cj);
+  j->cj = NULL;
+  const char *id = rec_id(j->rec);
+  _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
+  _cleanup_free_ char *upper = ctr_path(&a->rt, id, "upper");
+  int r = overlay_umount(rootfs, err);
+  if (r == 0)
+    r = agent_extract_delta(a, tar, upper, what, err);
+  if (r == 0)
+    r = agent_ctr_materialize(a, j->rec, j->img, false, err);
+  if (r == 0)
+    r = ckpt_restore_start(&a->rt, j->rec, j->criu_dir, j->descriptors, &j->cj, err);
+  j->setup_ms += now_mono_ms() - t0;
+  return r;
 }

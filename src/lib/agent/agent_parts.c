@@ -2,10 +2,13 @@
  * layers of its image, its volumes, its rootfs changes, its output. The
  * stores (image/, runtime/) own these files; migrate/ reaches them only
  * through the operations here. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/agent_private.h"
@@ -269,6 +272,47 @@ json_t *agent_ctr_by_migration(struct agent *a, const char *mid)
   json_t *c;
   json_array_foreach(all, i, c) if (strcmp(rec_migration_id(c), mid) == 0) return json_incref(c);
   return NULL;
+}
+
+/* Whether dfd's tree has an entry changed since `since` (depth bounded;
+ * true when it cannot tell). */
+static bool tree_changed_since(int dfd, time_t since, int depth)
+{
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    close(dfd);
+    return true;
+  }
+  bool changed = depth > 64;
+  struct dirent *e;
+  while (!changed && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ctime >= since ||
+        st.st_mtime >= since) {
+      changed = true;
+    } else if (S_ISDIR(st.st_mode)) {
+      int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      changed = sub < 0 || tree_changed_since(sub, since, depth + 1);
+    }
+  }
+  closedir(d);
+  return changed;
+}
+
+bool agent_ctr_rootfs_changed_since(struct agent *a, json_t *rec, time_t since)
+{
+  _cleanup_free_ char *upper = ctr_path(&a->rt, rec_id(rec), "upper");
+  struct stat st;
+  int fd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return true;
+  if (fstat(fd, &st) < 0 || st.st_ctime >= since || st.st_mtime >= since) {
+    close(fd);
+    return true;
+  }
+  return tree_changed_since(fd, since, 0);
 }
 
 int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err)

@@ -142,6 +142,8 @@ int mig_pipe_run(struct mig_pipe *p)
     goto fail;
   if (h->dump_prepare)
     h->dump_prepare(p, ps_fd);
+  if (d->prepare)
+    d->prepare(p);
 
   /* ---- freeze: off the network, then paused ---- */
   phase(p, PH_FREEZE);

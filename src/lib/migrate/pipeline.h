@@ -85,6 +85,10 @@ struct mig_dest_ops {
    * longer change, so their changes may start on their way while CRIU
    * dumps; transfer waits for them. Its failure shows in transfer. */
   void (*frozen)(struct mig_pipe *p);
+  /* Optional, right before the freeze (the files of pre-copy there): the
+   * destination prepares what it can of its restore. A failure only means
+   * it does so later (or not at all). */
+  void (*prepare)(struct mig_pipe *p);
   /* While frozen, after the dump: the CRIU images and the files changed
    * since p->precopy_since (what frozen did not send already). */
   int (*transfer)(struct mig_pipe *p, const char *criu_dir, struct ferry_err *err);

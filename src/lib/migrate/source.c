@@ -92,6 +92,7 @@ struct outgoing {
    * CRIU dumps (peer_frozen); transfer waits for them */
   pthread_t delta_thread;
   bool delta_running;
+  bool prepared_early;   /* the target prepared its restore before the freeze */
   bool deltas_sent;      /* under out_lock (out_cond): delta_r is final; the
                           * restore's prepare may still go on */
   int delta_r;
@@ -174,6 +175,7 @@ static json_t *report_locked(struct outgoing *o)
   if (o->precopy)
     json_object_set_new(j, "precopy", json_deep_copy(o->precopy));
   json_object_set_new(j, "compress", json_boolean(o->compress));
+  json_object_set_new(j, "prepared_early", json_boolean(o->prepared_early));
   json_object_set_new(j, "redirect_for", json_integer(o->redirect_s));
   json_object_set_new(j, "elapsed_ms", json_integer((json_int_t)(now_mono_ms() - o->t0)));
   if (o->error[0]) {
@@ -731,15 +733,20 @@ static int peer_criu_dir(struct mig_pipe *p, char **dir, struct ferry_err *err)
 }
 
 /* The files changed since pre-copy began, as tars of what changed plus a
- * manifest of every path, so that the target also removes what went. */
+ * manifest of every path, so that the target also removes what went. With
+ * the restore prepared before the freeze, the rootfs's go only if there
+ * are any (the target then takes its overlay down and up again around
+ * them). */
 static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, time_t since,
                        struct ferry_err *err)
 {
   struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
-  _cleanup_free_ char *rurl = part_url(o, WP_ROOTFS_DELTA, NULL);
-  struct upload changes = {.part = PART_ROOTFS, .rec = rec};
-  if (put_tar(o, c, &changes, &delta, rurl, "rootfs", err) < 0)
-    return ferry_err_wrap(err, "send rootfs changes");
+  if (!o->prepared_early || agent_ctr_rootfs_changed_since(o->a, rec, since)) {
+    _cleanup_free_ char *rurl = part_url(o, WP_ROOTFS_DELTA, NULL);
+    struct upload changes = {.part = PART_ROOTFS, .rec = rec};
+    if (put_tar(o, c, &changes, &delta, rurl, "rootfs", err) < 0)
+      return ferry_err_wrap(err, "send rootfs changes");
+  }
   return send_volumes(o, c, rec, &delta, WP_VOLUME_DELTA, err);
 }
 
@@ -748,21 +755,42 @@ static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, t
  * migration.md): not for a lazy restore. A target that cannot (409, or an
  * older agent: 404) restores the usual way; one whose prepare failed has
  * failed the move, which the next step finds out. */
-static void prepare_restore(struct outgoing *o)
+static bool prepare_restore(struct outgoing *o, struct http_client *c)
 {
   if (o->mem->precopy || o->mem->lazy)
-    return;
+    return false;
   _cleanup_json_ json_t *desc = agent_ctr_descriptors(o->a, o->pipe.rec);
   if (!desc)
-    return;
+    return false;
   _cleanup_free_ char *url = mig_url(o, "/prepare", NULL);
   _cleanup_json_ json_t *req = json_pack("{s:O}", "descriptors", desc);
   _cleanup_json_ json_t *ans = NULL;
   struct ferry_err e = {0};
-  http_client_set_timeout(o->delta_c, remaining_s(o));
-  if (http_call(o->delta_c, "POST", url, req, &ans, &e) < 0)
+  http_client_set_timeout(c, remaining_s(o));
+  if (http_call(c, "POST", url, req, &ans, &e) < 0) {
     log_info("migrate", "outgoing %s: the target did not prepare its restore ahead: %s", o->id,
              e.msg);
+    return false;
+  }
+  return true;
+}
+
+/* Right before the freeze, the files of pre-copy being there: the target
+ * prepares its restore now (docs/migration.md, step 5), so that it is
+ * ready by the time the dump is; the changes made since go after it. */
+static void peer_prepare(struct mig_pipe *p)
+{
+  struct outgoing *o = O(p);
+  /* A container that changed its rootfs during pre-copy likely does so
+   * again before the freeze: its target would prepare twice (the overlay
+   * taken down and up again around the changes), which costs more than
+   * preparing once after them. FERRY_PREPARE_EARLY=always in the agent's
+   * environment prepares early anyway (tests). */
+  const char *force = getenv("FERRY_PREPARE_EARLY");
+  if (!(force && strcmp(force, "always") == 0) &&
+      agent_ctr_rootfs_changed_since(o->a, p->rec, p->precopy_since))
+    return;
+  o->prepared_early = prepare_restore(o, o->c);
 }
 
 static void *delta_main(void *arg)
@@ -775,8 +803,8 @@ static void *delta_main(void *arg)
   o->deltas_sent = true;
   pthread_cond_broadcast(&m->out_cond);
   pthread_mutex_unlock(&m->out_lock);
-  if (r == 0)
-    prepare_restore(o);
+  if (r == 0 && !o->prepared_early)
+    prepare_restore(o, o->delta_c);
   return NULL;
 }
 
@@ -1008,6 +1036,7 @@ static const struct mig_dest_ops peer_dest = {
     .memory_finish = peer_memory_finish,
     .criu_dir = peer_criu_dir,
     .frozen = peer_frozen,
+    .prepare = peer_prepare,
     .transfer = peer_transfer,
     .restore = peer_restore,
     .state = peer_state,

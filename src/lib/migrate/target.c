@@ -495,6 +495,29 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
   uint64_t bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
   what = xasprintf("migration %s: %s%s%s", id, wire_part_noun(part), name ? " " : "",
                    name ? name : "");
+  if (in->prep && (part == WP_VOLUME_DELTA || part == WP_ROOTFS_DELTA)) {
+    /* prepared before the source froze: the changes since go where the
+     * files were placed */
+    if (part == WP_VOLUME_DELTA &&
+        (!name || !in_array(json_object_get(in->offer, "volumes"), name))) {
+      r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
+      goto out;
+    }
+    if ((r = agent_restore_prepared_delta(a, in->prep, part == WP_VOLUME_DELTA ? name : NULL, file,
+                                          what, err)) < 0) {
+      /* what was placed goes: nothing to restore from */
+      agent_restore_abandon(a, in->prep);
+      in->prep = NULL;
+      json_decref(in->prep_rec);
+      in->prep_rec = NULL;
+      log_warn("migrate", "incoming %s: %s", id, err->msg);
+      in->deadline_ms = now_mono_ms() + 30000;
+      in_end(a, in, T_FAILED);
+      return r;
+    }
+    *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
+    goto out;
+  }
   if (in->prep && part != WP_LAYER && part != WP_CRIU) {
     r = FERRY_CONFLICT(err, "%s: the restore is prepared, its files are in place", what);
     goto out;
