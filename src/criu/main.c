@@ -126,6 +126,19 @@ static void write_cache(const char *cache, const char *ident, const uint8_t *buf
     unlink(tmp);
 }
 
+/* In a forked child: becomes `criu swrk` serving socket sk (kept across
+ * the exec); exits 127 if it cannot. */
+static void exec_swrk(int sk) __attribute__((noreturn));
+static void exec_swrk(int sk)
+{
+  char fd[16];
+  if (fcntl(sk, F_SETFD, 0) < 0)
+    _exit(127);
+  snprintf(fd, sizeof fd, "%d", sk);
+  execlp("criu", "criu", "swrk", fd, (char *)NULL);
+  _exit(127);
+}
+
 /* CRIU's own answer to VERSION: `criu swrk` on a socket pair, one request. */
 static ssize_t ask_criu(uint8_t *buf, size_t cap)
 {
@@ -138,14 +151,8 @@ static ssize_t ask_criu(uint8_t *buf, size_t cap)
     close(sv[1]);
     return -1;
   }
-  if (pid == 0) {
-    char fd[16];
-    if (fcntl(sv[1], F_SETFD, 0) < 0)
-      _exit(127);
-    snprintf(fd, sizeof fd, "%d", sv[1]);
-    execlp("criu", "criu", "swrk", fd, (char *)NULL);
-    _exit(127);
-  }
+  if (pid == 0)
+    exec_swrk(sv[1]);
   close(sv[1]);
   ssize_t n = -1;
   CriuReq req = CRIU_REQ__INIT;
@@ -331,13 +338,8 @@ static int restore_ahead(int rfd, const char *gate)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != me)
       _exit(127);
-    char fd[16];
     close(rfd); /* runc's socket is ferry-criu's: runc sees its end when ferry-criu ends */
-    if (fcntl(sv[1], F_SETFD, 0) < 0)
-      _exit(127);
-    snprintf(fd, sizeof fd, "%d", sv[1]);
-    execlp("criu", "criu", "swrk", fd, (char *)NULL);
-    _exit(127);
+    exec_swrk(sv[1]);
   }
   close(sv[1]);
   if (pid < 0) {

@@ -522,7 +522,6 @@ static void job_free(struct agent_restore_job *j)
   free(j);
 }
 
-
 bool agent_restore_can_hold(struct agent *a)
 {
   return a->rt.criu_helper != NULL;
