@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "net/ports.h"
+#include "runtime/record.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -263,7 +264,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
       struct ferry_err se = {0};
       _cleanup_json_ json_t *st = NULL;
       if (http_call(cli->api, "GET", url, NULL, &st, &se) == 0)
-        running = strcmp(json_str_or(st, "status", ""), "running") == 0;
+        running = rec_status(st) == LIVE_RUNNING;
     }
     if (autorm && !running) {
       _cleanup_free_ char *durl = xasprintf("%s?force=1", url);
@@ -298,8 +299,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     _cleanup_json_ json_t *st = NULL;
     if (http_call(cli->api, "GET", url, NULL, &st, &err) < 0)
       return cli_fail(&err);
-    const char *s = json_str_or(st, "status", "");
-    if (strcmp(s, "running") != 0 && strcmp(s, "paused") != 0) {
+    if (!ctr_live_up(rec_status(st))) {
       if (len > 0)
         continue; /* drain what is left */
       code = (int)json_integer_value(json_object_get(st, "exit_code"));
@@ -435,7 +435,7 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
     _cleanup_free_ char *stop = t >= 0 ? xasprintf("/stop?timeout=%d", t) : xstrdup("/stop");
     _cleanup_free_ char *surl = ctr_url(argv[i], stop);
     _cleanup_free_ char *gurl = ctr_url(argv[i], "/start");
-    if (!*st || ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) &&
+    if (!*st || (ctr_live_up(ctr_live_parse(st)) &&
                  http_call(cli->api, "POST", surl, NULL, NULL, &err) < 0) ||
         http_call(cli->api, "POST", gurl, NULL, NULL, &err) < 0) {
       rc = cli_fail(&err);
@@ -464,7 +464,7 @@ int cmd_wait(struct cli *cli, int argc, char **argv)
         rc = cli_fail(&err);
         break;
       }
-      if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
+      if (!ctr_live_up(ctr_live_parse(st))) {
         printf("%lld\n", (long long)json_integer_value(json_object_get(rec, "exit_code")));
         fflush(stdout);
         json_decref(rec);
@@ -507,8 +507,7 @@ int cmd_container(struct cli *cli, int argc, char **argv)
   json_t *r;
   json_array_foreach(list, i, r)
   {
-    const char *st = json_str_or(r, "status", "");
-    if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)
+    if (ctr_live_up(rec_status(r)))
       continue;
     _cleanup_free_ char *url = ctr_url(json_str_or(r, "id", ""), NULL);
     json_array_append_new(items, json_pack("{s:s, s:s}", "url", url, "label", json_str_or(r, "id", "")));
@@ -668,7 +667,7 @@ int cmd_ps(struct cli *cli, int argc, char **argv)
     char cmd[64], status[32];
     short_cmd(json_object_get(r, "args"), cmd, sizeof cmd);
     const char *st = json_str_or(r, "status", "?");
-    if (strcmp(st, "exited") == 0 && json_object_get(r, "exit_code"))
+    if (rec_status(r) == LIVE_EXITED && json_object_get(r, "exit_code"))
       snprintf(status, sizeof status, "exited (%lld)",
                (long long)json_integer_value(json_object_get(r, "exit_code")));
     else
@@ -1029,8 +1028,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     _cleanup_json_ json_t *st = NULL;
     if (http_call(cli->api, "GET", url, NULL, &st, &err) < 0)
       return cli_fail(&err);
-    const char *s = json_str_or(st, "status", "");
-    if (len == 0 && strcmp(s, "running") != 0 && strcmp(s, "paused") != 0)
+    if (len == 0 && !ctr_live_up(rec_status(st)))
       return 0;
     if (len == 0)
       usleep(200000);

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "runtime/record.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -149,7 +150,8 @@ json_t *cli_podman_view(json_t *rec)
   json_object_set_new(
       v, "State",
       json_pack("{s:s, s:b, s:b, s:I, s:I, s:s, s:s}", "Status", status, "Running",
-                strcmp(status, "running") == 0, "Paused", strcmp(status, "paused") == 0, "Pid",
+                ctr_live_parse(status) == LIVE_RUNNING, "Paused",
+                ctr_live_parse(status) == LIVE_PAUSED, "Pid",
                 json_integer_value(json_object_get(rec, "pid")), "ExitCode",
                 json_integer_value(exit_code), "StartedAt", json_str_or(rec, "started_at", ""),
                 "FinishedAt", json_str_or(rec, "finished_at", "")));

@@ -64,13 +64,16 @@ PY
     if [ "$mode" = lazy ]; then
       # post-copy: the copy ran before its memory was there; the source's
       # dump served every page before the move was called done
-      python3 - "$out" <<'PY' || fail "lazy move $hop: $out"
+      why=$(python3 - "$out" <<'PY' 2>&1
 import json, sys
 r = json.loads(sys.argv[1])
-assert r["target"].get("post_copy") is True, "the target did not fetch the memory from the source"
+if r["target"].get("post_copy") is not True:
+    sys.exit("the target did not fetch the memory from the source: %s" % json.dumps(r["target"]))
 pc = r.get("post_copy") or {}
-assert "served_ms" in pc and "error" not in pc, "the source did not serve every page: %r" % pc
+if "served_ms" not in pc or "error" in pc:
+    sys.exit("the source did not serve every page: %s" % json.dumps(pc))
 PY
+) || { echo "$out" >&2; fail "lazy move $hop ($from -> $to): $why"; }
     fi
     checked "$to" "$n" "$mode move $hop ($from -> $to)"
     tmp=$from; from=$to; to=$tmp

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "migrate/protocol.h"
+#include "migrate/wire.h"
+#include "util/cleanup.h"
+#include "util/json.h"
 
 static void parses_states(void **state)
 {
@@ -243,6 +246,177 @@ static void wire_parts_round_trip(void **state)
   assert_string_equal(wire_part_segment(WP_NONE), "");
 }
 
+
+/* ---- the messages (wire.h): what one side writes the other reads back,
+ * and what a hostile peer sends is refused naming the field ---- */
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+#define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+#define MID "0123456789abcdef0123"
+#define SECRET "0123456789abcdef0123456789abcdef"
+
+static json_t *image(void)
+{
+  return json_pack("{s:s, s:[s,s]}", "id", D3, "layers", D1, D2);
+}
+
+/* try_PARSER(text, m, msg, n): the parser on the JSON text; its error's
+ * message in msg */
+#define PARSE_WRAPPER(fn, type)                                                                    \
+  static int try_##fn(const char *text, type *m, char *msg, size_t n)                              \
+  {                                                                                                \
+    json_t *j = json_loads(text, 0, NULL);                                                         \
+    assert_non_null(j);                                                                            \
+    struct ferry_err e = {0};                                                                      \
+    int r = fn(j, m, &e);                                                                          \
+    snprintf(msg, n, "%s", e.msg);                                                                 \
+    json_decref(j);                                                                                \
+    return r;                                                                                      \
+  }
+PARSE_WRAPPER(wire_offer_parse, struct wire_offer)
+PARSE_WRAPPER(wire_page_server_req_parse, struct wire_page_server_req)
+PARSE_WRAPPER(wire_page_server_parse, struct wire_page_server)
+PARSE_WRAPPER(wire_restore_parse, struct wire_restore)
+PARSE_WRAPPER(wire_prepare_parse, struct wire_prepare)
+PARSE_WRAPPER(wire_state_parse, struct wire_state)
+#define PARSE_TEXT(fn, text, m, msg) try_##fn(text, m, msg, sizeof msg)
+
+static void wire_offer_both_ways(void **state)
+{
+  (void)state;
+  _cleanup_json_ json_t *img = image();
+  _cleanup_json_ json_t *ctr = json_pack("{s:s, s:s}", "name", "web", "image", D3);
+  _cleanup_json_ json_t *vols = json_pack("[s]", "data");
+  struct wire_offer w = {.id = MID, .source_agent = "a1", .container = ctr, .image = img,
+                         .volumes = vols};
+  _cleanup_json_ json_t *j = wire_offer_json(&w);
+  struct wire_offer back;
+  struct ferry_err err = {0};
+  assert_int_equal(wire_offer_parse(j, &back, &err), 0);
+  assert_string_equal(back.id, MID);
+  assert_string_equal(back.source_agent, "a1");
+  assert_true(json_equal(back.container, ctr) && json_equal(back.image, img) &&
+              json_equal(back.volumes, vols));
+
+  struct wire_offer m;
+  char msg[FERRY_ERR_MSG];
+  assert_true(PARSE_TEXT(wire_offer_parse, "[]", &m, msg) < 0);
+  assert_true(PARSE_TEXT(wire_offer_parse, "{\"id\": \"../x\", \"container\": {}, \"image\": {}}",
+                         &m, msg) < 0);
+  assert_non_null(strstr(msg, "malformed"));
+  assert_true(PARSE_TEXT(wire_offer_parse,
+                         "{\"id\": \"" MID "\", \"container\": {}, \"image\": {\"id\": \"" D3
+                         "\", \"layers\": [\"../../etc\"]}}",
+                         &m, msg) < 0);
+  assert_non_null(strstr(msg, "layer 1"));
+  assert_true(PARSE_TEXT(wire_offer_parse,
+                         "{\"id\": \"" MID "\", \"container\": {}, \"image\": {\"id\": \"" D3
+                         "\", \"layers\": []}, \"volumes\": [\"../escape\"]}",
+                         &m, msg) < 0);
+  assert_true(PARSE_TEXT(wire_offer_parse,
+                         "{\"id\": \"" MID "\", \"container\": {}, \"image\": {\"id\": \"" D3
+                         "\", \"layers\": []}, \"volumes\": [7]}",
+                         &m, msg) < 0);
+}
+
+/* The target asks for layers: only those of the image offered (anything
+ * else in the source's store is not its to read). */
+static void wire_offer_answer_asks_only_for_the_image(void **state)
+{
+  (void)state;
+  _cleanup_json_ json_t *img = image();
+  _cleanup_json_ json_t *missing = json_pack("[s]", D2);
+  struct wire_offer_answer a = {.id = MID, .target_agent = "a2", .missing_layers = missing};
+  _cleanup_json_ json_t *j = wire_offer_answer_json(&a);
+  struct wire_offer_answer back;
+  struct ferry_err err = {0};
+  assert_int_equal(wire_offer_answer_parse(j, img, &back, &err), 0);
+  assert_int_equal(json_array_size(back.missing_layers), 1);
+  _cleanup_json_ json_t *other = json_pack("{s:[s]}", "missing_layers", D3); /* the image's id */
+  assert_true(wire_offer_answer_parse(other, img, &back, &err) < 0);
+  assert_non_null(strstr(err.msg, "not a layer of the image"));
+  _cleanup_json_ json_t *none = json_object(); /* an older agent: nothing missing */
+  assert_int_equal(wire_offer_answer_parse(none, img, &back, &err), 0);
+  assert_int_equal(json_array_size(back.missing_layers), 0);
+}
+
+static void wire_page_server_both_ways(void **state)
+{
+  (void)state;
+  struct wire_page_server_req q = {.round = 2, .parent_round = -1, .zstd = true}, qb;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *qj = wire_page_server_req_json(&q);
+  assert_int_equal(wire_page_server_req_parse(qj, &qb, &err), 0);
+  assert_true(qb.round == 2 && qb.parent_round == -1 && qb.zstd);
+  assert_int_equal(wire_page_server_req_parse(NULL, &qb, &err), 0); /* the dump's, on nothing */
+  assert_true(qb.round == -1 && qb.parent_round == -1 && !qb.zstd);
+  char msg[FERRY_ERR_MSG];
+  assert_true(PARSE_TEXT(wire_page_server_req_parse, "{\"round\": 1, \"parent_round\": 0}", &qb,
+                         msg) < 0);
+  assert_true(PARSE_TEXT(wire_page_server_req_parse, "{\"round\": 64}", &qb, msg) < 0);
+  assert_true(PARSE_TEXT(wire_page_server_req_parse, "{\"round\": -1}", &qb, msg) < 0);
+  assert_true(PARSE_TEXT(wire_page_server_req_parse, "{\"zstd\": \"yes\"}", &qb, msg) < 0);
+
+  struct wire_page_server a = {.address = NULL, .port = 40001, .secret = SECRET, .zstd = true}, ab;
+  _cleanup_json_ json_t *aj = wire_page_server_json(&a);
+  assert_int_equal(wire_page_server_parse(aj, &ab, &err), 0);
+  assert_true(ab.port == 40001 && ab.zstd && strcmp(ab.address, "") == 0 &&
+              strcmp(ab.secret, SECRET) == 0);
+  assert_true(PARSE_TEXT(wire_page_server_parse, "{\"port\": 0}", &ab, msg) < 0);
+  assert_true(PARSE_TEXT(wire_page_server_parse, "{\"port\": 70000}", &ab, msg) < 0);
+  assert_true(PARSE_TEXT(wire_page_server_parse, "{\"port\": 1, \"secret\": \"x y\"}", &ab, msg) < 0);
+}
+
+static void wire_restore_both_ways(void **state)
+{
+  (void)state;
+  _cleanup_json_ json_t *neigh = json_pack("[{s:s, s:s}]", "ip", "198.18.0.1", "mac", "02:00:00:00:00:01");
+  struct wire_restore w = {.neighbours = neigh, .has_lazy_pages = true,
+                           .lazy_pages = {.address = "198.18.0.2", .port = 4000, .secret = SECRET}};
+  _cleanup_json_ json_t *j = wire_restore_json(&w);
+  struct wire_restore b;
+  struct ferry_err err = {0};
+  assert_int_equal(wire_restore_parse(j, &b, &err), 0);
+  assert_true(b.has_lazy_pages && !b.lazy_memory && b.lazy_pages.port == 4000);
+  assert_string_equal(b.lazy_pages.secret, SECRET);
+  assert_true(json_equal(b.neighbours, neigh));
+  char msg[FERRY_ERR_MSG];
+  assert_true(PARSE_TEXT(wire_restore_parse, "{\"neighbours\": {}}", &b, msg) < 0);
+  assert_true(PARSE_TEXT(wire_restore_parse, "{\"neighbours\": [{\"ip\": 1}]}", &b, msg) < 0);
+  assert_true(PARSE_TEXT(wire_restore_parse,
+                         "{\"lazy_pages\": {\"port\": 4000, \"secret\": \"short\"}}", &b, msg) < 0);
+  assert_non_null(strstr(msg, "hex digits"));
+  assert_true(PARSE_TEXT(wire_restore_parse, "{\"lazy_memory\": 1}", &b, msg) < 0);
+}
+
+static void wire_prepare_and_state(void **state)
+{
+  (void)state;
+  struct wire_prepare p;
+  char msg[FERRY_ERR_MSG];
+  assert_int_equal(PARSE_TEXT(wire_prepare_parse, "{\"descriptors\": [\"/dev/null\", \"pipe:[42]\"]}",
+                              &p, msg), 0);
+  assert_true(PARSE_TEXT(wire_prepare_parse, "{\"descriptors\": [\"$(reboot)\"]}", &p, msg) < 0);
+  assert_true(PARSE_TEXT(wire_prepare_parse, "{\"descriptors\": [\"a\", \"b\", \"c\", \"d\"]}", &p,
+                         msg) < 0);
+
+  _cleanup_json_ json_t *report = json_pack("{s:i}", "restore_ms", 90);
+  struct wire_state s = {.state = T_RESTORED, .restore = report}, b;
+  struct ferry_err err = {0};
+  _cleanup_json_ json_t *j = wire_state_json(&s);
+  assert_int_equal(wire_state_parse(j, &b, &err), 0);
+  assert_int_equal(b.state, T_RESTORED);
+  assert_true(json_equal(b.restore, report));
+  assert_true(PARSE_TEXT(wire_state_parse, "{\"state\": \"runs\"}", &b, msg) < 0);
+  assert_true(PARSE_TEXT(wire_state_parse, "{\"state\": \"running\", \"restore\": 1}", &b, msg) < 0);
+
+  struct wire_abort_answer ab;
+  _cleanup_json_ json_t *aj = wire_abort_answer_json(&(struct wire_abort_answer){.aborting = true});
+  assert_int_equal(wire_abort_answer_parse(aj, &ab, &err), 0);
+  assert_true(ab.aborting);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -251,6 +425,11 @@ int main(void)
       cmocka_unit_test(never_two_copies),
       cmocka_unit_test(the_check_catches_a_careless_source),
       cmocka_unit_test(wire_parts_round_trip),
+      cmocka_unit_test(wire_offer_both_ways),
+      cmocka_unit_test(wire_offer_answer_asks_only_for_the_image),
+      cmocka_unit_test(wire_page_server_both_ways),
+      cmocka_unit_test(wire_restore_both_ways),
+      cmocka_unit_test(wire_prepare_and_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

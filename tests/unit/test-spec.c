@@ -343,11 +343,21 @@ static void typed_record_fields(void **state)
   assert_true(rec_ids(rec, &uid, &gid));
   assert_true(uid == 4294967294u && gid == 0);
 
-  rec_set_status(rec, "paused", 42);
-  assert_true(rec_status_is(rec, "paused"));
+  rec_set_status(rec, LIVE_PAUSED, 42);
+  assert_int_equal(rec_status(rec), LIVE_PAUSED);
+  assert_string_equal(json_string_value(json_object_get(rec, "status")), "paused"); /* the API's word */
+  assert_int_equal(json_integer_value(json_object_get(rec, "pid")), 42);
   rec_clear_live(rec);
-  assert_string_equal(rec_status(rec), "");
+  assert_int_equal(rec_status(rec), LIVE_UNKNOWN);
+  assert_string_equal(rec_status_name(rec), "");
   assert_null(json_object_get(rec, "pid"));
+  /* every live state has one name, read back as itself */
+  for (int st = LIVE_CREATED; st <= LIVE_MIGRATED; st++) {
+    assert_true(*ctr_live_name((enum ctr_live)st));
+    assert_int_equal(ctr_live_parse(ctr_live_name((enum ctr_live)st)), st);
+  }
+  assert_int_equal(ctr_live_parse("stopped"), LIVE_UNKNOWN); /* runc's word, not ours */
+  assert_int_equal(ctr_live_parse(NULL), LIVE_UNKNOWN);
 }
 
 int main(void)

@@ -231,11 +231,11 @@ void agent_recover(struct agent *a)
     if (op == OP_CHECKPOINT) {
       /* A checkpoint was cut short: the container may still be frozen. */
       /* (also when it was not paused yet: its link may be down) */
-      _cleanup_free_ char *st = NULL;
+      _cleanup_free_ char *rs = NULL; /* runc's word for it */
       int pid;
-      if (runc_state(&a->rt, id, &st, &pid) == 0 &&
-          (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0)) {
-        agent_ctr_thaw(a, rec);
+      if (runc_state(&a->rt, id, &rs, &pid) == 0 &&
+          (strcmp(rs, "paused") == 0 || strcmp(rs, "running") == 0)) {
+        agent_thaw_rec(a, rec);
         log_warn("agent", "container %s: resumed after an interrupted checkpoint",
                  (rec_has_name(rec) ? rec_name(rec) : id));
       }
@@ -244,12 +244,12 @@ void agent_recover(struct agent *a)
     } else if (op == OP_RESTORE && rec_has_migration_id(rec)) {
       continue; /* an incoming migration's copy: migrate's recovery decides by its state */
     } else if (op == OP_RESTORE) {
-      _cleanup_free_ char *st = NULL;
+      _cleanup_free_ char *rs = NULL;
       int pid;
-      if (runc_state(&a->rt, id, &st, &pid) == 0 && strcmp(st, "running") == 0) {
+      if (runc_state(&a->rt, id, &rs, &pid) == 0 && strcmp(rs, "running") == 0) {
         /* Restored before the agent stopped: it keeps running, on the
          * network (a restore brings the link up last). */
-        agent_ctr_link_up(a, rec, NULL);
+        agent_link_up_rec(a, rec, NULL);
         rec_set_op(rec, OP_NONE);
         rec_set_state(rec, CS_RUNNING);
         agent_save_or_log(a, rec, "that its restore finished");
@@ -263,10 +263,10 @@ void agent_recover(struct agent *a)
     } else if (op == OP_NONE && rec_state(rec) != CS_RUNNING) {
       /* Started, but the agent stopped before it wrote so: the record must
        * say what runs (else ps would hide a running container). */
-      _cleanup_free_ char *st = NULL;
+      _cleanup_free_ char *rs = NULL;
       int pid;
-      if (runc_state(&a->rt, id, &st, &pid) == 0 &&
-          (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
+      if (runc_state(&a->rt, id, &rs, &pid) == 0 &&
+          (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0)) {
         rec_set_state(rec, CS_RUNNING);
         if (!rec_has_started_at(rec)) {
           char ts[40];
@@ -288,7 +288,7 @@ json_t *agent_info(struct agent *a)
   _cleanup_json_ json_t *all = ctr_load_all(&a->rt);
   size_t running = 0, i;
   json_t *c;
-  json_array_foreach(all, i, c) if (strcmp(ctr_refresh(&a->rt, c), "running") == 0) running++;
+  json_array_foreach(all, i, c) if (ctr_refresh(&a->rt, c) == LIVE_RUNNING) running++;
   json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", a->id, "version",
                         FERRY_VERSION, "root", a->root, "bridge", a->net.bridge, "subnet",
                         a->subnet_str, "started", ts, "containers", (int)json_array_size(all),
@@ -436,64 +436,100 @@ int agent_check_idle(json_t *rec, struct ferry_err *err)
                         rec_name(rec), ctr_op_name(op));
 }
 
-/* Caller holds the store lock. */
-static int claim_locked(struct agent *a, json_t *rec, const char *op, struct ferry_err *err)
+int agent_claim_locked(struct agent *a, json_t *rec, const char *op, bool idle,
+                       struct agent_claim **out, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  const char *busy = json_str_or(a->claims, id, NULL);
-  if (busy)
+  json_t *held = json_object_get(a->claims, id);
+  if (held)
     return FERRY_CONFLICT(err, "container \"%s\" is busy: a %s is in progress",
-                          rec_name(rec), busy);
-  int r = agent_check_idle(rec, err);
+                          rec_name(rec), json_str_or(held, "what", "?"));
+  int r = idle ? agent_check_idle(rec, err) : 0;
   if (r < 0)
     return r;
-  json_object_set_new(a->claims, id, json_string(op));
+  struct agent_claim *c = calloc(1, sizeof *c);
+  if (!c)
+    abort();
+  c->a = a;
+  c->rec = json_incref(rec);
+  c->serial = ++a->claim_serial;
+  json_object_set_new(a->claims, id,
+                      json_pack("{s:s, s:I}", "what", op, "serial", (json_int_t)c->serial));
+  *out = c;
   return 0;
 }
 
-int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running, json_t **out,
-                struct ferry_err *err)
+void agent_release_locked(struct agent_claim *c)
 {
-  json_t *rec = NULL;
+  struct agent *a = c->a;
+  const char *id = rec_id(c->rec);
+  json_t *held = json_object_get(a->claims, id);
+  if (held && (uint64_t)json_integer_value(json_object_get(held, "serial")) == c->serial)
+    json_object_del(a->claims, id);
+  else /* a bug: a claim ended twice, or another's */
+    log_error("agent", "container %s: a claim that no longer holds it was released (the claim "
+                       "there stays)", rec_has_name(c->rec) ? rec_name(c->rec) : id);
+  json_decref(c->rec);
+  free(c);
+}
+
+int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running,
+                struct agent_claim **out, struct ferry_err *err)
+{
+  _cleanup_json_ json_t *rec = NULL;
+  struct agent_claim *c = NULL;
   LOCK(a);
   int r = ctr_find(&a->rt, ref, &rec, err);
-  if (r == 0 && (r = claim_locked(a, rec, op, err)) < 0) {
-    json_decref(rec);
-    rec = NULL;
-  }
+  if (r == 0)
+    r = agent_claim_locked(a, rec, op, true, &c, err);
   UNLOCK(a);
   if (r < 0)
     return r;
   if (want_running) {
-    const char *st = ctr_refresh(&a->rt, rec);
-    if (strcmp(st, "running") != 0) {
-      r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", (rec_has_name(rec) ? rec_name(rec) : ref),
-                         st);
-      agent_release(a, rec, false);
-      json_decref(rec);
+    enum ctr_live st = ctr_refresh(&a->rt, rec);
+    if (st != LIVE_RUNNING) {
+      r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)",
+                         (rec_has_name(rec) ? rec_name(rec) : ref), ctr_live_name(st));
+      agent_release(c, false);
       return r;
     }
   }
   rec_clear_live(rec);
-  *out = rec;
+  *out = c;
   return 0;
 }
 
-void agent_release(struct agent *a, json_t *rec, bool save)
+int agent_claim_marked(struct agent *a, json_t *rec, struct agent_claim **out, struct ferry_err *err)
 {
-  if (save) {
-    rec_set_op(rec, OP_NONE);
-    rec_clear_live(rec);
-    agent_save_or_log(a, rec, "the end of an operation");
-  }
   LOCK(a);
-  json_object_del(a->claims, rec_id(rec));
+  int r = agent_claim_locked(a, rec, ctr_op_name(rec_op(rec)), false, out, err);
+  UNLOCK(a);
+  return r;
+}
+
+json_t *agent_claim_rec(const struct agent_claim *c)
+{
+  return c->rec;
+}
+
+void agent_release(struct agent_claim *c, bool save)
+{
+  if (!c)
+    return;
+  if (save) {
+    rec_set_op(c->rec, OP_NONE);
+    rec_clear_live(c->rec);
+    agent_save_or_log(c->a, c->rec, "the end of an operation");
+  }
+  struct agent *a = c->a;
+  LOCK(a);
+  agent_release_locked(c);
   UNLOCK(a);
 }
 
-int agent_save(struct agent *a, json_t *rec, struct ferry_err *err)
+int agent_claim_save(struct agent_claim *c, struct ferry_err *err)
 {
-  return ctr_save(&a->rt, rec, err);
+  return ctr_save(&c->a->rt, c->rec, err);
 }
 
 void agent_save_or_log(struct agent *a, json_t *rec, const char *what)
@@ -903,6 +939,7 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   _cleanup_json_ json_t *binds = NULL;
   _cleanup_json_ json_t *tmps = NULL;
   _cleanup_json_ json_t *ports = NULL;
+  struct agent_claim *claim = NULL;
   int r;
   if (!json_is_object(req))
     return FERRY_INVALID(err, "request body must be a JSON object");
@@ -1075,9 +1112,9 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   }
   /* The name and the address are taken once the record is written; the
    * rest happens outside the store lock, the container claimed. */
-  if ((r = ctr_save(&a->rt, rec, err)) < 0)
+  if ((r = agent_claim_locked(a, rec, "create", false, &claim, err)) < 0 ||
+      (r = ctr_save(&a->rt, rec, err)) < 0)
     goto undo_locked;
-  json_object_set_new(a->claims, id, json_string("create"));
   UNLOCK(a);
   if ((r = ferry_fault("run-created", err)) < 0) /* a record, nothing made yet */
     goto undo;
@@ -1093,15 +1130,16 @@ int agent_ctr_create(struct agent *a, json_t *req, json_t **out, struct ferry_er
   }
   if (start && (r = launch(a, rec, err)) < 0)
     goto undo;
-  agent_release(a, rec, false);
+  agent_release(claim, false);
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
   return 0;
 undo:
   agent_ctr_unmaterialize(a, rec);
   LOCK(a);
-  json_object_del(a->claims, id);
 undo_locked:
+  if (claim)
+    agent_release_locked(claim);
   {
     _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
     rm_rf(dir, NULL);
@@ -1120,12 +1158,13 @@ out:
 
 int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "start", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "start", false, &c, err);
   if (r < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+  json_t *rec = agent_claim_rec(c);
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (ctr_live_up(st)) {
     r = FERRY_CONFLICT(err, "container \"%s\" is already running", ref);
     goto out;
   }
@@ -1135,7 +1174,7 @@ int agent_ctr_start(struct agent *a, const char *ref, json_t **out, struct ferry
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
 out:
-  agent_release(a, rec, false);
+  agent_release(c, false);
   return r;
 }
 
@@ -1143,10 +1182,10 @@ out:
 static int stop_owned(struct agent *a, json_t *rec, int timeout_s, int sig, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "paused") == 0)
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (st == LIVE_PAUSED)
     runc_simple(&a->rt, "resume", id, NULL);
-  if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+  if (ctr_live_up(st)) {
     int r = runc_signal(&a->rt, id, sig, false, err);
     if (r < 0 && sig != SIGKILL)
       return ferry_err_wrap(err, "container \"%s\"", rec_name(rec));
@@ -1174,16 +1213,17 @@ int agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, json_t **out
 {
   if (timeout_s > 3600)
     return FERRY_INVALID(err, "stop timeout %d s is longer than an hour", timeout_s);
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "stop", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "stop", false, &c, err);
   if (r < 0)
     return r;
+  json_t *rec = agent_claim_rec(c);
   r = stop_owned(a, rec, timeout_s >= 0 ? timeout_s : a->rt.stop_timeout_s, SIGTERM, err);
   if (r == 0) {
     ctr_refresh(&a->rt, rec);
     *out = json_incref(rec);
   }
-  agent_release(a, rec, false);
+  agent_release(c, false);
   return r;
 }
 
@@ -1191,12 +1231,13 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
 {
   if (sig <= 0 || sig >= 65)
     return FERRY_INVALID(err, "signal %d is not a valid signal number", sig);
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "kill", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "kill", false, &c, err);
   if (r < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0) {
+  json_t *rec = agent_claim_rec(c);
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (!ctr_live_up(st)) {
     r = FERRY_CONFLICT(err, "container \"%s\" is not running", ref);
     goto out;
   }
@@ -1207,15 +1248,15 @@ int agent_ctr_kill(struct agent *a, const char *ref, int sig, json_t **out, stru
   ctr_refresh(&a->rt, rec);
   *out = json_incref(rec);
 out:
-  agent_release(a, rec, false);
+  agent_release(c, false);
   return r;
 }
 
 int agent_ctr_destroy(struct agent *a, json_t *rec, bool force, struct ferry_err *err)
 {
   const char *id = rec_id(rec);
-  const char *st = ctr_refresh(&a->rt, rec);
-  if ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0)) {
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (ctr_live_up(st)) {
     if (!force)
       return FERRY_CONFLICT(err, "container \"%s\" is running: stop it first or force removal",
                             rec_name(rec));
@@ -1249,7 +1290,7 @@ void agent_autoremove_tick(struct agent *a)
       /* the shim writes the exit file when the container ends: a stat,
        * not a runc run, for each of them every second */
       _cleanup_free_ char *ef = ctr_path(&a->rt, rec_id(rec), "exit.json");
-      if (!path_exists(ef) || strcmp(ctr_refresh(&a->rt, rec), "exited") != 0)
+      if (!path_exists(ef) || ctr_refresh(&a->rt, rec) != LIVE_EXITED)
         continue;
     } else if (st != CS_EXITED) {
       continue;
@@ -1263,14 +1304,15 @@ void agent_autoremove_tick(struct agent *a)
 
 int agent_ctr_remove(struct agent *a, const char *ref, bool force, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "removal", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "removal", false, &c, err);
   if (r < 0)
     return r;
+  json_t *rec = agent_claim_rec(c);
   r = agent_ctr_destroy(a, rec, force, err);
   if (r == 0)
     log_info("agent", "container %s removed", rec_name(rec));
-  agent_release(a, rec, false);
+  agent_release(c, false);
   return r;
 }
 
@@ -1294,8 +1336,8 @@ json_t *agent_ctr_list(struct agent *a, bool all)
   json_t *c;
   json_array_foreach(list, i, c)
   {
-    const char *st = ctr_refresh(&a->rt, c);
-    if (all || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+    enum ctr_live st = ctr_refresh(&a->rt, c);
+    if (all || ctr_live_up(st)) {
       ctr_present(c);
       json_array_append(res, c);
     }
@@ -1320,9 +1362,9 @@ int agent_ctr_top(struct agent *a, const char *ref, json_t **out, struct ferry_e
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (!ctr_live_up(st))
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, ctr_live_name(st));
   *out = ctr_processes(&a->rt, rec_instance(rec));
   /* user names from the container's own /etc/passwd, read inside its root */
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, rec_id(rec), "bundle/rootfs");
@@ -1362,9 +1404,9 @@ int agent_ctr_stats(struct agent *a, const char *ref, json_t **out, struct ferry
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (!ctr_live_up(st))
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, ctr_live_name(st));
   *out = ctr_stats(&a->rt, rec_instance(rec), (int)json_integer_value(json_object_get(rec, "pid")));
   json_object_set_new(*out, "id", json_string(rec_id(rec)));
   json_object_set_new(*out, "name", json_string(rec_has_name(rec) ? rec_name(rec) : rec_id(rec)));
@@ -1480,9 +1522,9 @@ int agent_exec_prepare(struct agent *a, const char *ref, json_t *req, char ***cm
     return FERRY_INVALID(err, "exec: field \"cmd\" must name a command");
   if ((r = ctr_find(&a->rt, ref, rec, err)) < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, *rec);
-  if (strcmp(st, "running") != 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, st);
+  enum ctr_live st = ctr_refresh(&a->rt, *rec);
+  if (st != LIVE_RUNNING)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", ref, ctr_live_name(st));
   *code = exec_lookup(a, *rec, (*cmd)[0], *env);
   if (*code)
     *msg = xasprintf("Error: %s: %s\n", (*cmd)[0],

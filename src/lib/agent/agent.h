@@ -207,15 +207,28 @@ int agent_volume_remove(struct agent *a, const char *name, struct ferry_err *err
 int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *err);
 
 /* ---- one container, for the migration engine ---- */
+/* One operation's hold on one container. The steps below that change a
+ * container take its claim; only the claim's holder ends it (a release of
+ * a claim that no longer holds is refused, and logged). */
+struct agent_claim;
 /* Claims container ref for operation op: refused with 409 while another
- * operation owns it (or, with want_running, when it does not run). *rec gets
- * the record; an operation a restart must resolve writes its "op" into it. */
-int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running, json_t **rec,
-                struct ferry_err *err);
-/* Ends the claim; with save, the record is written without its "op". */
-void agent_release(struct agent *a, json_t *rec, bool save);
-/* Writes the record of a claimed container. */
-int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
+ * claim holds it, or its record has an op (or, with want_running, when it
+ * does not run). An operation a restart must resolve writes its "op" into
+ * the record. */
+int agent_claim(struct agent *a, const char *ref, const char *op, bool want_running,
+                struct agent_claim **out, struct ferry_err *err);
+/* A restart's recovery: claims rec (found with the op an operation of the
+ * agent's last run wrote into it) for the step that resolves it; 409 if a
+ * claim holds it. */
+int agent_claim_marked(struct agent *a, json_t *rec, struct agent_claim **out,
+                       struct ferry_err *err);
+/* The claimed record (the claim's reference: valid until the release). */
+json_t *agent_claim_rec(const struct agent_claim *c);
+/* Ends the claim and frees it (NULL ok); with save, the record is written
+ * without its "op" first. */
+void agent_release(struct agent_claim *c, bool save);
+/* Writes the claimed container's record. */
+int agent_claim_save(struct agent_claim *c, struct ferry_err *err);
 /* Freeze: take the container off the network (its traffic held, with
  * hold, net/hold.h; else its link down: no packet reaches a frozen
  * socket), then pause it; with neighbours, the ARP entries it knew are
@@ -223,19 +236,19 @@ int agent_save(struct agent *a, json_t *rec, struct ferry_err *err);
  * ready: a hold made ahead (agent_ctr_hold_prepare), taken over; NULL:
  * made here. */
 struct net_hold;
-int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *ready,
+int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
                      json_t **neighbours, struct ferry_err *err);
 /* The part of a freeze's hold that can be made while the container still
  * runs (its TAP, reader and qdisc): NULL if it could not (the freeze then
  * makes it all). One not given to agent_ctr_freeze is ended with
  * agent_ctr_hold_unprepare (NULL ok). */
-struct net_hold *agent_ctr_hold_prepare(struct agent *a, json_t *rec);
+struct net_hold *agent_ctr_hold_prepare(struct agent_claim *c);
 void agent_ctr_hold_unprepare(struct net_hold *ready);
-void agent_ctr_thaw(struct agent *a, json_t *rec);
+void agent_ctr_thaw(struct agent_claim *c);
 /* The frozen container runs elsewhere on the segment now: its link goes
  * down here and the traffic held while it was frozen (net/hold.h) is sent
  * into the bridge, which forwards it to where the container was announced. */
-void agent_ctr_hand_over(struct agent *a, json_t *rec);
+void agent_ctr_hand_over(struct agent_claim *c);
 /* At shutdown: every hold ends, its frames dropped. */
 void agent_holds_drop(struct agent *a);
 /* The CRIU of a dump started ahead of the freeze (ckpt_criu_start, its
@@ -245,23 +258,25 @@ int agent_dump_criu_start(struct agent *a, int ps_fd, int keeper_fd, struct ckpt
 void agent_dump_criu_end(struct ckpt_criu *c);
 /* Dump a frozen container into dir (CRIU images), or pre-dump the memory
  * of a running one, as o says (ckpt_dump). */
-int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,
+int agent_ctr_dump(struct agent_claim *c, const char *dir, const struct ckpt_dump_opts *o,
                    json_t **stats, struct ferry_err *err);
 /* Ends a frozen container's processes (killed while frozen: never back on
  * the network); its record and files stay. */
-void agent_ctr_end_frozen(struct agent *a, json_t *rec);
+void agent_ctr_end_frozen(struct agent_claim *c);
 /* The container now runs elsewhere: its copy here ends (killed while frozen,
  * never back on the network); with keep, the record stays as "migrated",
  * otherwise it goes with its volumes (those no other container here uses). */
-void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to);
+void agent_ctr_commit_away(struct agent_claim *c, bool keep, const char *to);
 /* Removes rec's volumes that no other container here mounts (rec itself is
  * gone or going). */
 void agent_volumes_release(struct agent *a, json_t *rec);
 /* Is volume name mounted by a container other than except_id? */
 bool agent_volume_in_use(struct agent *a, const char *name, const char *except_id);
 /* Reserves name and address for a restored copy and writes its record
- * (op "restore", claimed): rec must have been through agent_restored_record. */
-int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err);
+ * (op "restore", claimed: *out): rec must have been through
+ * agent_restored_record. */
+int agent_restore_reserve(struct agent *a, json_t *rec, struct agent_claim **out,
+                          struct ferry_err *err);
 /* How a restored copy's files arrive. place() puts its volumes and its
  * rootfs changes (the upper dir) in place once its record is reserved;
  * undo() (may be NULL) removes what place() made when a later step fails.
@@ -283,11 +298,12 @@ struct restore_times {
  * migration alike: rec (through agent_restored_record) is reserved, its
  * files placed, its overlay mounted and network made (link down), CRIU
  * restores it from criu_dir, it gets neighbours; with link_up it joins the
- * network. The claim ("restore") holds on success; on failure everything
- * it made goes (the record, the network, what place() made). */
+ * network. On success *claim (op "restore") holds the copy; on failure
+ * everything it made goes (the record, the network, what place() made). */
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
-                       struct restore_times *t, struct ferry_err *err);
+                       struct restore_times *t, struct agent_claim **claim,
+                       struct ferry_err *err);
 /* agent_restore_copy in two halves, for a migration's target while the
  * source still dumps: prepare reserves, places the files, mounts, and
  * starts the restore held before CRIU (ckpt_restore_start: descriptors are
@@ -301,7 +317,8 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
                           const struct restore_source *src, json_t *descriptors,
                           struct agent_restore_job **out, struct ferry_err *err);
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
-                         struct restore_times *t, struct ferry_err *err);
+                         struct restore_times *t, struct agent_claim **claim,
+                         struct ferry_err *err);
 void agent_restore_abandon(struct agent *a, struct agent_restore_job *j);
 /* File changes that come after a prepared restore placed its files (the
  * source prepared it before its freeze): a volume's (volume != NULL)
@@ -312,14 +329,17 @@ int agent_restore_prepared_delta(struct agent *a, struct agent_restore_job *j, c
                                  const char *tar, const char *what, struct ferry_err *err);
 /* Undoes a restored copy agent_restore_copy made (its caller failed
  * after it): everything goes, as when the step itself fails. */
-void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
+void agent_restore_discard(struct agent_claim *c, const struct restore_source *src,
                            struct restore_times *t);
 /* Mounts, sets up the network (link down) and restores the claimed record's
  * container from the CRIU images in criu_dir. The link stays down until
  * agent_ctr_link_up: a migration brings it up only at commit. */
 int agent_ctr_restore_from(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                            struct ckpt_lazy *lazy, json_t **stats, struct ferry_err *err);
-int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err);
+int agent_ctr_link_up(struct agent_claim *c, struct ferry_err *err);
+/* Removes the claimed container whatever it runs (a copy not committed),
+ * and ends the claim. */
+void agent_ctr_discard(struct agent_claim *c);
 /* The network namespace and veth (link down) of the container that will
  * have id, made ahead: a migration's target makes them at the offer, while
  * the source still runs, and the restore finds them (~20 ms less freeze).
@@ -401,7 +421,7 @@ int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struc
  * removed entry, a change of mode or owner; true when it cannot tell). */
 bool agent_ctr_rootfs_changed_since(struct agent *a, json_t *rec, time_t since);
 /* An unsolicited ARP for the container's address from its namespace. */
-int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err);
+int agent_ctr_announce(struct agent_claim *c, struct ferry_err *err);
 
 
 /* ---- metrics (agent_metrics.c): GET /metrics, Prometheus text ---- */

@@ -127,7 +127,6 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   if ((r = ctr_record_sanitize(rec0, &rec, err)) < 0)
     return ferry_err_wrap(err, "%s/checkpoint.json", dir);
   _cleanup_json_ json_t *img = NULL;
-  _cleanup_json_ json_t *existing = NULL;
   _cleanup_strv_ char **made_vols = strv_new();
   _cleanup_json_ json_t *report = json_object();
   char id[65];
@@ -141,23 +140,23 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   }
   /* Same name, same container, stopped: it is replaced. Claimed first, so
    * that nothing else acts on it meanwhile. */
-  if (agent_claim(a, name, "restore", false, &existing, NULL) == 0) {
+  struct agent_claim *held = NULL;
+  if (agent_claim(a, name, "restore", false, &held, NULL) == 0) {
+    json_t *existing = agent_claim_rec(held);
     if (strcmp(rec_name(existing), name) != 0) {
-      agent_release(a, existing, false);
-      json_decref(existing);
-      existing = NULL;
+      agent_release(held, false);
     } else {
-      const char *st = ctr_refresh(&a->rt, existing);
+      enum ctr_live st = ctr_refresh(&a->rt, existing);
       bool same = strcmp(rec_id(existing), oldid) == 0;
-      if (!same || strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) {
+      if (!same || ctr_live_up(st)) {
         r = FERRY_CONFLICT(err, "container name \"%s\" is in use by a %s container: remove it or "
                                 "restore under another name",
-                           name, st);
-        agent_release(a, existing, false);
+                           name, ctr_live_name(st));
+        agent_release(held, false);
         return r;
       }
       r = agent_ctr_destroy(a, existing, false, err);
-      agent_release(a, existing, false);
+      agent_release(held, false);
       if (r < 0)
         return r;
     }
@@ -181,7 +180,8 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   struct restore_source src = {.fault_prefix = "restore", .place = place_dir_files,
                                .undo = undo_dir_files, .ctx = &files};
   struct restore_times t = {0};
-  if ((r = agent_restore_copy(a, rec, img, criu_dir, &src, NULL, true, &t, err)) < 0) {
+  struct agent_claim *claim = NULL;
+  if ((r = agent_restore_copy(a, rec, img, criu_dir, &src, NULL, true, &t, &claim, err)) < 0) {
     if (r == -EEXIST)
       return ferry_err_wrap(err, "restore \"%s\": TCP connections need the same address", name);
     return ferry_err_wrap(err, "restore \"%s\"", name);
@@ -192,10 +192,10 @@ int agent_restore(struct agent *a, json_t *req, json_t **out, struct ferry_err *
   rec_set_op(rec, OP_NONE);
   rec_clear_exit(rec);
   if ((r = ctr_save(&a->rt, rec, err)) < 0) {
-    agent_restore_discard(a, rec, &src, &t);
+    agent_restore_discard(claim, &src, &t);
     return r;
   }
-  agent_release(a, rec, false);
+  agent_release(claim, false);
   json_object_set_new(report, "container", json_string(name));
   json_object_set_new(report, "dir", json_string(dir));
   json_object_set_new(report, "files_ms", json_integer((json_int_t)t.files_ms));

@@ -26,8 +26,9 @@ const char *mig_phase_name(enum mig_phase ph)
 }
 static const char *const kinds[] = {"layers", "volumes", "rootfs", "pages", "other"};
 #define NKINDS (sizeof kinds / sizeof kinds[0])
-static const char *const states[] = {"running", "paused", "created", "exited", "checkpointed",
-                                     "migrated"};
+/* the live states, in the order the samples are written */
+static const enum ctr_live states[] = {LIVE_RUNNING, LIVE_PAUSED,       LIVE_CREATED,
+                                       LIVE_EXITED,  LIVE_CHECKPOINTED, LIVE_MIGRATED};
 #define NSTATES (sizeof states / sizeof states[0])
 
 /* Seconds; the pause of a small container is a tenth of one. */
@@ -119,9 +120,9 @@ char *agent_metrics_text(struct agent *a, size_t *len)
   json_t *c;
   json_array_foreach(all, i, c)
   {
-    const char *st = ctr_refresh(&a->rt, c);
+    enum ctr_live st = ctr_refresh(&a->rt, c);
     size_t k = 0;
-    while (k < NSTATES && strcmp(states[k], st) != 0)
+    while (k < NSTATES && states[k] != st)
       k++;
     if (k < NSTATES)
       n[k]++;
@@ -143,7 +144,7 @@ char *agent_metrics_text(struct agent *a, size_t *len)
   prom_family(&p, "ferry_containers", "gauge", "Containers on this agent, by state.");
   for (size_t k = 0; k < NSTATES; k++) {
     char l[48];
-    snprintf(l, sizeof l, "state=\"%s\"", states[k]);
+    snprintf(l, sizeof l, "state=\"%s\"", ctr_live_name(states[k]));
     prom_sample(&p, "ferry_containers", l, (double)n[k]);
   }
   if (other)

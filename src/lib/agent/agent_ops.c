@@ -69,8 +69,9 @@ static void hold_end(struct agent *a, json_t *rec, struct net_hold *h, const cha
              dropped ? " (some did not fit and were dropped)" : "");
 }
 
-struct net_hold *agent_ctr_hold_prepare(struct agent *a, json_t *rec)
+struct net_hold *agent_ctr_hold_prepare(struct agent_claim *c)
 {
+  json_t *rec = c->rec;
   struct net_hold *h = NULL;
   struct ferry_err e = {0};
   if (net_hold_prepare(rec_veth(rec), rec_mac(rec), &h, &e) < 0) {
@@ -86,9 +87,11 @@ void agent_ctr_hold_unprepare(struct net_hold *ready)
     net_hold_abandon(ready);
 }
 
-int agent_ctr_freeze(struct agent *a, json_t *rec, bool hold, struct net_hold *ready,
+int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
                      json_t **neighbours, struct ferry_err *err)
 {
+  struct agent *a = c->a;
+  json_t *rec = c->rec;
   const char *id = rec_id(rec);
   /* The neighbours it knows (the restored copy starts with them and needs
    * no ARP). */
@@ -143,8 +146,10 @@ void agent_holds_drop(struct agent *a)
   }
 }
 
-void agent_ctr_hand_over(struct agent *a, json_t *rec)
+void agent_ctr_hand_over(struct agent_claim *c)
 {
+  struct agent *a = c->a;
+  json_t *rec = c->rec;
   struct net_hold *h = hold_take(a, rec_id(rec));
   /* down first: the bridge forgets the container behind this port and
    * sends what comes for it to where it was announced */
@@ -195,7 +200,7 @@ static void wait_dump_gone(const char *name, int pid)
   }
 }
 
-void agent_ctr_thaw(struct agent *a, json_t *rec)
+void agent_thaw_rec(struct agent *a, json_t *rec)
 {
   const char *id = rec_id(rec);
   _cleanup_free_ char *st = NULL;
@@ -227,10 +232,15 @@ void agent_dump_criu_end(struct ckpt_criu *c)
   ckpt_criu_end(c);
 }
 
-int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct ckpt_dump_opts *o,
+void agent_ctr_thaw(struct agent_claim *c)
+{
+  agent_thaw_rec(c->a, c->rec);
+}
+
+int agent_ctr_dump(struct agent_claim *c, const char *dir, const struct ckpt_dump_opts *o,
                    json_t **stats, struct ferry_err *err)
 {
-  int r = ckpt_dump(&a->rt, rec_id(rec), dir, o, stats, err);
+  int r = ckpt_dump(&c->a->rt, rec_id(c->rec), dir, o, stats, err);
   /* CRIU says why only in words; the disk it wrote to says it by its state:
    * full, the failure is the disk's (507), whatever CRIU's words */
   struct statvfs sv;
@@ -242,8 +252,10 @@ int agent_ctr_dump(struct agent *a, json_t *rec, const char *dir, const struct c
   return r;
 }
 
-void agent_ctr_end_frozen(struct agent *a, json_t *rec)
+void agent_ctr_end_frozen(struct agent_claim *c)
 {
+  struct agent *a = c->a;
+  json_t *rec = c->rec;
   const char *id = rec_id(rec);
   /* off the network before it dies: its kernel closing the sockets must
    * not reset connections its copy (restored later, or elsewhere) keeps */
@@ -257,10 +269,12 @@ void agent_ctr_end_frozen(struct agent *a, json_t *rec)
   runc_delete(&a->rt, id, true, NULL);
 }
 
-void agent_ctr_commit_away(struct agent *a, json_t *rec, bool keep, const char *to)
+void agent_ctr_commit_away(struct agent_claim *c, bool keep, const char *to)
 {
-  agent_ctr_hand_over(a, rec);
-  agent_ctr_end_frozen(a, rec);
+  struct agent *a = c->a;
+  json_t *rec = c->rec;
+  agent_ctr_hand_over(c);
+  agent_ctr_end_frozen(c);
   rec_set_op(rec, OP_NONE);
   rec_clear_migration(rec);
   rec_set_migrated_to(rec, to);
@@ -288,9 +302,11 @@ void agent_volumes_release(struct agent *a, json_t *rec)
   pthread_mutex_unlock(&a->lock);
 }
 
-int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
+int agent_restore_reserve(struct agent *a, json_t *rec, struct agent_claim **out,
+                          struct ferry_err *err)
 {
   const char *name = rec_name(rec), *id = rec_id(rec);
+  struct agent_claim *c = NULL;
   int r = 0;
   agent_ports_localize(rec);
   pthread_mutex_lock(&a->lock);
@@ -300,8 +316,10 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
     ferry_err_wrap(err, "container \"%s\" keeps its address", name);
   } else if ((r = agent_ports_taken(a, rec_ports(rec), NULL, name, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
-  } else if ((r = ctr_save(&a->rt, rec, err)) == 0) {
-    json_object_set_new(a->claims, id, json_string("restore"));
+  } else if ((r = agent_claim_locked(a, rec, "restore", false, &c, err)) == 0 &&
+             (r = ctr_save(&a->rt, rec, err)) < 0) {
+    agent_release_locked(c);
+    c = NULL;
   }
   pthread_mutex_unlock(&a->lock);
   if (r == 0)
@@ -309,12 +327,15 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct ferry_err *err)
   if (r == 0 && json_array_size(rec_ports(rec)) && (r = agent_ports_sync(a, err)) < 0) {
     ferry_err_wrap(err, "container \"%s\": publish ports", name);
     pthread_mutex_lock(&a->lock);
-    json_object_del(a->claims, id);
+    agent_release_locked(c);
+    c = NULL;
     _cleanup_free_ char *dir = ctr_path(&a->rt, id, NULL);
     rm_rf(dir, NULL);
     pthread_mutex_unlock(&a->lock);
     agent_ports_sync(a, NULL);
   }
+  if (r == 0)
+    *out = c;
   return r;
 }
 
@@ -352,23 +373,37 @@ void agent_net_discard(struct agent *a, const char *id)
   net_ctr_teardown(netns, veth, NULL);
 }
 
-int agent_ctr_link_up(struct agent *a, json_t *rec, struct ferry_err *err)
+int agent_link_up_rec(struct agent *a, json_t *rec, struct ferry_err *err)
 {
   (void)a;
   return net_link_set(rec_veth(rec), true, err);
 }
 
+int agent_ctr_link_up(struct agent_claim *c, struct ferry_err *err)
+{
+  return agent_link_up_rec(c->a, c->rec, err);
+}
+
+void agent_ctr_discard(struct agent_claim *c)
+{
+  struct ferry_err e = {0};
+  if (agent_ctr_destroy(c->a, c->rec, true, &e) < 0)
+    log_warn("agent", "container %s: cannot remove it: %s", rec_name(c->rec), e.msg);
+  agent_release(c, false);
+}
+
 int agent_ctr_pause(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "pause", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "pause", false, &c, err);
   if (r < 0)
     return r;
-  if (strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
-    r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", rec_name(rec), rec_status(rec));
+  _cleanup_json_ json_t *rec = json_incref(agent_claim_rec(c)); /* read after the release */
+  if (ctr_refresh(&a->rt, rec) != LIVE_RUNNING)
+    r = FERRY_CONFLICT(err, "container \"%s\" is not running (%s)", rec_name(rec), rec_status_name(rec));
   else if ((r = ctr_freeze(&a->rt, rec, err)) == 0)
     log_info("agent", "container %s paused", rec_name(rec));
-  agent_release(a, rec, false);
+  agent_release(c, false);
   if (r == 0) {
     rec_clear_live(rec);
     ctr_refresh(&a->rt, rec);
@@ -379,36 +414,39 @@ int agent_ctr_pause(struct agent *a, const char *ref, json_t **out, struct ferry
 
 int agent_ctr_resume(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *rec = NULL;
-  int r = agent_claim(a, ref, "resume", false, &rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_claim(a, ref, "resume", false, &c, err);
   if (r < 0)
     return r;
-  if (strcmp(ctr_refresh(&a->rt, rec), "paused") != 0) {
+  _cleanup_json_ json_t *rec = json_incref(agent_claim_rec(c)); /* read after the release */
+  if (ctr_refresh(&a->rt, rec) != LIVE_PAUSED) {
     r = FERRY_CONFLICT(err, "container \"%s\" is not paused (%s)", rec_name(rec),
-                       rec_status(rec));
+                       rec_status_name(rec));
   } else {
-    agent_ctr_thaw(a, rec);
+    agent_thaw_rec(a, rec);
     rec_clear_live(rec);
     ctr_refresh(&a->rt, rec);
-    if (strcmp(rec_status(rec), "running") != 0)
+    if (rec_status(rec) != LIVE_RUNNING)
       r = FERRY_INTERNAL(err, "container \"%s\": still %s after resume", rec_name(rec),
-                         rec_status(rec));
+                         rec_status_name(rec));
     else
       log_info("agent", "container %s resumed", rec_name(rec));
   }
-  agent_release(a, rec, false);
+  agent_release(c, false);
   if (r == 0)
     *out = json_incref(rec);
   return r;
 }
 
-void agent_restore_discard(struct agent *a, json_t *rec, const struct restore_source *src,
+void agent_restore_discard(struct agent_claim *c, const struct restore_source *src,
                            struct restore_times *t)
 {
+  struct agent *a = c->a;
+  _cleanup_json_ json_t *rec = json_incref(c->rec);
   struct ferry_err e2 = {0};
   if (agent_ctr_destroy(a, rec, true, &e2) < 0)
     log_warn("agent", "restore %s: cleanup: %s", rec_name(rec), e2.msg);
-  agent_release(a, rec, false);
+  agent_release(c, false);
   if (src->undo)
     src->undo(a, rec, src->ctx);
   json_decref(t->criu);
@@ -451,8 +489,9 @@ static json_t *neigh_with_gateway(struct agent *a, json_t *neighbours)
 
 int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                        const struct restore_source *src, json_t *neighbours, bool link_up,
-                       struct restore_times *t, struct ferry_err *err)
+                       struct restore_times *t, struct agent_claim **out, struct ferry_err *err)
 {
+  struct agent_claim *c = NULL;
   uint64_t t0 = now_mono_ms();
   _cleanup_json_ json_t *seed = NULL;
   agent_criu_ready(a); /* a stat, when a migration's offer primed it */
@@ -461,7 +500,7 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
   _cleanup_free_ char *f_launched = xasprintf("%s-launched", src->fault_prefix);
   /* name and address reserved, the record written (op "restore"): from
    * here a restart of the agent finds and resolves it */
-  int r = agent_restore_reserve(a, rec, err);
+  int r = agent_restore_reserve(a, rec, &c, err);
   if (r < 0)
     return r;
   if ((r = ferry_fault(f_reserved, err)) < 0 || (r = src->place(a, rec, src->ctx, err)) < 0)
@@ -490,15 +529,16 @@ int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *cr
   if (nj_running)
     pthread_join(nj.thread, NULL);
   t->neighbours = nj.set;
-  if (link_up && (r = agent_ctr_link_up(a, rec, err)) < 0)
+  if (link_up && (r = agent_link_up_rec(a, rec, err)) < 0)
     goto fail;
   uint64_t t_end = now_mono_ms();
   t->files_ms = t_files - t0;
   t->setup_ms = t_net - t_files;
   t->restore_ms = t_end - t_net;
+  *out = c;
   return 0;
 fail:
-  agent_restore_discard(a, rec, src, t);
+  agent_restore_discard(c, src, t);
   return r;
 }
 
@@ -507,6 +547,7 @@ fail:
 
 struct agent_restore_job {
   struct ckpt_restore_job *cj;
+  struct agent_claim *claim; /* the copy's, from its reservation */
   json_t *rec, *img, *descriptors;
   char *criu_dir;
   struct restore_source src;
@@ -534,7 +575,8 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
   uint64_t t0 = now_mono_ms();
   agent_criu_ready(a);
   _cleanup_free_ char *f_reserved = xasprintf("%s-reserved", src->fault_prefix);
-  int r = agent_restore_reserve(a, rec, err);
+  struct agent_claim *c = NULL;
+  int r = agent_restore_reserve(a, rec, &c, err);
   if (r < 0)
     return r;
   struct restore_times t = {0};
@@ -549,6 +591,7 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
   if (!j)
     abort();
   j->cj = cj;
+  j->claim = c;
   j->rec = json_incref(rec);
   j->img = json_incref(img);
   j->descriptors = json_incref(descriptors);
@@ -560,12 +603,12 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
   *out = j;
   return 0;
 fail:
-  agent_restore_discard(a, rec, src, &t);
+  agent_restore_discard(c, src, &t);
   return r;
 }
 
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
-                         struct restore_times *t, struct ferry_err *err)
+                         struct restore_times *t, struct agent_claim **out, struct ferry_err *err)
 {
   uint64_t t0 = now_mono_ms();
   json_t *rec = j->rec;
@@ -593,7 +636,10 @@ int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *n
   t->setup_ms = j->setup_ms;
   t->restore_ms = now_mono_ms() - t0;
   if (r < 0)
-    agent_restore_discard(a, rec, &j->src, t);
+    agent_restore_discard(j->claim, &j->src, t);
+  else
+    *out = j->claim;
+  j->claim = NULL;
   job_free(j);
   return r;
 }
@@ -604,7 +650,8 @@ void agent_restore_abandon(struct agent *a, struct agent_restore_job *j)
     return;
   struct restore_times t = {0};
   ckpt_restore_cancel(&a->rt, j->cj);
-  agent_restore_discard(a, j->rec, &j->src, &t);
+  agent_restore_discard(j->claim, &j->src, &t);
+  j->claim = NULL;
   job_free(j);
 }
 

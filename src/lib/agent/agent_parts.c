@@ -76,7 +76,7 @@ int agent_ctr_movable(struct agent *a, const char *ref, int64_t *mem, struct fer
   int r = ctr_find(&a->rt, ref, &rec, err);
   if (r == 0)
     r = agent_check_idle(rec, err);
-  if (r == 0 && strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+  if (r == 0 && ctr_refresh(&a->rt, rec) != LIVE_RUNNING)
     r = FERRY_CONFLICT(err, "container \"%s\" is not running: nothing to migrate", ref);
   if (r == 0 && rec_n_binds(rec) > 0)
     r = FERRY_CONFLICT(err, "container \"%s\" bind-mounts %s of this host at %s: a move cannot "
@@ -325,9 +325,9 @@ int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struc
   return 0;
 }
 
-int agent_ctr_announce(struct agent *a, json_t *rec, struct ferry_err *err)
+int agent_ctr_announce(struct agent_claim *c, struct ferry_err *err)
 {
-  (void)a;
+  json_t *rec = agent_claim_rec(c);
   return net_announce(rec_netns(rec), rec_ip(rec), err);
 }
 

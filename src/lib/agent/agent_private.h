@@ -16,7 +16,8 @@ struct agent {
   char *subnet_str;
   pthread_mutex_t lock;     /* the store lock: held for instants only */
   pthread_mutex_t img_lock; /* image imports, among themselves */
-  json_t *claims;           /* container id -> the operation that owns it (under lock) */
+  json_t *claims;           /* container id -> {"what", "serial"}: the claim that owns it (under lock) */
+  uint64_t claim_serial;    /* the last claim's serial (under lock) */
   pthread_rwlock_t term_lock; /* held (read) while a coordinator's command is handled */
   int64_t coord_term;         /* the highest coordinator term heard of (agent_fence.c) */
   uint64_t started_ms;
@@ -34,6 +35,24 @@ struct agent {
   struct agent_metrics *metrics; /* counters for GET /metrics (agent_metrics.c) */
   struct agent_hold *holds;      /* frozen containers' held traffic (agent_ops.c; under lock) */
 };
+
+/* One operation's hold on one container (agent_claim): its serial is the
+ * one in a->claims while it holds. */
+struct agent_claim {
+  struct agent *a;
+  json_t *rec;
+  uint64_t serial;
+};
+/* Claims rec (by its id) for op, the store lock held by the caller: 409
+ * while another claim holds it, or (idle) while its record has an op. */
+int agent_claim_locked(struct agent *a, json_t *rec, const char *op, bool idle,
+                       struct agent_claim **out, struct ferry_err *err);
+/* Ends a claim whose holder already holds the store lock (frees it). */
+void agent_release_locked(struct agent_claim *c);
+/* agent_ctr_thaw and agent_ctr_link_up of a record the caller owns
+ * otherwise (the agent's own recovery at its start, a resume). */
+void agent_thaw_rec(struct agent *a, json_t *rec);
+int agent_link_up_rec(struct agent *a, json_t *rec, struct ferry_err *err);
 
 /* ctr_save, and a warning naming the container and what the write was for
  * when it fails (where the caller cannot undo its step: what the record

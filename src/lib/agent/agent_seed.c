@@ -133,7 +133,7 @@ int agent_seed_fill(struct agent *a, const char *name, uint64_t total_bytes, siz
   int r = ctr_find(&a->rt, name, &rec, err);
   if (r < 0)
     return r;
-  if (strcmp(ctr_refresh(&a->rt, rec), "running") != 0)
+  if (ctr_refresh(&a->rt, rec) != LIVE_RUNNING)
     return FERRY_CONFLICT(err, "container \"%s\" is not running", name);
   /* From inside the container's own network namespace to its 127.0.0.1:
    * redis accepts that whatever its protected mode says. */

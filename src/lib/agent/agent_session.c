@@ -307,9 +307,9 @@ int agent_session_attach(struct agent *a, const char *ref, json_t *req, json_t *
   if ((r = json_get_bool(req, "stdin", true, &in, err)) < 0 ||
       (r = size_get(req, &rows, &cols, err)) < 0 || (r = ctr_find(&a->rt, ref, &rec, err)) < 0)
     return r;
-  const char *st = ctr_refresh(&a->rt, rec);
-  if (strcmp(st, "running") != 0)
-    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s): nothing to attach to", ref, st);
+  enum ctr_live st = ctr_refresh(&a->rt, rec);
+  if (st != LIVE_RUNNING)
+    return FERRY_CONFLICT(err, "container \"%s\" is not running (%s): nothing to attach to", ref, ctr_live_name(st));
   _cleanup_free_ char *path = ctr_path(&a->rt, rec_id(rec), "attach.sock");
   int fd = usock_connect(path);
   if (fd < 0)

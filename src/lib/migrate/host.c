@@ -16,21 +16,22 @@
 static int host_claim(struct mig_pipe *p, struct ferry_err *err)
 {
   struct mig_host *h = H(p);
-  json_t *rec = NULL;
   /* a copy still faulting its memory in from its last move is not dumped */
   int r = incoming_memory_settle(h->a, h->ref, 60000, err);
-  if (r < 0 || (r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &rec, err)) < 0)
+  if (r < 0 || (r = agent_claim(h->a, h->ref, ctr_op_name(h->op), true, &h->claim, err)) < 0)
     return r;
   agent_criu_ready(h->a);
-  p->rec = rec;
+  json_t *rec = agent_claim_rec(h->claim);
+  p->rec = json_incref(rec);
   rec_set_op(rec, h->op);
   if (h->mid)
     rec_set_migration(rec, h->mid, h->to ? h->to : "");
-  if ((r = agent_save(h->a, rec, err)) < 0 ||
+  if ((r = agent_claim_save(h->claim, err)) < 0 ||
       (r = agent_image_of(h->a, rec, &p->img, err)) < 0) {
     rec_clear_migration(rec);
-    agent_release(h->a, rec, true);
-    json_decref(rec);
+    agent_release(h->claim, true);
+    h->claim = NULL;
+    json_decref(p->rec);
     p->rec = NULL;
   }
   return r;
@@ -40,7 +41,7 @@ static int host_freeze(struct mig_pipe *p, json_t **neigh, struct ferry_err *err
 {
   struct net_hold *ready = H(p)->hold_ready;
   H(p)->hold_ready = NULL; /* the freeze's now */
-  return agent_ctr_freeze(H(p)->a, p->rec, !H(p)->no_hold, ready, neigh, err);
+  return agent_ctr_freeze(H(p)->claim, !H(p)->no_hold, ready, neigh, err);
 }
 
 /* What the freeze and the dump can make while the container runs: the
@@ -51,7 +52,7 @@ static void host_dump_prepare(struct mig_pipe *p, int ps_fd)
 {
   struct mig_host *h = H(p);
   if (!h->no_hold && !h->hold_ready)
-    h->hold_ready = agent_ctr_hold_prepare(h->a, p->rec);
+    h->hold_ready = agent_ctr_hold_prepare(h->claim);
   if (h->lazy)
     return;
   int keeper = h->mem ? h->mem->keeper_fd : -1;
@@ -102,7 +103,7 @@ static int host_dump(struct mig_pipe *p, const char *criu_dir, const char *page_
     snprintf(lz->dir, sizeof lz->dir, "%s", criu_dir);
     o.lazy_pid = &lz->pid;
   }
-  int r = agent_ctr_dump(H(p)->a, p->rec, criu_dir, &o, stats, err);
+  int r = agent_ctr_dump(H(p)->claim, criu_dir, &o, stats, err);
   return r < 0 ? ferry_err_wrap(err, "container \"%s\"", rec_name(p->rec)) : 0;
 }
 
@@ -139,7 +140,7 @@ static void lazy_end(struct mig_pipe *p, bool kill_now)
 static void host_thaw(struct mig_pipe *p)
 {
   lazy_end(p, true);
-  agent_ctr_thaw(H(p)->a, p->rec);
+  agent_ctr_thaw(H(p)->claim);
 }
 
 static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
@@ -149,7 +150,7 @@ static int host_commit_sent(struct mig_pipe *p, struct ferry_err *err)
   rec_set_commit_sent(p->rec);
   int r = ferry_fault("source-commit-record", err);
   if (r == 0)
-    r = agent_save(H(p)->a, p->rec, err);
+    r = agent_claim_save(H(p)->claim, err);
   if (r < 0) {
     rec_clear_commit_sent(p->rec);
     return ferry_err_wrap(err, "cannot record that the commit is sent (no commit sent)");
@@ -164,14 +165,14 @@ static void host_done(struct mig_pipe *p)
   switch (h->after) {
   case AFTER_RUN_ON:
     lazy_end(p, false);
-    agent_ctr_thaw(h->a, p->rec);
-    agent_release(h->a, p->rec, true);
+    agent_ctr_thaw(h->claim);
+    agent_release(h->claim, true);
     break;
   case AFTER_STOP:
     lazy_end(p, false);
-    agent_ctr_end_frozen(h->a, p->rec);
+    agent_ctr_end_frozen(h->claim);
     rec_set_state(p->rec, CS_CHECKPOINTED);
-    agent_release(h->a, p->rec, true);
+    agent_release(h->claim, true);
     break;
   case AFTER_REMOVE:
   case AFTER_KEEP:
@@ -180,22 +181,24 @@ static void host_done(struct mig_pipe *p)
     /* the traffic held here goes to the copy there at once; post-copy:
      * that copy faults its memory in from here until the dump has served
      * it all, and only then does the copy here end */
-    agent_ctr_hand_over(h->a, p->rec);
+    agent_ctr_hand_over(h->claim);
     lazy_end(p, false);
-    agent_ctr_commit_away(h->a, p->rec, h->after == AFTER_KEEP, h->to ? h->to : "");
-    agent_release(h->a, p->rec, false);
+    agent_ctr_commit_away(h->claim, h->after == AFTER_KEEP, h->to ? h->to : "");
+    agent_release(h->claim, false);
     break;
   }
+  h->claim = NULL;
 }
 
 static void host_release(struct mig_pipe *p, bool resumed)
 {
   host_criu_end(p);
-  if (!p->rec)
+  if (!H(p)->claim)
     return;
   if (resumed)
     rec_clear_migration(p->rec);
-  agent_release(H(p)->a, p->rec, resumed);
+  agent_release(H(p)->claim, resumed);
+  H(p)->claim = NULL;
 }
 
 static int host_fault(struct mig_pipe *p, const char *point, struct ferry_err *err)

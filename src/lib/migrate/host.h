@@ -24,6 +24,7 @@ struct mig_host {
   bool no_hold;             /* frozen: drop its traffic (link down) rather than hold it */
   const struct mig_mem_parent *mem; /* pre-copied memory the dump builds on (NULL: none) */
   struct mig_lazy_dump *lazy; /* post-copy: the dump serves the memory (NULL: it does not) */
+  struct agent_claim *claim;  /* the container's, from the claim step to the release */
   struct ckpt_criu *criu;   /* the dump's CRIU, started before the freeze (host.c's) */
   int criu_ps_fd, criu_keeper_fd; /* the descriptors it was started with */
   struct net_hold *hold_ready; /* the freeze's hold, made before it (host.c's) */

@@ -27,6 +27,7 @@
 #include "migrate/migrate.h"
 #include "migrate/pipeline.h"
 #include "migrate/protocol.h"
+#include "migrate/wire.h"
 #include "migrate/state.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
@@ -99,6 +100,7 @@ struct outgoing {
   struct ferry_err delta_err;
   struct http_client *delta_c;
   json_t *offer_resp;    /* the target's answer to the offer */
+  json_t *missing_layers; /* in it: the layers it lacks (wire_offer_answer_parse'd) */
   json_t *tr;            /* its last answer to the restore or the commit */
   char *local;           /* ROOT/migrations/out-ID: CRIU's images */
   char *redirect_to;     /* the target's address, for the published ports */
@@ -280,27 +282,26 @@ static char *url_host(const char *url)
  * its last segment then waits ~200 ms for the kernel's probe timer (a
  * capture showed it); on a socket pair there is no cork. The page server's
  * start-up also leaves the freeze (it starts when this connection comes). */
-static int page_server_connect(struct outgoing *o, struct http_client *c, json_t *body,
-                               char **page_server, struct ferry_err *err)
+static int page_server_connect(struct outgoing *o, struct http_client *c, int round,
+                               int parent_round, char **page_server, struct ferry_err *err)
 {
-  _cleanup_json_ json_t *ps = NULL;
+  _cleanup_json_ json_t *psj = NULL;
   http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
-  _cleanup_json_ json_t *req = body ? json_deep_copy(body) : json_object();
-  if (o->zpages)
-    json_object_set_new(req, "zstd", json_true());
-  if (http_call(c, "POST", psurl, req, &ps, err) < 0)
+  struct wire_page_server_req w = {.round = round, .parent_round = parent_round, .zstd = o->zpages};
+  _cleanup_json_ json_t *req = wire_page_server_req_json(&w);
+  struct wire_page_server ps;
+  if (http_call(c, "POST", psurl, req, &psj, err) < 0 || wire_page_server_parse(psj, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
-  const char *addr = json_str_or(ps, "address", "");
-  _cleanup_free_ char *host = xstrdup(*addr ? addr : o->to_addr);
-  int port = (int)json_integer_value(json_object_get(ps, "port"));
+  _cleanup_free_ char *host = xstrdup(*ps.address ? ps.address : o->to_addr);
+  int port = ps.port;
   *page_server = xasprintf("%s:%d", host, port);
   int tcp = relay_tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
   if (tcp < 0)
     return ferry_err_sys(err, tcp, "connect to the page server %s", *page_server);
   /* The target's gate lets the connection through to CRIU only with the
    * secret it gave us, first. */
-  const char *secret = json_str_or(ps, "secret", "");
+  const char *secret = ps.secret;
   size_t sl = strlen(secret);
   if (sl && write(tcp, secret, sl) != (ssize_t)sl) {
     int e = -errno;
@@ -315,7 +316,7 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
   }
   /* compressed only when the target said it unpacks (an older agent
    * ignores the request and would hand CRIU the compressed bytes) */
-  bool z = o->zpages && json_is_true(json_object_get(ps, "zstd"));
+  bool z = o->zpages && ps.zstd;
   int r = relay_start_z(sp[1], tcp, z ? 1 : 0, &o->ps_relay);
   if (r < 0) {
     close(sp[0]);
@@ -330,7 +331,7 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, json_t
 static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **page_server,
                               struct ferry_err *err)
 {
-  return page_server_connect(o, c, NULL, page_server, err);
+  return page_server_connect(o, c, -1, -1, page_server, err);
 }
 
 /* precopy: the final dump streams what was written since the last
@@ -338,9 +339,7 @@ static int mem_stream_prepare(struct outgoing *o, struct http_client *c, char **
 static int mem_precopy_prepare(struct outgoing *o, struct http_client *c, char **page_server,
                                struct ferry_err *err)
 {
-  _cleanup_json_ json_t *body = o->pre_last >= 0 ? json_pack("{s:i}", "parent_round", o->pre_last)
-                                                 : NULL;
-  return page_server_connect(o, c, body, page_server, err);
+  return page_server_connect(o, c, -1, o->pre_last >= 0 ? o->pre_last : -1, page_server, err);
 }
 
 /* Ends the stream's relay (after the dump: CRIU has finished with it). */
@@ -439,7 +438,12 @@ static enum target_state target_state_of(struct http_client *c, const char *mid,
   http_client_set_timeout(c, timeout_s);
   if (http_call(c, "GET", url, NULL, &st, &e) < 0)
     return e.klass == FERRY_E_NOTFOUND ? T_GONE : T_UNKNOWN;
-  return target_state_parse(json_str_or(st, "state", ""));
+  struct wire_state w;
+  if (wire_state_parse(st, &w, &e) < 0) {
+    log_warn("migrate", "outgoing %s: the target's state: %s", mid, e.msg);
+    return T_UNKNOWN; /* as if it could not be asked: nothing is decided on it */
+  }
+  return w.state;
 }
 
 /* ---- the target agent as the pipeline's destination ---- */
@@ -458,11 +462,17 @@ static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
   _cleanup_json_ json_t *ctr = json_deep_copy(p->rec);
   rec_set_op(ctr, OP_NONE);
   rec_clear_migration(ctr);
-  _cleanup_json_ json_t *offer = json_pack("{s:s, s:s, s:O, s:O, s:o}", "id", o->id, "source_agent",
-                                           agent_id(o->a), "container", ctr, "image", p->img, "volumes", vols);
+  struct wire_offer w = {.id = o->id, .source_agent = agent_id(o->a), .container = ctr,
+                         .image = p->img, .volumes = vols};
+  _cleanup_json_ json_t *offer = wire_offer_json(&w);
+  json_decref(vols);
   http_client_set_timeout(o->c, remaining_s(o) < 30 ? remaining_s(o) : 30);
   if (http_call(o->c, "POST", "/v1/migrations/incoming", offer, &o->offer_resp, err) < 0)
     return ferry_err_wrap(err, "offer to %s", o->to);
+  struct wire_offer_answer ans;
+  if (wire_offer_answer_parse(o->offer_resp, p->img, &ans, err) < 0)
+    return ferry_err_wrap(err, "offer to %s", o->to);
+  o->missing_layers = ans.missing_layers; /* borrowed from offer_resp */
   return 0;
 }
 
@@ -587,12 +597,11 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
     _cleanup_free_ char *dir = path_join(local_dir(o), rel);
     _cleanup_free_ char *parent = k ? xasprintf("../r%d", k - 1) : NULL;
     _cleanup_free_ char *ps = NULL;
-    _cleanup_json_ json_t *body = json_pack("{s:i}", "round", k);
     _cleanup_json_ json_t *stats = NULL;
     uint64_t t0 = now_mono_ms();
     int r = mkdir_p(dir, 0700, &err);
     if (r == 0)
-      r = page_server_connect(o, o->c, body, &ps, &err);
+      r = page_server_connect(o, o->c, k, -1, &ps, &err);
     if (r == 0) {
       struct ckpt_dump_opts co = CKPT_DUMP_OPTS_INIT;
       co.page_server = ps;
@@ -601,7 +610,7 @@ static void precopy_rounds(struct outgoing *o, struct mig_pipe *p)
       co.parent = parent;
       co.keeper_fd = o->keeper[1];
       co.timeout_ms = (int)remaining_s(o) * 1000;
-      r = agent_ctr_dump(o->a, p->rec, dir, &co, &stats, &err);
+      r = agent_ctr_dump(o->host.claim, dir, &co, &stats, &err);
     }
     struct ferry_err e2 = {0};
     int rr = mem_stream_finish(o, &e2);
@@ -689,7 +698,7 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   struct tar_opts full = {.zstd = o->compress};
   size_t i;
   json_t *l;
-  json_array_foreach(json_object_get(o->offer_resp, "missing_layers"), i, l)
+  json_array_foreach(o->missing_layers, i, l)
   {
     const char *dg = json_string_value(l);
     _cleanup_free_ char *url = part_url(o, WP_LAYER, dg);
@@ -763,7 +772,7 @@ static bool prepare_restore(struct outgoing *o, struct http_client *c)
   if (!desc)
     return false;
   _cleanup_free_ char *url = mig_url(o, "/prepare", NULL);
-  _cleanup_json_ json_t *req = json_pack("{s:O}", "descriptors", desc);
+  _cleanup_json_ json_t *req = wire_prepare_json(&(struct wire_prepare){.descriptors = desc});
   _cleanup_json_ json_t *ans = NULL;
   struct ferry_err e = {0};
   http_client_set_timeout(c, remaining_s(o));
@@ -951,11 +960,11 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
   struct outgoing *o = O(p);
   deltas_join(o, NULL); /* the prepare's answer first */
   _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
-  _cleanup_json_ json_t *req = json_pack("{s:o}", "neighbours", neigh ? json_incref(neigh) : json_array());
+  _cleanup_json_ json_t *none = json_array();
+  struct wire_restore w = {.neighbours = neigh ? neigh : none};
   /* pre-copied memory is on the target already: its copy runs at once and
    * faults its pages in there while the rest is pushed (docs/migration.md) */
-  if (o->mem->precopy)
-    json_object_set_new(req, "lazy_memory", json_true());
+  w.lazy_memory = o->mem->precopy;
   /* post-copy: the rest comes from the dump here, through the lazy gate */
   if (o->mem->lazy && o->lazy_lfd >= 0) {
     if (!o->lazy_thread_running) {
@@ -963,14 +972,18 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
         return ferry_err_sys(err, -EAGAIN, "lazy pages: gate thread");
       o->lazy_thread_running = true;
     }
-    json_object_set_new(req, "lazy_pages",
-                        json_pack("{s:s, s:i, s:s}", "address", agent_listen_ip(o->a) ? agent_listen_ip(o->a) : "",
-                                  "port", o->lazy_port, "secret", o->lazy_secret));
+    w.has_lazy_pages = true;
+    w.lazy_pages = (struct wire_lazy_pages){
+        .address = agent_listen_ip(o->a), .port = o->lazy_port, .secret = o->lazy_secret};
   }
+  _cleanup_json_ json_t *req = wire_restore_json(&w);
   http_client_set_timeout(o->c, remaining_s(o));
   json_decref(o->tr);
   o->tr = NULL;
+  struct wire_state ans;
   int r = http_call(o->c, "POST", url, req, &o->tr, err);
+  if (r == 0)
+    r = wire_state_parse(o->tr, &ans, err);
   return r < 0 ? ferry_err_wrap(err, "restore on %s", o->to) : 0;
 }
 
@@ -989,6 +1002,9 @@ static int peer_commit(struct mig_pipe *p, struct ferry_err *err)
     return ferry_err_wrap(err, "commit on %s", o->to);
   json_decref(o->tr);
   o->tr = ans;
+  struct wire_state w;
+  if (wire_state_parse(ans, &w, err) < 0)
+    return ferry_err_wrap(err, "commit on %s", o->to);
   return 0;
 }
 
@@ -1106,6 +1122,7 @@ static void *source_main(void *arg)
   o->tr = NULL;
   json_decref(o->offer_resp);
   o->offer_resp = NULL;
+  o->missing_layers = NULL;
   mig_pipe_fini(p);
   pthread_mutex_lock(&m->out_lock);
   m->out_running--;
@@ -1359,9 +1376,14 @@ void source_recover(struct agent *a)
     struct outgoing o = {.a = a, .to = to, .ps_fd = -1, .keeper = {-1, -1}, .pre_last = -1};
     snprintf(o.id, sizeof o.id, "%s", mid);
     struct mig_host h = {.a = a, .ref = name, .op = OP_MIGRATION, .to = to, .after = AFTER_REMOVE};
+    struct ferry_err ce = {0};
+    if (agent_claim_marked(a, rec, &h.claim, &ce) < 0) {
+      log_error("migrate", "container %s: migration %s: %s: not recovered", name, mid, ce.msg);
+      continue;
+    }
     struct mig_pipe p = {.id = o.id, .fault_prefix = "source", .host = &mig_agent_host,
                          .dest = &peer_dest, .host_ctx = &h, .dest_ctx = &o, .timeout_s = 30,
-                         .rec = json_incref(rec)};
+                         .rec = json_incref(agent_claim_rec(h.claim))};
     enum recover_action act = RA_STAY_FROZEN;
     if (migration_id_valid(mid) && strlen(mid) < sizeof o.id &&
         http_client_new(to, &o.c, NULL) == 0) {
@@ -1375,6 +1397,8 @@ void source_recover(struct agent *a)
       mig_agent_host.thaw(&p);
       mig_agent_host.release(&p, true);
     }
+    if (h.claim) /* it stays frozen, its mark kept: the next start asks again */
+      mig_agent_host.release(&p, false);
     json_decref(o.tr);
     mig_pipe_fini(&p);
     if (act == RA_REMOVE_HERE)

@@ -52,7 +52,7 @@ struct incoming {
   bool image_added;     /* the image record was added by this migration */
   struct agent *pinned_by; /* the agent whose store pins the offered layers */
   char cid[65];         /* the id its container gets here (its netns is made at the offer) */
-  json_t *rec;          /* the restored copy's record (restored state) */
+  struct agent_claim *claim; /* the restored copy's (restored state) */
   struct agent_restore_job *prep; /* a restore prepared while the source dumps, held
                                    * until the images are in (incoming_prepare) */
   json_t *prep_rec;     /* the prepared copy's record */

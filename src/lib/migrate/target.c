@@ -22,6 +22,7 @@
 #include "migrate/migrate.h"
 #include "migrate/protocol.h"
 #include "migrate/state.h"
+#include "migrate/wire.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fault.h"
@@ -64,7 +65,7 @@ static void incoming_free(struct incoming *in)
   json_decref(in->offer);
   json_decref(in->received);
   json_decref(in->report);
-  json_decref(in->rec);
+  agent_release(in->claim, false); /* its record's op "restore" stays for the next start */
   free(in);
 }
 
@@ -120,12 +121,21 @@ static bool committed(const struct incoming *in)
   return !target_may_remove_copy(in->state);
 }
 
-/* The restored (or half-restored) copy of this migration, if any. */
-static json_t *find_copy(struct agent *a, struct incoming *in)
+/* The claim of this migration's restored (or half-restored) copy, if any:
+ * the one its restore took, or (after a restart) one taken now. */
+static struct agent_claim *take_copy(struct agent *a, struct incoming *in)
 {
-  if (in->rec)
-    return json_incref(in->rec);
-  return agent_ctr_by_migration(a, in->id);
+  struct agent_claim *c = in->claim;
+  in->claim = NULL;
+  if (c)
+    return c;
+  _cleanup_json_ json_t *rec = agent_ctr_by_migration(a, in->id);
+  struct ferry_err e = {0};
+  if (rec && agent_claim_marked(a, rec, &c, &e) < 0) {
+    log_warn("migrate", "incoming %s: its copy %s: %s", in->id, rec_name(rec), e.msg);
+    return NULL;
+  }
+  return c;
 }
 
 /* Removes everything this migration made on this agent. The caller has
@@ -222,11 +232,9 @@ static void cleanup_in(struct agent *a, struct incoming *in)
   if (!ran)
     agent_metrics_received(a, false);
   if (!ran) {
-    _cleanup_json_ json_t *rec = find_copy(a, in);
-    if (rec) {
-      agent_ctr_destroy(a, rec, true, NULL);
-      agent_release(a, rec, false);
-    }
+    struct agent_claim *c = take_copy(a, in);
+    if (c)
+      agent_ctr_discard(c);
     if (in->cid[0])
       agent_net_discard(a, in->cid); /* made at the offer, whether a copy came or not */
   }
@@ -353,36 +361,23 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   _cleanup_free_ char *criu = NULL;
   struct migrations *m = agent_migrations(a);
   struct incoming *prepared = NULL;
-  const char *id;
-  int r;
-  if (!json_is_object(req))
-    return FERRY_INVALID(err, "offer must be a JSON object");
-  if ((r = json_get_str(req, "id", true, &id, err)) < 0)
+  struct wire_offer w;
+  int r = wire_offer_parse(req, &w, err);
+  if (r < 0)
     return r;
+  const char *id = w.id;
+  json_t *img = w.image, *vols = w.volumes;
   agent_criu_ready(a); /* the restore's CRIU finds its cache */
-  if (!migration_id_valid(id))
-    return FERRY_INVALID(err, "migration id \"%s\" is malformed", id);
-  json_t *img = json_object_get(req, "image");
-  json_t *vols = json_object_get(req, "volumes");
-  if (!json_is_object(json_object_get(req, "container")) || !json_is_object(img) ||
-      (vols && !json_is_array(vols)))
-    return FERRY_INVALID(err, "offer: container, image and volumes are required");
   /* The peer's record is rebuilt from its known fields, each checked: a name
    * or path in it must never reach outside this agent's root. */
   _cleanup_json_ json_t *ctr = NULL;
-  if ((r = ctr_record_sanitize(json_object_get(req, "container"), &ctr, err)) < 0)
+  if ((r = ctr_record_sanitize(w.container, &ctr, err)) < 0)
     return ferry_err_wrap(err, "offer");
   const char *name = rec_name(ctr), *ip = rec_ip(ctr);
-  if (!digest_valid(json_str_or(img, "id", NULL)) || !json_is_array(json_object_get(img, "layers")))
-    return FERRY_INVALID(err, "offer: image record without a valid id and layers");
   if (strcmp(json_str_or(img, "id", ""), rec_image(ctr)) != 0)
     return FERRY_INVALID(err, "offer: the container's image is not the offered image");
   size_t i;
   json_t *v;
-  json_array_foreach(json_object_get(img, "layers"), i, v) if (!digest_valid(json_string_value(v)))
-      return FERRY_INVALID(err, "offer: layer %zu has no valid digest", i + 1);
-  json_array_foreach(vols, i, v) if ((r = validate_name("volume", json_string_value(v), err)) < 0)
-      return ferry_err_wrap(err, "offer");
   /* The volumes sent are exactly the volumes the container mounts. */
   for (i = 0; i < rec_n_volumes(ctr); i++)
     if (!in_array(vols, rec_volume_name(ctr, i)))
@@ -414,7 +409,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   }
   /* The container keeps its id here, as podman's restore does, when no
    * container here and no other incoming copy has it (else a new one). */
-  const char *want = json_str_or(json_object_get(req, "container"), "id", "");
+  const char *want = json_str_or(w.container, "id", "");
   bool id_used = false;
   for (struct incoming *o = m->in; o && !id_used; o = o->next)
     id_used = strcmp(rec_id(json_object_get(o->offer, "container")), want) == 0;
@@ -429,9 +424,8 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   snprintf(in->id, sizeof in->id, "%s", id);
   leaf = xasprintf("in-%s", id);
   in->dir = path_join(m->dir, leaf);
-  in->offer = json_pack("{s:O, s:O, s:o, s:s, s:s}", "container", ctr, "image", img, "volumes",
-                        vols ? json_incref(vols) : json_array(), "source_agent",
-                        json_str_or(req, "source_agent", ""), "source_peer", peer ? peer : "");
+  in->offer = json_pack("{s:O, s:O, s:O, s:s, s:s}", "container", ctr, "image", img, "volumes",
+                        vols, "source_agent", w.source_agent, "source_peer", peer ? peer : "");
   in->state = T_OFFERED;
   random_hex(in->cid, 64);
   in->busy = true; /* until its network is made, below */
@@ -460,7 +454,9 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   m->in = in;
   log_info("migrate", "incoming %s: container %s (%s) from %s, %zu layer(s) missing", id, name, ip,
            peer && *peer ? peer : "local", json_array_size(missing));
-  *out = json_pack("{s:s, s:s, s:o}", "id", id, "target_agent", agent_id(a), "missing_layers", missing);
+  struct wire_offer_answer ans = {.id = id, .target_agent = agent_id(a), .missing_layers = missing};
+  *out = wire_offer_answer_json(&ans);
+  json_decref(missing);
   prepared = in;
   r = 0;
 out_unlocked:
@@ -515,7 +511,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
       in_end(a, in, T_FAILED);
       return r;
     }
-    *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
+    *out = wire_part_answer_json(bytes);
     goto out;
   }
   if (in->prep && part != WP_LAYER && part != WP_CRIU) {
@@ -561,7 +557,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
     r = FERRY_NOTFOUND(err, "migration %s: unknown part", id);
   }
   if (r == 0)
-    *out = json_pack("{s:s, s:I}", "status", "success", "bytes", (json_int_t)bytes);
+    *out = wire_part_answer_json(bytes);
 out:
   in_end(a, in, T_UNKNOWN);
   return r;
@@ -569,7 +565,6 @@ out:
 
 /* Starts the page server of migration in (ckpt_page_server_start: from the
  * source agent's address only, the secret first). */
-#define PRE_ROUNDS_MAX 64
 
 int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t **out,
                          struct ferry_err *err)
@@ -579,22 +574,13 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   _cleanup_free_ char *log = NULL;
   struct migrations *m = agent_migrations(a);
   struct incoming *in;
-  json_t *rj = json_object_get(body, "round"), *pj = json_object_get(body, "parent_round");
-  if ((rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 ||
-              json_integer_value(rj) >= PRE_ROUNDS_MAX)) ||
-      (pj && (!json_is_integer(pj) || json_integer_value(pj) < 0 ||
-              json_integer_value(pj) >= PRE_ROUNDS_MAX)))
-    return FERRY_INVALID(err, "migration %s: page server: round and parent_round must be "
-                              "numbers 0..%d", id, PRE_ROUNDS_MAX - 1);
-  if (rj && pj)
-    return FERRY_INVALID(err, "migration %s: page server: round or parent_round, not both", id);
-  bool zstd = false;
-  int zr = json_get_bool(body, "zstd", false, &zstd, err);
-  if (zr < 0)
-    return zr;
-  int round = rj ? (int)json_integer_value(rj) : -1;
-  int parent = pj ? (int)json_integer_value(pj) : -1;
-  int r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
+  struct wire_page_server_req w;
+  int r = wire_page_server_req_parse(body, &w, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "migration %s", id);
+  bool zstd = w.zstd;
+  int round = w.round, parent = w.parent_round;
+  r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
   if (r < 0)
     return r;
   /* A pre-dump round's page server ends by itself when the round is
@@ -617,7 +603,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   }
   if (round >= 0) {
     /* each round is progress: the offer's deadline starts again (at most
-     * PRE_ROUNDS_MAX times) */
+     * WIRE_ROUNDS_MAX times) */
     in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
     _cleanup_free_ char *rel = xasprintf("pre/r%d", round);
     criu = path_join(in->dir, rel);
@@ -644,31 +630,22 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
   }
   in->ps_pid = ps.pid;
   in->ps_round = round;
-  *out = json_pack("{s:s, s:i, s:s, s:b}", "address", agent_listen_ip(a) ? agent_listen_ip(a) : "", "port",
-                   ps.port, "secret", ps.secret, "zstd", zstd);
+  struct wire_page_server ans = {.address = agent_listen_ip(a), .port = ps.port,
+                                 .secret = ps.secret, .zstd = zstd};
+  *out = wire_page_server_json(&ans);
 out_early:
   in_end(a, in, T_UNKNOWN);
   return r;
 }
 
 /* Post-copy: a connection to the source's lazy dump, which serves the
- * pages this copy faults in (lp: {"address", "port", "secret"} from the
- * restore request; an empty address means the one the offer came from).
- * The secret goes first: the source's gate lets nothing else through. */
-static int lazy_pages_connect(struct incoming *in, json_t *lp, int *fd, struct ferry_err *err)
+ * pages this copy faults in (lp, from the restore request; an empty
+ * address means the one the offer came from). The secret goes first: the
+ * source's gate lets nothing else through. */
+static int lazy_pages_connect(struct incoming *in, const struct wire_lazy_pages *lp, int *fd,
+                              struct ferry_err *err)
 {
-  const char *addr = NULL, *secret = NULL;
-  int r;
-  if (!json_is_object(lp))
-    return FERRY_INVALID(err, "lazy_pages must be an object");
-  if ((r = json_get_str(lp, "address", false, &addr, err)) < 0 ||
-      (r = json_get_str(lp, "secret", true, &secret, err)) < 0)
-    return r;
-  json_t *pj = json_object_get(lp, "port");
-  if (!json_is_integer(pj) || json_integer_value(pj) < 1 || json_integer_value(pj) > 65535)
-    return FERRY_INVALID(err, "lazy_pages.port must be a port number");
-  if (strlen(secret) != CKPT_PS_SECRET_LEN || strspn(secret, "0123456789abcdef") != CKPT_PS_SECRET_LEN)
-    return FERRY_INVALID(err, "lazy_pages.secret must be %d hex digits", CKPT_PS_SECRET_LEN);
+  const char *addr = lp->address, *secret = lp->secret;
   if (!addr || !*addr)
     addr = json_str_or(in->offer, "source_peer", "");
   if (!*addr)
@@ -676,11 +653,10 @@ static int lazy_pages_connect(struct incoming *in, json_t *lp, int *fd, struct f
   struct in_addr x;
   if (inet_pton(AF_INET, addr, &x) != 1)
     return FERRY_INVALID(err, "lazy_pages: no IPv4 address to reach the source at (\"%s\")", addr);
-  int c = relay_tcp_connect(addr, (int)json_integer_value(pj), 10);
+  int c = relay_tcp_connect(addr, lp->port, 10);
   if (c < 0)
-    return ferry_err_sys(err, c, "connect to the source's lazy pages at %s:%d", addr,
-                         (int)json_integer_value(pj));
-  if (write(c, secret, CKPT_PS_SECRET_LEN) != CKPT_PS_SECRET_LEN) {
+    return ferry_err_sys(err, c, "connect to the source's lazy pages at %s:%d", addr, lp->port);
+  if (write(c, secret, WIRE_SECRET_LEN) != WIRE_SECRET_LEN) {
     int e = -errno;
     close(c);
     return ferry_err_sys(err, e ? e : -EIO, "lazy pages: send the secret");
@@ -743,33 +719,14 @@ static int copy_record(struct agent *a, struct incoming *in, json_t **out, struc
   return 0;
 }
 
-/* runc's descriptors.json as a peer sends it: the container's stdin, stdout
- * and stderr as its source's runc saw them ("/dev/null", "pipe:[N]"). */
-static int descriptors_check(json_t *d, struct ferry_err *err)
-{
-  if (!json_is_array(d) || json_array_size(d) > 3)
-    return FERRY_INVALID(err, "descriptors must be an array of at most 3 strings");
-  size_t i;
-  json_t *v;
-  json_array_foreach(d, i, v)
-  {
-    const char *s = json_string_value(v);
-    bool ok = s && strlen(s) < 64;
-    for (const char *p = s; ok && *p; p++)
-      ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr(":[]/_-.", *p);
-    if (!ok)
-      return FERRY_INVALID(err, "descriptor %zu is not a plain descriptor name", i);
-  }
-  return 0;
-}
-
 int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
                      struct ferry_err *err)
 {
-  json_t *desc = json_is_object(req) ? json_object_get(req, "descriptors") : NULL;
-  int r = descriptors_check(desc, err);
+  struct wire_prepare w;
+  int r = wire_prepare_parse(req, &w, err);
   if (r < 0)
-    return r;
+    return ferry_err_wrap(err, "migration %s", id);
+  json_t *desc = w.descriptors;
   if (!agent_restore_can_hold(a))
     return FERRY_CONFLICT(err, "migration %s: this agent cannot hold a restore (no ferry-criu)", id);
   struct migrations *m = agent_migrations(a);
@@ -797,7 +754,8 @@ int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
   in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
   log_info("migrate", "incoming %s: restore of %s prepared, held until its images are in", id,
            rec_name(rec));
-  *out = json_pack("{s:s, s:b}", "state", target_state_name(T_OFFERED), "prepared", 1);
+  struct wire_state ans = {.state = T_OFFERED, .prepared = true};
+  *out = wire_state_json(&ans);
 out:
   in_end(a, in, T_UNKNOWN);
   return r;
@@ -814,8 +772,11 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
 {
   struct migrations *m = agent_migrations(a);
   struct incoming *in;
-  int r = in_begin(m, id, T_OFFERED, T_RESTORING, &in, err);
+  struct wire_restore w;
+  int r = wire_restore_parse(req, &w, err); /* a malformed request changes nothing */
   if (r < 0)
+    return ferry_err_wrap(err, "migration %s", id);
+  if ((r = in_begin(m, id, T_OFFERED, T_RESTORING, &in, err)) < 0)
     return r;
   uint64_t t0 = now_mono_ms();
   json_t *ctr = json_object_get(in->offer, "container");
@@ -844,19 +805,16 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
    * record says op "restore" until the commit, the link stays down */
   struct restore_source src = {.fault_prefix = "incoming", .place = place_incoming_files, .ctx = in};
   struct restore_times t = {0};
-  json_t *neigh = json_is_object(req) ? json_object_get(req, "neighbours") : NULL;
+  json_t *neigh = w.neighbours;
   /* lazy_memory: the pages are here already (pre-copied or streamed); the
    * copy runs at once and faults them in from this migration's images
    * while a lazy-pages daemon pushes the rest (the directory stays until
    * that daemon has exited: reaper_main) */
-  bool lazy = false;
-  if (json_is_object(req) && (r = json_get_bool(req, "lazy_memory", false, &lazy, err)) < 0)
-    goto fail;
+  bool lazy = w.lazy_memory, lp = w.has_lazy_pages;
   struct ckpt_lazy lz = {.pid = -1, .ps_fd = -1, .copy_pid = 0};
   /* post-copy: the pages not in criu/ stay with the source's CRIU, which
    * serves them on a connection made here to the port it named */
-  json_t *lp = json_is_object(req) ? json_object_get(req, "lazy_pages") : NULL;
-  if (lp && (r = lazy_pages_connect(in, lp, &lz.ps_fd, err)) < 0)
+  if (lp && (r = lazy_pages_connect(in, &w.lazy_pages, &lz.ps_fd, err)) < 0)
     goto fail;
   src.lazy = lazy || lp ? &lz : NULL;
   if (in->prep && src.lazy) {
@@ -865,15 +823,16 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     goto fail;
   }
   bool prepared = in->prep != NULL;
+  struct agent_claim *claim = NULL;
   if (in->prep) {
     /* runc waits at the gate since the source's dump: CRIU now */
     struct agent_restore_job *j = in->prep;
     in->prep = NULL;
     json_decref(in->prep_rec);
     in->prep_rec = NULL;
-    r = agent_restore_launch(a, j, neigh, &t, err);
+    r = agent_restore_launch(a, j, neigh, &t, &claim, err);
   } else {
-    r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, err);
+    r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, &claim, err);
   }
   if (lz.ps_fd >= 0)
     close(lz.ps_fd); /* the daemon has its own */
@@ -886,7 +845,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
     goto fail;
   }
   uint64_t t_restored = now_mono_ms();
-  in->rec = json_incref(rec);
+  in->claim = claim;
   snprintf(in->copy_id, sizeof in->copy_id, "%s", rec_id(rec));
   in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", rec_id(rec),
                          "files_ms", (json_int_t)t.files_ms, "setup_ms", (json_int_t)t.setup_ms,
@@ -902,7 +861,8 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   in->fence_ms = now_mono_ms() + (uint64_t)MIGRATION_FENCE_S * 1000;
   log_info("migrate", "incoming %s: container %s restored here (%" PRIu64 " ms), off the network "
                       "until the source commits", id, name, t_restored - t0);
-  *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RESTORED), "restore", in->report);
+  struct wire_state ans = {.state = T_RESTORED, .restore = in->report};
+  *out = wire_state_json(&ans);
   in_end(a, in, T_RESTORED);
   return 0;
 fail:
@@ -912,18 +872,18 @@ fail:
   return r;
 }
 
-/* Puts the restored copy rec on the network: link up, unsolicited ARP, its
- * record "running" and no longer claimed, its volumes the store's own.
- * The caller has written the incoming state "running" first. */
-static void bring_up(struct agent *a, struct incoming *in, json_t *rec)
+/* Puts the restored copy (claimed: c) on the network: link up, unsolicited
+ * ARP, its record "running" and the claim ended, its volumes the store's
+ * own. The caller has written the incoming state "running" first. */
+static void bring_up(struct agent *a, struct incoming *in, struct agent_claim *c)
 {
   struct ferry_err e = {0};
-  if (agent_ctr_link_up(a, rec, &e) < 0)
+  if (agent_ctr_link_up(c, &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
-  if (agent_ctr_announce(a, rec, &e) < 0)
+  if (agent_ctr_announce(c, &e) < 0)
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
-  rec_set_state(rec, CS_RUNNING);
-  agent_release(a, rec, true);
+  rec_set_state(agent_claim_rec(c), CS_RUNNING);
+  agent_release(c, true);
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(in->offer, "volumes"), i, v)
@@ -937,7 +897,8 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   /* A repeated commit (its answer was lost) finds it running: same answer. */
   pthread_mutex_lock(&m->in_lock);
   if (lookup_in(m, id, &in, NULL) == 0 && committed(in) && !in->busy) {
-    *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RUNNING), "restore", in->report);
+    struct wire_state ans = {.state = T_RUNNING, .restore = in->report};
+    *out = wire_state_json(&ans);
     pthread_mutex_unlock(&m->in_lock);
     return 0;
   }
@@ -960,8 +921,10 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
     return r;
   }
   uint64_t t0 = now_mono_ms();
-  const char *name = rec_name(in->rec);
-  bring_up(a, in, in->rec);
+  struct agent_claim *c = take_copy(a, in);
+  _cleanup_free_ char *name = xstrdup(c ? rec_name(agent_claim_rec(c)) : "?");
+  if (c)
+    bring_up(a, in, c);
   uint64_t t_up = now_mono_ms();
   /* (tests) the memory stops arriving halfway: the copy must not run on */
   struct ferry_err fe = {0};
@@ -972,9 +935,8 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */
   log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
   agent_metrics_received(a, true);
-  *out = json_pack("{s:s, s:O}", "state", target_state_name(T_RUNNING), "restore", in->report);
-  json_decref(in->rec);
-  in->rec = NULL;
+  struct wire_state ans = {.state = T_RUNNING, .restore = in->report};
+  *out = wire_state_json(&ans);
   in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000; /* then pruned */
   in_end(a, in, T_UNKNOWN);
   return 0;
@@ -1003,11 +965,11 @@ int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_e
   } else if (in->busy) {
     /* the step in progress removes everything when it ends */
     in->abort_requested = true;
-    *out = json_pack("{s:s}", "state", "aborting");
+    *out = wire_abort_answer_json(&(struct wire_abort_answer){.aborting = true});
   } else {
     unlink_in(m, in);
     drop = true;
-    *out = json_pack("{s:s}", "state", "aborted");
+    *out = wire_abort_answer_json(&(struct wire_abort_answer){.aborting = false});
   }
   pthread_mutex_unlock(&m->in_lock);
   if (drop) {
@@ -1025,17 +987,16 @@ int incoming_get(struct agent *a, const char *id, json_t **out, struct ferry_err
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
   if (r == 0) {
-    *out = json_pack("{s:s, s:s, s:s, s:s}", "id", in->id, "role", "target", "state",
-                     target_state_name(in->state),
-                     "container", json_str_or(json_object_get(in->offer, "container"), "name", ""));
-    if (in->report)
-      json_object_set(*out, "restore", in->report);
+    struct wire_state ans = {
+        .id = in->id,
+        .container = json_str_or(json_object_get(in->offer, "container"), "name", ""),
+        .state = in->state,
+        .restore = in->report};
+    *out = wire_state_json(&ans);
   } else if (migration_id_valid(id)) {
     _cleanup_free_ char *tp = tombstone_path(m, id);
     if (path_exists(tp)) {
-      *out = json_pack("{s:s, s:s, s:s, s:b}", "id", id, "role", "target", "state",
-                       target_state_name(T_RUNNING),
-                       "pruned", true);
+      *out = wire_state_json(&(struct wire_state){.id = id, .state = T_RUNNING, .pruned = true});
       r = 0;
     }
   }
@@ -1153,14 +1114,20 @@ static void target_recover(struct agent *a)
     if (in->state == T_RUNNING) {
       in->report = json_incref(json_object_get(st, "report"));
       in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
-      _cleanup_json_ json_t *rec = find_copy(a, in);
+      _cleanup_json_ json_t *rec = agent_ctr_by_migration(a, in->id);
       /* Only a copy this migration was still restoring: the container may
        * have moved on since (an outgoing migration owns it now, whose own
        * recovery asks its target), and an older record must never wake it. */
+      struct agent_claim *c = NULL;
+      struct ferry_err ce = {0};
       if (rec && rec_op(rec) == OP_RESTORE) {
-        log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
-                 in->id, rec_name(rec));
-        bring_up(a, in, rec);
+        if (agent_claim_marked(a, rec, &c, &ce) == 0) {
+          log_warn("migrate", "incoming %s: the agent stopped during the commit: bringing %s up",
+                   in->id, rec_name(rec));
+          bring_up(a, in, c);
+        } else {
+          log_error("migrate", "incoming %s: its copy %s: %s", in->id, rec_name(rec), ce.msg);
+        }
       }
       in->next = m->in;
       m->in = in;

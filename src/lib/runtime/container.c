@@ -297,29 +297,35 @@ static int state_cached(struct runtime *rt, json_t *rec, char **status, int *pid
   return r;
 }
 
-const char *ctr_refresh(struct runtime *rt, json_t *rec)
+enum ctr_live ctr_refresh(struct runtime *rt, json_t *rec)
 {
+  static const enum ctr_live of_stored[] = {
+      [CS_CREATED] = LIVE_CREATED, [CS_RUNNING] = LIVE_RUNNING, [CS_EXITED] = LIVE_EXITED,
+      [CS_CHECKPOINTED] = LIVE_CHECKPOINTED, [CS_MIGRATED] = LIVE_MIGRATED,
+  };
   const char *id = rec_id(rec);
   enum ctr_state stored = rec_state(rec);
-  const char *status = ctr_state_name(stored);
+  enum ctr_live status = (size_t)stored < ARRAY_SIZE(of_stored) ? of_stored[stored] : LIVE_CREATED;
   int pid = 0;
   if (stored == CS_RUNNING) {
+    /* runc's word for it ("running", "paused", "stopped", ...) */
     _cleanup_free_ char *rs = NULL;
-    if (state_cached(rt, rec, &rs, &pid) == 0 && (strcmp(rs, "running") == 0 || strcmp(rs, "paused") == 0))
-      status = strcmp(rs, "running") == 0 ? "running" : "paused";
-    else
-      status = "exited";
+    bool known = state_cached(rt, rec, &rs, &pid) == 0 && rs;
+    status = LIVE_EXITED;
+    if (known && strcmp(rs, "running") == 0)
+      status = LIVE_RUNNING;
+    else if (known && strcmp(rs, "paused") == 0)
+      status = LIVE_PAUSED;
   }
   int code;
-  if (strcmp(status, "exited") == 0 && !rec_exit_code(rec, &code)) {
+  if (status == LIVE_EXITED && !rec_exit_code(rec, &code)) {
     _cleanup_free_ char *ef = ctr_path(rt, id, "exit.json");
     _cleanup_json_ json_t *ex = NULL;
     if (json_load(ef, &ex, NULL) == 0)
       rec_set_exit(rec, ex);
   }
-  bool live = strcmp(status, "running") == 0 || strcmp(status, "paused") == 0;
-  rec_set_status(rec, status, live ? pid : 0);
-  return rec_status(rec);
+  rec_set_status(rec, status, ctr_live_up(status) ? pid : 0);
+  return status;
 }
 
 bool ctr_wait_exit(struct runtime *rt, const char *id, int timeout_ms)

@@ -32,9 +32,9 @@
  * on) when it does not. 409 when there is neither (a moved container). */
 static int copy_root(struct runtime *rt, json_t *rec, char *root, size_t n, struct ferry_err *err)
 {
-  const char *st = ctr_refresh(rt, rec);
+  enum ctr_live st = ctr_refresh(rt, rec);
   int pid = (int)json_integer_value(json_object_get(rec, "pid"));
-  if ((strcmp(st, "running") == 0 || strcmp(st, "paused") == 0) && pid > 0) {
+  if (ctr_live_up(st) && pid > 0) {
     snprintf(root, n, "/proc/%d/root", pid);
     return 0;
   }
@@ -44,7 +44,7 @@ static int copy_root(struct runtime *rt, json_t *rec, char *root, size_t n, stru
     return 0;
   }
   return FERRY_CONFLICT(err, "container \"%s\" is %s and its files are not here: start it to "
-                             "copy files", rec_has_name(rec) ? rec_name(rec) : rec_id(rec), st);
+                             "copy files", rec_has_name(rec) ? rec_name(rec) : rec_id(rec), ctr_live_name(st));
 }
 
 static int path_check(const char *path, struct ferry_err *err)

@@ -310,9 +310,34 @@ void rec_set_stdio(json_t *rec, bool tty, bool in)
     json_object_set_new(rec, "stdin", json_true());
 }
 
-void rec_set_status(json_t *rec, const char *status, int pid)
+static const char *const live_names[] = {
+    [LIVE_UNKNOWN] = "",          [LIVE_CREATED] = "created",
+    [LIVE_RUNNING] = "running",   [LIVE_PAUSED] = "paused",
+    [LIVE_EXITED] = "exited",     [LIVE_CHECKPOINTED] = "checkpointed",
+    [LIVE_MIGRATED] = "migrated",
+};
+
+const char *ctr_live_name(enum ctr_live s)
 {
-  json_object_set_new(rec, "status", json_string(status));
+  return (size_t)s < ARRAY_SIZE(live_names) ? live_names[s] : "";
+}
+
+enum ctr_live ctr_live_parse(const char *s)
+{
+  for (size_t i = 1; s && i < ARRAY_SIZE(live_names); i++)
+    if (strcmp(s, live_names[i]) == 0)
+      return (enum ctr_live)i;
+  return LIVE_UNKNOWN;
+}
+
+enum ctr_live rec_status(const json_t *rec)
+{
+  return ctr_live_parse(json_string_value(json_object_get(rec, "status")));
+}
+
+void rec_set_status(json_t *rec, enum ctr_live status, int pid)
+{
+  json_object_set_new(rec, "status", json_string(ctr_live_name(status)));
   if (pid > 0)
     json_object_set_new(rec, "pid", json_integer(pid));
   else

@@ -102,18 +102,30 @@ bool rec_stdin(const json_t *rec);
 void rec_set_stdio(json_t *rec, bool tty, bool in);
 
 /* ---- the live status (ctr_refresh), never stored ---- */
-/* "created", "running", "paused", "exited", "checkpointed", "migrated";
- * "" before ctr_refresh. */
-static inline const char *rec_status(const json_t *rec)
+enum ctr_live {
+  LIVE_UNKNOWN,      /* "": before ctr_refresh */
+  LIVE_CREATED,      /* "created": made, never started */
+  LIVE_RUNNING,      /* "running" */
+  LIVE_PAUSED,       /* "paused": frozen (ferry pause, or a move's freeze) */
+  LIVE_EXITED,       /* "exited": started, its processes gone */
+  LIVE_CHECKPOINTED, /* "checkpointed": ended by a checkpoint */
+  LIVE_MIGRATED,     /* "migrated": moved away, record kept */
+};
+/* The name the API shows ("running"); its inverse (LIVE_UNKNOWN for
+ * anything else). The only place they are spelled. */
+const char *ctr_live_name(enum ctr_live s);
+enum ctr_live ctr_live_parse(const char *s);
+/* Its processes exist (running or paused). */
+static inline bool ctr_live_up(enum ctr_live s)
 {
-  const char *s = json_string_value(json_object_get(rec, "status"));
-  return s ? s : "";
+  return s == LIVE_RUNNING || s == LIVE_PAUSED;
 }
-static inline bool rec_status_is(const json_t *rec, const char *status)
+enum ctr_live rec_status(const json_t *rec);
+static inline const char *rec_status_name(const json_t *rec)
 {
-  return strcmp(rec_status(rec), status) == 0;
+  return ctr_live_name(rec_status(rec));
 }
-void rec_set_status(json_t *rec, const char *status, int pid);
+void rec_set_status(json_t *rec, enum ctr_live status, int pid);
 /* Drops the live fields (status, pid) before an operation changes it. */
 void rec_clear_live(json_t *rec);
 

@@ -92,9 +92,9 @@ int ctr_save(struct runtime *rt, json_t *rec, struct ferry_err *err);
 /* By name, full id, or unique id prefix (>= 4 hex digits). */
 int ctr_find(struct runtime *rt, const char *ref, json_t **out, struct ferry_err *err);
 
-/* The live status: "created", "running", "paused", "exited", "checkpointed".
- * Updates rec's "status", "pid", "exit_code" fields from runc and the shim. */
-const char *ctr_refresh(struct runtime *rt, json_t *rec);
+/* The live status (record.h's enum ctr_live). Updates rec's "status",
+ * "pid", "exit_code" fields from runc and the shim. */
+enum ctr_live ctr_refresh(struct runtime *rt, json_t *rec);
 
 /* The OCI runtime spec (config.json) for a record. image_cfg is the image's
  * run configuration; rootfs is the mounted overlay. */
