@@ -573,25 +573,29 @@ int agent_name_free(struct agent *a, const char *name, struct ferry_err *err)
   return r;
 }
 
+int agent_copy_fits_locked(struct agent *a, json_t *rec, struct ferry_err *err)
+{
+  const char *name = rec_name(rec);
+  int r = agent_name_check(a, name, err);
+  if (r < 0)
+    return r; /* the name is taken, or reads as another container's id */
+  if ((r = agent_ip_check(a, rec_ip(rec), NULL, err)) < 0)
+    return ferry_err_wrap(err, "container \"%s\" keeps its address", name);
+  if ((r = agent_ports_taken(a, rec_ports(rec), NULL, name, err)) < 0)
+    return ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
+  return 0;
+}
+
 int agent_offer_reserve(struct agent *a, json_t *ctr, const char *keep_id, json_t *vols,
                         json_t *layers, json_t **missing, struct ferry_err *err)
 {
-  const char *name = rec_name(ctr), *ip = rec_ip(ctr);
   size_t i;
   json_t *v;
   int r;
-  pthread_mutex_lock(&a->lock);
-  if ((r = agent_name_check(a, name, err)) < 0)
-    goto out;
-  if ((r = agent_ip_check(a, ip, NULL, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-    goto out;
-  }
   agent_ports_localize(ctr);
-  if ((r = agent_ports_taken(a, rec_ports(ctr), NULL, name, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
+  pthread_mutex_lock(&a->lock);
+  if ((r = agent_copy_fits_locked(a, ctr, err)) < 0)
     goto out;
-  }
   json_array_foreach(vols, i, v)
   {
     if (agent_volume_exists(a, json_string_value(v))) {

@@ -87,6 +87,10 @@ void agent_ctr_hold_unprepare(struct net_hold *ready)
     net_hold_abandon(ready);
 }
 
+/* How long a freeze waits for the container to go idle once its traffic is
+ * held (ctr_settle): it runs meanwhile, and its answers leave. */
+#define SETTLE_MS 5
+
 int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
                      json_t **neighbours, struct ferry_err *err)
 {
@@ -113,6 +117,9 @@ int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
   }
   if (ready) {
     hold_put(a, id, h = ready);
+    /* what reached it before the hold is read and answered before the
+     * freeze (ctr_settle) */
+    ctr_settle(&a->rt, rec, SETTLE_MS);
   } else {
     if (hold)
       log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s",
@@ -310,12 +317,8 @@ int agent_restore_reserve(struct agent *a, json_t *rec, struct agent_claim **out
   int r = 0;
   agent_ports_localize(rec);
   pthread_mutex_lock(&a->lock);
-  if ((r = agent_name_check(a, name, err)) < 0) {
-    /* the name is taken, or reads as another container's id */
-  } else if ((r = agent_ip_check(a, rec_ip(rec), NULL, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its address", name);
-  } else if ((r = agent_ports_taken(a, rec_ports(rec), NULL, name, err)) < 0) {
-    ferry_err_wrap(err, "container \"%s\" keeps its published ports", name);
+  if ((r = agent_copy_fits_locked(a, rec, err)) < 0) {
+    /* its name, address or ports are another's now */
   } else if ((r = agent_claim_locked(a, rec, "restore", false, &c, err)) == 0 &&
              (r = ctr_save(&a->rt, rec, err)) < 0) {
     agent_release_locked(c);

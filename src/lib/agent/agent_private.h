@@ -49,6 +49,10 @@ int agent_claim_locked(struct agent *a, json_t *rec, const char *op, bool idle,
                        struct agent_claim **out, struct ferry_err *err);
 /* Ends a claim whose holder already holds the store lock (frees it). */
 void agent_release_locked(struct agent_claim *c);
+/* A copy of a container from elsewhere (an offer, a restore) fits here:
+ * its name, address and published ports (made this host's: ports
+ * localized) are free. Caller holds the store lock. */
+int agent_copy_fits_locked(struct agent *a, json_t *rec, struct ferry_err *err);
 /* agent_ctr_thaw and agent_ctr_link_up of a record the caller owns
  * otherwise (the agent's own recovery at its start, a resume). */
 void agent_thaw_rec(struct agent *a, json_t *rec);

@@ -179,11 +179,15 @@ static int secret_fetch(struct etcd_store *s, const char *name, char **hash, jso
 static int et_node_secret(struct coord_store *cs, const char *name, char **hash, json_t **rec,
                           struct ferry_err *err)
 {
-  _cleanup_free_ char *h = NULL;
+  char *h = NULL;
   int r = secret_fetch(E(cs), name, &h, rec, err);
   if (r < 0)
     return r;
-  *hash = *h ? xstrdup(h) : NULL;
+  if (!*h) { /* no secret: NULL */
+    free(h);
+    h = NULL;
+  }
+  *hash = h;
   return 0;
 }
 
@@ -721,20 +725,15 @@ static void *elect_main(void *arg)
 static void et_close(struct coord_store *cs)
 {
   struct etcd_store *s = E(cs);
-  if (s->started) {
-    pthread_mutex_lock(&s->lock);
-    s->stop = true;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+  /* one stop for both threads */
+  pthread_mutex_lock(&s->lock);
+  s->stop = true;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+  if (s->started)
     pthread_join(s->th, NULL);
-  }
-  if (s->flushing) {
-    pthread_mutex_lock(&s->lock);
-    s->stop = true;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+  if (s->flushing)
     pthread_join(s->flush_th, NULL); /* it writes what is pending as it ends */
-  }
   json_decref(s->secrets);
   json_decref(s->pending);
   pthread_mutex_destroy(&s->hb_lock);

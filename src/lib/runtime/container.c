@@ -260,6 +260,92 @@ int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err)
   return r;
 }
 
+/* A process of the container's cgroup (v2, else v1's freezer), 0 if none. */
+static int cgroup_some_pid(struct runtime *rt, const char *inst)
+{
+  const char *ctl[] = {NULL, "freezer"};
+  for (size_t i = 0; i < ARRAY_SIZE(ctl); i++) {
+    _cleanup_free_ char *procs = cgroup_file(rt, ctl[i], inst, "cgroup.procs");
+    _cleanup_fclose_ FILE *f = fopen(procs, "re");
+    int pid = 0;
+    if (f && fscanf(f, "%d", &pid) == 1 && pid > 0)
+      return pid;
+  }
+  return 0;
+}
+
+/* The bytes waiting in the receive queues of the UDP sockets of pid's
+ * network namespace (/proc/PID/net/udp and udp6: "tx_queue:rx_queue" in
+ * hex, the fifth column), -1 if neither can be read. */
+static long udp_rx_queued(int pid)
+{
+  long total = -1;
+  const char *files[] = {"udp", "udp6"};
+  for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/net/%s", pid, files[i]);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    char line[512];
+    if (!f || !fgets(line, sizeof line, f)) /* the heading */
+      continue;
+    if (total < 0)
+      total = 0;
+    for (int n = 0; n < 65536 && fgets(line, sizeof line, f); n++) {
+      unsigned long tx, rx;
+      if (sscanf(line, "%*s %*s %*s %*s %lx:%lx", &tx, &rx) == 2)
+        total += (long)rx;
+    }
+  }
+  return total;
+}
+
+/* How many of the container's threads are running or runnable (state R
+ * in /proc/TID/stat), -1 if its cgroup's thread list cannot be read. */
+static int threads_running(struct runtime *rt, const char *inst)
+{
+  const char *ctl[][2] = {{NULL, "cgroup.threads"}, {"freezer", "tasks"}};
+  for (size_t i = 0; i < ARRAY_SIZE(ctl); i++) {
+    _cleanup_free_ char *list = cgroup_file(rt, ctl[i][0], inst, ctl[i][1]);
+    _cleanup_fclose_ FILE *f = fopen(list, "re");
+    if (!f)
+      continue;
+    int tid, running = 0;
+    for (int n = 0; n < 4096 && fscanf(f, "%d", &tid) == 1; n++) {
+      char path[64], buf[256];
+      snprintf(path, sizeof path, "/proc/%d/stat", tid);
+      _cleanup_fclose_ FILE *st = fopen(path, "re");
+      if (!st || !fgets(buf, sizeof buf, st))
+        continue;
+      const char *p = strrchr(buf, ')'); /* the command may hold anything */
+      if (p && p[1] == ' ' && p[2] == 'R')
+        running++;
+    }
+    return running;
+  }
+  return -1;
+}
+
+long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms)
+{
+  const char *inst = rec_instance(rec);
+  int pid = cgroup_some_pid(rt, inst);
+  if (pid <= 0)
+    return -1;
+  uint64_t until = now_mono_ms() + (uint64_t)timeout_ms;
+  long busy = -1;
+  /* bounded: timeout_ms, asked every 100 us (a request is handled in tens
+   * of microseconds; a thread that computes all along keeps it to the end) */
+  for (int i = 0; i < 100000; i++) {
+    long q = udp_rx_queued(pid);
+    int run = threads_running(rt, inst);
+    busy = (q > 0 ? q : 0) + (run > 0 ? run : 0);
+    if ((q < 0 && run < 0) || busy == 0 || now_mono_ms() >= until)
+      break;
+    usleep(100);
+  }
+  return busy;
+}
+
 /* runc state, or its answer of a moment ago when nothing changed since:
  * no runc action or record write, no newer exit file, and the cgroup's
  * freezer says what the answer said (a pause behind ferry's back). */

@@ -119,6 +119,16 @@ int runc_state(struct runtime *rt, const char *id, char **status, int *pid);
 int runc_signal(struct runtime *rt, const char *id, int sig, bool all, struct ferry_err *err);
 int runc_delete(struct runtime *rt, const char *id, bool force, struct ferry_err *err);
 int runc_simple(struct runtime *rt, const char *verb, const char *id, struct ferry_err *err);
+/* Waits up to timeout_ms until the container is idle: no datagram queued
+ * to read on the UDP sockets of its network namespace and none of its
+ * threads running. A freeze waits for it once its traffic is held: the
+ * request it read just before is answered before it is frozen (a frozen
+ * process would answer it only once restored, while its new host's link is
+ * still down: the answer lost, a TCP one sent again after a retransmission
+ * timeout), and a datagram left queued would be lost (CRIU does not carry
+ * a UDP socket's queue). Returns 0 when idle, else how busy it still was
+ * (bytes queued plus threads running); -1 when it cannot tell. */
+long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms);
 /* Pauses the container as `runc pause` does, by its cgroup's freezer
  * (v1 freezer.state, v2 cgroup.freeze), without starting runc inside the
  * pause; runc pause when the freezer does not settle within a second.
