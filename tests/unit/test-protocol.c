@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "migrate/peer.h"
 #include "migrate/protocol.h"
 #include "migrate/wire.h"
 #include "util/cleanup.h"
@@ -417,6 +418,35 @@ static void wire_prepare_and_state(void **state)
   assert_true(ab.aborting);
 }
 
+/* The target as the source reaches it: the URL's forms, the paths of the
+ * move's requests (names escaped), the one address every connection uses. */
+static void peer_urls_and_paths(void **state)
+{
+  (void)state;
+  struct mig_peer p;
+  struct ferry_err err = {0};
+  assert_int_equal(mig_peer_open(&p, "tcp://198.18.0.2:9000", MID, &err), 0);
+  assert_string_equal(p.host, "198.18.0.2");
+  assert_string_equal(p.port, "9000");
+  assert_string_equal(p.addr, "198.18.0.2");
+  assert_false(p.tls);
+  char *path = mig_peer_path(&p, "/restore", NULL);
+  assert_string_equal(path, "/v1/migrations/incoming/" MID "/restore");
+  free(path);
+  path = mig_peer_part_path(&p, WP_VOLUME, "a b/c");
+  assert_string_equal(path, "/v1/migrations/incoming/" MID "/volumes/a%20b%2Fc");
+  free(path);
+  assert_int_equal(mig_peer_open(&p, "https://127.0.0.1/", MID, &err), 0);
+  assert_true(p.tls);
+  assert_string_equal(p.port, "443");
+  const char *bad[] = {"ftp://198.18.0.2:9000", "tcp://198.18.0.2:90a", "tcp://:9000",
+                       "tcp://198.18.0.2:9000/v1", "198.18.0.2:9000", "tcp://198.18.0.2:123456789"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_true(mig_peer_open(&p, bad[i], MID, &err) < 0);
+    assert_int_equal(err.klass, FERRY_E_INVALID);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -430,6 +460,7 @@ int main(void)
       cmocka_unit_test(wire_page_server_both_ways),
       cmocka_unit_test(wire_restore_both_ways),
       cmocka_unit_test(wire_prepare_and_state),
+      cmocka_unit_test(peer_urls_and_paths),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

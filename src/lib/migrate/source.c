@@ -26,6 +26,7 @@
 #include "migrate/host.h"
 #include "migrate/migrate.h"
 #include "migrate/pipeline.h"
+#include "migrate/peer.h"
 #include "migrate/protocol.h"
 #include "migrate/wire.h"
 #include "migrate/state.h"
@@ -104,10 +105,7 @@ struct outgoing {
   json_t *tr;            /* its last answer to the restore or the commit */
   char *local;           /* ROOT/migrations/out-ID: CRIU's images */
   char *redirect_to;     /* the target's address, for the published ports */
-  char to_host[254];     /* the target's host as the URL names it ... */
-  char to_port[8];
-  char to_addr[16];      /* ... and the address it resolved to, once: all
-                          * connections go there (http_client_pin) */
+  struct mig_peer peer;  /* the target: its address, resolved once, and paths */
   /* guarded by out_lock */
   char name[64];
   char phase[24];
@@ -235,8 +233,6 @@ static int put_tar(struct outgoing *o, struct http_client *c, const struct uploa
 }
 
 /* "/v1/migrations/incoming/ID" + part [+ "/" + escaped arg] */
-static char *mig_url(struct outgoing *o, const char *part, const char *arg);
-static char *part_url(struct outgoing *o, enum wire_part p, const char *arg);
 
 /* Sends every volume of rec as PUT .../PART/NAME (full or delta). */
 static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
@@ -244,35 +240,13 @@ static int send_volumes(struct outgoing *o, struct http_client *c, json_t *rec,
 {
   for (size_t i = 0; i < rec_n_volumes(rec); i++) {
     const char *vn = rec_volume_name(rec, i);
-    _cleanup_free_ char *url = part_url(o, part, vn);
+    _cleanup_free_ char *url = mig_peer_part_path(&o->peer, part, vn);
     struct upload up = {.part = PART_VOLUME, .rec = rec, .name = vn};
     int r = put_tar(o, c, &up, to, url, "volumes", err);
     if (r < 0)
       return ferry_err_wrap(err, "send volume %s", vn);
   }
   return 0;
-}
-
-static char *mig_url(struct outgoing *o, const char *part, const char *arg)
-{
-  _cleanup_free_ char *e = arg ? http_escape(arg) : NULL;
-  return xasprintf("/v1/migrations/incoming/%s%s%s%s", o->id, part, e ? "/" : "", e ? e : "");
-}
-
-/* The URL of an upload of part p (named arg, or NULL) */
-static char *part_url(struct outgoing *o, enum wire_part p, const char *arg)
-{
-  _cleanup_free_ char *seg = xasprintf("/%s", wire_part_segment(p));
-  return mig_url(o, seg, arg);
-}
-
-/* The host part of a URL like tcp://1.2.3.4:9000 */
-static char *url_host(const char *url)
-{
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  size_t n = strcspn(p, ":/");
-  return strndup(p, n);
 }
 
 /* stream: the target's CRIU page server receives the pages while CRIU dumps
@@ -287,16 +261,14 @@ static int page_server_connect(struct outgoing *o, struct http_client *c, int ro
 {
   _cleanup_json_ json_t *psj = NULL;
   http_client_set_timeout(c, remaining_s(o) < 30 ? remaining_s(o) : 30);
-  _cleanup_free_ char *psurl = mig_url(o, "/page-server", NULL);
+  _cleanup_free_ char *psurl = mig_peer_path(&o->peer, "/page-server", NULL);
   struct wire_page_server_req w = {.round = round, .parent_round = parent_round, .zstd = o->zpages};
   _cleanup_json_ json_t *req = wire_page_server_req_json(&w);
   struct wire_page_server ps;
   if (http_call(c, "POST", psurl, req, &psj, err) < 0 || wire_page_server_parse(psj, &ps, err) < 0)
     return ferry_err_wrap(err, "start the page server on %s", o->to);
-  _cleanup_free_ char *host = xstrdup(*ps.address ? ps.address : o->to_addr);
-  int port = ps.port;
-  *page_server = xasprintf("%s:%d", host, port);
-  int tcp = relay_tcp_connect(host, port, remaining_s(o) < 30 ? (int)remaining_s(o) : 30);
+  int tcp = mig_peer_connect(&o->peer, ps.address, ps.port,
+                             remaining_s(o) < 30 ? (int)remaining_s(o) : 30, page_server);
   if (tcp < 0)
     return ferry_err_sys(err, tcp, "connect to the page server %s", *page_server);
   /* The target's gate lets the connection through to CRIU only with the
@@ -430,9 +402,11 @@ static const struct mem_strategy *mem_strategy_find(const char *name)
 }
 
 /* What the target says of the migration (GET .../incoming/ID), as a code. */
-static enum target_state target_state_of(struct http_client *c, const char *mid, long timeout_s)
+static enum target_state target_state_of(struct http_client *c, const struct mig_peer *peer,
+                                         long timeout_s)
 {
-  _cleanup_free_ char *url = xasprintf("/v1/migrations/incoming/%s", mid);
+  const char *mid = peer->mid;
+  _cleanup_free_ char *url = mig_peer_path(peer, "", NULL);
   _cleanup_json_ json_t *st = NULL;
   struct ferry_err e = {0};
   http_client_set_timeout(c, timeout_s);
@@ -467,7 +441,7 @@ static int peer_offer(struct mig_pipe *p, struct ferry_err *err)
   _cleanup_json_ json_t *offer = wire_offer_json(&w);
   json_decref(vols);
   http_client_set_timeout(o->c, remaining_s(o) < 30 ? remaining_s(o) : 30);
-  if (http_call(o->c, "POST", "/v1/migrations/incoming", offer, &o->offer_resp, err) < 0)
+  if (http_call(o->c, "POST", MIG_PEER_OFFER_PATH, offer, &o->offer_resp, err) < 0)
     return ferry_err_wrap(err, "offer to %s", o->to);
   struct wire_offer_answer ans;
   if (wire_offer_answer_parse(o->offer_resp, p->img, &ans, err) < 0)
@@ -701,7 +675,7 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   json_array_foreach(o->missing_layers, i, l)
   {
     const char *dg = json_string_value(l);
-    _cleanup_free_ char *url = part_url(o, WP_LAYER, dg);
+    _cleanup_free_ char *url = mig_peer_part_path(&o->peer, WP_LAYER, dg);
     struct upload up = {.part = PART_LAYER, .name = dg};
     if (put_tar(o, o->c, &up, &full, url, "layers", err) < 0)
       return ferry_err_wrap(err, "send layer %.19s", dg);
@@ -709,7 +683,7 @@ static int peer_precopy(struct mig_pipe *p, struct ferry_err *err)
   int r = send_volumes(o, o->c, p->rec, &full, WP_VOLUME, err);
   if (r < 0)
     return r;
-  _cleanup_free_ char *url = part_url(o, WP_ROOTFS, NULL);
+  _cleanup_free_ char *url = mig_peer_part_path(&o->peer, WP_ROOTFS, NULL);
   struct upload up = {.part = PART_ROOTFS, .rec = p->rec};
   if (put_tar(o, o->c, &up, &full, url, "rootfs", err) < 0)
     return ferry_err_wrap(err, "send rootfs changes");
@@ -751,7 +725,7 @@ static int send_deltas(struct outgoing *o, struct http_client *c, json_t *rec, t
 {
   struct tar_opts delta = {.zstd = o->compress, .since = since, .manifest = true};
   if (!o->prepared_early || agent_ctr_rootfs_changed_since(o->a, rec, since)) {
-    _cleanup_free_ char *rurl = part_url(o, WP_ROOTFS_DELTA, NULL);
+    _cleanup_free_ char *rurl = mig_peer_part_path(&o->peer, WP_ROOTFS_DELTA, NULL);
     struct upload changes = {.part = PART_ROOTFS, .rec = rec};
     if (put_tar(o, c, &changes, &delta, rurl, "rootfs", err) < 0)
       return ferry_err_wrap(err, "send rootfs changes");
@@ -771,7 +745,7 @@ static bool prepare_restore(struct outgoing *o, struct http_client *c)
   _cleanup_json_ json_t *desc = agent_ctr_descriptors(o->a, o->pipe.rec);
   if (!desc)
     return false;
-  _cleanup_free_ char *url = mig_url(o, "/prepare", NULL);
+  _cleanup_free_ char *url = mig_peer_path(&o->peer, "/prepare", NULL);
   _cleanup_json_ json_t *req = wire_prepare_json(&(struct wire_prepare){.descriptors = desc});
   _cleanup_json_ json_t *ans = NULL;
   struct ferry_err e = {0};
@@ -824,11 +798,9 @@ static void peer_frozen(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
   struct ferry_err e = {0};
-  if (http_client_new(o->to, &o->delta_c, &e) < 0)
+  if (mig_peer_client(&o->peer, o->token ? o->token : agent_token(o->a), agent_tls_ca(o->a),
+                      &o->delta_c, &e) < 0)
     return; /* transfer sends them itself */
-  http_client_pin(o->delta_c, o->to_host, o->to_port, o->to_addr);
-  http_client_set_token(o->delta_c, o->token ? o->token : agent_token(o->a));
-  http_client_set_ca(o->delta_c, agent_tls_ca(o->a));
   o->delta_r = 0;
   o->deltas_sent = false;
   o->delta_err = (struct ferry_err){0};
@@ -892,7 +864,7 @@ static int peer_transfer(struct mig_pipe *p, const char *criu, struct ferry_err 
   /* CRIU's link to the last pre-dump: the target's page server made its own */
   _cleanup_free_ char *plink = path_join(criu, "parent");
   unlink(plink);
-  _cleanup_free_ char *curl = part_url(o, WP_CRIU, NULL);
+  _cleanup_free_ char *curl = mig_peer_part_path(&o->peer, WP_CRIU, NULL);
   struct upload images = {.own_dir = criu};
   if (put_tar(o, o->c, &images, &plain, curl, o->streamed ? "other" : "pages", err) < 0)
     return ferry_err_wrap(err, "send CRIU images");
@@ -959,7 +931,7 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
 {
   struct outgoing *o = O(p);
   deltas_join(o, NULL); /* the prepare's answer first */
-  _cleanup_free_ char *url = mig_url(o, "/restore", NULL);
+  _cleanup_free_ char *url = mig_peer_path(&o->peer, "/restore", NULL);
   _cleanup_json_ json_t *none = json_array();
   struct wire_restore w = {.neighbours = neigh ? neigh : none};
   /* pre-copied memory is on the target already: its copy runs at once and
@@ -989,13 +961,13 @@ static int peer_restore(struct mig_pipe *p, json_t *neigh, struct ferry_err *err
 
 static enum target_state peer_state(struct mig_pipe *p, long timeout_s)
 {
-  return target_state_of(O(p)->c, O(p)->id, timeout_s);
+  return target_state_of(O(p)->c, &O(p)->peer, timeout_s);
 }
 
 static int peer_commit(struct mig_pipe *p, struct ferry_err *err)
 {
   struct outgoing *o = O(p);
-  _cleanup_free_ char *url = mig_url(o, "/commit", NULL);
+  _cleanup_free_ char *url = mig_peer_path(&o->peer, "/commit", NULL);
   json_t *ans = NULL;
   http_client_set_timeout(o->c, 5);
   if (http_call(o->c, "POST", url, NULL, &ans, err) < 0)
@@ -1012,7 +984,7 @@ static void peer_abort(struct mig_pipe *p)
 {
   struct outgoing *o = O(p);
   deltas_join(o, NULL); /* its requests end before the withdrawal */
-  _cleanup_free_ char *durl = mig_url(o, "", NULL);
+  _cleanup_free_ char *durl = mig_peer_path(&o->peer, "", NULL);
   http_client_set_timeout(o->c, 3);
   struct ferry_err e2 = {0};
   if (http_call(o->c, "DELETE", durl, NULL, NULL, &e2) < 0 && e2.klass != FERRY_E_NOTFOUND)
@@ -1072,11 +1044,9 @@ static void *source_main(void *arg)
   struct agent *a = o->a;
   struct migrations *m = agent_migrations(a);
   struct mig_pipe *p = &o->pipe;
-  int r = http_client_new(o->to, &o->c, &p->err);
+  int r = mig_peer_client(&o->peer, o->token ? o->token : agent_token(a), agent_tls_ca(a), &o->c,
+                          &p->err);
   if (r == 0) {
-    http_client_pin(o->c, o->to_host, o->to_port, o->to_addr);
-    http_client_set_token(o->c, o->token ? o->token : agent_token(a));
-    http_client_set_ca(o->c, agent_tls_ca(a));
     http_client_set_progress(o->c, on_progress, o);
     mig_pipe_run(p);
   } else {
@@ -1193,23 +1163,9 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   if (tls && mem_auto)
     mem = mem_strategy_find("copy");
   /* The target's host: an address, or a name resolved here once. */
-  _cleanup_free_ char *thost = url_host(to);
-  const char *after = strstr(to, "://") + 3 + strlen(thost);
-  char tport[8] = "";
-  if (*after == ':') {
-    size_t pl = strspn(after + 1, "0123456789");
-    if (pl == 0 || pl >= sizeof tport || (after[1 + pl] && strcmp(after + 1 + pl, "/") != 0))
-      return FERRY_INVALID(err, "target \"%s\": expected tcp://HOST:PORT or https://HOST:PORT", to);
-    memcpy(tport, after + 1, pl);
-  } else if (*after && strcmp(after, "/") != 0) {
-    return FERRY_INVALID(err, "target \"%s\": expected tcp://HOST:PORT or https://HOST:PORT", to);
-  } else {
-    snprintf(tport, sizeof tport, "%s", tls ? "443" : "80");
-  }
-  uint32_t taddrs[4];
-  size_t ntaddr = 0;
-  if ((r = net_resolve4(thost, taddrs, ARRAY_SIZE(taddrs), &ntaddr, err)) < 0)
-    return ferry_err_wrap(err, "target \"%s\"", to);
+  struct mig_peer peer;
+  if ((r = mig_peer_open(&peer, to, NULL, err)) < 0)
+    return r;
   json_t *tj = json_object_get(req, "timeout");
   json_t *rj = json_object_get(req, "redirect_for");
   if (rj && (!json_is_integer(rj) || json_integer_value(rj) < 0 || json_integer_value(rj) > 86400))
@@ -1254,10 +1210,9 @@ int migrate_start(struct agent *a, const char *ref, json_t *req, json_t **out,
   o->downtime_ms = o->total_ms = -1;
   snprintf(o->status, sizeof o->status, "running");
   snprintf(o->name, sizeof o->name, "%s", ref);
-  snprintf(o->to_host, sizeof o->to_host, "%s", thost);
-  snprintf(o->to_port, sizeof o->to_port, "%s", tport);
-  ip_format(taddrs[0], o->to_addr, sizeof o->to_addr);
-  o->redirect_to = xstrdup(o->to_addr);
+  o->peer = peer;
+  snprintf(o->peer.mid, sizeof o->peer.mid, "%s", o->id);
+  o->redirect_to = xstrdup(o->peer.addr);
   o->host = (struct mig_host){.a = a, .ref = o->ref, .op = OP_MIGRATION, .to = o->to,
                               .mid = o->id,
                               .after = keep ? AFTER_KEEP : AFTER_REMOVE,
@@ -1385,10 +1340,11 @@ void source_recover(struct agent *a)
                          .dest = &peer_dest, .host_ctx = &h, .dest_ctx = &o, .timeout_s = 30,
                          .rec = json_incref(agent_claim_rec(h.claim))};
     enum recover_action act = RA_STAY_FROZEN;
+    /* a target that cannot be resolved cannot be asked (as when it does
+     * not answer) */
     if (migration_id_valid(mid) && strlen(mid) < sizeof o.id &&
-        http_client_new(to, &o.c, NULL) == 0) {
-      http_client_set_token(o.c, agent_token(a));
-      http_client_set_ca(o.c, agent_tls_ca(a));
+        mig_peer_open(&o.peer, to, mid, NULL) == 0 &&
+        mig_peer_client(&o.peer, agent_token(a), agent_tls_ca(a), &o.c, NULL) == 0) {
       act = mig_pipe_recover(&p, commit_sent);
       http_client_free(o.c);
     } else if (!commit_sent) {

@@ -565,7 +565,6 @@ out:
 
 /* Starts the page server of migration in (ckpt_page_server_start: from the
  * source agent's address only, the secret first). */
-
 int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t **out,
                          struct ferry_err *err)
 {
