@@ -904,6 +904,8 @@ void agent_ctr_unmaterialize(struct agent *a, json_t *rec)
   const char *id = rec_id(rec);
   _cleanup_free_ char *rootfs = ctr_path(&a->rt, id, "bundle/rootfs");
   overlay_umount(rootfs, NULL);
+  if (rec_has_veth(rec))
+    agent_hold_drop(a, rec_veth(rec)); /* a restored copy's, never committed */
   net_ctr_teardown((rec_has_netns(rec) ? rec_netns(rec) : NULL), (rec_has_veth(rec) ? rec_veth(rec) : NULL), NULL);
 }
 

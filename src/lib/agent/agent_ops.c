@@ -18,18 +18,21 @@
 #include "util/json.h"
 #include "util/log.h"
 
+/* The holds under way, each by the host-side veth it is on: a frozen
+ * container's (its traffic kept while it is frozen), or a restored copy's
+ * before its commit (kept both ways: net_hold_capture). */
 struct agent_hold {
-  char id[65];
+  char veth[65];
   struct net_hold *h;
   struct agent_hold *next;
 };
 
-static void hold_put(struct agent *a, const char *id, struct net_hold *h)
+static void hold_put(struct agent *a, const char *veth, struct net_hold *h)
 {
   struct agent_hold *e = calloc(1, sizeof *e);
   if (!e)
     abort();
-  snprintf(e->id, sizeof e->id, "%s", id);
+  snprintf(e->veth, sizeof e->veth, "%s", veth);
   e->h = h;
   pthread_mutex_lock(&a->lock);
   e->next = a->holds;
@@ -37,13 +40,13 @@ static void hold_put(struct agent *a, const char *id, struct net_hold *h)
   pthread_mutex_unlock(&a->lock);
 }
 
-/* The hold of container id, taken off the list (NULL when none). */
-static struct net_hold *hold_take(struct agent *a, const char *id)
+/* The hold on veth, taken off the list (NULL when none). */
+static struct net_hold *hold_take(struct agent *a, const char *veth)
 {
   struct net_hold *h = NULL;
   pthread_mutex_lock(&a->lock);
   for (struct agent_hold **pp = &a->holds; *pp; pp = &(*pp)->next) {
-    if (strcmp((*pp)->id, id) == 0) {
+    if (strcmp((*pp)->veth, veth) == 0) {
       struct agent_hold *e = *pp;
       *pp = e->next;
       h = e->h;
@@ -53,6 +56,11 @@ static struct net_hold *hold_take(struct agent *a, const char *id)
   }
   pthread_mutex_unlock(&a->lock);
   return h;
+}
+
+void agent_hold_drop(struct agent *a, const char *veth)
+{
+  net_hold_abandon(hold_take(a, veth));
 }
 
 static void hold_end(struct agent *a, json_t *rec, struct net_hold *h, const char *dev)
@@ -96,7 +104,6 @@ int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
 {
   struct agent *a = c->a;
   json_t *rec = c->rec;
-  const char *id = rec_id(rec);
   /* The neighbours it knows (the restored copy starts with them and needs
    * no ARP). */
   if (neighbours)
@@ -116,7 +123,7 @@ int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
     ready = NULL;
   }
   if (ready) {
-    hold_put(a, id, h = ready);
+    hold_put(a, rec_veth(rec), h = ready);
     /* what reached it before the hold is read and answered before the
      * freeze (ctr_settle) */
     ctr_settle(&a->rt, rec, SETTLE_MS);
@@ -128,7 +135,7 @@ int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
       return ferry_err_wrap(err, "container \"%s\": take it off the network", rec_name(rec));
   }
   if ((r = ctr_freeze(&a->rt, rec, err)) < 0) {
-    if ((h = hold_take(a, id)))
+    if ((h = hold_take(a, rec_veth(rec))))
       hold_end(a, rec, h, rec_veth(rec));
     net_link_set(rec_veth(rec), true, NULL);
     return ferry_err_wrap(err, "container \"%s\": freeze", rec_name(rec));
@@ -157,7 +164,7 @@ void agent_ctr_hand_over(struct agent_claim *c)
 {
   struct agent *a = c->a;
   json_t *rec = c->rec;
-  struct net_hold *h = hold_take(a, rec_id(rec));
+  struct net_hold *h = hold_take(a, rec_veth(rec));
   /* down first: the bridge forgets the container behind this port and
    * sends what comes for it to where it was announced */
   net_link_set(rec_veth(rec), false, NULL);
@@ -214,7 +221,7 @@ void agent_thaw_rec(struct agent *a, json_t *rec)
   int pid = 0;
   if (runc_state(&a->rt, id, &st, &pid) == 0)
     wait_dump_gone(rec_name(rec), pid);
-  struct net_hold *h = hold_take(a, id);
+  struct net_hold *h = hold_take(a, rec_veth(rec));
   if (!h)
     net_hold_clear(rec_veth(rec)); /* a hold of an agent that died */
   net_link_set(rec_veth(rec), true, NULL);
@@ -267,7 +274,7 @@ void agent_ctr_end_frozen(struct agent_claim *c)
   /* off the network before it dies: its kernel closing the sockets must
    * not reset connections its copy (restored later, or elsewhere) keeps */
   net_link_set(rec_veth(rec), false, NULL);
-  struct net_hold *h = hold_take(a, id);
+  struct net_hold *h = hold_take(a, rec_veth(rec));
   if (h)
     hold_end(a, rec, h, NULL); /* it ends here: its traffic with it */
   runc_signal(&a->rt, id, SIGKILL, true, NULL);
@@ -365,14 +372,32 @@ int agent_net_prepare(struct agent *a, const char *id, const char *ip, const cha
 {
   char netns[32], veth[16];
   net_names(id, netns, sizeof netns, veth, sizeof veth);
-  return net_ctr_setup(&a->net, netns, veth, ip, mac, false, err);
+  int r = net_ctr_setup(&a->net, netns, veth, ip, mac, false, err);
+  if (r < 0)
+    return r;
+  /* Its link up but held both ways until the commit (net_hold_capture):
+   * what the copy sends once restored is kept, not lost on a link that is
+   * down. The filters come before the link: it never is on the network
+   * before the commit. Where that cannot be, the link stays down. */
+  struct net_hold *h = NULL;
+  struct ferry_err he = {0};
+  if (net_hold_prepare(veth, mac, &h, &he) < 0 || net_hold_capture(h, &he) < 0 ||
+      net_link_set(veth, true, &he) < 0) {
+    log_info("agent", "%s: the copy's link stays down until the commit (what it sends before "
+                      "is lost): %s", veth, he.msg);
+    net_link_set(veth, false, NULL);
+    net_hold_abandon(h);
+    return 0;
+  }
+  hold_put(a, veth, h);
+  return 0;
 }
 
 void agent_net_discard(struct agent *a, const char *id)
 {
-  (void)a;
   char netns[32], veth[16];
   net_names(id, netns, sizeof netns, veth, sizeof veth);
+  net_hold_abandon(hold_take(a, veth));
   net_ctr_teardown(netns, veth, NULL);
 }
 
@@ -384,7 +409,22 @@ int agent_link_up_rec(struct agent *a, json_t *rec, struct ferry_err *err)
 
 int agent_ctr_link_up(struct agent_claim *c, struct ferry_err *err)
 {
-  return agent_link_up_rec(c->a, c->rec, err);
+  struct agent *a = c->a;
+  json_t *rec = c->rec;
+  struct net_hold *h = hold_take(a, rec_veth(rec));
+  if (h) {
+    /* held both ways since its restore: what it sent goes on first */
+    uint64_t bytes = 0;
+    unsigned dropped = 0;
+    int n = net_hold_release(h, rec_netns(rec), &bytes, &dropped);
+    if (n > 0 || dropped)
+      log_info("agent", "container %s: %d frame(s) (%llu bytes) held before its commit sent on%s",
+               rec_name(rec), n, (unsigned long long)bytes,
+               dropped ? " (some did not fit and were dropped)" : "");
+  } else {
+    net_hold_clear(rec_veth(rec)); /* a hold of an agent that died: it would drop all */
+  }
+  return agent_link_up_rec(a, rec, err);
 }
 
 void agent_ctr_discard(struct agent_claim *c)

@@ -53,6 +53,8 @@ void agent_release_locked(struct agent_claim *c);
  * its name, address and published ports (made this host's: ports
  * localized) are free. Caller holds the store lock. */
 int agent_copy_fits_locked(struct agent *a, json_t *rec, struct ferry_err *err);
+/* Ends the hold on veth, if any, its frames dropped. */
+void agent_hold_drop(struct agent *a, const char *veth);
 /* agent_ctr_thaw and agent_ctr_link_up of a record the caller owns
  * otherwise (the agent's own recovery at its start, a resume). */
 void agent_thaw_rec(struct agent *a, json_t *rec);

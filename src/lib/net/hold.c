@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "net/hold.h"
+#include "net/net.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/spawn.h"
@@ -31,6 +32,7 @@
 
 struct frame {
   uint32_t len;
+  bool own; /* sent by the container (kept only while capturing) */
   unsigned char *data;
 };
 
@@ -40,6 +42,7 @@ struct net_hold {
   int tapfd, stopfd;
   pthread_t th;
   pthread_mutex_t lock;
+  bool keep_own; /* net_hold_capture: the container's own frames are kept, not the others */
   struct frame *frames;
   size_t n;
   uint64_t bytes;
@@ -50,17 +53,22 @@ struct net_hold {
 
 static void keep(struct net_hold *h, const unsigned char *buf, size_t len)
 {
-  if (len < ETH_HLEN || memcmp(buf + ETH_ALEN, h->mac, ETH_ALEN) == 0)
-    return; /* what the container itself sent: it never leaves */
+  if (len < ETH_HLEN)
+    return;
+  bool own = memcmp(buf + ETH_ALEN, h->mac, ETH_ALEN) == 0;
   pthread_mutex_lock(&h->lock);
-  if (h->n >= NET_HOLD_FRAMES || h->bytes + len > NET_HOLD_BYTES) {
+  if (own != h->keep_own) {
+    /* holding a frozen container: what it sent never leaves; capturing a
+     * restored copy's: what comes for it before its commit is what the
+     * segment floods to every port (its source holds the rest), dropped */
+  } else if (h->n >= NET_HOLD_FRAMES || h->bytes + len > NET_HOLD_BYTES) {
     h->dropped++;
   } else {
     unsigned char *d = malloc(len);
     if (!d)
       abort();
     memcpy(d, buf, len);
-    h->frames[h->n++] = (struct frame){.len = (uint32_t)len, .data = d};
+    h->frames[h->n++] = (struct frame){.len = (uint32_t)len, .own = own, .data = d};
     h->bytes += len;
   }
   pthread_mutex_unlock(&h->lock);
@@ -158,6 +166,8 @@ static void nl_nest_end(struct nlreq *q, size_t at)
   ((struct nlattr *)(q->buf + at))->nla_len = (unsigned short)(q->len - at);
 }
 
+static int nl_ask(int sk, struct nlreq *q, uint32_t seq, const char *what, struct ferry_err *err);
+
 /* `tc filter add dev IFINDEX {egress|ingress} pref 1 protocol all u32 match
  * u32 0 0 action mirred egress redirect dev TO` as one rtnetlink request:
  * the hold's filters, set while the container is frozen, without a tc
@@ -195,12 +205,20 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
   nl_nest_end(&q, acts);
   nl_nest_end(&q, opts);
   nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_len = (uint32_t)q.len;
   nh->nlmsg_type = RTM_NEWTFILTER;
   nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  return nl_ask(sk, &q, seq, egress ? "egress filter" : "ingress filter", err);
+}
+
+/* Sends the request q (its header's length and sequence set here) and
+ * waits for the kernel's acknowledgement. */
+static int nl_ask(int sk, struct nlreq *q, uint32_t seq, const char *what, struct ferry_err *err)
+{
+  struct nlmsghdr *nh = (struct nlmsghdr *)q->buf;
+  nh->nlmsg_len = (uint32_t)q->len;
   nh->nlmsg_seq = seq;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(sk, q.buf, q.len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)q.len)
+  if (sendto(sk, q->buf, q->len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)q->len)
     return ferry_err_sys(err, -errno, "hold: netlink");
   /* the acknowledgement (an error message, 0 for success) */
   for (int i = 0; i < 16; i++) {
@@ -218,14 +236,43 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
       if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR)
         continue;
       int e = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-      return e == 0 ? 0 : ferry_err_sys(err, e, "hold: %s filter", egress ? "egress" : "ingress");
+      return e == 0 ? 0 : ferry_err_sys(err, e, "hold: %s", what);
     }
   }
-  return FERRY_INTERNAL(err, "hold: no acknowledgement of a filter");
+  return FERRY_INTERNAL(err, "hold: no acknowledgement of the %s", what);
+}
+
+/* `tc qdisc del dev IFINDEX clsact` as one rtnetlink request: the filters
+ * go with it. */
+static int tc_clsact_del(int sk, unsigned ifindex, uint32_t seq, struct ferry_err *err)
+{
+  struct nlreq q = {.len = 0};
+  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
+  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
+  tm->tcm_family = AF_UNSPEC;
+  tm->tcm_ifindex = (int)ifindex;
+  tm->tcm_parent = TC_H_CLSACT;
+  tm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  nl_attr(&q, TCA_KIND, "clsact", 7);
+  nh = (struct nlmsghdr *)q.buf;
+  nh->nlmsg_type = RTM_DELQDISC;
+  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  return nl_ask(sk, &q, seq, "qdisc's removal", err);
 }
 
 void net_hold_clear(const char *veth)
 {
+  /* one rtnetlink request (a commit waits for it); no such qdisc: nothing
+   * to clear */
+  unsigned vi = if_nametoindex(veth);
+  if (!vi)
+    return;
+  int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sk >= 0) {
+    tc_clsact_del(sk, vi, 4, NULL);
+    close(sk);
+    return;
+  }
   struct spawn_result r = {0};
   if (spawn_run(TC("qdisc", "del", "dev", veth, "clsact"), NULL, &r, NULL) == 0)
     spawn_result_free(&r);
@@ -338,27 +385,26 @@ int net_hold_end_as(struct net_hold *h, const char *dev, uint64_t *bytes, unsign
   return hold_end(h, dev, true, bytes, dropped);
 }
 
-static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t *bytes,
-                    unsigned *dropped)
+/* The reader stops; what the TAP still had is kept first. */
+static void hold_stop(struct net_hold *h)
 {
-  if (!h)
-    return 0;
-  /* the filter first (nothing more is redirected), then what the TAP has;
-   * frames for another host leave a veth that is down and goes: its filter
-   * is left to go with it */
-  if (!restamp)
-    net_hold_clear(h->veth);
   uint64_t one = 1;
   if (write(h->stopfd, &one, sizeof one) < 0) {
     /* the reader then ends at its next poll timeout */
   }
   pthread_join(h->th, NULL);
+}
+
+/* Sends the frames kept whose `own` is own out of dev, in order (with
+ * restamp, each with dev's MAC as its source); how many, their bytes
+ * added to *sb. */
+static int hold_send(struct net_hold *h, const char *dev, bool own, bool restamp, uint64_t *sb)
+{
   int sent = 0;
-  uint64_t sb = 0;
-  int ps = dev ? socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0) : -1;
-  unsigned idx = dev ? if_nametoindex(dev) : 0;
+  int ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  unsigned idx = if_nametoindex(dev);
   unsigned char mac[ETH_ALEN];
-  if (restamp && dev) {
+  if (restamp) {
     struct ifreq ifr = {0};
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", dev);
     if (ps < 0 || ioctl(ps, SIOCGIFHWADDR, &ifr) < 0)
@@ -366,37 +412,102 @@ static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t 
     else
       memcpy(mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
   }
-  for (size_t i = 0; i < h->n; i++) {
-    if (ps >= 0 && idx) {
-      struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = (int)idx,
-                               .sll_halen = ETH_ALEN};
-      if (h->frames[i].len >= ETH_HLEN) {
-        memcpy(to.sll_addr, h->frames[i].data, ETH_ALEN);
-        if (restamp)
-          memcpy(h->frames[i].data + ETH_ALEN, mac, ETH_ALEN);
-      }
-      if (sendto(ps, h->frames[i].data, h->frames[i].len, 0, (struct sockaddr *)&to, sizeof to) ==
-          (ssize_t)h->frames[i].len) {
-        sent++;
-        sb += h->frames[i].len;
-      }
-      /* paced (32 frames a millisecond): a burst overflows the receiving
-       * socket's buffer (a UDP service's 200 KiB fill with ~200 datagrams) */
-      if (i % 32 == 31)
-        usleep(1000);
+  size_t k = 0;
+  for (size_t i = 0; ps >= 0 && idx && i < h->n; i++) {
+    struct frame *f = &h->frames[i];
+    if (f->own != own || f->len < ETH_HLEN)
+      continue;
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = (int)idx,
+                             .sll_halen = ETH_ALEN};
+    memcpy(to.sll_addr, f->data, ETH_ALEN);
+    if (restamp)
+      memcpy(f->data + ETH_ALEN, mac, ETH_ALEN);
+    if (sendto(ps, f->data, f->len, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)f->len) {
+      sent++;
+      *sb += f->len;
     }
-    free(h->frames[i].data);
+    /* paced (32 frames a millisecond): a burst overflows the receiving
+     * socket's buffer (a UDP service's 200 KiB fill with ~200 datagrams) */
+    if (++k % 32 == 0)
+      usleep(1000);
   }
   if (ps >= 0)
     close(ps);
+  return sent;
+}
+
+static void hold_free(struct net_hold *h, uint64_t *bytes, uint64_t sb, unsigned *dropped)
+{
   if (bytes)
     *bytes = sb;
   if (dropped)
     *dropped = h->dropped;
+  for (size_t i = 0; i < h->n; i++)
+    free(h->frames[i].data);
   close(h->tapfd);
   close(h->stopfd);
   free(h->frames);
   pthread_mutex_destroy(&h->lock);
   free(h);
+}
+
+static int hold_end(struct net_hold *h, const char *dev, bool restamp, uint64_t *bytes,
+                    unsigned *dropped)
+{
+  if (!h)
+    return 0;
+  /* the filter first (nothing more is redirected), then what the TAP has;
+   * frames for another host leave a veth that is down and goes: its filter
+   * is left to go with it. A restored copy's capture that ends without its
+   * commit (the copy goes, or the agent stops) keeps its filters, which
+   * lead nowhere once the TAP is gone (the kernel drops what they take),
+   * and its link goes down: the copy never joins the network this way */
+  if (h->keep_own)
+    net_link_set(h->veth, false, NULL);
+  else if (!restamp)
+    net_hold_clear(h->veth);
+  hold_stop(h);
+  uint64_t sb = 0;
+  int sent = dev ? hold_send(h, dev, false, restamp, &sb) : 0;
+  hold_free(h, bytes, sb, dropped);
   return sent;
+}
+
+int net_hold_capture(struct net_hold *h, struct ferry_err *err)
+{
+  pthread_mutex_lock(&h->lock);
+  h->keep_own = true;
+  pthread_mutex_unlock(&h->lock);
+  int r = hold_filter(h, true, err);
+  if (r == 0)
+    r = hold_filter(h, false, err);
+  return r;
+}
+
+int net_hold_release(struct net_hold *h, const char *netns, uint64_t *bytes, unsigned *dropped)
+{
+  if (!h)
+    return 0;
+  /* the filters go with the qdisc (one rtnetlink request: this is inside
+   * the commit), then what the copy sent goes on, out of its own eth0 as
+   * it sent it: its bridge learns its port and forwards each frame (to the
+   * host itself too, a gateway's) */
+  net_hold_clear(h->veth);
+  hold_stop(h);
+  uint64_t sb = 0;
+  unsigned char **fr = calloc(h->n + 1, sizeof *fr);
+  uint32_t *ln = calloc(h->n + 1, sizeof *ln);
+  if (!fr || !ln)
+    abort();
+  size_t k = 0;
+  for (size_t i = 0; i < h->n; i++)
+    if (h->frames[i].own) {
+      fr[k] = h->frames[i].data;
+      ln[k++] = h->frames[i].len;
+    }
+  int sent = net_send_from(netns, "eth0", fr, ln, k, &sb, NULL);
+  free(fr);
+  free(ln);
+  hold_free(h, bytes, sb, dropped);
+  return sent < 0 ? 0 : sent;
 }

@@ -44,6 +44,18 @@ int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
                      struct ferry_err *err);
 int net_hold_engage(struct net_hold *h, struct ferry_err *err);
 int net_hold_seal(struct net_hold *h, struct ferry_err *err);
+/* The other way round, for a copy restored before it may run on the
+ * network (a migration's target until the commit): its link can be up,
+ * nothing reaches it and nothing it sends leaves, and what it sends is
+ * kept (an answer it writes as soon as it is restored, to a request its
+ * source read just before its freeze); what comes for it is dropped (the
+ * segment's floods: its source holds its traffic). Both filters at once,
+ * on a prepared hold. net_hold_release at the commit: the filters go, the
+ * copy's frames are sent out of eth0 in its namespace netns, as it sent
+ * them (its bridge learns its port, as from any frame of it); h is freed.
+ * net_hold_abandon if it never runs. */
+int net_hold_capture(struct net_hold *h, struct ferry_err *err);
+int net_hold_release(struct net_hold *h, const char *netns, uint64_t *bytes, unsigned *dropped);
 /* Ends a hold that holds nothing worth sending (not engaged, or its frames
  * dropped): the qdisc goes, h is freed. */
 void net_hold_abandon(struct net_hold *h);

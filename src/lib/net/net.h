@@ -70,6 +70,12 @@ int net_neigh_seed(const char *netns, json_t *neighbours);
 /* The MAC address of link dev in this network namespace, as "aa:bb:..."
  * (buf >= 18); a negative errno when there is no such link. */
 int net_link_mac(const char *dev, char *buf, size_t len);
+/* Sends n whole Ethernet frames out of dev in network namespace netns, as
+ * the namespace's own sends (they cross its veth into the host's bridge,
+ * which learns where their source is). Returns how many went (their bytes
+ * added to *bytes), or a negative errno. */
+int net_send_from(const char *netns, const char *dev, unsigned char *const *frames,
+                  const uint32_t *lens, size_t n, uint64_t *bytes, struct ferry_err *err);
 /* Tells the neighbours that ip now lives here: unsolicited ARP from inside netns. */
 int net_announce(const char *netns, const char *ip, struct ferry_err *err);
 /* Does bridge lead to other hosts (a port that is not a container's veth)? */

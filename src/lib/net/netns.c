@@ -282,6 +282,39 @@ out:
   return r;
 }
 
+int net_send_from(const char *netns, const char *dev, unsigned char *const *frames,
+                  const uint32_t *lens, size_t n, uint64_t *bytes, struct ferry_err *err)
+{
+  if (n == 0)
+    return 0;
+  int fd = socket_in(netns, AF_PACKET, SOCK_RAW, 0, err);
+  if (fd < 0)
+    return ferry_err_wrap(err, "send from %s", dev);
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", dev);
+  int sent = 0;
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+    sent = ferry_err_sys(err, -errno, "%s in %s", dev, netns);
+    goto out;
+  }
+  wait_running(fd, dev, 200); /* else the kernel drops what is sent */
+  for (size_t i = 0; i < n; i++) {
+    if (lens[i] < ETH_HLEN)
+      continue;
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = ifr.ifr_ifindex,
+                             .sll_halen = ETH_ALEN};
+    memcpy(to.sll_addr, frames[i], ETH_ALEN);
+    if (sendto(fd, frames[i], lens[i], 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)lens[i]) {
+      sent++;
+      if (bytes)
+        *bytes += lens[i];
+    }
+  }
+out:
+  close_later(fd);
+  return sent;
+}
+
 int net_link_mac(const char *dev, char *buf, size_t len)
 {
   struct ifreq ifr = {0};
