@@ -346,14 +346,6 @@ static void in_end(struct agent *a, struct incoming *in, enum target_state new_s
   }
 }
 
-static bool in_array(json_t *arr, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
-  return false;
-}
-
 int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
                    struct ferry_err *err)
 {
@@ -380,7 +372,7 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   json_t *v;
   /* The volumes sent are exactly the volumes the container mounts. */
   for (i = 0; i < rec_n_volumes(ctr); i++)
-    if (!in_array(vols, rec_volume_name(ctr, i)))
+    if (!json_array_has_str(vols, rec_volume_name(ctr, i)))
       return FERRY_INVALID(err, "offer: volume \"%s\" of the container is not in the offer",
                            rec_volume_name(ctr, i));
   json_array_foreach(vols, i, v)
@@ -495,7 +487,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
     /* prepared before the source froze: the changes since go where the
      * files were placed */
     if (part == WP_VOLUME_DELTA &&
-        (!name || !in_array(json_object_get(in->offer, "volumes"), name))) {
+        (!name || !json_array_has_str(json_object_get(in->offer, "volumes"), name))) {
       r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
       goto out;
     }
@@ -520,7 +512,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
   }
   switch (part) {
   case WP_LAYER: {
-    if (!name || !in_array(json_object_get(json_object_get(in->offer, "image"), "layers"), name)) {
+    if (!name || !json_array_has_str(json_object_get(json_object_get(in->offer, "image"), "layers"), name)) {
       r = FERRY_INVALID(err, "%s: not a layer of the offered image", what);
       goto out;
     }
@@ -533,7 +525,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
   }
   case WP_VOLUME:
   case WP_VOLUME_DELTA: {
-    if (!name || !in_array(json_object_get(in->offer, "volumes"), name)) {
+    if (!name || !json_array_has_str(json_object_get(in->offer, "volumes"), name)) {
       r = FERRY_INVALID(err, "%s: not a volume of the offered container", what);
       goto out;
     }

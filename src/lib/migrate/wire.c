@@ -15,14 +15,6 @@ static bool is_hex(const char *s, size_t n)
   return s && strlen(s) == n && strspn(s, "0123456789abcdef") == n;
 }
 
-static bool in_array(json_t *arr, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
-  return false;
-}
-
 /* An optional integer field in [lo, hi]; def when absent. */
 static int get_int(json_t *j, const char *key, long lo, long hi, long def, long *out,
                    struct ferry_err *err)
@@ -117,7 +109,7 @@ int wire_offer_answer_parse(json_t *j, json_t *image, struct wire_offer_answer *
   json_array_foreach(m->missing_layers, i, v)
   {
     const char *dg = json_string_value(v);
-    if (!digest_valid(dg) || !in_array(json_object_get(image, "layers"), dg))
+    if (!digest_valid(dg) || !json_array_has_str(json_object_get(image, "layers"), dg))
       return FERRY_INVALID(err, "the offer's answer asks for layer %zu, not a layer of the image "
                                 "offered", i + 1);
   }

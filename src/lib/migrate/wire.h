@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "ckpt/ckpt.h"
 #include "migrate/protocol.h"
 #include "util/err.h"
 
@@ -39,7 +40,7 @@ int wire_offer_answer_parse(json_t *j, json_t *image, struct wire_offer_answer *
 /* POST .../ID/page-server: a CRIU page server for pre-dump round `round`
  * (>= 0), or for the dump (-1) on top of the rounds up to parent_round (-1:
  * none); zstd: the pages come compressed. */
-#define WIRE_ROUNDS_MAX 16
+#define WIRE_ROUNDS_MAX 64
 struct wire_page_server_req {
   int round;
   int parent_round;
@@ -73,7 +74,7 @@ int wire_prepare_parse(json_t *j, struct wire_prepare *m, struct ferry_err *err)
  * already (pre-copy), restored lazily there; lazy_pages (has_lazy_pages):
  * post-copy, the source's dump serves the rest at address:port (""
  * address: the offer's sender), secret first. */
-#define WIRE_SECRET_LEN 32
+#define WIRE_SECRET_LEN CKPT_PS_SECRET_LEN /* the page server's, same form */
 struct wire_lazy_pages {
   const char *address;
   int port;

@@ -144,3 +144,11 @@ const char *json_str_or(json_t *obj, const char *key, const char *def)
   json_t *v = json_object_get(obj, key);
   return json_is_string(v) ? json_string_value(v) : def;
 }
+
+bool json_array_has_str(json_t *arr, const char *s)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
+  return false;
+}

@@ -29,3 +29,5 @@ int json_get_bool(json_t *obj, const char *key, bool def, bool *out, struct ferr
 int json_get_strv(json_t *obj, const char *key, char ***out, struct ferry_err *err);
 json_t *json_strv(char *const *v);
 const char *json_str_or(json_t *obj, const char *key, const char *def);
+/* Whether the array arr holds the string s. */
+bool json_array_has_str(json_t *arr, const char *s);
