@@ -18,7 +18,19 @@ T_FAILED=0
 T_CHECKS=0
 
 log() { printf '# %s\n' "$*" >&2; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; T_FAILED=1; exit 1; }
+# one line, whatever the message holds (a JSON report spans lines, and a
+# truncated log would show only its first)
+fail() { printf 'FAIL: %s\n' "$(printf '%s' "$*" | tr -s '\n\t ' '   ')" >&2; T_FAILED=1; exit 1; }
+# A migration's JSON report, shortest first: its error, then the rest on one line.
+brief() {
+  printf '%s' "$1" | python3 -c 'import json,sys
+t=sys.stdin.read()
+try:
+    r=json.loads(t)
+except ValueError:
+    print(t); sys.exit()
+print("error: %s; phases: %s; report: %s" % (r.get("error"), json.dumps(r.get("phases")), json.dumps(r)))' 2>/dev/null || printf '%s' "$1"
+}
 check() { T_CHECKS=$((T_CHECKS + 1)); printf 'ok %d - %s\n' "$T_CHECKS" "$*"; }
 
 need() {

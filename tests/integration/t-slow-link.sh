@@ -31,7 +31,7 @@ checked() { # HOST WHAT
 
 url() { local v="HOST_${1}_URL"; echo "${!v}"; }
 out=$(f a1 --json migrate slow --to "$(url a2)" --memory stream --timeout 120 2>&1) ||
-  fail "a stream move longer than the agents' migration timeout failed: $out"
+  fail "a stream move longer than the agents' migration timeout failed: $(brief "$out")"
 echo "$out" | grep -q '"status": "succeeded"' || fail "stream: $out"
 # the premise: the move outlasted the agents' timeout (else this proves nothing)
 dt=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["downtime_ms"])')
@@ -41,7 +41,7 @@ check "a page stream longer than the migration timeout ($dt ms inside the freeze
 
 if criu check --feature mem_dirty_track >/dev/null 2>&1; then
   out=$(f a2 --json migrate slow --to "$(url a1)" --memory precopy --timeout 120 2>&1) ||
-    fail "a pre-copy move whose first round outlasts the migration timeout failed: $out"
+    fail "a pre-copy move whose first round outlasts the migration timeout failed: $(brief "$out")"
   r0=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["precopy"]["rounds"][0]["ms"])')
   [ "$r0" -gt 5000 ] || fail "round 0 took $r0 ms: the link limit did not hold, nothing was tested"
   checked a1 "after the slow pre-copy move"
