@@ -447,6 +447,91 @@ static void peer_urls_and_paths(void **state)
   }
 }
 
+/* The target's state machine (protocol.h's table, which target.c follows
+ * for every change of state). */
+static bool any_step_ends(enum target_state from, enum target_state to, enum target_step *which)
+{
+  for (int s = 0; s < TS_N; s++)
+    if (target_step_ends_ok((enum target_step)s, from, to)) {
+      if (which)
+        *which = (enum target_step)s;
+      return true;
+    }
+  return false;
+}
+
+static void target_machine(void **state)
+{
+  (void)state;
+  for (int s = 0; s < TS_N; s++) {
+    const struct target_rule *r = target_rule((enum target_step)s);
+    assert_non_null(r);
+    assert_non_null(r->name);
+    for (int f = T_UNKNOWN; f <= T_GONE; f++) {
+      /* only a commit puts a copy on the network, only a prune ends that */
+      if (f != T_RUNNING && s != TS_COMMIT)
+        assert_false(target_step_ends_ok((enum target_step)s, f, T_RUNNING));
+      for (int t = T_UNKNOWN; t <= T_GONE; t++)
+        if (f == T_RUNNING && t != T_RUNNING && s != TS_PRUNE)
+          assert_false(target_step_ends_ok((enum target_step)s, f, t));
+      /* a step that wrote its state first never goes back */
+      if (r->during != T_UNKNOWN && target_step_may((enum target_step)s, f))
+        assert_false(target_step_ends_ok((enum target_step)s, f, f));
+    }
+  }
+  assert_null(target_rule(TS_N));
+  /* a restored copy comes only from a restore; a commit needs one */
+  enum target_step which = TS_N;
+  for (int f = T_UNKNOWN; f <= T_GONE; f++)
+    if (f != T_RESTORED && any_step_ends(f, T_RESTORED, &which))
+      assert_int_equal(which, TS_RESTORE);
+  assert_false(target_step_may(TS_COMMIT, T_OFFERED));
+  assert_false(target_step_may(TS_COMMIT, T_RESTORING));
+  assert_true(target_step_may(TS_COMMIT, T_RESTORED));
+  assert_false(target_step_may(TS_RESTORE, T_RESTORED)); /* one restore per move */
+  assert_false(target_step_may(TS_OFFER, T_OFFERED));    /* one offer per id */
+  /* the removals (the source's abort, the agent's expiry and fence) never
+   * touch a committed copy, and may touch any other: target_may_remove_copy */
+  for (int st = T_OFFERED; st <= T_FAILED; st++) {
+    bool removable = target_step_may(TS_ABORT, st) || target_step_may(TS_EXPIRE, st) ||
+                     target_step_may(TS_FENCE, st) || target_step_may(TS_RESTART, st);
+    assert_int_equal(removable, target_may_remove_copy(st) || st == T_RUNNING);
+    /* the source may withdraw at any moment before its commit */
+    assert_int_equal(target_step_may(TS_ABORT, st), target_may_remove_copy(st));
+  }
+  assert_false(target_step_may(TS_ABORT, T_RUNNING));
+  assert_false(target_step_may(TS_EXPIRE, T_RUNNING));
+  assert_false(target_step_may(TS_FENCE, T_RUNNING));
+  /* every state is reached from "no migration", and from each the
+   * migration can end (nothing is kept forever) */
+  bool reach[T_GONE + 1] = {[T_GONE] = true};
+  for (int round = 0; round <= T_GONE; round++)
+    for (int f = T_UNKNOWN; f <= T_GONE; f++)
+      for (int t = T_UNKNOWN; t <= T_GONE; t++)
+        if (reach[f] && any_step_ends(f, t, NULL))
+          reach[t] = true;
+  for (int st = T_OFFERED; st <= T_FAILED; st++)
+    assert_true(reach[st]);
+  for (int st = T_OFFERED; st <= T_FAILED; st++) {
+    bool ends[T_GONE + 1] = {0};
+    ends[st] = true;
+    for (int round = 0; round <= T_GONE; round++)
+      for (int f = T_UNKNOWN; f <= T_GONE; f++)
+        for (int t = T_UNKNOWN; t <= T_GONE; t++)
+          if (ends[f] && any_step_ends(f, t, NULL))
+            ends[t] = true;
+    assert_true(ends[T_GONE]);
+  }
+  /* and the ways that go wrong */
+  assert_false(target_step_ends_ok(TS_RESTORE, T_OFFERED, T_OFFERED)); /* wrote "restoring" */
+  assert_false(target_step_ends_ok(TS_COMMIT, T_RESTORED, T_RESTORED));
+  assert_false(target_step_ends_ok(TS_FENCE, T_RESTORED, T_RESTORED));
+  assert_true(target_step_ends_ok(TS_FENCE, T_RESTORED, T_FAILED));
+  assert_false(target_step_ends_ok(TS_RESTART, T_RESTORED, T_RUNNING));
+  assert_true(target_step_ends_ok(TS_RESTART, T_RUNNING, T_RUNNING));
+  assert_false(target_step_ends_ok(TS_PART, T_OFFERED, T_RESTORED));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -461,6 +546,7 @@ int main(void)
       cmocka_unit_test(wire_restore_both_ways),
       cmocka_unit_test(wire_prepare_and_state),
       cmocka_unit_test(peer_urls_and_paths),
+      cmocka_unit_test(target_machine),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

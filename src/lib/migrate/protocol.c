@@ -73,6 +73,57 @@ bool target_may_remove_copy(enum target_state st)
   return st != T_RUNNING;
 }
 
+#define B TS_BIT
+static const struct target_rule rules[TS_N] = {
+    [TS_OFFER] = {"offer", B(T_GONE), T_UNKNOWN, T_OFFERED, T_GONE},
+    [TS_PART] = {"part", B(T_OFFERED), T_UNKNOWN, T_OFFERED, T_FAILED},
+    [TS_PAGE_SERVER] = {"page server", B(T_OFFERED), T_UNKNOWN, T_OFFERED, T_OFFERED},
+    [TS_PREPARE] = {"prepare", B(T_OFFERED), T_UNKNOWN, T_OFFERED, T_FAILED},
+    [TS_RESTORE] = {"restore", B(T_OFFERED), T_RESTORING, T_RESTORED, T_FAILED},
+    /* the decision is written before the copy is brought up */
+    [TS_COMMIT] = {"commit", B(T_RESTORED), T_RUNNING, T_RUNNING, T_RUNNING},
+    /* never a committed one: its copy is the container */
+    [TS_ABORT] = {"abort", B(T_OFFERED) | B(T_RESTORING) | B(T_RESTORED) | B(T_FAILED), T_UNKNOWN,
+                  T_GONE, T_GONE},
+    [TS_EXPIRE] = {"expiry", B(T_OFFERED) | B(T_FAILED), T_UNKNOWN, T_GONE, T_GONE},
+    [TS_FENCE] = {"fence", B(T_RESTORED), T_FAILED, T_GONE, T_FAILED},
+    [TS_PRUNE] = {"prune", B(T_RUNNING), T_UNKNOWN, T_GONE, T_RUNNING},
+    /* a committed one stays (and is brought up); anything else fails and goes */
+    [TS_RESTART] = {"restart", B(T_UNKNOWN) | B(T_OFFERED) | B(T_RESTORING) | B(T_RESTORED) | B(T_RUNNING) |
+                                   B(T_FAILED),
+                    T_UNKNOWN, T_RUNNING, T_FAILED},
+};
+#undef B
+
+const struct target_rule *target_rule(enum target_step s)
+{
+  return s >= 0 && s < TS_N ? &rules[s] : NULL;
+}
+
+bool target_step_may(enum target_step s, enum target_state st)
+{
+  const struct target_rule *r = target_rule(s);
+  return r && st >= T_UNKNOWN && st <= T_GONE && (r->from & TS_BIT(st));
+}
+
+bool target_step_ends_ok(enum target_step s, enum target_state from, enum target_state to)
+{
+  const struct target_rule *r = target_rule(s);
+  if (!r || !target_step_may(s, from))
+    return false;
+  /* running: only a commit makes it, only a prune ends it */
+  if (to == T_RUNNING && from != T_RUNNING && s != TS_COMMIT)
+    return false;
+  if (from == T_RUNNING && to != T_RUNNING && s != TS_PRUNE)
+    return false;
+  if (to == r->ok || to == r->fail)
+    return true;
+  /* a step that wrote its state first never goes back to where it began */
+  if (r->during != T_UNKNOWN)
+    return to == r->during;
+  return to == from;
+}
+
 static const struct {
   const char *segment, *noun;
   bool named;

@@ -54,6 +54,39 @@ enum recover_action source_recover_action(enum target_state st, bool commit_sent
  * copy? Only while the source has no commit answer from it. */
 bool target_may_remove_copy(enum target_state st);
 
+/* The target's state machine: every change of an incoming migration's
+ * state is one of these steps (target.c runs them; test-protocol checks the
+ * table's promises). A step begins in one of its "from" states, may record
+ * a state before it acts ("during", written durably first), and ends in
+ * "ok" or "fail" or where it began. T_GONE stands for "no such migration"
+ * (before the offer, after its removal). */
+enum target_step {
+  TS_OFFER,       /* the source offers the container */
+  TS_PART,        /* a layer, volume, rootfs change or CRIU's images arrive */
+  TS_PAGE_SERVER, /* a page server is started for a pre-dump round or the dump */
+  TS_PREPARE,     /* the restore is prepared ahead, held until the images are in */
+  TS_RESTORE,     /* the copy is restored, off the network */
+  TS_COMMIT,      /* the source's commit: the copy joins the network */
+  TS_ABORT,       /* the source withdraws */
+  TS_EXPIRE,      /* the source went quiet (or a failed one was kept long enough) */
+  TS_FENCE,       /* a restored copy was not committed in time: killed */
+  TS_PRUNE,       /* committed long ago: only its tombstone stays */
+  TS_RESTART,     /* the agent restarted with the migration under way */
+  TS_N
+};
+#define TS_BIT(st) (1u << (st))
+struct target_rule {
+  const char *name;
+  unsigned from;               /* TS_BIT()s of the states it may begin in */
+  enum target_state during;    /* T_UNKNOWN: none */
+  enum target_state ok, fail;  /* where it may end (besides where it began) */
+};
+const struct target_rule *target_rule(enum target_step s);
+/* Whether step s may begin in state st. */
+bool target_step_may(enum target_step s, enum target_state st);
+/* Whether step s, begun in from, may end in to. */
+bool target_step_ends_ok(enum target_step s, enum target_state from, enum target_state to);
+
 /* The parts a migration uploads to its target, one per request:
  * PUT /v1/migrations/incoming/ID/SEGMENT[/NAME]. Spelled only in
  * protocol.c. */

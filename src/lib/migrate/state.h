@@ -38,7 +38,9 @@ struct incoming {
   char *dir;            /* ROOT/migrations/in-<id> */
   json_t *offer;        /* {"container", "image", "volumes", "source_agent"} */
   enum target_state state; /* T_OFFERED .. T_FAILED */
-  bool busy;            /* a step runs (without in_lock held) */
+  bool busy;            /* a step runs (without in_lock held) ... */
+  enum target_step step; /* ... this one (protocol.h's table), */
+  enum target_state began_in; /* begun in this state */
   bool abort_requested; /* the source withdrew while a step ran */
   int ps_pid;           /* CRIU page server, 0 when none */
   int ps_round;         /* the pre-dump round it receives; -1: the dump */

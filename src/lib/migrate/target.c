@@ -263,13 +263,13 @@ static int lookup_in(struct migrations *m, const char *id, struct incoming **out
   return 0;
 }
 
-/* Takes the migration for one step: it must be in want_state (T_UNKNOWN:
- * any) and no other step may run; its state becomes new_state (T_UNKNOWN:
- * unchanged). */
-static int in_begin_w(struct migrations *m, const char *id, enum target_state want_state,
-                      enum target_state new_state, struct incoming **out, bool *unwritten,
-                      int wait_ms, struct ferry_err *err)
+/* Takes the migration for step (protocol.h's table): it must be in one of
+ * the step's states and no other step may run; the step's "during" state
+ * is written first (unwritten, the step does not begin). */
+static int in_begin_w(struct migrations *m, const char *id, enum target_step step,
+                      struct incoming **out, bool *unwritten, int wait_ms, struct ferry_err *err)
 {
+  const struct target_rule *rule = target_rule(step);
   pthread_mutex_lock(&m->in_lock);
   struct incoming *in = NULL;
   int r = lookup_in(m, id, &in, err);
@@ -290,52 +290,72 @@ static int in_begin_w(struct migrations *m, const char *id, enum target_state wa
   }
   if (r == 0 && (in->busy || in->abort_requested))
     r = FERRY_CONFLICT(err, "incoming migration %s is busy with another step", id);
-  else if (r == 0 && want_state != T_UNKNOWN && in->state != want_state)
-    r = FERRY_CONFLICT(err, "incoming migration %s is %s, not %s", id, target_state_name(in->state),
-                       target_state_name(want_state));
-  if (r == 0 && new_state != T_UNKNOWN) {
+  else if (r == 0 && !target_step_may(step, in->state))
+    r = FERRY_CONFLICT(err, "incoming migration %s is %s: no %s now", id,
+                       target_state_name(in->state), rule->name);
+  if (r == 0 && rule->during != T_UNKNOWN) {
     /* the new state is what a restart acts on: unwritten, the step does
      * not happen (the commit's "running" above all) */
     enum target_state was = in->state;
-    in->state = new_state;
-    _cleanup_free_ char *point = xasprintf("incoming-state-%s", target_state_name(new_state));
+    in->state = rule->during;
+    _cleanup_free_ char *point = xasprintf("incoming-state-%s", target_state_name(rule->during));
     int f = ferry_fault(point, err);
     if ((r = f < 0 ? f : save_state(in, err)) < 0) {
       if (unwritten)
         *unwritten = true;
       in->state = was;
       ferry_err_wrap(err, "incoming migration %s: cannot record its state %s", id,
-                     target_state_name(new_state));
+                     target_state_name(rule->during));
+    } else {
+      in->began_in = was;
     }
+  } else if (r == 0) {
+    in->began_in = in->state;
   }
   if (r == 0) {
     in->busy = true;
+    in->step = step;
     *out = in;
   }
   pthread_mutex_unlock(&m->in_lock);
   return r;
 }
 
-static int in_begin(struct migrations *m, const char *id, enum target_state want_state,
-                    enum target_state new_state, struct incoming **out, struct ferry_err *err)
+static int in_begin(struct migrations *m, const char *id, enum target_step step,
+                    struct incoming **out, struct ferry_err *err)
 {
-  return in_begin_w(m, id, want_state, new_state, out, NULL, 0, err);
+  return in_begin_w(m, id, step, out, NULL, 0, err);
 }
 
-/* Ends a step, setting new_state (T_UNKNOWN: unchanged). If the source
- * withdrew meanwhile, the migration goes now. */
+/* Sets in's state to to, at the end of step begun in from: a change the
+ * table does not allow is a bug, logged, and the migration fails instead
+ * (a copy never runs by mistake; a committed one stays). */
+static void in_set_state(struct incoming *in, enum target_step step, enum target_state from,
+                         enum target_state to)
+{
+  if (!target_step_ends_ok(step, from, to)) {
+    log_error("migrate", "incoming %s: internal: its %s (begun %s) cannot end %s", in->id,
+              target_rule(step)->name, target_state_name(from), target_state_name(to));
+    if (in->state == T_RUNNING)
+      return;
+    to = T_FAILED;
+  }
+  in->state = to;
+}
+
+/* Ends the step in runs, its state becoming new_state (T_UNKNOWN: as it
+ * is). If the source withdrew meanwhile, the migration goes now. */
 static void in_end(struct agent *a, struct incoming *in, enum target_state new_state)
 {
   struct migrations *m = agent_migrations(a);
   pthread_mutex_lock(&m->in_lock);
-  if (new_state != T_UNKNOWN)
-    in->state = new_state;
+  in_set_state(in, in->step, in->began_in, new_state != T_UNKNOWN ? new_state : in->state);
   struct ferry_err e = {0};
   if (save_state(in, &e) < 0) /* a restart then acts on the last state written */
     log_warn("migrate", "incoming %s: %s", in->id, e.msg);
   in->busy = false;
   pthread_cond_broadcast(&m->in_cond);
-  bool drop = in->abort_requested && !committed(in);
+  bool drop = in->abort_requested && target_step_may(TS_ABORT, in->state);
   if (drop)
     unlink_in(m, in);
   pthread_mutex_unlock(&m->in_lock);
@@ -421,6 +441,8 @@ int incoming_offer(struct agent *a, json_t *req, const char *peer, json_t **out,
   in->state = T_OFFERED;
   random_hex(in->cid, 64);
   in->busy = true; /* until its network is made, below */
+  in->step = TS_OFFER;
+  in->began_in = T_GONE;
   in->received = json_array();
   in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
   criu = path_join(in->dir, "criu");
@@ -474,7 +496,7 @@ int incoming_put(struct agent *a, const char *id, enum wire_part part, const cha
   struct incoming *in;
   /* CRIU's images come while the restore may still be being prepared (on
    * the source's other connection): they wait for it, received already */
-  int r = in_begin_w(m, id, T_OFFERED, T_UNKNOWN, &in, NULL, part == WP_CRIU ? PUT_WAIT_MS : 0, err);
+  int r = in_begin_w(m, id, TS_PART, &in, NULL, part == WP_CRIU ? PUT_WAIT_MS : 0, err);
   if (r < 0)
     return r;
   if ((r = ferry_fault("incoming-put", err)) < 0)
@@ -571,7 +593,7 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     return ferry_err_wrap(err, "migration %s", id);
   bool zstd = w.zstd;
   int round = w.round, parent = w.parent_round;
-  r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err);
+  r = in_begin(m, id, TS_PAGE_SERVER, &in, err);
   if (r < 0)
     return r;
   /* A pre-dump round's page server ends by itself when the round is
@@ -724,7 +746,7 @@ int incoming_prepare(struct agent *a, const char *id, json_t *req, json_t **out,
   struct incoming *in;
   _cleanup_free_ char *criu = NULL;
   _cleanup_json_ json_t *rec = NULL;
-  if ((r = in_begin(m, id, T_OFFERED, T_UNKNOWN, &in, err)) < 0)
+  if ((r = in_begin(m, id, TS_PREPARE, &in, err)) < 0)
     return r;
   criu = path_join(in->dir, "criu");
   if (in->prep) {
@@ -767,7 +789,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   int r = wire_restore_parse(req, &w, err); /* a malformed request changes nothing */
   if (r < 0)
     return ferry_err_wrap(err, "migration %s", id);
-  if ((r = in_begin(m, id, T_OFFERED, T_RESTORING, &in, err)) < 0)
+  if ((r = in_begin(m, id, TS_RESTORE, &in, err)) < 0)
     return r;
   uint64_t t0 = now_mono_ms();
   json_t *ctr = json_object_get(in->offer, "container");
@@ -902,7 +924,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
    * cannot be written (a full disk), this copy will never run: it goes,
    * and the source, asking, finds nothing here and resumes its own. */
   bool unwritten = false;
-  if ((r = in_begin_w(m, id, T_RESTORED, T_RUNNING, &in, &unwritten, 0, err)) < 0) {
+  if ((r = in_begin_w(m, id, TS_COMMIT, &in, &unwritten, 0, err)) < 0) {
     if (unwritten) {
       json_t *ab = NULL;
       incoming_abort(a, id, &ab, NULL);
@@ -951,8 +973,9 @@ int incoming_abort(struct agent *a, const char *id, json_t **out, struct ferry_e
   bool drop = false;
   if (r < 0) {
     /* malformed or unknown: nothing to withdraw */
-  } else if (committed(in)) {
-    r = FERRY_CONFLICT(err, "incoming migration %s is running: it was committed", id);
+  } else if (!target_step_may(TS_ABORT, in->state)) {
+    r = FERRY_CONFLICT(err, "incoming migration %s is %s: it was committed", id,
+                       target_state_name(in->state));
   } else if (in->busy) {
     /* the step in progress removes everything when it ends */
     in->abort_requested = true;
@@ -1012,6 +1035,7 @@ static void *reaper_main(void *arg)
     struct incoming *gone = NULL;
     for (struct incoming *in = m->in; in;) {
       struct incoming *next = in->next;
+      /* the steps the agent takes itself (protocol.h): expiry, fence, prune */
       bool stale = in->state == T_OFFERED && now > in->deadline_ms;
       if (stale && !in->busy && page_server_receiving(in)) {
         in->deadline_ms = now + (uint64_t)agent_migration_timeout_s(a) * 1000;
@@ -1037,7 +1061,7 @@ static void *reaper_main(void *arg)
         log_warn("migrate", "incoming %s: %s, removing what it received", in->id,
                  stale ? "timed out" : fenced ? "restored but never committed by the source" : "failed");
         if (fenced)
-          in->state = T_FAILED;
+          in_set_state(in, TS_FENCE, T_RESTORED, T_FAILED);
         unlink_in(m, in);
         in->next = gone;
         gone = in;
@@ -1126,7 +1150,7 @@ static void target_recover(struct agent *a)
     }
     log_warn("migrate", "incoming %s: was %s when the agent stopped: removing what it received",
              in->id, target_state_name(in->state));
-    in->state = T_FAILED;
+    in_set_state(in, TS_RESTART, in->state, T_FAILED);
     cleanup_in(a, in);
     incoming_free(in);
   }
