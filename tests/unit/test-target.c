@@ -1,7 +1,7 @@
 /* migrate/target.c, the real receiving side of a move, over a fake host: the
  * agent's calls that make and change a copy (agent/, ckpt/) are replaced at
- * link time by the functions below, which keep the copy as a record and
- * count what reached the network. The steps come as the source sends them
+ * link time by fake-host.c's, which keep the copy as a record and count
+ * what reached the network. The steps come as the source sends them
  * (the in-memory transport is the call); the fault points and write
  * failures are the ones the real agent has. Each case checks what a user
  * would: whether a copy runs here, whether it joined the network, what the
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
-#include "ckpt/ckpt.h"
+#include "fake-host.h"
 #include "migrate/migrate.h"
 #include "migrate/protocol.h"
 #include "migrate/state.h"
@@ -31,255 +31,11 @@
 
 #define MID "0123456789abcdef0123" /* the move's id */
 
-/* ---- the fake host ---- */
-
-struct agent {
-  struct migrations *m;
-  char root[128];
-  json_t *copies;         /* the records of the copies here */
-  int link_ups, announces, discards, nets;
-  bool restore_fails;     /* CRIU's restore fails */
-  /* the restore waits until the test lets it go on */
-  bool restore_blocks, restore_waiting, restore_go;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-};
-
-struct agent_claim {
-  struct agent *a;
-  json_t *rec;
-};
-
-static struct agent_claim *claim_new(struct agent *a, json_t *rec)
-{
-  struct agent_claim *c = calloc(1, sizeof *c);
-  assert_non_null(c);
-  c->a = a;
-  c->rec = json_incref(rec);
-  return c;
-}
-
-struct migrations *agent_migrations(const struct agent *a) { return a->m; }
-void agent_set_migrations(struct agent *a, struct migrations *m) { a->m = m; }
-int agent_migration_timeout_s(const struct agent *a) { (void)a; return 60; }
-const char *agent_root(const struct agent *a) { return a->root; }
-const char *agent_id(const struct agent *a) { (void)a; return "target"; }
-const char *agent_listen_ip(const struct agent *a) { (void)a; return "127.0.0.1"; }
-void agent_criu_ready(struct agent *a) { (void)a; }
-void agent_autoremove_tick(struct agent *a) { (void)a; }
-void agent_ports_expire(struct agent *a) { (void)a; }
-void agent_metrics_received(struct agent *a, bool committed) { (void)a; (void)committed; }
-void agent_layers_pin(struct agent *a, json_t *d, bool pin) { (void)a; (void)d; (void)pin; }
-void agent_layers_forget(struct agent *a, json_t *d) { (void)a; (void)d; }
-void agent_volume_unmark(struct agent *a, const char *n) { (void)a; (void)n; }
-void agent_volume_drop_marked(struct agent *a, const char *n, const char *m)
-{
-  (void)a; (void)n; (void)m;
-}
-int agent_image_remove(struct agent *a, const char *ref, struct ferry_err *err)
-{
-  (void)a; (void)ref; (void)err;
-  return 0;
-}
-int agent_image_adopt(struct agent *a, json_t *img, bool *added, struct ferry_err *err)
-{
-  (void)a; (void)img; (void)err;
-  *added = false;
-  return 0;
-}
-int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,
-                        bool *added, struct ferry_err *err)
-{
-  (void)a; (void)digest; (void)tar; (void)what; (void)err;
-  *added = true;
-  return 0;
-}
-static int extract(const char *tar, const char *what, struct ferry_err *err)
-{
-  return path_exists(tar) ? 0 : FERRY_INVALID(err, "%s: no file", what);
-}
-int agent_extract_fresh(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err)
-{
-  (void)a; (void)dest;
-  return extract(tar, what, err);
-}
-int agent_extract_delta(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err)
-{
-  (void)a; (void)dest;
-  return extract(tar, what, err);
-}
-int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err)
-{
-  (void)a; (void)dest;
-  return extract(tar, what, err);
-}
-int agent_volume_adopt(struct agent *a, const char *name, const char *src, const char *mark,
-                       struct ferry_err *err)
-{
-  (void)a; (void)name; (void)src; (void)mark; (void)err;
-  return 0;
-}
-int agent_ctr_adopt_changes(struct agent *a, json_t *rec, const char *src, struct ferry_err *err)
-{
-  (void)a; (void)rec; (void)src; (void)err;
-  return 0;
-}
-void agent_restored_record(json_t *rec, const char *id, const char *local)
-{
-  (void)local;
-  json_object_set_new(rec, "id", json_string(id));
-}
-int agent_offer_reserve(struct agent *a, json_t *ctr, const char *keep_id, json_t *vols,
-                        json_t *layers, json_t **missing, struct ferry_err *err)
-{
-  (void)keep_id; (void)vols; (void)layers;
-  size_t i;
-  json_t *r;
-  json_array_foreach(a->copies, i, r) if (strcmp(rec_name(r), rec_name(ctr)) == 0) return
-      FERRY_CONFLICT(err, "a container named \"%s\" exists here", rec_name(ctr));
-  *missing = json_array();
-  return 0;
-}
-int agent_net_prepare(struct agent *a, const char *id, const char *ip, const char *mac,
-                      struct ferry_err *err)
-{
-  (void)id; (void)ip; (void)mac; (void)err;
-  a->nets++;
-  return 0;
-}
-void agent_net_discard(struct agent *a, const char *id)
-{
-  (void)id;
-  a->nets--;
-}
-int agent_restore_copy(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                       const struct restore_source *src, json_t *neighbours, bool link_up,
-                       struct restore_times *t, struct agent_claim **claim, struct ferry_err *err)
-{
-  (void)img; (void)criu_dir; (void)neighbours; (void)t;
-  assert_false(link_up); /* a migration's copy stays off the network */
-  int r = src->place(a, rec, src->ctx, err);
-  if (r < 0)
-    return r;
-  if (a->restore_fails)
-    return FERRY_INTERNAL(err, "criu restore failed (fake)");
-  pthread_mutex_lock(&a->lock);
-  a->restore_waiting = true;
-  pthread_cond_broadcast(&a->cond);
-  while (a->restore_blocks && !a->restore_go)
-    pthread_cond_wait(&a->cond, &a->lock);
-  pthread_mutex_unlock(&a->lock);
-  rec_set_op(rec, OP_RESTORE);
-  json_object_set_new(rec, "on_net", json_false());
-  json_array_append(a->copies, rec);
-  *claim = claim_new(a, rec);
-  return 0;
-}
-json_t *agent_ctr_by_migration(struct agent *a, const char *mid)
-{
-  size_t i;
-  json_t *r;
-  json_array_foreach(a->copies, i, r) if (strcmp(rec_migration_id(r), mid) == 0) return
-      json_incref(r);
-  return NULL;
-}
-int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct ferry_err *err)
-{
-  (void)a; (void)ref; (void)out;
-  return FERRY_NOTFOUND(err, "no container");
-}
-int agent_claim_marked(struct agent *a, json_t *rec, struct agent_claim **out, struct ferry_err *err)
-{
-  (void)err;
-  *out = claim_new(a, rec);
-  return 0;
-}
-json_t *agent_claim_rec(const struct agent_claim *c) { return c->rec; }
-int agent_ctr_link_up(struct agent_claim *c, struct ferry_err *err)
-{
-  (void)err;
-  json_object_set_new(c->rec, "on_net", json_true());
-  c->a->link_ups++;
-  return 0;
-}
-int agent_ctr_announce(struct agent_claim *c, struct ferry_err *err)
-{
-  (void)err;
-  c->a->announces++;
-  return 0;
-}
-void agent_release(struct agent_claim *c, bool save)
-{
-  if (!c)
-    return;
-  if (save)
-    rec_set_op(c->rec, OP_NONE);
-  json_decref(c->rec);
-  free(c);
-}
-void agent_ctr_discard(struct agent_claim *c)
-{
-  struct agent *a = c->a;
-  size_t i;
-  json_t *r;
-  json_array_foreach(a->copies, i, r) if (r == c->rec)
-  {
-    json_array_remove(a->copies, i);
-    break;
-  }
-  a->discards++;
-  json_decref(c->rec);
-  free(c);
-}
-bool agent_restore_can_hold(struct agent *a) { (void)a; return false; }
-int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
-                          const struct restore_source *src, json_t *descriptors,
-                          struct agent_restore_job **out, struct ferry_err *err)
-{
-  (void)a; (void)rec; (void)img; (void)criu_dir; (void)src; (void)descriptors; (void)out;
-  return FERRY_INTERNAL(err, "not held here");
-}
-int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
-                         struct restore_times *t, struct agent_claim **claim, struct ferry_err *err)
-{
-  (void)a; (void)j; (void)neighbours; (void)t; (void)claim;
-  return FERRY_INTERNAL(err, "not held here");
-}
-void agent_restore_abandon(struct agent *a, struct agent_restore_job *j) { (void)a; (void)j; }
-int agent_restore_prepared_delta(struct agent *a, struct agent_restore_job *j, const char *volume,
-                                 const char *tar, const char *what, struct ferry_err *err)
-{
-  (void)a; (void)j; (void)volume; (void)tar; (void)what;
-  return FERRY_INTERNAL(err, "not held here");
-}
-int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err)
-{
-  (void)err;
-  ps->port = 4242;
-  ps->pid = 0; /* nothing runs: the dump "arrived" */
-  memset(ps->secret, 'a', CKPT_PS_SECRET_LEN);
-  ps->secret[CKPT_PS_SECRET_LEN] = 0;
-  return 0;
-}
-int ckpt_page_server_end(int pid, const char *log_path, int timeout_ms, struct ferry_err *err)
-{
-  (void)pid; (void)log_path; (void)timeout_ms; (void)err;
-  return 0;
-}
-char *criu_log_errors(const char *log_path, size_t max)
-{
-  (void)log_path; (void)max;
-  return xstrdup("");
-}
-void source_recover(struct agent *a) { (void)a; }
-void outgoing_free_all(struct migrations *m) { (void)m; }
+#define MID "0123456789abcdef0123" /* the move's id */
 
 /* ---- the source's side of the conversation ---- */
 
-#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D1 FAKE_D1
 
 static struct agent *target_up(struct agent *a)
 {
@@ -288,34 +44,30 @@ static struct agent *target_up(struct agent *a)
   return a;
 }
 
+static struct agent *current; /* the case's, for its teardown */
+
 static struct agent *agent_new(void)
 {
-  struct agent *a = calloc(1, sizeof *a);
-  assert_non_null(a);
-  snprintf(a->root, sizeof a->root, "/tmp/ferry-test-target.XXXXXX");
-  assert_non_null(mkdtemp(a->root));
-  a->copies = json_array();
-  pthread_mutex_init(&a->lock, NULL);
-  pthread_cond_init(&a->cond, NULL);
   unsetenv("FERRY_FAULT");
-  return target_up(a);
+  return current = target_up(fake_agent_new("target"));
 }
 
 static void agent_free(struct agent *a)
 {
   migrate_fini(a);
   unsetenv("FERRY_FAULT");
-  /* what a stopped agent leaves for its next start (a committed move's
-   * directory) goes with the test's root */
-  char dir[256];
-  snprintf(dir, sizeof dir, "%s/migrations/in-%s", a->root, MID);
-  mig_dir_remove(dir);
-  rm_rf(a->root, NULL);
-  assert_false(path_exists(a->root));
-  json_decref(a->copies);
-  pthread_mutex_destroy(&a->lock);
-  pthread_cond_destroy(&a->cond);
-  free(a);
+  fake_agent_free(a);
+  if (a == current)
+    current = NULL;
+}
+
+/* a case that failed halfway leaves nothing behind either */
+static int teardown(void **st)
+{
+  (void)st;
+  if (current)
+    agent_free(current);
+  return 0;
 }
 
 /* the agent stops and starts again (its state files stay) */
@@ -431,8 +183,7 @@ static void restored(struct agent *a)
 
 static bool copy_on_net(struct agent *a)
 {
-  return json_array_size(a->copies) == 1 &&
-         json_is_true(json_object_get(json_array_get(a->copies, 0), "on_net"));
+  return json_array_size(a->copies) == 1 && fake_copy_on_net(a);
 }
 
 /* ---- the cases ---- */
@@ -738,12 +489,12 @@ static void abort_while_restoring(void **st)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(a_move),           cmocka_unit_test(out_of_order),
-      cmocka_unit_test(restore_fails),    cmocka_unit_test(commit_unwritten),
-      cmocka_unit_test(restore_unwritten), cmocka_unit_test(restart_restored),
-      cmocka_unit_test(restart_in_commit), cmocka_unit_test(abort_restored),
-      cmocka_unit_test(the_fence),         cmocka_unit_test(expiry_and_prune),
-      cmocka_unit_test(abort_while_restoring),
+      cmocka_unit_test_teardown(a_move, teardown),           cmocka_unit_test_teardown(out_of_order, teardown),
+      cmocka_unit_test_teardown(restore_fails, teardown),    cmocka_unit_test_teardown(commit_unwritten, teardown),
+      cmocka_unit_test_teardown(restore_unwritten, teardown), cmocka_unit_test_teardown(restart_restored, teardown),
+      cmocka_unit_test_teardown(restart_in_commit, teardown), cmocka_unit_test_teardown(abort_restored, teardown),
+      cmocka_unit_test_teardown(the_fence, teardown),         cmocka_unit_test_teardown(expiry_and_prune, teardown),
+      cmocka_unit_test_teardown(abort_while_restoring, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,17 +13,8 @@
 #include "util/json.h"
 #include "util/prom.h"
 
-static const char *const phase_names[] = {
-    [PH_OFFER] = "offer",       [PH_PRECOPY] = "precopy", [PH_FREEZE] = "freeze",
-    [PH_DUMP] = "dump",         [PH_TRANSFER] = "transfer", [PH_RESTORE] = "restore",
-    [PH_COMMIT] = "commit",     [PH_SERVE] = "serve",     [PH_DONE] = "done",
-    [PH_ABORTED] = "aborted"};
 #define NPHASES ((size_t)PH_SERVE + 1) /* the timed ones */
 
-const char *mig_phase_name(enum mig_phase ph)
-{
-  return (size_t)ph < sizeof phase_names / sizeof phase_names[0] ? phase_names[ph] : "unknown";
-}
 static const char *const kinds[] = {"layers", "volumes", "rootfs", "pages", "other"};
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 /* the live states, in the order the samples are written */
@@ -77,7 +68,7 @@ void agent_metrics_sent(struct agent *a, bool ok, json_t *ph, json_t *bytes, int
   if (ok && downtime_ms >= 0)
     prom_hist_observe(&m->downtime, (double)downtime_ms / 1000.0);
   for (size_t i = 0; i < NPHASES; i++) {
-    json_t *v = json_object_get(ph, phase_names[i]);
+    json_t *v = json_object_get(ph, mig_phase_name((enum mig_phase)i));
     if (ok && json_is_integer(v))
       prom_hist_observe(&m->phase[i], (double)json_integer_value(v) / 1000.0);
   }
@@ -172,7 +163,7 @@ char *agent_metrics_text(struct agent *a, size_t *len)
               "transfer, restore and commit are the downtime).");
   for (size_t k = 0; k < NPHASES; k++) {
     char l[32];
-    snprintf(l, sizeof l, "phase=\"%s\"", phase_names[k]);
+    snprintf(l, sizeof l, "phase=\"%s\"", mig_phase_name((enum mig_phase)k));
     prom_hist_write(&p, "ferry_migration_phase_seconds", l, &m->phase[k]);
   }
   prom_family(&p, "ferry_migration_sent_bytes_total", "counter",

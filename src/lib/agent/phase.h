@@ -1,7 +1,7 @@
 #pragma once
 
 /* The phases of a move or a checkpoint, in their order, as its report and
- * the metrics name them (mig_phase_name: spelled only in agent_metrics.c).
+ * the metrics name them (mig_phase_name: spelled only in phase.c).
  * Those up to PH_SERVE have a duration. */
 enum mig_phase {
   PH_OFFER,
