@@ -165,7 +165,14 @@ int agent_ctr_inspect(struct agent *a, const char *ref, json_t **out, struct fer
 }
 int agent_claim_marked(struct agent *a, json_t *rec, struct agent_claim **out, struct ferry_err *err)
 {
-  (void)err;
+  if (a->ctr && rec_id(rec) && strcmp(rec_id(rec), rec_id(a->ctr)) == 0) {
+    if (a->claimed)
+      return FERRY_CONFLICT(err, "container \"%s\": another operation is in progress",
+                            rec_name(rec));
+    a->claimed = true;
+    *out = a->held = claim_new(a, a->ctr);
+    return 0;
+  }
   *out = claim_new(a, rec);
   return 0;
 }
@@ -189,8 +196,10 @@ void agent_release(struct agent_claim *c, bool save)
     return;
   if (save)
     rec_set_op(c->rec, OP_NONE);
-  if (c->rec == c->a->ctr)
+  if (c == c->a->held) {
     c->a->claimed = false;
+    c->a->held = NULL;
+  }
   json_decref(c->rec);
   free(c);
 }
@@ -292,7 +301,7 @@ int agent_claim(struct agent *a, const char *ref, const char *op, bool want_runn
   if (a->claimed)
     return FERRY_CONFLICT(err, "container \"%s\": another operation is in progress", ref);
   a->claimed = true;
-  *out = claim_new(a, a->ctr);
+  *out = a->held = claim_new(a, a->ctr);
   return 0;
 }
 int agent_claim_save(struct agent_claim *c, struct ferry_err *err)
@@ -404,6 +413,16 @@ int ckpt_lazy_wait(int pid, const char *dir, int timeout_ms, bool kill_now, stru
 }
 
 /* ---- the agents ---- */
+
+void fake_agent_stopped(struct agent *a)
+{
+  if (a->held) {
+    json_decref(a->held->rec);
+    free(a->held);
+    a->held = NULL;
+  }
+  a->claimed = false;
+}
 
 struct agent *fake_agent_new(const char *name)
 {

@@ -27,6 +27,7 @@ struct agent {
   bool frozen, gone, claimed;
   bool save_fails;        /* writing its record fails (a full disk) */
   int dumps, thaws;
+  struct agent_claim *held; /* the claim on it, if any (claims live in memory) */
 };
 
 struct agent_claim {
@@ -37,6 +38,9 @@ struct agent_claim {
 /* A fake agent with its root in a new directory under /tmp, and its end. */
 struct agent *fake_agent_new(const char *name);
 void fake_agent_free(struct agent *a);
+/* The agent stopped: the claims it held in memory are gone (its records,
+ * and the containers themselves, stay as they were). */
+void fake_agent_stopped(struct agent *a);
 /* Whether a's container (source) or its one copy (target) is on the network. */
 bool fake_source_on_net(const struct agent *a);
 bool fake_copy_on_net(const struct agent *a);

@@ -35,6 +35,7 @@ static struct {
   const char *lose_answer_of; /* the step ("/restore", "/commit") whose answer is lost, once */
   int down_for;               /* the next this many calls do not get through */
   const char *down_from;      /* ... from the first call of this step on */
+  const char *restart_target_at; /* the target agent restarts before this step arrives */
   bool two_on_net;            /* ever both copies on the network */
   int calls;
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -102,6 +103,8 @@ static int deliver(const char *method, const char *path, json_t *body, const cha
   return incoming_put(t, id, part, *arg ? arg : NULL, file, out, err);
 }
 
+static void agent_restart(struct agent *a);
+
 static int transport(const char *method, const char *path, json_t *body, const char *file,
                      json_t **out, struct ferry_err *err)
 {
@@ -120,7 +123,12 @@ static int transport(const char *method, const char *path, json_t *body, const c
     W.lose_answer_of = NULL;
     lose = true;
   }
+  bool restart = W.restart_target_at && strstr(path, W.restart_target_at);
+  if (restart)
+    W.restart_target_at = NULL;
   pthread_mutex_unlock(&W.lock);
+  if (restart) /* (no other request of the move is under way at these steps) */
+    agent_restart(W.tgt);
   if (down)
     return ferry_err_set(err, -ECONNREFUSED, FERRY_E_UNAVAILABLE, "%s %s: connection refused (test)",
                          method, path);
@@ -139,6 +147,17 @@ static int transport(const char *method, const char *path, json_t *body, const c
   else
     json_decref(ans);
   return r;
+}
+
+/* The agent stops (what it holds in memory is lost, its records stay) and
+ * starts again: its recovery runs. */
+static void agent_restart(struct agent *a)
+{
+  migrate_fini(a);
+  fake_agent_stopped(a);
+  unsetenv("FERRY_FAULT");
+  struct ferry_err err = {0};
+  assert_int_equal(migrate_init(a, &err), 0);
 }
 
 int http_call(struct http_client *c, const char *method, const char *path, json_t *body,
@@ -163,7 +182,7 @@ static void world_up(void)
   W.src = fake_agent_new("source");
   W.tgt = fake_agent_new("target");
   W.src->ctr = fake_container();
-  W.lose_answer_of = W.down_from = NULL;
+  W.lose_answer_of = W.down_from = W.restart_target_at = NULL;
   W.down_for = 0;
   W.two_on_net = false;
   struct ferry_err err = {0};
@@ -373,6 +392,128 @@ static void offer_refused(void **st)
   world_down();
 }
 
+/* where the container runs after a restart (no report then) */
+static void on_source_only(void)
+{
+  assert_true(fake_source_on_net(W.src));
+  assert_false(fake_copy_on_net(W.tgt));
+  assert_int_equal(json_array_size(W.tgt->copies), 0);
+}
+
+static void on_target_only(void)
+{
+  assert_true(W.src->gone);
+  assert_true(fake_copy_on_net(W.tgt));
+  assert_int_equal(json_array_size(W.tgt->copies), 1);
+  assert_int_equal(W.tgt->link_ups, 1);
+}
+
+/* The source agent stops at a fault point of the move ("stop": here, in
+ * one process, it leaves everything as it is) and starts again: its
+ * recovery asks the target and ends the move one way. */
+static void source_stops_at(const char *point)
+{
+  char spec[64];
+  snprintf(spec, sizeof spec, "source-%s:stop", point);
+  setenv("FERRY_FAULT", spec, 1);
+  json_t *rep = move();
+  assert_string_equal(status(rep), "failed");
+  json_decref(rep);
+  pthread_mutex_lock(&W.lock);
+  check_one_copy();
+  pthread_mutex_unlock(&W.lock);
+  agent_restart(W.src);
+  pthread_mutex_lock(&W.lock);
+  check_one_copy();
+  pthread_mutex_unlock(&W.lock);
+}
+
+static void source_restarts_before_the_commit(void **st)
+{
+  (void)st;
+  /* frozen, dumped, restored there: no commit was sent, so it resumes here
+   * and the target's copy (if any) goes */
+  const char *points[] = {"frozen", "dumped", "restored"};
+  for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+    world_up();
+    source_stops_at(points[i]);
+    on_source_only();
+    world_down();
+  }
+}
+
+/* Stopped with the commit recorded but not sent: the restart commits it. */
+static void source_restarts_commit_sent(void **st)
+{
+  (void)st;
+  world_up();
+  source_stops_at("commit-sent");
+  on_target_only();
+  world_down();
+}
+
+/* Stopped after the target committed: the restart removes the copy here. */
+static void source_restarts_committed(void **st)
+{
+  (void)st;
+  world_up();
+  source_stops_at("committed");
+  on_target_only();
+  world_down();
+}
+
+/* Stopped with the commit recorded, and the target cannot be asked when it
+ * starts again: the container stays frozen (no copy on the network); the
+ * next start, with the target back, commits. */
+static void source_restarts_target_away(void **st)
+{
+  (void)st;
+  world_up();
+  setenv("FERRY_FAULT", "source-commit-sent:stop", 1);
+  json_t *rep = move();
+  json_decref(rep);
+  W.down_for = 1000; /* the target cannot be reached from here on */
+  agent_restart(W.src);
+  assert_true(W.src->frozen);
+  assert_false(W.src->gone);
+  assert_false(fake_copy_on_net(W.tgt));
+  W.down_for = 0;
+  agent_restart(W.src);
+  on_target_only();
+  world_down();
+}
+
+/* The target agent restarts before the restore arrives: it forgot the move
+ * (404), the source resumes. */
+static void target_restarts_before_restore(void **st)
+{
+  (void)st;
+  world_up();
+  W.restart_target_at = "/restore";
+  json_t *rep = move();
+  assert_null(W.restart_target_at);
+  assert_string_equal(status(rep), "failed");
+  runs_on_source(rep);
+  json_decref(rep);
+  world_down();
+}
+
+/* ... before the commit arrives: its copy, restored but not committed,
+ * goes; the source hears it has none and resumes. */
+static void target_restarts_before_commit(void **st)
+{
+  (void)st;
+  world_up();
+  W.restart_target_at = "/commit";
+  json_t *rep = move();
+  assert_null(W.restart_target_at);
+  assert_string_equal(status(rep), "failed");
+  runs_on_source(rep);
+  assert_int_equal(W.tgt->link_ups, 0);
+  json_decref(rep);
+  world_down();
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -385,6 +526,12 @@ int main(void)
       cmocka_unit_test_teardown(target_commit_unwritten, teardown),
       cmocka_unit_test_teardown(source_fails_after_dump, teardown),
       cmocka_unit_test_teardown(offer_refused, teardown),
+      cmocka_unit_test_teardown(source_restarts_before_the_commit, teardown),
+      cmocka_unit_test_teardown(source_restarts_commit_sent, teardown),
+      cmocka_unit_test_teardown(source_restarts_committed, teardown),
+      cmocka_unit_test_teardown(source_restarts_target_away, teardown),
+      cmocka_unit_test_teardown(target_restarts_before_restore, teardown),
+      cmocka_unit_test_teardown(target_restarts_before_commit, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* This agent's container as a pipeline's host (host.h): each step is one of
  * agent/'s typed operations on the claimed container. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -204,7 +205,10 @@ static void host_release(struct mig_pipe *p, bool resumed)
 static int host_fault(struct mig_pipe *p, const char *point, struct ferry_err *err)
 {
   _cleanup_free_ char *name = xasprintf("%s-%s", p->fault_prefix, point);
-  return ferry_fault(name, err);
+  int r = ferry_fault(name, err);
+  if (r == -ECANCELED) /* "stop": the agent stops here (tests in one process) */
+    p->died = true;
+  return r;
 }
 
 const struct mig_host_ops mig_agent_host = {

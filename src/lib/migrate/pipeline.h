@@ -59,8 +59,9 @@ struct mig_host_ops {
    * before (the operation leaves its record); otherwise it stays frozen and
    * marked, for a restart to ask the destination again. */
   void (*release)(struct mig_pipe *p, bool resumed);
-  /* A fault point (util/fault.h) named "<p->fault_prefix>-<point>". A fake
-   * host sets p->died instead: the agent stops there, nothing is undone. */
+  /* A fault point (util/fault.h) named "<p->fault_prefix>-<point>". Its
+   * action "stop" (and a fake host) sets p->died: the agent stops there,
+   * nothing is undone. */
   int (*fault)(struct mig_pipe *p, const char *point, struct ferry_err *err);
   /* The clock; NULL: the monotonic clock and usleep. */
   uint64_t (*now_ms)(struct mig_pipe *p);

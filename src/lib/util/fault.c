@@ -1,5 +1,6 @@
 #include "util/fault.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,9 @@ int ferry_fault(const char *point, struct ferry_err *err)
     log_warn("fault", "injecting %.*s at %s", (int)strcspn(act, ","), act, point);
     if (strncmp(act, "exit", 4) == 0)
       _exit(137);
+    if (strncmp(act, "stop", 4) == 0)
+      return ferry_err_set(err, -ECANCELED, FERRY_E_INTERNAL, "the agent stops at %s (injected)",
+                           point);
     if (strncmp(act, "fail", 4) == 0)
       return FERRY_INTERNAL(err, "injected fault at %s", point);
     if (strncmp(act, "enospc", 6) == 0)

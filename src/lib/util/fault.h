@@ -2,7 +2,10 @@
  * variable FERRY_FAULT="point:action[,point:action...]" makes the named points
  * misbehave. Actions: "exit" (the process dies on the spot, like a crash),
  * "fail" (the step fails), "enospc" (the step fails as on a full disk),
- * "hang" (the step blocks for an hour), "delay=MS". */
+ * "hang" (the step blocks for an hour), "delay=MS", "stop" (-ECANCELED: the
+ * caller acts as if its agent stopped there, leaving everything as it is,
+ * for tests that run an agent's code in their own process, where "exit"
+ * would end the test). */
 #pragma once
 #include <stdbool.h>
 
