@@ -248,6 +248,10 @@ int main(int argc, char **argv)
    * connection at fd 3 (migrate/target.c). */
   if (argc >= 3 && strcmp(argv[1], "--page-relay-zstd") == 0)
     return relay_unzstd_exec(3, argv + 2);
+  /* ... behind its gate (ckpt_page_server_start): the listening socket at
+   * fd 3, the migration's secret on fd 4 */
+  if (argc >= 2 && strcmp(argv[1], "--page-gate") == 0)
+    return ckpt_page_gate_main(argc - 1, argv + 1);
   raise_nofile();
   struct agent_options o = {0};
   bool no_token_ok = false;

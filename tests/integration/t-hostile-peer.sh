@@ -65,6 +65,13 @@ code=$(offer $MID "pass")
 ps=$(in_ns c1 curl -s -X POST -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID/page-server")
 port=$(echo "$ps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])') || fail "page server: $ps"
 secret=$(echo "$ps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])') || fail "no secret: $ps"
+# the secret is on no process's command line (/proc/PID/cmdline is readable by all)
+for c in /proc/[0-9]*/cmdline; do
+  if tr '\0' ' ' <"$c" 2>/dev/null | grep -qF "$secret"; then
+    fail "the page server's secret is on the command line of $(tr '\0' ' ' <"$c")"
+  fi
+done
+pgrep -f -- "--page-gate" >/dev/null || fail "no page server gate runs (ferryd --page-gate)"
 # probe HOST-NS [FIRST-BYTES]: "closed" if the page server hangs up, "open" if it keeps the connection
 probe() {
   nsenter --net="/var/run/netns/$1" python3 - "$CLUSTER_NET.242" "$port" "${2:-}" <<'EOF'
@@ -89,7 +96,7 @@ grep -q "refused a connection from an address" "$T_DIR/a2/root/migrations/in-$MI
 grep -q "without the migration's secret" "$T_DIR/a2/root/migrations/in-$MID/page-server.log" ||
   fail "the refusal by secret is not in the page server's log"
 in_ns c1 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $TOK" "$A2/v1/migrations/incoming/$MID"
-check "a migration's page server closes a connection from a host other than the source agent or without the migration's secret, and still takes the source's"
+check "a migration's page server (its gate a process of its own, its secret on no command line) closes a connection from a host other than the source agent or without the migration's secret, and still takes the source's"
 
 # Pre-dump rounds: in order, whole, and nothing else (400 for what is not
 # a round number, 409 for a round out of order or a parent that never

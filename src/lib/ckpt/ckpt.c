@@ -471,22 +471,15 @@ static int lazy_daemon_start(const char *images_dir, const char *work, int ps_fd
     argv[10] = "--ps-socket";
     argv[11] = "3";
   }
-  pid_t pid = fork();
-  if (pid < 0)
-    return ferry_err_sys(err, -errno, "fork criu lazy-pages");
-  if (pid == 0) {
-    setsid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int nul = open("/dev/null", O_RDWR);
-    if (nul >= 0 && (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0))
-      _exit(127);
-    if (ps_fd > 2 && dup2(ps_fd, 3) < 0)
-      _exit(127);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
+  struct spawn_opts so = {.outlive_parent = true};
+  if (ps_fd > 2) {
+    so.pass_fd = ps_fd;
+    so.pass_as = 3;
   }
+  int pid = 0;
+  int r = spawn_bg_opts(argv, "/dev/null", &so, &pid, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "criu lazy-pages");
   for (int i = 0; i < 500; i++) {
     if (access(sock, F_OK) == 0) {
       *pid_out = pid;

@@ -44,6 +44,9 @@ struct ckpt_page_server {
   char secret[CKPT_PS_SECRET_LEN + 1];
 };
 int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err);
+/* `ferryd --page-gate ...`, the page server's gate in its own process (the
+ * agent's binary, started by ckpt_page_server_start through util/spawn). */
+int ckpt_page_gate_main(int argc, char **argv);
 /* Waits up to timeout_ms for the page server to end: 0 when it received a
  * whole dump, else an error carrying its log's errors (the process reaped,
  * killed if it had to be). */

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,19 +56,49 @@ static bool ps_allowed(const struct ps_allow *al, const struct sockaddr_in *sa)
   return false;
 }
 
-/* The forked gate: accepts until the source agent connects from its address
- * and sends the migration's page-server secret first (others are closed),
- * then becomes `criu page-server --ps-socket 3` on that connection. The
- * parent may have threads: system calls only. */
-static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *secret,
-                              uint64_t deadline_ms, int logfd, char *const *argv)
+/* The gate (ferryd --page-gate, its own process): accepts on fd 3 until the
+ * source agent connects from an allowed address and sends the migration's
+ * page-server secret (read from fd 4, never on a command line: /proc/PID/
+ * cmdline is world-readable) first; others are closed. Then it becomes
+ * argv (criu page-server --ps-socket 3) on that connection. */
+int ckpt_page_gate_main(int argc, char **argv)
 {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  int nul = open("/dev/null", O_RDONLY);
-  if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-    _exit(127);
+  const char *allow = NULL;
+  bool local = false;
+  uint64_t deadline_ms = 0;
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--allow") == 0 && i + 1 < argc)
+      allow = argv[++i];
+    else if (strcmp(argv[i], "--allow-local") == 0)
+      local = true;
+    else if (strcmp(argv[i], "--deadline-ms") == 0 && i + 1 < argc)
+      deadline_ms = strtoull(argv[++i], NULL, 10);
+    else
+      break;
+  }
+  if (i >= argc - 1 || strcmp(argv[i], "--") != 0 || (!allow && !local) || !deadline_ms) {
+    fprintf(stderr, "ferryd --page-gate: usage: --deadline-ms MONO_MS (--allow ADDR | "
+                    "--allow-local) -- PROGRAM ARGS (fd 3: listening socket, fd 4: secret)\n");
+    return 2;
+  }
+  char **prog = argv + i + 1;
+  char secret[CKPT_PS_SECRET_LEN + 1] = "";
+  size_t have = 0;
+  while (have < CKPT_PS_SECRET_LEN) {
+    ssize_t n = read(4, secret + have, CKPT_PS_SECRET_LEN - have);
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+  }
+  close(4);
+  if (have != CKPT_PS_SECRET_LEN) {
+    fprintf(stderr, "ferryd --page-gate: no secret on fd 4\n");
+    return 2;
+  }
+  struct ps_allow al;
+  ps_allow_fill(&al, local ? NULL : allow);
+  int lfd = 3;
   for (int n = 0; n < 10000; n++) {
     uint64_t now = now_mono_ms();
     if (now >= deadline_ms)
@@ -81,17 +112,15 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
     int c = accept4(lfd, (struct sockaddr *)&sa, &sl, 0);
     if (c < 0)
       continue;
-    if (!(sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(al, &sa))) {
-      static const char msg[] = "ferryd: page server: refused a connection from an address that "
-                                "is not the source agent's\n";
-      (void)!write(2, msg, sizeof msg - 1);
+    if (!(sl >= sizeof sa && sa.sin_family == AF_INET && ps_allowed(&al, &sa))) {
+      fprintf(stderr, "ferryd: page server: refused a connection from an address that is not "
+                      "the source agent's\n");
       close(c);
       continue;
     }
     if (!relay_secret_ok(c, secret, CKPT_PS_SECRET_LEN)) {
-      static const char msg[] = "ferryd: page server: refused a connection without the "
-                                "migration's secret\n";
-      (void)!write(2, msg, sizeof msg - 1);
+      fprintf(stderr, "ferryd: page server: refused a connection without the migration's "
+                      "secret\n");
       close(c);
       continue;
     }
@@ -100,18 +129,19 @@ static _Noreturn void ps_gate(int lfd, const struct ps_allow *al, const char *se
      * within about a minute rather than never */
     relay_keepalive(c);
     if (c != 3 && (dup2(c, 3) < 0 || close(c) < 0))
-      _exit(127);
-    execvp(argv[0], argv);
-    _exit(127);
+      return 127;
+    execvp(prog[0], prog);
+    fprintf(stderr, "ferryd: page server: run %s: %s\n", prog[0], strerror(errno));
+    return 127;
   }
-  static const char tmo[] = "ferryd: page server: the source agent never connected\n";
-  (void)!write(2, tmo, sizeof tmo - 1);
-  _exit(3);
+  fprintf(stderr, "ferryd: page server: the source agent never connected\n");
+  return 3;
 }
 
 int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err)
 {
-  int r = 0, logfd = -1;
+  int r = 0;
+  int sp[2] = {-1, -1};
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
   if (ps->listen_ip)
@@ -123,35 +153,62 @@ int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err)
     goto out;
   }
   ps->port = ntohs(sa.sin_port);
-  if ((logfd = open(ps->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
-    r = ferry_err_sys(err, -errno, "%s", ps->log_path);
+  /* the secret goes to the gate on a pipe (it fits the pipe's buffer) */
+  random_hex(ps->secret, CKPT_PS_SECRET_LEN);
+  if (pipe2(sp, O_CLOEXEC) < 0 ||
+      write(sp[1], ps->secret, CKPT_PS_SECRET_LEN) != CKPT_PS_SECRET_LEN) {
+    r = ferry_err_sys(err, -errno, "page server: secret pipe");
     goto out;
   }
-  struct ps_allow al;
-  ps_allow_fill(&al, ps->peer);
-  random_hex(ps->secret, CKPT_PS_SECRET_LEN);
+  close(sp[1]);
+  sp[1] = -1;
+  struct in_addr x;
+  bool peer = ps->peer && *ps->peer && inet_pton(AF_INET, ps->peer, &x) == 1;
+  char deadline[24];
+  snprintf(deadline, sizeof deadline, "%llu", (unsigned long long)ps->deadline_ms);
+  const char *argv[24];
+  size_t k = 0;
+  argv[k++] = "/proc/self/exe";
+  argv[k++] = "--page-gate";
+  argv[k++] = "--deadline-ms";
+  argv[k++] = deadline;
+  if (peer) {
+    argv[k++] = "--allow";
+    argv[k++] = ps->peer;
+  } else {
+    argv[k++] = "--allow-local";
+  }
+  argv[k++] = "--";
   /* zstd: the stream comes compressed; ferryd itself (the same binary)
    * unpacks it into a socket pair that criu page-server reads instead */
-  char *argv[] = {"/proc/self/exe", "--page-relay-zstd", "criu", "page-server", "--images-dir",
-                  (char *)ps->images_dir, "--ps-socket", "3", NULL, NULL, NULL};
-  char **av = ps->zstd ? argv : argv + 2;
-  if (ps->prev_dir) {
-    argv[8] = "--prev-images-dir";
-    argv[9] = (char *)ps->prev_dir;
+  if (ps->zstd) {
+    argv[k++] = "/proc/self/exe";
+    argv[k++] = "--page-relay-zstd";
   }
-  pid_t pid = fork();
-  if (pid < 0) {
-    r = ferry_err_sys(err, -errno, "page server: fork");
+  argv[k++] = "criu";
+  argv[k++] = "page-server";
+  argv[k++] = "--images-dir";
+  argv[k++] = ps->images_dir;
+  argv[k++] = "--ps-socket";
+  argv[k++] = "3";
+  if (ps->prev_dir) {
+    argv[k++] = "--prev-images-dir";
+    argv[k++] = ps->prev_dir;
+  }
+  argv[k] = NULL;
+  struct spawn_opts so = {.pass_fd = lfd, .pass_as = 3, .pass_fd2 = sp[0], .pass_as2 = 4};
+  int pid = 0;
+  if ((r = spawn_bg_opts(argv, ps->log_path, &so, &pid, err)) < 0) {
+    ferry_err_wrap(err, "page server");
     goto out;
   }
-  if (pid == 0)
-    ps_gate(lfd, &al, ps->secret, ps->deadline_ms, logfd, av);
   ps->pid = pid;
 out:
   if (lfd >= 0)
     close(lfd);
-  if (logfd >= 0)
-    close(logfd);
+  for (int i = 0; i < 2; i++)
+    if (sp[i] >= 0)
+      close(sp[i]);
   return r;
 }
 

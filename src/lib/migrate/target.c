@@ -614,10 +614,10 @@ int incoming_page_server(struct agent *a, const char *id, json_t *body, json_t *
     r = FERRY_CONFLICT(err, "migration %s: pre-dump round %d did not arrive whole", id, parent);
     goto out_early;
   }
+  /* each round, and the dump, is progress: the offer's deadline starts
+   * again (the page server's gate waits for the source until then) */
+  in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
   if (round >= 0) {
-    /* each round is progress: the offer's deadline starts again (at most
-     * WIRE_ROUNDS_MAX times) */
-    in->deadline_ms = now_mono_ms() + (uint64_t)agent_migration_timeout_s(a) * 1000;
     _cleanup_free_ char *rel = xasprintf("pre/r%d", round);
     criu = path_join(in->dir, rel);
     if ((r = mkdir_p(criu, 0700, err)) < 0)
