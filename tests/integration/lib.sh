@@ -18,6 +18,24 @@ T_FAILED=0
 T_CHECKS=0
 
 log() { printf '# %s\n' "$*" >&2; }
+# grep -q stops reading at its first match: under pipefail the command that
+# feeds it (`echo "$out" | grep -q ...`) then dies of SIGPIPE once its
+# output spans more than one write, and a match reads as a failure (a
+# sanitizer run failed so on a 3 KB report). Here -q (alone or among other
+# one-letter options) reads to the end and discards what matched.
+grep() {
+  local a=() x q=0 opts=1
+  for x in "$@"; do
+    if [ "$opts" = 1 ] && [[ $x != -* || $x = -- || $x = -e ]]; then opts=0; fi
+    if [ "$opts" = 1 ] && [[ $x =~ ^-[a-zA-Z]*q[a-zA-Z]*$ ]]; then
+      x=${x//q/}
+      q=1
+      [ "$x" = - ] && continue
+    fi
+    a+=("$x")
+  done
+  if [ "$q" = 1 ]; then command grep "${a[@]}" >/dev/null; else command grep "$@"; fi
+}
 # one line, whatever the message holds (a JSON report spans lines, and a
 # truncated log would show only its first)
 fail() { printf 'FAIL: %s\n' "$(printf '%s' "$*" | tr -s '\n\t ' '   ')" >&2; T_FAILED=1; exit 1; }
