@@ -78,7 +78,14 @@ pc = r.get("post_copy") or {}
 if "served_ms" not in pc or "error" in pc:
     sys.exit("the source did not serve every page: %s" % json.dumps(pc))
 PY
-) || { echo "$out" >&2; fail "lazy move $hop ($from -> $to): $why"; }
+) || {
+        # what the target's lazy-pages daemon said (its agent notes its end within a second)
+        sleep 2
+        lz=$(grep -h "lazy-pages" "$T_DIR/$to/ferryd.log" | tail -n 2 | tr '\n' ' ' || true)
+        dl=$(find "$T_DIR/$to/root" -name lazy-pages.log -newer "$T_DIR/token" 2>/dev/null | head -n 1)
+        [ -n "$dl" ] && dl=$(grep -E "Error|Warn|exit|finish" "$dl" | tail -n 6 | tr '\n' ' ')
+        fail "lazy move $hop ($from -> $to): $why; the target's agent: ${lz:-nothing about lazy-pages}; its daemon's log: ${dl:-none}"
+      }
     fi
     checked "$to" "$n" "$mode move $hop ($from -> $to)"
     tmp=$from; from=$to; to=$tmp

@@ -622,6 +622,7 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
   if (lazy) {
     lazy->pid = daemon;
     lazy->copy_pid = *pid;
+    snprintf(lazy->log, sizeof lazy->log, "%s/lazy-pages.log", work);
   }
   return 0;
 }

@@ -125,6 +125,7 @@ struct ckpt_lazy {
                  * drops the userfaultfd's ranges with it), so the caller kills it */
   int ps_fd; /* > 2: a connection to the dumping CRIU's page server (ckpt_dump_opts.lazy_pid,
               * post-copy), for the pages not in images_dir; -1: all are in images_dir */
+  char log[512]; /* out: the daemon's log (in the restore's work directory) */
 };
 int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct ckpt_lazy *lazy,
                  int *pid, json_t **stats, struct ferry_err *err);

@@ -47,6 +47,7 @@ struct incoming {
   int pre_ok;           /* pre-dump rounds 0..pre_ok-1 arrived whole */
   int lazy_pid;         /* criu lazy-pages filling the copy's memory, 0 when none */
   int lazy_copy_pid;    /* the copy's first process, killed if that daemon fails */
+  char lazy_log[512];   /* that daemon's log */
   char copy_id[65];     /* the restored copy's container id (it stays after the commit) */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
   uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */

@@ -154,7 +154,7 @@ static bool lazy_daemon_running(struct incoming *in)
     /* the pages it did not bring in would now read as zeros: the copy
      * must not run on with them */
     bool kill_copy = in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0;
-    _cleanup_free_ char *log = path_join(in->dir, "criu/lazy-pages.log");
+    const char *log = in->lazy_log;
     _cleanup_free_ char *why = criu_log_errors(log, 800);
     log_error("migrate", "incoming %s: criu lazy-pages ended with status %d before the copy's "
               "memory was whole (%s: %s)%s", in->id,
@@ -213,7 +213,7 @@ static void cleanup_in(struct agent *a, struct incoming *in)
       kill(in->lazy_pid, SIGKILL);
     int lr = spawn_reap(in->lazy_pid, committed(in) ? 60000 : 5000, true);
     if (lr != 0 && committed(in) && in->lazy_copy_pid > 0 && kill(in->lazy_copy_pid, SIGKILL) == 0) {
-      _cleanup_free_ char *log = path_join(in->dir, "criu/lazy-pages.log");
+      const char *log = in->lazy_log;
       _cleanup_free_ char *why = criu_log_errors(log, 800);
       log_error("migrate", "incoming %s: criu lazy-pages did not bring the copy's memory in whole "
                 "(%d: %s): the copy is killed", in->id, lr, why && *why ? why : "no error in its log");
@@ -852,6 +852,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   if (lz.pid > 0) {
     in->lazy_pid = lz.pid; /* reaped by reaper_main, or killed by cleanup_in */
     in->lazy_copy_pid = lz.copy_pid;
+    snprintf(in->lazy_log, sizeof in->lazy_log, "%s", lz.log);
   }
   if (r < 0) {
     ferry_err_wrap(err, "migration %s: restore \"%s\"", id, name);
