@@ -164,6 +164,10 @@ static bool lazy_daemon_running(struct incoming *in)
   }
   in->lazy_pid = 0;
   in->lazy_copy_pid = 0;
+  if (committed(in)) { /* the images it read are used up */
+    _cleanup_free_ char *criu = path_join(in->dir, "criu");
+    scratch_remove(criu);
+  }
   return false;
 }
 
@@ -945,8 +949,13 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   if (in->lazy_pid > 0 && ferry_fault("incoming-lazy-pages", &fe) < 0)
     kill(in->lazy_pid, SIGKILL);
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
-  _cleanup_free_ char *criu = path_join(in->dir, "criu");
-  scratch_remove(criu); /* the images are used up; the state file stays so the source can ask */
+  /* the images are used up (the state file stays so the source can ask),
+   * unless a lazy-pages daemon still reads them: it opens them again for
+   * each process the copy forks (lazy_daemon_running removes them) */
+  if (in->lazy_pid <= 0) {
+    _cleanup_free_ char *criu = path_join(in->dir, "criu");
+    scratch_remove(criu);
+  }
   log_info("migrate", "incoming %s: committed: container %s runs here", id, name);
   agent_metrics_received(a, true);
   struct wire_state ans = {.state = T_RUNNING, .restore = in->report};
