@@ -278,6 +278,7 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
    * --sig-proxy does, and it is still followed (and removed with --rm)
    * when it ends. */
   size_t offset = 0;
+  int no_code = 0; /* polls that found it ended but its exit code not yet noted */
   proxy_signals(true);
   for (;;) {
     int sig = __atomic_exchange_n(&pending_signal, 0, __ATOMIC_ACQ_REL);
@@ -302,6 +303,12 @@ static int create_or_run(struct cli *cli, int argc, char **argv, bool start)
     if (!ctr_live_up(rec_status(st))) {
       if (len > 0)
         continue; /* drain what is left */
+      /* its end is seen a moment before its exit code is noted: wait for
+       * that (bounded: 5 s), else a Ctrl-C'd container would "exit 0" */
+      if (!json_is_integer(json_object_get(st, "exit_code")) && no_code++ < 50) {
+        usleep(100000);
+        continue;
+      }
       code = (int)json_integer_value(json_object_get(st, "exit_code"));
       break;
     }
