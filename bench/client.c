@@ -22,9 +22,10 @@
  *       "rr sent=N echoed=N max_gap_ms=G ..." (G: its longest wait).
  *   bench-client udp ADDR PORT RATE STOP_FILE
  *       RATE datagrams per second to an echo service, each numbered; prints
- *       "udp sent=N received=N lost=N max_gap_ms=G last_echoed=S" (lost:
- *       never echoed within 2 s after the end; S: the highest number echoed,
- *       -1 for none: the flow is alive at the end when S is close to N).
+ *       "udp sent=N received=N lost=N max_gap_ms=G last_echoed=S lost_at=R"
+ *       (lost: never echoed within 2 s after the end; S: the highest number
+ *       echoed, -1 for none: the flow is alive at the end when S is close to
+ *       N; R: the first 8 ranges of numbers lost, "A-B,C-D", or "none").
  *   bench-client churn ADDR PORT INTERVAL_MS STOP_FILE
  *       A new TCP connection every INTERVAL_MS (non-blocking connect, one
  *       byte sent and echoed, closed), as clients that come and go do;
@@ -290,9 +291,30 @@ static int run_udp(const char *addr, int port, int rate, const char *stop)
       last_rx = t;
     }
   }
-  printf("udp sent=%llu received=%llu lost=%llu max_gap_ms=%.1f last_echoed=%lld\n",
+  /* where the losses were (the first ranges of numbers never echoed):
+   * one run of consecutive numbers is a pause's, scattered ones a burst's */
+  char ranges[256] = "";
+  size_t rl = 0;
+  int nr = 0;
+  for (uint64_t i = 0; i < sent && nr < 8;) {
+    if (got[i]) {
+      i++;
+      continue;
+    }
+    uint64_t j = i;
+    while (j + 1 < sent && !got[j + 1])
+      j++;
+    int w = snprintf(ranges + rl, sizeof ranges - rl, "%s%llu-%llu", nr ? "," : "",
+                     (unsigned long long)i, (unsigned long long)j);
+    if (w < 0 || (size_t)w >= sizeof ranges - rl)
+      break;
+    rl += (size_t)w;
+    nr++;
+    i = j + 1;
+  }
+  printf("udp sent=%llu received=%llu lost=%llu max_gap_ms=%.1f last_echoed=%lld lost_at=%s\n",
          (unsigned long long)sent, (unsigned long long)received,
-         (unsigned long long)(sent - received), max_gap, last_echoed);
+         (unsigned long long)(sent - received), max_gap, last_echoed, rl ? ranges : "none");
   free(got);
   close(s);
   return 0;

@@ -98,6 +98,10 @@ void agent_ctr_hold_unprepare(struct net_hold *ready)
 /* How long a freeze waits for the container to go idle once its traffic is
  * held (ctr_settle): it runs meanwhile, and its answers leave. */
 #define SETTLE_MS 5
+/* ... and longer while datagrams wait for a reader that is runnable but
+ * not yet run (a loaded host): CRIU does not carry a UDP socket's queue,
+ * so what is left there at the freeze is lost. */
+#define SETTLE_UDP_MS 50
 
 int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
                      json_t **neighbours, struct ferry_err *err)
@@ -126,7 +130,12 @@ int agent_ctr_freeze(struct agent_claim *c, bool hold, struct net_hold *ready,
     hold_put(a, rec_veth(rec), h = ready);
     /* what reached it before the hold is read and answered before the
      * freeze (ctr_settle) */
-    ctr_settle(&a->rt, rec, SETTLE_MS);
+    long udp_left = 0;
+    ctr_settle(&a->rt, rec, SETTLE_MS, SETTLE_UDP_MS, &udp_left);
+    if (udp_left > 0)
+      log_warn("agent", "container %s: %ld byte(s) of datagrams queued to its UDP sockets were not "
+               "read before its freeze: lost (CRIU does not carry a UDP socket's queue)",
+               rec_name(rec), udp_left);
   } else {
     if (hold)
       log_warn("agent", "container %s: its traffic is dropped while it is frozen: %s",

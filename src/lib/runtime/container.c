@@ -325,24 +325,38 @@ static int threads_running(struct runtime *rt, const char *inst)
   return -1;
 }
 
-long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms)
+long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms, int udp_timeout_ms,
+                long *udp_left)
 {
   const char *inst = rec_instance(rec);
   int pid = cgroup_some_pid(rt, inst);
+  if (udp_left)
+    *udp_left = 0;
   if (pid <= 0)
     return -1;
-  uint64_t until = now_mono_ms() + (uint64_t)timeout_ms;
-  long busy = -1;
-  /* bounded: timeout_ms, asked every 100 us (a request is handled in tens
-   * of microseconds; a thread that computes all along keeps it to the end) */
+  uint64_t start = now_mono_ms();
+  uint64_t until = start + (uint64_t)timeout_ms;
+  uint64_t udp_until = start + (uint64_t)(udp_timeout_ms > timeout_ms ? udp_timeout_ms : timeout_ms);
+  long busy = -1, q = 0;
+  /* bounded: udp_timeout_ms, asked every 100 us (a request is handled in
+   * tens of microseconds; a thread that computes all along keeps it to
+   * timeout_ms). Past timeout_ms it waits on only while datagrams are
+   * queued and a thread of it is runnable: its reader, woken by them but
+   * not yet given a CPU on a loaded host; datagrams nobody reads, or a
+   * reader that sleeps on something else, do not keep it. */
   for (int i = 0; i < 100000; i++) {
-    long q = udp_rx_queued(pid);
+    q = udp_rx_queued(pid);
     int run = threads_running(rt, inst);
     busy = (q > 0 ? q : 0) + (run > 0 ? run : 0);
-    if ((q < 0 && run < 0) || busy == 0 || now_mono_ms() >= until)
+    uint64_t now = now_mono_ms();
+    if ((q < 0 && run < 0) || busy == 0 || now >= udp_until)
+      break;
+    if (now >= until && !(q > 0 && run > 0))
       break;
     usleep(100);
   }
+  if (udp_left)
+    *udp_left = q > 0 ? q : 0;
   return busy;
 }
 

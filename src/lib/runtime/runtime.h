@@ -126,9 +126,14 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
  * process would answer it only once restored, while its new host's link is
  * still down: the answer lost, a TCP one sent again after a retransmission
  * timeout), and a datagram left queued would be lost (CRIU does not carry
- * a UDP socket's queue). Returns 0 when idle, else how busy it still was
- * (bytes queued plus threads running); -1 when it cannot tell. */
-long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms);
+ * a UDP socket's queue). Datagrams still queued while a thread of it is
+ * runnable (its reader, woken but not yet run on a loaded host) keep it
+ * waiting up to udp_timeout_ms. Returns 0 when idle, else how busy it
+ * still was (bytes queued plus threads running); -1 when it cannot tell.
+ * *udp_left (when not NULL): the bytes of datagrams still queued at the
+ * end (lost to the freeze). */
+long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms, int udp_timeout_ms,
+                long *udp_left);
 /* Pauses the container as `runc pause` does, by its cgroup's freezer
  * (v1 freezer.state, v2 cgroup.freeze), without starting runc inside the
  * pause; runc pause when the freezer does not settle within a second.
