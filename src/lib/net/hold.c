@@ -113,8 +113,17 @@ static int tap_open(const char *name, struct ferry_err *err)
   struct ifreq ifr = {0};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-  int s = -1;
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+  int s = -1, set = -1;
+  /* a TAP of the same name whose last close is still under way (holds
+   * close theirs off the commit's path, util/fs.h close_async) is busy a
+   * few ms: waited for, bounded (100 ms) */
+  for (int i = 0; i < 50; i++) {
+    if ((set = ioctl(fd, TUNSETIFF, &ifr)) == 0 || errno != EBUSY)
+      break;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (set < 0 || (s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
       ioctl(s, SIOCGIFFLAGS, &ifr) < 0 || ((ifr.ifr_flags |= IFF_UP), ioctl(s, SIOCSIFFLAGS, &ifr)) < 0) {
     int e = -errno;
     if (s >= 0)
@@ -431,8 +440,7 @@ static int hold_send(struct net_hold *h, const char *dev, bool own, bool restamp
     if (++k % 32 == 0)
       usleep(1000);
   }
-  if (ps >= 0)
-    close(ps);
+  close_async(ps); /* an RCU grace period (util/fs.h) */
   return sent;
 }
 
@@ -444,7 +452,9 @@ static void hold_free(struct net_hold *h, uint64_t *bytes, uint64_t sb, unsigned
     *dropped = h->dropped;
   for (size_t i = 0; i < h->n; i++)
     free(h->frames[i].data);
-  close(h->tapfd);
+  /* the TAP's removal (10-25 ms) is not waited for: at a commit the
+   * source waits for the answer with the client's frames held */
+  close_async(h->tapfd);
   close(h->stopfd);
   free(h->frames);
   pthread_mutex_destroy(&h->lock);

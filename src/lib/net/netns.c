@@ -191,26 +191,6 @@ struct arp_pkt {
   unsigned char sha[ETH_ALEN], spa[4], tha[ETH_ALEN], tpa[4];
 } __attribute__((packed));
 
-static void *closer_main(void *arg)
-{
-  close((int)(intptr_t)arg);
-  return NULL;
-}
-
-/* Closing a packet socket waits for an RCU grace period (the kernel's
- * synchronize_net(), 5-10 ms here): done on a thread of its own, off the
- * caller's path. */
-static void close_later(int fd)
-{
-  pthread_t t;
-  pthread_attr_t at;
-  pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &at, closer_main, (void *)(intptr_t)fd) != 0)
-    close(fd);
-  pthread_attr_destroy(&at);
-}
-
 /* A socket made in network namespace netns (by this thread alone, for the
  * socket() call: a socket belongs to the namespace it was made in). */
 static int socket_in(const char *netns, int domain, int type, int proto, struct ferry_err *err)
@@ -278,7 +258,7 @@ int net_announce(const char *netns, const char *ip, struct ferry_err *err)
   if (sendto(fd, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) != (ssize_t)sizeof pkt)
     r = ferry_err_sys(err, -errno, "announce %s: send", ip);
 out:
-  close_later(fd);
+  close_async(fd);
   return r;
 }
 
@@ -311,7 +291,7 @@ int net_send_from(const char *netns, const char *dev, unsigned char *const *fram
     }
   }
 out:
-  close_later(fd);
+  close_async(fd);
   return sent;
 }
 
@@ -499,7 +479,7 @@ int net_addr_in_use(const char *bridge, const char *ip, int wait_ms, struct ferr
     }
   }
 out:
-  close_later(fd);
+  close_async(fd);
   return r;
 }
 

@@ -315,6 +315,25 @@ uint64_t dir_size(const char *path)
   return r;
 }
 
+static void *closer_main(void *arg)
+{
+  close((int)(intptr_t)arg);
+  return NULL;
+}
+
+void close_async(int fd)
+{
+  if (fd < 0)
+    return;
+  pthread_t t;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &at, closer_main, (void *)(intptr_t)fd) != 0)
+    close(fd);
+  pthread_attr_destroy(&at);
+}
+
 void random_hex(char *out, size_t nhex)
 {
   unsigned char b[32];

@@ -58,6 +58,11 @@ uint64_t dir_size(const char *path);
 
 /* A random identifier of nhex lowercase hex digits (nhex <= 64). */
 void random_hex(char *out, size_t nhex);
+/* Closes fd on a detached thread of its own, off the caller's path: the
+ * last close of a packet socket waits for an RCU grace period (the
+ * kernel's synchronize_net(), 5-10 ms here), a TAP device's removes the
+ * device (10-25 ms). Closed at once when no thread can be made. */
+void close_async(int fd);
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t now_mono_ms(void);
 uint64_t now_wall_ms(void);
