@@ -22,7 +22,9 @@
  * runc's request, starts `criu swrk` on a socket pair of its own (CRIU
  * then waits for a request), and at "g" hands it the request and relays
  * every message between the two (with the descriptors they carry) until
- * CRIU ends, whose exit status it then exits with. CRIU opens the images
+ * CRIU ends, whose exit status it then exits with; CRIU's answer that the
+ * restore succeeded is also said to the agent on the gate's connection
+ * ("done PID"), ahead of runc's end. CRIU opens the images
  * and work directories runc names as descriptors of its peer's; its peer
  * being ferry-criu now, ferry-criu opens runc's and names its own. */
 #include <errno.h>
@@ -189,8 +191,9 @@ static int request_type(int fd)
 }
 
 /* Holds a restore until the agent says go: 0 go (or no gate to wait at),
- * -1 refused. */
-static int wait_at_gate(const char *path)
+ * -1 refused. With keep, the connection stays open as *keep (to say when
+ * CRIU's restore is done), else it is closed. */
+static int wait_at_gate(const char *path, int *keep)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
@@ -210,8 +213,38 @@ static int wait_at_gate(const char *path)
       r = read(s, &c, 1);
     while (r < 0 && errno == EINTR);
   }
-  close(s);
-  return r == 1 && c == 'g' ? 0 : -1;
+  bool go = r == 1 && c == 'g';
+  if (go && keep)
+    *keep = s;
+  else
+    close(s);
+  return go ? 0 : -1;
+}
+
+/* CRIU's answer that the restore succeeded (its processes run: CRIU
+ * resumes them before it answers) goes to the agent on the gate's
+ * connection as "done PID": it need not wait for CRIU's exit, runc's end
+ * and ferry-shim's word (10-15 ms here) before the copy counts as
+ * restored. Anything else says nothing; the agent then waits for the
+ * shim as before. */
+static void tell_done(int *gs, const uint8_t *msg, size_t len)
+{
+  if (*gs < 0)
+    return;
+  CriuResp *resp = criu_resp__unpack(NULL, len, msg);
+  if (!resp)
+    return;
+  if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success && resp->restore &&
+      resp->restore->pid > 0) {
+    char line[32];
+    int n = snprintf(line, sizeof line, "done %d\n", resp->restore->pid);
+    if (write(*gs, line, (size_t)n) != n) {
+      /* the agent went: runc and ferry-shim still finish the restore */
+    }
+    close(*gs);
+    *gs = -1;
+  }
+  criu_resp__free_unpacked(resp, NULL);
 }
 
 /* runc's VERSION request on fd (request_type said so), answered here: 0;
@@ -238,14 +271,17 @@ static int answer_version(int fd, const char *cache)
 
 /* One message from `from` to `to`, with the descriptors it carries: 1
  * passed, 0 end of file on from, -1 error. */
+static uint8_t relay_buf[MSG_MAX];
+static size_t relay_len; /* of the last message relayed, in relay_buf */
+
 static int relay_one(int from, int to)
 {
-  static uint8_t buf[MSG_MAX];
+  uint8_t *buf = relay_buf;
   union {
     char b[CMSG_SPACE(16 * sizeof(int))];
     struct cmsghdr align;
   } ctl;
-  struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+  struct iovec iov = {.iov_base = buf, .iov_len = sizeof relay_buf};
   struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
                       .msg_controllen = sizeof ctl.b};
   ssize_t n;
@@ -281,6 +317,7 @@ static int relay_one(int from, int to)
   while (w < 0 && errno == EINTR);
   for (int k = 0; k < nfd; k++)
     close(fds[k]);
+  relay_len = (size_t)n;
   return w == n ? 1 : -1;
 }
 
@@ -357,7 +394,8 @@ static int restore_ahead(int rfd, const char *gate)
     waitpid(pid, NULL, 0);
     exit(1);
   }
-  if (wait_at_gate(gate) < 0) {
+  int gs = -1;
+  if (wait_at_gate(gate, &gs) < 0) {
     fprintf(stderr, "ferry-criu: the restore was called off by the agent\n");
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -380,6 +418,7 @@ static int restore_ahead(int rfd, const char *gate)
     if (pf[0].revents) {
       if (relay_one(x, rfd) <= 0)
         break; /* CRIU is done */
+      tell_done(&gs, relay_buf, relay_len);
     }
     if (runc_open && pf[1].revents && relay_one(rfd, x) <= 0)
       runc_open = false; /* runc went: CRIU finds out when it next talks */
@@ -388,6 +427,8 @@ static int restore_ahead(int rfd, const char *gate)
   close(dfd);
   if (wfd >= 0)
     close(wfd);
+  if (gs >= 0)
+    close(gs);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
@@ -412,7 +453,7 @@ int main(int argc, char **argv)
           restore_ahead((int)fd, gate);
         /* held: the restore (or a request too large to peek whole, which
          * must not reach CRIU before the images either) */
-        if (wait_at_gate(gate) < 0) {
+        if (wait_at_gate(gate, NULL) < 0) {
           fprintf(stderr, "ferry-criu: the restore was called off by the agent\n");
           return 1;
         }

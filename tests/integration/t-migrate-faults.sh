@@ -181,6 +181,17 @@ f a1 migrate svc --to "$HOST_a2_URL" >/dev/null || fail "a migration after the f
 f a2 ps | grep -q "svc .*running" || fail "svc not on a2 after the full disks"
 check "the target's record of the commit cannot be written: its copy never runs and goes, svc resumes on a1; then a move succeeds"
 
+# 9b. the target's restore fails after CRIU restored the processes (runc's
+# end, awaited only at the commit): the copy never runs and goes, the
+# source resumes its own
+f a2 migrate svc --to "$HOST_a1_URL" >/dev/null || fail "moving svc back to a1"
+host_restart a2 FERRY_FAULT=incoming-restore-tail:fail
+migrate_fails "restore fails after CRIU's" "restore failed"
+moved_back_ok "restore fails after CRIU's"
+host_restart a2
+f a1 migrate svc --to "$HOST_a2_URL" >/dev/null || fail "a migration after the failed restore"
+check "the target's restore fails after CRIU's part (runc's end, awaited at the commit): its copy never runs and goes, svc resumes on a1"
+
 # The commit in doubt, under real faults (svc is on a2 now).
 gone_from() { # HOST WHAT: HOST's agent stopped at a fault point
   local _ pv="HOST_$1_PID"

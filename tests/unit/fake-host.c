@@ -226,10 +226,16 @@ int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char 
   return FERRY_INTERNAL(err, "not held here");
 }
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
-                         struct restore_times *t, struct agent_claim **claim, struct ferry_err *err)
+                         struct restore_times *t, struct agent_claim **claim,
+                         struct agent_restore_tail **tail, struct ferry_err *err)
 {
-  (void)a; (void)j; (void)neighbours; (void)t; (void)claim;
+  (void)a; (void)j; (void)neighbours; (void)t; (void)claim; (void)tail;
   return FERRY_INTERNAL(err, "not held here");
+}
+int agent_restore_tail_end(struct agent_restore_tail *t, struct ferry_err *err)
+{
+  (void)t; (void)err;
+  return 0;
 }
 void agent_restore_abandon(struct agent *a, struct agent_restore_job *j) { (void)a; (void)j; }
 int agent_restore_prepared_delta(struct agent *a, struct agent_restore_job *j, const char *volume,

@@ -316,9 +316,15 @@ bool agent_restore_can_hold(struct agent *a);
 int agent_restore_prepare(struct agent *a, json_t *rec, json_t *img, const char *criu_dir,
                           const struct restore_source *src, json_t *descriptors,
                           struct agent_restore_job **out, struct ferry_err *err);
+/* With tail (not NULL), launch returns once CRIU restored the processes
+ * (they run, the copy is claimed) and *tail may hold runc's end, which
+ * agent_restore_tail_end waits for, exactly once, before the copy is
+ * used or removed: its failure means the restore failed after all. */
+struct agent_restore_tail;
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
                          struct restore_times *t, struct agent_claim **claim,
-                         struct ferry_err *err);
+                         struct agent_restore_tail **tail, struct ferry_err *err);
+int agent_restore_tail_end(struct agent_restore_tail *t, struct ferry_err *err);
 void agent_restore_abandon(struct agent *a, struct agent_restore_job *j);
 /* File changes that come after a prepared restore placed its files (the
  * source prepared it before its freeze): a volume's (volume != NULL)

@@ -659,8 +659,23 @@ fail:
   return r;
 }
 
+struct agent_restore_tail {
+  struct agent *a;
+  struct ckpt_restore_tail *t;
+};
+
+int agent_restore_tail_end(struct agent_restore_tail *t, struct ferry_err *err)
+{
+  if (!t)
+    return 0;
+  int r = ckpt_restore_tail_end(&t->a->rt, t->t, err);
+  free(t);
+  return r;
+}
+
 int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *neighbours,
-                         struct restore_times *t, struct agent_claim **out, struct ferry_err *err)
+                         struct restore_times *t, struct agent_claim **out,
+                         struct agent_restore_tail **tail, struct ferry_err *err)
 {
   uint64_t t0 = now_mono_ms();
   json_t *rec = j->rec;
@@ -671,14 +686,28 @@ int agent_restore_launch(struct agent *a, struct agent_restore_job *j, json_t *n
   bool nj_running = json_array_size(seed) > 0 &&
                     pthread_create(&nj.thread, NULL, neigh_main, &nj) == 0;
   int pid = 0, r;
+  if (tail)
+    *tail = NULL;
   if (!j->cj) {
     r = FERRY_INTERNAL(err, "restore of \"%s\": its held restore was not made again", rec_name(rec));
   } else if ((r = ferry_fault(f_criu, err)) < 0) {
     ckpt_restore_cancel(&a->rt, j->cj);
   } else {
-    r = ckpt_restore_go(&a->rt, j->cj, &pid, &t->criu, err);
+    struct ckpt_restore_tail *ct = NULL;
+    r = ckpt_restore_go(&a->rt, j->cj, &pid, &t->criu, tail ? &ct : NULL, err);
     if (r == 0)
       r = ferry_fault(f_launched, err);
+    if (ct && r < 0) {
+      ckpt_restore_tail_end(&a->rt, ct, NULL); /* before the copy is removed */
+      ct = NULL;
+    }
+    if (ct) {
+      *tail = calloc(1, sizeof **tail);
+      if (!*tail)
+        abort();
+      (*tail)->a = a;
+      (*tail)->t = ct;
+    }
   }
   j->cj = NULL;
   if (nj_running)

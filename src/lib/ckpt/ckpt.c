@@ -738,11 +738,62 @@ int ckpt_restore_start(struct runtime *rt, json_t *rec, const char *images_dir, 
   return 0;
 }
 
+struct ckpt_restore_tail {
+  char *work;
+  int sync_fd;
+};
+
+/* ferry-criu's "done PID" on the gate's connection (CRIU's restore
+ * succeeded, its processes run), or the shim's answer first (a failure,
+ * or a ferry-criu that says nothing): true and *pid for the former.
+ * Bounded: 120 s, as the shim's answer. */
+static bool restore_done_early(int gate_fd, int sync_fd, int *pid)
+{
+  char buf[64];
+  size_t len = 0;
+  uint64_t deadline = now_mono_ms() + 120000;
+  for (int i = 0; i < 1000 && gate_fd >= 0; i++) {
+    uint64_t now = now_mono_ms();
+    if (now >= deadline)
+      return false;
+    struct pollfd p[2] = {{.fd = gate_fd, .events = POLLIN}, {.fd = sync_fd, .events = POLLIN}};
+    int pr = poll(p, 2, (int)(deadline - now));
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0 || (p[1].revents && !(p[0].revents & POLLIN)))
+      return false;
+    ssize_t n = read(gate_fd, buf + len, sizeof buf - 1 - len);
+    if (n <= 0)
+      return false;
+    len += (size_t)n;
+    buf[len] = '\0';
+    if (strchr(buf, '\n') || len >= sizeof buf - 1)
+      return sscanf(buf, "done %d", pid) == 1 && *pid > 0;
+  }
+  return false;
+}
+
 int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, json_t **stats,
-                    struct ferry_err *err)
+                    struct ckpt_restore_tail **tail, struct ferry_err *err)
 {
   runtime_changed(rt);
   int r = write(j->gate_fd, "g", 1) == 1 ? 0 : ferry_err_sys(err, -errno, "restore gate");
+  if (tail)
+    *tail = NULL;
+  if (r == 0 && tail && restore_done_early(j->gate_fd, j->sync_fd, pid)) {
+    /* restored: runc's and the shim's end is the tail's */
+    restore_outcome(j->work, 0, stats, err);
+    struct ckpt_restore_tail *t = calloc(1, sizeof *t);
+    if (!t)
+      abort();
+    t->work = j->work;
+    t->sync_fd = j->sync_fd;
+    j->work = NULL;
+    j->sync_fd = -1;
+    job_free(rt, j);
+    *tail = t;
+    return 0;
+  }
   close(j->gate_fd);
   j->gate_fd = -1;
   int sync = j->sync_fd;
@@ -752,6 +803,20 @@ int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, js
     r = rr;
   restore_outcome(j->work, r, stats, err);
   job_free(rt, j);
+  return r;
+}
+
+int ckpt_restore_tail_end(struct runtime *rt, struct ckpt_restore_tail *t, struct ferry_err *err)
+{
+  if (!t)
+    return 0;
+  int pid = 0;
+  int r = runc_launch_finish(t->sync_fd, true, &pid, err);
+  if (r < 0)
+    restore_outcome(t->work, r, NULL, err);
+  runtime_changed(rt);
+  free(t->work);
+  free(t);
   return r;
 }
 

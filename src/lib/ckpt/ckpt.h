@@ -140,8 +140,17 @@ int ckpt_restore(struct runtime *rt, json_t *rec, const char *images_dir, struct
 struct ckpt_restore_job;
 int ckpt_restore_start(struct runtime *rt, json_t *rec, const char *images_dir, json_t *descriptors,
                        struct ckpt_restore_job **out, struct ferry_err *err);
+/* With tail (not NULL), ckpt_restore_go returns as soon as ferry-criu says
+ * CRIU restored the processes (they run), *tail then holding the rest:
+ * runc's and ferry-shim's end (10-15 ms here), which ckpt_restore_tail_end
+ * waits for (its failure: the restore failed after all; the caller removes
+ * the copy) — exactly once, before the copy is used or removed. *tail is
+ * NULL when the restore ended whole (ferry-criu said nothing, or it
+ * failed). */
+struct ckpt_restore_tail;
 int ckpt_restore_go(struct runtime *rt, struct ckpt_restore_job *j, int *pid, json_t **stats,
-                    struct ferry_err *err);
+                    struct ckpt_restore_tail **tail, struct ferry_err *err);
+int ckpt_restore_tail_end(struct runtime *rt, struct ckpt_restore_tail *t, struct ferry_err *err);
 void ckpt_restore_cancel(struct runtime *rt, struct ckpt_restore_job *j);
 /* The stdio runc's restore will reconnect (runc state's external_descriptors)
  * of container id, or NULL. */

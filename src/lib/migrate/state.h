@@ -56,6 +56,9 @@ struct incoming {
   struct agent *pinned_by; /* the agent whose store pins the offered layers */
   char cid[65];         /* the id its container gets here (its netns is made at the offer) */
   struct agent_claim *claim; /* the restored copy's (restored state) */
+  struct agent_restore_tail *launch_tail; /* runc's end of its restore, not yet awaited
+                                           * (agent_restore_launch): before its commit,
+                                           * or before it is removed */
   struct agent_restore_job *prep; /* a restore prepared while the source dumps, held
                                    * until the images are in (incoming_prepare) */
   json_t *prep_rec;     /* the prepared copy's record */
@@ -65,6 +68,7 @@ struct incoming {
 
 struct outgoing;
 struct agent_restore_job;
+struct agent_restore_tail;
 
 struct migrations {
   char *dir;                 /* ROOT/migrations */

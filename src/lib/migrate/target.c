@@ -65,6 +65,7 @@ static void incoming_free(struct incoming *in)
   json_decref(in->offer);
   json_decref(in->received);
   json_decref(in->report);
+  agent_restore_tail_end(in->launch_tail, NULL);
   agent_release(in->claim, false); /* its record's op "restore" stays for the next start */
   free(in);
 }
@@ -125,6 +126,11 @@ static bool committed(const struct incoming *in)
  * the one its restore took, or (after a restart) one taken now. */
 static struct agent_claim *take_copy(struct agent *a, struct incoming *in)
 {
+  /* runc's end of the restore first: the copy is not touched before */
+  struct ferry_err te = {0};
+  if (agent_restore_tail_end(in->launch_tail, &te) < 0)
+    log_warn("migrate", "incoming %s: its restore failed after CRIU's: %s", in->id, te.msg);
+  in->launch_tail = NULL;
   struct agent_claim *c = in->claim;
   in->claim = NULL;
   if (c)
@@ -841,13 +847,14 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   }
   bool prepared = in->prep != NULL;
   struct agent_claim *claim = NULL;
+  struct agent_restore_tail *tail = NULL;
   if (in->prep) {
     /* runc waits at the gate since the source's dump: CRIU now */
     struct agent_restore_job *j = in->prep;
     in->prep = NULL;
     json_decref(in->prep_rec);
     in->prep_rec = NULL;
-    r = agent_restore_launch(a, j, neigh, &t, &claim, err);
+    r = agent_restore_launch(a, j, neigh, &t, &claim, &tail, err);
   } else {
     r = agent_restore_copy(a, rec, img, criu, &src, neigh, false, &t, &claim, err);
   }
@@ -864,6 +871,7 @@ int incoming_restore(struct agent *a, const char *id, json_t *req, json_t **out,
   }
   uint64_t t_restored = now_mono_ms();
   in->claim = claim;
+  in->launch_tail = tail; /* awaited by the commit, or when the copy goes */
   snprintf(in->copy_id, sizeof in->copy_id, "%s", rec_id(rec));
   in->report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "container", name, "container_id", rec_id(rec),
                          "files_ms", (json_int_t)t.files_ms, "setup_ms", (json_int_t)t.setup_ms,
@@ -924,6 +932,26 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   int r = ferry_fault("incoming-commit", err);
   if (r < 0)
     return r;
+  /* The restore's last part (runc's end, after CRIU restored the
+   * processes) is awaited before the decision: if it failed, this copy
+   * never runs, and the source, asking, finds nothing and resumes its own. */
+  struct agent_restore_tail *tail = NULL;
+  pthread_mutex_lock(&m->in_lock);
+  if (lookup_in(m, id, &in, NULL) == 0 && !in->busy && in->state == T_RESTORED) {
+    tail = in->launch_tail;
+    in->launch_tail = NULL;
+  }
+  pthread_mutex_unlock(&m->in_lock);
+  struct ferry_err te = {0};
+  if (tail && (agent_restore_tail_end(tail, &te) < 0 || ferry_fault("incoming-restore-tail", &te) < 0)) {
+    json_t *ab = NULL;
+    incoming_abort(a, id, &ab, NULL);
+    json_decref(ab);
+    log_warn("migrate", "incoming %s: its restore failed after CRIU's: %s: its copy removed", id,
+             te.msg);
+    return ferry_err_set(err, te.code ? te.code : -EIO, FERRY_E_INTERNAL,
+                         "migration %s: the restore failed: %s", id, te.msg);
+  }
   /* The decision is written first (in_begin saves the state): a restart
    * after this point brings the container up, never removes it. When it
    * cannot be written (a full disk), this copy will never run: it goes,
