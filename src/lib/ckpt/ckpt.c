@@ -22,6 +22,12 @@
 #include "util/strv.h"
 
 
+int ckpt_criu_log_level(void)
+{
+  const char *v = getenv("FERRY_CRIU_LOG_LEVEL");
+  return v && v[0] >= '0' && v[0] <= '4' && !v[1] ? v[0] - '0' : 2;
+}
+
 /* Adds (or removes again) the lines block in the container's criu.conf. */
 static int conf_block(struct runtime *rt, const char *id, const char *block, bool add,
                       struct ferry_err *err)
@@ -152,8 +158,10 @@ static int direct_dump_argv(struct runtime *rt, const char *id, const char *imag
     return -ENOENT;
 
   char **argv = strv_new();
+  char verb[8];
+  snprintf(verb, sizeof verb, "-v%d", ckpt_criu_log_level());
   const char *fixed[] = {"criu", o->pre_dump ? "pre-dump" : "dump", "--images-dir", images_dir,
-                         "--work-dir", images_dir, "--log-file", "dump.log", "-v4", "--root",
+                         "--work-dir", images_dir, "--log-file", "dump.log", verb, "--root",
                          rootfs, "--config", conf, "--freeze-cgroup", freezer};
   for (size_t k = 0; k < ARRAY_SIZE(fixed); k++)
     strv_push(&argv, fixed[k]);

@@ -113,7 +113,7 @@ static int conf_of_argv(char **argv, char **conf, int *tree)
   for (size_t i = 2; i < n && r == 0; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--", 2) != 0)
-      continue; /* "-v4": the request's log level */
+      continue; /* "-vN": the request's log level */
     const char *name = a + 2;
     const char *val = i + 1 < n && argv[i + 1][0] != '-' ? argv[++i] : NULL;
     if (!strcmp(name, "images-dir") || !strcmp(name, "work-dir") || !strcmp(name, "log-file"))
@@ -170,7 +170,7 @@ int ckpt_criu_dump(struct ckpt_criu *c, char **argv, const char *images_dir, int
   opts.has_pid = true;
   opts.pid = tree;
   opts.has_log_level = true;
-  opts.log_level = 4;
+  opts.log_level = ckpt_criu_log_level();
   opts.log_file = (char *)"dump.log";
   opts.config_file = conf_path;
   CriuReq req = CRIU_REQ__INIT;
