@@ -63,6 +63,7 @@ struct incoming {
                                    * until the images are in (incoming_prepare) */
   json_t *prep_rec;     /* the prepared copy's record */
   json_t *report;       /* restore report once running */
+  char *saved;          /* state.json's content as last written (compact), or NULL */
   struct incoming *next;
 };
 
