@@ -245,13 +245,14 @@ int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err)
   } else if (write_word(v2, "1")) {
     state = v2ev, done = "frozen 1", thaw = "0", thawed_file = v2;
   }
-  /* bounded: 1 s; a cgroup that does not settle (a task in an
-   * uninterruptible sleep) is runc's to retry. Asked every millisecond:
-   * a few tasks freeze in well under one, and this is inside the pause. */
-  for (int i = 0; state && i < 1000; i++) {
+  /* bounded: ~1 s; a cgroup that does not settle (a task in an
+   * uninterruptible sleep) is runc's to retry. Asked every 100 us for the
+   * first 10 ms, then every millisecond: a few tasks freeze in well under
+   * one, and this is inside the pause. */
+  for (int i = 0; state && i < 1090; i++) {
     if (file_says(state, done))
       return 0;
-    usleep(1000);
+    usleep(i < 100 ? 100 : 1000);
   }
   if (state)
     write_word(thawed_file, thaw);
