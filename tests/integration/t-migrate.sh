@@ -51,6 +51,10 @@ client=$!
 in_ns c1 "$FERRY_BUILD/bench-client" udp "$ADDR" 7000 200 "$T_DIR/udp.stop" >"$T_DIR/udp.out" 2>&1 &
 udp=$!
 sleep 1.5
+# its UTS namespace (host and domain name) as it had it; the machine's own
+# unchanged (CRIU writes the restored names from inside the copy's namespace)
+UTS0=$(f a1 exec echo sh -c 'hostname; cat /proc/sys/kernel/domainname')
+HOST_UTS0=$(hostname; cat /proc/sys/kernel/domainname)
 out=$(f a1 --json migrate echo --to "$HOST_a2_URL")
 echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1->a2: $out"
 # a small container: auto chooses to send its memory as one archive
@@ -70,8 +74,12 @@ f a2 inspect echo | grep -q '"destination": "/scratch"' || fail "the tmpfs is no
 f a2 volume ls | grep -q state || fail "volume not on a2"
 f a1 volume ls | grep -q state && fail "volume still on a1"
 [ "$(ctr_id a2)" = "$ID0" ] || fail "the container's id changed with the move: $ID0 on a1, $(ctr_id a2) on a2"
+UTS1=$(f a2 exec echo sh -c 'hostname; cat /proc/sys/kernel/domainname')
+[ "$UTS1" = "$UTS0" ] || fail "host and domain name in the container: '$UTS0' on a1, '$UTS1' on a2"
+[ "$(hostname; cat /proc/sys/kernel/domainname)" = "$HOST_UTS0" ] ||
+  fail "the machine's host or domain name changed with the move: '$HOST_UTS0' -> '$(hostname; cat /proc/sys/kernel/domainname)'"
 f a2 ps | grep -q "^${ID0:0:12} " || fail "ps on a2 does not show the id ${ID0:0:12}: $(f a2 ps)"
-check "a1 -> a2: running on a2 with the same id, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
+check "a1 -> a2: running on a2 with the same id and host name, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
 # its tmpfs mounts came along: /dev/shm, empty when it moved, is usable
 # with its mode (CRIU restores an empty tmpfs by the mount alone); what is
 # put there now must come back with the next move
