@@ -48,6 +48,7 @@ struct incoming {
   int lazy_pid;         /* criu lazy-pages filling the copy's memory, 0 when none */
   int lazy_copy_pid;    /* the copy's first process, killed if that daemon fails */
   char lazy_log[512];   /* that daemon's log */
+  bool images_spent;    /* committed, its lazy-pages daemon gone: the reaper removes criu/ */
   char copy_id[65];     /* the restored copy's container id (it stays after the commit) */
   uint64_t deadline_ms; /* monotonic: abandoned after this */
   uint64_t fence_ms;    /* monotonic: a restored copy not committed by then is killed */

@@ -157,10 +157,10 @@ static struct agent_claim *take_copy(struct agent *a, struct incoming *in)
   return c;
 }
 
-/* Removes everything this migration made on this agent. The caller has
- * taken in off the list (or holds it busy): no other step touches it. */
 /* Whether the lazy-pages daemon of the migration's copy still runs (reaps
- * it when it has exited). */
+ * it when it has exited; a committed move's CRIU images it read are then
+ * marked spent, for the reaper to remove without in_lock). Called with
+ * in_lock held. */
 static bool lazy_daemon_running(struct incoming *in)
 {
   if (in->lazy_pid <= 0)
@@ -183,10 +183,8 @@ static bool lazy_daemon_running(struct incoming *in)
   }
   in->lazy_pid = 0;
   in->lazy_copy_pid = 0;
-  if (committed(in)) { /* the images it read are used up */
-    _cleanup_free_ char *criu = path_join(in->dir, "criu");
-    scratch_remove(criu);
-  }
+  if (committed(in))
+    in->images_spent = true; /* the images it read are used up */
   return false;
 }
 
@@ -220,6 +218,8 @@ int incoming_memory_settle(struct agent *a, const char *ref, int timeout_ms,
   return FERRY_CONFLICT(err, "container \"%s\": memory still arriving", ref);
 }
 
+/* Removes everything this migration made on this agent. The caller has
+ * taken in off the list (or holds it busy): no other step touches it. */
 static void cleanup_in(struct agent *a, struct incoming *in)
 {
   stop_page_server(in);
@@ -992,7 +992,7 @@ int incoming_commit(struct agent *a, const char *id, json_t **out, struct ferry_
   json_object_set_new(in->report, "commit_ms", json_integer((json_int_t)(t_up - t0)));
   /* the images are used up (the state file stays so the source can ask),
    * unless a lazy-pages daemon still reads them: it opens them again for
-   * each process the copy forks (lazy_daemon_running removes them) */
+   * each process the copy forks (the reaper removes them once it is gone) */
   if (in->lazy_pid <= 0) {
     _cleanup_free_ char *criu = path_join(in->dir, "criu");
     scratch_remove(criu);
@@ -1084,6 +1084,8 @@ static void *reaper_main(void *arg)
     pthread_cond_timedwait(&m->reaper_cond, &m->in_lock, &ts);
     uint64_t now = now_mono_ms();
     struct incoming *gone = NULL;
+    char *spent[16]; /* CRIU images to remove once the lock is let go */
+    size_t n_spent = 0;
     for (struct incoming *in = m->in; in;) {
       struct incoming *next = in->next;
       /* the steps the agent takes itself (protocol.h): expiry, fence, prune */
@@ -1096,6 +1098,10 @@ static void *reaper_main(void *arg)
       bool fenced = in->state == T_RESTORED && now > in->fence_ms;
       if (in->lazy_pid > 0 && !in->busy)
         lazy_daemon_running(in); /* reaped as soon as it is done */
+      if (in->images_spent && !in->busy && n_spent < ARRAY_SIZE(spent)) {
+        spent[n_spent++] = path_join(in->dir, "criu");
+        in->images_spent = false;
+      }
       bool done = in->state == T_RUNNING && in->deadline_ms && now > in->deadline_ms &&
                   in->lazy_pid <= 0;
       if (!in->busy && done) {
@@ -1120,6 +1126,10 @@ static void *reaper_main(void *arg)
       in = next;
     }
     pthread_mutex_unlock(&m->in_lock);
+    for (size_t i = 0; i < n_spent; i++) {
+      scratch_remove(spent[i]);
+      free(spent[i]);
+    }
     agent_ports_expire(a);
     agent_autoremove_tick(a);
     while (gone) {
