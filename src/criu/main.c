@@ -44,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ckpt/criu-log-level.h"
 #include "criu-rpc.pb-c.h"
 
 #define MSG_MAX (64 * 1024)
@@ -413,11 +414,9 @@ static int restore_ahead(int rfd, const char *gate)
     req->opts->work_dir_fd = wfd;
   /* runc asks for CRIU's debug log, ~1,700 lines for a small container,
    * each a system call of CRIU's inside the pause: the agent's level
-   * instead (ckpt_criu_log_level: $FERRY_CRIU_LOG_LEVEL, else 2, errors
-   * and warnings, what the agent quotes when a restore fails) */
-  const char *lv = getenv("FERRY_CRIU_LOG_LEVEL");
+   * instead (ckpt/criu-log-level.h) */
   req->opts->has_log_level = true;
-  req->opts->log_level = lv && lv[0] >= '0' && lv[0] <= '4' && !lv[1] ? lv[0] - '0' : 2;
+  req->opts->log_level = ckpt_criu_log_level();
   size_t len = criu_req__get_packed_size(req);
   uint8_t *out = len <= sizeof in ? malloc(len) : NULL;
   if (out)

@@ -22,12 +22,6 @@
 #include "util/strv.h"
 
 
-int ckpt_criu_log_level(void)
-{
-  const char *v = getenv("FERRY_CRIU_LOG_LEVEL");
-  return v && v[0] >= '0' && v[0] <= '4' && !v[1] ? v[0] - '0' : 2;
-}
-
 /* Adds (or removes again) the lines block in the container's criu.conf. */
 static int conf_block(struct runtime *rt, const char *id, const char *block, bool add,
                       struct ferry_err *err)

@@ -19,12 +19,7 @@ char *criu_log_errors(const char *log_path, size_t max);
  * every freeze. criu: the binary runc runs (NULL: "criu" on PATH). Cheap
  * when the cache is there (a stat): called before every move. */
 int ckpt_kdat_prime(const char *criu, struct ferry_err *err);
-/* The verbosity of CRIU's dump and restore logs: 2 (errors and warnings,
- * what ferry quotes when CRIU fails), or $FERRY_CRIU_LOG_LEVEL (0-4) in
- * ferryd's environment: CRIU writes each line of its log with a system
- * call of its own, and at 4 (debug, ~1,700 lines for a small container's
- * restore) that cost ~10 ms of a small move's freeze here. */
-int ckpt_criu_log_level(void);
+#include "ckpt/criu-log-level.h"
 
 /* CRIU's page server for one migration's memory. ferryd listens on a free
  * port of listen_ip and accepts the one connection itself (CRIU's page
