@@ -171,6 +171,15 @@ f h1 ps | grep -q "web .*paused" || fail "pause: $(f h1 ps)"
 expect_fail "is not running .paused." f h1 pause web
 f h1 unpause web >/dev/null
 f h1 ps | grep -q "web .*running" || fail "unpause: $(f h1 ps)"
+res=$(in_ns c1 "$FERRY_BUILD/tests/tcp-client" 198.18.13.50 7000 300 10)
+echo "$res" | grep -q '^ok' || fail "web does not serve after unpause: $res"
+if [ -d /sys/fs/cgroup/freezer ]; then
+  # the empty cgroup that keeps the kernel's freezer on (ferryd(8)): frozen,
+  # and never holding a task (one put there would never run again)
+  kf=/sys/fs/cgroup/freezer/ferry/keep-frozen
+  [ "$(cat $kf/freezer.state 2>&1)" = FROZEN ] || fail "$kf: $(cat $kf/freezer.state 2>&1)"
+  [ -z "$(cat $kf/tasks)" ] || fail "$kf holds tasks: $(cat $kf/tasks)"
+fi
 f h1 kill web >/dev/null  # as it was: exited
 [ "$(f h1 wait web)" = 137 ] || fail "wait after kill"
 check "restart (stopped and running), pause/unpause, wait prints the exit code, container prune removes only what does not run"

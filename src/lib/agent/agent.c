@@ -118,6 +118,11 @@ static int agent_init(struct agent *a, const struct agent_options *o, struct fer
   }
   if ((r = net_bridge_ensure(&a->net, err)) < 0)
     return r;
+  int fk = runtime_freezer_keep(&a->rt);
+  if (fk < 0)
+    log_warn("agent", "cgroup freezer: the empty frozen cgroup that keeps the kernel's freezer on "
+             "could not be made (%s): each freeze and thaw of a move then takes ~1 ms more",
+             strerror(-fk));
   if (!o->overlay || !o->overlay->vni) {
     int gone = overlay_remove_stale(a->net.bridge);
     if (gone > 0)

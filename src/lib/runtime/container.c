@@ -232,6 +232,27 @@ static bool file_says(const char *path, const char *want)
   return false;
 }
 
+/* cgroup v1 only. The kernel turns its freezer on (a static key: kernel
+ * text rewritten on every CPU) when the first cgroup freezes and off when
+ * the last one thaws: ~1.3 ms added to a freeze and ~1.1 ms to a thaw on
+ * these machines, several times in each move (ferry's freeze, CRIU's seize
+ * and its end), and every CPU stalls for it. One empty cgroup kept frozen
+ * keeps it on: a freeze then takes ~0.25 ms, a thaw ~0.02 ms. It holds no
+ * task, so nothing is ever frozen by it; it is left in place when the
+ * agent stops (other agents of the machine share it). */
+int runtime_freezer_keep(struct runtime *rt)
+{
+  _cleanup_free_ char *base = xasprintf("/sys/fs/cgroup/freezer%s", rt->cgroup_parent);
+  _cleanup_free_ char *dir = path_join(base, "keep-frozen");
+  _cleanup_free_ char *state = path_join(dir, "freezer.state");
+  struct stat st;
+  if (stat("/sys/fs/cgroup/freezer", &st) < 0)
+    return 0; /* no v1 freezer: nothing to keep on */
+  if ((mkdir(base, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST))
+    return -errno;
+  return write_word(state, "FROZEN") ? 1 : -EIO;
+}
+
 int ctr_freeze(struct runtime *rt, json_t *rec, struct ferry_err *err)
 {
   const char *inst = rec_instance(rec);

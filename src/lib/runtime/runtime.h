@@ -134,6 +134,9 @@ int runc_simple(struct runtime *rt, const char *verb, const char *id, struct fer
  * end (lost to the freeze). */
 long ctr_settle(struct runtime *rt, json_t *rec, int timeout_ms, int udp_timeout_ms,
                 long *udp_left);
+/* Keeps the kernel's cgroup v1 freezer on with an empty frozen cgroup
+ * (PARENT/keep-frozen): 1 made or found, 0 no v1 freezer, -errno. */
+int runtime_freezer_keep(struct runtime *rt);
 /* Pauses the container as `runc pause` does, by its cgroup's freezer
  * (v1 freezer.state, v2 cgroup.freeze), without starting runc inside the
  * pause; runc pause when the freezer does not settle within a second.
