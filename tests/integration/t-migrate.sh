@@ -61,6 +61,8 @@ echo "$out" | grep -q '"status": "succeeded"' || fail "migration a1->a2: $out"
 echo "$out" | grep -q '"memory": "copy"' || fail "auto did not choose copy for a small container: $out"
 # its restore was prepared on a2 while a1 dumped (runc held before CRIU)
 echo "$out" | grep -q '"prepared": true' || fail "a2 did not prepare the restore ahead: $out"
+# the copy starts knowing its neighbours (a1's ARP entries, a2's gateway)
+echo "$out" | grep -q '"neighbours": [1-9]' || fail "a2 seeded no neighbour entry into the copy: $out"
 layers=$(echo "$out" | sed -n 's/.*"layers": \([0-9]*\).*/\1/p' | head -1)
 down=$(echo "$out" | sed -n 's/.*"downtime_ms": \([0-9]*\).*/\1/p')
 [ "$layers" -gt 1000000 ] || fail "cold migration sent $layers layer bytes"

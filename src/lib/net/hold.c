@@ -24,6 +24,7 @@
 
 #include "net/hold.h"
 #include "net/net.h"
+#include "net/nl.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/spawn.h"
@@ -135,47 +136,6 @@ static int tap_open(const char *name, struct ferry_err *err)
   return fd;
 }
 
-/* A netlink request being built: attributes appended, nests closed by
- * the offset they began at. */
-struct nlreq {
-  unsigned char buf[1024];
-  size_t len;
-};
-
-static void *nl_put(struct nlreq *q, const void *data, size_t len)
-{
-  size_t al = NLMSG_ALIGN(len);
-  if (q->len + al > sizeof q->buf)
-    abort(); /* the two fixed requests below fit */
-  void *at = q->buf + q->len;
-  memset(at, 0, al);
-  if (data)
-    memcpy(at, data, len);
-  q->len += al;
-  return at;
-}
-
-static size_t nl_attr(struct nlreq *q, unsigned short type, const void *data, size_t len)
-{
-  size_t at = q->len;
-  struct nlattr a = {.nla_len = (unsigned short)(NLA_HDRLEN + len), .nla_type = type};
-  nl_put(q, &a, sizeof a);
-  if (len)
-    nl_put(q, data, len);
-  return at;
-}
-
-static size_t nl_nest(struct nlreq *q, unsigned short type)
-{
-  return nl_attr(q, type | NLA_F_NESTED, NULL, 0);
-}
-
-static void nl_nest_end(struct nlreq *q, size_t at)
-{
-  ((struct nlattr *)(q->buf + at))->nla_len = (unsigned short)(q->len - at);
-}
-
-static int nl_ask(int sk, struct nlreq *q, uint32_t seq, const char *what, struct ferry_err *err);
 
 /* `tc filter add dev IFINDEX {egress|ingress} pref 1 protocol all u32 match
  * u32 0 0 action mirred egress redirect dev TO` as one rtnetlink request:
@@ -216,39 +176,7 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
   nh = (struct nlmsghdr *)q.buf;
   nh->nlmsg_type = RTM_NEWTFILTER;
   nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-  return nl_ask(sk, &q, seq, egress ? "egress filter" : "ingress filter", err);
-}
-
-/* Sends the request q (its header's length and sequence set here) and
- * waits for the kernel's acknowledgement. */
-static int nl_ask(int sk, struct nlreq *q, uint32_t seq, const char *what, struct ferry_err *err)
-{
-  struct nlmsghdr *nh = (struct nlmsghdr *)q->buf;
-  nh->nlmsg_len = (uint32_t)q->len;
-  nh->nlmsg_seq = seq;
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(sk, q->buf, q->len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)q->len)
-    return ferry_err_sys(err, -errno, "hold: netlink");
-  /* the acknowledgement (an error message, 0 for success) */
-  for (int i = 0; i < 16; i++) {
-    union {
-      unsigned char b[4096];
-      struct nlmsghdr align;
-    } ans;
-    struct pollfd pf = {.fd = sk, .events = POLLIN};
-    if (poll(&pf, 1, 5000) != 1)
-      return FERRY_INTERNAL(err, "hold: no answer from the kernel to a filter");
-    ssize_t n = recv(sk, ans.b, sizeof ans.b, 0);
-    if (n < 0)
-      return ferry_err_sys(err, -errno, "hold: netlink");
-    for (struct nlmsghdr *r = &ans.align; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
-      if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR)
-        continue;
-      int e = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-      return e == 0 ? 0 : ferry_err_sys(err, e, "hold: %s", what);
-    }
-  }
-  return FERRY_INTERNAL(err, "hold: no acknowledgement of the %s", what);
+  return nl_ask(sk, &q, seq, "hold", egress ? "egress filter" : "ingress filter", err);
 }
 
 /* `tc qdisc del dev IFINDEX clsact` as one rtnetlink request: the filters
@@ -266,7 +194,7 @@ static int tc_clsact_del(int sk, unsigned ifindex, uint32_t seq, struct ferry_er
   nh = (struct nlmsghdr *)q.buf;
   nh->nlmsg_type = RTM_DELQDISC;
   nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  return nl_ask(sk, &q, seq, "qdisc's removal", err);
+  return nl_ask(sk, &q, seq, "hold", "qdisc's removal", err);
 }
 
 void net_hold_clear(const char *veth)
