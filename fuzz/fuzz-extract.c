@@ -1,7 +1,8 @@
 /* Fuzzes the archive extractor with whatever bytes (tar, gzip, zstd, ...):
  * nothing may be written outside the destination, crash or hang. Each
- * input is unpacked as an image layer into a fresh directory under a
- * private temporary root, which is then checked and removed. */
+ * input is unpacked in every mode, and as CRIU's flat images, into a fresh
+ * directory under a private temporary root, which is then checked and
+ * removed. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,5 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rm_rf(dest, NULL);
     mkdir_p(dest, 0755, NULL);
   }
+  /* and as CRIU's images (files only, one directory) */
+  extract_flat(in, dest, &lim, "fuzz", &err);
+  if (path_exists(outside))
+    abort();
+  rm_rf(dest, NULL);
   return 0;
 }

@@ -82,8 +82,8 @@ int agent_extract_delta(struct agent *a, const char *tar, const char *dest, cons
   (void)a; (void)dest;
   return extract(tar, what, err);
 }
-int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err)
+int agent_extract_images(struct agent *a, const char *tar, const char *dest, const char *what,
+                         struct ferry_err *err)
 {
   (void)a; (void)dest;
   return extract(tar, what, err);

@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "image/extract.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -280,6 +281,104 @@ static void converts_whiteouts(void **state)
   assert_false(path_exists(marker));
 }
 
+
+/* CRIU's images: flat_dir_to_tar and extract_flat carry files, modes and
+ * contents; a link in the directory is not sent. */
+static void flat_round_trip(void **state)
+{
+  (void)state;
+  _cleanup_free_ char *src = fresh_dest("images");
+  _cleanup_free_ char *a = path_join(src, "core-1.img");
+  _cleanup_free_ char *b = path_join(src, "pages-1.img");
+  _cleanup_free_ char *l = path_join(src, "parent");
+  assert_int_equal(write_file_atomic(a, "core", 4, 0644, NULL), 0);
+  char *big = malloc(200000);
+  assert_non_null(big);
+  for (size_t i = 0; i < 200000; i++)
+    big[i] = (char)(i * 7 + i / 4096);
+  assert_int_equal(write_file_atomic(b, big, 200000, 0600, NULL), 0);
+  assert_int_equal(symlink("/etc", l), 0);
+  _cleanup_free_ char *t = path_join(tmp, "images.tar");
+  uint64_t bytes = 0;
+  struct ferry_err e = {0};
+  assert_int_equal(flat_dir_to_tar(src, t, true, &bytes, &e), 0);
+  assert_true(bytes > 0 && bytes < 200000); /* compressed */
+  _cleanup_free_ char *d = fresh_dest("images-out");
+  assert_int_equal(extract_flat(t, d, NULL, "images", &e), 0);
+  _cleanup_free_ char *a2 = path_join(d, "core-1.img");
+  _cleanup_free_ char *b2 = path_join(d, "pages-1.img");
+  _cleanup_free_ char *l2 = path_join(d, "parent");
+  _cleanup_free_ char *txt = NULL;
+  size_t n = 0;
+  assert_int_equal(read_file(a2, 100, &txt, &n, NULL), 0);
+  assert_int_equal(n, 4);
+  assert_memory_equal(txt, "core", 4);
+  _cleanup_free_ char *bt = NULL;
+  assert_int_equal(read_file(b2, 1 << 20, &bt, &n, NULL), 0);
+  assert_int_equal(n, 200000);
+  assert_memory_equal(bt, big, 200000);
+  free(big);
+  struct stat st;
+  assert_int_equal(stat(a2, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0644);
+  assert_int_equal(stat(b2, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_false(path_exists(l2));
+}
+
+/* Anything but files named by one component is refused, nothing is
+ * written outside, and a link already in dest is replaced, not followed. */
+static void flat_refuses_all_but_files(void **state)
+{
+  (void)state;
+  _cleanup_free_ char *outside = path_join(tmp, "outside");
+  mkdir_p(outside, 0755, NULL);
+  struct {
+    struct entry es[1];
+    const char *msg;
+  } cases[] = {
+      {{{"sub/", AE_IFDIR, NULL, NULL}}, "only files"},
+      {{{"a/b", AE_IFREG, NULL, "x"}}, "only files"},
+      {{{"l", AE_IFLNK, "/etc", NULL}}, "only files"},
+      {{{"h", AE_IFREG, "core", NULL}}, "only files"},
+      {{{"../x", AE_IFREG, NULL, "x"}}, "\"..\" in path refused"},
+      {{{"/abs", AE_IFREG, NULL, "x"}}, "absolute path refused"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char leaf[32];
+    snprintf(leaf, sizeof leaf, "flat%zu.tar", i);
+    _cleanup_free_ char *t = make_tar(leaf, cases[i].es, 1);
+    _cleanup_free_ char *d = fresh_dest("flat");
+    struct ferry_err e = {0};
+    assert_true(extract_flat(t, d, NULL, leaf, &e) < 0);
+    assert_int_equal(e.klass, FERRY_E_INVALID);
+    if (!strstr(e.msg, cases[i].msg))
+      fail_msg("case %zu: \"%s\" does not say \"%s\"", i, e.msg, cases[i].msg);
+    assert_true(dir_is_empty(outside));
+    assert_true(dir_is_empty(d));
+  }
+  /* a name that is a link in dest: replaced by the file */
+  _cleanup_free_ char *d = fresh_dest("flat-link");
+  _cleanup_free_ char *victim = path_join(outside, "f");
+  _cleanup_free_ char *link = path_join(d, "core-1.img");
+  assert_int_equal(symlink(victim, link), 0);
+  const struct entry es[] = {{"core-1.img", AE_IFREG, NULL, "restored"}};
+  _cleanup_free_ char *t = make_tar("flat-link.tar", es, 1);
+  struct ferry_err e = {0};
+  assert_int_equal(extract_flat(t, d, NULL, "flat-link.tar", &e), 0);
+  assert_false(path_exists(victim));
+  struct stat st;
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISREG(st.st_mode));
+  /* over the limit of one file */
+  const struct entry bigs[] = {{"a", AE_IFREG, NULL, "0123456789"}};
+  _cleanup_free_ char *tb = make_tar("flat-big.tar", bigs, 1);
+  struct extract_limits lim = {.max_entry_size = 5, .max_total_size = 100, .max_entries = 10};
+  _cleanup_free_ char *d2 = fresh_dest("flat-big");
+  assert_true(extract_flat(tb, d2, &lim, "flat-big.tar", &e) < 0);
+  assert_non_null(strstr(e.msg, "over the limit of 5 bytes"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -290,6 +389,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(refuses_compression_bombs, setup, teardown),
       cmocka_unit_test_setup_teardown(refuses_garbage, setup, teardown),
       cmocka_unit_test_setup_teardown(converts_whiteouts, setup, teardown),
+      cmocka_unit_test_setup_teardown(flat_round_trip, setup, teardown),
+      cmocka_unit_test_setup_teardown(flat_refuses_all_but_files, setup, teardown),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   /* a skip is not a pass: meson counts exit 77 as skipped */

@@ -395,8 +395,9 @@ int agent_extract_fresh(struct agent *a, const char *tar, const char *dest, cons
                         struct ferry_err *err);
 int agent_extract_delta(struct agent *a, const char *tar, const char *dest, const char *what,
                         struct ferry_err *err);
-int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err);
+/* CRIU's images (a flat archive of files: extract_flat) into dest. */
+int agent_extract_images(struct agent *a, const char *tar, const char *dest, const char *what,
+                         struct ferry_err *err);
 bool agent_layer_present(struct agent *a, const char *digest);
 /* A layer into the store (unless there); *added when this call put it. */
 int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,

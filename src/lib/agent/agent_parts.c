@@ -126,10 +126,10 @@ int agent_extract_delta(struct agent *a, const char *tar, const char *dest, cons
   return r < 0 ? r : apply_delta_manifest(dest, err);
 }
 
-int agent_extract_plain(struct agent *a, const char *tar, const char *dest, const char *what,
-                        struct ferry_err *err)
+int agent_extract_images(struct agent *a, const char *tar, const char *dest, const char *what,
+                         struct ferry_err *err)
 {
-  return extract_archive(tar, dest, EXTRACT_PLAIN, &a->images.limits, what, err);
+  return extract_flat(tar, dest, &a->images.limits, what, err);
 }
 
 int agent_layer_receive(struct agent *a, const char *digest, const char *tar, const char *what,

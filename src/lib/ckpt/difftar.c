@@ -1,6 +1,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -255,4 +257,91 @@ int apply_delta_manifest(const char *dir, struct ferry_err *err)
   if (fr != 0)
     return ferry_err_sys(err, -EIO, "apply delta to %s", dir);
   return 0;
+}
+
+int flat_dir_to_tar(const char *dir, const char *out, bool zstd, uint64_t *bytes,
+                    struct ferry_err *err)
+{
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return ferry_err_sys(err, -errno, "read %s", dir);
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    int e = -errno;
+    close(dfd);
+    return ferry_err_sys(err, e, "read %s", dir);
+  }
+  struct archive *w = archive_write_new();
+  archive_write_set_format_pax_restricted(w);
+  if (zstd) {
+    archive_write_add_filter_zstd(w);
+    archive_write_set_filter_option(w, "zstd", "compression-level", "1");
+  }
+  int r = 0;
+  char *buf = NULL;
+  if (archive_write_open_filename(w, out) != ARCHIVE_OK) {
+    r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "create %s: %s", out, archive_error_string(w));
+    goto done;
+  }
+  buf = malloc(1 << 16);
+  if (!buf)
+    abort();
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 && errno == ELOOP)
+      continue; /* a link (CRIU's to an earlier round): not sent */
+    if (fd < 0 || fstat(fd, &st) < 0) {
+      r = ferry_err_sys(err, -errno, "read %s/%s", dir, de->d_name);
+      if (fd >= 0)
+        close(fd);
+      goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      close(fd);
+      r = ferry_err_set(err, -EINVAL, FERRY_E_INTERNAL, "%s/%s: not a file", dir, de->d_name);
+      goto done;
+    }
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, de->d_name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, st.st_mode & 0666);
+    archive_entry_set_size(e, st.st_size);
+    archive_entry_set_mtime(e, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    int h = archive_write_header(w, e);
+    archive_entry_free(e);
+    int64_t left = st.st_size;
+    while (h >= ARCHIVE_WARN && left > 0) {
+      ssize_t n = read(fd, buf, left < (1 << 16) ? (size_t)left : (1 << 16));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) { /* it shrank: what the header says cannot be written */
+        h = ARCHIVE_FATAL;
+        break;
+      }
+      if (archive_write_data(w, buf, (size_t)n) != n)
+        h = ARCHIVE_FATAL;
+      left -= n;
+    }
+    close(fd);
+    if (h < ARCHIVE_WARN) {
+      r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "archive %s/%s: %s", dir, de->d_name,
+                        archive_error_string(w) ? archive_error_string(w) : "file changed");
+      goto done;
+    }
+  }
+  if (archive_write_close(w) != ARCHIVE_OK)
+    r = ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "write %s: %s", out, archive_error_string(w));
+done:
+  free(buf);
+  archive_write_free(w);
+  closedir(d);
+  if (r == 0 && bytes) {
+    struct stat st;
+    *bytes = stat(out, &st) == 0 ? (uint64_t)st.st_size : 0;
+  }
+  return r;
 }

@@ -364,3 +364,141 @@ out:
   archive_write_free(w);
   return r;
 }
+
+/* Writes the current entry's data (size bytes, holes of a sparse entry
+ * left as holes) to out. */
+static int flat_data(struct archive *a, int out, int64_t size, const char *what, const char *entry,
+                     struct ferry_err *err)
+{
+  for (;;) {
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    int d = archive_read_data_block(a, &buf, &len, &off);
+    if (d == ARCHIVE_EOF)
+      break;
+    if (d < ARCHIVE_WARN)
+      return FERRY_INVALID(err, "%s: entry \"%s\": truncated or corrupt data: %s", what, entry,
+                           archive_error_string(a));
+    if (off < 0 || len > (uint64_t)size || (uint64_t)off > (uint64_t)size - len)
+      return FERRY_INVALID(err, "%s: entry \"%s\": more data than its header says", what, entry);
+    const char *p = buf;
+    while (len > 0) {
+      ssize_t w = pwrite(out, p, len, off);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        return ferry_err_sys(err, w < 0 ? -errno : -EIO, "%s: entry \"%s\": write", what, entry);
+      p += w;
+      off += w;
+      len -= (size_t)w;
+    }
+  }
+  if (ftruncate(out, size) < 0) /* a hole at its end */
+    return ferry_err_sys(err, -errno, "%s: entry \"%s\": write", what, entry);
+  return 0;
+}
+
+int extract_flat(const char *archive_path, const char *dest, const struct extract_limits *lim,
+                 const char *what, struct ferry_err *err)
+{
+  if (!lim)
+    lim = &extract_default_limits;
+  int fd = open(archive_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return ferry_err_sys(err, -errno, "%s: open %s", what, archive_path);
+  int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    int e = -errno;
+    close(fd);
+    return ferry_err_sys(err, e, "%s: destination %s", what, dest);
+  }
+  struct archive *a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  int r = 0;
+  uint64_t total = 0, count = 0, allowed = UINT64_MAX;
+  struct stat ast;
+  if (lim->max_ratio && fstat(fd, &ast) == 0 &&
+      (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
+    allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
+                  ? (uint64_t)ast.st_size * lim->max_ratio
+                  : lim->ratio_floor;
+  if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+    r = FERRY_INVALID(err, "%s: not a readable archive: %s", what, archive_error_string(a));
+    goto out;
+  }
+  for (;;) {
+    struct archive_entry *e;
+    int h = archive_read_next_header(a, &e);
+    if (h == ARCHIVE_EOF)
+      break;
+    if (h < ARCHIVE_WARN) {
+      r = FERRY_INVALID(err, "%s: corrupt archive after %" PRIu64 " entries: %s", what, count,
+                        archive_error_string(a));
+      goto out;
+    }
+    if (++count > lim->max_entries) {
+      r = FERRY_INVALID(err, "%s: more than %" PRIu64 " entries: refused", what, lim->max_entries);
+      goto out;
+    }
+    const char *name = archive_entry_pathname(e);
+    _cleanup_free_ char *entry = xstrdup(name ? name : "");
+    _cleanup_free_ char *rel = NULL;
+    if ((r = extract_clean_name(entry, &rel, err)) < 0) {
+      ferry_err_wrap(err, "%s", what);
+      goto out;
+    }
+    mode_t type = archive_entry_filetype(e);
+    if (!*rel && type == AE_IFDIR)
+      continue; /* the archive root "./" */
+    if (!*rel || strchr(rel, '/') || type != AE_IFREG || archive_entry_hardlink(e)) {
+      r = FERRY_INVALID(err, "%s: entry \"%s\": only files, without a directory, belong in it: "
+                             "refused",
+                        what, entry);
+      goto out;
+    }
+    int64_t size = archive_entry_size(e);
+    if (size < 0 || (uint64_t)size > lim->max_entry_size) {
+      r = FERRY_INVALID(err, "%s: entry \"%s\": %" PRId64 " bytes is over the limit of %" PRIu64
+                             " bytes: refused",
+                        what, entry, size, lim->max_entry_size);
+      goto out;
+    }
+    total += (uint64_t)size;
+    if (total > allowed) {
+      r = FERRY_INVALID(err, "%s: unpacks to more than %" PRIu64 " times its own size (a "
+                             "compression bomb?): refused",
+                        what, lim->max_ratio);
+      goto out;
+    }
+    if (total > lim->max_total_size) {
+      r = FERRY_INVALID(err, "%s: more than %" PRIu64 " bytes in all: refused", what,
+                        lim->max_total_size);
+      goto out;
+    }
+    /* a name taken already (by this archive or a file the page server
+     * wrote) is replaced: never followed, never a directory */
+    if (unlinkat(dfd, rel, 0) < 0 && errno != ENOENT) {
+      r = ferry_err_sys(err, -errno, "%s: entry \"%s\": replace", what, entry);
+      goto out;
+    }
+    int out = openat(dfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     archive_entry_perm(e) & 0666);
+    if (out < 0) {
+      r = ferry_err_sys(err, -errno, "%s: entry \"%s\": create", what, entry);
+      goto out;
+    }
+    r = flat_data(a, out, size, what, entry, err);
+    if (close(out) < 0 && r == 0)
+      r = ferry_err_sys(err, -errno, "%s: entry \"%s\": write", what, entry);
+    if (r < 0)
+      goto out;
+  }
+out:
+  archive_read_free(a);
+  close(dfd);
+  close(fd);
+  return r;
+}

@@ -35,6 +35,15 @@ int extract_archive(const char *archive_path, const char *dest, enum extract_mod
 int extract_archive_fd(int fd, const char *dest, enum extract_mode mode,
                        const struct extract_limits *lim, const char *what, struct ferry_err *err);
 
+/* A flat archive of regular files (CRIU's images) into the directory
+ * dest: every entry a file named by one component (an entry "./" for the
+ * archive's root is skipped); a directory, link, device or a name with a
+ * "/" is refused, as is a file over the limits. A few system calls per
+ * file, nothing followed (a name already in dest is replaced); permissions
+ * kept, owner and times not. */
+int extract_flat(const char *archive_path, const char *dest, const struct extract_limits *lim,
+                 const char *what, struct ferry_err *err);
+
 /* Normalises an archive member name: strips "./" and trailing "/", refuses
  * absolute names and ".." components. out gets a malloc'd relative path
  * ("" for the archive root). Exposed for tests. */

@@ -220,7 +220,7 @@ static int put_tar(struct outgoing *o, struct http_client *c, const struct uploa
     return ferry_err_sys(err, -errno, "temporary file");
   close(fd);
   uint64_t bytes = 0;
-  int r = up->own_dir ? dir_to_tar_opts(up->own_dir, tmp, to, &bytes, err)
+  int r = up->own_dir ? flat_dir_to_tar(up->own_dir, tmp, to->zstd, &bytes, err)
                       : agent_part_tar(o->a, up->part, up->rec, up->name, tmp, to, &bytes, err);
   if (r == 0) {
     http_client_set_timeout(c, remaining_s(o));
