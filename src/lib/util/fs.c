@@ -72,8 +72,8 @@ int mkdir_p(const char *path, mode_t mode, struct ferry_err *err)
   return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                      struct ferry_err *err)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                        struct ferry_err *err)
 {
   _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -94,7 +94,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
     p += w;
     left -= (size_t)w;
   }
-  if (fsync(fd) < 0) {
+  if (sync && fsync(fd) < 0) {
     int e = -errno;
     close(fd);
     unlink(tmp);
@@ -107,6 +107,18 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
     return ferry_err_sys(err, e, "rename %s", path);
   }
   return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                      struct ferry_err *err)
+{
+  return write_atomic(path, data, len, mode, true, err);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                       struct ferry_err *err)
+{
+  return write_atomic(path, data, len, mode, false, err);
 }
 
 int read_file(const char *path, size_t max, char **out, size_t *out_len, struct ferry_err *err)

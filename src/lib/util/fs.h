@@ -27,6 +27,10 @@ void scratch_remove(const char *dir);
 /* Writes data to path atomically: temp file in the same dir, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                       struct ferry_err *err);
+/* The same without the fsync: the old text or the new one after a crash
+ * (or an empty file on some file systems): for what a crash may lose. */
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                       struct ferry_err *err);
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
 int read_file(const char *path, size_t max, char **out, size_t *out_len, struct ferry_err *err);
 /* Reads a bearer token from a file: the first line, without its newline;

@@ -43,6 +43,15 @@ int json_save_atomic(const char *path, json_t *j, struct ferry_err *err)
   return write_file_atomic(path, withnl, n + 1, 0600, err);
 }
 
+int json_save_quick(const char *path, json_t *j, struct ferry_err *err)
+{
+  _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!s)
+    return FERRY_INTERNAL(err, "%s: cannot encode JSON", path);
+  _cleanup_free_ char *withnl = xasprintf("%s\n", s);
+  return write_file_replace(path, withnl, strlen(withnl), 0600, err);
+}
+
 int json_save_durable(const char *path, json_t *j, struct ferry_err *err)
 {
   int r = json_save_atomic(path, j, err);

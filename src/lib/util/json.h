@@ -16,6 +16,8 @@ static inline void ferry_json_decrefp(json_t **j)
 int json_parse(const char *text, size_t len, const char *what, json_t **out, struct ferry_err *err);
 int json_load(const char *path, json_t **out, struct ferry_err *err);
 int json_save_atomic(const char *path, json_t *j, struct ferry_err *err);
+/* json_save_atomic without the fsync (write_file_replace). */
+int json_save_quick(const char *path, json_t *j, struct ferry_err *err);
 /* json_save_atomic; when that fails for lack of space and the new text is
  * no longer than the file, it is written over the file in place instead
  * (padded with spaces): a record that shrinks can always be saved. */
