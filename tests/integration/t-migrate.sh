@@ -82,6 +82,16 @@ UTS1=$(f a2 exec echo sh -c 'hostname; cat /proc/sys/kernel/domainname')
   fail "the machine's host or domain name changed with the move: '$HOST_UTS0' -> '$(hostname; cat /proc/sys/kernel/domainname)'"
 f a2 ps | grep -q "^${ID0:0:12} " || fail "ps on a2 does not show the id ${ID0:0:12}: $(f a2 ps)"
 check "a1 -> a2: running on a2 with the same id and host name, rootfs and volume arrived, $layers layer bytes, downtime ${down} ms"
+# the hold's qdisc stays on the copy's veth (made with it: adding or
+# removing one on a live link drops what crosses it meanwhile), and no
+# filter of the hold is left to swallow its traffic
+veths=$(in_ns a2 ip -o link show | sed -n 's/^[0-9]*: \(fv[0-9a-f]*\)@.*/\1/p')
+[ -n "$veths" ] || fail "no container veth on a2: $(in_ns a2 ip -o link show)"
+for veth in $veths; do
+  in_ns a2 tc qdisc show dev "$veth" | grep -q clsact || fail "no clsact qdisc on $veth: $(in_ns a2 tc qdisc show dev "$veth")"
+  [ -z "$(in_ns a2 tc filter show dev "$veth" egress; in_ns a2 tc filter show dev "$veth" ingress)" ] ||
+    fail "a hold's filter is left on $veth: $(in_ns a2 tc filter show dev "$veth" egress)"
+done
 # its tmpfs mounts came along: /dev/shm, empty when it moved, is usable
 # with its mode (CRIU restores an empty tmpfs by the mount alone); what is
 # put there now must come back with the next move

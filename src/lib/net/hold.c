@@ -179,9 +179,9 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
   return nl_ask(sk, &q, seq, "hold", egress ? "egress filter" : "ingress filter", err);
 }
 
-/* `tc qdisc del dev IFINDEX clsact` as one rtnetlink request: the filters
- * go with it. */
-static int tc_clsact_del(int sk, unsigned ifindex, uint32_t seq, struct ferry_err *err)
+/* `tc qdisc add dev IFINDEX clsact` as one rtnetlink request; one there
+ * already is fine. */
+static int tc_clsact_add(int sk, unsigned ifindex, uint32_t seq, struct ferry_err *err)
 {
   struct nlreq q = {.len = 0};
   struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
@@ -192,27 +192,68 @@ static int tc_clsact_del(int sk, unsigned ifindex, uint32_t seq, struct ferry_er
   tm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
   nl_attr(&q, TCA_KIND, "clsact", 7);
   nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_type = RTM_DELQDISC;
+  nh->nlmsg_type = RTM_NEWQDISC;
+  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  struct ferry_err e = {0};
+  int r = nl_ask(sk, &q, seq, "clsact", "qdisc", &e);
+  if (r == -EEXIST)
+    return 0;
+  if (r < 0 && err)
+    *err = e;
+  return r;
+}
+
+/* `tc filter del dev IFINDEX {egress|ingress}`: every filter of that
+ * side goes (none there is fine). */
+static void tc_filters_del(int sk, unsigned ifindex, bool egress, uint32_t seq)
+{
+  struct nlreq q = {.len = 0};
+  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
+  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
+  tm->tcm_family = AF_UNSPEC;
+  tm->tcm_ifindex = (int)ifindex;
+  tm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+  nh = (struct nlmsghdr *)q.buf;
+  nh->nlmsg_type = RTM_DELTFILTER;
   nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  return nl_ask(sk, &q, seq, "hold", "qdisc's removal", err);
+  nl_ask(sk, &q, seq, "hold", "filters' removal", NULL);
+}
+
+int net_clsact_ensure(const char *dev, struct ferry_err *err)
+{
+  unsigned di = if_nametoindex(dev);
+  if (!di)
+    return ferry_err_sys(err, -errno, "clsact: %s", dev);
+  int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sk < 0)
+    return ferry_err_sys(err, -errno, "clsact: netlink");
+  int r = tc_clsact_add(sk, di, 3, err);
+  close(sk);
+  return r < 0 ? ferry_err_wrap(err, "clsact qdisc on %s", dev) : 0;
 }
 
 void net_hold_clear(const char *veth)
 {
-  /* one rtnetlink request (a commit waits for it); no such qdisc: nothing
-   * to clear */
+  /* the filters only: adding or removing the qdisc itself takes the
+   * device's queues down for an RCU grace period, and what is sent to the
+   * container meanwhile is dropped (a request lost that way waited for its
+   * client's retransmission timeout); no filter: nothing to clear */
   unsigned vi = if_nametoindex(veth);
   if (!vi)
     return;
   int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (sk >= 0) {
-    tc_clsact_del(sk, vi, 4, NULL);
+    tc_filters_del(sk, vi, true, 4);
+    tc_filters_del(sk, vi, false, 5);
     close(sk);
     return;
   }
   struct spawn_result r = {0};
-  if (spawn_run(TC("qdisc", "del", "dev", veth, "clsact"), NULL, &r, NULL) == 0)
+  if (spawn_run(TC("filter", "del", "dev", veth, "egress"), NULL, &r, NULL) == 0)
     spawn_result_free(&r);
+  struct spawn_result r2 = {0};
+  if (spawn_run(TC("filter", "del", "dev", veth, "ingress"), NULL, &r2, NULL) == 0)
+    spawn_result_free(&r2);
 }
 
 int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
@@ -244,19 +285,12 @@ int net_hold_prepare(const char *veth, const char *mac, struct net_hold **out,
     r = ferry_err_sys(err, -errno, "hold: eventfd");
     goto fail;
   }
-  /* the qdisc the filters hang on: without them it changes nothing */
-  {
-    struct spawn_result res = {0};
-    r = spawn_run(TC("qdisc", "replace", "dev", veth, "clsact"), NULL, &res, err);
-    if (r == 0 && res.exit_code != 0) {
-      _cleanup_free_ char *t = tail_lines(res.errout, 200);
-      r = FERRY_INTERNAL(err, "tc qdisc replace dev %s clsact: %s", veth, t);
-    }
-    spawn_result_free(&res);
-    if (r < 0) {
-      ferry_err_wrap(err, "hold the traffic of %s", veth);
-      goto fail;
-    }
+  /* the qdisc the filters hang on (without them it changes nothing),
+   * made with the veth (net_ctr_setup): here only for a container started
+   * before it was */
+  if ((r = net_clsact_ensure(veth, err)) < 0) {
+    ferry_err_wrap(err, "hold the traffic of %s", veth);
+    goto fail;
   }
   if (pthread_create(&h->th, NULL, reader, h) != 0) {
     net_hold_clear(veth);
@@ -426,8 +460,9 @@ int net_hold_release(struct net_hold *h, const char *netns, uint64_t *bytes, uns
 {
   if (!h)
     return 0;
-  /* the filters go with the qdisc (one rtnetlink request: this is inside
-   * the commit), then what the copy sent goes on, out of its own eth0 as
+  /* the filters go (two rtnetlink requests: this is inside the commit; the
+   * qdisc stays, its removal would drop what comes meanwhile), then what
+   * the copy sent goes on, out of its own eth0 as
    * it sent it: its bridge learns its port and forwards each frame (to the
    * host itself too, a gateway's) */
   net_hold_clear(h->veth);

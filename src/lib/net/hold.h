@@ -69,6 +69,12 @@ int net_hold_end(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned 
  * teach the segment's switches that their senders live behind this host
  * (the answers to them would go astray). */
 int net_hold_end_as(struct net_hold *h, const char *dev, uint64_t *bytes, unsigned *dropped);
-/* Removes a hold's filter left by an agent that died (its TAP went with it,
- * and the filter would drop every frame): idempotent. */
+/* A clsact qdisc on dev (the hold's filters hang on it), unless it has
+ * one: made with a container's veth, before its link is up, and never
+ * removed: adding or removing it on a device that carries traffic drops
+ * what is sent through it meanwhile. */
+int net_clsact_ensure(const char *dev, struct ferry_err *err);
+/* Removes a hold's filters (not its qdisc) left by an agent that died (its
+ * TAP went with it, and the filters would drop every frame), or at a
+ * hold's end: idempotent. */
 void net_hold_clear(const char *veth);

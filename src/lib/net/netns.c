@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/hold.h"
 #include "net/net.h"
 #include "net/nl.h"
 #include "util/cleanup.h"
@@ -112,6 +113,9 @@ int net_ctr_setup(const struct net_config *nc, const char *netns, const char *ve
       (r = spawn_check(IP("link", "add", veth, "mtu", mtu, "type", "veth", "peer", "name", peer,
                           "mtu", mtu, "netns", netns),
                        NULL, err)) < 0 ||
+      /* the qdisc a migration's hold needs, made while the link is down:
+       * made later it would drop what is sent through it meanwhile */
+      (r = net_clsact_ensure(veth, err)) < 0 ||
       (r = spawn_check(IP("link", "set", veth, "master", nc->bridge, up ? "up" : "down"), NULL,
                        err)) < 0 ||
       (r = spawn_check(IP("-n", netns, "link", "set", peer, "name", "eth0"), NULL, err)) < 0 ||
