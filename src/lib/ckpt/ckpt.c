@@ -302,7 +302,7 @@ static int lazy_dump_start(char **argv, const char *images_dir, const struct ckp
   if (pipe2(st, O_CLOEXEC) < 0)
     return ferry_err_sys(err, -errno, "pipe");
   _cleanup_free_ char *out = path_join(images_dir, "criu-lazy.out");
-  struct spawn_opts so = {.outlive_parent = true, .pass_fd = o->ps_fd, .pass_as = CKPT_PS_FD,
+  struct spawn_opts so = {.envp = ckpt_criu_env(), .outlive_parent = true, .pass_fd = o->ps_fd, .pass_as = CKPT_PS_FD,
                           .pass_fd2 = st[1], .pass_as2 = CKPT_STATUS_FD};
   int pid = -1;
   int r = spawn_bg_opts((const char *const *)argv, out, &so, &pid, err);
@@ -384,7 +384,7 @@ int ckpt_dump(struct runtime *rt, const char *id, const char *images_dir,
   struct spawn_result res = {0};
   /* runc leaves its CRIU running when it is killed; the direct CRIU must
    * outlive the agent the same way (the restart waits for it) */
-  struct spawn_opts so = {.timeout_ms = o->timeout_ms, .outlive_parent = direct};
+  struct spawn_opts so = {.envp = ckpt_criu_env(), .timeout_ms = o->timeout_ms, .outlive_parent = direct};
   bool ps_line = false, keeper_line = false;
   uint64_t run_ms = 0;
   int r = 0;
@@ -473,7 +473,7 @@ static int lazy_daemon_start(const char *images_dir, const char *work, int ps_fd
     argv[10] = "--ps-socket";
     argv[11] = "3";
   }
-  struct spawn_opts so = {.outlive_parent = true};
+  struct spawn_opts so = {.envp = ckpt_criu_env(), .outlive_parent = true};
   if (ps_fd > 2) {
     so.pass_fd = ps_fd;
     so.pass_as = 3;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "ckpt/swrk.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/relay.h"
@@ -196,7 +197,7 @@ int ckpt_page_server_start(struct ckpt_page_server *ps, struct ferry_err *err)
     argv[k++] = ps->prev_dir;
   }
   argv[k] = NULL;
-  struct spawn_opts so = {.pass_fd = lfd, .pass_as = 3, .pass_fd2 = sp[0], .pass_as2 = 4};
+  struct spawn_opts so = {.envp = ckpt_criu_env(), .pass_fd = lfd, .pass_as = 3, .pass_fd2 = sp[0], .pass_as2 = 4};
   int pid = 0;
   if ((r = spawn_bg_opts(argv, ps->log_path, &so, &pid, err)) < 0) {
     ferry_err_wrap(err, "page server");

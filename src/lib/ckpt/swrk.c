@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,61 @@ struct ckpt_criu {
   bool used;
 };
 
+/* Waits (timeout_ms at most) until the worker on sk has started: its
+ * answer to a VERSION request with keep_open (it then waits for the next
+ * one). Its start (exec, its libraries linked, the kernel's features
+ * learnt: 15-25 ms of CPU here) is then over before the freeze, not spent
+ * beside it. */
+static int swrk_ready(int sk, int timeout_ms, struct ferry_err *err)
+{
+  CriuReq req = CRIU_REQ__INIT;
+  req.type = CRIU_REQ_TYPE__VERSION;
+  req.has_keep_open = true;
+  req.keep_open = true;
+  uint8_t out[64];
+  size_t len = criu_req__get_packed_size(&req);
+  if (len > sizeof out)
+    return FERRY_INTERNAL(err, "criu swrk: request too large");
+  criu_req__pack(&req, out);
+  if (send(sk, out, len, MSG_NOSIGNAL) != (ssize_t)len)
+    return ferry_err_sys(err, -errno, "criu swrk: ask whether it is ready");
+  struct pollfd pf = {.fd = sk, .events = POLLIN};
+  int pr;
+  do
+    pr = poll(&pf, 1, timeout_ms);
+  while (pr < 0 && errno == EINTR);
+  if (pr != 1)
+    return ferry_err_set(err, -ETIMEDOUT, FERRY_E_UNAVAILABLE,
+                         "criu swrk did not answer within %d ms", timeout_ms);
+  _cleanup_free_ uint8_t *in = malloc(RESP_MAX);
+  if (!in)
+    abort();
+  ssize_t n = recv(sk, in, RESP_MAX, 0);
+  CriuResp *resp = n > 0 ? criu_resp__unpack(NULL, (size_t)n, in) : NULL;
+  bool ok = resp && resp->type == CRIU_REQ_TYPE__VERSION && resp->success;
+  if (resp)
+    criu_resp__free_unpacked(resp, NULL);
+  return ok ? 0 : ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "criu swrk did not start");
+}
+
+static char **criu_env;
+static pthread_once_t criu_env_once = PTHREAD_ONCE_INIT;
+
+static void criu_env_make(void)
+{
+  criu_env = strv_new();
+  for (char **e = environ; e && *e; e++)
+    if (strncmp(*e, "LD_BIND_NOW=", 12) != 0)
+      strv_push(&criu_env, *e);
+  strv_push(&criu_env, "LD_BIND_NOW=1");
+}
+
+const char *const *ckpt_criu_env(void)
+{
+  pthread_once(&criu_env_once, criu_env_make);
+  return (const char *const *)criu_env;
+}
+
 int ckpt_criu_start(int ps_fd, int keeper_fd, const char *out_path, struct ckpt_criu **out,
                     struct ferry_err *err)
 {
@@ -44,7 +100,8 @@ int ckpt_criu_start(int ps_fd, int keeper_fd, const char *out_path, struct ckpt_
   /* as any dump: once it works on the container it must outlive the agent
    * (a dump killed halfway leaves its parasite in the processes); before
    * its request, the agent's end closing ends it */
-  struct spawn_opts so = {.outlive_parent = true, .pass_fd = sv[1], .pass_as = SWRK_FD};
+  struct spawn_opts so = {.envp = ckpt_criu_env(), .outlive_parent = true, .pass_fd = sv[1],
+                          .pass_as = SWRK_FD};
   if (ps_fd >= 0) {
     so.pass_fd2 = ps_fd;
     so.pass_as2 = CKPT_PS_FD;
@@ -58,6 +115,11 @@ int ckpt_criu_start(int ps_fd, int keeper_fd, const char *out_path, struct ckpt_
   close(sv[1]);
   if (r < 0) {
     close(sv[0]);
+    return r;
+  }
+  if ((r = swrk_ready(sv[0], 10000, err)) < 0) {
+    close(sv[0]); /* it ends at the end of its requests */
+    spawn_reap(pid, 2000, true);
     return r;
   }
   struct ckpt_criu *c = calloc(1, sizeof *c);

@@ -20,3 +20,12 @@ bool ckpt_criu_fits(const struct ckpt_criu *c, int ps_fd, int keeper_fd);
  * answer (its log says more); another error in err. Used once. */
 int ckpt_criu_dump(struct ckpt_criu *c, char **argv, const char *images_dir, int timeout_ms,
                    char **why, struct ferry_err *err);
+
+/* The environment CRIU runs in: the agent's, with LD_BIND_NOW=1. CRIU
+ * links ~15 libraries; bound lazily, each process it forks for the tasks
+ * it restores resolves symbols on first call and writes its own copy of
+ * the pages that hold them (copy-on-write faults, costly on these
+ * machines): measured, CRIU's CPU inside a small move's pause 92-127 ->
+ * 74-79 ms. Bound at its start instead, before the freeze (its start is
+ * waited for, swrk_ready). Built once. */
+const char *const *ckpt_criu_env(void);
