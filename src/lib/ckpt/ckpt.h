@@ -172,7 +172,7 @@ struct tar_opts {
 int dir_to_tar_opts(const char *dir, const char *out, const struct tar_opts *o, uint64_t *bytes,
                     struct ferry_err *err);
 /* CRIU's images (dir: regular files only, a link in it skipped) as a tar
- * (zstd level 1 when zstd) at out, for extract_flat: without reading the
+ * (zstd's fast level -1 when zstd) at out, for extract_flat: without reading the
  * files' owners, names and extended attributes, a few system calls each. */
 int flat_dir_to_tar(const char *dir, const char *out, bool zstd, uint64_t *bytes,
                     struct ferry_err *err);

@@ -275,7 +275,11 @@ int flat_dir_to_tar(const char *dir, const char *out, bool zstd, uint64_t *bytes
   archive_write_set_format_pax_restricted(w);
   if (zstd) {
     archive_write_add_filter_zstd(w);
-    archive_write_set_filter_option(w, "zstd", "compression-level", "1");
+    /* zstd's first fast level: CRIU's images (pages above all) shrink
+     * about as much as at level 1 (a small redis: 2.9 MB -> 328 KB, 321 KB
+     * at 1) in half the time or less (4.3 ms, 5-9.5 at 1), which is inside
+     * the pause */
+    archive_write_set_filter_option(w, "zstd", "compression-level", "-1");
   }
   int r = 0;
   char *buf = NULL;
