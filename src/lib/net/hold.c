@@ -136,7 +136,6 @@ static int tap_open(const char *name, struct ferry_err *err)
   return fd;
 }
 
-
 /* `tc filter add dev IFINDEX {egress|ingress} pref 1 protocol all u32 match
  * u32 0 0 action mirred egress redirect dev TO` as one rtnetlink request:
  * the hold's filters, set while the container is frozen, without a tc
