@@ -170,6 +170,65 @@ static int whiteout(const char *dest, const char *rel, const char *entry, struct
   return 0;
 }
 
+/* The running count of an archive being unpacked: its entries, the bytes
+ * of its files, and how many its own size allows (a compression bomb). */
+struct unpack_count {
+  uint64_t entries, total, allowed;
+};
+
+static void count_init(struct unpack_count *c, int fd, const struct extract_limits *lim)
+{
+  *c = (struct unpack_count){.allowed = UINT64_MAX};
+  struct stat ast;
+  if (lim->max_ratio && fstat(fd, &ast) == 0 &&
+      (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
+    c->allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
+                     ? (uint64_t)ast.st_size * lim->max_ratio
+                     : lim->ratio_floor;
+}
+
+/* The next entry of a, counted: 1 with *e, *entry (its name as the archive
+ * has it) and *rel (that name made clean, "" for the archive root), both
+ * malloc'd; 0 at the end; or the error. */
+static int next_entry(struct archive *a, struct unpack_count *c, const struct extract_limits *lim,
+                      const char *what, struct archive_entry **e, char **entry, char **rel,
+                      struct ferry_err *err)
+{
+  int h = archive_read_next_header(a, e);
+  if (h == ARCHIVE_EOF)
+    return 0;
+  if (h < ARCHIVE_WARN)
+    return FERRY_INVALID(err, "%s: corrupt archive after %" PRIu64 " entries: %s", what,
+                         c->entries, archive_error_string(a));
+  if (++c->entries > lim->max_entries)
+    return FERRY_INVALID(err, "%s: more than %" PRIu64 " entries: refused", what, lim->max_entries);
+  const char *name = archive_entry_pathname(*e);
+  *entry = xstrdup(name ? name : "");
+  int r = extract_clean_name(*entry, rel, err);
+  if (r < 0)
+    return ferry_err_wrap(err, "%s", what);
+  return 1;
+}
+
+/* A file of size bytes (entry), counted against the limits: 0 or the error. */
+static int count_file(struct unpack_count *c, int64_t size, const struct extract_limits *lim,
+                      const char *what, const char *entry, struct ferry_err *err)
+{
+  if (size < 0 || (uint64_t)size > lim->max_entry_size)
+    return FERRY_INVALID(err, "%s: entry \"%s\": %" PRId64 " bytes is over the limit of %" PRIu64
+                              " bytes: refused",
+                         what, entry, size, lim->max_entry_size);
+  c->total += (uint64_t)size;
+  if (c->total > c->allowed)
+    return FERRY_INVALID(err, "%s: unpacks to more than %" PRIu64 " times its own size (a "
+                              "compression bomb?): refused",
+                         what, lim->max_ratio);
+  if (c->total > lim->max_total_size)
+    return FERRY_INVALID(err, "%s: more than %" PRIu64 " bytes in all: refused", what,
+                         lim->max_total_size);
+  return 0;
+}
+
 int extract_archive(const char *archive_path, const char *dest_in, enum extract_mode mode,
                     const struct extract_limits *lim, const char *what, struct ferry_err *err)
 {
@@ -203,60 +262,20 @@ int extract_archive_fd(int fd, const char *dest_in, enum extract_mode mode,
     r = FERRY_INVALID(err, "%s: not a readable archive: %s", what, archive_error_string(a));
     goto out;
   }
-  uint64_t total = 0, count = 0, allowed = UINT64_MAX;
-  struct stat ast;
-  if (lim->max_ratio && fstat(fd, &ast) == 0 &&
-      (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
-    allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
-                  ? (uint64_t)ast.st_size * lim->max_ratio
-                  : lim->ratio_floor;
+  struct unpack_count cnt;
+  count_init(&cnt, fd, lim);
   bool at_end = false;
   while (!at_end) {
     struct archive_entry *e;
-    int h = archive_read_next_header(a, &e);
-    if (h == ARCHIVE_EOF)
-      break;
-    if (h < ARCHIVE_WARN) {
-      r = FERRY_INVALID(err, "%s: corrupt archive after %" PRIu64 " entries: %s", what, count,
-                        archive_error_string(a));
+    _cleanup_free_ char *entry = NULL, *rel = NULL;
+    if ((r = next_entry(a, &cnt, lim, what, &e, &entry, &rel, err)) <= 0)
       goto out;
-    }
-    if (++count > lim->max_entries) {
-      r = FERRY_INVALID(err, "%s: more than %" PRIu64 " entries: refused", what, lim->max_entries);
-      goto out;
-    }
-    const char *name = archive_entry_pathname(e);
-    _cleanup_free_ char *entry = xstrdup(name ? name : "");
-    _cleanup_free_ char *rel = NULL;
-    r = extract_clean_name(entry, &rel, err);
-    if (r < 0) {
-      ferry_err_wrap(err, "%s", what);
-      goto out;
-    }
     if (!*rel)
       continue; /* the archive root "./" */
     mode_t type = archive_entry_filetype(e);
     int64_t size = archive_entry_size(e);
-    if (type == AE_IFREG && size > 0) {
-      if ((uint64_t)size > lim->max_entry_size) {
-        r = FERRY_INVALID(err, "%s: entry \"%s\": %" PRId64 " bytes is over the limit of %" PRIu64
-                               " bytes: refused",
-                          what, entry, size, lim->max_entry_size);
-        goto out;
-      }
-      total += (uint64_t)size;
-      if (total > allowed) {
-        r = FERRY_INVALID(err, "%s: unpacks to more than %" PRIu64 " times its own size (a "
-                               "compression bomb?): refused",
-                          what, lim->max_ratio);
-        goto out;
-      }
-      if (total > lim->max_total_size) {
-        r = FERRY_INVALID(err, "%s: more than %" PRIu64 " bytes in all: refused", what,
-                          lim->max_total_size);
-        goto out;
-      }
-    }
+    if (type == AE_IFREG && size > 0 && (r = count_file(&cnt, size, lim, what, entry, err)) < 0)
+      goto out;
     r = safe_parents(dest, rel, entry, err);
     if (r < 0) {
       ferry_err_wrap(err, "%s", what);
@@ -418,38 +437,17 @@ int extract_flat(const char *archive_path, const char *dest, const struct extrac
   archive_read_support_format_tar(a);
   archive_read_support_format_gnutar(a);
   int r = 0;
-  uint64_t total = 0, count = 0, allowed = UINT64_MAX;
-  struct stat ast;
-  if (lim->max_ratio && fstat(fd, &ast) == 0 &&
-      (uint64_t)ast.st_size < UINT64_MAX / lim->max_ratio)
-    allowed = (uint64_t)ast.st_size * lim->max_ratio > lim->ratio_floor
-                  ? (uint64_t)ast.st_size * lim->max_ratio
-                  : lim->ratio_floor;
+  struct unpack_count cnt;
+  count_init(&cnt, fd, lim);
   if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
     r = FERRY_INVALID(err, "%s: not a readable archive: %s", what, archive_error_string(a));
     goto out;
   }
   for (;;) {
     struct archive_entry *e;
-    int h = archive_read_next_header(a, &e);
-    if (h == ARCHIVE_EOF)
-      break;
-    if (h < ARCHIVE_WARN) {
-      r = FERRY_INVALID(err, "%s: corrupt archive after %" PRIu64 " entries: %s", what, count,
-                        archive_error_string(a));
+    _cleanup_free_ char *entry = NULL, *rel = NULL;
+    if ((r = next_entry(a, &cnt, lim, what, &e, &entry, &rel, err)) <= 0)
       goto out;
-    }
-    if (++count > lim->max_entries) {
-      r = FERRY_INVALID(err, "%s: more than %" PRIu64 " entries: refused", what, lim->max_entries);
-      goto out;
-    }
-    const char *name = archive_entry_pathname(e);
-    _cleanup_free_ char *entry = xstrdup(name ? name : "");
-    _cleanup_free_ char *rel = NULL;
-    if ((r = extract_clean_name(entry, &rel, err)) < 0) {
-      ferry_err_wrap(err, "%s", what);
-      goto out;
-    }
     mode_t type = archive_entry_filetype(e);
     if (!*rel && type == AE_IFDIR)
       continue; /* the archive root "./" */
@@ -460,24 +458,8 @@ int extract_flat(const char *archive_path, const char *dest, const struct extrac
       goto out;
     }
     int64_t size = archive_entry_size(e);
-    if (size < 0 || (uint64_t)size > lim->max_entry_size) {
-      r = FERRY_INVALID(err, "%s: entry \"%s\": %" PRId64 " bytes is over the limit of %" PRIu64
-                             " bytes: refused",
-                        what, entry, size, lim->max_entry_size);
+    if ((r = count_file(&cnt, size, lim, what, entry, err)) < 0)
       goto out;
-    }
-    total += (uint64_t)size;
-    if (total > allowed) {
-      r = FERRY_INVALID(err, "%s: unpacks to more than %" PRIu64 " times its own size (a "
-                             "compression bomb?): refused",
-                        what, lim->max_ratio);
-      goto out;
-    }
-    if (total > lim->max_total_size) {
-      r = FERRY_INVALID(err, "%s: more than %" PRIu64 " bytes in all: refused", what,
-                        lim->max_total_size);
-      goto out;
-    }
     /* a name taken already (by this archive or a file the page server
      * wrote) is replaced: never followed, never a directory */
     if (unlinkat(dfd, rel, 0) < 0 && errno != ENOENT) {
