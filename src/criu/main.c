@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "ckpt/criu-log-level.h"
+#include "ckpt/criu-ready.h"
 #include "criu-rpc.pb-c.h"
 
 #define MSG_MAX (64 * 1024)
@@ -179,35 +180,6 @@ static ssize_t ask_criu(uint8_t *buf, size_t cap)
   if (n <= 0 || !version_answer_ok(buf, (size_t)n))
     return -1;
   return n;
-}
-
-/* Waits until the CRIU started on socket x has loaded and learnt the
- * kernel's features (its VERSION answer, asked with keep_open: the worker
- * then waits for the next request): its start (exec, ~15 libraries to
- * link, the kernel's features) is then over before the agent hears
- * "ready", and not spent beside a dump on the same CPUs. 0 ready. */
-static int swrk_ready(int x)
-{
-  CriuReq req = CRIU_REQ__INIT;
-  req.type = CRIU_REQ_TYPE__VERSION;
-  req.has_keep_open = true;
-  req.keep_open = true;
-  uint8_t out[64], ans[MSG_MAX];
-  size_t len = criu_req__get_packed_size(&req);
-  if (len > sizeof out)
-    return -1;
-  criu_req__pack(&req, out);
-  if (send(x, out, len, MSG_NOSIGNAL) != (ssize_t)len)
-    return -1;
-  struct pollfd p = {.fd = x, .events = POLLIN};
-  int pr;
-  do
-    pr = poll(&p, 1, 30000);
-  while (pr < 0 && errno == EINTR);
-  if (pr != 1)
-    return -1;
-  ssize_t n = recv(x, ans, sizeof ans, 0);
-  return n > 0 && version_answer_ok(ans, (size_t)n) ? 0 : -1;
 }
 
 /* The request's type on fd, peeked (it stays for criu); -1 if unknown. */
@@ -474,7 +446,7 @@ static int restore_ahead(int rfd, const char *gate)
       close(wfd);
     return -1;
   }
-  if (swrk_ready(sv[0]) < 0)
+  if (ckpt_criu_ready(sv[0], 30000) < 0)
     fprintf(stderr, "ferry-criu: criu swrk did not answer before the restore (it goes on)\n");
   /* from here runc's request is this program's to deliver */
   if (recv(rfd, in, sizeof in, 0) != n) {

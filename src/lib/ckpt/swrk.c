@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ckpt/criu-ready.h"
 #include "ckpt/swrk.h"
 #include "criu-rpc.pb-c.h"
 #include "util/cleanup.h"
@@ -31,43 +32,6 @@ struct ckpt_criu {
   int ps_fd, keeper_fd; /* what it was started with (the caller's: not closed here) */
   bool used;
 };
-
-/* Waits (timeout_ms at most) until the worker on sk has started: its
- * answer to a VERSION request with keep_open (it then waits for the next
- * one). Its start (exec, its libraries linked, the kernel's features
- * learnt: 15-25 ms of CPU here) is then over before the freeze, not spent
- * beside it. */
-static int swrk_ready(int sk, int timeout_ms, struct ferry_err *err)
-{
-  CriuReq req = CRIU_REQ__INIT;
-  req.type = CRIU_REQ_TYPE__VERSION;
-  req.has_keep_open = true;
-  req.keep_open = true;
-  uint8_t out[64];
-  size_t len = criu_req__get_packed_size(&req);
-  if (len > sizeof out)
-    return FERRY_INTERNAL(err, "criu swrk: request too large");
-  criu_req__pack(&req, out);
-  if (send(sk, out, len, MSG_NOSIGNAL) != (ssize_t)len)
-    return ferry_err_sys(err, -errno, "criu swrk: ask whether it is ready");
-  struct pollfd pf = {.fd = sk, .events = POLLIN};
-  int pr;
-  do
-    pr = poll(&pf, 1, timeout_ms);
-  while (pr < 0 && errno == EINTR);
-  if (pr != 1)
-    return ferry_err_set(err, -ETIMEDOUT, FERRY_E_UNAVAILABLE,
-                         "criu swrk did not answer within %d ms", timeout_ms);
-  _cleanup_free_ uint8_t *in = malloc(RESP_MAX);
-  if (!in)
-    abort();
-  ssize_t n = recv(sk, in, RESP_MAX, 0);
-  CriuResp *resp = n > 0 ? criu_resp__unpack(NULL, (size_t)n, in) : NULL;
-  bool ok = resp && resp->type == CRIU_REQ_TYPE__VERSION && resp->success;
-  if (resp)
-    criu_resp__free_unpacked(resp, NULL);
-  return ok ? 0 : ferry_err_set(err, -EIO, FERRY_E_INTERNAL, "criu swrk did not start");
-}
 
 static char **criu_env;
 static pthread_once_t criu_env_once = PTHREAD_ONCE_INIT;
@@ -117,10 +81,11 @@ int ckpt_criu_start(int ps_fd, int keeper_fd, const char *out_path, struct ckpt_
     close(sv[0]);
     return r;
   }
-  if ((r = swrk_ready(sv[0], 10000, err)) < 0) {
+  /* its start over before the freeze (ckpt/criu-ready.h) */
+  if ((r = ckpt_criu_ready(sv[0], 10000)) < 0) {
     close(sv[0]); /* it ends at the end of its requests */
     spawn_reap(pid, 2000, true);
-    return r;
+    return ferry_err_sys(err, r, "criu swrk did not start (asked whether it is ready)");
   }
   struct ckpt_criu *c = calloc(1, sizeof *c);
   if (!c)

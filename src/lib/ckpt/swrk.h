@@ -27,5 +27,5 @@ int ckpt_criu_dump(struct ckpt_criu *c, char **argv, const char *images_dir, int
  * the pages that hold them (copy-on-write faults, costly on these
  * machines): measured, CRIU's CPU inside a small move's pause 92-127 ->
  * 74-79 ms. Bound at its start instead, before the freeze (its start is
- * waited for, swrk_ready). Built once. */
+ * waited for, ckpt/criu-ready.h). Built once. */
 const char *const *ckpt_criu_env(void);
