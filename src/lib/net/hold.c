@@ -136,6 +136,19 @@ static int tap_open(const char *name, struct ferry_err *err)
   return fd;
 }
 
+/* Starts a tc request of type and flags on q: its tcmsg, for ifindex and
+ * parent, the rest zero. */
+static struct tcmsg *tc_begin(struct nlreq *q, uint16_t type, uint16_t flags, unsigned ifindex,
+                              uint32_t parent)
+{
+  nl_begin(q, type, flags);
+  struct tcmsg *tm = nl_put(q, NULL, sizeof *tm);
+  tm->tcm_family = AF_UNSPEC;
+  tm->tcm_ifindex = (int)ifindex;
+  tm->tcm_parent = parent;
+  return tm;
+}
+
 /* `tc filter add dev IFINDEX {egress|ingress} pref 1 protocol all u32 match
  * u32 0 0 action mirred egress redirect dev TO` as one rtnetlink request:
  * the hold's filters, set while the container is frozen, without a tc
@@ -143,12 +156,10 @@ static int tap_open(const char *name, struct ferry_err *err)
 static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, uint32_t seq,
                            struct ferry_err *err)
 {
-  struct nlreq q = {.len = 0};
-  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
-  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
-  tm->tcm_family = AF_UNSPEC;
-  tm->tcm_ifindex = (int)ifindex;
-  tm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+  struct nlreq q;
+  struct tcmsg *tm =
+      tc_begin(&q, RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ifindex,
+               TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS));
   tm->tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL));
   nl_attr(&q, TCA_KIND, "u32", 4);
   size_t opts = nl_nest(&q, TCA_OPTIONS);
@@ -172,9 +183,6 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
   nl_nest_end(&q, act);
   nl_nest_end(&q, acts);
   nl_nest_end(&q, opts);
-  nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_type = RTM_NEWTFILTER;
-  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
   return nl_ask(sk, &q, seq, "hold", egress ? "egress filter" : "ingress filter", err);
 }
 
@@ -182,17 +190,11 @@ static int tc_redirect_all(int sk, unsigned ifindex, bool egress, unsigned to, u
  * already is fine. */
 static int tc_clsact_add(int sk, unsigned ifindex, uint32_t seq, struct ferry_err *err)
 {
-  struct nlreq q = {.len = 0};
-  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
-  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
-  tm->tcm_family = AF_UNSPEC;
-  tm->tcm_ifindex = (int)ifindex;
-  tm->tcm_parent = TC_H_CLSACT;
+  struct nlreq q;
+  struct tcmsg *tm = tc_begin(&q, RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                              ifindex, TC_H_CLSACT);
   tm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
   nl_attr(&q, TCA_KIND, "clsact", 7);
-  nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_type = RTM_NEWQDISC;
-  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
   struct ferry_err e = {0};
   int r = nl_ask(sk, &q, seq, "clsact", "qdisc", &e);
   if (r == -EEXIST)
@@ -206,15 +208,9 @@ static int tc_clsact_add(int sk, unsigned ifindex, uint32_t seq, struct ferry_er
  * side goes (none there is fine). */
 static void tc_filters_del(int sk, unsigned ifindex, bool egress, uint32_t seq)
 {
-  struct nlreq q = {.len = 0};
-  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
-  struct tcmsg *tm = nl_put(&q, NULL, sizeof *tm);
-  tm->tcm_family = AF_UNSPEC;
-  tm->tcm_ifindex = (int)ifindex;
-  tm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
-  nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_type = RTM_DELTFILTER;
-  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  struct nlreq q;
+  tc_begin(&q, RTM_DELTFILTER, NLM_F_REQUEST | NLM_F_ACK, ifindex,
+           TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS));
   nl_ask(sk, &q, seq, "hold", "filters' removal", NULL);
 }
 

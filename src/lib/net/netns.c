@@ -401,8 +401,8 @@ static int neigh_replace(int sk, int ifindex, const char *ip, const char *mac, u
   unsigned char ll[ETH_ALEN];
   for (int i = 0; i < ETH_ALEN; i++)
     ll[i] = (unsigned char)m[i];
-  struct nlreq q = {.len = 0};
-  struct nlmsghdr *nh = nl_put(&q, NULL, sizeof *nh);
+  struct nlreq q;
+  nl_begin(&q, RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
   struct ndmsg *nd = nl_put(&q, NULL, sizeof *nd);
   nd->ndm_family = AF_INET;
   nd->ndm_ifindex = ifindex;
@@ -410,9 +410,6 @@ static int neigh_replace(int sk, int ifindex, const char *ip, const char *mac, u
   nd->ndm_type = RTN_UNICAST;
   nl_attr(&q, NDA_DST, &a, sizeof a);
   nl_attr(&q, NDA_LLADDR, ll, sizeof ll);
-  nh = (struct nlmsghdr *)q.buf;
-  nh->nlmsg_type = RTM_NEWNEIGH;
-  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
   return nl_ask(sk, &q, seq, "neighbours", "entry", NULL);
 }
 

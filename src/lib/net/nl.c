@@ -20,6 +20,14 @@ void *nl_put(struct nlreq *q, const void *data, size_t len)
   return at;
 }
 
+void nl_begin(struct nlreq *q, uint16_t type, uint16_t flags)
+{
+  q->len = 0;
+  struct nlmsghdr *nh = nl_put(q, NULL, sizeof *nh);
+  nh->nlmsg_type = type;
+  nh->nlmsg_flags = flags;
+}
+
 size_t nl_attr(struct nlreq *q, unsigned short type, const void *data, size_t len)
 {
   size_t at = q->len;

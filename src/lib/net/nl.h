@@ -14,6 +14,9 @@ struct nlreq {
   size_t len;
 };
 
+/* Starts request q: its header, of type and flags (nl_ask sets its length
+ * and sequence). */
+void nl_begin(struct nlreq *q, uint16_t type, uint16_t flags);
 /* Appends len bytes (zeros when data is NULL), aligned; aborts past the
  * buffer (requests are fixed and small). */
 void *nl_put(struct nlreq *q, const void *data, size_t len);
