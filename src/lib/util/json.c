@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,24 +33,27 @@ int json_load(const char *path, json_t **out, struct ferry_err *err)
   return json_parse(buf, len, path, out, err);
 }
 
-int json_save_atomic(const char *path, json_t *j, struct ferry_err *err)
+/* j as indented text with a final newline, written to path by rename
+ * (fsynced first when sync). */
+static int json_save(const char *path, json_t *j, bool sync, struct ferry_err *err)
 {
   _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
   if (!s)
     return FERRY_INTERNAL(err, "%s: cannot encode JSON", path);
-  size_t n = strlen(s);
-  s[n] = '\0';
   _cleanup_free_ char *withnl = xasprintf("%s\n", s);
-  return write_file_atomic(path, withnl, n + 1, 0600, err);
+  size_t n = strlen(withnl);
+  return sync ? write_file_atomic(path, withnl, n, 0600, err)
+              : write_file_replace(path, withnl, n, 0600, err);
+}
+
+int json_save_atomic(const char *path, json_t *j, struct ferry_err *err)
+{
+  return json_save(path, j, true, err);
 }
 
 int json_save_quick(const char *path, json_t *j, struct ferry_err *err)
 {
-  _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-  if (!s)
-    return FERRY_INTERNAL(err, "%s: cannot encode JSON", path);
-  _cleanup_free_ char *withnl = xasprintf("%s\n", s);
-  return write_file_replace(path, withnl, strlen(withnl), 0600, err);
+  return json_save(path, j, false, err);
 }
 
 int json_save_durable(const char *path, json_t *j, struct ferry_err *err)
