@@ -177,6 +177,20 @@ cluster_up() {
   done
 }
 
+# link_limit HOST RATE: HOST's link to the segment of cluster_up limited to
+# RATE (tbf, e.g. 50mbit) both ways, as a ground station's radio link is;
+# link_limit HOST off lifts it.
+link_limit() {
+  local h=$1 rate=$2 i=${1#a} lv="HOST_${1}_LINK"
+  if [ "$rate" = off ]; then
+    in_ns "$h" tc qdisc del dev "fu$$$i" root 2>/dev/null || true
+    tc -n "$T_SW" qdisc del dev "${!lv}" root 2>/dev/null || true
+    return 0
+  fi
+  in_ns "$h" tc qdisc replace dev "fu$$$i" root tbf rate "$rate" burst 32kb latency 200ms
+  tc -n "$T_SW" qdisc replace dev "${!lv}" root tbf rate "$rate" burst 32kb latency 200ms
+}
+
 # routed_up N: N hosts a1..aN on N different networks joined by a router
 # netns (no segment in common): host i is 198.19.i.2 on 198.19.i.0/24, the
 # router 198.19.i.1 there. Their agents share the container subnet
