@@ -40,6 +40,31 @@ checked() { # HOST NAME WHAT
     fail "$what: memstress did not answer: $(f "$h" logs "$n" | tail -3)"
 }
 
+# A post-copy move's report (OUT): the copy ran before its memory was there
+# and the source's dump served every page before the move was called done;
+# else says why and fails.
+served() { # OUT
+  python3 - "$1" <<'PY' 2>&1
+import json, sys
+r = json.loads(sys.argv[1])
+if r["target"].get("post_copy") is not True:
+    sys.exit("the target did not fetch the memory from the source: %s" % json.dumps(r["target"]))
+pc = r.get("post_copy") or {}
+if "served_ms" not in pc or "error" in pc:
+    sys.exit("the source did not serve every page: %s" % json.dumps(pc))
+PY
+}
+
+# What the lazy-pages daemon of the last move to HOST said (its log's errors,
+# warnings and end).
+daemon_said() { # HOST
+  local dl
+  dl=$(find "$T_DIR/$1/root" -name lazy-pages.log -newer "$T_DIR/token" -printf '%T@ %p\n' 2>/dev/null |
+    sort -n | tail -n 1 | cut -d' ' -f2-)
+  [ -n "$dl" ] || { echo "none"; return 0; }
+  command grep -E "Error|Warn|exit|finish" "$dl" | tail -n 6 | tr '\n' ' ' || true
+}
+
 for mode in precopy stream copy lazy; do
   n=ms-$mode
   f a1 run -d --name "$n" ms /bin/memstress --mib 96 --all --rate 4000 >/dev/null
@@ -73,22 +98,11 @@ PY
     if [ "$mode" = lazy ]; then
       # post-copy: the copy ran before its memory was there; the source's
       # dump served every page before the move was called done
-      why=$(python3 - "$out" <<'PY' 2>&1
-import json, sys
-r = json.loads(sys.argv[1])
-if r["target"].get("post_copy") is not True:
-    sys.exit("the target did not fetch the memory from the source: %s" % json.dumps(r["target"]))
-pc = r.get("post_copy") or {}
-if "served_ms" not in pc or "error" in pc:
-    sys.exit("the source did not serve every page: %s" % json.dumps(pc))
-PY
-) || {
+      why=$(served "$out") || {
         # what the target's lazy-pages daemon said (its agent notes its end within a second)
         sleep 2
         lz=$(grep -h "lazy-pages" "$T_DIR/$to/ferryd.log" | tail -n 2 | tr '\n' ' ' || true)
-        dl=$(find "$T_DIR/$to/root" -name lazy-pages.log -newer "$T_DIR/token" 2>/dev/null | head -n 1)
-        [ -n "$dl" ] && dl=$(grep -E "Error|Warn|exit|finish" "$dl" | tail -n 6 | tr '\n' ' ')
-        fail "lazy move $hop ($from -> $to): $why; the target's agent: ${lz:-nothing about lazy-pages}; its daemon's log: ${dl:-none}"
+        fail "lazy move $hop ($from -> $to): $why; the target's agent: ${lz:-nothing about lazy-pages}; its daemon's log: $(daemon_said "$to")"
       }
     fi
     checked "$to" "$n" "$mode move $hop ($from -> $to)"
@@ -113,20 +127,9 @@ from=a1 to=a2
 for hop in 1 2 3 4; do
   out=$(f "$from" --json migrate ms-slow --to "$(url "$to")" --memory lazy 2>&1) ||
     fail "ms-slow move $hop ($from -> $to) failed: $out"
-  why=$(python3 - "$out" <<'PY' 2>&1
-import json, sys
-r = json.loads(sys.argv[1])
-if r["target"].get("post_copy") is not True:
-    sys.exit("the target did not fetch the memory from the source")
-pc = r.get("post_copy") or {}
-if "served_ms" not in pc or "error" in pc:
-    sys.exit("the source did not serve every page: %s" % json.dumps(pc))
-PY
-) || {
+  why=$(served "$out") || {
     sleep 2
-    dl=$(find "$T_DIR/$to/root" -name lazy-pages.log -newer "$T_DIR/token" 2>/dev/null | head -n 1)
-    [ -n "$dl" ] && dl=$(grep -E "Error|Warn" "$dl" | tail -n 4 | tr '\n' ' ')
-    fail "ms-slow move $hop ($from -> $to) over a 50 Mbit/s link: $why; the target's daemon: ${dl:-no log}"
+    fail "ms-slow move $hop ($from -> $to) over a 50 Mbit/s link: $why; the target's daemon's log: $(daemon_said "$to")"
   }
   checked "$to" ms-slow "ms-slow move $hop ($from -> $to) over a 50 Mbit/s link"
   tmp=$from; from=$to; to=$tmp
