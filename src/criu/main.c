@@ -311,16 +311,7 @@ static bool answered_here(int x, const uint8_t *msg, size_t n, int nfd)
   ans.type = CRIU_REQ_TYPE__NOTIFY;
   ans.has_notify_success = true;
   ans.notify_success = true;
-  uint8_t out[64];
-  size_t len = criu_req__get_packed_size(&ans);
-  if (len > sizeof out)
-    return false;
-  criu_req__pack(&ans, out);
-  ssize_t w;
-  do
-    w = send(x, out, len, MSG_NOSIGNAL);
-  while (w < 0 && errno == EINTR);
-  return w == (ssize_t)len;
+  return ckpt_criu_send_small(x, &ans) == 0;
 }
 
 /* One message from `from` to `to` (unless answer, given, takes it: then

@@ -1,5 +1,6 @@
-/* Whether a CRIU started ahead (`criu swrk` on a socket pair) has started,
- * for ferryd and for ferry-criu (which links nothing of ferry's): its
+/* CRIU RPC on a worker's socket pair, for ferryd and for ferry-criu (which
+ * links nothing of ferry's): a small request sent whole, and whether a CRIU
+ * started ahead (`criu swrk`) has started: its
  * answer to a VERSION request asked with keep_open (the worker then waits
  * for its next request). Waited for before the freeze, its start (exec,
  * ~15 libraries linked, the kernel's features learnt: 15-25 ms of CPU
@@ -14,6 +15,25 @@
 
 #include "criu-rpc.pb-c.h"
 
+/* Sends a small request (no field of variable length: at most 64 bytes
+ * packed) to the CRIU worker on sk as one message: 0, -EIO when it does not
+ * fit or went out short, or the send's -errno. */
+static inline int ckpt_criu_send_small(int sk, const CriuReq *req)
+{
+  uint8_t out[64];
+  size_t len = criu_req__get_packed_size(req);
+  if (len > sizeof out)
+    return -EIO;
+  criu_req__pack(req, out);
+  ssize_t w;
+  do
+    w = send(sk, out, len, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0)
+    return -errno;
+  return w == (ssize_t)len ? 0 : -EIO;
+}
+
 /* 0 once the worker on sk answered; -ETIMEDOUT after timeout_ms, -EIO for
  * anything but a successful VERSION answer, or the send's -errno. */
 static inline int ckpt_criu_ready(int sk, int timeout_ms)
@@ -22,13 +42,9 @@ static inline int ckpt_criu_ready(int sk, int timeout_ms)
   req.type = CRIU_REQ_TYPE__VERSION;
   req.has_keep_open = true;
   req.keep_open = true;
-  uint8_t out[64];
-  size_t len = criu_req__get_packed_size(&req);
-  if (len > sizeof out)
-    return -EIO;
-  criu_req__pack(&req, out);
-  if (send(sk, out, len, MSG_NOSIGNAL) != (ssize_t)len)
-    return errno ? -errno : -EIO;
+  int r = ckpt_criu_send_small(sk, &req);
+  if (r < 0)
+    return r;
   struct pollfd pf = {.fd = sk, .events = POLLIN};
   int pr;
   do
