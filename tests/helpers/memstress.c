@@ -40,6 +40,7 @@ struct region {
   uint8_t *mem;
   uint64_t *ver; /* version of each page: 0 = must read as zero */
   size_t pages;
+  int shared; /* others write it too: a page may be half rewritten when read */
 };
 
 static volatile sig_atomic_t want_check;
@@ -68,19 +69,35 @@ static void put(struct region *r, size_t i, uint64_t v)
   r->ver[i] = v;
 }
 
-/* Pages checked, or -1 with why filled. */
+/* 0 when page i of r holds its version's words, else -1 with why filled. */
+static int page_ok(const struct region *r, size_t i, char *why, size_t whylen)
+{
+  const volatile uint64_t *p = (const volatile uint64_t *)(r->mem + i * PG);
+  uint64_t v = ((const volatile uint64_t *)r->ver)[i];
+  for (size_t k = 0; k < WORDS; k++) {
+    uint64_t want = v ? word(i, v, k) : 0;
+    uint64_t got = p[k];
+    if (got != want) {
+      snprintf(why, whylen, "%s page %zu (version %llu): word %zu is %llx, not %llx", r->name, i,
+               (unsigned long long)v, k, (unsigned long long)got, (unsigned long long)want);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Pages checked, or -1 with why filled. A shared page that another
+ * process may be rewriting (its words first, then its version) is read
+ * again, up to 50 times 1 ms apart: a stale page stays wrong. */
 static long check(const struct region *r, char *why, size_t whylen)
 {
   for (size_t i = 0; i < r->pages; i++) {
-    const uint64_t *p = (const uint64_t *)(r->mem + i * PG);
-    uint64_t v = r->ver[i];
-    for (size_t k = 0; k < WORDS; k++) {
-      uint64_t want = v ? word(i, v, k) : 0;
-      if (p[k] != want) {
-        snprintf(why, whylen, "%s page %zu (version %llu): word %zu is %llx, not %llx", r->name, i,
-                 (unsigned long long)v, k, (unsigned long long)p[k], (unsigned long long)want);
+    int tries = r->shared ? 50 : 1;
+    while (page_ok(r, i, why, whylen) < 0) {
+      if (--tries == 0)
         return -1;
-      }
+      struct timespec d = {0, 1000000};
+      nanosleep(&d, NULL);
     }
   }
   return (long)r->pages;
@@ -107,6 +124,7 @@ static void region_init(struct region *r, const char *name, size_t pages, int sh
 {
   r->name = name;
   r->pages = pages;
+  r->shared = shared;
   r->mem = map(pages * PG, shared);
   if (thp)
     madvise(r->mem, pages * PG, MADV_HUGEPAGE);
